@@ -1,0 +1,7 @@
+// The list of CLI commands; each command lives in its own file and exports `register(program)`.
+// Add a command by adding one import and one entry here.
+import type { Command } from 'commander';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commands: RegisterCommand[] = [];
