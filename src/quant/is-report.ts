@@ -1,0 +1,75 @@
+// Per-layer integer-scale report: shift range, ŝ magnitude and bit width, relative error of
+// ŝ·2^-k vs s, weight MSE of IS vs FS (vs the original W when given), and int32 headroom.
+import { exactBounds, genericBounds, INT32_LIMIT, type IntegerScales } from './integer-scale.ts';
+import type { QuantizedWeight } from './rtn.ts';
+
+export interface IsLayerReport {
+  name: string;
+  k_min: number;
+  k_max: number;
+  /** max |ŝ| over the layer. */
+  iscale_max: number;
+  /** Bits of max |ŝ| as a signed integer (sign bit included); ≤ 16 means I16 storage fits. */
+  iscale_bits: number;
+  /** max over channels of the exact worst case E_n / 2^31 (< 1: proven overflow-free). */
+  headroom: number;
+  /** Same with the generic bound Σ|ŝ|·127·8·G (may exceed 1: then the exact bound is the proof). */
+  headroom_generic: number;
+  /** Mean over nonzero scales of |ŝ·2^-k − s| / s. */
+  rel_err: number;
+  /** Mean squared error of the IS dequantized weights ŝ·2^-k·q (vs W if known, else vs s·q). */
+  mse_is: number | null;
+  /** Mean squared error of the FS dequantized weights s·q vs W (null without W). */
+  mse_fs: number | null;
+}
+
+/** Signed bit width of an integer magnitude m: 1 + bit length of m. */
+export function signedBits(magnitude: number): number {
+  return magnitude === 0 ? 1 : Math.floor(Math.log2(magnitude)) + 2;
+}
+
+export function integerScaleReport(name: string, qw: QuantizedWeight, is: IntegerScales, original?: Float32Array): IsLayerReport {
+  const { outFeatures: N, inFeatures: K, groupSize: G } = qw;
+  const groups = K / G;
+  let kMin = Infinity, kMax = -Infinity, iscaleMax = 0, relSum = 0, relCount = 0;
+  for (let n = 0; n < N; n++) {
+    const k = is.shift[n]!;
+    kMin = Math.min(kMin, k);
+    kMax = Math.max(kMax, k);
+    for (let g = 0; g < groups; g++) {
+      const s = qw.scales[n * groups + g]!;
+      const hat = is.iscales[n * groups + g]!;
+      iscaleMax = Math.max(iscaleMax, Math.abs(hat));
+      if (s !== 0) {
+        relSum += Math.abs(hat * 2 ** -k - s) / Math.abs(s);
+        relCount++;
+      }
+    }
+  }
+  let seIs = 0, seFs = 0;
+  for (let n = 0; n < N; n++) {
+    const inv = 2 ** -is.shift[n]!;
+    for (let k = 0; k < K; k++) {
+      const idx = n * groups + ((k / G) | 0);
+      const q = qw.q[n * K + k]!;
+      const fs = q * qw.scales[idx]!;
+      const isVal = q * is.iscales[idx]! * inv;
+      const ref = original ? original[n * K + k]! : fs;
+      seIs += (isVal - ref) ** 2;
+      seFs += (fs - ref) ** 2;
+    }
+  }
+  const maxOf = (a: Float64Array) => a.reduce((m, v) => Math.max(m, v), 0);
+  return {
+    name,
+    k_min: kMin,
+    k_max: kMax,
+    iscale_max: iscaleMax,
+    iscale_bits: signedBits(iscaleMax),
+    headroom: maxOf(exactBounds(is.iscales, qw)) / INT32_LIMIT,
+    headroom_generic: maxOf(genericBounds(is.iscales, N, groups, G)) / INT32_LIMIT,
+    rel_err: relCount ? relSum / relCount : 0,
+    mse_is: seIs / (N * K),
+    mse_fs: original ? seFs / (N * K) : null,
+  };
+}

@@ -1,0 +1,20 @@
+// W4A16 on the CPU: dequantized weights q·s (exact in fp32) times fp32 activations, dense matmul.
+import { matmulF32 } from '../core/matmul.ts';
+import type { Linear } from '../model/linear.ts';
+import { dequantize, type QuantizedWeight } from './rtn.ts';
+
+export class W4A16Linear implements Linear {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  private readonly weight: Float32Array;
+
+  constructor(qw: QuantizedWeight) {
+    this.inFeatures = qw.inFeatures;
+    this.outFeatures = qw.outFeatures;
+    this.weight = dequantize(qw);
+  }
+
+  forward(x: Float32Array, rows: number): Float32Array {
+    return matmulF32(x, rows, this.inFeatures, this.weight, this.outFeatures);
+  }
+}
