@@ -25,7 +25,10 @@ export class FsLinear implements Linear {
     const acc = new Float32Array(rows * N);
     this.partials.forEach(q, rows, (g, partial) => {
       const scales = this.scalesByGroup.subarray(g * N, (g + 1) * N);
-      for (let i = 0; i < rows * N; i++) acc[i] = fmaF32(partial[i]!, scales[i % N]!, acc[i]!);
+      for (let t = 0; t < rows; t++) {
+        const base = t * N;
+        for (let n = 0; n < N; n++) acc[base + n] = fmaF32(partial[base + n]!, scales[n]!, acc[base + n]!);
+      }
     });
     for (let t = 0; t < rows; t++) {
       for (let n = 0; n < N; n++) acc[t * N + n] = Math.fround(acc[t * N + n]! * scale[t]!);

@@ -1,5 +1,5 @@
 // W4A16 on the CPU: dequantized weights q·s (exact in fp32) times fp32 activations, dense matmul.
-import { matmulF32 } from '../core/matmul.ts';
+import { matmulF32, toHeap } from '../core/matmul.ts';
 import type { Linear } from '../model/linear.ts';
 import { dequantize, type QuantizedWeight } from './rtn.ts';
 
@@ -11,7 +11,7 @@ export class W4A16Linear implements Linear {
   constructor(qw: QuantizedWeight) {
     this.inFeatures = qw.inFeatures;
     this.outFeatures = qw.outFeatures;
-    this.weight = dequantize(qw);
+    this.weight = toHeap(dequantize(qw));
   }
 
   forward(x: Float32Array, rows: number): Float32Array {
