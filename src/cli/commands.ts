@@ -1,7 +1,8 @@
 // The list of CLI commands; each command lives in its own file and exports `register(program)`.
 // Add a command by adding one import and one entry here.
 import type { Command } from 'commander';
+import { register as registerDoctor } from './doctor.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [registerDoctor];
