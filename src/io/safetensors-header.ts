@@ -95,7 +95,8 @@ export function parseHeaderJson(file: string, json: string, dataStart: number, d
       fail(file, `${where}: data_offsets must be two non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
-    if (begin > end || end > dataBytes) {
+    if (begin > end) fail(file, `${where}: data_offsets [${begin}, ${end}] end before they begin`);
+    if (end > dataBytes) {
       fail(file, `${where}: data_offsets [${begin}, ${end}] outside the data region of ${dataBytes} bytes (truncated file?)`);
     }
     const byteLength = numel * DTYPE_BYTES[dtype];
