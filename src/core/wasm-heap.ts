@@ -1,0 +1,93 @@
+// The shared WebAssembly memory that the fp32 GEMM kernel (src/core/wasm/matmul.wat) and its
+// worker threads operate on: one module instance per thread over the same SharedArrayBuffer-backed
+// memory, a bump allocator for long-lived arrays (weights, KV caches) and reusable scratch slots.
+// A Float32Array that already lives here is used in place; anything else is copied in per call.
+import { MATMUL_WASM_BASE64 } from './wasm/matmul-wasm.ts';
+import { setFlagsFromString } from 'node:v8';
+import { fail } from './errors.ts';
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
+const ALIGN = 64;
+
+// Compile the kernel with the optimizing tier straight away: a long GEMM call that starts in V8's
+// baseline (Liftoff) code stays there until it returns, at about half the speed.
+setFlagsFromString('--no-liftoff');
+export const wasmModule = new WebAssembly.Module(Buffer.from(MATMUL_WASM_BASE64, 'base64'));
+export const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
+
+export interface MatmulExports {
+  /** y[m, n] = Σ_k x[m, k]·w[n, k] for m in [m0, m1), n in [n0, n1); pointers/strides in bytes. */
+  mm(x: number, ldx: number, w: number, ldw: number, y: number, ldy: number,
+     m0: number, m1: number, n0: number, n1: number, K: number): void;
+}
+export const kernel = new WebAssembly.Instance(wasmModule, { env: { memory } }).exports as unknown as MatmulExports;
+
+// Growing a shared memory never detaches older views; each growth hands out a new
+// SharedArrayBuffer object over the same bytes. Remember them all to recognise heap views.
+const heapBuffers = new WeakSet<ArrayBufferLike>();
+function currentBuffer(): ArrayBufferLike {
+  const b = memory.buffer;
+  heapBuffers.add(b);
+  return b;
+}
+currentBuffer();
+
+let top = ALIGN; // byte 0..63 stays unused so that pointer 0 never names an array
+
+/** Allocate `bytes` bytes (64-byte aligned) for the life of the process; returns the byte offset. */
+export function heapAllocBytes(bytes: number): number {
+  const start = Math.ceil(top / ALIGN) * ALIGN;
+  const end = start + Math.max(bytes, 0);
+  const have = memory.buffer.byteLength;
+  if (end > have) {
+    const needPages = Math.ceil((end - have) / PAGE);
+    const cur = have / PAGE;
+    if (cur + needPages > MAX_PAGES) fail('matmul heap', `out of memory: ${end} bytes exceed the 4 GiB WebAssembly limit`);
+    // grow geometrically so repeated small growths stay cheap
+    const grow = Math.min(MAX_PAGES - cur, Math.max(needPages, Math.ceil(cur / 4)));
+    memory.grow(grow);
+  }
+  top = end;
+  return start;
+}
+
+/** A zeroed Float32Array of n floats living in the shared heap (never freed). */
+export function heapF32(n: number): Float32Array {
+  const off = heapAllocBytes(n * 4);
+  return new Float32Array(currentBuffer(), off, n);
+}
+
+/** An Int32Array of n ints living in the shared heap (never freed). */
+export function heapI32(n: number): Int32Array {
+  const off = heapAllocBytes(n * 4);
+  return new Int32Array(currentBuffer(), off, n);
+}
+
+/** Copy `a` into the heap once (for weights reused on every call). */
+export function toHeap(a: Float32Array): Float32Array {
+  if (isInHeap(a)) return a;
+  const h = heapF32(a.length);
+  h.set(a);
+  return h;
+}
+
+export function isInHeap(a: ArrayBufferView): boolean {
+  return heapBuffers.has(a.buffer);
+}
+
+const scratchSlots = new Map<string, Float32Array>();
+/** A reusable heap region of at least n floats, named by slot; contents are clobbered by the next user. */
+export function scratchF32(slot: string, n: number): Float32Array {
+  let s = scratchSlots.get(slot);
+  if (!s || s.length < n) {
+    s = heapF32(Math.max(n, Math.ceil((s?.length ?? 0) * 1.5), 1024));
+    scratchSlots.set(slot, s);
+  }
+  return s.length === n ? s : s.subarray(0, n);
+}
+
+/** Byte offset of a heap view (valid for the kernel). */
+export function ptr(a: ArrayBufferView): number {
+  return a.byteOffset;
+}

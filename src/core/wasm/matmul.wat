@@ -1,0 +1,196 @@
+;; matmul.wat: the fp32 GEMM kernel behind src/core/matmul.ts, y = x · wᵀ (WebAssembly SIMD).
+;; Assembled into matmul-wasm.ts (base64) by scripts/build-matmul-wasm.sh; edit this file, then run it.
+;;
+;; mm(x, ldx, w, ldw, y, ldy, m0, m1, n0, n1, K) computes, for m in [m0, m1) and n in [n0, n1),
+;;   y[m, n] = Σ_k x[m, k] · w[n, k]          (k in [0, K))
+;; Pointers are byte addresses in the shared memory; ld* are row strides in BYTES. Rows of x and
+;; w are both contiguous along k, so each output is a dot product: the main tile keeps 2 rows of x
+;; against 4 rows of w (8 f32x4 accumulators, 11 live vector registers: no spills on x86-64), four
+;; floats of k per step, then one horizontal sum per output and a scalar tail for K mod 4.
+;; Columns are walked in blocks of 16 rows of w so that those rows stay in L1/L2 while every
+;; x row pair of the range passes over them.
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; Σ_k x[k]·w[k] for one row pair, SIMD over k, then the K mod 4 tail.
+  (func $dot (param $px i32) (param $pw i32) (param $kb4 i32) (param $kb i32) (result f32)
+    (local $k i32) (local $a v128) (local $s f32)
+    (local.set $a (v128.const f32x4 0 0 0 0))
+    (block $done
+      (loop $L
+        (br_if $done (i32.ge_u (local.get $k) (local.get $kb4)))
+        (local.set $a (f32x4.add (local.get $a)
+          (f32x4.mul (v128.load (i32.add (local.get $px) (local.get $k)))
+                     (v128.load (i32.add (local.get $pw) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $L)))
+    (local.set $s (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $a)) (f32x4.extract_lane 1 (local.get $a)))
+      (f32.add (f32x4.extract_lane 2 (local.get $a)) (f32x4.extract_lane 3 (local.get $a)))))
+    (block $tdone
+      (loop $T
+        (br_if $tdone (i32.ge_u (local.get $k) (local.get $kb)))
+        (local.set $s (f32.add (local.get $s)
+          (f32.mul (f32.load (i32.add (local.get $px) (local.get $k)))
+                   (f32.load (i32.add (local.get $pw) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 4)))
+        (br $T)))
+    (local.get $s))
+
+  ;; Horizontal sum of a f32x4 accumulator.
+  (func $hsum (param $a v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $a)) (f32x4.extract_lane 1 (local.get $a)))
+      (f32.add (f32x4.extract_lane 2 (local.get $a)) (f32x4.extract_lane 3 (local.get $a)))))
+
+  ;; Scalar K-tail of one output: s + Σ_{k in [k, kb)} x[k]·w[k].
+  (func $tail (param $s f32) (param $px i32) (param $pw i32) (param $k i32) (param $kb i32) (result f32)
+    (block $done
+      (loop $T
+        (br_if $done (i32.ge_u (local.get $k) (local.get $kb)))
+        (local.set $s (f32.add (local.get $s)
+          (f32.mul (f32.load (i32.add (local.get $px) (local.get $k)))
+                   (f32.load (i32.add (local.get $pw) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 4)))
+        (br $T)))
+    (local.get $s))
+
+  ;; The 2 × 4 tile: rows px0, px0+ldx of x against rows pw0 .. pw0+3·ldw of w, written to
+  ;; py0 (row m) and py0+ldy (row m+1), four consecutive floats each.
+  (func $tile2x4 (param $px0 i32) (param $ldx i32) (param $pw0 i32) (param $ldw i32)
+                 (param $py0 i32) (param $ldy i32) (param $kb4 i32) (param $kb i32)
+    (local $px1 i32) (local $pw1 i32) (local $pw2 i32) (local $pw3 i32) (local $k i32)
+    (local $x0 v128) (local $x1 v128) (local $wv v128)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128)
+    (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128)
+    (local $py1 i32)
+    (local.set $px1 (i32.add (local.get $px0) (local.get $ldx)))
+    (local.set $pw1 (i32.add (local.get $pw0) (local.get $ldw)))
+    (local.set $pw2 (i32.add (local.get $pw1) (local.get $ldw)))
+    (local.set $pw3 (i32.add (local.get $pw2) (local.get $ldw)))
+    (block $done
+      (loop $L
+        (br_if $done (i32.ge_u (local.get $k) (local.get $kb4)))
+        (local.set $x0 (v128.load (i32.add (local.get $px0) (local.get $k))))
+        (local.set $x1 (v128.load (i32.add (local.get $px1) (local.get $k))))
+        (local.set $wv (v128.load (i32.add (local.get $pw0) (local.get $k))))
+        (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $wv))))
+        (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $x1) (local.get $wv))))
+        (local.set $wv (v128.load (i32.add (local.get $pw1) (local.get $k))))
+        (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $x0) (local.get $wv))))
+        (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $x1) (local.get $wv))))
+        (local.set $wv (v128.load (i32.add (local.get $pw2) (local.get $k))))
+        (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $x0) (local.get $wv))))
+        (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $x1) (local.get $wv))))
+        (local.set $wv (v128.load (i32.add (local.get $pw3) (local.get $k))))
+        (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $x0) (local.get $wv))))
+        (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $x1) (local.get $wv))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $L)))
+    (local.set $py1 (i32.add (local.get $py0) (local.get $ldy)))
+    (f32.store offset=0  (local.get $py0) (call $tail (call $hsum (local.get $a00)) (local.get $px0) (local.get $pw0) (local.get $k) (local.get $kb)))
+    (f32.store offset=4  (local.get $py0) (call $tail (call $hsum (local.get $a01)) (local.get $px0) (local.get $pw1) (local.get $k) (local.get $kb)))
+    (f32.store offset=8  (local.get $py0) (call $tail (call $hsum (local.get $a02)) (local.get $px0) (local.get $pw2) (local.get $k) (local.get $kb)))
+    (f32.store offset=12 (local.get $py0) (call $tail (call $hsum (local.get $a03)) (local.get $px0) (local.get $pw3) (local.get $k) (local.get $kb)))
+    (f32.store offset=0  (local.get $py1) (call $tail (call $hsum (local.get $a10)) (local.get $px1) (local.get $pw0) (local.get $k) (local.get $kb)))
+    (f32.store offset=4  (local.get $py1) (call $tail (call $hsum (local.get $a11)) (local.get $px1) (local.get $pw1) (local.get $k) (local.get $kb)))
+    (f32.store offset=8  (local.get $py1) (call $tail (call $hsum (local.get $a12)) (local.get $px1) (local.get $pw2) (local.get $k) (local.get $kb)))
+    (f32.store offset=12 (local.get $py1) (call $tail (call $hsum (local.get $a13)) (local.get $px1) (local.get $pw3) (local.get $k) (local.get $kb))))
+
+  ;; The 1 × 4 tile (the last row when the row count is odd; decode's single row).
+  (func $tile1x4 (param $px0 i32) (param $pw0 i32) (param $ldw i32) (param $py0 i32)
+                 (param $kb4 i32) (param $kb i32)
+    (local $pw1 i32) (local $pw2 i32) (local $pw3 i32) (local $k i32) (local $x0 v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local.set $pw1 (i32.add (local.get $pw0) (local.get $ldw)))
+    (local.set $pw2 (i32.add (local.get $pw1) (local.get $ldw)))
+    (local.set $pw3 (i32.add (local.get $pw2) (local.get $ldw)))
+    (block $done
+      (loop $L
+        (br_if $done (i32.ge_u (local.get $k) (local.get $kb4)))
+        (local.set $x0 (v128.load (i32.add (local.get $px0) (local.get $k))))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $x0) (v128.load (i32.add (local.get $pw0) (local.get $k))))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $x0) (v128.load (i32.add (local.get $pw1) (local.get $k))))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $x0) (v128.load (i32.add (local.get $pw2) (local.get $k))))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $x0) (v128.load (i32.add (local.get $pw3) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $L)))
+    (f32.store offset=0  (local.get $py0) (call $tail (call $hsum (local.get $a0)) (local.get $px0) (local.get $pw0) (local.get $k) (local.get $kb)))
+    (f32.store offset=4  (local.get $py0) (call $tail (call $hsum (local.get $a1)) (local.get $px0) (local.get $pw1) (local.get $k) (local.get $kb)))
+    (f32.store offset=8  (local.get $py0) (call $tail (call $hsum (local.get $a2)) (local.get $px0) (local.get $pw2) (local.get $k) (local.get $kb)))
+    (f32.store offset=12 (local.get $py0) (call $tail (call $hsum (local.get $a3)) (local.get $px0) (local.get $pw3) (local.get $k) (local.get $kb))))
+
+  (func $mm (export "mm")
+    (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $y i32) (param $ldy i32)
+    (param $m0 i32) (param $m1 i32) (param $n0 i32) (param $n1 i32) (param $K i32)
+    (local $kb i32) (local $kb4 i32) (local $nb i32) (local $nbEnd i32) (local $nq i32)
+    (local $m i32) (local $n i32) (local $nQuadEnd i32) (local $px i32)
+    (local.set $kb (i32.shl (local.get $K) (i32.const 2)))
+    (local.set $kb4 (i32.and (local.get $kb) (i32.const -16)))
+    ;; the columns that come in whole quads, [n0, nQuadEnd), blocked by 16
+    (local.set $nQuadEnd (i32.sub (local.get $n1)
+      (i32.and (i32.sub (local.get $n1) (local.get $n0)) (i32.const 3))))
+    (local.set $nb (local.get $n0))
+    (block $nbDone
+      (loop $NB
+        (br_if $nbDone (i32.ge_u (local.get $nb) (local.get $nQuadEnd)))
+        (local.set $nbEnd (i32.add (local.get $nb) (i32.const 16)))
+        (if (i32.gt_u (local.get $nbEnd) (local.get $nQuadEnd))
+          (then (local.set $nbEnd (local.get $nQuadEnd))))
+        ;; row pairs
+        (local.set $m (local.get $m0))
+        (block $mDone
+          (loop $M
+            (br_if $mDone (i32.gt_u (i32.add (local.get $m) (i32.const 2)) (local.get $m1)))
+            (local.set $n (local.get $nb))
+            (block $qDone
+              (loop $Q
+                (br_if $qDone (i32.ge_u (local.get $n) (local.get $nbEnd)))
+                (call $tile2x4
+                  (i32.add (local.get $x) (i32.mul (local.get $m) (local.get $ldx))) (local.get $ldx)
+                  (i32.add (local.get $w) (i32.mul (local.get $n) (local.get $ldw))) (local.get $ldw)
+                  (i32.add (i32.add (local.get $y) (i32.mul (local.get $m) (local.get $ldy)))
+                           (i32.shl (local.get $n) (i32.const 2))) (local.get $ldy)
+                  (local.get $kb4) (local.get $kb))
+                (local.set $n (i32.add (local.get $n) (i32.const 4)))
+                (br $Q)))
+            (local.set $m (i32.add (local.get $m) (i32.const 2)))
+            (br $M)))
+        ;; the odd last row
+        (if (i32.lt_u (local.get $m) (local.get $m1))
+          (then
+            (local.set $n (local.get $nb))
+            (block $q1Done
+              (loop $Q1
+                (br_if $q1Done (i32.ge_u (local.get $n) (local.get $nbEnd)))
+                (call $tile1x4
+                  (i32.add (local.get $x) (i32.mul (local.get $m) (local.get $ldx)))
+                  (i32.add (local.get $w) (i32.mul (local.get $n) (local.get $ldw))) (local.get $ldw)
+                  (i32.add (i32.add (local.get $y) (i32.mul (local.get $m) (local.get $ldy)))
+                           (i32.shl (local.get $n) (i32.const 2)))
+                  (local.get $kb4) (local.get $kb))
+                (local.set $n (i32.add (local.get $n) (i32.const 4)))
+                (br $Q1)))))
+        (local.set $nb (local.get $nbEnd))
+        (br $NB)))
+    ;; the last 0..3 columns, one dot product each
+    (local.set $m (local.get $m0))
+    (block $rDone
+      (loop $R
+        (br_if $rDone (i32.ge_u (local.get $m) (local.get $m1)))
+        (local.set $px (i32.add (local.get $x) (i32.mul (local.get $m) (local.get $ldx))))
+        (local.set $n (local.get $nQuadEnd))
+        (block $cDone
+          (loop $C
+            (br_if $cDone (i32.ge_u (local.get $n) (local.get $n1)))
+            (f32.store
+              (i32.add (i32.add (local.get $y) (i32.mul (local.get $m) (local.get $ldy)))
+                       (i32.shl (local.get $n) (i32.const 2)))
+              (call $dot (local.get $px)
+                (i32.add (local.get $w) (i32.mul (local.get $n) (local.get $ldw)))
+                (local.get $kb4) (local.get $kb)))
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (br $C)))
+        (local.set $m (i32.add (local.get $m) (i32.const 1)))
+        (br $R))))
+)
