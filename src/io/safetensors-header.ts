@@ -33,16 +33,30 @@ export function printable(s: string): string {
   return /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(cut) ? JSON.stringify(cut) : cut;
 }
 
+/** A short description of a JSON value for messages (never serializes nested content). */
+function describe(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return `the string ${printable(v)}`;
+  if (v === null) return 'null';
+  return Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v;
+}
+
+/** `[a, b, c]`, cut after 8 dimensions. */
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? ', …' : ''}]`;
+}
+
 /** Number of elements of a shape, or a problem description. */
 export function shapeElements(shape: unknown): number | string {
-  if (!Array.isArray(shape)) return 'shape is not an array';
+  if (!Array.isArray(shape)) return `shape is not an array (${describe(shape)})`;
   let n = 1;
-  for (const d of shape) {
+  for (let i = 0; i < shape.length; i++) {
+    const d: unknown = shape[i];
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      return `shape ${printable(JSON.stringify(shape) ?? '')} is not a list of non-negative integers`;
+      return `shape is not a list of non-negative integers (element ${i} is ${describe(d)})`;
     }
     n *= d;
-    if (!Number.isSafeInteger(n)) return `shape ${printable(JSON.stringify(shape))} is too large`;
+    if (!Number.isSafeInteger(n)) return `shape ${formatShape(shape as number[])} is too large`;
   }
   return n;
 }
@@ -101,7 +115,7 @@ export function parseHeaderJson(file: string, json: string, dataStart: number, d
     }
     const byteLength = numel * DTYPE_BYTES[dtype];
     if (end - begin !== byteLength) {
-      fail(file, `${where}: data_offsets span ${end - begin} bytes but shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${byteLength}`);
+      fail(file, `${where}: data_offsets span ${end - begin} bytes but shape ${formatShape(shape as number[])} of ${dtype} needs ${byteLength}`);
     }
     tensors.set(name, {
       name, dtype, shape: (shape as number[]).slice(), file, offset: dataStart + begin, byteLength,

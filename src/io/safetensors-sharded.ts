@@ -30,8 +30,13 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function metadataString(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+function metadataString(indexPath: string, key: string, v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    fail(indexPath, `metadata value for ${printable(key)} cannot be represented as text (nested too deeply)`);
+  }
 }
 
 function openSharded(dir: string, indexPath: string): TensorSource {
@@ -77,7 +82,7 @@ function openSharded(dir: string, indexPath: string): TensorSource {
   const indexMeta = index['metadata'];
   if (isPlainObject(indexMeta)) {
     for (const [k, v] of Object.entries(indexMeta)) {
-      Object.defineProperty(metadata, k, { value: metadataString(v), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(metadata, k, { value: metadataString(indexPath, k, v), enumerable: true, writable: true, configurable: true });
     }
   }
 

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
-import { DTYPE_BYTES, isDType, printable, shapeElements, type DType, type TypedArray } from './safetensors-header.ts';
+import { DTYPE_BYTES, formatShape, isDType, printable, shapeElements, type DType, type TypedArray } from './safetensors-header.ts';
 import { writeAll, writeAtomically } from './safetensors-file.ts';
 import { INDEX_FILE, SINGLE_FILE } from './safetensors-sharded.ts';
 
@@ -37,7 +37,7 @@ function checkTensors(where: string, tensors: TensorToWrite[]): void {
       fail(where, `tensor ${printable(t.name)}: ${t.dtype} data must be a ${want.name}, got ${t.data?.constructor?.name ?? typeof t.data}`);
     }
     if (t.data.length !== numel) {
-      fail(where, `tensor ${printable(t.name)}: shape [${t.shape.join(', ')}] has ${numel} elements but data has ${t.data.length}`);
+      fail(where, `tensor ${printable(t.name)}: shape ${formatShape(t.shape)} has ${numel} elements but data has ${t.data.length}`);
     }
   }
 }
