@@ -2,7 +2,9 @@
 // Add a command by adding one import and one entry here.
 import type { Command } from 'commander';
 import { register as registerDoctor } from './doctor.ts';
+import { register as registerQuantize } from './quantize.ts';
+import { register as registerInspect } from './inspect.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor];
+export const commands: RegisterCommand[] = [registerDoctor, registerQuantize, registerInspect];

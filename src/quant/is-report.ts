@@ -73,3 +73,16 @@ export function integerScaleReport(name: string, qw: QuantizedWeight, is: Intege
     mse_fs: original ? seFs / (N * K) : null,
   };
 }
+
+/** The per-layer report as an aligned text table (one line per layer). */
+export function formatIsReportTable(reports: IsLayerReport[]): string {
+  const head = ['layer', 'k', 'max|ŝ|', 'bits', 'headroom', 'rel_err(ŝ)', 'mse_is', 'mse_fs'];
+  const fmt = (v: number | null) => (v === null ? '-' : v.toExponential(3));
+  const rows = reports.map((r) => [
+    r.name, r.k_min === r.k_max ? `${r.k_min}` : `${r.k_min}..${r.k_max}`, `${r.iscale_max}`, `${r.iscale_bits}`,
+    r.headroom.toFixed(4), fmt(r.rel_err), fmt(r.mse_is), fmt(r.mse_fs),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}

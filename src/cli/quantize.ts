@@ -1,0 +1,48 @@
+// `intscale quantize <model-dir> --out DIR ...`: RTN W4 + integer scales → quantized checkpoint,
+// with a progress bar per layer and the per-layer integer-scale report at the end.
+import type { Command } from 'commander';
+import { fail } from '../core/errors.ts';
+import { progress } from '../core/progress.ts';
+import { writeQuantizedModel } from '../io/qformat.ts';
+import { parseAmplifier } from '../quant/integer-scale.ts';
+import { formatIsReportTable } from '../quant/is-report.ts';
+
+export function parseIntOption(flag: string, text: string): number {
+  if (!/^-?\d+$/.test(text)) fail(flag, `expected an integer, got '${text}'`);
+  return Number(text);
+}
+
+export function register(program: Command): void {
+  program
+    .command('quantize')
+    .description('quantize a Hugging Face Llama model dir to W4 (+ integer scales) into a new dir')
+    .argument('<model-dir>', 'source model directory (config.json + safetensors)')
+    .requiredOption('--out <dir>', 'output directory (must not exist)')
+    .option('--method <m>', 'quantization method (rtn)', 'rtn')
+    .option('--wbits <n>', 'weight bits (4)', '4')
+    .option('--group <n>', 'group size: 32, 64, 128, 256 or -1 (per channel)', '128')
+    .option('--abits <n>', 'activation bits at run time: 8 or 16', '8')
+    .option('--scale <s>', 'scales used at run time: int or float', 'int')
+    .option('--amplifier <a>', 'integer-scale amplifier: auto (per channel), layer, or a fixed shift K', 'auto')
+    .option('--clip', 'search a clip ratio per group minimizing its squared error', false)
+    .option('--json', 'print the per-layer report as JSON')
+    .action((modelDir: string, o: Record<string, string | boolean>) => {
+      const opts = {
+        method: String(o['method']),
+        wbits: parseIntOption('--wbits', String(o['wbits'])),
+        group: parseIntOption('--group', String(o['group'])),
+        abits: parseIntOption('--abits', String(o['abits'])),
+        scale: String(o['scale']) as 'int' | 'float',
+        amplifier: parseAmplifier(String(o['amplifier'])),
+        clip: o['clip'] === true,
+      };
+      let bar: ReturnType<typeof progress> | undefined;
+      const reports = writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
+        bar ??= progress('quantize', total);
+        bar.tick();
+        if (i === total - 1) bar.done();
+      });
+      if (o['json']) process.stdout.write(JSON.stringify({ layers: reports }, null, 1) + '\n');
+      else process.stdout.write(`${formatIsReportTable(reports)}\nwrote ${String(o['out'])} (${reports.length} quantized linears)\n`);
+    });
+}
