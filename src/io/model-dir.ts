@@ -1,0 +1,139 @@
+// Recognise and load a model: a Hugging Face directory (config.json + safetensors + tokenizer.json)
+// or a llama2.c checkpoint (a .bin file, or a directory holding one checkpoint .bin and one
+// tokenizer .bin). Returns the normalized config, the tokenizer and dense fp32 weights.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fail } from '../core/errors.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { denseLinear, type LayerWeights, type ModelWeights } from '../model/weights.ts';
+import { readHfConfig } from './hf-config.ts';
+import { loadLlama2c, readLlama2cHeader } from './llama2c.ts';
+import { openSafetensorsDir, type TensorSource } from './safetensors.ts';
+import { loadHfTokenizer, loadLlama2cTokenizer, type Tokenizer } from './tokenizer.ts';
+
+export interface LoadedModel {
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  weights: ModelWeights;
+  /** 'hf' or 'llama2c' */
+  format: 'hf' | 'llama2c';
+  path: string;
+}
+
+export interface LoadOptions {
+  /** llama2.c: the tokenizer .bin when it is not next to the checkpoint. */
+  tokenizerPath?: string;
+  /** Called once per layer while loading. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export type ModelKind =
+  | { format: 'hf'; dir: string }
+  | { format: 'llama2c'; checkpoint: string; tokenizer?: string };
+
+/** What kind of model lives at `p`, or a one-line error. */
+export function detectModel(p: string): ModelKind {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    fail(p, 'no such file or directory');
+  }
+  if (st.isFile()) {
+    if (!p.endsWith('.bin')) fail(p, 'not a model: expected a directory or a llama2.c .bin checkpoint');
+    const tok = siblingTokenizer(path.dirname(p), p);
+    return tok ? { format: 'llama2c', checkpoint: p, tokenizer: tok } : { format: 'llama2c', checkpoint: p };
+  }
+  if (fs.existsSync(path.join(p, 'config.json'))) return { format: 'hf', dir: p };
+  const bins = fs.readdirSync(p).filter((f) => f.endsWith('.bin')).map((f) => path.join(p, f));
+  const checkpoints = bins.filter(isLlama2cCheckpoint);
+  if (checkpoints.length === 1) {
+    const tok = siblingTokenizer(p, checkpoints[0]!);
+    return tok ? { format: 'llama2c', checkpoint: checkpoints[0]!, tokenizer: tok } : { format: 'llama2c', checkpoint: checkpoints[0]! };
+  }
+  if (checkpoints.length > 1) fail(p, `several llama2.c checkpoints (${checkpoints.map((b) => path.basename(b)).join(', ')}): name the .bin file`);
+  fail(p, 'not a model directory: no config.json and no llama2.c checkpoint');
+}
+
+function isLlama2cCheckpoint(file: string): boolean {
+  try {
+    readLlama2cHeader(file);
+    return fs.statSync(file).size > 1024 + 28 && !/tok/i.test(path.basename(file));
+  } catch {
+    return false;
+  }
+}
+
+/** A tokenizer .bin next to a checkpoint: tokenizer.bin, or the only other tok*.bin. */
+function siblingTokenizer(dir: string, checkpoint: string): string | undefined {
+  const cands = fs.readdirSync(dir).filter((f) => f.endsWith('.bin') && /tok/i.test(f)).map((f) => path.join(dir, f))
+    .filter((f) => path.resolve(f) !== path.resolve(checkpoint));
+  const named = cands.find((f) => path.basename(f) === 'tokenizer.bin');
+  return named ?? (cands.length === 1 ? cands[0] : undefined);
+}
+
+/** Load config, tokenizer and fp32 weights. */
+export function loadModel(p: string, opts: LoadOptions = {}): LoadedModel {
+  const kind = detectModel(p);
+  if (kind.format === 'llama2c') {
+    const tokPath = opts.tokenizerPath ?? kind.tokenizer;
+    if (!tokPath) fail(p, 'llama2.c checkpoint without a tokenizer .bin next to it (tokenizer.bin or tok*.bin)');
+    const { config, weights } = loadLlama2c(kind.checkpoint);
+    opts.onProgress?.(config.nLayers, config.nLayers);
+    return { config, weights, tokenizer: loadLlama2cTokenizer(tokPath, config.vocabSize), format: 'llama2c', path: p };
+  }
+  const dir = kind.dir;
+  const config = readHfConfig(path.join(dir, 'config.json'));
+  const tokJson = path.join(dir, 'tokenizer.json');
+  if (!fs.existsSync(tokJson)) fail(dir, 'no tokenizer.json');
+  const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
+  const src = openSafetensorsDir(dir);
+  try {
+    const weights = loadHfWeights(src, config, dir, opts.onProgress);
+    return { config, tokenizer, weights, format: 'hf', path: p };
+  } finally {
+    src.close();
+  }
+}
+
+/** Read the standard HF LLaMA tensor names into ModelWeights (fp32, shapes checked). */
+export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
+                              onProgress?: (done: number, total: number) => void): ModelWeights {
+  if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
+  const read = (name: string, shape: number[]): Float32Array => {
+    if (!src.has(name)) fail(where, `missing tensor ${name}`);
+    const info = src.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
+      fail(where, `tensor ${name} has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    return src.readF32(name);
+  };
+  const { dim, hiddenDim, headDim } = c;
+  const qDim = c.nHeads * headDim, kvDim = c.nKvHeads * headDim;
+  const embedding = read('model.embed_tokens.weight', [c.vocabSize, dim]);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const pre = `model.layers.${l}.`;
+    const lin = (name: string, out: number, inp: number) => denseLinear(read(`${pre}${name}.weight`, [out, inp]), out, inp);
+    const layer: LayerWeights = {
+      attnNorm: read(`${pre}input_layernorm.weight`, [dim]),
+      wq: lin('self_attn.q_proj', qDim, dim),
+      wk: lin('self_attn.k_proj', kvDim, dim),
+      wv: lin('self_attn.v_proj', kvDim, dim),
+      wo: lin('self_attn.o_proj', dim, qDim),
+      ffnNorm: read(`${pre}post_attention_layernorm.weight`, [dim]),
+      w1: lin('mlp.gate_proj', hiddenDim, dim),
+      w2: lin('mlp.down_proj', dim, hiddenDim),
+      w3: lin('mlp.up_proj', hiddenDim, dim),
+    };
+    if (c.qkvBias) {
+      layer.bq = read(`${pre}self_attn.q_proj.bias`, [qDim]);
+      layer.bk = read(`${pre}self_attn.k_proj.bias`, [kvDim]);
+      layer.bv = read(`${pre}self_attn.v_proj.bias`, [kvDim]);
+    }
+    layers.push(layer);
+    onProgress?.(l + 1, c.nLayers);
+  }
+  const finalNorm = read('model.norm.weight', [dim]);
+  const head = c.tieEmbeddings || !src.has('lm_head.weight') ? embedding : read('lm_head.weight', [c.vocabSize, dim]);
+  return { embedding, layers, finalNorm, lmHead: denseLinear(head, c.vocabSize, dim) };
+}
