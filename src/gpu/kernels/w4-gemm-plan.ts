@@ -1,0 +1,115 @@
+// Launch planning for src/gpu/kernels/w4_gemm.cu: which entry point, grid, block, dynamic shared
+// memory and split-K factor for a GEMM shape, plus the shape limits. Pure (no GPU): the runtime's
+// wrappers call planW4Gemm and launch with the documented parameter list (docs/KERNELS.md).
+import { fail } from '../../core/errors.ts';
+
+/** IS = integer group scales, FS = float group scales, PC = per channel, w4a16 = fp16 activations. */
+export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
+export type W4Tile = 's' | 'm' | 'l';
+
+export interface W4TileShape {
+  readonly bm: number;
+  readonly bn: number;
+  readonly threads: number;
+  readonly stages: number;
+}
+
+/** Must match TILE_* / THREADS_* in w4_gemm.cu. */
+export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
+  s: { bm: 16, bn: 128, threads: 128, stages: 4 },
+  m: { bm: 64, bn: 128, threads: 256, stages: 4 },
+  l: { bm: 128, bn: 128, threads: 256, stages: 4 },
+};
+
+export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
+
+export interface W4GemmPlan {
+  readonly entry: string;
+  readonly tile: W4Tile;
+  readonly grid: [number, number, number];
+  readonly block: [number, number, number];
+  /** Dynamic shared memory bytes (also set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES). */
+  readonly smem: number;
+  readonly splits: number;
+  /** Bytes of the zero-initialized 4-byte [M, N] workspace (0 when splits = 1). */
+  readonly workspaceBytes: number;
+  /** Number of zero-initialized u32 tile counters (0 when splits = 1). */
+  readonly counters: number;
+}
+
+export interface W4PlanOptions {
+  /** Force a tile (default: by M). */
+  tile?: W4Tile;
+  /** Force the split-K factor (default: fill the GPU). */
+  splits?: number;
+  /** Streaming multiprocessors (default 132, H100 SXM). */
+  smCount?: number;
+}
+
+/** Kernel entry-point name for a kind, group size and tile. */
+export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): string {
+  switch (kind) {
+    case 'is':
+    case 'fs':
+      if (![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
+      return `w4a8_gemm_${kind}_g${group}_${tile}`;
+    case 'pc':
+      return `w4a8_gemm_pc_${tile}`;
+    case 'w4a16':
+      if (group !== 128) fail('w4a16 GEMM', `group size ${group} unsupported on GPU (128 only)`);
+      return `w4a16_gemm_g128_${tile}`;
+  }
+}
+
+/** Dynamic shared memory of one entry point (formula of w4_gemm.cu's header). */
+export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): number {
+  const t = W4_TILES[tile];
+  const eb = kind === 'w4a16' ? 2 : 1;
+  const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
+  const groupsPerTile = kind === 'pc' ? 0 : 128 / group;
+  return t.stages * (t.bm * 128 * eb + t.bn * 64 + groupsPerTile * t.bn * sb);
+}
+
+/** Check a GEMM shape against the kernels' limits (one-line errors). */
+export function checkW4Shape(m: number, n: number, k: number): void {
+  const where = `w4 GEMM ${m}x${n}x${k}`;
+  if (!Number.isInteger(m) || m < 1) fail(where, `M = ${m} must be a positive integer`);
+  if (!Number.isInteger(n) || n < 8 || n % 8 !== 0) fail(where, `N = ${n} must be a positive multiple of 8`);
+  if (!Number.isInteger(k) || k < 128 || k % 128 !== 0) fail(where, `K = ${k} must be a positive multiple of 128`);
+}
+
+/** Choose entry point, grid and split-K for y[M,N] = x[M,K]·Wᵀ. */
+export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number, k: number, opts: W4PlanOptions = {}): W4GemmPlan {
+  checkW4Shape(m, n, k);
+  const g = kind === 'pc' ? k : group;
+  if (kind !== 'pc' && k % g !== 0) fail(`w4 GEMM ${m}x${n}x${k}`, `K is not a multiple of the group size ${g}`);
+  const tile: W4Tile = opts.tile ?? (m <= 16 ? 's' : m <= 64 ? 'm' : 'l');
+  const t = W4_TILES[tile];
+  const smCount = opts.smCount ?? 132;
+  const gx = Math.ceil(n / t.bn);
+  const gy = Math.ceil(m / t.bm);
+  const kTiles = k / 128;
+  let splits: number;
+  if (opts.splits !== undefined) {
+    splits = opts.splits;
+    if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
+  } else {
+    // Small tiles are memory bound: aim for ~3 blocks per SM; big tiles: one wave.
+    const target = (tile === 's' ? 3 : 1) * smCount;
+    const tiles = gx * gy;
+    splits = tiles >= target ? 1 : Math.min(Math.ceil(target / tiles), Math.max(1, Math.floor(kTiles / 2)));
+  }
+  return {
+    entry: w4EntryName(kind, group, tile),
+    tile,
+    grid: [gx, gy, splits],
+    block: [t.threads, 1, 1],
+    smem: w4SmemBytes(kind, group, tile),
+    splits,
+    workspaceBytes: splits > 1 ? m * n * 4 : 0,
+    counters: splits > 1 ? gx * gy : 0,
+  };
+}
+
+/** Activation quantization (src/gpu/kernels/quantize_act.cu): grid (M), block (256), no smem. */
+export const QUANTIZE_ACT = { source: 'src/gpu/kernels/quantize_act.cu', entry: 'quantize_act_per_token', block: 256 } as const;
