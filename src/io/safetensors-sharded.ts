@@ -40,9 +40,15 @@ function metadataString(indexPath: string, key: string, v: unknown): string {
 }
 
 function openSharded(dir: string, indexPath: string): TensorSource {
+  let text: string;
+  try {
+    text = fs.readFileSync(indexPath, 'utf8');
+  } catch (e) {
+    fail(indexPath, `cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
   let index: unknown;
   try {
-    index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
+    index = JSON.parse(text);
   } catch (e) {
     fail(indexPath, `not valid JSON (${printable(String((e as Error).message))})`);
   }

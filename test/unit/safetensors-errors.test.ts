@@ -114,6 +114,9 @@ test('sharded directory problems: no model, bad index, missing shard, tensor abs
   expectFailure(() => openSafetensorsDir(nowhere), nowhere, /no such directory/);
 
   const index = path.join(dir, 'model.safetensors.index.json');
+  fs.mkdirSync(index);
+  expectFailure(() => openSafetensorsDir(dir), index, /cannot read \(EISDIR\)/);
+  fs.rmdirSync(index);
   fs.writeFileSync(index, '{"weight_map": ');
   expectFailure(() => openSafetensorsDir(dir), index, /not valid JSON/);
   fs.writeFileSync(index, '{"metadata": {}}');

@@ -78,6 +78,10 @@ test('round trip of every dtype, incl. scalars and empty tensors, with metadata'
   tensors.push({ name: 'empty', dtype: 'F16', shape: [0, 7], data: new Uint16Array(0) });
   tensors.push({ name: 'scalar', dtype: 'I64', shape: [], data: new BigInt64Array([-5n]) });
   tensors.push({ name: '__proto__', dtype: 'U8', shape: [2], data: new Uint8Array([9, 8]) });
+  // data that is a view into a larger buffer at an odd offset
+  const backing = new Rng(11).normals(40);
+  tensors.push({ name: 'view', dtype: 'F32', shape: [3, 4], data: backing.subarray(5, 17) });
+  tensors.push({ name: 'view.i8', dtype: 'I8', shape: [3], data: new Int8Array([1, 2, 3, 4, 5]).subarray(1, 4) });
   const file = path.join(tmp, 'all.safetensors');
   const metadata = { format: 'pt', 'quant.group_size': '128', ünïcode: 'ŝ = round(s·2^k)' };
   writeSafetensors(file, tensors, metadata);
