@@ -21,7 +21,7 @@ import { W4A16Linear } from '../quant/linear-w4a16.ts';
 export const QUANT_METHOD = 'intscale';
 export const REPORT_FILE = 'quantization_report.json';
 /** Architectures whose decoder linears we know how to find (`model.layers.L.{self_attn,mlp}.*_proj`). */
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
 const LINEAR_PATTERN = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
 
 export interface QuantizationConfig {
