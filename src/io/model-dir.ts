@@ -10,6 +10,8 @@ import { readHfConfig } from './hf-config.ts';
 import { loadLlama2c, readLlama2cHeader } from './llama2c.ts';
 import { openSafetensorsDir, type TensorSource } from './safetensors.ts';
 import { loadHfTokenizer, loadLlama2cTokenizer, type Tokenizer } from './tokenizer.ts';
+import type { Linear } from '../model/linear.ts';
+import { quantizedLinearHook } from './qformat.ts'; // intscale quantized checkpoints (owned by qformat.ts)
 
 export interface LoadedModel {
   config: ModelConfig;
@@ -89,7 +91,7 @@ export function loadModel(p: string, opts: LoadOptions = {}): LoadedModel {
   const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
   const src = openSafetensorsDir(dir);
   try {
-    const weights = loadHfWeights(src, config, dir, opts.onProgress);
+    const weights = loadHfWeights(src, config, dir, opts.onProgress, quantizedLinearHook(dir, src));
     return { config, tokenizer, weights, format: 'hf', path: p };
   } finally {
     src.close();
@@ -98,7 +100,8 @@ export function loadModel(p: string, opts: LoadOptions = {}): LoadedModel {
 
 /** Read the standard HF LLaMA tensor names into ModelWeights (fp32, shapes checked). */
 export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
-                              onProgress?: (done: number, total: number) => void): ModelWeights {
+                              onProgress?: (done: number, total: number) => void,
+                              quantized?: (name: string) => Linear | undefined): ModelWeights {
   if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
   const read = (name: string, shape: number[]): Float32Array => {
     if (!src.has(name)) fail(where, `missing tensor ${name}`);
@@ -113,7 +116,13 @@ export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const pre = `model.layers.${l}.`;
-    const lin = (name: string, out: number, inp: number) => denseLinear(read(`${pre}${name}.weight`, [out, inp]), out, inp);
+    const lin = (name: string, out: number, inp: number): Linear => {
+      // intscale: a quantized checkpoint's projection (see src/io/qformat.ts quantizedLinearHook)
+      const q = quantized?.(`${pre}${name}`);
+      if (q && (q.outFeatures !== out || q.inFeatures !== inp))
+        fail(where, `quantized ${pre}${name} is ${q.outFeatures}×${q.inFeatures}, expected ${out}×${inp}`);
+      return q ?? denseLinear(read(`${pre}${name}.weight`, [out, inp]), out, inp);
+    };
     const layer: LayerWeights = {
       attnNorm: read(`${pre}input_layernorm.weight`, [dim]),
       wq: lin('self_attn.q_proj', qDim, dim),

@@ -252,3 +252,16 @@ export function loadQuantizedLinears(dir: string, mode?: QuantMode): Map<string,
     src.close();
   }
 }
+
+/**
+ * The hook src/io/model-dir.ts calls while loading a Hugging Face directory: undefined for an
+ * ordinary checkpoint; for an intscale checkpoint, a function giving the quantized Linear of a
+ * projection by name ('model.layers.0.self_attn.q_proj'), in the config's mode (or `mode`).
+ */
+export function quantizedLinearHook(dir: string, src: TensorSource, mode?: QuantMode): ((name: string) => Linear | undefined) | undefined {
+  const configFile = path.join(dir, 'config.json');
+  const q = quantizationConfigOf(readJson(configFile), configFile);
+  if (!q) return undefined;
+  const runAs = mode ?? modeOf(q);
+  return (name) => (src.has(`${name}.qweight`) ? quantizedLinear(readQuantizedLayer(src, name, q.group_size), runAs) : undefined);
+}
