@@ -162,10 +162,10 @@ export class Gpu {
     return out;
   }
 
-  /** Device-to-device copy of `bytes` bytes. */
-  copy(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes)): void {
-    if (bytes > dst.bytes || bytes > src.bytes) fail('Gpu.copy', `${bytes} bytes exceed a buffer`);
-    check(this.api.cuMemcpyDtoD(dst.ptr, src.ptr, bytes), 'cuMemcpyDtoD');
+  /** Device-to-device copy of `bytes` bytes (synchronous with the default stream's order). */
+  copy(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes), dstOffset = 0, srcOffset = 0): void {
+    if (dstOffset + bytes > dst.bytes || srcOffset + bytes > src.bytes) fail('Gpu.copy', `${bytes} bytes exceed a buffer`);
+    check(this.api.cuMemcpyDtoD(dst.at(dstOffset), src.at(srcOffset), bytes), 'cuMemcpyDtoD');
   }
 
   /** Fill every byte of `buf` with `byte` (e.g. 0xff to poison outputs before a test). */

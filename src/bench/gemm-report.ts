@@ -1,0 +1,67 @@
+// Turns `bench gemm` rows into the printed table: per (shape, M) and impl, µs, TOP/s, effective
+// GB/s and speed-ups vs cuBLAS fp16 and cuBLASLt int8 measured in the same run, plus IS over FS
+// and IS over PC (>1 means IS is faster). Also validates JSON read back with --from.
+import { fail } from '../core/errors.ts';
+import { IMPLS, RUNNERS, type GemmImpl } from './gemm-runners.ts';
+import type { GemmResults, GemmRow } from './gemm.ts';
+
+/** Bytes moved per impl (for GB/s); impls not in this build fall back to their W4 footprint. */
+function bytesFor(impl: GemmImpl, M: number, K: number, N: number): number {
+  const r = RUNNERS.find((x) => x.impl === impl);
+  if (r) return r.bytes(M, K, N);
+  const act = impl === 'w4a16' ? 2 : 1;
+  return N * K / 2 + (4 * N * K) / 128 + act * M * K + 2 * M * N;
+}
+
+export function formatGemmTable(results: GemmResults): string {
+  const lines = [`device ${results.device}  date ${results.date}  commit ${results.commit.slice(0, 12)}`];
+  const head = ['shape', 'M', 'impl', 'µs', 'TOP/s', 'GB/s', '×fp16', '×int8'];
+  const table: string[][] = [head];
+  const groups = new Map<string, GemmRow[]>();
+  for (const r of results.rows) {
+    const key = `${r.shape}|${r.M}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  for (const rows of groups.values()) {
+    const us = (impl: GemmImpl) => rows.find((r) => r.impl === impl)?.us ?? null;
+    const ratio = (a: number | null, b: number | null) => (a && b ? (a / b).toFixed(2) : '-');
+    for (const r of rows) {
+      if (r.us === null) {
+        table.push([r.shape, String(r.M), r.impl, 'n/a', '', '', '', r.note ?? '']);
+        continue;
+      }
+      const s = r.us * 1e-6;
+      table.push([r.shape, String(r.M), r.impl, r.us.toFixed(1), ((2 * r.M * r.N * r.K) / s / 1e12).toFixed(1),
+        (bytesFor(r.impl, r.M, r.K, r.N) / s / 1e9).toFixed(0), ratio(us('fp16'), r.us), ratio(us('int8'), r.us)]);
+    }
+    const is = us('w4a8_is');
+    if (is !== null && (us('w4a8_fs') !== null || us('w4a8_pc') !== null)) {
+      table.push([rows[0]!.shape, String(rows[0]!.M), 'IS/FS', ratio(us('w4a8_fs'), is), 'IS/PC', ratio(us('w4a8_pc'), is), '', '']);
+    }
+  }
+  const widths = head.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
+  for (const row of table) lines.push(row.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
+  return lines.join('\n');
+}
+
+/** Parse and check a results JSON written by `bench gemm --json`. */
+export function parseGemmResults(text: string, file: string): GemmResults {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    fail(file, `not JSON: ${(err as Error).message}`);
+  }
+  const d = data as Partial<GemmResults>;
+  if (typeof d !== 'object' || d === null || typeof d.device !== 'string' || typeof d.date !== 'string' ||
+    typeof d.commit !== 'string' || !Array.isArray(d.rows)) {
+    fail(file, 'expected {"device", "date", "commit", "rows": [...]}');
+  }
+  d.rows.forEach((r, i) => {
+    const ok = r && typeof r.shape === 'string' && [r.K, r.N, r.M].every((v) => Number.isInteger(v) && v > 0) &&
+      (IMPLS as readonly string[]).includes(r.impl) && (r.us === null || (typeof r.us === 'number' && r.us > 0));
+    if (!ok) fail(file, `rows[${i}] is not {shape, K, N, M, impl, us}`);
+  });
+  return d as GemmResults;
+}

@@ -1,0 +1,70 @@
+// The `gemm` subcommand of `intscale bench`: GPU GEMM timings per (shape, M, impl), printed as a
+// table, optionally saved as JSON and plotted. `--from results.json` re-prints and plots saved
+// results without a GPU.
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { fail } from '../core/errors.ts';
+import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
+import { formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
+import { IMPLS, RUNNERS } from '../bench/gemm-runners.ts';
+import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
+import { writeGemmPlot } from '../bench/plot-gemm.ts';
+import { Gpu } from '../gpu/runtime.ts';
+
+interface GemmOptions {
+  shapes: string;
+  m: string;
+  impl?: string;
+  json?: string;
+  plot?: string;
+  from?: string;
+  trials: string;
+}
+
+export function registerBenchGemm(bench: Command): void {
+  bench
+    .command('gemm')
+    .description('time W4A8 (IS/FS/PC), W4A16 and cuBLAS fp16/int8 GEMMs on the GPU')
+    .option('--shapes <list>', 'shape sets (llama2-7b, llama3-8b) or KxN items, comma-separated', 'llama2-7b,llama3-8b')
+    .option('--m <list>', 'token counts M, comma-separated', DEFAULT_M.join(','))
+    .option('--impl <list>', `impls to run (default: all available of ${IMPLS.join(', ')})`)
+    .option('--json <file>', 'write {device, date, commit, rows} here')
+    .option('--plot <file>', 'write a PNG of speed-up over cuBLAS fp16 vs M')
+    .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
+    .option('--trials <n>', 'timed graph replays per measurement (median)', '10')
+    .action(async (opts: GemmOptions) => {
+      let results: GemmResults;
+      if (opts.from) {
+        let text: string;
+        try {
+          text = fs.readFileSync(opts.from, 'utf8');
+        } catch (err) {
+          fail(opts.from, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+        results = parseGemmResults(text, opts.from);
+      } else {
+        const shapes = parseShapes(opts.shapes);
+        const ms = parseMs(opts.m);
+        const trials = Number(opts.trials);
+        if (!Number.isInteger(trials) || trials < 1) fail('--trials', `expected a positive integer, got '${opts.trials}'`);
+        let runners = RUNNERS;
+        if (opts.impl) {
+          const wanted = opts.impl.split(',').map((s) => s.trim()).filter(Boolean);
+          for (const w of wanted) {
+            if (!(IMPLS as readonly string[]).includes(w)) fail('--impl', `unknown impl '${w}' (known: ${IMPLS.join(', ')})`);
+            if (!RUNNERS.some((r) => r.impl === w)) fail('--impl', `'${w}' is not available in this build`);
+          }
+          runners = RUNNERS.filter((r) => wanted.includes(r.impl));
+        }
+        const gpu = Gpu.open();
+        results = runGemmBench(gpu, { shapes, ms, runners, trials });
+        if (opts.json) {
+          const tmp = `${opts.json}.${process.pid}.tmp`;
+          fs.writeFileSync(tmp, `${JSON.stringify(results, null, 1)}\n`);
+          fs.renameSync(tmp, opts.json);
+        }
+      }
+      process.stdout.write(`${formatGemmTable(results)}\n`);
+      if (opts.plot) await writeGemmPlot(results, opts.plot);
+    });
+}
