@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run ON THE GPU MACHINE from the repo root (device tool, carry [".device"], after
+# scripts/gpu-prepare.sh here): intscale doctor, the GPU test suite, then `bench gemm`.
+# Results land in $OUT: doctor.txt, tests.txt, bench.txt, gemm.json.
+# Env: BENCH_ARGS (default: both shape sets, default M list), SKIP_TESTS=1, SKIP_BENCH=1,
+#      TESTS (default: test/gpu/*.test.ts).
+set -uo pipefail
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+source .device/unpack-node.sh >/dev/null
+ln -sfn .device/nm/node_modules node_modules
+export INTSCALE_CACHE=/tmp/intscale-cache INTSCALE_COMMIT=$(cat .device/commit 2>/dev/null || echo unknown)
+export LD_LIBRARY_PATH=/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
+intscale() { node --import tsx src/cli/main.ts "$@"; }
+status=0
+echo "== doctor"; intscale doctor 2>&1 | tee "$OUT/doctor.txt" || status=1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv >> "$OUT/doctor.txt" 2>&1
+if [[ ${SKIP_TESTS:-0} != 1 ]]; then
+  echo "== tests"
+  # shellcheck disable=SC2086
+  node --import tsx --test --test-reporter=spec ${TESTS:-test/gpu/*.test.ts} > "$OUT/tests.txt" 2>&1 || status=1
+  grep -E '^(ℹ|✖)|not ok|# (pass|fail|skip)' "$OUT/tests.txt" | head -60
+fi
+if [[ ${SKIP_BENCH:-0} != 1 ]]; then
+  echo "== bench gemm"
+  # shellcheck disable=SC2086
+  INTSCALE_QUIET=1 intscale bench gemm ${BENCH_ARGS:-} --json "$OUT/gemm.json" 2>&1 | tee "$OUT/bench.txt" || status=1
+fi
+exit $status
