@@ -1,0 +1,105 @@
+// Perplexity of one model under every weight/activation mode, same quantization for all:
+// FP16 (the checkpoint's fp16 weights, fp32 compute), W4A16, W4A8-FS, W4A8-IS (and W4A8-PC for
+// per-channel), one row each with the relative change vs FP16. Quantizes in memory once (RTN +
+// integer scales), then swaps the projections per mode with mapLinears and restores them after.
+import { fail } from '../core/errors.ts';
+import type { Model } from '../model/llama.ts';
+import type { Linear } from '../model/linear.ts';
+import { mapLinears } from '../model/weights.ts';
+import { perplexity } from './perplexity.ts';
+import { quantizeRtn } from '../quant/rtn.ts';
+import { computeIntegerScales, type Amplifier } from '../quant/integer-scale.ts';
+import { integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
+import { quantizedLinear, type QuantizedLayer, type QuantMode } from '../io/qformat.ts';
+
+export type CompareMode = 'FP16' | 'W4A16' | 'W4A8-FS' | 'W4A8-IS' | 'W4A8-PC';
+
+const QUANT_MODE: Record<Exclude<CompareMode, 'FP16'>, QuantMode> = {
+  'W4A16': 'w4a16', 'W4A8-FS': 'w4a8-fs', 'W4A8-IS': 'w4a8-is', 'W4A8-PC': 'w4a8-pc',
+};
+
+export interface CompareOptions {
+  group: number;
+  ctx?: number;
+  maxTokens?: number;
+  clip?: boolean;
+  amplifier?: Amplifier;
+  /** Default: FP16, W4A16, W4A8-FS, W4A8-IS (+ W4A8-PC when group = -1). */
+  modes?: CompareMode[];
+  /** Progress per mode: tokens scored of total. */
+  onProgress?: (mode: CompareMode, scored: number, total: number) => void;
+}
+
+export interface CompareRow {
+  mode: CompareMode;
+  method: string;
+  group: number;
+  ppl: number;
+  /** (ppl − ppl_FP16) / ppl_FP16, when FP16 was measured. */
+  rel_vs_fp16: number | null;
+  tokens: number;
+  seconds: number;
+}
+
+export function defaultModes(group: number): CompareMode[] {
+  return group === -1 ? ['FP16', 'W4A16', 'W4A8-FS', 'W4A8-IS', 'W4A8-PC'] : ['FP16', 'W4A16', 'W4A8-FS', 'W4A8-IS'];
+}
+
+/** Quantize every projection of a dense model in memory (RTN + integer scales). */
+export function quantizeModelInMemory(model: Model, group: number, clip: boolean, amplifier: Amplifier):
+    { layers: Map<string, QuantizedLayer>; reports: IsLayerReport[]; originals: Map<string, Linear> } {
+  const layers = new Map<string, QuantizedLayer>();
+  const reports: IsLayerReport[] = [];
+  const originals = new Map<string, Linear>();
+  mapLinears(model.weights, (name, linear, raw) => {
+    if (!raw) fail(name, 'is not a dense fp32 linear (compare needs the original, unquantized model)');
+    const qw = quantizeRtn(raw, linear.outFeatures, linear.inFeatures, { group, clip, name });
+    const is = computeIntegerScales(qw, amplifier, name);
+    layers.set(name, { name, qw, is });
+    reports.push(integerScaleReport(name, qw, is, raw));
+    originals.set(name, linear);
+    return linear;
+  });
+  return { layers, reports, originals };
+}
+
+/** Run the perplexity of `ids` under each mode. The model's linears are restored afterwards. */
+export function compareModes(model: Model, ids: readonly number[], opts: CompareOptions): { rows: CompareRow[]; reports: IsLayerReport[] } {
+  const modes = opts.modes ?? defaultModes(opts.group);
+  const { layers, reports, originals } = quantizeModelInMemory(model, opts.group, opts.clip ?? false, opts.amplifier ?? 'auto');
+  const rows: CompareRow[] = [];
+  let fp16: number | undefined;
+  try {
+    for (const mode of modes) {
+      if (mode === 'FP16') mapLinears(model.weights, (name) => originals.get(name)!);
+      else mapLinears(model.weights, (name) => quantizedLinear(layers.get(name)!, QUANT_MODE[mode]));
+      const started = performance.now();
+      const r = perplexity(model, ids, {
+        ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
+        ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
+        onProgress: (scored, total) => opts.onProgress?.(mode, scored, total),
+      });
+      if (mode === 'FP16') fp16 = r.ppl;
+      rows.push({
+        mode, method: mode === 'FP16' ? '-' : 'rtn', group: opts.group, ppl: r.ppl,
+        rel_vs_fp16: fp16 === undefined ? null : (r.ppl - fp16) / fp16, tokens: r.tokens,
+        seconds: (performance.now() - started) / 1000,
+      });
+    }
+  } finally {
+    mapLinears(model.weights, (name) => originals.get(name)!);
+  }
+  return { rows, reports };
+}
+
+/** The compare table as aligned text. */
+export function formatCompareTable(rows: CompareRow[]): string {
+  const head = ['mode', 'method', 'group', 'ppl', 'vs FP16', 'time'];
+  const cells = rows.map((r) => [
+    r.mode, r.method, r.group === -1 ? 'per-ch' : String(r.group), r.ppl.toFixed(4),
+    r.rel_vs_fp16 === null ? '-' : `${r.rel_vs_fp16 >= 0 ? '+' : ''}${(100 * r.rel_vs_fp16).toFixed(2)}%`, `${r.seconds.toFixed(1)} s`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  return [line(head), ...cells.map(line)].join('\n');
+}
