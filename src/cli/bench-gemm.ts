@@ -8,7 +8,6 @@ import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
 import { formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
 import { IMPLS, RUNNERS } from '../bench/gemm-runners.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
-import { writeGemmPlot } from '../bench/plot-gemm.ts';
 import { Gpu } from '../gpu/runtime.ts';
 
 interface GemmOptions {
@@ -65,6 +64,10 @@ export function registerBenchGemm(bench: Command): void {
         }
       }
       process.stdout.write(`${formatGemmTable(results)}\n`);
-      if (opts.plot) await writeGemmPlot(results, opts.plot);
+      if (opts.plot) {
+        // Loaded only here: the plot stack (vega, resvg) need not exist where GPUs are timed.
+        const { writeGemmPlot } = await import('../bench/plot-gemm.ts');
+        await writeGemmPlot(results, opts.plot);
+      }
     });
 }
