@@ -2,9 +2,12 @@
 // Add a command by adding one import and one entry here.
 import type { Command } from 'commander';
 import { register as registerDoctor } from './doctor.ts';
+import { register as registerBench } from './bench.ts';
 import { register as registerQuantize } from './quantize.ts';
 import { register as registerInspect } from './inspect.ts';
+import { register as registerEval } from './eval.ts';
+import { register as registerGenerate } from './generate.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerQuantize, registerInspect];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerEval, registerGenerate];

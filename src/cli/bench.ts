@@ -1,0 +1,44 @@
+// `intscale bench <what>`: benchmarks, one subcommand each. `cpu` times the CPU engine
+// (src/bench/cpu.ts); GPU benchmarks add their own `.command(...)` block below.
+import type { Command } from 'commander';
+import { fail } from '../core/errors.ts';
+import { benchCpu } from '../bench/cpu.ts';
+import { loadModel } from '../io/model-dir.ts';
+import { registerBenchGemm } from './bench-gemm.ts';
+import { registerBenchGemm } from './bench-gemm.ts';
+
+export function register(program: Command): void {
+  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs)');
+
+  bench
+    .command('cpu')
+    .description('prefill and decode tokens/s of the CPU engine')
+    .requiredOption('--model <dir>', 'model directory or llama2.c .bin')
+    .option('--prefill <n>', 'prefill chunk length', '512')
+    .option('--decode <n>', 'decode steps', '128')
+    .option('--runs <n>', 'timed prefill runs (median reported)', '3')
+    .option('--json', 'print one JSON object on stdout')
+    .action((opts: { model: string; prefill: string; decode: string; runs: string; json?: boolean }) => {
+      const int = (v: string, flag: string): number => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) fail(flag, `must be a positive integer (got ${v})`);
+        return n;
+      };
+      const prefill = int(opts.prefill, '--prefill'), decode = int(opts.decode, '--decode'), runs = int(opts.runs, '--runs');
+      const model = loadModel(opts.model);
+      const r = benchCpu(model, opts.model, {
+        prefill, decode, runs,
+        onStage: (s) => { if (process.env.INTSCALE_QUIET !== '1') process.stderr.write(`bench cpu: ${s}\n`); },
+      });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      process.stdout.write(
+        `model    ${r.model} (${r.threads} threads)\n` +
+        `prefill  ${r.prefillTokensPerSecond.toFixed(1)} tokens/s (${r.prefillTokens}-token chunk, median of ${r.prefillRuns.length})\n` +
+        `decode   ${r.decodeTokensPerSecond.toFixed(1)} tokens/s (${r.decodeTokens} tokens)\n`);
+    });
+
+  registerBenchGemm(bench); // `bench gemm`: GPU GEMM timings (src/cli/bench-gemm.ts)
+}
