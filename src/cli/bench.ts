@@ -5,7 +5,6 @@ import { fail } from '../core/errors.ts';
 import { benchCpu } from '../bench/cpu.ts';
 import { loadModel } from '../io/model-dir.ts';
 import { registerBenchGemm } from './bench-gemm.ts';
-import { registerBenchGemm } from './bench-gemm.ts';
 
 export function register(program: Command): void {
   const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs)');
