@@ -16,14 +16,16 @@ export class IsLinear implements Linear {
   readonly inFeatures: number;
   readonly outFeatures: number;
   private readonly partials: GroupPartials;
-  private readonly iscalesByGroup: Int32Array; // [groups, N]
+  private readonly iscalesByGroup: Float64Array; // [groups, N]
+  private readonly inverseAmplifier: Float64Array; // 2^-k_n [N]
 
   constructor(private readonly qw: QuantizedWeight, private readonly is: IntegerScales, name = 'linear') {
     assertNoOverflow(is, qw, name);
     this.inFeatures = qw.inFeatures;
     this.outFeatures = qw.outFeatures;
     this.partials = new GroupPartials(qw);
-    this.iscalesByGroup = transposeGroups(is.iscales, qw.outFeatures, this.partials.groups, (n) => new Int32Array(n));
+    this.iscalesByGroup = Float64Array.from(transposeGroups(is.iscales, qw.outFeatures, this.partials.groups, (n) => new Int32Array(n)));
+    this.inverseAmplifier = Float64Array.from(is.shift, (k) => 2 ** -k);
   }
 
   forward(x: Float32Array, rows: number): Float32Array {
@@ -38,8 +40,11 @@ export class IsLinear implements Linear {
       }
     });
     const y = new Float32Array(rows * N);
+    const inv = this.inverseAmplifier;
     for (let t = 0; t < rows; t++) {
-      for (let n = 0; n < N; n++) y[t * N + n] = isEpilogue(acc[t * N + n]!, scale[t]!, this.is.shift[n]!);
+      const sx = scale[t]!, base = t * N;
+      // = isEpilogue(acc, s_x, k_n), inlined
+      for (let n = 0; n < N; n++) y[base + n] = Math.fround(Math.fround(acc[base + n]!) * sx) * inv[n]!;
     }
     return y;
   }
