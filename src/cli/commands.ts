@@ -5,9 +5,11 @@ import { register as registerDoctor } from './doctor.ts';
 import { register as registerBench } from './bench.ts';
 import { register as registerQuantize } from './quantize.ts';
 import { register as registerInspect } from './inspect.ts';
+import { register as registerCompare } from './compare.ts';
+import { register as registerDemo } from './demo.ts';
 import { register as registerEval } from './eval.ts';
 import { register as registerGenerate } from './generate.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerEval, registerGenerate];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate];

@@ -6,10 +6,18 @@ import { progress } from '../core/progress.ts';
 import { writeQuantizedModel } from '../io/qformat.ts';
 import { parseAmplifier } from '../quant/integer-scale.ts';
 import { formatIsReportTable } from '../quant/is-report.ts';
+import { SUPPORTED_GROUPS } from '../quant/rtn.ts';
 
 export function parseIntOption(flag: string, text: string): number {
   if (!/^-?\d+$/.test(text)) fail(flag, `expected an integer, got '${text}'`);
   return Number(text);
+}
+
+/** `--group`: 32, 64, 128, 256 or -1. */
+export function parseGroupOption(text: string): number {
+  const g = parseIntOption('--group', text);
+  if (!(SUPPORTED_GROUPS as readonly number[]).includes(g)) fail('--group', `unsupported group size ${g} (use 32, 64, 128, 256 or -1)`);
+  return g;
 }
 
 export function register(program: Command): void {

@@ -1,0 +1,84 @@
+// `intscale compare <model-dir> --text FILE`: one perplexity table for FP16, W4A16, W4A8-FS and
+// W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart.
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { fail } from '../core/errors.ts';
+import { progress, type Progress } from '../core/progress.ts';
+import { loadModel } from '../io/model-dir.ts';
+import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
+import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
+import { barChartPng } from '../report/plot.ts';
+import { parseGroupOption, parseIntOption } from './quantize.ts';
+import * as path from 'node:path';
+
+export interface CompareRun {
+  modelDir: string;
+  textFile: string;
+  group: number;
+  maxTokens?: number;
+  ctx?: number;
+  clip: boolean;
+  amplifier: Amplifier;
+}
+
+/** Load, tokenize, measure every mode with progress on stderr. */
+export function runCompare(run: CompareRun): CompareRow[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(run.textFile, 'utf8');
+  } catch {
+    fail(run.textFile, 'cannot read text file');
+  }
+  const model = loadModel(run.modelDir);
+  const ids = model.tokenizer.encode(text);
+  if (ids.length < 2) fail(run.textFile, 'too little text to measure perplexity');
+  const bars = new Map<CompareMode, { bar: Progress; scored: number }>();
+  const { rows } = compareModes(model, ids, {
+    group: run.group, clip: run.clip, amplifier: run.amplifier,
+    ...(run.maxTokens !== undefined ? { maxTokens: run.maxTokens } : {}),
+    ...(run.ctx !== undefined ? { ctx: run.ctx } : {}),
+    onProgress: (mode, scored, total) => {
+      let p = bars.get(mode);
+      if (!p) bars.set(mode, (p = { bar: progress(`ppl ${mode}`, total), scored: 0 }));
+      p.bar.tick(scored - p.scored);
+      p.scored = scored;
+      if (scored >= total) p.bar.done();
+    },
+  });
+  return rows;
+}
+
+export async function plotCompare(rows: CompareRow[], file: string, title: string): Promise<void> {
+  await barChartPng(rows.map((r) => ({ mode: r.mode, ppl: Number(r.ppl.toFixed(4)) })), { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)' }, file);
+}
+
+export function register(program: Command): void {
+  program
+    .command('compare')
+    .description('perplexity of FP16, W4A16, W4A8-FS and W4A8-IS side by side (same quantization)')
+    .argument('<model-dir>', 'unquantized model directory')
+    .requiredOption('--text <file>', 'text file to measure perplexity on')
+    .option('--max-tokens <n>', 'score only the first N tokens')
+    .option('--ctx <n>', 'positions per chunk including BOS', '512')
+    .option('--group <n>', 'group size: 32, 64, 128, 256 or -1 (per channel)', '128')
+    .option('--method <m>', 'quantization method (rtn)', 'rtn')
+    .option('--amplifier <a>', 'integer-scale amplifier: auto, layer or K', 'auto')
+    .option('--clip', 'clip search per group', false)
+    .option('--json', 'print JSON {"rows":[{"mode","method","group","ppl"}]}')
+    .option('--plot <png>', 'write a bar chart of the perplexities')
+    .action(async (modelDir: string, o: Record<string, string | boolean | undefined>) => {
+      if (o['method'] !== 'rtn') fail('--method', `unknown method '${String(o['method'])}' (supported: rtn)`);
+      const group = parseGroupOption(String(o['group']));
+      const rows = runCompare({
+        modelDir, textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
+        ctx: parseIntOption('--ctx', String(o['ctx'])),
+        ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens'])) } : {}),
+      });
+      if (o['json']) process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n');
+      else process.stdout.write(`${formatCompareTable(rows)}\n`);
+      if (o['plot']) {
+        await plotCompare(rows, String(o['plot']), `${path.basename(path.resolve(modelDir))}: perplexity, RTN g${group === -1 ? ' per-channel' : group}`);
+        if (!o['json']) process.stdout.write(`wrote ${String(o['plot'])}\n`);
+      }
+    });
+}
