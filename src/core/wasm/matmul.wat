@@ -6,7 +6,8 @@
 ;; Pointers are byte addresses in the shared memory; ld* are row strides in BYTES. Rows of x and
 ;; w are both contiguous along k, so each output is a dot product: the main tile keeps 2 rows of x
 ;; against 4 rows of w (8 f32x4 accumulators, 11 live vector registers: no spills on x86-64), four
-;; floats of k per step, then one horizontal sum per output and a scalar tail for K mod 4.
+;; floats of k per step; then shuffles reduce each row's 4 accumulators to one vector of 4 outputs
+;; (one store), and a scalar tail adds K mod 4 when K is not a multiple of 4.
 ;; Columns are walked in blocks of 16 rows of w so that those rows stay in L1/L2 while every
 ;; x row pair of the range passes over them.
 (module
@@ -37,11 +38,33 @@
         (br $T)))
     (local.get $s))
 
-  ;; Horizontal sum of a f32x4 accumulator.
-  (func $hsum (param $a v128) (result f32)
-    (f32.add
-      (f32.add (f32x4.extract_lane 0 (local.get $a)) (f32x4.extract_lane 1 (local.get $a)))
-      (f32.add (f32x4.extract_lane 2 (local.get $a)) (f32x4.extract_lane 3 (local.get $a)))))
+  ;; Four accumulators → one vector of their four horizontal sums, [Σa0, Σa1, Σa2, Σa3].
+  (func $reduce4 (param $a0 v128) (param $a1 v128) (param $a2 v128) (param $a3 v128) (result v128)
+    (local $s01 v128) (local $s23 v128)
+    ;; [a0.0+a0.2, a0.1+a0.3, a1.0+a1.2, a1.1+a1.3]
+    (local.set $s01 (f32x4.add
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a0) (local.get $a1))
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a0) (local.get $a1))))
+    (local.set $s23 (f32x4.add
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a2) (local.get $a3))
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a2) (local.get $a3))))
+    (f32x4.add
+      (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
+      (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
+
+  ;; Add the K mod 4 tail to the four outputs at py (rows pw0, pw0+ldw, ... of w against px).
+  (func $tail4 (param $py i32) (param $px i32) (param $pw0 i32) (param $ldw i32) (param $k i32) (param $kb i32)
+    (local $j i32) (local $pw i32)
+    (local.set $pw (local.get $pw0))
+    (block $done
+      (loop $J
+        (br_if $done (i32.ge_u (local.get $j) (i32.const 4)))
+        (f32.store (i32.add (local.get $py) (i32.shl (local.get $j) (i32.const 2)))
+          (call $tail (f32.load (i32.add (local.get $py) (i32.shl (local.get $j) (i32.const 2))))
+                      (local.get $px) (local.get $pw) (local.get $k) (local.get $kb)))
+        (local.set $pw (i32.add (local.get $pw) (local.get $ldw)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $J))))
 
   ;; Scalar K-tail of one output: s + Σ_{k in [k, kb)} x[k]·w[k].
   (func $tail (param $s f32) (param $px i32) (param $pw i32) (param $k i32) (param $kb i32) (result f32)
@@ -88,14 +111,12 @@
         (local.set $k (i32.add (local.get $k) (i32.const 16)))
         (br $L)))
     (local.set $py1 (i32.add (local.get $py0) (local.get $ldy)))
-    (f32.store offset=0  (local.get $py0) (call $tail (call $hsum (local.get $a00)) (local.get $px0) (local.get $pw0) (local.get $k) (local.get $kb)))
-    (f32.store offset=4  (local.get $py0) (call $tail (call $hsum (local.get $a01)) (local.get $px0) (local.get $pw1) (local.get $k) (local.get $kb)))
-    (f32.store offset=8  (local.get $py0) (call $tail (call $hsum (local.get $a02)) (local.get $px0) (local.get $pw2) (local.get $k) (local.get $kb)))
-    (f32.store offset=12 (local.get $py0) (call $tail (call $hsum (local.get $a03)) (local.get $px0) (local.get $pw3) (local.get $k) (local.get $kb)))
-    (f32.store offset=0  (local.get $py1) (call $tail (call $hsum (local.get $a10)) (local.get $px1) (local.get $pw0) (local.get $k) (local.get $kb)))
-    (f32.store offset=4  (local.get $py1) (call $tail (call $hsum (local.get $a11)) (local.get $px1) (local.get $pw1) (local.get $k) (local.get $kb)))
-    (f32.store offset=8  (local.get $py1) (call $tail (call $hsum (local.get $a12)) (local.get $px1) (local.get $pw2) (local.get $k) (local.get $kb)))
-    (f32.store offset=12 (local.get $py1) (call $tail (call $hsum (local.get $a13)) (local.get $px1) (local.get $pw3) (local.get $k) (local.get $kb))))
+    (v128.store (local.get $py0) (call $reduce4 (local.get $a00) (local.get $a01) (local.get $a02) (local.get $a03)))
+    (v128.store (local.get $py1) (call $reduce4 (local.get $a10) (local.get $a11) (local.get $a12) (local.get $a13)))
+    (if (i32.lt_u (local.get $k) (local.get $kb))
+      (then
+        (call $tail4 (local.get $py0) (local.get $px0) (local.get $pw0) (local.get $ldw) (local.get $k) (local.get $kb))
+        (call $tail4 (local.get $py1) (local.get $px1) (local.get $pw0) (local.get $ldw) (local.get $k) (local.get $kb)))))
 
   ;; The 1 × 4 tile (the last row when the row count is odd; decode's single row).
   (func $tile1x4 (param $px0 i32) (param $pw0 i32) (param $ldw i32) (param $py0 i32)
@@ -115,10 +136,9 @@
         (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $x0) (v128.load (i32.add (local.get $pw3) (local.get $k))))))
         (local.set $k (i32.add (local.get $k) (i32.const 16)))
         (br $L)))
-    (f32.store offset=0  (local.get $py0) (call $tail (call $hsum (local.get $a0)) (local.get $px0) (local.get $pw0) (local.get $k) (local.get $kb)))
-    (f32.store offset=4  (local.get $py0) (call $tail (call $hsum (local.get $a1)) (local.get $px0) (local.get $pw1) (local.get $k) (local.get $kb)))
-    (f32.store offset=8  (local.get $py0) (call $tail (call $hsum (local.get $a2)) (local.get $px0) (local.get $pw2) (local.get $k) (local.get $kb)))
-    (f32.store offset=12 (local.get $py0) (call $tail (call $hsum (local.get $a3)) (local.get $px0) (local.get $pw3) (local.get $k) (local.get $kb))))
+    (v128.store (local.get $py0) (call $reduce4 (local.get $a0) (local.get $a1) (local.get $a2) (local.get $a3)))
+    (if (i32.lt_u (local.get $k) (local.get $kb))
+      (then (call $tail4 (local.get $py0) (local.get $px0) (local.get $pw0) (local.get $ldw) (local.get $k) (local.get $kb)))))
 
   (func $mm (export "mm")
     (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $y i32) (param $ldy i32)
