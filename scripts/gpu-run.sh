@@ -3,7 +3,8 @@
 # scripts/gpu-prepare.sh here): intscale doctor, the GPU test suite, then `bench gemm`.
 # Results land in $OUT: doctor.txt, tests.txt, bench.txt, gemm.json.
 # Env: BENCH_ARGS (default: both shape sets, default M list), SKIP_TESTS=1, SKIP_BENCH=1,
-#      TESTS (default: test/gpu/*.test.ts).
+#      TESTS (default: test/gpu/*.test.ts), TEST_TIMEOUT / BENCH_TIMEOUT seconds (default 300 each,
+#      so a hung kernel cannot eat the whole call).
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT"
@@ -18,12 +19,13 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,te
 if [[ ${SKIP_TESTS:-0} != 1 ]]; then
   echo "== tests"
   # shellcheck disable=SC2086
-  node --import tsx --test --test-reporter=spec ${TESTS:-test/gpu/*.test.ts} > "$OUT/tests.txt" 2>&1 || status=1
+  timeout "${TEST_TIMEOUT:-300}" node --import tsx --test --test-reporter=spec ${TESTS:-test/gpu/*.test.ts} > "$OUT/tests.txt" 2>&1 || status=1
   grep -E '^(ℹ|✖)|not ok|# (pass|fail|skip)' "$OUT/tests.txt" | head -60
 fi
 if [[ ${SKIP_BENCH:-0} != 1 ]]; then
   echo "== bench gemm"
   # shellcheck disable=SC2086
-  INTSCALE_QUIET=1 intscale bench gemm ${BENCH_ARGS:-} --json "$OUT/gemm.json" 2>&1 | tee "$OUT/bench.txt" || status=1
+  INTSCALE_QUIET=1 timeout "${BENCH_TIMEOUT:-300}" node --import tsx src/cli/main.ts bench gemm ${BENCH_ARGS:-} \
+    --json "$OUT/gemm.json" 2>&1 | tee "$OUT/bench.txt" || status=1
 fi
 exit $status

@@ -4,7 +4,9 @@
 import { f32ArrayToF16 } from '../core/dtype.ts';
 import { Rng } from '../core/rng.ts';
 import { CublasLtGemm } from '../gpu/gemm-baselines.ts';
+import { checkW4Shape, type W4GemmKind } from '../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
+import { W4GemmLaunch } from './w4-launch.ts';
 
 export const IMPLS = ['fp16', 'int8', 'w4a8_is', 'w4a8_fs', 'w4a8_pc', 'w4a16'] as const;
 export type GemmImpl = (typeof IMPLS)[number];
@@ -85,5 +87,66 @@ function cublasRunner(impl: 'fp16' | 'int8'): GemmRunner {
   };
 }
 
-/** Every impl this build can run (the W4 kernels join when their wrappers exist). */
-export const RUNNERS: GemmRunner[] = [cublasRunner('fp16'), cublasRunner('int8')];
+/** Group size of the grouped W4 impls in the benchmark. */
+export const BENCH_GROUP = 128;
+
+/** Random device values of a typed-array kind (tile uploaded once, repeated). */
+function randomTyped(gpu: Gpu, count: number, seed: number, make: (rng: Rng) => number, Arr: Int32ArrayConstructor | Float32ArrayConstructor | Int8ArrayConstructor): DeviceBuffer {
+  const rng = new Rng(seed);
+  const tile = new Arr(Math.min(TILE, count));
+  for (let i = 0; i < tile.length; i++) tile[i] = make(rng);
+  const buf = gpu.alloc(count * tile.BYTES_PER_ELEMENT);
+  fillDevice(gpu, buf, tile);
+  return buf;
+}
+
+function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4GemmKind): GemmRunner {
+  const a16 = kind === 'w4a16';
+  const scaleBytes = (K: number, N: number) =>
+    kind === 'pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'is' ? N : 0);
+  return {
+    impl,
+    bytes: (M, K, N) => N * K / 2 + scaleBytes(K, N) + M * K * (a16 ? 2 : 1) + (a16 ? 0 : 4 * M) + 2 * M * N,
+    weightBytes: (K, N) => N * K / 2 + scaleBytes(K, N),
+    unsupported: (M, K, N) => {
+      try {
+        checkW4Shape(M, N, K);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+    prepare(gpu, M, K, N, copies) {
+      const launch = new W4GemmLaunch(gpu, kind, BENCH_GROUP, M, N, K);
+      const wBytes = N * K / 2;
+      const groups = kind === 'pc' ? 1 : K / BENCH_GROUP;
+      const wp = randomI8(gpu, wBytes * copies, 3, true);
+      const a = a16 ? randomF16(gpu, M * K * 2, 1, 4) : randomI8(gpu, M * K, 4);
+      const sx = randomTyped(gpu, M, 5, (r) => 0.01 + r.next() * 0.05, Float32Array);
+      const out = gpu.alloc(M * N * 2);
+      // Per copy: group scales [K/G, N] (IS int32, FS fp32, W4A16 fp16) and channel values [N].
+      const gElems = groups * N;
+      const gBytesEach = kind === 'pc' ? 0 : gElems * (a16 ? 2 : 4);
+      const gscales = kind === 'is' ? randomTyped(gpu, gElems * copies, 6, (r) => r.int(1, 400), Int32Array)
+        : kind === 'fs' ? randomTyped(gpu, gElems * copies, 6, (r) => 1e-3 * (1 + r.next()), Float32Array)
+        : kind === 'w4a16' ? randomF16(gpu, gElems * copies * 2, 1e-3, 6) : undefined;
+      const chan = kind === 'is' ? randomTyped(gpu, N, 7, (r) => r.int(8, 16), Int8Array)
+        : kind === 'pc' ? randomTyped(gpu, N, 7, (r) => 1e-3 * (1 + r.next()), Float32Array) : undefined;
+      return {
+        launch: (copy, stream) => launch.launch({
+          a, sx, wp: wp.at(copy * wBytes), gscales: gscales?.at(copy * gBytesEach), chan, out,
+        }, stream),
+        destroy: () => {
+          launch.destroy();
+          for (const b of [wp, a, sx, out, gscales, chan]) b?.free();
+        },
+      };
+    },
+  };
+}
+
+/** Every impl this build can run, in table order. */
+export const RUNNERS: GemmRunner[] = [
+  cublasRunner('fp16'), cublasRunner('int8'),
+  w4Runner('w4a8_is', 'is'), w4Runner('w4a8_fs', 'fs'), w4Runner('w4a8_pc', 'pc'), w4Runner('w4a16', 'w4a16'),
+];

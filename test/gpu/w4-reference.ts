@@ -109,10 +109,19 @@ export function w4a16At(c: W4Case, t: number, n: number): { exact: number; bound
   const groups = c.K / c.G;
   let exact = 0;
   let mag = 0;
-  for (let k = 0; k < c.K; k++) {
-    const v = c.x[t * c.K + k]! * c.qw.q[n * c.K + k]! * c.qw.scales[n * groups + ((k / c.G) | 0)]!;
-    exact += v;
-    mag += Math.abs(v);
+  const xo = t * c.K;
+  const wo = n * c.K;
+  for (let g = 0; g < groups; g++) {
+    const s = c.qw.scales[n * groups + g]!;
+    let part = 0;
+    let partMag = 0;
+    for (let k = g * c.G; k < (g + 1) * c.G; k++) {
+      const v = c.x[xo + k]! * c.qw.q[wo + k]!;
+      part += v;
+      partMag += Math.abs(v);
+    }
+    exact += part * s;
+    mag += partMag * s;
   }
   return { exact, bound: (c.K * FP32_UNIT + FP16_UNIT) * mag };
 }

@@ -1,0 +1,62 @@
+// Direct launches of the W4 GEMM kernels (src/gpu/kernels/w4_gemm.cu) for the benchmark and the
+// GPU tests: compile once, plan with planW4Gemm, keep a zeroed split-K workspace, and pass the
+// documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
+// Buffers hold the kernel layouts of src/gpu/repack.ts.
+import { fail } from '../core/errors.ts';
+import { W4_GEMM_SOURCE, planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4PlanOptions } from '../gpu/kernels/w4-gemm-plan.ts';
+import type { DeviceBuffer, Gpu, Kernel, Stream } from '../gpu/runtime.ts';
+
+export interface W4Operands {
+  /** int8 [M,K] (W4A8) or fp16 [M,K] (W4A16). */
+  a: DeviceBuffer | bigint;
+  /** fp32 [M] per-token scales (W4A8); unused for W4A16. */
+  sx?: DeviceBuffer | bigint;
+  /** Repacked int4 weights, N·K/2 bytes. */
+  wp: DeviceBuffer | bigint;
+  /** IS int32 / FS fp32 / W4A16 fp16 scales [K/G, N]; unused for PC. */
+  gscales?: DeviceBuffer | bigint;
+  /** IS int8 shifts [N] / PC fp32 channel scales [N]; unused otherwise. */
+  chan?: DeviceBuffer | bigint;
+  /** fp16 [M,N] added to the output, or absent. */
+  residual?: DeviceBuffer | bigint;
+  /** fp16 [M,N]. */
+  out: DeviceBuffer | bigint;
+}
+
+export class W4GemmLaunch {
+  readonly plan: W4GemmPlan;
+  private readonly kernel: Kernel;
+  private readonly workspace?: DeviceBuffer;
+  private readonly counters?: DeviceBuffer;
+
+  constructor(private readonly gpu: Gpu, readonly kind: W4GemmKind, readonly group: number,
+    readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
+    this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, ...opts });
+    this.kernel = gpu.compile(W4_GEMM_SOURCE).fn(this.plan.entry);
+    if (this.plan.splits > 1) {
+      this.workspace = gpu.alloc(this.plan.workspaceBytes);
+      this.counters = gpu.alloc(this.plan.counters * 4);
+      gpu.memset(this.workspace, 0);
+      gpu.memset(this.counters, 0);
+    }
+  }
+
+  launch(ops: W4Operands, stream?: Stream): void {
+    const needs = (what: keyof W4Operands, ok: boolean) => {
+      if (!ok) fail(`W4 GEMM ${this.kind}`, `operand ${what} is required`);
+    };
+    needs('sx', this.kind === 'w4a16' || ops.sx !== undefined);
+    needs('gscales', this.kind === 'pc' || ops.gscales !== undefined);
+    needs('chan', !(this.kind === 'is' || this.kind === 'pc') || ops.chan !== undefined);
+    const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
+    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream }, [
+      p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
+      p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
+    ]);
+  }
+
+  destroy(): void {
+    this.workspace?.free();
+    this.counters?.free();
+  }
+}

@@ -1,0 +1,174 @@
+// The W4 GEMM kernels (src/gpu/kernels/w4_gemm.cu) and per-token activation quantization on a real
+// GPU against the CPU semantics of docs/QUANT_SPEC.md: IS and PC bit-exact (fp16 of the CPU fp32
+// output), FS and W4A16 within their fp32 summation bounds. Fresh seeded data per case; outputs are
+// poisoned (0xffff = fp16 NaN) before every launch and scanned whole afterwards; sampled positions
+// (w4-reference.ts) are compared. M ∈ {1,3,16,17,64,127,256,1000}, K ∈ {4096,11008,14336},
+// N ∈ {4096,12288,22016} are each covered (a sample of the cross product). Skipped without a GPU.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { f16ToF32, f32ArrayToF16, f32ToF16 } from '../../src/core/dtype.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { W4GemmLaunch } from '../../src/bench/w4-launch.ts';
+import { QUANTIZE_ACT, type W4GemmKind } from '../../src/gpu/kernels/w4-gemm-plan.ts';
+import { packFloatScales, packHalfScales, packIntScales, repackWeights } from '../../src/gpu/repack.ts';
+import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';
+import { packInt4 } from '../../src/quant/pack-int4.ts';
+import { quantizeActivations } from '../../src/quant/act-quant.ts';
+import {
+  FP16_OUT_REL_TOL, fsAt, groupPartials, isAt, makeW4Case, pcAt, samplePositions, w4a16At, type W4Case,
+} from './w4-reference.ts';
+
+const reason = Gpu.unavailableReason();
+const skip = reason ? `skipped: ${reason}` : false;
+const POISON = 0xffff;
+
+/** Weight shapes (K, N, G) with the M values run on each: every required K, N and M appears. */
+const CASES: { K: number; N: number; G: number; Ms: number[]; kinds: W4GemmKind[] }[] = [
+  { K: 4096, N: 22016, G: 128, Ms: [1, 17, 256], kinds: ['is', 'fs', 'pc', 'w4a16'] },
+  { K: 11008, N: 4096, G: 128, Ms: [3, 64, 1000], kinds: ['is', 'fs', 'pc', 'w4a16'] },
+  { K: 14336, N: 12288, G: 128, Ms: [16, 127], kinds: ['is', 'fs', 'pc', 'w4a16'] },
+  { K: 4096, N: 4096, G: 64, Ms: [5, 100], kinds: ['is', 'fs'] },
+  { K: 4096, N: 4096, G: 32, Ms: [2, 100], kinds: ['is', 'fs'] },
+];
+
+interface DeviceCase {
+  wp8: DeviceBuffer; wp16: DeviceBuffer; iscales: DeviceBuffer; shifts: DeviceBuffer;
+  fscales: DeviceBuffer; hscales: DeviceBuffer; pcScales: DeviceBuffer;
+  qx: DeviceBuffer; sx: DeviceBuffer; x16: DeviceBuffer; out: DeviceBuffer; residual: DeviceBuffer;
+  residualHost: Uint16Array;
+}
+
+function uploadCase(gpu: Gpu, c: W4Case, rng: Rng): DeviceCase {
+  const { K, N, G } = c;
+  const packed = packInt4(c.qw.q, N, K);
+  const groups = K / G;
+  const residualHost = f32ArrayToF16(rng.normals(c.M * N, 2));
+  return {
+    wp8: gpu.upload(repackWeights(packed, N, K, 'w4a8')),
+    wp16: gpu.upload(repackWeights(packed, N, K, 'w4a16')),
+    iscales: gpu.upload(packIntScales(c.is.iscales, N, groups)),
+    shifts: gpu.upload(c.is.shift),
+    fscales: gpu.upload(packFloatScales(c.qw.scales, N, groups)),
+    hscales: gpu.upload(packHalfScales(c.qw.scales, N, groups)),
+    pcScales: gpu.upload(c.qwPc.scales),
+    qx: gpu.upload(c.qx),
+    sx: gpu.upload(c.sx),
+    x16: gpu.upload(c.x16),
+    out: gpu.alloc(c.M * N * 2),
+    residual: gpu.upload(residualHost),
+    residualHost,
+  };
+}
+
+/** Launch one kind on the first M rows with a poisoned output; return the fp16 output bits. */
+function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: W4GemmKind, M: number, opts: { splits?: number; residual?: boolean } = {}): Uint16Array {
+  const launch = new W4GemmLaunch(gpu, kind, c.G, M, c.N, c.K, opts.splits ? { splits: opts.splits } : {});
+  try {
+    gpu.memset(d.out, 0xff);
+    launch.launch({
+      a: kind === 'w4a16' ? d.x16 : d.qx,
+      sx: d.sx,
+      wp: kind === 'w4a16' ? d.wp16 : d.wp8,
+      gscales: kind === 'is' ? d.iscales : kind === 'fs' ? d.fscales : kind === 'w4a16' ? d.hscales : undefined,
+      chan: kind === 'is' ? d.shifts : kind === 'pc' ? d.pcScales : undefined,
+      residual: opts.residual ? d.residual : undefined,
+      out: d.out,
+    });
+    const out = gpu.download(d.out, new Uint16Array(M * c.N));
+    const bad = out.findIndex((h) => h === POISON || (h & 0x7c00) === 0x7c00);
+    assert.equal(bad, -1, `${kind} M=${M}: output ${bad} is NaN/Inf or never written (0x${out[bad]?.toString(16)})`);
+    return out;
+  } finally {
+    launch.destroy();
+  }
+}
+
+/** Compare each kind's output with the reference at every position (partials computed once per position). */
+function checkOutputs(c: W4Case, M: number, outs: Map<W4GemmKind, Uint16Array>, positions: [number, number][], residual?: Uint16Array): void {
+  for (const [t, n] of positions) {
+    const p = groupPartials(c, t, n);
+    const r = residual ? f16ToF32(residual[t * c.N + n]!) : 0;
+    for (const [kind, out] of outs) {
+      const label = `${kind} M=${M} K=${c.K} N=${c.N} G=${c.G}`;
+      const got = out[t * c.N + n]!;
+      if (kind === 'is' || kind === 'pc') {
+        const y = kind === 'is' ? isAt(c, t, n, p) : pcAt(c, t, n, p);
+        const want = f32ToF16(residual ? Math.fround(y + r) : y);
+        if (got !== want) assert.fail(`${label}: y[${t},${n}] = ${f16ToF32(got)} (0x${got.toString(16)}), expected ${f16ToF32(want)} (bit-exact)`);
+      } else {
+        const { exact, bound } = kind === 'fs' ? fsAt(c, t, n, p) : w4a16At(c, t, n);
+        const tol = FP16_OUT_REL_TOL * Math.abs(exact) + bound + 2 ** -24;
+        const err = Math.abs(f16ToF32(got) - exact);
+        if (!(err <= tol)) assert.fail(`${label}: y[${t},${n}] = ${f16ToF32(got)}, float64 reference ${exact}, |err| ${err} > tol ${tol}`);
+      }
+    }
+  }
+}
+
+function freeAll(d: DeviceCase): void {
+  for (const b of Object.values(d)) if (b && typeof b === 'object' && 'free' in b) (b as DeviceBuffer).free();
+}
+
+test('W4A8 IS/PC bit-exact, FS and W4A16 within fp32 bounds, over M, K, N, G (sampled cross product)', { skip, timeout: 600_000 }, () => {
+  const gpu = Gpu.open();
+  let seed = 100;
+  for (const shape of CASES) {
+    const rng = new Rng(seed++);
+    const c = makeW4Case(rng, Math.max(...shape.Ms), shape.K, shape.N, shape.G);
+    const d = uploadCase(gpu, c, rng);
+    try {
+      for (const M of shape.Ms) {
+        const positions = samplePositions(rng, M, shape.N);
+        const outs = new Map(shape.kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M)] as const));
+        checkOutputs(c, M, outs, positions);
+      }
+    } finally {
+      freeAll(d);
+    }
+  }
+});
+
+test('split-K forced on and off gives the same bit-exact IS result, twice in a row (workspace re-zeroed); residual add', { skip, timeout: 300_000 }, () => {
+  const gpu = Gpu.open();
+  const rng = new Rng(200);
+  const c = makeW4Case(rng, 33, 4096, 1024, 128);
+  const d = uploadCase(gpu, c, rng);
+  try {
+    const positions = samplePositions(rng, 33, 1024);
+    const base = runKind(gpu, c, d, 'is', 33, { splits: 1 });
+    checkOutputs(c, 33, new Map([['is', base]]), positions);
+    for (const splits of [2, 4, 32]) {
+      for (let rep = 0; rep < 2; rep++) assert.deepEqual(runKind(gpu, c, d, 'is', 33, { splits }), base, `splits=${splits} rep ${rep}`);
+    }
+    const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, 33, { residual: true })] as const));
+    checkOutputs(c, 33, withResidual, positions, d.residualHost);
+  } finally {
+    freeAll(d);
+  }
+});
+
+test('per-token activation quantization kernel is bit-exact with the CPU (incl. an all-zero row)', { skip }, () => {
+  const gpu = Gpu.open();
+  const kernel = gpu.compile(QUANTIZE_ACT.source).fn(QUANTIZE_ACT.entry);
+  const rng = new Rng(300);
+  for (const [M, K] of [[1, 4096], [3, 14336], [1000, 11008], [17, 4096]] as const) {
+    const c = makeW4Case(rng, M, K, 8, 128);
+    const x16 = c.x16.slice();
+    if (M > 2) x16.fill(0, K, 2 * K); // row 1 all zero: s_x = 0, q = 0
+    const x = new Float32Array(x16.length);
+    for (let i = 0; i < x.length; i++) x[i] = f16ToF32(x16[i]!);
+    const want = quantizeActivations(x, M, K);
+    const dx = gpu.upload(x16);
+    const dq = gpu.alloc(M * K);
+    const ds = gpu.alloc(M * 4);
+    gpu.memset(dq, 0x80);
+    gpu.memset(ds, 0xff);
+    kernel.launch({ grid: M, block: QUANTIZE_ACT.block }, [{ ptr: dx }, { ptr: dq }, { ptr: ds }, { i32: M }, { i32: K }]);
+    const q = gpu.download(dq, new Int8Array(M * K));
+    const s = gpu.download(ds, new Float32Array(M));
+    assert.deepEqual(s, want.scale, `s_x M=${M} K=${K}`);
+    const bad = q.findIndex((v, i) => v !== want.q[i]);
+    assert.equal(bad, -1, `q M=${M} K=${K}: q[${bad}] = ${q[bad]}, expected ${want.q[bad]}`);
+    for (const b of [dx, dq, ds]) b.free();
+  }
+});
