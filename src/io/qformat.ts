@@ -88,7 +88,9 @@ export function quantizableLinears(config: Record<string, unknown>, src: TensorS
   if (!(SUPPORTED_MODEL_TYPES as readonly unknown[]).includes(type)) {
     fail(where, `unsupported architecture model_type=${JSON.stringify(type)} (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   }
-  const names = src.names().filter((n) => LINEAR_PATTERN.test(n)).map((n) => n.slice(0, -'.weight'.length));
+  const layerIndex = (n: string) => Number(n.split('.')[2]);
+  const names = src.names().filter((n) => LINEAR_PATTERN.test(n)).map((n) => n.slice(0, -'.weight'.length))
+    .sort((a, b) => layerIndex(a) - layerIndex(b) || (a < b ? -1 : a > b ? 1 : 0)); // layer 2 before layer 10
   if (names.length === 0) fail(where, 'no decoder linear weights (model.layers.N.*_proj.weight) found');
   return names;
 }
@@ -216,7 +218,9 @@ export function readQuantizedLayer(src: TensorSource, name: string, groupSize: n
 
 /** The names (without suffix) of the quantized linears in a checkpoint. */
 export function quantizedLayerNames(src: TensorSource): string[] {
-  return src.names().filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length));
+  const layerIndex = (n: string) => Number(n.split('.')[2]) || 0;
+  return src.names().filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length))
+    .sort((a, b) => layerIndex(a) - layerIndex(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** The CPU Linear running a quantized layer in a given mode. */

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/core/rng.ts';
+import { f32ArrayToF16 } from '../../src/core/dtype.ts';
+import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SHARED = path.resolve(repoRoot, '../shared');
@@ -34,3 +36,24 @@ export function randomActivations(rng: Rng, rows: number, cols: number): Float32
   for (let k = 0; k < cols; k += 17) for (let t = 0; t < rows; t++) x[t * cols + k] = x[t * cols + k]! * 20;
   return x;
 }
+
+export const D = 64, I = 192, V = 50, LAYERS = 2;
+
+/** A tiny Llama-shaped HF directory with random fp16 weights. */
+export function makeModelDir(root: string, modelType = 'llama', inter = I): string {
+  const dir = fs.mkdtempSync(path.join(root, 'model-'));
+  const rng = new Rng(41);
+  const t = (name: string, shape: number[]): TensorToWrite => ({ name, dtype: 'F16', shape, data: f32ArrayToF16(randomWeights(rng, shape[0]!, shape[1] ?? 1)) });
+  const tensors: TensorToWrite[] = [t('model.embed_tokens.weight', [V, D]), t('lm_head.weight', [V, D]), t('model.norm.weight', [D])];
+  for (let l = 0; l < LAYERS; l++) {
+    const p = `model.layers.${l}`;
+    for (const x of ['q', 'k', 'v', 'o']) tensors.push(t(`${p}.self_attn.${x}_proj.weight`, [D, D]));
+    tensors.push(t(`${p}.mlp.gate_proj.weight`, [inter, D]), t(`${p}.mlp.up_proj.weight`, [inter, D]), t(`${p}.mlp.down_proj.weight`, [D, inter]));
+    tensors.push(t(`${p}.input_layernorm.weight`, [D]), t(`${p}.post_attention_layernorm.weight`, [D]));
+  }
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: modelType, hidden_size: D, intermediate_size: inter, num_hidden_layers: LAYERS, vocab_size: V }));
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"fake": true}');
+  return dir;
+}
+

@@ -7,32 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Rng } from '../../src/core/rng.ts';
 import { IntscaleError } from '../../src/core/errors.ts';
-import { f32ArrayToF16 } from '../../src/core/dtype.ts';
 import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
 import { loadQuantizedLinears, quantizeLayer, readQuantizedLayer, writeQuantizedModel, type QuantizeOptions } from '../../src/io/qformat.ts';
 import { IsLinear } from '../../src/quant/linear-is.ts';
-import { randomActivations, randomWeights } from './helpers.ts';
+import { LAYERS, makeModelDir, randomActivations } from './helpers.ts';
 
-const D = 64, I = 192, V = 50, LAYERS = 2;
 const OPTS: QuantizeOptions = { method: 'rtn', wbits: 4, group: 64, abits: 8, scale: 'int', amplifier: 'auto', clip: false };
-
-/** A tiny Llama-shaped HF directory with random fp16 weights. */
-function makeModelDir(root: string, modelType = 'llama', inter = I): string {
-  const dir = fs.mkdtempSync(path.join(root, 'model-'));
-  const rng = new Rng(41);
-  const t = (name: string, shape: number[]): TensorToWrite => ({ name, dtype: 'F16', shape, data: f32ArrayToF16(randomWeights(rng, shape[0]!, shape[1] ?? 1)) });
-  const tensors: TensorToWrite[] = [t('model.embed_tokens.weight', [V, D]), t('lm_head.weight', [V, D]), t('model.norm.weight', [D])];
-  for (let l = 0; l < LAYERS; l++) {
-    const p = `model.layers.${l}`;
-    for (const x of ['q', 'k', 'v', 'o']) tensors.push(t(`${p}.self_attn.${x}_proj.weight`, [D, D]));
-    tensors.push(t(`${p}.mlp.gate_proj.weight`, [inter, D]), t(`${p}.mlp.up_proj.weight`, [inter, D]), t(`${p}.mlp.down_proj.weight`, [D, inter]));
-    tensors.push(t(`${p}.input_layernorm.weight`, [D]), t(`${p}.post_attention_layernorm.weight`, [D]));
-  }
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: modelType, hidden_size: D, intermediate_size: inter, num_hidden_layers: LAYERS, vocab_size: V }));
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"fake": true}');
-  return dir;
-}
 
 function leftovers(root: string, out: string): string[] {
   return fs.readdirSync(root).filter((n) => n === path.basename(out) || n.startsWith(`.${path.basename(out)}.tmp`));
