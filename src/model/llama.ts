@@ -45,12 +45,12 @@ function addBias(y: Float32Array, bias: Float32Array | undefined, rows: number):
   for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) y[r * n + i]! += bias[i]!;
 }
 
-/** Softmax over `n` values at a[off], in place, numerically safe. */
-function softmax(a: Float32Array, off: number, n: number): void {
+/** softmax(scale · a[off .. off+n)) in place, numerically safe (scale > 0). */
+function softmaxScaled(a: Float32Array, off: number, n: number, scale: number): void {
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (a[off + i]! > max) max = a[off + i]!;
   let sum = 0;
-  for (let i = 0; i < n; i++) { const e = Math.exp(a[off + i]! - max); a[off + i] = e; sum += e; }
+  for (let i = 0; i < n; i++) { const e = Math.exp((a[off + i]! - max) * scale); a[off + i] = e; sum += e; }
   const inv = 1 / sum;
   for (let i = 0; i < n; i++) a[off + i]! *= inv;
 }
@@ -73,11 +73,15 @@ export class Session {
   private readonly keys: Float32Array[][];
   private readonly valuesT: Float32Array[][];
 
-  constructor(readonly model: Model, opts: { maxSeq?: number } = {}) {
+  private readonly attentionBlock: number;
+
+  /** maxSeq: cache length (≤ the model's); attentionBlock: query rows per attention block (tests). */
+  constructor(readonly model: Model, opts: { maxSeq?: number; attentionBlock?: number } = {}) {
     const c = model.config;
     if (c.arch === 'mixtral') fail('model', 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
     this.config = c;
     this.maxSeq = Math.min(opts.maxSeq ?? c.maxSeq, c.maxSeq);
+    this.attentionBlock = Math.max(1, opts.attentionBlock ?? ATTN_BLOCK);
     this.rope = ropeTables(c.rope, c.headDim, this.maxSeq);
     const per = this.maxSeq * c.headDim;
     this.keys = Array.from({ length: c.nLayers }, () => Array.from({ length: c.nKvHeads }, () => heapF32(per)));
@@ -156,37 +160,40 @@ export class Session {
   }
 
   /**
-   * Causal grouped-query attention of the T new queries over the cache [0, p0+T).
-   * Per KV head, the queries of its `rep` heads form one [rep·T, hd] matrix:
-   * scores = Q·Kᵀ / sqrt(hd) (one matmul), causal mask, softmax, out = P·V (one matmul on Vᵀ).
+   * Causal grouped-query attention of the T new queries over the cache [0, p0+T), per head h
+   * (reading KV head h / rep). Queries are read in place from a heap copy of q (row stride qDim),
+   * in blocks of ATTN_BLOCK rows that each see only the keys up to their last row:
+   * scores = Q·Kᵀ (one matmul), softmax(scores / sqrt(hd)) with the causal mask, out = P·V (one
+   * matmul on the transposed V cache), written in place into the output rows.
    */
   private attend(l: number, q: Float32Array, T: number, p0: number): Float32Array {
-    const c = this.config, hd = c.headDim, rep = c.nHeads / c.nKvHeads, S = p0 + T;
-    const qDim = c.nHeads * hd, rows = rep * T;
-    const out = new Float32Array(T * qDim);
-    const Q = scratchF32('attn.q', rows * hd);
-    const P = scratchF32('attn.scores', rows * S);
-    const O = scratchF32('attn.out', rows * hd);
+    const c = this.config, hd = c.headDim, rep = c.nHeads / c.nKvHeads;
+    const qDim = c.nHeads * hd;
+    const Q = scratchF32('attn.q', T * qDim);
+    Q.set(q.subarray(0, T * qDim));
+    const out = scratchF32('attn.out', T * qDim);
+    const block = Math.min(T, this.attentionBlock);
+    const P = scratchF32('attn.scores', block * (p0 + T));
     const scale = 1 / Math.sqrt(hd);
-    for (let g = 0; g < c.nKvHeads; g++) {
-      // gather: row r = j·T + t holds head g·rep + j at token t
-      for (let j = 0; j < rep; j++) {
-        const head = g * rep + j;
-        for (let t = 0; t < T; t++) Q.set(q.subarray(t * qDim + head * hd, t * qDim + (head + 1) * hd), (j * T + t) * hd);
-      }
-      matmulStridedHeap(Q, hd, this.keys[l]![g]!, hd, P, S, rows, S, hd);
-      for (let r = 0; r < rows; r++) {
-        const t = r % T, visible = p0 + t + 1, o = r * S;
-        for (let s = 0; s < visible; s++) P[o + s]! *= scale;
-        softmax(P, o, visible);
-        P.fill(0, o + visible, o + S);
-      }
-      matmulStridedHeap(P, S, this.valuesT[l]![g]!, this.maxSeq, O, hd, rows, hd, S);
-      for (let j = 0; j < rep; j++) {
-        const head = g * rep + j;
-        for (let t = 0; t < T; t++) out.set(O.subarray((j * T + t) * hd, (j * T + t + 1) * hd), t * qDim + head * hd);
+    for (let h = 0; h < c.nHeads; h++) {
+      const g = Math.floor(h / rep);
+      const keys = this.keys[l]![g]!, valuesT = this.valuesT[l]![g]!;
+      for (let t0 = 0; t0 < T; t0 += block) {
+        const rows = Math.min(block, T - t0), S = p0 + t0 + rows; // keys visible to the block's last row
+        const at = t0 * qDim + h * hd;
+        matmulStridedHeap(Q.subarray(at), qDim, keys, hd, P, S, rows, S, hd);
+        for (let r = 0; r < rows; r++) {
+          const visible = p0 + t0 + r + 1, o = r * S;
+          softmaxScaled(P, o, visible, scale);
+          P.fill(0, o + visible, o + S);
+        }
+        matmulStridedHeap(P, S, valuesT, this.maxSeq, out.subarray(at), qDim, rows, hd, S);
       }
     }
     return out;
   }
 }
+
+/** Query rows per attention block: smaller blocks skip more of the masked half, larger ones keep
+ *  each matmul big enough for the worker threads. */
+const ATTN_BLOCK = 256;

@@ -20,6 +20,9 @@ for (const [layout, bias] of [['half', false], ['interleaved', false], ['half', 
     // one prefill chunk, all logits
     const all = new Session(model).forward(TOKENS, { allLogits: true });
     ref.forEach((row, t) => row.forEach((want, i) => assert.ok(Math.abs(all[t * V + i]! - want) <= TOL, `prefill t=${t} i=${i}: ${all[t * V + i]} vs ${want}`)));
+    // attention in causal blocks of 3 query rows gives the same logits
+    const blocked = new Session(model, { attentionBlock: 3 }).forward(TOKENS, { allLogits: true });
+    ref.forEach((row, t) => row.forEach((want, i) => assert.ok(Math.abs(blocked[t * V + i]! - want) <= TOL, `blocked t=${t} i=${i}`)));
     // a chunk of 4, then one token at a time
     const s = new Session(model);
     const first = s.forward(TOKENS.slice(0, 4));
