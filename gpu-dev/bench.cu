@@ -22,6 +22,7 @@
 #include <vector>
 
 namespace kg {
+#define W4_BENCH_EXTRA
 #include "../src/gpu/kernels/w4_gemm.cu"
 }
 namespace kq {
@@ -107,7 +108,8 @@ static std::vector<uint8_t> repack(const std::vector<uint8_t>& q, int N, int K, 
               w |= ((uint32_t)(nib(q.data(), rowBytes, row, base + 8 * h + 2 * t) ^ 8) << (4 * h)) |
                    ((uint32_t)(nib(q.data(), rowBytes, row, base + 8 * h + 2 * t + 1) ^ 8) << (16 + 4 * h));
           }
-          size_t off = ((((size_t)n8 * KT + kt) * 32 + lane) * 4 + j) * 4;
+          int blk = n8 / 16, rows8 = std::min(16, N / 8 - blk * 16);  // tile-contiguous (repack.ts)
+          size_t off = ((((size_t)blk * 16 * KT + (size_t)kt * rows8 + n8 % 16) * 32 + lane) * 4 + j) * 4;
           memcpy(&out[off], &w, 4);
         }
       }
@@ -251,7 +253,7 @@ struct Entry {
   W4Fn fn;
 };
 #define E3(base) {#base "_s", kg::base##_s}, {#base "_m", kg::base##_m}, {#base "_l", kg::base##_l}
-static Entry g_entries[] = {E3(w4a8_gemm_is_g128), E3(w4a8_gemm_is_g64), E3(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
+static Entry g_entries[] = {{"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y}, E3(w4a8_gemm_is_g128), E3(w4a8_gemm_is_g64), E3(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
                             E3(w4a8_gemm_fs_g64),  E3(w4a8_gemm_fs_g32), E3(w4a8_gemm_pc),      E3(w4a16_gemm_g128)};
 static W4Fn find_entry(const std::string& name) {
   for (auto& e : g_entries)
@@ -270,10 +272,10 @@ static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, in
   Plan p;
   std::string k = kind;
   p.tile = tile ? tile : (M <= 16 ? 's' : M <= 64 ? 'm' : 'l');
-  p.bm = p.tile == 's' ? 16 : p.tile == 'm' ? 64 : 128;
+  p.bm = (p.tile == 's' || p.tile == 'x') ? 16 : p.tile == 'y' ? 32 : p.tile == 'm' ? 64 : 128;
   p.bn = 128;
-  p.threads = p.tile == 's' ? 128 : 256;
-  const int stages = 4;
+  p.threads = (p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 128 : 256;
+  const int stages = p.tile == 'x' ? 8 : 4;
   int eb = k == "w4a16" ? 2 : 1, sb = k == "pc" ? 0 : k == "w4a16" ? 2 : 4, gpt = k == "pc" ? 0 : 128 / G;
   p.smem = stages * (p.bm * 128 * eb + p.bn * 64 + gpt * p.bn * sb);
   if (k == "is" || k == "fs") p.entry = "w4a8_gemm_" + k + "_g" + std::to_string(G) + "_" + p.tile;
@@ -284,7 +286,7 @@ static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, in
   int KT = K / 128;
   if (splits) p.splits = splits;
   else {
-    int target = (p.tile == 's' ? 3 : 1) * sm, tiles = p.gx * p.gy;
+    int target = ((p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 3 : 1) * sm, tiles = p.gx * p.gy;
     p.splits = tiles >= target ? 1 : std::min((target + tiles - 1) / tiles, std::max(1, KT / 2));
   }
   return p;
@@ -298,7 +300,7 @@ struct Ctx {
     if (bytes > ws_bytes) {
       if (ws) CK(cudaFree(ws));
       CK(cudaMalloc(&ws, bytes));
-      CK(cudaMemset(ws, 0, bytes));
+      CK(cudaMemset(ws, 0xA5, bytes));  // contents must not matter
       ws_bytes = bytes;
     }
     if (cnt > cnt_n) {
@@ -318,7 +320,7 @@ static void launch(const Plan& p, const void* A, const float* sx, const void* W,
     CK(cudaFuncSetAttribute((const void*)fn, cudaFuncAttributeMaxDynamicSharedMemorySize, p.smem));
     configured.push_back(p.entry);
   }
-  if (p.splits > 1) g_ctx.ensure((size_t)M * N * 4, (size_t)p.gx * p.gy);
+  if (p.splits > 1) g_ctx.ensure((size_t)p.splits * M * N * 4, (size_t)p.gx * p.gy);
   fn<<<dim3(p.gx, p.gy, p.splits), p.threads, p.smem, st>>>(A, sx, (const kg::U4*)W, gs, chan, res, out, g_ctx.ws,
                                                          g_ctx.counters, M, N, K);
   CK(cudaGetLastError());
@@ -652,18 +654,21 @@ static void run_time(bool quick) {
       }
       // split-K exploration for IS at small M
       std::string best = "";
-      if (M <= 128) {
+      if (M <= 512) {
         float bt = 1e30f;
         int bs = 0;
-        for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
-          if (s > K / 128) continue;
-          Plan p = plan("is", 128, M, N, K, 0, s);
-          float us = time_it(iters, nbuf, [&](int i) { launch(p, dA, dsx, W[i], d_isT, d_kn, nullptr, dout, M, N, K); });
-          fprintf(csv, "%d,%d,%d,is-splits,%s,%d,%.2f\n", M, K, N, p.entry.c_str(), s, us);
-          if (us < bt) bt = us, bs = s;
-        }
+        char btile = 0;
+        std::vector<char> tiles = M <= 16 ? std::vector<char>{'s', 'x'} : M <= 32 ? std::vector<char>{'y', 'm'} : std::vector<char>{'m', 'l'};
+        for (char tl : tiles)
+          for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
+            if (s > K / 128 || (M > 16 && s > 6)) continue;
+            Plan p = plan("is", 128, M, N, K, tl, s);
+            float us = time_it(iters, nbuf, [&](int i) { launch(p, dA, dsx, W[i], d_isT, d_kn, nullptr, dout, M, N, K); });
+            fprintf(csv, "%d,%d,%d,is-explore,%s,%d,%.2f\n", M, K, N, p.entry.c_str(), s, us);
+            if (us < bt) bt = us, bs = s, btile = tl;
+          }
         char b[64];
-        snprintf(b, sizeof b, "best splits %d: %.1f", bs, bt);
+        snprintf(b, sizeof b, "best: tile %c splits %d: %.1f", btile, bs, bt);
         best = b;
       }
       Plan p = plan("is", 128, M, N, K);

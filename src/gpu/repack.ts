@@ -2,9 +2,11 @@
 // kernel-independent formats (docs/QUANT_SPEC.md: int4 U8 [N, K/2], scales [N, K/G]) into the
 // layouts the kernels load with 16-byte accesses. docs/KERNELS.md draws the layouts.
 //
-// Packed weights: 16-byte chunks ordered [N/8][K/128][lane 0..31], chunk = 4 little-endian u32
-// words j = 0..3 (one per 32-wide k-step of the 128-wide k-tile). For lane l: n = 8·(N/8 index) +
-// (l >> 2), t = l & 3, k-base = 128·kt + 32·j. That is exactly the B fragment of one MMA per word:
+// Packed weights: 16-byte chunks, tile-contiguous: [N/128 column blocks][K/128 k-tiles][16 n8 rows]
+// [lane 0..31] (the last column block has N/8 mod 16 rows when N % 128 != 0), so one block's k-tile
+// is one contiguous 8 KB run (packedChunkIndex). A chunk = 4 little-endian u32 words j = 0..3 (one
+// per 32-wide k-step of the 128-wide k-tile). For lane l of n8 row r: n = 8r + (l >> 2), t = l & 3,
+// k-base = 128·kt + 32·j. That is exactly the B fragment of one MMA per word:
 //   W4A8 (mma m16n8k32 s8): byte b of the word holds q[n, base + 4t + b] in its low nibble
 //         and q[n, base + 16 + 4t + b] in its high nibble (two's complement int4).
 //   W4A16 (2× mma m16n8k16 f16): nibble h (bits 4h..4h+3) holds u[n, base + 8h + 2t] and nibble
@@ -20,6 +22,14 @@ function checkWeightShape(where: string, packed: Uint8Array, n: number, k: numbe
   if (n % 8 !== 0) fail(where, `N = ${n} must be a multiple of 8`);
   if (k % 128 !== 0) fail(where, `K = ${k} must be a multiple of 128`);
   if (packed.length !== (n * k) / 2) fail(where, `got ${packed.length} bytes, expected N*K/2 = ${(n * k) / 2}`);
+}
+
+/** Index of the 16-byte chunk for (n8 row, k-tile, lane) in the packed layout (see the header). */
+export function packedChunkIndex(n8: number, kt: number, lane: number, n: number, k: number): number {
+  const kTiles = k / 128;
+  const block = Math.floor(n8 / 16);
+  const rowsInBlock = Math.min(16, n / 8 - block * 16);
+  return (block * 16 * kTiles + kt * rowsInBlock + (n8 % 16)) * 32 + lane;
 }
 
 /** Signed int4 value of column k in canonical row n. */
@@ -39,10 +49,10 @@ export function repackWeights(packed: Uint8Array, n: number, k: number, layout: 
   const view = new DataView(out.buffer);
   const rowBytes = k / 2;
   const kTiles = k / 128;
-  let offset = 0;
   for (let n8 = 0; n8 < n / 8; n8++) {
     for (let kt = 0; kt < kTiles; kt++) {
       for (let lane = 0; lane < 32; lane++) {
+        const chunk = packedChunkIndex(n8, kt, lane, n, k);
         const row = n8 * 8 + (lane >> 2);
         const t = lane & 3;
         for (let j = 0; j < 4; j++) {
@@ -61,8 +71,7 @@ export function repackWeights(packed: Uint8Array, n: number, k: number, layout: 
               word |= (u0 << (4 * h)) | (u1 << (16 + 4 * h));
             }
           }
-          view.setUint32(offset, word >>> 0, true);
-          offset += 4;
+          view.setUint32(chunk * 16 + j * 4, word >>> 0, true);
         }
       }
     }

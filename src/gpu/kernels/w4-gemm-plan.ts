@@ -31,9 +31,9 @@ export interface W4GemmPlan {
   /** Dynamic shared memory bytes (also set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES). */
   readonly smem: number;
   readonly splits: number;
-  /** Bytes of the zero-initialized 4-byte [M, N] workspace (0 when splits = 1). */
+  /** Bytes of the 4-byte [splits, M, N] workspace, any contents (0 when splits = 1). */
   readonly workspaceBytes: number;
-  /** Number of zero-initialized u32 tile counters (0 when splits = 1). */
+  /** Number of u32 tile counters, zero before the first launch; kernels leave them zero (0 when splits = 1). */
   readonly counters: number;
 }
 
@@ -106,7 +106,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     block: [t.threads, 1, 1],
     smem: w4SmemBytes(kind, group, tile),
     splits,
-    workspaceBytes: splits > 1 ? m * n * 4 : 0,
+    workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
     counters: splits > 1 ? gx * gy : 0,
   };
 }

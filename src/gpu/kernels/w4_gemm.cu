@@ -8,13 +8,15 @@
 //    int M, int N, int K)
 //   A         W4A8: int8 [M,K] row-major (per-token quantized); W4A16: fp16 [M,K] row-major
 //   sx        W4A8: fp32 [M] per-token scales; W4A16: unused (pass 0)
-//   Wp        int4 weights repacked by src/gpu/repack.ts (repackW4A8 / repackW4A16), N*K/2 bytes
+//   Wp        int4 weights repacked by src/gpu/repack.ts (repackWeights 'w4a8' / 'w4a16'), N*K/2 bytes
 //   gscales   IS: int32 [K/G, N] (ŝ, transposed); FS: fp32 [K/G, N]; W4A16: fp16 [K/G, N]; PC: 0
 //   chan      IS: int8 [N] shifts k_n; PC: fp32 [N] channel scales; FS, W4A16: unused (0)
 //   residual  fp16 [M,N] or 0: out = fp16(y + residual)
 //   out       fp16 [M,N]
-//   workspace 4-byte [M,N] and counters u32 [gridDim.x*gridDim.y]: needed only when gridDim.z > 1
-//             (split-K); must be ZERO before the first launch; every launch leaves them zero again.
+//   workspace 4-byte [splits, M, N] (any contents) and counters u32 [gridDim.x*gridDim.y]: needed
+//             only when gridDim.z > 1 (split-K); counters must be ZERO before the first launch and
+//             every launch leaves them zero again. Split partials are summed in split order, so
+//             FS and W4A16 results are deterministic too.
 //   grid = (ceil(N/BN), ceil(M/BM), splits), block = (THREADS), dynamic smem = SMEM bytes (set
 //   CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES to it), splits in [1, K/128].
 //   Limits: K % 128 == 0, N % 8 == 0 (tiles guard N % BN), M >= 1 arbitrary; 16-byte aligned pointers.
@@ -47,9 +49,10 @@ DEVI u32 smem_addr(const void* p) {
   asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
   return r;
 }
-DEVI void cp_async16(u32 dst, const void* src, bool pred) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 16 : 0));
+DEVI void cp_async16(u32 dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
+DEVI int min_i(int a, int b) { return a < b ? a : b; }
 DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 DEVI void bar_sync() { asm volatile("bar.sync 0;\n" ::: "memory"); }
@@ -128,16 +131,17 @@ DEVI void unpack_s4(u32 w, u32& b0, u32& b1) {
   b1 = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
 }
 
-// Partial-sum reduction (split-K) into the workspace.
-DEVI void red_add(int* p, int v) { asm volatile("red.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory"); }
-DEVI void red_add(float* p, float v) { asm volatile("red.global.add.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory"); }
+// Split-K partial tiles through the workspace (L2; .cg bypasses the non-coherent L1).
+DEVI void st_cg2(int* p, int a, int b) { asm volatile("st.global.cg.v2.s32 [%0], {%1,%2};" ::"l"(p), "r"(a), "r"(b) : "memory"); }
+DEVI void st_cg2(float* p, float a, float b) { asm volatile("st.global.cg.v2.f32 [%0], {%1,%2};" ::"l"(p), "f"(a), "f"(b) : "memory"); }
 DEVI void ld_cg2(const int* p, int& a, int& b) {
   asm volatile("ld.global.cg.v2.s32 {%0,%1}, [%2];" : "=r"(a), "=r"(b) : "l"(p) : "memory");
 }
 DEVI void ld_cg2(const float* p, float& a, float& b) {
   asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];" : "=f"(a), "=f"(b) : "l"(p) : "memory");
 }
-DEVI void st_cg2_zero(void* p) { asm volatile("st.global.cg.v2.u32 [%0], {%1,%1};" ::"l"(p), "r"(0) : "memory"); }
+DEVI int add_acc(int a, int b) { return a + b; }
+DEVI float add_acc(float a, float b) { return fadd_rn(a, b); }
 DEVI u32 atom_add_u32(u32* p, u32 v) {
   u32 old;
   asm volatile("atom.global.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
@@ -198,25 +202,24 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #pragma unroll
     for (int i = tid; i < ACH; i += THREADS) {
       const int r = i / CPR, c = i % CPR, gr = m0 + r;
-      const bool p = gr < M;
-      const char* src = (const char*)A + ((u64)(p ? gr : 0) * K + (u64)kt * 128) * EB + c * 16;
-      cp_async16(sb + r * ROWB + ((c ^ (r & 7)) << 4), src, p);
+      if (gr < M)  // rows past M feed only output rows that are never written: no zero fill
+        cp_async16(sb + r * ROWB + ((c ^ (r & 7)) << 4),
+                   (const char*)A + ((u64)gr * K + (u64)kt * 128) * EB + c * 16);
     }
+    // weights: tile-contiguous layout, this block's k-tile is (rows8 x 512) contiguous bytes
     constexpr int WCH = BN * 4;
+    const int rows8 = min_i(BN / 8, (N >> 3) - (n0 >> 3));
+    const U4* wt = Wp + ((u64)(n0 >> 3) * KT + (u64)kt * rows8) * 32;
 #pragma unroll
-    for (int i = tid; i < WCH; i += THREADS) {
-      const int gn8 = (n0 >> 3) + (i >> 5);
-      const bool p = gn8 < (N >> 3);
-      cp_async16(sb + A_BYTES + i * 16, Wp + ((u64)(p ? gn8 : 0) * KT + kt) * 32 + (i & 31), p);
-    }
+    for (int i = tid; i < WCH; i += THREADS)
+      if ((i >> 5) < rows8) cp_async16(sb + A_BYTES + i * 16, wt + i);
     if constexpr (GROUPED) {
       constexpr int CPRS = BN * SB / 16, EPC = 16 / SB;
 #pragma unroll
       for (int i = tid; i < GPT * CPRS; i += THREADS) {
         const int gi = i / CPRS, c = i % CPRS, col = n0 + c * EPC;
-        const bool p = col < N;
-        const char* src = (const char*)gsc + ((u64)(kt * GPT + gi) * N + (p ? col : 0)) * SB;
-        cp_async16(sb + A_BYTES + W_BYTES + i * 16, src, p);
+        if (col < N)
+          cp_async16(sb + A_BYTES + W_BYTES + i * 16, (const char*)gsc + ((u64)(kt * GPT + gi) * N + col) * SB);
       }
     }
   };
@@ -342,8 +345,10 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   cp_async_wait<0>();
 
   // -- epilogue
+  // split-K: every split stores its partial tile into its own workspace slice [z][M][N]; the last
+  // block of the tile (counter) sums the slices in split order (deterministic, exact for int32)
   Acc* wsp = (Acc*)ws;
-  if (gridDim.z > 1) {  // split-K: reduce partials in the workspace; the last block finishes
+  if (gridDim.z > 1) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -353,14 +358,9 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
           const int r = m0 + (wm * MT + mt) * 16 + (lane >> 2) + 8 * h;
           const int c = n0 + (wn * NT + nt) * 8 + (lane & 3) * 2;
           if (r < M && c < N) {
-            Acc* p = wsp + (u64)r * N + c;
-            if constexpr (MODE == MODE_PC) {
-              red_add(p, P[mt][nt][2 * h]);
-              red_add(p + 1, P[mt][nt][2 * h + 1]);
-            } else {
-              red_add(p, acc[mt][nt][2 * h]);
-              red_add(p + 1, acc[mt][nt][2 * h + 1]);
-            }
+            Acc* p = wsp + ((u64)blockIdx.z * M + r) * N + c;
+            if constexpr (MODE == MODE_PC) st_cg2(p, P[mt][nt][2 * h], P[mt][nt][2 * h + 1]);
+            else st_cg2(p, acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
           }
         }
     fence_gpu();
@@ -394,9 +394,14 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
           v1 = acc[mt][nt][2 * h + 1];
         }
         if (gridDim.z > 1) {
-          Acc* p = wsp + (u64)r * N + c;
+          const Acc* p = wsp + (u64)r * N + c;
           ld_cg2(p, v0, v1);
-          st_cg2_zero(p);  // self-cleaning
+          for (u32 z = 1; z < gridDim.z; ++z) {
+            Acc t0, t1;
+            ld_cg2(p + (u64)z * M * N, t0, t1);
+            v0 = add_acc(v0, t0);
+            v1 = add_acc(v1, t1);
+          }
         }
         float y0, y1;
         if constexpr (MODE == MODE_IS) {
@@ -455,3 +460,12 @@ W4_ENTRY3(w4a8_gemm_fs_g64, MODE_FS, 64)
 W4_ENTRY3(w4a8_gemm_fs_g32, MODE_FS, 32)
 W4_ENTRY3(w4a8_gemm_pc, MODE_PC, 128)
 W4_ENTRY3(w4a16_gemm_g128, MODE_A16, 128)
+
+#ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
+#define TILE_x 1, 4, 1, 4, 8
+#define TILE_y 1, 4, 2, 4, 4
+#define THREADS_x 128
+#define THREADS_y 128
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y)
+#endif

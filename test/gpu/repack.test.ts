@@ -1,0 +1,169 @@
+// CPU tests of src/gpu/repack.ts and src/gpu/kernels/w4-gemm-plan.ts (no GPU needed): the packed
+// weights, decoded the way the kernels' MMA fragments read them (PTX ISA fragment layouts of
+// mma.m16n8k32.s8 and mma.m16n8k16.f16, and the kernels' nibble unpacking), must give the same dot
+// products as the canonical int4 weights; the planner must agree with the .cu tile constants.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Rng } from '../../src/core/rng.ts';
+import { IntscaleError } from '../../src/core/errors.ts';
+import { f16ToF32 } from '../../src/core/dtype.ts';
+import { packFloatScales, packHalfScales, packIntScales, packedChunkIndex, repackWeights } from '../../src/gpu/repack.ts';
+import { W4_TILES, planW4Gemm, w4EntryName, w4SmemBytes, type W4Tile } from '../../src/gpu/kernels/w4-gemm-plan.ts';
+
+function randomCanonical(rng: Rng, n: number, k: number): { packed: Uint8Array; q: Int8Array } {
+  const q = new Int8Array(n * k);
+  for (let i = 0; i < q.length; i++) q[i] = rng.int(-8, 7);
+  const packed = new Uint8Array((n * k) / 2);
+  for (let i = 0; i < packed.length; i++) packed[i] = (q[2 * i]! & 15) | ((q[2 * i + 1]! & 15) << 4);
+  return { packed, q };
+}
+
+/** The kernel's int4→int8 unpack of one word (w4_gemm.cu unpack_s4), as 8 signed bytes b0[0..3], b1[0..3]. */
+function unpackS4(w: number): [number[], number[]] {
+  const sext = (x: number): number[] => {
+    const v = ((x & 0x0f0f0f0f) | Math.imul(x & 0x08080808, 0x1e)) >>> 0;
+    return [0, 1, 2, 3].map((i) => ((v >>> (8 * i)) << 24) >> 24);
+  };
+  return [sext(w), sext(w >>> 4)];
+}
+
+/** Dot products Y[m][n] = Σ_k A[m][k]·B[k][n], with B read through the W4A8 fragment layout. */
+function dotViaW4A8Fragments(packed: Uint8Array, n: number, k: number, a: Int8Array, m: number): Float64Array {
+  const y = new Float64Array(m * n);
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const kTiles = k / 128;
+  for (let n8 = 0; n8 < n / 8; n8++)
+    for (let kt = 0; kt < kTiles; kt++)
+      for (let lane = 0; lane < 32; lane++)
+        for (let j = 0; j < 4; j++) {
+          const w = view.getUint32(packedChunkIndex(n8, kt, lane, n, k) * 16 + j * 4, true);
+          const [b0, b1] = unpackS4(w);
+          // PTX m16n8k32 .s8 B fragment: b0 byte i = B[k = 4·(lane%4) + i][n = lane/4], b1: k + 16
+          const col = n8 * 8 + (lane >> 2);
+          const kBase = kt * 128 + j * 32 + 4 * (lane & 3);
+          for (let i = 0; i < 4; i++)
+            for (let r = 0; r < m; r++) {
+              y[r * n + col] += a[r * k + kBase + i]! * b0[i]! + a[r * k + kBase + 16 + i]! * b1[i]!;
+            }
+        }
+  return y;
+}
+
+/** Same with the W4A16 layout: half2 h = (0x6400 | nibbles) − 1032 (w4_gemm.cu), m16n8k16 fragments. */
+function dotViaW4A16Fragments(packed: Uint8Array, n: number, k: number, a: Int8Array, m: number): Float64Array {
+  const y = new Float64Array(m * n);
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const kTiles = k / 128;
+  for (let n8 = 0; n8 < n / 8; n8++)
+    for (let kt = 0; kt < kTiles; kt++)
+      for (let lane = 0; lane < 32; lane++)
+        for (let j = 0; j < 4; j++) {
+          const w = view.getUint32(packedChunkIndex(n8, kt, lane, n, k) * 16 + j * 4, true);
+          const col = n8 * 8 + (lane >> 2);
+          for (let h = 0; h < 4; h++) {
+            const bits = (((w >>> (4 * h)) & 0x000f000f) | 0x64006400) >>> 0;
+            const lo = f16ToF32(bits & 0xffff) - 1032;
+            const hi = f16ToF32(bits >>> 16) - 1032;
+            // half2 h feeds k16-step h>>1 as b0 (h even) or b1 (h odd): k = 8h + 2·(lane%4) + {0,1}
+            const kk = kt * 128 + j * 32 + 8 * h + 2 * (lane & 3);
+            for (let r = 0; r < m; r++) y[r * n + col] += a[r * k + kk]! * lo + a[r * k + kk + 1]! * hi;
+          }
+        }
+  return y;
+}
+
+function dotCanonical(q: Int8Array, n: number, k: number, a: Int8Array, m: number): Float64Array {
+  const y = new Float64Array(m * n);
+  for (let r = 0; r < m; r++)
+    for (let c = 0; c < n; c++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += a[r * k + i]! * q[c * k + i]!;
+      y[r * n + c] = s;
+    }
+  return y;
+}
+
+for (const [n, k] of [
+  [8, 128],
+  [24, 256],
+  [64, 384],
+  [136, 256],
+] as const) {
+  test(`repackWeights w4a8 and w4a16 read through MMA fragments equal canonical dot products (N=${n}, K=${k})`, () => {
+    const rng = new Rng(1000 + n + k);
+    const { packed, q } = randomCanonical(rng, n, k);
+    const m = 3;
+    const a = new Int8Array(m * k);
+    for (let i = 0; i < a.length; i++) a[i] = rng.int(-127, 127);
+    const want = dotCanonical(q, n, k, a, m);
+    assert.deepEqual(dotViaW4A8Fragments(repackWeights(packed, n, k, 'w4a8'), n, k, a, m), want);
+    assert.deepEqual(dotViaW4A16Fragments(repackWeights(packed, n, k, 'w4a16'), n, k, a, m), want);
+  });
+}
+
+test('packedChunkIndex is a bijection onto the N*K/32 chunks (N % 128 != 0 too)', () => {
+  for (const [n, k] of [[64, 256], [200, 384], [256, 128]] as const) {
+    const seen = new Uint8Array((n * k) / 32);
+    for (let n8 = 0; n8 < n / 8; n8++)
+      for (let kt = 0; kt < k / 128; kt++)
+        for (let lane = 0; lane < 32; lane++) seen[packedChunkIndex(n8, kt, lane, n, k)]! += 1;
+    assert.ok(seen.every((c) => c === 1), `N=${n} K=${k}`);
+  }
+});
+
+test('repackWeights rejects shapes the kernels cannot take', () => {
+  assert.throws(() => repackWeights(new Uint8Array(64 * 64), 12, 128 * 4, 'w4a8'), IntscaleError);
+  assert.throws(() => repackWeights(new Uint8Array(8 * 50), 8, 100, 'w4a8'), /multiple of 128/);
+  assert.throws(() => repackWeights(new Uint8Array(10), 8, 128, 'w4a16'), /expected N\*K\/2/);
+});
+
+test('scale packing transposes [N, K/G] to [K/G, N] (int32, fp32, fp16 bits)', () => {
+  const n = 16, groups = 3;
+  const rng = new Rng(7);
+  const is = new Int32Array(n * groups).map(() => rng.int(-5000, 5000));
+  const s = new Float32Array(n * groups).map(() => f16ToF32(rng.int(0x1000, 0x3000)));
+  const isT = packIntScales(is, n, groups), sT = packFloatScales(s, n, groups), hT = packHalfScales(s, n, groups);
+  for (let c = 0; c < n; c++)
+    for (let g = 0; g < groups; g++) {
+      assert.equal(isT[g * n + c], is[c * groups + g]);
+      assert.equal(sT[g * n + c], s[c * groups + g]);
+      assert.equal(f16ToF32(hT[g * n + c]!), s[c * groups + g]);
+    }
+  assert.throws(() => packIntScales(is, n, 4), /expected N\*K\/G/);
+});
+
+test('planner tiles match the TILE_*/THREADS_* constants and entry points of w4_gemm.cu', () => {
+  const src = readFileSync(new URL('../../src/gpu/kernels/w4_gemm.cu', import.meta.url), 'utf8');
+  for (const tile of ['s', 'm', 'l'] as W4Tile[]) {
+    const m = new RegExp(`#define TILE_${tile} (\\d+), (\\d+), (\\d+), (\\d+), (\\d+)`).exec(src);
+    const th = new RegExp(`#define THREADS_${tile} (\\d+)`).exec(src);
+    assert.ok(m && th, `TILE_${tile} not found`);
+    const [wm, wn, mt, nt, stages] = m.slice(1).map(Number) as [number, number, number, number, number];
+    assert.deepEqual(W4_TILES[tile], { bm: wm * mt * 16, bn: wn * nt * 8, threads: wm * wn * 32, stages });
+    assert.equal(Number(th[1]), wm * wn * 32);
+  }
+  for (const [kind, group] of [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', -1], ['w4a16', 128]] as const) {
+    const base = w4EntryName(kind, group, 's').replace(/_s$/, '');
+    assert.ok(src.includes(`W4_ENTRY3(${base},`), `${base} missing in w4_gemm.cu`);
+  }
+  // IS g128 small tile: 4 stages x (16x128 A + 128x64 W + 128x4 scales)
+  assert.equal(w4SmemBytes('is', 128, 's'), 4 * (16 * 128 + 128 * 64 + 128 * 4));
+});
+
+test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-line errors', () => {
+  const p1 = planW4Gemm('is', 128, 1, 4096, 4096);
+  assert.equal(p1.tile, 's');
+  assert.ok(p1.grid[0] * p1.grid[1] * p1.splits >= 132, 'small M should use split-K to fill 132 SMs');
+  assert.ok(p1.splits <= 4096 / 128);
+  assert.equal(p1.workspaceBytes, p1.splits > 1 ? p1.splits * 1 * 4096 * 4 : 0);
+  assert.equal(p1.counters, p1.splits > 1 ? p1.grid[0] * p1.grid[1] : 0);
+  const pl = planW4Gemm('fs', 128, 4096, 4096, 4096);
+  assert.equal(pl.tile, 'l');
+  assert.deepEqual(pl.grid, [32, 32, 1]);
+  assert.equal(pl.workspaceBytes, 0);
+  assert.throws(() => planW4Gemm('is', 128, 1, 4100, 4096), /multiple of 8/);
+  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4000), /multiple of 128/);
+  assert.throws(() => planW4Gemm('w4a16', 64, 1, 4096, 4096), /unsupported/);
+  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { splits: 33 }), /splits/);
+});
