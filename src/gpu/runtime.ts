@@ -19,7 +19,7 @@ import {
   CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
   CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
   CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, CU_EVENT_DEFAULT, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES,
-  CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, CU_FUNC_ATTRIBUTE_NUM_REGS,
+  CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, CU_FUNC_ATTRIBUTE_NUM_REGS, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES,
   CU_STREAM_CAPTURE_MODE_RELAXED, check, cuda, tryCuda, type CudaApi, type Handle, type Out,
 } from './ffi/cuda.ts';
 import { compileFile, compileSource, type CompileOptions, type CompiledCubin } from './compile.ts';
@@ -42,7 +42,7 @@ export type Dim3 = number | [number, number?, number?];
 export interface LaunchConfig {
   grid: Dim3;
   block: Dim3;
-  /** Dynamic shared memory in bytes (> 48 KiB raises the kernel's limit automatically). */
+  /** Dynamic shared memory in bytes (past the 48 KiB default, the kernel's limit is raised automatically). */
   smem?: number;
   /** Default: the legacy default stream. */
   stream?: Stream;
@@ -272,9 +272,18 @@ export class Module {
 }
 
 export class Kernel {
-  private dynamicSmemLimit = DEFAULT_DYNAMIC_SMEM_LIMIT;
+  /** Static (__shared__) bytes of the kernel; static + dynamic must fit the block's limit. */
+  readonly staticSmem: number;
+  /** Dynamic bytes allowed without (or after) cuFuncSetAttribute. */
+  private dynamicSmemLimit: number;
   constructor(private readonly api: CudaApi, readonly handle: Handle, readonly name: string,
-    private readonly maxSmem: number) {}
+    private readonly maxSmem: number) {
+    const out: Out<number> = [null];
+    check(api.cuFuncGetAttribute(out, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, handle), `cuFuncGetAttribute(${name}, static smem)`);
+    this.staticSmem = out[0]!;
+    // Without opt-in, static + dynamic shared memory must stay below 48 KiB.
+    this.dynamicSmemLimit = Math.max(0, DEFAULT_DYNAMIC_SMEM_LIMIT - this.staticSmem - 1);
+  }
 
   /** Registers and local (spill) bytes per thread, from the loaded cubin. */
   get resources(): { registers: number; localBytes: number } {
@@ -292,7 +301,9 @@ export class Kernel {
     const [bx, by, bz] = dim3(cfg.block, 'block');
     const smem = cfg.smem ?? 0;
     if (smem > this.dynamicSmemLimit) {
-      if (smem > this.maxSmem) fail(this.name, `asks for ${smem} bytes of shared memory; the GPU allows ${this.maxSmem}`);
+      if (smem + this.staticSmem > this.maxSmem) {
+        fail(this.name, `asks for ${smem} bytes of dynamic shared memory (+ ${this.staticSmem} static); the GPU allows ${this.maxSmem}`);
+      }
       check(this.api.cuFuncSetAttribute(this.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
         `cuFuncSetAttribute(${this.name}, max dynamic smem ${smem})`);
       this.dynamicSmemLimit = smem;
