@@ -143,6 +143,7 @@ export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
     onProgress?.(l + 1, c.nLayers);
   }
   const finalNorm = read('model.norm.weight', [dim]);
-  const head = c.tieEmbeddings || !src.has('lm_head.weight') ? embedding : read('lm_head.weight', [c.vocabSize, dim]);
+  // tied models usually omit lm_head.weight; an untied model without it is a broken checkpoint
+  const head = c.tieEmbeddings && !src.has('lm_head.weight') ? embedding : read('lm_head.weight', [c.vocabSize, dim]);
   return { embedding, layers, finalNorm, lmHead: denseLinear(head, c.vocabSize, dim) };
 }
