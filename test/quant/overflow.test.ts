@@ -112,3 +112,27 @@ test('a fixed 2^16 amplifier that would overflow is caught by the bound, naming 
     assert.ok(worstCaseAcc(qw, is).worst < 2n ** 31n, amp);
   }
 });
+
+test('amplifier rules on a hand-made layer: auto cap (exact scales), layer rule, bound-limited shift', () => {
+  const s001 = Math.fround(0.0099945068359375); // fp16(0.01)
+  const qw = {
+    outFeatures: 3, inFeatures: 64, groupSize: 32,
+    q: new Int8Array(3 * 64).fill(7),
+    scales: Float32Array.from([0.5, s001, 0.25, 0.125, 1, 1]),
+  };
+  const auto = computeIntegerScales(qw, 'auto', 'hand');
+  // ch0: cap = 17 (0.00999·2^17 = 1310 ≥ 1024), bound 127·224·(65536 + 1310) = 1.90e9 < 2^31
+  // ch1: cap = 13 (0.125·2^13 = 1024); ch2: cap = 10, bound 127·448·1024 = 5.8e7
+  assert.deepEqual([...auto.shift], [17, 13, 10]);
+  assert.deepEqual([...auto.iscales], [65536, 1310, 2048, 1024, 1024, 1024]);
+  // layer: smallest k with min s·2^k ≥ 1 → 0.00999·2^7 = 1.28
+  const layer = computeIntegerScales(qw, 'layer', 'hand');
+  assert.deepEqual([...layer.shift], [7, 7, 7]);
+  assert.deepEqual([...layer.iscales], [64, 1, 32, 16, 128, 128]);
+  // bound-limited: scale 8 on 64 weights of 7 → k must satisfy 127·448·8·2^k < 2^31 → k ≤ 12 (cap would be 7)
+  const big = { ...qw, outFeatures: 1, q: new Int8Array(64).fill(7), scales: Float32Array.from([8, 0.0078125]) };
+  const b = computeIntegerScales(big, 'auto', 'big');
+  // cap 17 (2^-7·2^17 = 1024); bound 127·224·(8·2^k + 2^(k-7)) < 2^31 → k = 13
+  assert.deepEqual([...b.shift], [13]);
+  assert.throws(() => computeIntegerScales(big, 14, 'big'), /big: amplifier 2\^14 can overflow int32 on output channel 0/);
+});
