@@ -1,5 +1,6 @@
 // `intscale generate <model> --prompt TEXT`: stream a continuation to stdout as tokens come, then
 // "N tokens, X tokens/s" on stderr. Greedy when --temperature is 0; an empty prompt starts from BOS.
+// Only the continuation is printed unless --echo.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { generate } from '../eval/generate.ts';
@@ -17,7 +18,8 @@ export function register(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling mass', '0.9')
     .option('--seed <s>', 'sampling seed', '0')
     .option('--stop-at-eos', 'stop at the end-of-sequence token')
-    .action((modelPath: string, opts: { prompt: string; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean }) => {
+    .option('--echo', 'print the prompt before the continuation')
+    .action((modelPath: string, opts: { prompt: string; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean; echo?: boolean }) => {
       const maxNew = Number(opts.maxNew), temperature = Number(opts.temperature), topP = Number(opts.topP), seed = Number(opts.seed);
       if (!Number.isInteger(maxNew) || maxNew < 1) fail('--max-new', `must be a positive integer (got ${opts.maxNew})`);
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
@@ -27,7 +29,8 @@ export function register(program: Command): void {
       const tok = model.tokenizer;
       const prompt = tok.encode(opts.prompt, { addBos: true });
       if (prompt.length === 0) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');
-      const streamer = new TextStreamer(tok, prompt);
+      const streamer = new TextStreamer(tok, opts.echo ? [] : prompt);
+      if (opts.echo) for (const id of prompt) { const s = streamer.push(id); if (s) process.stdout.write(s); }
       const r = generate(model, prompt, {
         maxNew, temperature, topP, seed,
         ...(opts.stopAtEos && tok.eosId !== undefined ? { stopIds: [tok.eosId] } : {}),

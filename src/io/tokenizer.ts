@@ -58,7 +58,7 @@ export function loadHfTokenizer(tokenizerJsonPath: string, configJsonPath?: stri
       return opts.addBos && bosId !== undefined ? [bosId, ...ids] : ids;
     },
     decode(ids) {
-      return tok.decode(ids, { skip_special_tokens: true });
+      return ids.length === 0 ? '' : tok.decode(ids, { skip_special_tokens: true });
     },
     decodeToken(prev, id) {
       const both = tok.decode([prev, id], { skip_special_tokens: true });

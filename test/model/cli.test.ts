@@ -21,6 +21,9 @@ test('generate streams the greedy story and reports tokens/s', { skip }, () => {
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.startsWith('Once upon a time, there was a little girl named Lily.'), r.out);
   assert.match(r.err, /^20 tokens, [0-9.]+ tokens\/s/);
+  const echo = cli('generate', STORIES, '--prompt', 'Once upon a time, Tom', '--max-new', '5', '--echo');
+  assert.equal(echo.code, 0, echo.err);
+  assert.ok(echo.out.startsWith('Once upon a time, Tom'), echo.out);
 });
 
 test('eval --json prints {ppl, tokens, nll, ctx}; bench cpu --json prints tokens/s', { skip }, () => {
