@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fail } from '../core/errors.ts';
 import type { Handle, Out } from './ffi/cuda.ts';
 import { check, nvrtc, nvrtcVersionString, tryNvrtc } from './ffi/nvrtc.ts';
@@ -45,11 +46,21 @@ export function cacheDir(): string {
   return path.join(base, 'cubin');
 }
 
-/** Compile a .cu file on disk (errors name the file). */
+/** The package root (two levels above this file): relative kernel paths also resolve from here. */
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** A relative path as given if it exists from the working directory, else from the package root. */
+export function resolveSourcePath(sourceFile: string): string {
+  if (path.isAbsolute(sourceFile) || fs.existsSync(sourceFile)) return sourceFile;
+  const fromRoot = path.join(PACKAGE_ROOT, sourceFile);
+  return fs.existsSync(fromRoot) ? fromRoot : sourceFile;
+}
+
+/** Compile a .cu file on disk (errors name the file; relative paths may be package-relative). */
 export function compileFile(sourceFile: string, opts: CompileOptions = {}): CompiledCubin {
   let source: string;
   try {
-    source = fs.readFileSync(sourceFile, 'utf8');
+    source = fs.readFileSync(resolveSourcePath(sourceFile), 'utf8');
   } catch (err) {
     fail(sourceFile, `cannot read kernel source: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }

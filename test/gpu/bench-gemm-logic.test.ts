@@ -1,0 +1,71 @@
+// `bench gemm` logic that needs no GPU: shape/M parsing, the medians, the table's ratios and
+// throughput columns, the plot's speed-up points and the results-JSON validation.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IntscaleError } from '../../src/core/errors.ts';
+import { median, type GemmResults } from '../../src/bench/gemm.ts';
+import { formatGemmTable, parseGemmResults } from '../../src/bench/gemm-report.ts';
+import { RUNNERS } from '../../src/bench/gemm-runners.ts';
+import { parseMs, parseShapes, SHAPE_SETS } from '../../src/bench/gemm-shapes.ts';
+import { gemmSpeedupPoints } from '../../src/bench/plot-gemm.ts';
+
+const RESULTS: GemmResults = {
+  device: 'test GPU', date: '2026-01-01T00:00:00Z', commit: '0123456789abcdef',
+  rows: [
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 30 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'int8', us: 20 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8_is', us: 10 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8_fs', us: 12 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8_pc', us: 8 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a16', us: null, note: 'unsupported here' },
+  ],
+};
+
+test('shape sets hold the llama2-7b / llama3-8b (K, N) pairs; KxN items parse; bad items are one-line errors', () => {
+  assert.deepEqual(SHAPE_SETS['llama2-7b']!.map((s) => [s.K, s.N]), [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]]);
+  assert.deepEqual(SHAPE_SETS['llama3-8b']!.map((s) => [s.K, s.N]), [[4096, 6144], [4096, 4096], [4096, 28672], [14336, 4096]]);
+  assert.deepEqual(parseShapes('llama3-8b,128x256').map((s) => s.name).slice(-2), ['llama3-8b.down', '128x256']);
+  assert.throws(() => parseShapes('gpt5'), (e: unknown) => e instanceof IntscaleError && /--shapes: unknown shape 'gpt5'/.test(e.message));
+  assert.deepEqual(parseMs('1, 4,4096'), [1, 4, 4096]);
+  for (const bad of ['0', '1,x', '', '2.5']) assert.throws(() => parseMs(bad), IntscaleError);
+});
+
+test('median of odd and even counts', () => {
+  assert.equal(median([5, 1, 3]), 3);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+test('the table shows µs, TOP/s, GB/s, ratios vs fp16 and int8, IS/FS and IS/PC, and n/a rows', () => {
+  const lines = formatGemmTable(RESULTS).split('\n');
+  const row = (impl: string) => lines.find((l) => l.split(/\s+/)[2] === impl)!.split(/\s+/);
+  const is = row('w4a8_is');
+  assert.equal(is[3], '10.0');
+  assert.equal(is[4], ((2 * 16 * 4096 * 4096) / 10e-6 / 1e12).toFixed(1));
+  const isBytes = RUNNERS.find((r) => r.impl === 'w4a8_is')!.bytes(16, 4096, 4096);
+  assert.equal(is[5], (isBytes / 10e-6 / 1e9).toFixed(0));
+  assert.equal(is[6], '3.00'); // 30 / 10
+  assert.equal(is[7], '2.00'); // 20 / 10
+  const summary = row('IS/FS');
+  assert.equal(summary[3], '1.20'); // FS 12 / IS 10
+  assert.equal(summary[5], '0.80'); // PC 8 / IS 10
+  assert.match(lines.find((l) => l.includes('w4a16'))!, /n\/a.*unsupported here/);
+});
+
+test('plot points are speed-ups over fp16 of the same shape and M; null timings are left out', () => {
+  const pts = gemmSpeedupPoints(RESULTS);
+  assert.deepEqual(pts.map((p) => [p.impl, p.speedup]),
+    [['fp16', 1], ['int8', 1.5], ['w4a8_is', 3], ['w4a8_fs', 2.5], ['w4a8_pc', 3.75]]);
+});
+
+test('results JSON: a written file parses back; malformed ones are one-line errors naming the file', () => {
+  assert.deepEqual(parseGemmResults(JSON.stringify(RESULTS), 'r.json'), RESULTS);
+  const bad = [
+    '{', '[]', JSON.stringify({ ...RESULTS, rows: 3 }),
+    JSON.stringify({ ...RESULTS, rows: [{ ...RESULTS.rows[0], impl: 'magic' }] }),
+    JSON.stringify({ ...RESULTS, rows: [{ ...RESULTS.rows[0], us: -1 }] }),
+    JSON.stringify({ ...RESULTS, rows: [{ ...RESULTS.rows[0], M: 0 }] }),
+  ];
+  for (const text of bad) {
+    assert.throws(() => parseGemmResults(text, 'r.json'), (e: unknown) => e instanceof IntscaleError && /^r\.json: /.test(e.message), text);
+  }
+});
