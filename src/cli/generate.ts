@@ -39,8 +39,9 @@ export function register(program: Command): void {
       const rest = streamer.flush();
       if (rest) process.stdout.write(rest);
       process.stdout.write('\n');
-      const seconds = r.prefillSeconds + r.decodeSeconds;
-      process.stderr.write(`${r.ids.length} tokens, ${(r.ids.length / seconds).toFixed(1)} tokens/s ` +
+      // like llama2.c: the rate after the prompt's prefill (which is reported on its own)
+      const rate = r.decodeSeconds > 0 ? r.ids.length / r.decodeSeconds : 0;
+      process.stderr.write(`${r.ids.length} tokens, ${rate.toFixed(1)} tokens/s ` +
         `(prompt ${prompt.length} tokens in ${(r.prefillSeconds * 1000).toFixed(0)} ms)\n`);
     });
 }
