@@ -36,33 +36,45 @@ export function benchCpu(model: Model, name: string, opts: CpuBenchOptions = {})
   const rng = new Rng(opts.seed ?? 1);
   const tokens = Array.from({ length: T }, () => rng.int(0, c.vocabSize - 1));
   const session = new Session(model, { maxSeq: Math.max(T, decodeSteps + 1) });
+  try {
+    opts.onStage?.(`prefill: warm-up + ${runs} runs of ${T} tokens`);
+    const prefillRuns = timePrefill(session, tokens, runs);
+    opts.onStage?.(`decode: ${decodeSteps} tokens`);
+    const decodeTokensPerSecond = timeDecode(session, c.bosId ?? 1, decodeSteps);
+    return {
+      model: name,
+      threads: threadCount(),
+      prefillTokens: T,
+      prefillTokensPerSecond: median(prefillRuns),
+      decodeTokens: decodeSteps,
+      decodeTokensPerSecond,
+      prefillRuns,
+    };
+  } finally {
+    session.dispose();
+  }
+}
 
-  opts.onStage?.(`prefill: warm-up + ${runs} runs of ${T} tokens`);
+/** tokens/s of each timed run of one prefill chunk (after one untimed warm-up run). */
+function timePrefill(session: Session, tokens: number[], runs: number): number[] {
   session.forward(tokens);
-  const prefillRuns: number[] = [];
+  const rates: number[] = [];
   for (let r = 0; r < runs; r++) {
     session.reset();
     const t0 = performance.now();
     session.forward(tokens);
-    prefillRuns.push(T / ((performance.now() - t0) / 1000));
+    rates.push(tokens.length / ((performance.now() - t0) / 1000));
   }
+  return rates;
+}
 
-  opts.onStage?.(`decode: ${decodeSteps} tokens`);
+/** tokens/s of greedy decoding, one token per forward, from a BOS-only prompt. */
+function timeDecode(session: Session, bos: number, steps: number): number {
   session.reset();
-  let logits = session.forward([c.bosId ?? 1]);
+  let logits = session.forward([bos]);
   const t0 = performance.now();
-  for (let i = 0; i < decodeSteps; i++) logits = session.forward([argmax(logits)]);
-  const decodeTokensPerSecond = decodeSteps / ((performance.now() - t0) / 1000);
-
-  return {
-    model: name,
-    threads: threadCount(),
-    prefillTokens: T,
-    prefillTokensPerSecond: median(prefillRuns),
-    decodeTokens: decodeSteps,
-    decodeTokensPerSecond,
-    prefillRuns,
-  };
+  for (let i = 0; i < steps; i++) logits = session.forward([argmax(logits)]);
+  return steps / ((performance.now() - t0) / 1000);
 }
 
 function median(a: number[]): number {

@@ -1,6 +1,7 @@
 // The shared WebAssembly memory that the fp32 GEMM kernel (src/core/wasm/matmul.wat) and its
 // worker threads operate on: one module instance per thread over the same SharedArrayBuffer-backed
-// memory, a bump allocator for long-lived arrays (weights, KV caches) and reusable scratch slots.
+// memory, an allocator for long-lived arrays (weights, KV caches; returned with heapFree) and
+// reusable scratch slots.
 // A Float32Array that already lives here is used in place; anything else is copied in per call.
 import { MATMUL_WASM_BASE64 } from './wasm/matmul-wasm.ts';
 import { setFlagsFromString } from 'node:v8';
@@ -34,11 +35,24 @@ function currentBuffer(): ArrayBufferLike {
 currentBuffer();
 
 let top = ALIGN; // byte 0..63 stays unused so that pointer 0 never names an array
+// Blocks handed out (start → bytes) and returned ones (first fit, merged with free neighbours).
+const live = new Map<number, number>();
+let free: { start: number; bytes: number }[] = [];
 
-/** Allocate `bytes` bytes (64-byte aligned) for the life of the process; returns the byte offset. */
+/** Allocate `bytes` bytes (64-byte aligned); returns the byte offset. Freed only by heapFree. */
 export function heapAllocBytes(bytes: number): number {
-  const start = Math.ceil(top / ALIGN) * ALIGN;
-  const end = start + Math.max(bytes, 0);
+  const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  const fit = free.findIndex((b) => b.bytes >= size);
+  if (fit >= 0) {
+    const b = free[fit]!;
+    const start = b.start;
+    if (b.bytes === size) free.splice(fit, 1);
+    else { b.start += size; b.bytes -= size; }
+    live.set(start, size);
+    return start;
+  }
+  const start = top;
+  const end = start + size;
   const have = memory.buffer.byteLength;
   if (end > have) {
     const needPages = Math.ceil((end - have) / PAGE);
@@ -49,19 +63,55 @@ export function heapAllocBytes(bytes: number): number {
     memory.grow(grow);
   }
   top = end;
+  live.set(start, size);
   return start;
 }
 
-/** A zeroed Float32Array of n floats living in the shared heap (never freed). */
-export function heapF32(n: number): Float32Array {
-  const off = heapAllocBytes(n * 4);
-  return new Float32Array(currentBuffer(), off, n);
+/**
+ * Return a heap array's block (one from heapF32/heapI32/toHeap, not a subarray). The caller
+ * promises that nothing uses it or any view of it afterwards.
+ */
+export function heapFree(a: ArrayBufferView): void {
+  if (!isInHeap(a)) return;
+  const start = a.byteOffset;
+  const size = live.get(start);
+  if (size === undefined) fail('matmul heap', `heapFree: no block starts at byte ${start}`);
+  live.delete(start);
+  free.push({ start, bytes: size });
+  free.sort((x, y) => x.start - y.start);
+  const merged: { start: number; bytes: number }[] = [];
+  for (const b of free) {
+    const last = merged[merged.length - 1];
+    if (last && last.start + last.bytes === b.start) last.bytes += b.bytes;
+    else merged.push({ ...b });
+  }
+  // a free block at the top goes back to the bump region
+  const last = merged[merged.length - 1];
+  if (last && last.start + last.bytes === top) { top = last.start; merged.pop(); }
+  free = merged;
 }
 
-/** An Int32Array of n ints living in the shared heap (never freed). */
+/** Bytes currently allocated in the heap (for tests and leak checks). */
+export function heapLiveBytes(): number {
+  let n = 0;
+  for (const v of live.values()) n += v;
+  return n;
+}
+
+/** A zeroed Float32Array of n floats living in the shared heap (until heapFree). */
+export function heapF32(n: number): Float32Array {
+  const off = heapAllocBytes(n * 4);
+  const a = new Float32Array(currentBuffer(), off, n);
+  a.fill(0); // a reused block holds old data
+  return a;
+}
+
+/** A zeroed Int32Array of n ints living in the shared heap (until heapFree). */
 export function heapI32(n: number): Int32Array {
   const off = heapAllocBytes(n * 4);
-  return new Int32Array(currentBuffer(), off, n);
+  const a = new Int32Array(currentBuffer(), off, n);
+  a.fill(0);
+  return a;
 }
 
 /** Copy `a` into the heap once (for weights reused on every call). */
@@ -81,7 +131,9 @@ const scratchSlots = new Map<string, Float32Array>();
 export function scratchF32(slot: string, n: number): Float32Array {
   let s = scratchSlots.get(slot);
   if (!s || s.length < n) {
-    s = heapF32(Math.max(n, Math.ceil((s?.length ?? 0) * 1.5), 1024));
+    const grown = heapF32(Math.max(n, Math.ceil((s?.length ?? 0) * 1.5), 1024));
+    if (s) heapFree(s); // a slot's contents never outlive the call that asked for it
+    s = grown;
     scratchSlots.set(slot, s);
   }
   return s.length === n ? s : s.subarray(0, n);

@@ -31,17 +31,21 @@ export function generate(model: Model, prompt: readonly number[], opts: Generate
   const session = new Session(model);
   if (prompt.length > session.maxSeq) fail('generate', `prompt of ${prompt.length} tokens exceeds the context of ${session.maxSeq}`);
   const ids: number[] = [];
-  let t0 = performance.now();
-  let logits = session.forward(prompt);
-  const prefillSeconds = (performance.now() - t0) / 1000;
-  t0 = performance.now();
-  for (let i = 0; i < maxNew; i++) {
-    const next = sampleToken(logits, rng, opts);
-    if (stop.has(next)) break;
-    ids.push(next);
-    opts.onToken?.(next);
-    if (i === maxNew - 1 || session.pos >= session.maxSeq) break;
-    logits = session.forward([next]);
+  try {
+    let t0 = performance.now();
+    let logits = session.forward(prompt);
+    const prefillSeconds = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    for (let i = 0; i < maxNew; i++) {
+      const next = sampleToken(logits, rng, opts);
+      if (stop.has(next)) break;
+      ids.push(next);
+      opts.onToken?.(next);
+      if (i === maxNew - 1 || session.pos >= session.maxSeq) break;
+      logits = session.forward([next]);
+    }
+    return { ids, prefillSeconds, decodeSeconds: (performance.now() - t0) / 1000 };
+  } finally {
+    session.dispose();
   }
-  return { ids, prefillSeconds, decodeSeconds: (performance.now() - t0) / 1000 };
 }

@@ -44,14 +44,18 @@ export function perplexity(model: Model, ids: readonly number[], opts: Perplexit
   const bos = opts.bosId ?? model.config.bosId ?? 1;
   const session = new Session(model, { maxSeq: ctx });
   let nll = 0;
-  for (let start = 0; start < total; start += ctx - 1) {
-    const chunk = ids.slice(start, Math.min(total, start + ctx - 1));
-    session.reset();
-    const logits = session.forward([bos, ...chunk], { allLogits: true });
-    // position t (BOS at 0) predicts chunk[t]
-    for (let t = 0; t < chunk.length; t++) nll += negativeLogLikelihood(logits, t * vocab, vocab, chunk[t]!);
-    const scored = start + chunk.length;
-    opts.onProgress?.(scored, total, Math.exp(nll / scored));
+  try {
+    for (let start = 0; start < total; start += ctx - 1) {
+      const chunk = ids.slice(start, Math.min(total, start + ctx - 1));
+      session.reset();
+      const logits = session.forward([bos, ...chunk], { allLogits: true });
+      // position t (BOS at 0) predicts chunk[t]
+      for (let t = 0; t < chunk.length; t++) nll += negativeLogLikelihood(logits, t * vocab, vocab, chunk[t]!);
+      const scored = start + chunk.length;
+      opts.onProgress?.(scored, total, Math.exp(nll / scored));
+    }
+  } finally {
+    session.dispose();
   }
   return { ppl: Math.exp(nll / total), tokens: total, nll };
 }

@@ -4,7 +4,7 @@
 // logits of the positions asked for.
 import { fail } from '../core/errors.ts';
 import { matmulStridedHeap } from '../core/matmul.ts';
-import { heapF32, scratchF32 } from '../core/wasm-heap.ts';
+import { heapF32, heapFree, scratchF32 } from '../core/wasm-heap.ts';
 import type { ModelConfig } from './config.ts';
 import { applyRope, ropeTables, type RopeTables } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
@@ -93,6 +93,14 @@ export class Session {
     this.pos = 0;
   }
 
+  /** Give the KV cache back to the shared heap; the session is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const perLayer of [...this.keys, ...this.valuesT]) for (const a of perLayer) heapFree(a);
+  }
+  private disposed = false;
+
   /**
    * Run `tokens` at positions pos .. pos+T-1 and append them to the cache. Returns logits
    * [T, vocab] with allLogits, else [vocab] of the last position.
@@ -100,6 +108,7 @@ export class Session {
   forward(tokens: readonly number[], opts: ForwardOptions = {}): Float32Array {
     const c = this.config, w = this.model.weights;
     const T = tokens.length, dim = c.dim, hd = c.headDim;
+    if (this.disposed) fail('forward', 'session used after dispose()');
     if (T === 0) fail('forward', 'no tokens');
     if (this.pos + T > this.maxSeq) fail('forward', `sequence of ${this.pos + T} positions exceeds the context of ${this.maxSeq}`);
     const p0 = this.pos;

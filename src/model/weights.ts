@@ -3,7 +3,7 @@
 // `denseLinear` is the fp32 Linear; `mapLinears` swaps projections by their HF tensor names.
 import { fail } from '../core/errors.ts';
 import { matmulF32 } from '../core/matmul.ts';
-import { toHeap } from '../core/wasm-heap.ts';
+import { heapFree, isInHeap, toHeap } from '../core/wasm-heap.ts';
 import type { Linear } from './linear.ts';
 
 export interface LayerWeights {
@@ -38,14 +38,21 @@ export interface ModelWeights {
 export class DenseLinear implements Linear {
   readonly weight: Float32Array;
   readonly bias: Float32Array | undefined;
+  /** true when the constructor copied the weight into the heap (then release() frees it) */
+  private readonly ownsHeapCopy: boolean;
+  private released = false;
+
   constructor(weight: Float32Array, readonly outFeatures: number, readonly inFeatures: number, bias?: Float32Array) {
     if (weight.length !== outFeatures * inFeatures)
       fail('denseLinear', `weight has ${weight.length} floats, expected ${outFeatures}×${inFeatures}`);
     if (bias && bias.length !== outFeatures) fail('denseLinear', `bias has ${bias.length} floats, expected ${outFeatures}`);
+    this.ownsHeapCopy = !isInHeap(weight);
     this.weight = toHeap(weight);
     this.bias = bias;
   }
+
   forward(x: Float32Array, rows: number): Float32Array {
+    if (this.released) fail('denseLinear', 'used after releaseWeights()');
     const y = matmulF32(x, rows, this.inFeatures, this.weight, this.outFeatures);
     const b = this.bias;
     if (b) {
@@ -53,6 +60,13 @@ export class DenseLinear implements Linear {
       for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) y[r * N + n]! += b[n]!;
     }
     return y;
+  }
+
+  /** Give the heap copy of the weight back (the linear and `weight` are unusable afterwards). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.ownsHeapCopy) heapFree(this.weight);
   }
 }
 
@@ -96,4 +110,18 @@ export function mapLinears(weights: ModelWeights,
     }
   });
   return weights;
+}
+
+/**
+ * Free the shared-heap copies of every dense linear in `weights` (the model is unusable afterwards).
+ * Weights live in a 4 GiB WebAssembly heap that is not garbage collected: a process that loads
+ * many models (or many dense variants of one) should release the ones it is done with.
+ */
+export function releaseWeights(weights: ModelWeights): void {
+  for (const layer of weights.layers)
+    for (const field of Object.keys(LAYER_LINEAR_NAMES) as LinearField[]) {
+      const l = layer[field];
+      if (l instanceof DenseLinear) l.release();
+    }
+  if (weights.lmHead instanceof DenseLinear) weights.lmHead.release();
 }

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Session } from '../../src/model/llama.ts';
-import { denseLinear, mapLinears } from '../../src/model/weights.ts';
+import { denseLinear, mapLinears, releaseWeights } from '../../src/model/weights.ts';
+import { heapLiveBytes } from '../../src/core/wasm-heap.ts';
 import type { Linear } from '../../src/model/linear.ts';
 import { referenceLogits, tinyModel } from './tiny-model.ts';
 
@@ -60,4 +61,16 @@ test('the engine refuses Mixtral and positions past the context', () => {
   const s = new Session(model);
   assert.throws(() => s.forward(new Array(25).fill(1)), /exceeds the context of 24/);
   assert.throws(() => s.forward([40]), /outside the vocabulary/);
+});
+
+test('dispose() and releaseWeights() give the shared heap back; use afterwards fails', () => {
+  const before = heapLiveBytes();
+  const { model } = tinyModel('half', false);
+  const s = new Session(model);
+  s.forward([1, 2]);
+  s.dispose();
+  assert.throws(() => s.forward([3]), /used after dispose/);
+  releaseWeights(model.weights);
+  assert.throws(() => model.weights.layers[0]!.wq.forward(new Float32Array(32), 1), /used after releaseWeights/);
+  assert.equal(heapLiveBytes(), before);
 });

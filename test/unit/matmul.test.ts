@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { matmulF32, matmulStridedHeap } from '../../src/core/matmul.ts';
-import { heapF32, toHeap } from '../../src/core/wasm-heap.ts';
+import { heapF32, heapFree, heapLiveBytes, toHeap } from '../../src/core/wasm-heap.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 /** fp32 accumulation error bound per output: a few ulps of Σ|x·w| (K terms, 4-way split sums). */
@@ -69,4 +69,25 @@ test('matmulStridedHeap reads rows with strides and writes into a strided output
 test('matmulF32 rejects arrays shorter than the shape', () => {
   assert.throws(() => matmulF32(new Float32Array(3), 2, 2, new Float32Array(4), 2), /x has 3 floats/);
   assert.throws(() => matmulF32(new Float32Array(4), 2, 2, new Float32Array(4), 0), /bad shape/);
+});
+
+test('heap blocks are reused after heapFree (first fit, neighbours merged, top returned)', () => {
+  const before = heapLiveBytes();
+  // blocks larger than any hole the earlier tests' scratch growth left: they come from the top, in order
+  const MB = 1 << 18; // floats (1 MiB)
+  const a = heapF32(4 * MB), b = heapF32(4 * MB), c = heapF32(10);
+  assert.equal(b.byteOffset, a.byteOffset + 16 * MB);
+  a.fill(7); b.fill(8);
+  heapFree(a);
+  heapFree(b);
+  const d = heapF32(7 * MB); // only the merged a+b block can hold it
+  assert.equal(d.byteOffset, a.byteOffset);
+  assert.ok(d.every((v) => v === 0), 'reused memory is zeroed');
+  heapFree(c);
+  heapFree(d);
+  assert.equal(heapLiveBytes(), before);
+  const e = heapF32(8 * MB); // the whole region went back to the top: same start again
+  assert.equal(e.byteOffset, a.byteOffset);
+  heapFree(e);
+  assert.throws(() => heapFree(e), /no block starts at byte/);
 });
