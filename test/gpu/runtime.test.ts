@@ -3,6 +3,7 @@
 // Skipped (with the reason) where no GPU is present.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { doctorReport } from '../../src/cli/doctor.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { Gpu } from '../../src/gpu/runtime.ts';
 
@@ -112,4 +113,14 @@ test('CUDA graph replays captured launches; events time them', { skip }, () => {
   start.destroy();
   end.destroy();
   dy.free();
+});
+
+test('intscale doctor names the GPU, driver and every library with its version', { skip }, () => {
+  const lines = doctorReport();
+  const gpu = Gpu.open();
+  assert.match(lines[0]!, new RegExp(`^GPU +${gpu.name.replace(/[()]/g, '.')} \\(cc ${gpu.cc.join('\\.')}, ${gpu.arch}, ${gpu.smCount} SMs`));
+  assert.match(lines[1]!, /^driver +CUDA \d+\.\d+/);
+  assert.match(lines.find((l) => l.startsWith('libcuda'))!, /found/);
+  assert.match(lines.find((l) => l.startsWith('NVRTC'))!, /found .*\(version \d+\.\d+\)/);
+  assert.match(lines.find((l) => l.startsWith('cuBLASLt'))!, /found .*\(version \d+\.\d+\.\d+\)/);
 });
