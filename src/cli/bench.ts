@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { benchCpu } from '../bench/cpu.ts';
-import { loadModel } from '../io/model-dir.ts';
+import { loadModelWithProgress } from '../io/model-dir.ts';
 import { registerBenchGemm } from './bench-gemm.ts';
 
 export function register(program: Command): void {
@@ -24,7 +24,7 @@ export function register(program: Command): void {
         return n;
       };
       const prefill = int(opts.prefill, '--prefill'), decode = int(opts.decode, '--decode'), runs = int(opts.runs, '--runs');
-      const model = loadModel(opts.model);
+      const model = loadModelWithProgress(opts.model);
       const r = benchCpu(model, opts.model, {
         prefill, decode, runs,
         onStage: (s) => { if (process.env.INTSCALE_QUIET !== '1') process.stderr.write(`bench cpu: ${s}\n`); },

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { progress } from '../core/progress.ts';
 import { perplexity } from '../eval/perplexity.ts';
-import { loadModel } from '../io/model-dir.ts';
+import { loadModelWithProgress } from '../io/model-dir.ts';
 
 export function register(program: Command): void {
   program
@@ -30,7 +30,7 @@ export function register(program: Command): void {
       } catch {
         fail(opts.text, 'cannot read the text file');
       }
-      const model = loadModel(modelPath);
+      const model = loadModelWithProgress(modelPath);
       if (ctx > model.config.maxSeq) fail('--ctx', `${ctx} exceeds the model's context of ${model.config.maxSeq}`);
       const ids = model.tokenizer.encode(text, { addBos: false });
       if (ids.length === 0) fail(opts.text, 'no tokens in the text');

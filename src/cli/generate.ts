@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { generate } from '../eval/generate.ts';
-import { loadModel } from '../io/model-dir.ts';
+import { loadModelWithProgress } from '../io/model-dir.ts';
 import { TextStreamer } from '../io/tokenizer.ts';
 
 export function register(program: Command): void {
@@ -25,7 +25,7 @@ export function register(program: Command): void {
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
       if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
       if (!Number.isInteger(seed)) fail('--seed', `must be an integer (got ${opts.seed})`);
-      const model = loadModel(modelPath);
+      const model = loadModelWithProgress(modelPath);
       const tok = model.tokenizer;
       const prompt = tok.encode(opts.prompt, { addBos: true });
       if (prompt.length === 0) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');

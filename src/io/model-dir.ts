@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
+import { progress, type Progress } from '../core/progress.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { denseLinear, type LayerWeights, type ModelWeights } from '../model/weights.ts';
 import { readHfConfig } from './hf-config.ts';
@@ -146,4 +147,23 @@ export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
   // tied models usually omit lm_head.weight; an untied model without it is a broken checkpoint
   const head = c.tieEmbeddings && !src.has('lm_head.weight') ? embedding : read('lm_head.weight', [c.vocabSize, dim]);
   return { embedding, layers, finalNorm, lmHead: denseLinear(head, c.vocabSize, dim) };
+}
+
+/** loadModel with a progress bar (or plain lines) on stderr, one tick per layer, shown only once
+ *  loading has taken over a second (small models load silently): for the CLI. */
+export function loadModelWithProgress(p: string, opts: Omit<LoadOptions, 'onProgress'> = {}): LoadedModel {
+  const started = Date.now();
+  let bar: Progress | undefined;
+  let shown = 0;
+  const model = loadModel(p, {
+    ...opts,
+    onProgress: (done, total) => {
+      if (!bar && Date.now() - started < 1000) return;
+      bar ??= progress(`loading ${path.basename(path.resolve(p))}`, total);
+      bar.tick(done - shown);
+      shown = done;
+    },
+  });
+  bar?.done();
+  return model;
 }
