@@ -7,7 +7,7 @@ import { fail } from './errors.ts';
 import { runMatmul } from './matmul-pool.ts';
 import { isInHeap, ptr, scratchF32 } from './wasm-heap.ts';
 
-export { toHeap, heapF32, isInHeap } from './wasm-heap.ts';
+export { toHeap, heapF32, heapFree, isInHeap } from './wasm-heap.ts';
 
 /**
  * y = x · wᵀ: x [M, K], w [N, K], both row-major; returns y [M, N] (into `out` when given).
