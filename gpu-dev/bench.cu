@@ -252,9 +252,10 @@ struct Entry {
   const char* name;
   W4Fn fn;
 };
-#define E3(base) {#base "_s", kg::base##_s}, {#base "_m", kg::base##_m}, {#base "_l", kg::base##_l}
-static Entry g_entries[] = {{"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y}, E3(w4a8_gemm_is_g128), E3(w4a8_gemm_is_g64), E3(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
-                            E3(w4a8_gemm_fs_g64),  E3(w4a8_gemm_fs_g32), E3(w4a8_gemm_pc),      E3(w4a16_gemm_g128)};
+#define E2(base) {#base "_s", kg::base##_s}, {#base "_m", kg::base##_m}
+#define E3(base) E2(base), {#base "_l", kg::base##_l}
+static Entry g_entries[] = {{"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y}, E3(w4a8_gemm_is_g128), E2(w4a8_gemm_is_g64), E2(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
+                            E2(w4a8_gemm_fs_g64),  E2(w4a8_gemm_fs_g32), E3(w4a8_gemm_pc),      E3(w4a16_gemm_g128)};
 static W4Fn find_entry(const std::string& name) {
   for (auto& e : g_entries)
     if (name == e.name) return e.fn;
@@ -271,13 +272,13 @@ struct Plan {
 static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, int splits = 0, int sm = 132) {
   Plan p;
   std::string k = kind;
-  p.tile = tile ? tile : (M <= 16 ? 's' : M <= 64 ? 'm' : 'l');
+  p.tile = tile ? tile : (M <= 16 ? 's' : (M <= 128 || ((k == "is" || k == "fs") && G != 128)) ? 'm' : 'l');
   p.bm = (p.tile == 's' || p.tile == 'x') ? 16 : p.tile == 'y' ? 32 : p.tile == 'm' ? 64 : 128;
   p.bn = 128;
   p.threads = (p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 128 : 256;
-  const int stages = p.tile == 'x' ? 8 : 4;
+  const int stages = p.tile == 'x' ? 8 : p.tile == 's' ? 6 : 4;
   int eb = k == "w4a16" ? 2 : 1, sb = k == "pc" ? 0 : k == "w4a16" ? 2 : 4, gpt = k == "pc" ? 0 : 128 / G;
-  p.smem = stages * (p.bm * 128 * eb + p.bn * 64 + gpt * p.bn * sb);
+  p.smem = stages * (p.bm * 128 * eb + p.bn * 64) + (stages + 1) * gpt * p.bn * sb;
   if (k == "is" || k == "fs") p.entry = "w4a8_gemm_" + k + "_g" + std::to_string(G) + "_" + p.tile;
   else if (k == "pc") p.entry = std::string("w4a8_gemm_pc_") + p.tile;
   else p.entry = std::string("w4a16_gemm_g128_") + p.tile;
@@ -286,7 +287,8 @@ static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, in
   int KT = K / 128;
   if (splits) p.splits = splits;
   else {
-    int target = ((p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 3 : 1) * sm, tiles = p.gx * p.gy;
+    int target = (int)lround(((p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 3 : p.tile == 'm' ? 1.5 : 1) * sm),
+        tiles = p.gx * p.gy;
     p.splits = tiles >= target ? 1 : std::min((target + tiles - 1) / tiles, std::max(1, KT / 2));
   }
   return p;

@@ -144,11 +144,15 @@ test('planner tiles match the TILE_*/THREADS_* constants and entry points of w4_
     assert.equal(Number(th[1]), wm * wn * 32);
   }
   for (const [kind, group] of [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', -1], ['w4a16', 128]] as const) {
-    const base = w4EntryName(kind, group, 's').replace(/_s$/, '');
-    assert.ok(src.includes(`W4_ENTRY3(${base},`), `${base} missing in w4_gemm.cu`);
+    const tiles: W4Tile[] = group === 128 || kind === 'pc' ? ['s', 'm', 'l'] : ['s', 'm'];
+    for (const tile of tiles) {
+      const base = w4EntryName(kind, group, tile).replace(/_[sml]$/, '');
+      assert.ok(new RegExp(`W4_ENTRY\\(${base}, \\w+, \\d+, ${tile},`).test(src), `${base}_${tile} missing in w4_gemm.cu`);
+    }
   }
-  // IS g128 small tile: 4 stages x (16x128 A + 128x64 W + 128x4 scales)
-  assert.equal(w4SmemBytes('is', 128, 's'), 4 * (16 * 128 + 128 * 64 + 128 * 4));
+  // IS g128 small tile: 6 stages x (16x128 A + 128x64 W) + 7 scale slots x 128x4
+  assert.equal(w4SmemBytes('is', 128, 's'), 6 * (16 * 128 + 128 * 64) + 7 * 128 * 4);
+  assert.equal(planW4Gemm('is', 64, 4096, 4096, 4096).entry, 'w4a8_gemm_is_g64_m');
 });
 
 test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-line errors', () => {

@@ -16,7 +16,7 @@ export interface W4TileShape {
 
 /** Must match TILE_* / THREADS_* in w4_gemm.cu. */
 export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
-  s: { bm: 16, bn: 128, threads: 128, stages: 4 },
+  s: { bm: 16, bn: 128, threads: 128, stages: 6 },
   m: { bm: 64, bn: 128, threads: 256, stages: 4 },
   l: { bm: 128, bn: 128, threads: 256, stages: 4 },
 };
@@ -52,6 +52,7 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
     case 'is':
     case 'fs':
       if (![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
+      if (group !== 128 && tile === 'l') fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} has no l tile (s, m)`);
       return `w4a8_gemm_${kind}_g${group}_${tile}`;
     case 'pc':
       return `w4a8_gemm_pc_${tile}`;
@@ -67,7 +68,7 @@ export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): numb
   const eb = kind === 'w4a16' ? 2 : 1;
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
   const groupsPerTile = kind === 'pc' ? 0 : 128 / group;
-  return t.stages * (t.bm * 128 * eb + t.bn * 64 + groupsPerTile * t.bn * sb);
+  return t.stages * (t.bm * 128 * eb + t.bn * 64) + (t.stages + 1) * groupsPerTile * t.bn * sb;
 }
 
 /** Check a GEMM shape against the kernels' limits (one-line errors). */
@@ -83,7 +84,10 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   checkW4Shape(m, n, k);
   const g = kind === 'pc' ? k : group;
   if (kind !== 'pc' && k % g !== 0) fail(`w4 GEMM ${m}x${n}x${k}`, `K is not a multiple of the group size ${g}`);
-  const tile: W4Tile = opts.tile ?? (m <= 16 ? 's' : m <= 64 ? 'm' : 'l');
+  // Measured on H100 (docs/KERNELS.md): s up to M = 16, m with split-K up to 128, then l.
+  // g32/g64 IS/FS exist in the s and m tiles only.
+  const byM: W4Tile = m <= 16 ? 's' : m <= 128 || ((kind === 'is' || kind === 'fs') && group !== 128) ? 'm' : 'l';
+  const tile: W4Tile = opts.tile ?? byM;
   const t = W4_TILES[tile];
   const smCount = opts.smCount ?? 132;
   const gx = Math.ceil(n / t.bn);
@@ -94,8 +98,8 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
   } else {
-    // Small tiles are memory bound: aim for ~3 blocks per SM; big tiles: one wave.
-    const target = (tile === 's' ? 3 : 1) * smCount;
+    // Small tiles are memory bound: aim for ~3 blocks per SM; m: 1.5 waves; l: one wave.
+    const target = Math.round((tile === 's' ? 3 : tile === 'm' ? 1.5 : 1) * smCount);
     const tiles = gx * gy;
     splits = tiles >= target ? 1 : Math.min(Math.ceil(target / tiles), Math.max(1, Math.floor(kTiles / 2)));
   }

@@ -26,8 +26,8 @@
 //   s: BM=16,  BN=128, THREADS=128   (small M, memory bound; use split-K)
 //   m: BM=64,  BN=128, THREADS=256
 //   l: BM=128, BN=128, THREADS=256
-// SMEM = STAGES*(BM*128*EB + BN*64 + (128/G)*BN*SB) with STAGES=4, EB = 1 (W4A8) or 2 (W4A16),
-// SB = 4 (IS, FS), 2 (W4A16), 0 (PC). docs/KERNELS.md has the table and the design notes.
+// SMEM = STAGES*(BM*128*EB + BN*64) + (STAGES+1)*(128/G)*BN*SB with STAGES = 6 (s) or 4 (m, l),
+// EB = 1 (W4A8) or 2 (W4A16), SB = 4 (IS, FS), 2 (W4A16), 0 (PC). docs/KERNELS.md has the table.
 //
 // Semantics (docs/QUANT_SPEC.md): IS acc = Σ_g P_g·ŝ[g,n] in int32 (one IMAD per group),
 // y = fp32(fp32(acc)·sx[t])·2^-k_n; FS acc = fma(fp32(P_g), s[g,n], acc), y = acc·sx[t];
@@ -53,6 +53,33 @@ DEVI void cp_async16(u32 dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
 DEVI int min_i(int a, int b) { return a < b ? a : b; }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define W4_BULK 1  // sm_90+: weights by the bulk copy engine (one instruction per stage, mbarrier)
+DEVI void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+DEVI void mbar_fence_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n fence.proxy.async.shared::cta;" ::: "memory");
+}
+DEVI void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile(
+      "{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%3], %2; }\n"
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+      "l"(src), "r"(bytes), "r"(bar)
+      : "memory");
+}
+DEVI void mbar_wait(u32 bar, u32 parity) {
+  u32 done;
+  do {
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+#endif
 DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 DEVI void bar_sync() { asm volatile("bar.sync 0;\n" ::: "memory"); }
@@ -166,8 +193,8 @@ struct GemmCfg {
   static constexpr int A_BYTES = BM * ROWB;
   static constexpr int W_BYTES = BN * 64;
   static constexpr int S_BYTES = GPT * BN * SB;
-  static constexpr int STAGE = A_BYTES + W_BYTES + S_BYTES;
-  static constexpr int SMEM = STAGES * STAGE;
+  static constexpr int STAGE = A_BYTES + W_BYTES;               // A and W ring: STAGES slots
+  static constexpr int SMEM = STAGES * STAGE + (STAGES + 1) * S_BYTES;  // scales: STAGES+1 slots
 };
 
 extern __shared__ __attribute__((aligned(128))) unsigned char g_smem[];
@@ -181,7 +208,7 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   constexpr bool A16 = C::A16, GROUPED = C::GROUPED;
   constexpr int BM = C::BM, BN = C::BN, THREADS = C::THREADS, ROWB = C::ROWB, EB = C::EB;
   constexpr int GPT = C::GPT, SB = C::SB, A_BYTES = C::A_BYTES, W_BYTES = C::W_BYTES;
-  constexpr int STAGE = C::STAGE;
+  constexpr int STAGE = C::STAGE, S_BYTES = C::S_BYTES;
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
   static_assert(!A16 || G == 128, "W4A16 is g128 only");
   typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
@@ -194,6 +221,15 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   const int kt1 = (int)(((long long)KT * (blockIdx.z + 1)) / gridDim.z);
   const int nkt = kt1 - kt0;
   const u32 s0 = smem_addr(g_smem);
+#ifdef W4_BULK
+  __shared__ __attribute__((aligned(8))) unsigned long long s_bar[STAGES];
+  if (tid == 0) {
+#pragma unroll
+    for (int i = 0; i < STAGES; ++i) mbar_init(smem_addr(&s_bar[i]), 1);
+    mbar_fence_init();
+  }
+  bar_sync();
+#endif
 
   // -- producer: one k-tile (128 of K) of A, W and the group scales into stage st, via cp.async
   auto load_stage = [&](int st, int kt) {
@@ -207,19 +243,27 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
                    (const char*)A + ((u64)gr * K + (u64)kt * 128) * EB + c * 16);
     }
     // weights: tile-contiguous layout, this block's k-tile is (rows8 x 512) contiguous bytes
-    constexpr int WCH = BN * 4;
     const int rows8 = min_i(BN / 8, (N >> 3) - (n0 >> 3));
     const U4* wt = Wp + ((u64)(n0 >> 3) * KT + (u64)kt * rows8) * 32;
+#ifdef W4_BULK
+    if (tid == 0) {
+      fence_proxy_async();  // earlier generic-proxy reads of this stage are ordered by the barrier
+      bulk_load(sb + A_BYTES, wt, rows8 * 512, smem_addr(&s_bar[st]));
+    }
+#else
+    constexpr int WCH = BN * 4;
 #pragma unroll
     for (int i = tid; i < WCH; i += THREADS)
       if ((i >> 5) < rows8) cp_async16(sb + A_BYTES + i * 16, wt + i);
+#endif
     if constexpr (GROUPED) {
       constexpr int CPRS = BN * SB / 16, EPC = 16 / SB;
 #pragma unroll
       for (int i = tid; i < GPT * CPRS; i += THREADS) {
         const int gi = i / CPRS, c = i % CPRS, col = n0 + c * EPC;
         if (col < N)
-          cp_async16(sb + A_BYTES + W_BYTES + i * 16, (const char*)gsc + ((u64)(kt * GPT + gi) * N + col) * SB);
+          cp_async16(s0 + STAGES * STAGE + ((kt - kt0) % (STAGES + 1)) * S_BYTES + i * 16,
+                     (const char*)gsc + ((u64)(kt * GPT + gi) * N + col) * SB);
       }
     }
   };
@@ -233,11 +277,37 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #pragma unroll
       for (int e = 0; e < 4; ++e) { P[mt][nt][e] = 0; acc[mt][nt][e] = 0; }
 
+  // -- the group epilogue for group gi of the k-tile with ring slot `slot`: acc += P·ŝ (IS: ONE
+  //    IMAD per output and group) or acc = fma(fp32(P), s, acc) (FS); then P = 0
+  auto apply_group = [&](int slot, int gi) {
+    if constexpr (MODE == MODE_IS || MODE == MODE_FS) {
+      const unsigned char* sS = g_smem + STAGES * STAGE + slot * S_BYTES;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const Acc* sp = (const Acc*)(sS + (gi * BN + (wn * NT + nt) * 8 + (lane & 3) * 2) * SB);
+        const Acc c0 = sp[0], c1 = sp[1];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if constexpr (MODE == MODE_IS) acc[mt][nt][e] += P[mt][nt][e] * ((e & 1) ? c1 : c0);
+            else acc[mt][nt][e] = ffma_rn(i2f_rn(P[mt][nt][e]), (e & 1) ? c1 : c0, acc[mt][nt][e]);
+            P[mt][nt][e] = 0;
+          }
+        }
+      }
+    }
+  };
+
   // -- consumer: MMAs over one stage
-  auto compute_stage = [&](int st) {
+  // it = k-tile index within this split; its A/W stage is it % STAGES, its scale slot it % (STAGES+1)
+  auto compute_stage = [&](int it) {
+    const int st = it % STAGES;
+    // the previous k-tile's last group: applied here, after the barrier, so its MMAs drained while
+    // the pipeline waited and refilled (its scale slot is not refilled before the next barrier)
+    if (it > 0) apply_group((it - 1) % (STAGES + 1), GPT - 1);
     const u32 sA = s0 + st * STAGE;
     const unsigned char* sW = g_smem + st * STAGE + A_BYTES;
-    const unsigned char* sS = sW + W_BYTES;
     U4 bw[NT];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) bw[nt] = *(const U4*)(sW + ((wn * NT + nt) * 32 + lane) * 16);
@@ -258,39 +328,8 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) mma_s8(P[mt][nt], a[mt], b0, b1);
         }
-        if constexpr (GROUPED) {
-          if ((ks + 1) % (G / 32) == 0) {  // a group ends here: the group epilogue
-            const int gi = (ks * 32) / G;
-#pragma unroll
-            for (int nt = 0; nt < NT; ++nt) {
-              const int col = (wn * NT + nt) * 8 + (lane & 3) * 2;
-              if constexpr (MODE == MODE_IS) {
-                const int* sp = (const int*)(sS + (gi * BN + col) * SB);
-                const int c0 = sp[0], c1 = sp[1];
-#pragma unroll
-                for (int mt = 0; mt < MT; ++mt) {
-                  acc[mt][nt][0] += P[mt][nt][0] * c0;  // ONE IMAD per group and output
-                  acc[mt][nt][1] += P[mt][nt][1] * c1;
-                  acc[mt][nt][2] += P[mt][nt][2] * c0;
-                  acc[mt][nt][3] += P[mt][nt][3] * c1;
-                }
-              } else {
-                const float* sp = (const float*)(sS + (gi * BN + col) * SB);
-                const float c0 = sp[0], c1 = sp[1];
-#pragma unroll
-                for (int mt = 0; mt < MT; ++mt) {
-                  acc[mt][nt][0] = ffma_rn(i2f_rn(P[mt][nt][0]), c0, acc[mt][nt][0]);
-                  acc[mt][nt][1] = ffma_rn(i2f_rn(P[mt][nt][1]), c1, acc[mt][nt][1]);
-                  acc[mt][nt][2] = ffma_rn(i2f_rn(P[mt][nt][2]), c0, acc[mt][nt][2]);
-                  acc[mt][nt][3] = ffma_rn(i2f_rn(P[mt][nt][3]), c1, acc[mt][nt][3]);
-                }
-              }
-#pragma unroll
-              for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) P[mt][nt][e] = 0;
-            }
-          }
+        if constexpr (GROUPED) {  // a group that ends inside the k-tile (G < 128): apply now
+          if ((ks + 1) % (G / 32) == 0 && ks != 3) apply_group(it % (STAGES + 1), (ks * 32) / G);
         }
       }
     } else {
@@ -298,7 +337,8 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
       u32 ss[NT];
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
-        const u32 s = *(const u16*)(sS + ((wn * NT + nt) * 8 + (lane >> 2)) * 2);
+        const u32 s = *(const u16*)(g_smem + STAGES * STAGE + (it % (STAGES + 1)) * S_BYTES +
+                                    ((wn * NT + nt) * 8 + (lane >> 2)) * 2);
         ss[nt] = s | (s << 16);
       }
 #pragma unroll
@@ -340,9 +380,13 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
     const int nx = it + STAGES - 1;
     if (nx < nkt) load_stage(nx % STAGES, kt0 + nx);
     cp_async_commit();
-    compute_stage(it % STAGES);
+#ifdef W4_BULK
+    mbar_wait(smem_addr(&s_bar[it % STAGES]), (u32)(it / STAGES) & 1u);
+#endif
+    compute_stage(it);
   }
   cp_async_wait<0>();
+  if (nkt > 0) apply_group((nkt - 1) % (STAGES + 1), GPT - 1);  // the last k-tile's last group
 
   // -- epilogue
   // split-K: every split stores its partial tile into its own workspace slice [z][M][N]; the last
@@ -439,33 +483,51 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #define W4_ARGS A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K
 
 // tile configs: WM, WN, MT, NT, STAGES
-#define TILE_s 1, 4, 1, 4, 4
+#define TILE_s 1, 4, 1, 4, 6
 #define TILE_m 2, 4, 2, 4, 4
 #define TILE_l 2, 4, 4, 4, 4
 #define THREADS_s 128
 #define THREADS_m 256
 #define THREADS_l 256
 
-#define W4_ENTRY(NAME, MODE, G, T)                                                  \
-  extern "C" __global__ void __launch_bounds__(THREADS_##T) NAME##_##T(W4_PARAMS) { \
-    gemm_body<MODE, G, TILE_##T>(W4_ARGS);                                         \
+// MINB = minimum resident blocks per SM (__launch_bounds__): 2 caps registers at 128 so two
+// 256-thread blocks share an SM; chosen per kernel so that nothing spills (scripts/check-kernels.sh).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define W4_PC_L_MINB 1  // sm_80: 128 registers spill, and 2 x 96 KB smem do not fit anyway
+#else
+#define W4_PC_L_MINB 2
+#endif
+#define W4_ENTRY(NAME, MODE, G, T, MINB)                                                    \
+  extern "C" __global__ void __launch_bounds__(THREADS_##T, MINB) NAME##_##T(W4_PARAMS) { \
+    gemm_body<MODE, G, TILE_##T>(W4_ARGS);                                               \
   }
-#define W4_ENTRY3(NAME, MODE, G) W4_ENTRY(NAME, MODE, G, s) W4_ENTRY(NAME, MODE, G, m) W4_ENTRY(NAME, MODE, G, l)
 
-W4_ENTRY3(w4a8_gemm_is_g128, MODE_IS, 128)
-W4_ENTRY3(w4a8_gemm_is_g64, MODE_IS, 64)
-W4_ENTRY3(w4a8_gemm_is_g32, MODE_IS, 32)
-W4_ENTRY3(w4a8_gemm_fs_g128, MODE_FS, 128)
-W4_ENTRY3(w4a8_gemm_fs_g64, MODE_FS, 64)
-W4_ENTRY3(w4a8_gemm_fs_g32, MODE_FS, 32)
-W4_ENTRY3(w4a8_gemm_pc, MODE_PC, 128)
-W4_ENTRY3(w4a16_gemm_g128, MODE_A16, 128)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, s, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, m, 2)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, l, 1)
+W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, s, 1)
+W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, m, 1)
+W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, s, 1)
+W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, m, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, s, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, m, 2)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, l, 1)
+W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, s, 1)
+W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, m, 1)
+W4_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32, s, 1)
+W4_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32, m, 1)
+W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, s, 1)
+W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, m, 2)
+W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, l, W4_PC_L_MINB)
+W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, s, 1)
+W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, m, 2)
+W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
 
 #ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
 #define TILE_x 1, 4, 1, 4, 8
 #define TILE_y 1, 4, 2, 4, 4
 #define THREADS_x 128
 #define THREADS_y 128
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
 #endif
