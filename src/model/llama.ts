@@ -72,8 +72,8 @@ export class Session {
   // both in the shared heap so attention runs on the matmul kernel without copies.
   private readonly keys: Float32Array[][];
   private readonly valuesT: Float32Array[][];
-
   private readonly attentionBlock: number;
+  private disposed = false;
 
   /** maxSeq: cache length (≤ the model's); attentionBlock: query rows per attention block (tests). */
   constructor(readonly model: Model, opts: { maxSeq?: number; attentionBlock?: number } = {}) {
@@ -99,7 +99,6 @@ export class Session {
     this.disposed = true;
     for (const perLayer of [...this.keys, ...this.valuesT]) for (const a of perLayer) heapFree(a);
   }
-  private disposed = false;
 
   /**
    * Run `tokens` at positions pos .. pos+T-1 and append them to the cache. Returns logits
