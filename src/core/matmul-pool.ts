@@ -68,7 +68,7 @@ function control(): Int32Array {
 }
 
 /** Below this many multiply-adds a single thread is faster than waking the workers. */
-const PARALLEL_MIN_MACS = 1 << 22; // waking a worker costs ~0.05-0.1 ms on a VM
+const PARALLEL_MIN_MACS = 1 << 18; // ~0.05 ms of work: about what waking a worker costs
 
 /**
  * y = x · wᵀ over heap pointers (bytes) with row strides (bytes): y[M,N], x[M,K], w[N,K].
