@@ -100,10 +100,12 @@ class Llama2cTokenizer implements Tokenizer {
   readonly eosId = EOS;
   readonly vocabSize: number;
   private readonly lookup = new Map<string, number>(); // piece as latin1 (byte-exact) → id
+  private readonly pieceText: string[]; // id → piece as latin1
   private readonly bytePieces: (Buffer | undefined)[]; // id → the single raw byte of a <0xXX> token
 
   constructor(private readonly pieces: Buffer[], private readonly scores: Float32Array) {
     this.vocabSize = pieces.length;
+    this.pieceText = pieces.map((p) => p.toString('latin1'));
     // first occurrence wins, like run.c's bsearch over a stable-sorted vocab (pieces are unique)
     pieces.forEach((p, id) => { if (!this.lookup.has(p.toString('latin1'))) this.lookup.set(p.toString('latin1'), id); });
     this.bytePieces = pieces.map((p) => {
@@ -114,13 +116,12 @@ class Llama2cTokenizer implements Tokenizer {
 
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
     const tokens: number[] = [];
-    if (opts.addBos) tokens.push(BOS);
     const bytes = Buffer.from(text, 'utf8');
+    // sentencepiece's dummy prefix: a space before non-empty text (it takes part in merges)
     if (bytes.length > 0) {
       const dummy = this.lookup.get(' ');
       if (dummy !== undefined) tokens.push(dummy);
     }
-    const start = tokens.length;
     // one token per UTF-8 code point, or its bytes (+3: ids 3..258 are <0x00>..<0xFF>)
     for (let i = 0; i < bytes.length;) {
       let len = 1;
@@ -132,21 +133,72 @@ class Llama2cTokenizer implements Tokenizer {
       else for (const byte of cp) tokens.push(byte + 3);
       i += len;
     }
-    // merge the best-scoring adjacent pair until none merges
-    const seq = tokens.slice(start);
-    for (;;) {
-      let bestScore = -1e10, bestId = -1, bestIdx = -1;
-      for (let i = 0; i < seq.length - 1; i++) {
-        const merged = Buffer.concat([this.pieces[seq[i]!]!, this.pieces[seq[i + 1]!]!]).toString('latin1');
-        const id = this.lookup.get(merged);
-        if (id !== undefined && this.scores[id]! > bestScore) {
-          bestScore = this.scores[id]!; bestId = id; bestIdx = i;
+    const merged = this.mergeByScore(tokens);
+    return opts.addBos ? [BOS, ...merged] : merged;
+  }
+
+  /**
+   * run.c's merge rule — repeatedly merge the adjacent pair whose concatenation is the
+   * best-scoring token (the leftmost on ties) — in O(n log n): a linked list of tokens and a
+   * max-heap of candidate merges, stale candidates skipped when popped.
+   */
+  private mergeByScore(seq: number[]): number[] {
+    const n = seq.length;
+    if (n < 2) return seq;
+    const id = Int32Array.from(seq);
+    const next = new Int32Array(n), prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+    // candidate: [score, left index, left id, right id]; best = higher score, then smaller index
+    const heap: [number, number, number, number][] = [];
+    const better = (a: [number, number, number, number], b: [number, number, number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] < b[1]);
+    const push = (c: [number, number, number, number]) => {
+      heap.push(c);
+      for (let i = heap.length - 1; i > 0;) {
+        const parent = (i - 1) >> 1;
+        if (!better(heap[i]!, heap[parent]!)) break;
+        [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+        i = parent;
+      }
+    };
+    const pop = (): [number, number, number, number] => {
+      const top = heap[0]!, last = heap.pop()!;
+      if (heap.length > 0) {
+        heap[0] = last;
+        for (let i = 0; ;) {
+          const l = 2 * i + 1, r = l + 1;
+          let m = i;
+          if (l < heap.length && better(heap[l]!, heap[m]!)) m = l;
+          if (r < heap.length && better(heap[r]!, heap[m]!)) m = r;
+          if (m === i) break;
+          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+          i = m;
         }
       }
-      if (bestIdx === -1) break;
-      seq.splice(bestIdx, 2, bestId);
+      return top;
+    };
+    const consider = (left: number) => {
+      const right = next[left]!;
+      if (left < 0 || right < 0) return;
+      const merged = this.lookup.get(this.pieceText[id[left]!]! + this.pieceText[id[right]!]!);
+      if (merged !== undefined && this.scores[merged]! > -1e10) push([this.scores[merged]!, left, id[left]!, id[right]!]);
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i);
+    const alive = new Uint8Array(n).fill(1);
+    while (heap.length > 0) {
+      const [, left, leftId, rightId] = pop();
+      const right = next[left]!;
+      // stale: the left token was merged away or changed, or its neighbour changed
+      if (!alive[left] || right < 0 || id[left] !== leftId || id[right] !== rightId) continue;
+      id[left] = this.lookup.get(this.pieceText[leftId]! + this.pieceText[rightId]!)!;
+      alive[right] = 0;
+      next[left] = next[right]!;
+      if (next[right]! >= 0) prev[next[right]!] = left;
+      consider(prev[left]!);
+      consider(left);
     }
-    return [...tokens.slice(0, start), ...seq];
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) out.push(id[i]!);
+    return out;
   }
 
   /** The raw bytes token `id` prints after `prev` (run.c's decode()). */

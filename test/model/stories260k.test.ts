@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../../src/io/model-dir.ts';
 import { generate } from '../../src/eval/generate.ts';
+import { loadLlama2cTokenizer } from '../../src/io/tokenizer.ts';
+import { Rng } from '../../src/core/rng.ts';
 
 const DIR = fileURLToPath(new URL('../../../shared/models/stories260K', import.meta.url));
 const skip = fs.existsSync(DIR) ? false : `shared model missing: ${DIR} (needs ../shared next to the repo)`;
@@ -34,4 +36,54 @@ test('stories260K tokenizer: run.c encoding round-trips and merges by score', { 
   const odd = tokenizer.encode('a 😀 ü', { addBos: true });
   assert.ok(odd.some((id) => id >= 3 && id < 259), 'byte tokens used');
   assert.equal(tokenizer.decode(odd), 'a 😀 ü');
+});
+
+/** run.c's encode, literally (quadratic): the independent reference for the fast merge. */
+function runCEncode(file: string, text: string): number[] {
+  const buf = fs.readFileSync(file);
+  const pieces: string[] = [], scores: number[] = [];
+  let off = 4;
+  for (let i = 0; i < 512; i++) {
+    scores.push(buf.readFloatLE(off));
+    const len = buf.readInt32LE(off + 4);
+    pieces.push(buf.subarray(off + 8, off + 8 + len).toString('latin1'));
+    off += 8 + len;
+  }
+  const lookup = (s: string) => { const i = pieces.indexOf(s); return i < 0 ? -1 : i; };
+  const tokens: number[] = [1];
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length) tokens.push(lookup(' '));
+  for (let i = 0; i < bytes.length;) {
+    let len = 1;
+    if (bytes[i]! >= 0xc0) while (i + len < bytes.length && len < 4 && (bytes[i + len]! & 0xc0) === 0x80) len++;
+    const id = lookup(bytes.subarray(i, i + len).toString('latin1'));
+    if (id >= 0) tokens.push(id); else for (const b of bytes.subarray(i, i + len)) tokens.push(b + 3);
+    i += len;
+  }
+  for (;;) {
+    let best = -1e10, bestId = -1, bestIdx = -1;
+    for (let i = 1; i < tokens.length - 1; i++) {
+      const id = lookup(pieces[tokens[i]!]! + pieces[tokens[i + 1]!]!);
+      if (id >= 0 && scores[id]! > best) { best = scores[id]!; bestId = id; bestIdx = i; }
+    }
+    if (bestIdx < 0) return tokens;
+    tokens.splice(bestIdx, 2, bestId);
+  }
+}
+
+test('stories260K tokenizer: the O(n log n) merge equals run.c\'s quadratic loop on random text', { skip }, () => {
+  const file = `${DIR}/tok512.bin`;
+  const tok = loadLlama2cTokenizer(file, 512);
+  const rng = new Rng(21);
+  const alphabet = [...'abcdefghijklmnopqrstuvwxyz    ,.!?\'"\nTLOé😀'];
+  for (let trial = 0; trial < 30; trial++) {
+    const text = Array.from({ length: rng.int(0, 120) }, () => alphabet[rng.int(0, alphabet.length - 1)]).join('');
+    assert.deepEqual(tok.encode(text, { addBos: true }), runCEncode(file, text), JSON.stringify(text));
+  }
+  // and it is fast on a long text (the quadratic loop would take minutes)
+  const long = 'Once upon a time, there was a little girl named Lily. '.repeat(4000);
+  const t0 = performance.now();
+  const ids = tok.encode(long, { addBos: false });
+  assert.ok(performance.now() - t0 < 5000, 'long text encodes in seconds');
+  assert.equal(tok.decode([1, ...ids]), long);
 });
