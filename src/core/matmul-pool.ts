@@ -41,9 +41,11 @@ for (;;) {
       const lo = t * size, hi = Math.min((cols ? N : M), lo + size);
       if (cols) mm(x, ldx, w, ldw, y, ldy, 0, M, lo, hi, K); else mm(x, ldx, w, ldw, y, ldy, lo, hi, 0, N, K);
       Atomics.add(c, ${DONE}, 1);
+      Atomics.notify(c, ${DONE});
     }
   }
   Atomics.sub(c, ${ACTIVE}, 1);
+  Atomics.notify(c, ${ACTIVE});
 }
 `;
 
@@ -81,11 +83,12 @@ export function runMatmul(x: number, ldx: number, w: number, ldw: number, y: num
   }
   const c = control();
   const parts = workerCount + 1;
-  // about 6 tasks per thread: balances load when a thread is slow or descheduled
+  // about 12 tasks per thread: when a thread is slow or descheduled, the others wait at most
+  // for the one task it holds
   const splitColumns = N >= 8 * parts || N >= M;
   const extent = splitColumns ? N : M;
   const unit = splitColumns ? 4 : 2;
-  const size = Math.max(unit, Math.ceil(extent / (parts * 6) / unit) * unit);
+  const size = Math.max(unit, Math.ceil(extent / (parts * 12) / unit) * unit);
   const nTasks = Math.ceil(extent / size);
   c[ARGS] = x; c[ARGS + 1] = ldx; c[ARGS + 2] = w; c[ARGS + 3] = ldw; c[ARGS + 4] = y; c[ARGS + 5] = ldy;
   c[ARGS + 6] = M; c[ARGS + 7] = N; c[ARGS + 8] = K; c[ARGS + 9] = nTasks; c[ARGS + 10] = size;
