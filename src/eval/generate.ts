@@ -28,8 +28,8 @@ export function generate(model: Model, prompt: readonly number[], opts: Generate
   const maxNew = opts.maxNew ?? 128;
   const rng = new Rng(opts.seed ?? 0);
   const stop = new Set(opts.stopIds ?? []);
-  const session = new Session(model);
-  if (prompt.length > session.maxSeq) fail('generate', `prompt of ${prompt.length} tokens exceeds the context of ${session.maxSeq}`);
+  if (prompt.length > model.config.maxSeq) fail('generate', `prompt of ${prompt.length} tokens exceeds the context of ${model.config.maxSeq}`);
+  const session = new Session(model, { maxSeq: prompt.length + maxNew });
   const ids: number[] = [];
   try {
     let t0 = performance.now();

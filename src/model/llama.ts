@@ -75,12 +75,15 @@ export class Session {
   private readonly attentionBlock: number;
   private disposed = false;
 
-  /** maxSeq: cache length (≤ the model's); attentionBlock: query rows per attention block (tests). */
+  /**
+   * maxSeq: cache length (default: the model's context, at most DEFAULT_MAX_SEQ, since the cache
+   * lives in the 4 GiB shared heap); attentionBlock: query rows per attention block (tests).
+   */
   constructor(readonly model: Model, opts: { maxSeq?: number; attentionBlock?: number } = {}) {
     const c = model.config;
     if (c.arch === 'mixtral') fail('model', 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
     this.config = c;
-    this.maxSeq = Math.min(opts.maxSeq ?? c.maxSeq, c.maxSeq);
+    this.maxSeq = Math.min(opts.maxSeq ?? DEFAULT_MAX_SEQ, c.maxSeq);
     this.attentionBlock = Math.max(1, opts.attentionBlock ?? ATTN_BLOCK);
     this.rope = ropeTables(c.rope, c.headDim, this.maxSeq);
     const per = this.maxSeq * c.headDim;
@@ -201,6 +204,9 @@ export class Session {
     return out;
   }
 }
+
+/** Default cache length of a Session (a 128k-context model would otherwise ask for a huge cache). */
+const DEFAULT_MAX_SEQ = 4096;
 
 /** Query rows per attention block: smaller blocks skip more of the masked half, larger ones keep
  *  each matmul big enough for the worker threads. */
