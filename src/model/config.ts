@@ -37,6 +37,6 @@ export interface ModelConfig {
   bosId?: number;
   /** First EOS id when the config lists several. */
   eosId?: number;
-  /** Parsed only: the CPU engine attends to the whole context. */
+  /** Mistral: a query at position p attends to keys in (p - slidingWindow, p] (the CPU engine honours it). */
   slidingWindow?: number;
 }

@@ -1,7 +1,8 @@
 // The CPU reference engine for LLaMA-family models (llama, mistral, qwen2), fp32, readable top to
-// bottom like llama2.c's run.c. One Session holds one sequence's KV cache; `forward` runs a chunk of
-// T new tokens at once (prefill: one M=T matmul per linear) or one token (decode), and returns the
-// logits of the positions asked for.
+// bottom like llama2.c's run.c. One Session holds one sequence's KV cache; `forwardBatch` advances
+// several sessions at once: every linear runs ONCE on the stacked rows of all their new tokens
+// (prefill chunks and decode steps alike, M = Σ T_i), while RoPE positions, KV caches and attention
+// stay per sequence. `Session.forward` is the batch of one. Mistral's sliding window is honoured.
 import { fail } from '../core/errors.ts';
 import { matmulStridedHeap } from '../core/matmul.ts';
 import { heapF32, heapFree, scratchF32 } from '../core/wasm-heap.ts';
@@ -55,7 +56,7 @@ function softmaxScaled(a: Float32Array, off: number, n: number, scale: number): 
   for (let i = 0; i < n; i++) a[off + i]! *= inv;
 }
 
-// ── the session: KV cache + forward ─────────────────────────────────────────────────────────
+// ── the session: one sequence's KV cache and attention ─────────────────────────────────────
 
 export interface ForwardOptions {
   /** Return logits for every position of the chunk ([T, vocab]) instead of only the last one. */
@@ -73,6 +74,8 @@ export class Session {
   private readonly keys: Float32Array[][];
   private readonly valuesT: Float32Array[][];
   private readonly attentionBlock: number;
+  /** Keys a query at position p sees: (p - window, p] (Mistral's sliding window; else all). */
+  private readonly window: number;
   private disposed = false;
 
   /**
@@ -82,9 +85,12 @@ export class Session {
   constructor(readonly model: Model, opts: { maxSeq?: number; attentionBlock?: number } = {}) {
     const c = model.config;
     if (c.arch === 'mixtral') fail('model', 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
+    if (c.slidingWindow !== undefined && !(Number.isInteger(c.slidingWindow) && c.slidingWindow >= 1))
+      fail('model', `sliding window must be a positive integer (got ${c.slidingWindow})`);
     this.config = c;
     this.maxSeq = Math.min(opts.maxSeq ?? DEFAULT_MAX_SEQ, c.maxSeq);
     this.attentionBlock = Math.max(1, opts.attentionBlock ?? ATTN_BLOCK);
+    this.window = c.slidingWindow ?? Infinity;
     this.rope = ropeTables(c.rope, c.headDim, this.maxSeq);
     const per = this.maxSeq * c.headDim;
     this.keys = Array.from({ length: c.nLayers }, () => Array.from({ length: c.nKvHeads }, () => heapF32(per)));
@@ -105,65 +111,37 @@ export class Session {
 
   /**
    * Run `tokens` at positions pos .. pos+T-1 and append them to the cache. Returns logits
-   * [T, vocab] with allLogits, else [vocab] of the last position.
+   * [T, vocab] with allLogits, else [vocab] of the last position. (The batch of one.)
    */
   forward(tokens: readonly number[], opts: ForwardOptions = {}): Float32Array {
-    const c = this.config, w = this.model.weights;
-    const T = tokens.length, dim = c.dim, hd = c.headDim;
-    if (this.disposed) fail('forward', 'session used after dispose()');
-    if (T === 0) fail('forward', 'no tokens');
-    if (this.pos + T > this.maxSeq) fail('forward', `sequence of ${this.pos + T} positions exceeds the context of ${this.maxSeq}`);
-    const p0 = this.pos;
-
-    // token embeddings
-    const x = new Float32Array(T * dim);
-    tokens.forEach((id, t) => {
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('forward', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
-      x.set(w.embedding.subarray(id * dim, (id + 1) * dim), t * dim);
-    });
-    const h = new Float32Array(T * dim);
-
-    for (let l = 0; l < c.nLayers; l++) {
-      const layer = w.layers[l]!;
-
-      // attention: norm, q/k/v projections, RoPE, cache, attend, output projection, residual
-      rmsNorm(h, x, layer.attnNorm, T, dim, c.normEps);
-      const q = layer.wq.forward(h, T);
-      const k = layer.wk.forward(h, T);
-      const v = layer.wv.forward(h, T);
-      addBias(q, layer.bq, T);
-      addBias(k, layer.bk, T);
-      addBias(v, layer.bv, T);
-      for (let t = 0; t < T; t++) {
-        applyRope(q, t * c.nHeads * hd, c.nHeads, p0 + t, this.rope, c.rope.layout);
-        applyRope(k, t * c.nKvHeads * hd, c.nKvHeads, p0 + t, this.rope, c.rope.layout);
-      }
-      this.storeKv(l, k, v, T, p0);
-      const att = this.attend(l, q, T, p0);
-      addInPlace(x, layer.wo.forward(att, T));
-
-      // feed-forward: norm, SwiGLU, down projection, residual
-      rmsNorm(h, x, layer.ffnNorm, T, dim, c.normEps);
-      const gate = layer.w1.forward(h, T);
-      swiglu(gate, layer.w3.forward(h, T));
-      addInPlace(x, layer.w2.forward(gate, T));
-    }
-    this.pos += T;
-
-    // final norm and classifier (only the rows asked for)
-    const rows = opts.allLogits ? T : 1;
-    const last = x.subarray((T - rows) * dim);
-    const normed = new Float32Array(rows * dim);
-    rmsNorm(normed, last, w.finalNorm, rows, dim, c.normEps);
-    return w.lmHead.forward(normed, rows);
+    return forwardBatch([this], [tokens], opts)[0]!;
   }
 
-  private storeKv(l: number, k: Float32Array, v: Float32Array, T: number, p0: number): void {
+  // The per-sequence steps of a forward pass, called by forwardBatch on this session's rows.
+
+  /** Refuse a chunk of T new tokens that this session cannot take. */
+  checkChunk(T: number, where: string): void {
+    if (this.disposed) fail(where, 'session used after dispose()');
+    if (T === 0) fail(where, 'no tokens');
+    if (this.pos + T > this.maxSeq) fail(where, `sequence of ${this.pos + T} positions exceeds the context of ${this.maxSeq}`);
+  }
+
+  /** RoPE on T rows of q [T, nHeads·hd] and k [T, nKvHeads·hd] at positions pos .. pos+T-1. */
+  rotate(q: Float32Array, k: Float32Array, T: number): void {
+    const c = this.config, hd = c.headDim;
+    for (let t = 0; t < T; t++) {
+      applyRope(q, t * c.nHeads * hd, c.nHeads, this.pos + t, this.rope, c.rope.layout);
+      applyRope(k, t * c.nKvHeads * hd, c.nKvHeads, this.pos + t, this.rope, c.rope.layout);
+    }
+  }
+
+  /** Append T rows of k and v (after RoPE) to layer l's cache at positions pos .. pos+T-1. */
+  storeKv(l: number, k: Float32Array, v: Float32Array, T: number): void {
     const c = this.config, hd = c.headDim, kvDim = c.nKvHeads * hd;
     for (let g = 0; g < c.nKvHeads; g++) {
       const K = this.keys[l]![g]!, VT = this.valuesT[l]![g]!;
       for (let t = 0; t < T; t++) {
-        const src = t * kvDim + g * hd, pos = p0 + t;
+        const src = t * kvDim + g * hd, pos = this.pos + t;
         K.set(k.subarray(src, src + hd), pos * hd);
         for (let d = 0; d < hd; d++) VT[d * this.maxSeq + pos] = v[src + d]!;
       }
@@ -171,38 +149,116 @@ export class Session {
   }
 
   /**
-   * Causal grouped-query attention of the T new queries over the cache [0, p0+T), per head h
-   * (reading KV head h / rep). Queries are read in place from a heap copy of q (row stride qDim),
-   * in blocks of ATTN_BLOCK rows that each see only the keys up to their last row:
-   * scores = Q·Kᵀ (one matmul), softmax(scores / sqrt(hd)) with the causal mask, out = P·V (one
-   * matmul on the transposed V cache), written in place into the output rows.
+   * Causal grouped-query attention of the T new queries at positions pos .. pos+T-1 over the
+   * cache, per head h (reading KV head h / rep). Q: the T query rows [T, nHeads·hd] and out: where
+   * the T output rows go, both in the shared heap. Queries go in blocks of `attentionBlock` rows
+   * that each see only the keys from the first one visible to their first row (sliding window) up
+   * to their last row: scores = Q·Kᵀ (one matmul), softmax(scores / sqrt(hd)) over each row's
+   * visible keys (the rest zeroed), out = P·V (one matmul on the transposed V cache).
    */
-  private attend(l: number, q: Float32Array, T: number, p0: number): Float32Array {
+  attend(l: number, Q: Float32Array, out: Float32Array, T: number): void {
     const c = this.config, hd = c.headDim, rep = c.nHeads / c.nKvHeads;
-    const qDim = c.nHeads * hd;
-    const Q = scratchF32('attn.q', T * qDim);
-    Q.set(q.subarray(0, T * qDim));
-    const out = scratchF32('attn.out', T * qDim);
+    const qDim = c.nHeads * hd, p0 = this.pos, W = this.window;
+    const firstVisible = (p: number) => Math.max(0, p - W + 1);
     const block = Math.min(T, this.attentionBlock);
-    const P = scratchF32('attn.scores', block * (p0 + T));
+    const P = scratchF32('attn.scores', block * (p0 + T - firstVisible(p0)));
     const scale = 1 / Math.sqrt(hd);
     for (let h = 0; h < c.nHeads; h++) {
       const g = Math.floor(h / rep);
       const keys = this.keys[l]![g]!, valuesT = this.valuesT[l]![g]!;
       for (let t0 = 0; t0 < T; t0 += block) {
-        const rows = Math.min(block, T - t0), S = p0 + t0 + rows; // keys visible to the block's last row
+        const rows = Math.min(block, T - t0);
+        const first = firstVisible(p0 + t0), S = p0 + t0 + rows - first; // keys [first, first+S)
         const at = t0 * qDim + h * hd;
-        matmulStridedHeap(Q.subarray(at), qDim, keys, hd, P, S, rows, S, hd);
+        matmulStridedHeap(Q.subarray(at), qDim, keys.subarray(first * hd), hd, P, S, rows, S, hd);
         for (let r = 0; r < rows; r++) {
-          const visible = p0 + t0 + r + 1, o = r * S;
-          softmaxScaled(P, o, visible, scale);
-          P.fill(0, o + visible, o + S);
+          const p = p0 + t0 + r, o = r * S;
+          const lo = firstVisible(p) - first, hi = p + 1 - first; // this row's keys [lo, hi)
+          P.fill(0, o, o + lo);
+          softmaxScaled(P, o + lo, hi - lo, scale);
+          P.fill(0, o + hi, o + S);
         }
-        matmulStridedHeap(P, S, valuesT, this.maxSeq, out.subarray(at), qDim, rows, hd, S);
+        matmulStridedHeap(P, S, valuesT.subarray(first), this.maxSeq, out.subarray(at), qDim, rows, hd, S);
       }
     }
-    return out;
   }
+}
+
+// ── the forward pass: a batch of sequences, one matmul per projection ─────────────────────────
+
+/**
+ * Advance each session by its chunk of new tokens (tokens[i] for sessions[i]; any lengths ≥ 1, any
+ * positions), all in one pass: the rows of every chunk are stacked, so each linear runs once with
+ * M = Σ T_i rows. Returns per session the logits of its last new position [vocab], or of all its
+ * new positions [T_i, vocab] with allLogits. The sessions must be distinct and share one model.
+ */
+export function forwardBatch(sessions: readonly Session[], tokens: readonly (readonly number[])[],
+                             opts: ForwardOptions = {}): Float32Array[] {
+  if (sessions.length === 0) fail('forward', 'empty batch');
+  if (tokens.length !== sessions.length) fail('forward', `${sessions.length} sessions but ${tokens.length} token chunks`);
+  const model = sessions[0]!.model, c = model.config, w = model.weights;
+  if (sessions.some((s) => s.model !== model)) fail('forward', 'the sessions of a batch must share one model');
+  if (new Set(sessions).size !== sessions.length) fail('forward', 'a session appears twice in the batch');
+  sessions.forEach((s, i) => s.checkChunk(tokens[i]!.length, 'forward'));
+  const dim = c.dim, qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
+  const lengths = tokens.map((t) => t.length);
+  const starts: number[] = []; // first row of each sequence in the stacked batch
+  let M = 0;
+  for (const T of lengths) { starts.push(M); M += T; }
+
+  // token embeddings, all sequences stacked
+  const x = new Float32Array(M * dim);
+  tokens.forEach((chunk, i) => chunk.forEach((id, t) => {
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('forward', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
+    x.set(w.embedding.subarray(id * dim, (id + 1) * dim), (starts[i]! + t) * dim);
+  }));
+  const h = new Float32Array(M * dim);
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const layer = w.layers[l]!;
+
+    // attention: norm, q/k/v projections (whole batch), then per sequence RoPE, cache and attend
+    // (queries and outputs in heap scratch), output projection (whole batch), residual
+    rmsNorm(h, x, layer.attnNorm, M, dim, c.normEps);
+    const q = layer.wq.forward(h, M);
+    const k = layer.wk.forward(h, M);
+    const v = layer.wv.forward(h, M);
+    addBias(q, layer.bq, M);
+    addBias(k, layer.bk, M);
+    addBias(v, layer.bv, M);
+    const Q = scratchF32('attn.q', M * qDim);
+    const att = scratchF32('attn.out', M * qDim);
+    sessions.forEach((s, i) => {
+      const r0 = starts[i]!, T = lengths[i]!;
+      const qi = q.subarray(r0 * qDim, (r0 + T) * qDim), ki = k.subarray(r0 * kvDim, (r0 + T) * kvDim);
+      s.rotate(qi, ki, T);
+      s.storeKv(l, ki, v.subarray(r0 * kvDim, (r0 + T) * kvDim), T);
+      Q.set(qi, r0 * qDim);
+      s.attend(l, Q.subarray(r0 * qDim), att.subarray(r0 * qDim), T);
+    });
+    addInPlace(x, layer.wo.forward(att, M));
+
+    // feed-forward: norm, SwiGLU, down projection, residual
+    rmsNorm(h, x, layer.ffnNorm, M, dim, c.normEps);
+    const gate = layer.w1.forward(h, M);
+    swiglu(gate, layer.w3.forward(h, M));
+    addInPlace(x, layer.w2.forward(gate, M));
+  }
+  sessions.forEach((s, i) => { s.pos += lengths[i]!; });
+
+  // final norm and classifier, once for the rows asked for (each sequence's last, or all)
+  const rowsOut = opts.allLogits ? lengths : lengths.map(() => 1);
+  const picked = opts.allLogits ? x : new Float32Array(sessions.length * dim);
+  if (!opts.allLogits) starts.forEach((r0, i) => picked.set(x.subarray((r0 + lengths[i]! - 1) * dim, (r0 + lengths[i]!) * dim), i * dim));
+  const R = opts.allLogits ? M : sessions.length;
+  const normed = new Float32Array(R * dim);
+  rmsNorm(normed, picked, w.finalNorm, R, dim, c.normEps);
+  const logits = w.lmHead.forward(normed, R);
+  if (sessions.length === 1) return [logits];
+  const V = c.vocabSize, out: Float32Array[] = [];
+  let row = 0;
+  for (const n of rowsOut) { out.push(logits.slice(row * V, (row + n) * V)); row += n; }
+  return out;
 }
 
 /** Default cache length of a Session (a 128k-context model would otherwise ask for a huge cache). */
