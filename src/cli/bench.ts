@@ -16,17 +16,19 @@ export function register(program: Command): void {
     .option('--prefill <n>', 'prefill chunk length', '512')
     .option('--decode <n>', 'decode steps', '128')
     .option('--runs <n>', 'timed prefill runs (median reported)', '3')
+    .option('--batch <n>', 'sequences decoded together (one batched forward per step)', '1')
     .option('--json', 'print one JSON object on stdout')
-    .action((opts: { model: string; prefill: string; decode: string; runs: string; json?: boolean }) => {
+    .action((opts: { model: string; prefill: string; decode: string; runs: string; batch: string; json?: boolean }) => {
       const int = (v: string, flag: string): number => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1) fail(flag, `must be a positive integer (got ${v})`);
         return n;
       };
       const prefill = int(opts.prefill, '--prefill'), decode = int(opts.decode, '--decode'), runs = int(opts.runs, '--runs');
+      const batch = int(opts.batch, '--batch');
       const model = loadModelWithProgress(opts.model);
       const r = benchCpu(model, opts.model, {
-        prefill, decode, runs,
+        prefill, decode, runs, batch,
         onStage: (s) => { if (process.env.INTSCALE_QUIET !== '1') process.stderr.write(`bench cpu: ${s}\n`); },
       });
       if (opts.json) {
@@ -36,7 +38,7 @@ export function register(program: Command): void {
       process.stdout.write(
         `model    ${r.model} (${r.threads} threads)\n` +
         `prefill  ${r.prefillTokensPerSecond.toFixed(1)} tokens/s (${r.prefillTokens}-token chunk, median of ${r.prefillRuns.length})\n` +
-        `decode   ${r.decodeTokensPerSecond.toFixed(1)} tokens/s (${r.decodeTokens} tokens)\n`);
+        `decode   ${r.decodeTokensPerSecond.toFixed(1)} tokens/s (${r.batch === 1 ? `${r.decodeTokens} tokens` : `${r.decodeTokens} steps × batch of ${r.batch}`})\n`);
     });
 
   registerBenchGemm(bench); // `bench gemm`: GPU GEMM timings (src/cli/bench-gemm.ts)

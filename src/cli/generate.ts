@@ -1,47 +1,87 @@
 // `intscale generate <model> --prompt TEXT`: stream a continuation to stdout as tokens come, then
 // "N tokens, X tokens/s" on stderr. Greedy when --temperature is 0; an empty prompt starts from BOS.
-// Only the continuation is printed unless --echo.
+// Only the continuation is printed unless --echo. Several --prompt options generate as one batch
+// (src/eval/generate.ts): each text is printed after generation under a header line "[i] <prompt>",
+// then the aggregate tokens/s of the batch on stderr.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
-import { generate } from '../eval/generate.ts';
-import { loadModelWithProgress } from '../io/model-dir.ts';
-import { TextStreamer } from '../io/tokenizer.ts';
+import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
+import { loadModelWithProgress, type LoadedModel } from '../io/model-dir.ts';
+import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
+
+interface GenerateCliOptions {
+  prompt: string[]; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean; echo?: boolean;
+}
 
 export function register(program: Command): void {
   program
     .command('generate')
-    .description('generate text on the CPU engine')
+    .description('generate text on the CPU engine (several --prompt: one batch)')
     .argument('<model>', 'model directory or llama2.c .bin')
-    .option('--prompt <text>', 'prompt text', '')
+    .option('--prompt <text>', 'prompt text; repeat for a batch of prompts', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--max-new <n>', 'new tokens', '128')
     .option('--temperature <t>', '0 = greedy', '0')
     .option('--top-p <p>', 'nucleus sampling mass', '0.9')
-    .option('--seed <s>', 'sampling seed', '0')
+    .option('--seed <s>', 'sampling seed (prompt i of a batch uses seed + i)', '0')
     .option('--stop-at-eos', 'stop at the end-of-sequence token')
     .option('--echo', 'print the prompt before the continuation')
-    .action((modelPath: string, opts: { prompt: string; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean; echo?: boolean }) => {
+    .action((modelPath: string, opts: GenerateCliOptions) => {
       const maxNew = Number(opts.maxNew), temperature = Number(opts.temperature), topP = Number(opts.topP), seed = Number(opts.seed);
       if (!Number.isInteger(maxNew) || maxNew < 1) fail('--max-new', `must be a positive integer (got ${opts.maxNew})`);
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
       if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
       if (!Number.isInteger(seed)) fail('--seed', `must be an integer (got ${opts.seed})`);
+      const texts = opts.prompt.length ? opts.prompt : [''];
       const model = loadModelWithProgress(modelPath);
       const tok = model.tokenizer;
-      const prompt = tok.encode(opts.prompt, { addBos: true });
-      if (prompt.length === 0) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');
-      const streamer = new TextStreamer(tok, opts.echo ? [] : prompt);
-      if (opts.echo) for (const id of prompt) { const s = streamer.push(id); if (s) process.stdout.write(s); }
-      const r = generate(model, prompt, {
+      const prompts = texts.map((t) => tok.encode(t, { addBos: true }));
+      if (prompts.some((p) => p.length === 0)) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');
+      const sampling: GenerateOptions = {
         maxNew, temperature, topP, seed,
         ...(opts.stopAtEos && tok.eosId !== undefined ? { stopIds: [tok.eosId] } : {}),
-        onToken: (id) => { const s = streamer.push(id); if (s) process.stdout.write(s); },
-      });
-      const rest = streamer.flush();
-      if (rest) process.stdout.write(rest);
-      process.stdout.write('\n');
-      // like llama2.c: the rate after the prompt's prefill (which is reported on its own)
-      const rate = r.decodeSeconds > 0 ? r.ids.length / r.decodeSeconds : 0;
-      process.stderr.write(`${r.ids.length} tokens, ${rate.toFixed(1)} tokens/s ` +
-        `(prompt ${prompt.length} tokens in ${(r.prefillSeconds * 1000).toFixed(0)} ms)\n`);
+      };
+      if (prompts.length === 1) generateOne(model, prompts[0]!, sampling, opts.echo ?? false);
+      else generateMany(model, texts, prompts, sampling, opts.echo ?? false);
     });
+}
+
+/** One prompt: stream the text as tokens come. */
+function generateOne(model: LoadedModel, prompt: number[], sampling: GenerateOptions, echo: boolean): void {
+  const tok = model.tokenizer;
+  const streamer = new TextStreamer(tok, echo ? [] : prompt);
+  if (echo) for (const id of prompt) { const s = streamer.push(id); if (s) process.stdout.write(s); }
+  const r = generate(model, prompt, {
+    ...sampling,
+    onToken: (id) => { const s = streamer.push(id); if (s) process.stdout.write(s); },
+  });
+  const rest = streamer.flush();
+  if (rest) process.stdout.write(rest);
+  process.stdout.write('\n');
+  // like llama2.c: the rate after the prompt's prefill (which is reported on its own)
+  const rate = r.decodeSeconds > 0 ? r.ids.length / r.decodeSeconds : 0;
+  process.stderr.write(`${r.ids.length} tokens, ${rate.toFixed(1)} tokens/s ` +
+    `(prompt ${prompt.length} tokens in ${(r.prefillSeconds * 1000).toFixed(0)} ms)\n`);
+}
+
+/** Several prompts: one batch; each text under a "[i] <prompt>" header once all are done. */
+function generateMany(model: LoadedModel, texts: string[], prompts: number[][], sampling: GenerateOptions, echo: boolean): void {
+  const tok = model.tokenizer;
+  const r = generateBatch(model, prompts, sampling);
+  r.ids.forEach((ids, i) => {
+    process.stdout.write(`[${i}] ${texts[i]!.replace(/\s+/g, ' ')}\n${continuation(tok, prompts[i]!, ids, echo)}\n`);
+  });
+  const tokens = r.ids.reduce((n, ids) => n + ids.length, 0);
+  const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
+  // the aggregate rate of the batch after the prompts' prefill (as for one prompt)
+  const rate = r.decodeSeconds > 0 ? tokens / r.decodeSeconds : 0;
+  process.stderr.write(`${tokens} tokens in ${prompts.length} sequences, ${rate.toFixed(1)} tokens/s ` +
+    `(prompts ${promptTokens} tokens in ${(r.prefillSeconds * 1000).toFixed(0)} ms)\n`);
+}
+
+/** The new ids as text (decoded in the prompt's context), after the prompt with echo. */
+function continuation(tok: Tokenizer, prompt: number[], ids: number[], echo: boolean): string {
+  const streamer = new TextStreamer(tok, echo ? [] : prompt);
+  let text = '';
+  for (const id of echo ? [...prompt, ...ids] : ids) text += streamer.push(id);
+  return text + streamer.flush();
 }
