@@ -33,10 +33,13 @@ export class W4GemmLaunch {
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, ...opts });
     this.kernel = gpu.compile(W4_GEMM_SOURCE).fn(this.plan.entry);
-    if (this.plan.splits > 1) {
+    // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
+    if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);
-      this.counters = gpu.alloc(this.plan.counters * 4);
       gpu.memset(this.workspace, 0);
+    }
+    if (this.plan.counters > 0) {
+      this.counters = gpu.alloc(this.plan.counters * 4);
       gpu.memset(this.counters, 0);
     }
   }
