@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { forwardBatch, Session, type Model } from '../../src/model/llama.ts';
 import { generate, generateBatch } from '../../src/eval/generate.ts';
@@ -120,4 +121,14 @@ test('stories260K: greedy generateBatch of 3 prompts = each generated alone', { 
     assert.ok(alone.length > 10, `prompt ${i} generates some text`);
     assert.deepEqual(r.ids[i], alone, `prompt ${i}`);
   });
+});
+
+test('CLI: generate with several --prompt prints each text under "[i] <prompt>", the same as alone', { skip: skipStories }, () => {
+  const bin = fileURLToPath(new URL('../../bin/intscale.js', import.meta.url));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, 'generate', STORIES, '--max-new', '12', ...args], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '1' } });
+  const both = cli('--prompt', 'Once upon a time', '--prompt', 'The cat');
+  assert.equal(both.status, 0, both.stderr);
+  const alone = ['Once upon a time', 'The cat'].map((p) => cli('--prompt', p).stdout);
+  assert.equal(both.stdout, `[0] Once upon a time\n${alone[0]}[1] The cat\n${alone[1]}`);
+  assert.match(both.stderr, /^24 tokens in 2 sequences, [0-9.]+ tokens\/s \(prompts \d+ tokens in \d+ ms\)\n$/);
 });
