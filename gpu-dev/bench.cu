@@ -287,9 +287,8 @@ static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, in
   int KT = K / 128;
   if (splits) p.splits = splits;
   else {
-    int target = (int)lround(((p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 3 : p.tile == 'm' ? 1.5 : 1) * sm),
-        tiles = p.gx * p.gy;
-    p.splits = tiles >= target ? 1 : std::min((target + tiles - 1) / tiles, std::max(1, KT / 2));
+    double target = ((p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 2.5 : p.tile == 'm' ? 2 : 1) * sm;
+    p.splits = std::max(1, std::min((int)lround(target / (p.gx * p.gy)), KT / 2));
   }
   return p;
 }

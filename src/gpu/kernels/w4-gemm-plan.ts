@@ -98,10 +98,9 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
   } else {
-    // Small tiles are memory bound: aim for ~3 blocks per SM; m: 1.5 waves; l: one wave.
-    const target = Math.round((tile === 's' ? 3 : tile === 'm' ? 1.5 : 1) * smCount);
-    const tiles = gx * gy;
-    splits = tiles >= target ? 1 : Math.min(Math.ceil(target / tiles), Math.max(1, Math.floor(kTiles / 2)));
+    // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l 1.
+    const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
+    splits = Math.max(1, Math.min(Math.round(target / (gx * gy)), Math.floor(kTiles / 2)));
   }
   return {
     entry: w4EntryName(kind, group, tile),

@@ -207,7 +207,7 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   typedef GemmCfg<MODE, G, WM, WN, MT, NT, STAGES> C;
   constexpr bool A16 = C::A16, GROUPED = C::GROUPED;
   constexpr int BM = C::BM, BN = C::BN, THREADS = C::THREADS, ROWB = C::ROWB, EB = C::EB;
-  constexpr int GPT = C::GPT, SB = C::SB, A_BYTES = C::A_BYTES, W_BYTES = C::W_BYTES;
+  constexpr int GPT = C::GPT, SB = C::SB, A_BYTES = C::A_BYTES;
   constexpr int STAGE = C::STAGE, S_BYTES = C::S_BYTES;
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
   static_assert(!A16 || G == 128, "W4A16 is g128 only");

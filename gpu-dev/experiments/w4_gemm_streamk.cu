@@ -1,0 +1,571 @@
+// w4_gemm.cu — intscale's W4 GEMM kernels: W4A8 with integer group scales (IS), the same kernel
+// with float group scales (FS), per-channel W4A8 (PC), and W4A16 g128 (fp16 activations).
+// Self-contained: no #include, compiles under nvcc (sm_80, sm_90a) and NVRTC.
+//
+// ABI (every entry point has the same parameter list; pointers are device pointers):
+//   (const void* A, const float* sx, const void* Wp, const void* gscales, const void* chan,
+//    const unsigned short* residual, unsigned short* out, void* workspace, unsigned* counters,
+//    int M, int N, int K)
+//   A         W4A8: int8 [M,K] row-major (per-token quantized); W4A16: fp16 [M,K] row-major
+//   sx        W4A8: fp32 [M] per-token scales; W4A16: unused (pass 0)
+//   Wp        int4 weights repacked by src/gpu/repack.ts (repackWeights 'w4a8' / 'w4a16'), N*K/2 bytes
+//   gscales   IS: int32 [K/G, N] (ŝ, transposed); FS: fp32 [K/G, N]; W4A16: fp16 [K/G, N]; PC: 0
+//   chan      IS: int8 [N] shifts k_n; PC: fp32 [N] channel scales; FS, W4A16: unused (0)
+//   residual  fp16 [M,N] or 0: out = fp16(y + residual)
+//   out       fp16 [M,N]
+//   workspace 4-byte [2*gridDim.x, BM*BN] (any contents) and counters u32 [ceil(N/BN)*ceil(M/BM)]:
+//             used when a tile is split over blocks (always pass them);
+//             counters must be ZERO before the first launch and every launch leaves them zero.
+//             Partials are summed in k order, so FS and W4A16 results are deterministic too.
+//   grid = (NB, 1, 1), block = (THREADS), dynamic smem = SMEM bytes (set
+//   CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES to it). Stream-K: the tiles x K/128 work units
+//   are cut into NB equal ranges, 1 <= NB <= tiles*K/128 (NB = tiles: one block per tile, no
+//   workspace use; NB = tiles*S: classic split-K by S).
+//   Limits: K % 128 == 0, N % 8 == 0 (tiles guard N % BN), M >= 1 arbitrary; 16-byte aligned pointers.
+//
+// Entry points: <kind>_<tile> with kind in w4a8_gemm_is_g{32,64,128}, w4a8_gemm_fs_g{32,64,128},
+// w4a8_gemm_pc, w4a16_gemm_g128 and tile in
+//   s: BM=16,  BN=128, THREADS=128   (small M, memory bound; use split-K)
+//   m: BM=64,  BN=128, THREADS=256
+//   l: BM=128, BN=128, THREADS=256
+// SMEM = STAGES*(BM*128*EB + BN*64) + (STAGES+1)*(128/G)*BN*SB with STAGES = 6 (s) or 4 (m, l),
+// EB = 1 (W4A8) or 2 (W4A16), SB = 4 (IS, FS), 2 (W4A16), 0 (PC). docs/KERNELS.md has the table.
+//
+// Semantics (docs/QUANT_SPEC.md): IS acc = Σ_g P_g·ŝ[g,n] in int32 (one IMAD per group),
+// y = fp32(fp32(acc)·sx[t])·2^-k_n; FS acc = fma(fp32(P_g), s[g,n], acc), y = acc·sx[t];
+// PC y = fp32(fp32(P)·sx[t])·s[n]; W4A16 y = Σ X·fp16((q)·s) with fp32 accumulation.
+
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned long long u64;  // NVRTC has no size_t without headers
+
+#define DEVI static __device__ __forceinline__
+
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };
+
+struct alignas(16) U4 { u32 x, y, z, w; };
+
+// ---- PTX helpers ------------------------------------------------------------------------------
+DEVI u32 smem_addr(const void* p) {
+  u32 r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+  return r;
+}
+DEVI void cp_async16(u32 dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+DEVI int min_i(int a, int b) { return a < b ? a : b; }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define W4_BULK 1  // sm_90+: weights by the bulk copy engine (one instruction per stage, mbarrier)
+DEVI void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+DEVI void mbar_fence_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n fence.proxy.async.shared::cta;" ::: "memory");
+}
+DEVI void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile(
+      "{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%3], %2; }\n"
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+      "l"(src), "r"(bytes), "r"(bar)
+      : "memory");
+}
+DEVI void mbar_wait(u32 bar, u32 parity) {
+  u32 done;
+  do {
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+#endif
+DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+DEVI void bar_sync() { asm volatile("bar.sync 0;\n" ::: "memory"); }
+DEVI void fence_gpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
+
+DEVI void ldsm_x4(u32 addr, u32 (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+DEVI float fmul_rn(float a, float b) {
+  float d;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float fadd_rn(float a, float b) {
+  float d;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float ffma_rn(float a, float b, float c) {
+  float d;
+  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
+  return d;
+}
+DEVI float i2f_rn(int a) {
+  float d;
+  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
+  return d;
+}
+DEVI u16 f2h_rn(float a) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
+  return h;
+}
+DEVI float h2f(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+DEVI u32 hsub2(u32 a, u32 b) {
+  u32 d;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+DEVI u32 hmul2(u32 a, u32 b) {
+  u32 d;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+// 2^-k for k in [0, 30] (normal fp32, so multiplying by it is exact unless the result is subnormal)
+DEVI float exp2_neg(int k) {
+  float f;
+  asm("mov.b32 %0, %1;" : "=f"(f) : "r"((127 - k) << 23));
+  return f;
+}
+
+// int4 x8 (two's complement) → two int8x4 MMA B registers. Byte j of w holds the b0 value j in
+// its low nibble and the b1 value j in its high nibble (see repackW4A8). Sign extension of a
+// nibble: (x & 0x0F) | (bit3 ? 0xF0 : 0) = (x & 0x0F) | ((x & 0x08) * 0x1E), carry-free per byte.
+DEVI void unpack_s4(u32 w, u32& b0, u32& b1) {
+  b0 = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
+  const u32 v = w >> 4;
+  b1 = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
+}
+
+// Split-K partial tiles through the workspace (L2; .cg bypasses the non-coherent L1).
+DEVI void st_cg2(int* p, int a, int b) { asm volatile("st.global.cg.v2.s32 [%0], {%1,%2};" ::"l"(p), "r"(a), "r"(b) : "memory"); }
+DEVI void st_cg2(float* p, float a, float b) { asm volatile("st.global.cg.v2.f32 [%0], {%1,%2};" ::"l"(p), "f"(a), "f"(b) : "memory"); }
+DEVI void ld_cg2(const int* p, int& a, int& b) {
+  asm volatile("ld.global.cg.v2.s32 {%0,%1}, [%2];" : "=r"(a), "=r"(b) : "l"(p) : "memory");
+}
+DEVI void ld_cg2(const float* p, float& a, float& b) {
+  asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];" : "=f"(a), "=f"(b) : "l"(p) : "memory");
+}
+DEVI int add_acc(int a, int b) { return a + b; }
+DEVI float add_acc(float a, float b) { return fadd_rn(a, b); }
+DEVI u32 atom_add_u32(u32* p, u32 v) {
+  u32 old;
+  asm volatile("atom.global.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+
+// ---- the kernel body --------------------------------------------------------------------------
+template <bool F> struct AccT { typedef int type; };
+template <> struct AccT<true> { typedef float type; };
+
+template <int MODE, int G, int WM, int WN, int MT, int NT, int STAGES>
+struct GemmCfg {
+  static constexpr bool A16 = MODE == MODE_A16;
+  static constexpr bool GROUPED = MODE != MODE_PC;
+  static constexpr int EB = A16 ? 2 : 1;              // bytes per activation element
+  static constexpr int ROWB = 128 * EB;               // bytes of one A row per 128-wide k-tile
+  static constexpr int BM = WM * MT * 16;
+  static constexpr int BN = WN * NT * 8;
+  static constexpr int THREADS = WM * WN * 32;
+  static constexpr int GPT = GROUPED ? 128 / G : 0;   // groups per k-tile
+  static constexpr int SB = A16 ? 2 : 4;              // bytes per group scale
+  static constexpr int A_BYTES = BM * ROWB;
+  static constexpr int W_BYTES = BN * 64;
+  static constexpr int S_BYTES = GPT * BN * SB;
+  static constexpr int STAGE = A_BYTES + W_BYTES;               // A and W ring: STAGES slots
+  static constexpr int SMEM = STAGES * STAGE + (STAGES + 1) * S_BYTES;  // scales: STAGES+1 slots
+};
+
+extern __shared__ __attribute__((aligned(128))) unsigned char g_smem[];
+
+template <int MODE, int G, int WM, int WN, int MT, int NT, int STAGES>
+DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, const U4* __restrict__ Wp,
+                    const void* __restrict__ gsc, const void* __restrict__ chan,
+                    const u16* __restrict__ residual, u16* __restrict__ out, void* __restrict__ ws,
+                    u32* __restrict__ counters, int M, int N, int K) {
+  typedef GemmCfg<MODE, G, WM, WN, MT, NT, STAGES> C;
+  constexpr bool A16 = C::A16, GROUPED = C::GROUPED;
+  constexpr int BM = C::BM, BN = C::BN, THREADS = C::THREADS, ROWB = C::ROWB, EB = C::EB;
+  constexpr int GPT = C::GPT, SB = C::SB, A_BYTES = C::A_BYTES;
+  constexpr int STAGE = C::STAGE, S_BYTES = C::S_BYTES;
+  static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
+  static_assert(!A16 || G == 128, "W4A16 is g128 only");
+  typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / WN, wn = warp % WN;
+  const int KT = K >> 7;
+  // Stream-K: the U = tiles x KT (tile, k-tile) work units are cut into gridDim.x equal ranges;
+  // tile t = (column block t / gy, row block t % gy), k-tiles innermost. A block walks the tile
+  // segments of its range; a tile split over several blocks is fixed up through the workspace.
+  const int gx = (N + BN - 1) / BN, gy = (M + BM - 1) / BM;
+  const long long U = (long long)gx * gy * KT, NB = gridDim.x;
+  const long long u_begin = U * blockIdx.x / NB, u_end = U * (blockIdx.x + 1) / NB;
+  // the current segment lives in shared memory (re-read where needed) to keep registers for the MMAs
+  __shared__ int s_seg[6];  // n0, m0, kt0, tile, first, last
+  volatile int* seg = s_seg;
+#define n0 (seg[0])
+#define m0 (seg[1])
+#define kt0 (seg[2])
+  int nkt = 0;
+  const u32 s0 = smem_addr(g_smem);
+  u32 phase_bits = 0;  // per-stage mbarrier parity (bulk-copy path)
+#ifdef W4_BULK
+  __shared__ __attribute__((aligned(8))) unsigned long long s_bar[STAGES];
+  if (tid == 0) {
+#pragma unroll
+    for (int i = 0; i < STAGES; ++i) mbar_init(smem_addr(&s_bar[i]), 1);
+    mbar_fence_init();
+  }
+  bar_sync();
+#endif
+
+  // -- producer: one k-tile (128 of K) of A, W and the group scales into stage st, via cp.async
+  auto load_stage = [&](int st, int kt) {
+    const u32 sb = s0 + st * STAGE;
+    constexpr int CPR = ROWB / 16, ACH = BM * CPR;
+#pragma unroll
+    for (int i = tid; i < ACH; i += THREADS) {
+      const int r = i / CPR, c = i % CPR, gr = m0 + r;
+      if (gr < M)  // rows past M feed only output rows that are never written: no zero fill
+        cp_async16(sb + r * ROWB + ((c ^ (r & 7)) << 4),
+                   (const char*)A + ((u64)gr * K + (u64)kt * 128) * EB + c * 16);
+    }
+    // weights: tile-contiguous layout, this block's k-tile is (rows8 x 512) contiguous bytes
+    const int rows8 = min_i(BN / 8, (N >> 3) - (n0 >> 3));
+    const U4* wt = Wp + ((u64)(n0 >> 3) * KT + (u64)kt * rows8) * 32;
+#ifdef W4_BULK
+    if (tid == 0) {
+      fence_proxy_async();  // earlier generic-proxy reads of this stage are ordered by the barrier
+      bulk_load(sb + A_BYTES, wt, rows8 * 512, smem_addr(&s_bar[st]));
+    }
+#else
+    constexpr int WCH = BN * 4;
+#pragma unroll
+    for (int i = tid; i < WCH; i += THREADS)
+      if ((i >> 5) < rows8) cp_async16(sb + A_BYTES + i * 16, wt + i);
+#endif
+    if constexpr (GROUPED) {
+      constexpr int CPRS = BN * SB / 16, EPC = 16 / SB;
+#pragma unroll
+      for (int i = tid; i < GPT * CPRS; i += THREADS) {
+        const int gi = i / CPRS, c = i % CPRS, col = n0 + c * EPC;
+        if (col < N)
+          cp_async16(s0 + STAGES * STAGE + ((kt - kt0) % (STAGES + 1)) * S_BYTES + i * 16,
+                     (const char*)gsc + ((u64)(kt * GPT + gi) * N + col) * SB);
+      }
+    }
+  };
+
+  int P[MT][NT][4];    // int32 MMA partial sums of the current group (W4A8)
+  Acc acc[MT][NT][4];  // IS: int32 Σ P·ŝ; FS: fp32; W4A16: fp32 MMA accumulators; PC: unused
+
+  // -- the group epilogue for group gi of the k-tile with ring slot `slot`: acc += P·ŝ (IS: ONE
+  //    IMAD per output and group) or acc = fma(fp32(P), s, acc) (FS); then P = 0
+  auto apply_group = [&](int slot, int gi) {
+    if constexpr (MODE == MODE_IS || MODE == MODE_FS) {
+      const unsigned char* sS = g_smem + STAGES * STAGE + slot * S_BYTES;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const Acc* sp = (const Acc*)(sS + (gi * BN + (wn * NT + nt) * 8 + (lane & 3) * 2) * SB);
+        const Acc c0 = sp[0], c1 = sp[1];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if constexpr (MODE == MODE_IS) acc[mt][nt][e] += P[mt][nt][e] * ((e & 1) ? c1 : c0);
+            else acc[mt][nt][e] = ffma_rn(i2f_rn(P[mt][nt][e]), (e & 1) ? c1 : c0, acc[mt][nt][e]);
+            P[mt][nt][e] = 0;
+          }
+        }
+      }
+    }
+  };
+
+  // -- consumer: MMAs over one stage
+  // it = k-tile index within this split; its A/W stage is it % STAGES, its scale slot it % (STAGES+1)
+  auto compute_stage = [&](int it) {
+    const int st = it % STAGES;
+    // the previous k-tile's last group: applied here, after the barrier, so its MMAs drained while
+    // the pipeline waited and refilled (its scale slot is not refilled before the next barrier)
+    if (it > 0) apply_group((it - 1) % (STAGES + 1), GPT - 1);
+    const u32 sA = s0 + st * STAGE;
+    const unsigned char* sW = g_smem + st * STAGE + A_BYTES;
+    U4 bw[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) bw[nt] = *(const U4*)(sW + ((wn * NT + nt) * 32 + lane) * 16);
+    if constexpr (!A16) {
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        u32 a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          const int r = (wm * MT + mt) * 16 + (lane & 15), c = 2 * ks + (lane >> 4);
+          ldsm_x4(sA + r * ROWB + ((c ^ (r & 7)) << 4), a[mt]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          const u32 w = ks == 0 ? bw[nt].x : ks == 1 ? bw[nt].y : ks == 2 ? bw[nt].z : bw[nt].w;
+          u32 b0, b1;
+          unpack_s4(w, b0, b1);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) mma_s8(P[mt][nt], a[mt], b0, b1);
+        }
+        if constexpr (GROUPED) {  // a group that ends inside the k-tile (G < 128): apply now
+          if ((ks + 1) % (G / 32) == 0 && ks != 3) apply_group(it % (STAGES + 1), (ks * 32) / G);
+        }
+      }
+    } else {
+      // W4A16: dequantize w = fp16(q · s) (Marlin style) and run m16n8k16 f16 MMAs, fp32 accumulate
+      u32 ss[NT];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const u32 s = *(const u16*)(g_smem + STAGES * STAGE + (it % (STAGES + 1)) * S_BYTES +
+                                    ((wn * NT + nt) * 8 + (lane >> 2)) * 2);
+        ss[nt] = s | (s << 16);
+      }
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        u32 a[2][MT][4];
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            const int r = (wm * MT + mt) * 16 + (lane & 15), c = 4 * ks + 2 * j + (lane >> 4);
+            ldsm_x4(sA + r * ROWB + ((c ^ (r & 7)) << 4), a[j][mt]);
+          }
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          const u32 w = ks == 0 ? bw[nt].x : ks == 1 ? bw[nt].y : ks == 2 ? bw[nt].z : bw[nt].w;
+          u32 h[4];
+#pragma unroll
+          for (int j = 0; j < 4; ++j)  // 0x6400|u = 1024+u in fp16; minus 1032 (0x6408) = q exactly
+            h[j] = hmul2(hsub2(((w >> (4 * j)) & 0x000F000Fu) | 0x64006400u, 0x64086408u), ss[nt]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_f16(acc[mt][nt], a[0][mt], h[0], h[1]);
+            mma_f16(acc[mt][nt], a[1][mt], h[2], h[3]);
+          }
+        }
+      }
+    }
+  };
+
+  Acc* wsp = (Acc*)ws;
+  __shared__ u32 s_last;
+  for (long long u = u_begin; u < u_end;) {
+  {
+    const int tile = (int)(u / KT);
+    const long long tile_u0 = (long long)tile * KT, seg_end = u_end < tile_u0 + KT ? u_end : tile_u0 + KT;
+    nkt = (int)(seg_end - u);
+    bar_sync();  // everyone is done with the previous segment's s_seg
+    if (tid == 0) {
+      seg[0] = (tile / gy) * BN;
+      seg[1] = (tile % gy) * BM;
+      seg[2] = (int)(u - tile_u0);
+      seg[3] = tile;
+      // blocks sharing this tile: first..last (block b starts at unit U*b/NB; needs NB <= U)
+      seg[4] = (int)(((tile_u0 + 1) * NB + U - 1) / U - 1);
+      seg[5] = (int)(((tile_u0 + KT) * NB + U - 1) / U - 1);
+    }
+    bar_sync();
+    u = seg_end;
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) { P[mt][nt][e] = 0; acc[mt][nt][e] = 0; }
+
+  // -- multistage pipeline over this segment's k-tiles
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < nkt) load_stage(s, kt0 + s);
+    cp_async_commit();
+  }
+  for (int it = 0; it < nkt; ++it) {
+    cp_async_wait<STAGES - 2>();
+    bar_sync();
+    const int nx = it + STAGES - 1;
+    if (nx < nkt) load_stage(nx % STAGES, kt0 + nx);
+    cp_async_commit();
+#ifdef W4_BULK
+    mbar_wait(smem_addr(&s_bar[it % STAGES]), (phase_bits >> (it % STAGES)) & 1u);
+    phase_bits ^= 1u << (it % STAGES);
+#endif
+    compute_stage(it);
+  }
+  cp_async_wait<0>();
+  if (nkt > 0) apply_group((nkt - 1) % (STAGES + 1), GPT - 1);  // the last k-tile's last group
+  bar_sync();  // every warp is done with the stages before the next segment refills them
+
+  // -- epilogue
+  // a split tile: every contributing block stores its partial tile into its own workspace slot
+  // (2 per block: its first and its last tile); the last to arrive (tile counter) sums the slots
+  // in k order (deterministic, exact for int32) and writes the output
+  auto slot_of = [&](int b) {  // slot of block b's part of this tile
+    const long long bstart = U * b / NB;
+    return 2 * b + ((int)(bstart / KT) == seg[3] ? 0 : 1);
+  };
+  const bool split = seg[4] != seg[5];
+  if (split) {
+    Acc* mine = wsp + (u64)slot_of(blockIdx.x) * (BM * BN);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int r = (wm * MT + mt) * 16 + (lane >> 2) + 8 * h;
+          const int c = (wn * NT + nt) * 8 + (lane & 3) * 2;
+          if (m0 + r < M && n0 + c < N) {
+            Acc* p = mine + r * BN + c;
+            if constexpr (MODE == MODE_PC) st_cg2(p, P[mt][nt][2 * h], P[mt][nt][2 * h + 1]);
+            else st_cg2(p, acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+          }
+        }
+    fence_gpu();
+    bar_sync();
+    if (tid == 0) {
+      const u32 prev = atom_add_u32(counters + seg[3], 1u);
+      s_last = prev == (u32)(seg[5] - seg[4]);
+      if (s_last) counters[seg[3]] = 0;  // self-cleaning for the next launch
+    }
+    bar_sync();
+    if (!s_last) continue;
+    fence_gpu();
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = m0 + (wm * MT + mt) * 16 + (lane >> 2) + 8 * h;
+        const int c = n0 + (wn * NT + nt) * 8 + (lane & 3) * 2;
+        if (r >= M || c >= N) continue;
+        Acc v0, v1;
+        if constexpr (MODE == MODE_PC) {
+          v0 = P[mt][nt][2 * h];
+          v1 = P[mt][nt][2 * h + 1];
+        } else {
+          v0 = acc[mt][nt][2 * h];
+          v1 = acc[mt][nt][2 * h + 1];
+        }
+        if (split) {
+          const int off = (r - m0) * BN + (c - n0);
+          ld_cg2(wsp + (u64)slot_of(seg[4]) * (BM * BN) + off, v0, v1);
+          for (int b = seg[4] + 1; b <= seg[5]; ++b) {
+            Acc t0, t1;
+            ld_cg2(wsp + (u64)slot_of(b) * (BM * BN) + off, t0, t1);
+            v0 = add_acc(v0, t0);
+            v1 = add_acc(v1, t1);
+          }
+        }
+        float y0, y1;
+        if constexpr (MODE == MODE_IS) {
+          const float s = sx[r];
+          const signed char* kn = (const signed char*)chan;
+          y0 = fmul_rn(fmul_rn(i2f_rn(v0), s), exp2_neg(kn[c]));
+          y1 = fmul_rn(fmul_rn(i2f_rn(v1), s), exp2_neg(kn[c + 1]));
+        } else if constexpr (MODE == MODE_PC) {
+          const float s = sx[r];
+          const float* cs = (const float*)chan;
+          y0 = fmul_rn(fmul_rn(i2f_rn(v0), s), cs[c]);
+          y1 = fmul_rn(fmul_rn(i2f_rn(v1), s), cs[c + 1]);
+        } else if constexpr (MODE == MODE_FS) {
+          const float s = sx[r];
+          y0 = fmul_rn(v0, s);
+          y1 = fmul_rn(v1, s);
+        } else {
+          y0 = v0;
+          y1 = v1;
+        }
+        if (residual) {
+          const u32 rr = *(const u32*)(residual + (u64)r * N + c);
+          y0 = fadd_rn(y0, h2f((u16)(rr & 0xFFFF)));
+          y1 = fadd_rn(y1, h2f((u16)(rr >> 16)));
+        }
+        *(u32*)(out + (u64)r * N + c) = (u32)f2h_rn(y0) | ((u32)f2h_rn(y1) << 16);
+      }
+  }  // segments
+#undef n0
+#undef m0
+#undef kt0
+}
+
+// ---- entry points -----------------------------------------------------------------------------
+#define W4_PARAMS                                                                                 \
+  const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,            \
+      const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual, \
+      u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
+#define W4_ARGS A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K
+
+// tile configs: WM, WN, MT, NT, STAGES
+#define TILE_s 1, 4, 1, 4, 6
+#define TILE_m 2, 4, 2, 4, 4
+#define TILE_l 2, 4, 4, 4, 4
+#define THREADS_s 128
+#define THREADS_m 256
+#define THREADS_l 256
+
+// MINB = minimum resident blocks per SM (__launch_bounds__): 2 caps registers at 128 so two
+// 256-thread blocks share an SM; chosen per kernel so that nothing spills (scripts/check-kernels.sh).
+#define W4_ENTRY(NAME, MODE, G, T, MINB)                                                    \
+  extern "C" __global__ void __launch_bounds__(THREADS_##T, MINB) NAME##_##T(W4_PARAMS) { \
+    gemm_body<MODE, G, TILE_##T>(W4_ARGS);                                               \
+  }
+
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, s, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, m, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, l, 1)
+W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, s, 1)
+W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, m, 1)
+W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, s, 1)
+W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, m, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, s, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, m, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, l, 1)
+W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, s, 1)
+W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, m, 1)
+W4_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32, s, 1)
+W4_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32, m, 1)
+W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, s, 1)
+W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, m, 2)
+W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, l, 1)
+W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, s, 1)
+W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, m, 2)
+W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
+
+#ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
+#define TILE_x 1, 4, 1, 4, 8
+#define TILE_y 1, 4, 2, 4, 4
+#define THREADS_x 128
+#define THREADS_y 128
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
+#endif
