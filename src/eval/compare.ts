@@ -71,14 +71,21 @@ export function compareModes(model: Model, ids: readonly number[], opts: Compare
   let fp16: number | undefined;
   try {
     for (const mode of modes) {
+      const modeLinears: Linear[] = []; // this mode's quantized linears, released once it is measured
       if (mode === 'FP16') mapLinears(model.weights, (name) => originals.get(name)!);
-      else mapLinears(model.weights, (name) => quantizedLinear(layers.get(name)!, QUANT_MODE[mode]));
+      else mapLinears(model.weights, (name) => { const l = quantizedLinear(layers.get(name)!, QUANT_MODE[mode]); modeLinears.push(l); return l; });
       const started = performance.now();
-      const r = perplexity(model, ids, {
-        ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
-        ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
-        onProgress: (scored, total) => opts.onProgress?.(mode, scored, total),
-      });
+      let r: ReturnType<typeof perplexity>;
+      try {
+        r = perplexity(model, ids, {
+          ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
+          ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
+          onProgress: (scored, total) => opts.onProgress?.(mode, scored, total),
+        });
+      } finally {
+        mapLinears(model.weights, (name) => originals.get(name)!);
+        for (const l of modeLinears) l.dispose?.();
+      }
       if (mode === 'FP16') fp16 = r.ppl;
       rows.push({
         mode, method: mode === 'FP16' ? '-' : 'rtn', group: opts.group, ppl: r.ppl,

@@ -8,4 +8,6 @@ export interface Linear {
   readonly outFeatures: number;
   /** y[M, N] = x[M, K] · Wᵀ (+ bias): x and y row-major fp32; `rows` is M. */
   forward(x: Float32Array, rows: number): Float32Array;
+  /** Give heap memory back (linears that keep weights in the shared wasm heap); unusable afterwards. */
+  dispose?(): void;
 }

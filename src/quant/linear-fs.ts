@@ -19,6 +19,11 @@ export class FsLinear implements Linear {
     this.scalesByGroup = transposeGroups(qw.scales, qw.outFeatures, this.partials.groups, (n) => new Float32Array(n));
   }
 
+  /** Release the heap copy of the weights (shared with other linears of the same QuantizedWeight). */
+  dispose(): void {
+    this.partials.release();
+  }
+
   forward(x: Float32Array, rows: number): Float32Array {
     const N = this.outFeatures;
     const { q, scale } = quantizeActivations(x, rows, this.inFeatures);

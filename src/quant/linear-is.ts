@@ -28,6 +28,11 @@ export class IsLinear implements Linear {
     this.inverseAmplifier = Float64Array.from(is.shift, (k) => 2 ** -k);
   }
 
+  /** Release the heap copy of the weights (shared with other linears of the same QuantizedWeight). */
+  dispose(): void {
+    this.partials.release();
+  }
+
   forward(x: Float32Array, rows: number): Float32Array {
     const N = this.outFeatures;
     const { q, scale } = quantizeActivations(x, rows, this.inFeatures);

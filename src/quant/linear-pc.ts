@@ -18,6 +18,11 @@ export class PcLinear implements Linear {
     this.partials = new GroupPartials(qw);
   }
 
+  /** Release the heap copy of the weights (shared with other linears of the same QuantizedWeight). */
+  dispose(): void {
+    this.partials.release();
+  }
+
   forward(x: Float32Array, rows: number): Float32Array {
     const N = this.outFeatures;
     const { q, scale } = quantizeActivations(x, rows, this.inFeatures);
