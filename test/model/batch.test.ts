@@ -132,3 +132,17 @@ test('CLI: generate with several --prompt prints each text under "[i] <prompt>",
   assert.equal(both.stdout, `[0] Once upon a time\n${alone[0]}[1] The cat\n${alone[1]}`);
   assert.match(both.stderr, /^24 tokens in 2 sequences, [0-9.]+ tokens\/s \(prompts \d+ tokens in \d+ ms\)\n$/);
 });
+
+test('CLI: bench cpu --batch B decodes B sequences per step; --batch 0 is refused', { skip: skipStories }, () => {
+  const bin = fileURLToPath(new URL('../../bin/intscale.js', import.meta.url));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, 'bench', 'cpu', '--model', STORIES, '--prefill', '16', '--decode', '8', '--runs', '1', ...args], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '1' } });
+  const r = cli('--batch', '3', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { batch: number; decodeTokens: number; decodeTokensPerSecond: number };
+  assert.equal(j.batch, 3);
+  assert.equal(j.decodeTokens, 8);
+  assert.ok(j.decodeTokensPerSecond > 0);
+  const bad = cli('--batch', '0');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /^intscale: --batch: must be a positive integer \(got 0\)\n$/);
+});
