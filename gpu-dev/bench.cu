@@ -254,7 +254,8 @@ struct Entry {
 };
 #define E2(base) {#base "_s", kg::base##_s}, {#base "_m", kg::base##_m}
 #define E3(base) E2(base), {#base "_l", kg::base##_l}
-static Entry g_entries[] = {{"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y}, E3(w4a8_gemm_is_g128), E2(w4a8_gemm_is_g64), E2(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
+static Entry g_entries[] = {{"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y},
+                            {"w4a8_gemm_is_g128_L", kg::w4a8_gemm_is_g128_L}, {"w4a8_gemm_fs_g128_L", kg::w4a8_gemm_fs_g128_L}, E3(w4a8_gemm_is_g128), E2(w4a8_gemm_is_g64), E2(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
                             E2(w4a8_gemm_fs_g64),  E2(w4a8_gemm_fs_g32), E3(w4a8_gemm_pc),      E3(w4a16_gemm_g128)};
 static W4Fn find_entry(const std::string& name) {
   for (auto& e : g_entries)
@@ -275,7 +276,8 @@ static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, in
   p.tile = tile ? tile : (M <= 16 ? 's' : (M <= 128 || ((k == "is" || k == "fs") && G != 128)) ? 'm' : 'l');
   p.bm = (p.tile == 's' || p.tile == 'x') ? 16 : p.tile == 'y' ? 32 : p.tile == 'm' ? 64 : 128;
   p.bn = 128;
-  p.threads = (p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 128 : 256;
+  if (p.tile == 'L') p.bm = 128;
+  p.threads = (p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 128 : p.tile == 'L' ? 512 : 256;
   const int stages = p.tile == 'x' ? 8 : p.tile == 's' ? 6 : 4;
   int eb = k == "w4a16" ? 2 : 1, sb = k == "pc" ? 0 : k == "w4a16" ? 2 : 4, gpt = k == "pc" ? 0 : 128 / G;
   p.smem = stages * (p.bm * 128 * eb + p.bn * 64) + (stages + 1) * gpt * p.bn * sb;
@@ -506,6 +508,17 @@ static void run_check(bool quick) {
           char what[96];
           snprintf(what, sizeof what, "%s (%s, splits %d) K=%d", p.entry.c_str(), c.kind, p.splits, K);
           bool ok = compare(what, out, M, N, rows, ref, mag, c.exact, c.rtol, c.mtol);
+          if (M >= 127 && (c.mode == R_IS || c.mode == R_FS)) {  // the bench-only 512-thread tile
+            Plan pL = plan(c.kind, 128, M, N, K, 'L');
+            CK(cudaMemset(dout, 0xFF, (size_t)M * N * 2));
+            launch(pL, Ain, dsx, c.W, c.gs, c.chan, nullptr, dout, M, N, K);
+            CK(cudaDeviceSynchronize());
+            std::vector<uint16_t> outL((size_t)M * N);
+            CK(cudaMemcpy(outL.data(), dout, (size_t)M * N * 2, cudaMemcpyDeviceToHost));
+            char whatL[96];
+            snprintf(whatL, sizeof whatL, "%s (splits %d) K=%d", pL.entry.c_str(), pL.splits, K);
+            ok = compare(whatL, outL, M, N, rows, ref, mag, c.exact, c.rtol, c.mtol) && ok;
+          }
           if (ok && c.exact && out != out2) {
             g_fail++, ok = false;
             printf("  FAIL %s M=%d N=%d: second launch differs (workspace not clean?)\n", what, M, N);
@@ -655,14 +668,14 @@ static void run_time(bool quick) {
       }
       // split-K exploration for IS at small M
       std::string best = "";
-      if (M <= 512) {
+      if (M <= 4096) {
         float bt = 1e30f;
         int bs = 0;
         char btile = 0;
-        std::vector<char> tiles = M <= 16 ? std::vector<char>{'s', 'x'} : M <= 32 ? std::vector<char>{'y', 'm'} : std::vector<char>{'m', 'l'};
+        std::vector<char> tiles = M <= 16 ? std::vector<char>{'s', 'x'} : M <= 32 ? std::vector<char>{'y', 'm'} : M < 512 ? std::vector<char>{'m', 'l', 'L'} : std::vector<char>{'l', 'L'};
         for (char tl : tiles)
           for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
-            if (s > K / 128 || (M > 16 && s > 6)) continue;
+            if (s > K / 128 || (M > 16 && s > 6) || (M >= 512 && s > 2) || (M >= 4096 && s > 1)) continue;
             Plan p = plan("is", 128, M, N, K, tl, s);
             float us = time_it(iters, nbuf, [&](int i) { launch(p, dA, dsx, W[i], d_isT, d_kn, nullptr, dout, M, N, K); });
             fprintf(csv, "%d,%d,%d,is-explore,%s,%d,%.2f\n", M, K, N, p.entry.c_str(), s, us);

@@ -526,8 +526,12 @@ W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
 #ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
 #define TILE_x 1, 4, 1, 4, 8
 #define TILE_y 1, 4, 2, 4, 4
+#define TILE_L 4, 4, 2, 4, 4
 #define THREADS_x 128
 #define THREADS_y 128
+#define THREADS_L 512
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, L, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, L, 1)
 #endif
