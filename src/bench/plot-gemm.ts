@@ -4,17 +4,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { fail } from '../core/errors.ts';
 import { writeChartPng } from '../report/plot.ts';
 import type { GemmResults } from './gemm.ts';
-
-export function gemmSpeedupPoints(results: GemmResults): { shape: string; M: number; impl: string; speedup: number }[] {
-  const fp16 = new Map<string, number>();
-  for (const r of results.rows) if (r.impl === 'fp16' && r.us) fp16.set(`${r.shape}|${r.M}`, r.us);
-  const points = [];
-  for (const r of results.rows) {
-    const base = fp16.get(`${r.shape}|${r.M}`);
-    if (r.us && base) points.push({ shape: r.shape, M: r.M, impl: r.impl, speedup: base / r.us });
-  }
-  return points;
-}
+import { gemmSpeedupPoints } from './gemm-report.ts';
 
 export function gemmPlotSpec(results: GemmResults): TopLevelSpec {
   return {

@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { median, type GemmResults } from '../../src/bench/gemm.ts';
-import { formatGemmTable, parseGemmResults } from '../../src/bench/gemm-report.ts';
+import { formatGemmTable, gemmSpeedupPoints, parseGemmResults } from '../../src/bench/gemm-report.ts';
 import { RUNNERS } from '../../src/bench/gemm-runners.ts';
 import { parseMs, parseShapes, SHAPE_SETS } from '../../src/bench/gemm-shapes.ts';
-import { gemmSpeedupPoints } from '../../src/bench/plot-gemm.ts';
 
 const RESULTS: GemmResults = {
   device: 'test GPU', date: '2026-01-01T00:00:00Z', commit: '0123456789abcdef',
