@@ -19,8 +19,9 @@ if command -v cuobjdump >/dev/null; then
   nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -o /tmp/w4.cubin src/gpu/kernels/w4_gemm.cu
   cuobjdump --dump-sass /tmp/w4.cubin > "$OUT/w4_gemm.sass"
   for f in w4a8_gemm_is_g128_s w4a8_gemm_is_g128_l w4a8_gemm_pc_l w4a16_gemm_g128_s; do
-    awk -v f="$f" '/Function : /{p=($3==f)} p' "$OUT/w4_gemm.sass" | grep -oE '^ +/\*[0-9a-f]{4}\*/ +[A-Z0-9]+' |
-      awk '{print $2}' | sort | uniq -c | sort -rn | head -14 | tr '\n' ' ' | sed "s/^/SASS $f: /"; echo
+    ops=$(awk -v f="$f" '/Function : /{p=($3==f)} p' "$OUT/w4_gemm.sass" | grep -oE '^ +/\*[0-9a-f]{4}\*/ +[A-Z0-9]+(\.[A-Z0-9.]+)?' | awk '{print $2}')
+    echo "SASS $f: $(echo "$ops" | sed 's/\..*//' | sort | uniq -c | sort -rn | head -10 | tr '\n' ' ')"
+    echo "SASS $f key ops: $(echo "$ops" | grep -E '^(IMMA|HMMA|LDSM|UBLKCP|LDGSTS|LDL|STL|SYNCS)' | sort | uniq -c | tr '\n' ' ')"
   done
 fi
 mode=$what; [ "$what" = all ] && mode=all

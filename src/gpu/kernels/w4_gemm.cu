@@ -96,6 +96,13 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
       : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// C = 0: the first MMA of a group starts the partial sum (RZ operand, no register reset).
+DEVI void mma_s8_first(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%10,%10,%10};\n"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+}
 DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -292,7 +299,6 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
           for (int e = 0; e < 4; ++e) {
             if constexpr (MODE == MODE_IS) acc[mt][nt][e] += P[mt][nt][e] * ((e & 1) ? c1 : c0);
             else acc[mt][nt][e] = ffma_rn(i2f_rn(P[mt][nt][e]), (e & 1) ? c1 : c0, acc[mt][nt][e]);
-            P[mt][nt][e] = 0;
           }
         }
       }
@@ -326,7 +332,10 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
           u32 b0, b1;
           unpack_s4(w, b0, b1);
 #pragma unroll
-          for (int mt = 0; mt < MT; ++mt) mma_s8(P[mt][nt], a[mt], b0, b1);
+          for (int mt = 0; mt < MT; ++mt) {
+            if (GROUPED && ks % (G / 32) == 0) mma_s8_first(P[mt][nt], a[mt], b0, b1);  // new group
+            else mma_s8(P[mt][nt], a[mt], b0, b1);
+          }
         }
         if constexpr (GROUPED) {  // a group that ends inside the k-tile (G < 128): apply now
           if ((ks + 1) % (G / 32) == 0 && ks != 3) apply_group(it % (STAGES + 1), (ks * 32) / G);
