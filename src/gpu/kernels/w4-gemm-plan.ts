@@ -62,6 +62,12 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
   }
 }
 
+/** NVRTC defines that compile only this kind's kernels of w4_gemm.cu (all tiles): faster builds. */
+export function w4SelectDefines(kind: W4GemmKind, group: number): Record<string, number> {
+  const name = kind === 'pc' ? 'PC' : kind === 'w4a16' ? 'W4A16' : `${kind.toUpperCase()}_G${group}`;
+  return { W4_SELECT: 1, [`W4_SELECT_${name}`]: 1 };
+}
+
 /** Dynamic shared memory of one entry point (formula of w4_gemm.cu's header). */
 export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): number {
   const t = W4_TILES[tile];

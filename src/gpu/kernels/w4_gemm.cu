@@ -511,26 +511,44 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
     gemm_body<MODE, G, TILE_##T>(W4_ARGS);                                               \
   }
 
+// -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC, W4A16)
+// compiles only those kernels (NVRTC time); without W4_SELECT every entry point is built.
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, s, 1)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, m, 2)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, l, 1)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G64)
 W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, s, 1)
 W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, m, 1)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G32)
 W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, s, 1)
 W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, m, 1)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, s, 1)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, m, 2)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, l, 1)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G64)
 W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, s, 1)
 W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, m, 1)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G32)
 W4_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32, s, 1)
 W4_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32, m, 1)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, s, 1)
 W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, m, 2)
 W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, l, W4_PC_L_MINB)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_W4A16)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, s, 1)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, m, 2)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
+#endif
 
 #ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
 #define TILE_x 1, 4, 1, 4, 8
