@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { openSafetensorsDir } from '../io/safetensors.ts';
 import { quantizationConfigOf, quantizedLayerNames, readJson, readQuantizedLayer, REPORT_FILE } from '../io/qformat.ts';
-import { formatIsReportTable, integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
+import { formatIsReportTable, integerScaleReport, precisionWarnings, type IsLayerReport } from '../quant/is-report.ts';
 
 export function inspectQuantized(dir: string): { config: Record<string, unknown>; layers: IsLayerReport[] } {
   const configFile = path.join(dir, 'config.json');
@@ -42,11 +42,12 @@ export function register(program: Command): void {
     .action((dir: string, o: { json?: boolean }) => {
       const { config, layers } = inspectQuantized(dir);
       if (o.json) {
-        const out = layers.map((l) => ({ name: l.name, k_min: l.k_min, k_max: l.k_max, iscale_max: l.iscale_max, iscale_bits: l.iscale_bits, headroom: l.headroom, rel_err: l.rel_err, mse_is: l.mse_is, mse_fs: l.mse_fs }));
+        const out = layers.map((l) => ({ name: l.name, k_min: l.k_min, k_max: l.k_max, iscale_max: l.iscale_max, iscale_bits: l.iscale_bits, headroom: l.headroom, rel_err: l.rel_err, mse_is: l.mse_is, mse_fs: l.mse_fs, coarse_scales: l.coarse_scales, zero_scales: l.zero_scales }));
         process.stdout.write(JSON.stringify({ quantization_config: config, layers: out }, null, 1) + '\n');
         return;
       }
       process.stdout.write(`${dir}: ${JSON.stringify(config)}\n${formatIsReportTable(layers)}\n`);
+      for (const w of precisionWarnings(layers)) process.stdout.write(`warning: ${w}\n`);
       const worst = layers.reduce((m, l) => Math.max(m, l.headroom), 0);
       process.stdout.write(`worst-case |acc| / 2^31 over all layers: ${worst.toFixed(4)} (< 1: proven overflow-free)\n`);
     });

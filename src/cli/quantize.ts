@@ -5,7 +5,7 @@ import { fail } from '../core/errors.ts';
 import { progress } from '../core/progress.ts';
 import { writeQuantizedModel } from '../io/qformat.ts';
 import { parseAmplifier } from '../quant/integer-scale.ts';
-import { formatIsReportTable } from '../quant/is-report.ts';
+import { formatIsReportTable, precisionWarnings } from '../quant/is-report.ts';
 import { SUPPORTED_GROUPS } from '../quant/rtn.ts';
 
 export function parseIntOption(flag: string, text: string): number {
@@ -50,6 +50,7 @@ export function register(program: Command): void {
         bar.tick();
         if (i === total - 1) bar.done();
       });
+      for (const w of precisionWarnings(reports)) process.stderr.write(`warning: ${w}\n`);
       if (o['json']) process.stdout.write(JSON.stringify({ layers: reports }, null, 1) + '\n');
       else process.stdout.write(`${formatIsReportTable(reports)}\nwrote ${String(o['out'])} (${reports.length} quantized linears)\n`);
     });

@@ -17,10 +17,27 @@ export interface IsLayerReport {
   headroom_generic: number;
   /** Mean over nonzero scales of |ŝ·2^-k − s| / s. */
   rel_err: number;
+  /** Nonzero scales whose ŝ is below COARSE_ISCALE (rounding error can exceed 1/(2·64) ≈ 0.8%):
+   *  the int32 bound held the shift down (very large K, or a wide spread of scales in a channel). */
+  coarse_scales: number;
+  /** Nonzero scales that round to ŝ = 0 (their groups contribute nothing under IS). */
+  zero_scales: number;
   /** Mean squared error of the IS dequantized weights ŝ·2^-k·q (vs W if known, else vs s·q). */
   mse_is: number | null;
   /** Mean squared error of the FS dequantized weights s·q vs W (null without W). */
   mse_fs: number | null;
+}
+
+/** ŝ below this has a rounding error that can exceed 0.8% of its scale. */
+export const COARSE_ISCALE = 64;
+
+/** One warning line per layer whose integer scales lost precision (empty when none did). */
+export function precisionWarnings(reports: IsLayerReport[]): string[] {
+  return reports
+    .filter((r) => r.coarse_scales > 0)
+    .map((r) => `${r.name}: the int32 bound limits the shift: ${r.coarse_scales} scale(s) have |ŝ| < ${COARSE_ISCALE}` +
+      (r.zero_scales > 0 ? `, ${r.zero_scales} round to 0 (those groups vanish under IS)` : '') +
+      `; mean ŝ error ${r.rel_err.toExponential(2)} — consider a smaller group or --scale float`);
 }
 
 /** Signed bit width of an integer magnitude m: 1 + bit length of m. */
@@ -31,7 +48,7 @@ export function signedBits(magnitude: number): number {
 export function integerScaleReport(name: string, qw: QuantizedWeight, is: IntegerScales, original?: Float32Array): IsLayerReport {
   const { outFeatures: N, inFeatures: K, groupSize: G } = qw;
   const groups = K / G;
-  let kMin = Infinity, kMax = -Infinity, iscaleMax = 0, relSum = 0, relCount = 0;
+  let kMin = Infinity, kMax = -Infinity, iscaleMax = 0, relSum = 0, relCount = 0, coarse = 0, zero = 0;
   for (let n = 0; n < N; n++) {
     const k = is.shift[n]!;
     kMin = Math.min(kMin, k);
@@ -43,6 +60,8 @@ export function integerScaleReport(name: string, qw: QuantizedWeight, is: Intege
       if (s !== 0) {
         relSum += Math.abs(hat * 2 ** -k - s) / Math.abs(s);
         relCount++;
+        if (Math.abs(hat) < COARSE_ISCALE) coarse++;
+        if (hat === 0) zero++;
       }
     }
   }
@@ -69,6 +88,8 @@ export function integerScaleReport(name: string, qw: QuantizedWeight, is: Intege
     headroom: maxOf(exactBounds(is.iscales, qw)) / INT32_LIMIT,
     headroom_generic: maxOf(genericBounds(is.iscales, N, groups, G)) / INT32_LIMIT,
     rel_err: relCount ? relSum / relCount : 0,
+    coarse_scales: coarse,
+    zero_scales: zero,
     mse_is: seIs / (N * K),
     mse_fs: original ? seFs / (N * K) : null,
   };

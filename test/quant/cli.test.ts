@@ -28,9 +28,10 @@ test('quantize → inspect --json; bad options fail in one line without output',
     const json = JSON.parse(ins.stdout) as { layers: Record<string, unknown>[] };
     assert.equal(json.layers.length, 7 * LAYERS);
     for (const l of json.layers) {
-      assert.deepEqual(Object.keys(l), ['name', 'k_min', 'k_max', 'iscale_max', 'iscale_bits', 'headroom', 'rel_err', 'mse_is', 'mse_fs']);
+      assert.deepEqual(Object.keys(l), ['name', 'k_min', 'k_max', 'iscale_max', 'iscale_bits', 'headroom', 'rel_err', 'mse_is', 'mse_fs', 'coarse_scales', 'zero_scales']);
       assert.ok((l['headroom'] as number) < 1 && (l['headroom'] as number) > 0);
       assert.equal(typeof l['mse_fs'], 'number');
+      assert.equal(l['zero_scales'], 0);
     }
     for (const [args, pattern] of [
       [['--group', '100'], /^intscale: --group: unsupported group size 100/],
