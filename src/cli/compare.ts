@@ -7,7 +7,6 @@ import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../io/model-dir.ts';
 import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
 import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
-import { barChartPng } from '../report/plot.ts';
 import { parseGroupOption, parseIntOption } from './quantize.ts';
 import * as path from 'node:path';
 
@@ -49,6 +48,7 @@ export function runCompare(run: CompareRun): CompareRow[] {
 }
 
 export async function plotCompare(rows: CompareRow[], file: string, title: string): Promise<void> {
+  const { barChartPng } = await import('../report/plot.ts'); // the plot stack loads only when asked for
   await barChartPng(rows.map((r) => ({ mode: r.mode, ppl: Number(r.ppl.toFixed(4)) })), { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)' }, file);
 }
 
