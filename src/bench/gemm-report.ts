@@ -77,3 +77,40 @@ export function gemmSpeedupPoints(results: GemmResults): { shape: string; M: num
   }
   return points;
 }
+
+/** The ratios the summary reports: `num`'s time over `den`'s, so > 1 means `den` is faster. */
+const SUMMARY_RATIOS: { label: string; num: GemmImpl; den: GemmImpl }[] = [
+  { label: 'IS ×fp16', num: 'fp16', den: 'w4a8_is' },
+  { label: 'IS ×int8', num: 'int8', den: 'w4a8_is' },
+  { label: 'IS/FS', num: 'w4a8_fs', den: 'w4a8_is' },
+  { label: 'IS/PC', num: 'w4a8_pc', den: 'w4a8_is' },
+];
+
+/**
+ * Per M, over all shapes: min / median / max of each ratio in SUMMARY_RATIOS (speed-ups of IS over
+ * cuBLAS fp16 and cuBLASLt int8, and IS against FS and PC). Ratios missing from the run are left out.
+ */
+export function formatGemmSummary(results: GemmResults): string {
+  const time = new Map<string, number>();
+  for (const r of results.rows) if (r.us) time.set(`${r.shape}|${r.M}|${r.impl}`, r.us);
+  const shapes = [...new Set(results.rows.map((r) => r.shape))];
+  const ms = [...new Set(results.rows.map((r) => r.M))].sort((a, b) => a - b);
+  const head = ['M', ...SUMMARY_RATIOS.map((s) => `${s.label} min/med/max`)];
+  const table = [head];
+  for (const M of ms) {
+    const cells = SUMMARY_RATIOS.map(({ num, den }) => {
+      const v = shapes
+        .map((s) => [time.get(`${s}|${M}|${num}`), time.get(`${s}|${M}|${den}`)])
+        .filter((p): p is [number, number] => p[0] !== undefined && p[1] !== undefined)
+        .map(([a, b]) => a / b)
+        .sort((a, b) => a - b);
+      if (v.length === 0) return '-';
+      const med = v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+      return `${v[0]!.toFixed(2)} / ${med.toFixed(2)} / ${v[v.length - 1]!.toFixed(2)}`;
+    });
+    table.push([String(M), ...cells]);
+  }
+  const widths = head.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
+  const lines = table.map((row) => row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  return [`summary over ${shapes.length} shape(s) (ratio > 1: IS faster)`, ...lines].join('\n');
+}

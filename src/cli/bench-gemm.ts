@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
-import { formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
+import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
 import { IMPLS, RUNNERS } from '../bench/gemm-runners.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
 import { Gpu } from '../gpu/runtime.ts';
@@ -63,7 +63,7 @@ export function registerBenchGemm(bench: Command): void {
           fs.renameSync(tmp, opts.json);
         }
       }
-      process.stdout.write(`${formatGemmTable(results)}\n`);
+      process.stdout.write(`${formatGemmTable(results)}\n\n${formatGemmSummary(results)}\n`);
       if (opts.plot) {
         // Loaded only here: the plot stack (vega, resvg) need not exist where GPUs are timed.
         const { writeGemmPlot } = await import('../bench/plot-gemm.ts');

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { median, type GemmResults } from '../../src/bench/gemm.ts';
-import { formatGemmTable, gemmSpeedupPoints, parseGemmResults } from '../../src/bench/gemm-report.ts';
+import { formatGemmSummary, formatGemmTable, gemmSpeedupPoints, parseGemmResults } from '../../src/bench/gemm-report.ts';
 import { RUNNERS } from '../../src/bench/gemm-runners.ts';
 import { parseMs, parseShapes, SHAPE_SETS } from '../../src/bench/gemm-shapes.ts';
 
@@ -67,4 +67,23 @@ test('results JSON: a written file parses back; malformed ones are one-line erro
   for (const text of bad) {
     assert.throws(() => parseGemmResults(text, 'r.json'), (e: unknown) => e instanceof IntscaleError && /^r\.json: /.test(e.message), text);
   }
+});
+
+test('the summary gives min / median / max of each IS ratio per M over shapes', () => {
+  const two: GemmResults = {
+    ...RESULTS,
+    rows: [
+      ...RESULTS.rows,
+      { shape: 't', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 40 },
+      { shape: 't', K: 4096, N: 4096, M: 16, impl: 'w4a8_is', us: 20 },
+      { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 50 },
+      { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'w4a8_is', us: 10 },
+    ],
+  };
+  const lines = formatGemmSummary(two).split('\n');
+  assert.match(lines[0]!, /^summary over 3 shape\(s\)/);
+  const row = lines.find((l) => /^\s*16\s/.test(l))!;
+  // IS ×fp16: t 2.00, s 3.00, u 5.00 → min 2.00, median 3.00, max 5.00; IS ×int8 (s only): 2.00;
+  // IS/FS (s only): 1.20; IS/PC (s only): 0.80
+  assert.match(row, /2\.00 \/ 3\.00 \/ 5\.00\s+2\.00 \/ 2\.00 \/ 2\.00\s+1\.20 \/ 1\.20 \/ 1\.20\s+0\.80 \/ 0\.80 \/ 0\.80$/);
 });
