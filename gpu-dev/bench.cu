@@ -254,7 +254,10 @@ struct Entry {
 };
 #define E2(base) {#base "_s", kg::base##_s}, {#base "_m", kg::base##_m}
 #define E3(base) E2(base), {#base "_l", kg::base##_l}
-static Entry g_entries[] = {{"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y},
+static Entry g_entries[] = {{"w4a8_gemm_is_g128_r", kg::w4a8_gemm_is_g128_r}, {"w4a8_gemm_fs_g128_r", kg::w4a8_gemm_fs_g128_r},
+                            {"w4a8_gemm_is_g128_q", kg::w4a8_gemm_is_g128_q}, {"w4a8_gemm_fs_g128_q", kg::w4a8_gemm_fs_g128_q},
+                            {"w4a8_gemm_is_g128_t", kg::w4a8_gemm_is_g128_t}, {"w4a8_gemm_fs_g128_t", kg::w4a8_gemm_fs_g128_t},
+                            {"w4a8_gemm_is_g128_x", kg::w4a8_gemm_is_g128_x}, {"w4a8_gemm_is_g128_y", kg::w4a8_gemm_is_g128_y},
                             {"w4a8_gemm_is_g128_L", kg::w4a8_gemm_is_g128_L}, {"w4a8_gemm_fs_g128_L", kg::w4a8_gemm_fs_g128_L}, E3(w4a8_gemm_is_g128), E2(w4a8_gemm_is_g64), E2(w4a8_gemm_is_g32), E3(w4a8_gemm_fs_g128),
                             E2(w4a8_gemm_fs_g64),  E2(w4a8_gemm_fs_g32), E3(w4a8_gemm_pc),      E3(w4a16_gemm_g128)};
 static W4Fn find_entry(const std::string& name) {
@@ -274,9 +277,12 @@ static Plan plan(const char* kind, int G, int M, int N, int K, char tile = 0, in
   Plan p;
   std::string k = kind;
   p.tile = tile ? tile : (M <= 16 ? 's' : (M <= 128 || ((k == "is" || k == "fs") && G != 128)) ? 'm' : 'l');
+  if (!tile && p.tile == 'l' && k == "is" && G == 128 &&
+      (M >= 1024 || (M >= 512 && (long)((N + 127) / 128) * ((M + 127) / 128) >= 4L * sm)))
+    p.tile = 'r';  // reordered g128 IS tile, 2 blocks/SM (w4-gemm-plan.ts)
   p.bm = (p.tile == 's' || p.tile == 'x') ? 16 : p.tile == 'y' ? 32 : p.tile == 'm' ? 64 : 128;
   p.bn = 128;
-  if (p.tile == 'L') p.bm = 128;
+  if (p.tile == 'L' || p.tile == 'r' || p.tile == 'q' || p.tile == 't') p.bm = 128;  // r/q/t: l, reordered
   p.threads = (p.tile == 's' || p.tile == 'x' || p.tile == 'y') ? 128 : p.tile == 'L' ? 512 : 256;
   const int stages = p.tile == 'x' ? 8 : p.tile == 's' ? 6 : 4;
   int eb = k == "w4a16" ? 2 : 1, sb = k == "pc" ? 0 : k == "w4a16" ? 2 : 4, gpt = k == "pc" ? 0 : 128 / G;
@@ -451,13 +457,15 @@ static void check_act_quant(uint64_t seed) {
   }
 }
 
-static void run_check(bool quick) {
+static bool g_with_L = true;
+static void run_check(bool quick, bool ro = false) {
   printf("== correctness sweep (IS/PC bit-exact, FS/W4A16 within fp32 rounding) ==\n");
   check_act_quant(11);
   std::vector<int> Ms = {1, 3, 16, 17, 64, 127, 256, 1000};
   std::vector<int> Ks = {4096, 11008, 14336};
   std::vector<int> Ns = {4096, 12288, 22016};
   if (quick) Ms = {1, 17, 127}, Ks = {4096, 11008}, Ns = {4096};
+  if (ro) Ms = {1, 3, 17, 64, 127, 256, 1000}, Ks = {4096, 11008}, Ns = {4096, 22016}, g_with_L = false;
   uint64_t seed = 1;
   for (int K : Ks)
     for (int N : Ns) {
@@ -508,7 +516,27 @@ static void run_check(bool quick) {
           char what[96];
           snprintf(what, sizeof what, "%s (%s, splits %d) K=%d", p.entry.c_str(), c.kind, p.splits, K);
           bool ok = compare(what, out, M, N, rows, ref, mag, c.exact, c.rtol, c.mtol);
-          if (M >= 127 && (c.mode == R_IS || c.mode == R_FS)) {  // the bench-only 512-thread tile
+          // the reordered g128 tiles (r = 3 MMA chains, q = 2, t = 4) at every M, planner splits and 3
+          for (char rt : {'r', 'q', 't'}) {
+            if (c.mode != R_IS && c.mode != R_FS) continue;
+            for (int sp : {0, 3}) {
+              Plan pR = plan(c.kind, 128, M, N, K, rt, sp);
+              CK(cudaMemset(dout, 0xFF, (size_t)M * N * 2));
+              launch(pR, Ain, dsx, c.W, c.gs, c.chan, nullptr, dout, M, N, K);
+              CK(cudaDeviceSynchronize());
+              std::vector<uint16_t> outR((size_t)M * N);
+              CK(cudaMemcpy(outR.data(), dout, (size_t)M * N * 2, cudaMemcpyDeviceToHost));
+              char whatR[96];
+              snprintf(whatR, sizeof whatR, "%s (splits %d) K=%d", pR.entry.c_str(), pR.splits, K);
+              bool okR = compare(whatR, outR, M, N, rows, ref, mag, c.exact, c.rtol, c.mtol);
+              if (okR && c.exact && outR != out) {  // IS: identical to the l/m/s kernel's output
+                g_fail++, okR = false;
+                printf("  FAIL %s M=%d N=%d: differs from %s\n", whatR, M, N, p.entry.c_str());
+              }
+              ok = okR && ok;
+            }
+          }
+          if (g_with_L && M >= 127 && (c.mode == R_IS || c.mode == R_FS)) {  // the bench-only 512-thread tile
             Plan pL = plan(c.kind, 128, M, N, K, 'L');
             CK(cudaMemset(dout, 0xFF, (size_t)M * N * 2));
             launch(pL, Ain, dsx, c.W, c.gs, c.chan, nullptr, dout, M, N, K);
@@ -698,6 +726,67 @@ static void run_time(bool quick) {
   fclose(csv);
 }
 
+// ---------------------------------------------------------------- reordered tile timing
+// IS/FS l vs the reordered r/q/t tiles (same grid and splits), PC (planned), at M >= 256.
+static void run_time_ro() {
+  printf("== reordered g128 tiles (us, median of 5 x N iters, weights rotated through >= 200 MB) ==\n");
+  int shapes[][2] = {{4096, 22016}, {4096, 4096}, {11008, 4096}};
+  std::vector<int> Ms = {256, 512, 1024, 2048, 4096};
+  FILE* csv = fopen(getenv("OUT") ? (std::string(getenv("OUT")) + "/ro.csv").c_str() : "ro.csv", "w");
+  fprintf(csv, "M,K,N,entry,splits,us\n");
+  printf("%5s %6s %6s | %8s %8s %8s %8s | %8s %8s %8s %8s | %8s | %6s %6s\n", "M", "K", "N", "IS l", "IS r", "IS q",
+         "IS t", "FS l", "FS r", "FS q", "FS t", "PC", "l/r", "PC/r");
+  for (auto& sh : shapes) {
+    int K = sh[0], N = sh[1];
+    size_t wbytes = (size_t)N * K / 2;
+    int nbuf = (int)std::max<size_t>(2, (200u << 20) / wbytes + 1);
+    std::vector<uint8_t> wb(wbytes);
+    Rng r(K * 7 + N);
+    for (auto& v : wb) v = (uint8_t)r.next();
+    std::vector<uint8_t*> W(nbuf);
+    for (int i = 0; i < nbuf; i++) W[i] = dev_upload(wb);
+    std::vector<int32_t> isT((size_t)N * K / 128);
+    for (auto& v : isT) v = r.range(1, 2000);
+    std::vector<float> sT((size_t)N * K / 128);
+    for (auto& v : sT) v = 0.01f * r.uni();
+    std::vector<int8_t> kn(N, 10);
+    std::vector<float> spc(N, 0.01f);
+    int32_t* d_isT = dev_upload(isT);
+    float* d_sT = dev_upload(sT);
+    int8_t* d_kn = dev_upload(kn);
+    float* d_spc = dev_upload(spc);
+    for (int M : Ms) {
+      std::vector<int8_t> A((size_t)M * K);
+      for (auto& v : A) v = (int8_t)r.range(-127, 127);
+      std::vector<float> sx(M, 0.01f);
+      int8_t* dA = dev_upload(A);
+      float* dsx = dev_upload(sx);
+      uint16_t* dout;
+      CK(cudaMalloc(&dout, (size_t)M * N * 2));
+      int iters = M >= 4096 ? 10 : M >= 1024 ? 20 : 50;
+      auto t = [&](const char* kind, char tile) {
+        bool is = !strcmp(kind, "is"), pc = !strcmp(kind, "pc");
+        Plan p = plan(kind, 128, M, N, K, tile);
+        float us = time_it(iters, nbuf, [&](int i) {
+          launch(p, dA, dsx, W[i], pc ? nullptr : is ? (const void*)d_isT : (const void*)d_sT,
+                 pc ? (const void*)d_spc : is ? (const void*)d_kn : nullptr, nullptr, dout, M, N, K);
+        });
+        fprintf(csv, "%d,%d,%d,%s,%d,%.2f\n", M, K, N, p.entry.c_str(), p.splits, us);
+        return us;
+      };
+      float isl = t("is", 'l'), isr = t("is", 'r'), isq = t("is", 'q'), ist = t("is", 't');
+      float fsl = t("fs", 'l'), fsr = t("fs", 'r'), fsq = t("fs", 'q'), fst = t("fs", 't'), pcl = t("pc", 0);
+      printf("%5d %6d %6d | %8.1f %8.1f %8.1f %8.1f | %8.1f %8.1f %8.1f %8.1f | %8.1f | %6.2f %6.2f\n", M, K, N, isl, isr,
+             isq, ist, fsl, fsr, fsq, fst, pcl, isl / isr, pcl / isr);
+      fflush(stdout);
+      cudaFree(dA), cudaFree(dsx), cudaFree(dout);
+    }
+    for (auto p : W) cudaFree(p);
+    cudaFree(d_isT), cudaFree(d_sT), cudaFree(d_kn), cudaFree(d_spc);
+  }
+  fclose(csv);
+}
+
 // ---------------------------------------------------------------- NVRTC compile check
 // libnvrtc is loaded with dlopen (no nvrtc.h needed to build the bench): $NVRTC_LIB or the usual names.
 typedef int (*nvrtcCreate_t)(void**, const char*, const char*, int, const char* const*, const char* const*);
@@ -755,6 +844,8 @@ int main(int argc, char** argv) {
   if (what == "nvrtc" || what == "all") run_nvrtc(".");
   if (what == "check" || what == "all") run_check(quick);
   if (what == "time" || what == "all") run_time(quick);
+  if (what == "rocheck") run_check(false, true);
+  if (what == "rotime") run_time_ro();
   printf("%s: %d failure(s)\n", g_fail ? "FAILED" : "PASSED", g_fail);
   return g_fail ? 1 : 0;
 }

@@ -6,6 +6,8 @@ import torch
 
 SHAPES = [(4096, 12288), (4096, 4096), (4096, 22016), (11008, 4096), (4096, 6144), (4096, 28672), (14336, 4096)]
 MS = [int(m) for m in sys.argv[1].split(',')] if len(sys.argv) > 1 else [1, 16, 128, 512, 4096]
+if len(sys.argv) > 2:  # optional KxN list, e.g. 4096x22016,4096x4096
+    SHAPES = [tuple(int(v) for v in s.split('x')) for s in sys.argv[2].split(',')]
 
 
 def bench(fn, nbuf, iters):

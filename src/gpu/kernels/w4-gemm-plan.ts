@@ -5,7 +5,8 @@ import { fail } from '../../core/errors.ts';
 
 /** IS = integer group scales, FS = float group scales, PC = per channel, w4a16 = fp16 activations. */
 export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
-export type W4Tile = 's' | 'm' | 'l';
+/** r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM). */
+export type W4Tile = 's' | 'm' | 'l' | 'r';
 
 export interface W4TileShape {
   readonly bm: number;
@@ -19,6 +20,7 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   s: { bm: 16, bn: 128, threads: 128, stages: 6 },
   m: { bm: 64, bn: 128, threads: 256, stages: 4 },
   l: { bm: 128, bn: 128, threads: 256, stages: 4 },
+  r: { bm: 128, bn: 128, threads: 256, stages: 4 },
 };
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
@@ -52,12 +54,14 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
     case 'is':
     case 'fs':
       if (![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
-      if (group !== 128 && tile === 'l') fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} has no l tile (s, m)`);
+      if (group !== 128 && (tile === 'l' || tile === 'r')) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} has no ${tile} tile (s, m)`);
       return `w4a8_gemm_${kind}_g${group}_${tile}`;
     case 'pc':
+      if (tile === 'r') fail('w4a8 PC GEMM', 'no r tile (s, m, l)');
       return `w4a8_gemm_pc_${tile}`;
     case 'w4a16':
       if (group !== 128) fail('w4a16 GEMM', `group size ${group} unsupported on GPU (128 only)`);
+      if (tile === 'r') fail('w4a16 GEMM', 'no r tile (s, m, l)');
       return `w4a16_gemm_g128_${tile}`;
   }
 }
@@ -91,11 +95,15 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const g = kind === 'pc' ? k : group;
   if (kind !== 'pc' && k % g !== 0) fail(`w4 GEMM ${m}x${n}x${k}`, `K is not a multiple of the group size ${g}`);
   // Measured on H100 (docs/KERNELS.md): s up to M = 16, m with split-K up to 128, then l.
-  // g32/g64 IS/FS exist in the s and m tiles only.
-  const byM: W4Tile = m <= 16 ? 's' : m <= 128 || ((kind === 'is' || kind === 'fs') && group !== 128) ? 'm' : 'l';
-  const tile: W4Tile = opts.tile ?? byM;
-  const t = W4_TILES[tile];
+  // g32/g64 IS/FS exist in the s and m tiles only. IS g128 switches to r (2 blocks/SM) once the
+  // grid has blocks enough for two per SM: M >= 1024, or M >= 512 with >= 4 blocks per SM
+  // (1.02-1.10x faster there; slower on smaller grids). FS g128 stays on l (r was no faster).
   const smCount = opts.smCount ?? 132;
+  const byM: W4Tile = m <= 16 ? 's' : m <= 128 || ((kind === 'is' || kind === 'fs') && group !== 128) ? 'm' : 'l';
+  const lBlocks = Math.ceil(n / W4_TILES.l.bn) * Math.ceil(m / W4_TILES.l.bm);
+  const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
+  const tile: W4Tile = opts.tile ?? (useR ? 'r' : byM);
+  const t = W4_TILES[tile];
   const gx = Math.ceil(n / t.bn);
   const gy = Math.ceil(m / t.bm);
   const kTiles = k / 128;
@@ -104,7 +112,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
   } else {
-    // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l 1.
+    // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
     splits = Math.max(1, Math.min(Math.round(target / (gx * gy)), Math.floor(kTiles / 2)));
   }

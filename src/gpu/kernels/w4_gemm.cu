@@ -26,7 +26,9 @@
 //   s: BM=16,  BN=128, THREADS=128   (small M, memory bound; use split-K)
 //   m: BM=64,  BN=128, THREADS=256
 //   l: BM=128, BN=128, THREADS=256
-// SMEM = STAGES*(BM*128*EB + BN*64) + (STAGES+1)*(128/G)*BN*SB with STAGES = 6 (s) or 4 (m, l),
+//   r: the l tile with the reordered g128 main loop (w4a8_gemm_{is,fs}_g128_r only): one live
+//      4-register partial sum instead of a second accumulator set, 128 registers, 2 blocks/SM
+// SMEM = STAGES*(BM*128*EB + BN*64) + (STAGES+1)*(128/G)*BN*SB with STAGES = 6 (s) or 4 (m, l, r),
 // EB = 1 (W4A8) or 2 (W4A16), SB = 4 (IS, FS), 2 (W4A16), 0 (PC). docs/KERNELS.md has the table.
 //
 // Semantics (docs/QUANT_SPEC.md): IS acc = Σ_g P_g·ŝ[g,n] in int32 (one IMAD per group),
@@ -90,6 +92,15 @@ DEVI void ldsm_x4(u32 addr, u32 (&r)[4]) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
 }
+DEVI void lds_v2(u32 addr, int& a, int& b) {
+  asm volatile("ld.shared.v2.b32 {%0,%1}, [%2];" : "=r"(a), "=r"(b) : "r"(addr));
+}
+DEVI void lds_v2(u32 addr, float& a, float& b) {
+  asm volatile("ld.shared.v2.f32 {%0,%1}, [%2];" : "=f"(a), "=f"(b) : "r"(addr));
+}
+DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
+  asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
 DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -102,6 +113,12 @@ DEVI void mma_s8_first(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
       "{%10,%10,%10,%10};\n"
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+}
+DEVI void mma_s8_first_c(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, int c0) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%10,%10,%10};\n"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(c0));
 }
 DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -165,6 +182,15 @@ DEVI void unpack_s4(u32 w, u32& b0, u32& b1) {
   b1 = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
 }
 
+// The same B registers times 16 (RO path): byte j = q << 4 as int8, i.e. 16·q exactly, in 3 ALU
+// ops. volatile: the unrolled m16 loop must not CSE the unpack and keep all NT·8 unpacked
+// registers live (the point of RO is to hold only the 16 packed ones).
+DEVI void unpack_s4_x16(u32 w, u32& b0, u32& b1) {
+  asm volatile("{ .reg .b32 t; shl.b32 t, %2, 4; and.b32 %0, t, 0xF0F0F0F0; and.b32 %1, %2, 0xF0F0F0F0; }"
+               : "=r"(b0), "=r"(b1)
+               : "r"(w));
+}
+
 // Split-K partial tiles through the workspace (L2; .cg bypasses the non-coherent L1).
 DEVI void st_cg2(int* p, int a, int b) { asm volatile("st.global.cg.v2.s32 [%0], {%1,%2};" ::"l"(p), "r"(a), "r"(b) : "memory"); }
 DEVI void st_cg2(float* p, float a, float b) { asm volatile("st.global.cg.v2.f32 [%0], {%1,%2};" ::"l"(p), "f"(a), "f"(b) : "memory"); }
@@ -206,7 +232,7 @@ struct GemmCfg {
 
 extern __shared__ __attribute__((aligned(128))) unsigned char g_smem[];
 
-template <int MODE, int G, int WM, int WN, int MT, int NT, int STAGES>
+template <int MODE, int G, int WM, int WN, int MT, int NT, int STAGES, int RO = 0, int RO_LD = 2>
 DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan,
                     const u16* __restrict__ residual, u16* __restrict__ out, void* __restrict__ ws,
@@ -218,6 +244,7 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   constexpr int STAGE = C::STAGE, S_BYTES = C::S_BYTES;
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
   static_assert(!A16 || G == 128, "W4A16 is g128 only");
+  static_assert(!RO || ((MODE == MODE_IS || MODE == MODE_FS) && G == 128), "reordered loop: IS/FS g128 only");
   typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -242,12 +269,26 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   auto load_stage = [&](int st, int kt) {
     const u32 sb = s0 + st * STAGE;
     constexpr int CPR = ROWB / 16, ACH = BM * CPR;
+    if constexpr (RO && THREADS % CPR == 0) {
+      // RO: one 64-bit row pointer stepped by THREADS/CPR rows (the generic loop below keeps one
+      // per chunk live across the main loop: registers the RO tile does not have)
+      constexpr int RSTEP = THREADS / CPR;
+      const int r0 = tid / CPR, c = tid % CPR;
+      const char* src = (const char*)A + ((u64)(m0 + r0) * K + (u64)kt * 128) * EB + c * 16;
 #pragma unroll
-    for (int i = tid; i < ACH; i += THREADS) {
-      const int r = i / CPR, c = i % CPR, gr = m0 + r;
-      if (gr < M)  // rows past M feed only output rows that are never written: no zero fill
-        cp_async16(sb + r * ROWB + ((c ^ (r & 7)) << 4),
-                   (const char*)A + ((u64)gr * K + (u64)kt * 128) * EB + c * 16);
+      for (int j = 0; j < ACH / THREADS; ++j) {
+        const int r = r0 + j * RSTEP;
+        if (m0 + r < M) cp_async16(sb + r * ROWB + ((c ^ (r & 7)) << 4), src);
+        src += (u64)RSTEP * K * EB;
+      }
+    } else {
+#pragma unroll
+      for (int i = tid; i < ACH; i += THREADS) {
+        const int r = i / CPR, c = i % CPR, gr = m0 + r;
+        if (gr < M)  // rows past M feed only output rows that are never written: no zero fill
+          cp_async16(sb + r * ROWB + ((c ^ (r & 7)) << 4),
+                     (const char*)A + ((u64)gr * K + (u64)kt * 128) * EB + c * 16);
+      }
     }
     // weights: tile-contiguous layout, this block's k-tile is (rows8 x 512) contiguous bytes
     const int rows8 = min_i(BN / 8, (N >> 3) - (n0 >> 3));
@@ -275,19 +316,23 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
     }
   };
 
-  int P[MT][NT][4];    // int32 MMA partial sums of the current group (W4A8)
+  int P[MT][NT][4];  // (RO: unused, its one live 4-register partial sum is in compute_stage_ro)
+   // int32 MMA partial sums of the current group (W4A8)
   Acc acc[MT][NT][4];  // IS: int32 Σ P·ŝ; FS: fp32; W4A16: fp32 MMA accumulators; PC: unused
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) { P[mt][nt][e] = 0; acc[mt][nt][e] = 0; }
+      for (int e = 0; e < 4; ++e) {
+        if (!RO) P[mt][nt][e] = 0;
+        acc[mt][nt][e] = 0;
+      }
 
   // -- the group epilogue for group gi of the k-tile with ring slot `slot`: acc += P·ŝ (IS: ONE
   //    IMAD per output and group) or acc = fma(fp32(P), s, acc) (FS); then P = 0
   auto apply_group = [&](int slot, int gi) {
-    if constexpr (MODE == MODE_IS || MODE == MODE_FS) {
+    if constexpr ((MODE == MODE_IS || MODE == MODE_FS) && !RO) {
       const unsigned char* sS = g_smem + STAGES * STAGE + slot * S_BYTES;
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
@@ -299,6 +344,64 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
           for (int e = 0; e < 4; ++e) {
             if constexpr (MODE == MODE_IS) acc[mt][nt][e] += P[mt][nt][e] * ((e & 1) ? c1 : c0);
             else acc[mt][nt][e] = ffma_rn(i2f_rn(P[mt][nt][e]), (e & 1) ? c1 : c0, acc[mt][nt][e]);
+          }
+        }
+      }
+    }
+  };
+
+  // -- consumer, reordered for g128 IS/FS (RO): a group is the whole k-tile, so per m16 tile the
+  //    A fragments of all 4 k-steps (16 regs) are loaded once, and per n8 tile the group's 4 MMAs
+  //    run into ONE 4-register partial sum that is folded into acc right away (IS: 4 IMAD, FS:
+  //    I2F+FFMA). B is re-read (one LDS.128) and unpacked as 16·q (3 ALU ops per word) per
+  //    (m16, n8) tile, so no B registers stay live across the m16 loop. No second accumulator
+  //    set, no deferred epilogue: ~128 registers, 2 blocks/SM.
+  // ptxas would otherwise hoist every shared load of the k-tile and interleave all MT·NT chains
+  // to hide latency (~220 registers, spills under the 128 cap): a false dependency through a
+  // value it cannot prove zero (M >= 1) lets only RO_CHAINS chains run side by side, loads B and
+  // the scales of a chain only once the chain RO_CHAINS back is done, and A of an m16 tile once
+  // the previous tile's chains are.
+  // link[nt] = 0 from the latest chain of n8 tile nt, i.e. the chain (NT + nt - j) % NT is j back
+  constexpr int RO_CHAINS = RO > 0 ? RO : 1;  // four-MMA chains in flight per warp (<= NT)
+  constexpr int RO_LOAD_AHEAD = RO_CHAINS < RO_LD ? RO_CHAINS : RO_LD;  // B loads wait for the chain this far back
+  static_assert(RO_CHAINS <= NT && NT >= 2, "RO chains");
+  const int opaque_zero = -(int)(M < 0);
+  int link[NT];
+#pragma unroll
+  for (int i = 0; i < NT; ++i) link[i] = 0;
+  auto compute_stage_ro = [&](int it) {
+    if constexpr (RO) {
+      const int st = it % STAGES;
+      const u32 sA = s0 + st * STAGE;
+      const u32 sS = s0 + STAGES * STAGE + (it % (STAGES + 1)) * S_BYTES;
+      const u32 sW = s0 + st * STAGE + A_BYTES + (wn * NT * 32 + lane) * 16;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        u32 a[4][4];
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+          const int r = (wm * MT + mt) * 16 + (lane & 15), c = 2 * ks + (lane >> 4);
+          ldsm_x4(sA + r * ROWB + ((c ^ (r & 7)) << 4) + link[NT - 2], a[ks]);  // + 0, after a chain
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          u32 w[4], b[4][2];  // re-read per m16 tile: keeps no B registers live across the mt loop
+          lds_v4(sW + nt * 512 + link[(nt + NT - RO_LOAD_AHEAD) % NT], w);  // + 0, RO_LOAD_AHEAD chains back
+#pragma unroll
+          for (int ks = 0; ks < 4; ++ks) unpack_s4_x16(w[ks], b[ks][0], b[ks][1]);
+          int p[4];  // = 16·P (B is 16·q); C = link (0) ties this chain after the one RO_CHAINS back
+          mma_s8_first_c(p, a[0], b[0][0], b[0][1], link[(nt + NT - RO_CHAINS) % NT]);
+          mma_s8(p, a[1], b[1][0], b[1][1]);
+          mma_s8(p, a[2], b[2][0], b[2][1]);
+          mma_s8(p, a[3], b[3][0], b[3][1]);
+          link[nt] = p[0] & opaque_zero;
+          Acc c0, c1;  // group scales, loaded once this chain is done (hoisted: 32 registers)
+          lds_v2(sS + ((wn * NT + nt) * 8 + (lane & 3) * 2) * SB + link[nt], c0, c1);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int pe = p[e] >> 4;  // exact: 16·P is a multiple of 16 and |16·P| < 2^22
+            if constexpr (MODE == MODE_IS) acc[mt][nt][e] += pe * ((e & 1) ? c1 : c0);
+            else acc[mt][nt][e] = ffma_rn(i2f_rn(pe), (e & 1) ? c1 : c0, acc[mt][nt][e]);
           }
         }
       }
@@ -392,7 +495,8 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #ifdef W4_BULK
     mbar_wait(smem_addr(&s_bar[it % STAGES]), (u32)(it / STAGES) & 1u);
 #endif
-    compute_stage(it);
+    if constexpr (RO) compute_stage_ro(it);
+    else compute_stage(it);
   }
   cp_async_wait<0>();
   if (nkt > 0) apply_group((nkt - 1) % (STAGES + 1), GPT - 1);  // the last k-tile's last group
@@ -506,6 +610,14 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #else
 #define W4_PC_L_MINB 2
 #endif
+// r: the l tile with the reordered g128 loop (RO): ~half the registers of IS/FS l, 2 blocks/SM on sm_90
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define W4_R_MINB 1  // sm_80: 2 x 99 KB smem do not fit an SM anyway
+#else
+#define W4_R_MINB 2
+#endif
+#define TILE_r 2, 4, 4, 4, 4, 3, 2
+#define THREADS_r 256
 #define W4_ENTRY(NAME, MODE, G, T, MINB)                                                    \
   extern "C" __global__ void __launch_bounds__(THREADS_##T, MINB) NAME##_##T(W4_PARAMS) { \
     gemm_body<MODE, G, TILE_##T>(W4_ARGS);                                               \
@@ -517,6 +629,7 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, s, 1)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, m, 2)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, l, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, r, W4_R_MINB)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G64)
 W4_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64, s, 1)
@@ -530,6 +643,7 @@ W4_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32, m, 1)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, s, 1)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, m, 2)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, l, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, r, W4_R_MINB)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G64)
 W4_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64, s, 1)
@@ -554,6 +668,10 @@ W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
 #define TILE_x 1, 4, 1, 4, 8
 #define TILE_y 1, 4, 2, 4, 4
 #define TILE_L 4, 4, 2, 4, 4
+#define TILE_q 2, 4, 4, 4, 4, 2, 2  // r with two MMA chains in flight per warp
+#define TILE_t 2, 4, 4, 4, 4, 4, 4  // r with four, B loaded 4 chains ahead (spills 8 bytes)
+#define THREADS_q 256
+#define THREADS_t 256
 #define THREADS_x 128
 #define THREADS_y 128
 #define THREADS_L 512
@@ -561,4 +679,8 @@ W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
 W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, L, 1)
 W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, L, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, q, W4_R_MINB)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, t, W4_R_MINB)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, q, W4_R_MINB)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, t, W4_R_MINB)
 #endif
