@@ -24,7 +24,7 @@ export const SHAPE_SETS: Record<string, GemmShape[]> = {
   ],
 };
 
-export const DEFAULT_M = [1, 4, 16, 64, 256, 1024, 4096];
+export const DEFAULT_M = [1, 4, 16, 64, 128, 256, 1024, 4096];
 
 /** Parse `--shapes llama2-7b,llama3-8b` (set names) or explicit `KxN` items. */
 export function parseShapes(text: string): GemmShape[] {
