@@ -12,7 +12,7 @@ source .device/unpack-node.sh >/dev/null
 ln -sfn .device/nm/node_modules node_modules
 export INTSCALE_CACHE=/tmp/intscale-cache INTSCALE_COMMIT=$(cat .device/commit 2>/dev/null || echo unknown)
 export LD_LIBRARY_PATH=/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
-intscale() { node --import tsx scripts/gpu-cli.ts "$@"; }  # GPU commands only (no plot stack here)
+intscale() { node bin/intscale.js "$@"; }  # the plot stack (vega, resvg) is not carried here: plots load lazily
 status=0
 echo "== doctor"; intscale doctor 2>&1 | tee "$OUT/doctor.txt" || status=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv >> "$OUT/doctor.txt" 2>&1
@@ -25,7 +25,7 @@ fi
 if [[ ${SKIP_BENCH:-0} != 1 ]]; then
   echo "== bench gemm"
   # shellcheck disable=SC2086
-  INTSCALE_QUIET=1 timeout "${BENCH_TIMEOUT:-300}" node --import tsx scripts/gpu-cli.ts bench gemm ${BENCH_ARGS:-} \
+  INTSCALE_QUIET=1 timeout "${BENCH_TIMEOUT:-300}" node bin/intscale.js bench gemm ${BENCH_ARGS:-} \
     --json "$OUT/gemm.json" 2>&1 | tee "$OUT/bench.txt" || status=1
 fi
 exit $status
