@@ -1,6 +1,6 @@
 // The GPU runtime every GPU file builds on: one CUDA device (primary context), the caching
-// allocator, NVRTC modules and kernel launches, streams, events and CUDA graphs. Thin over the
-// koffi declarations in ffi/; every CUDA call is checked (errors name the call and the status).
+// allocator, pinned host memory with async copies, NVRTC modules and kernel launches, streams,
+// events and CUDA graphs. Thin over the koffi declarations in ffi/; every CUDA call is checked (errors name the call and the status).
 //
 // Usage (what kernel wrappers do):
 //   const gpu = Gpu.open();                          // IntscaleError "no GPU: <reason>" without one
@@ -10,6 +10,9 @@
 //   k.launch({ grid: [blocks], block: [256], smem: 0, stream }, [{ ptr: x }, { ptr: y }, { i32: n }]);
 //   gpu.download(y, new Float32Array(n));            // synchronous; waits for prior work
 //   x.free(); y.free();                              // back to the allocator's cache
+// Pinned staging: `const h = gpu.allocHost(n); h.u8.set(bytes); gpu.copyToDeviceAsync(d, h, stream);
+// ... gpu.copyToHostAsync(h, d, stream); stream.sync(); h.free();` (h's memory must stay untouched
+// until the stream has run the copy).
 // Graphs: `const g = gpu.capture(stream, () => { ...launches on stream... }); g.launch(stream);`
 // Timing: `a.record(s); ...; b.record(s); b.sync(); b.elapsedMsSince(a)`.
 // Streams are blocking (they order with the legacy default stream), so upload/download/memset
@@ -23,9 +26,9 @@ import {
   CU_STREAM_CAPTURE_MODE_RELAXED, check, cuda, tryCuda, type CudaApi, type Handle, type Out,
 } from './ffi/cuda.ts';
 import { compileFile, compileSource, type CompileOptions, type CompiledCubin } from './compile.ts';
-import { CachingAllocator, DeviceBuffer } from './memory.ts';
+import { CachingAllocator, DeviceBuffer, HostBuffer, checkCopyRange } from './memory.ts';
 
-export { DeviceBuffer } from './memory.ts';
+export { DeviceBuffer, HostBuffer } from './memory.ts';
 export type { CompileOptions } from './compile.ts';
 
 /** A kernel argument, passed by value in the order of the kernel's parameters. */
@@ -166,6 +169,31 @@ export class Gpu {
   copy(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes), dstOffset = 0, srcOffset = 0): void {
     if (dstOffset + bytes > dst.bytes || srcOffset + bytes > src.bytes) fail('Gpu.copy', `${bytes} bytes exceed a buffer`);
     check(this.api.cuMemcpyDtoD(dst.at(dstOffset), src.at(srcOffset), bytes), 'cuMemcpyDtoD');
+  }
+
+  /** `bytes` bytes of page-locked host memory (contents undefined; free() it when done). */
+  allocHost(bytes: number): HostBuffer {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) fail('Gpu.allocHost', `bad size ${bytes} (a positive whole number of bytes)`);
+    const out: Out<bigint> = [null];
+    check(this.api.cuMemAllocHost(out, bytes), `cuMemAllocHost(${bytes} bytes)`);
+    const api = this.api;
+    return new HostBuffer(BigInt(out[0]!), bytes, (ptr) => check(api.cuMemFreeHost(ptr), 'cuMemFreeHost'));
+  }
+
+  /** Queue a copy of pinned `src` into `dst` on `stream` (returns at once; sync the stream before reusing `src`). */
+  copyToDeviceAsync(dst: DeviceBuffer, src: HostBuffer, stream: Stream, bytes = Math.min(dst.bytes, src.bytes),
+    dstOffset = 0, srcOffset = 0): void {
+    checkCopyRange('Gpu.copyToDeviceAsync', bytes, dst, dstOffset, src, srcOffset);
+    if (bytes === 0) return;
+    check(this.api.cuMemcpyHtoDAsync(dst.at(dstOffset), src.at(srcOffset), bytes, stream.handle), 'cuMemcpyHtoDAsync');
+  }
+
+  /** Queue a copy of `src` into pinned `dst` on `stream` (returns at once; sync the stream before reading `dst`). */
+  copyToHostAsync(dst: HostBuffer, src: DeviceBuffer, stream: Stream, bytes = Math.min(dst.bytes, src.bytes),
+    dstOffset = 0, srcOffset = 0): void {
+    checkCopyRange('Gpu.copyToHostAsync', bytes, dst, dstOffset, src, srcOffset);
+    if (bytes === 0) return;
+    check(this.api.cuMemcpyDtoHAsync(dst.at(dstOffset), src.at(srcOffset), bytes, stream.handle), 'cuMemcpyDtoHAsync');
   }
 
   /** Fill every byte of `buf` with `byte` (e.g. 0xff to poison outputs before a test). */

@@ -54,6 +54,10 @@ export interface CudaApi {
   cuMemcpyDtoH(dst: ArrayBufferView, src: bigint, bytes: number): number;
   cuMemcpyDtoD(dst: bigint, src: bigint, bytes: number): number;
   cuMemsetD8Async(dst: bigint, value: number, count: number, stream: Handle): number;
+  cuMemAllocHost(out: Out<bigint>, bytes: number): number;
+  cuMemFreeHost(ptr: bigint): number;
+  cuMemcpyHtoDAsync(dst: bigint, src: bigint, bytes: number, stream: Handle): number;
+  cuMemcpyDtoHAsync(dst: bigint, src: bigint, bytes: number, stream: Handle): number;
   cuModuleLoadData(out: Out<Handle>, image: Buffer): number;
   cuModuleUnload(mod: Handle): number;
   cuModuleGetFunction(out: Out<Handle>, mod: Handle, name: string): number;
@@ -137,6 +141,11 @@ function declare(lib: LibraryHandle, path: string): CudaApi {
     cuMemcpyDtoH: f(['cuMemcpyDtoH_v2', 'cuMemcpyDtoH'], 'int', ['void *', 'uint64_t', 'size_t']),
     cuMemcpyDtoD: f(['cuMemcpyDtoD_v2', 'cuMemcpyDtoD'], 'int', ['uint64_t', 'uint64_t', 'size_t']),
     cuMemsetD8Async: f(['cuMemsetD8Async'], 'int', ['uint64_t', 'uchar', 'size_t', stream]),
+    // Pinned host memory; host pointers are koffi bigints (offsets added on the JS side).
+    cuMemAllocHost: f(['cuMemAllocHost_v2', 'cuMemAllocHost'], 'int', [out('void *'), 'size_t']),
+    cuMemFreeHost: f('cuMemFreeHost', 'int', ['void *']),
+    cuMemcpyHtoDAsync: f(['cuMemcpyHtoDAsync_v2', 'cuMemcpyHtoDAsync'], 'int', ['uint64_t', 'const void *', 'size_t', stream]),
+    cuMemcpyDtoHAsync: f(['cuMemcpyDtoHAsync_v2', 'cuMemcpyDtoHAsync'], 'int', ['void *', 'uint64_t', 'size_t', stream]),
     cuModuleLoadData: f('cuModuleLoadData', 'int', [out(mod), 'const void *']),
     cuModuleUnload: f('cuModuleUnload', 'int', [mod]),
     cuModuleGetFunction: f('cuModuleGetFunction', 'int', [out(fn), mod, 'const char *']),
