@@ -1,6 +1,7 @@
 // The GPU runtime every GPU file builds on: one CUDA device (primary context), the caching
 // allocator, pinned host memory with async copies, NVRTC modules and kernel launches, streams,
-// events and CUDA graphs. Thin over the koffi declarations in ffi/; every CUDA call is checked (errors name the call and the status).
+// events and CUDA graphs. Thin over the koffi declarations in ffi/; every CUDA call is checked
+// (errors name the call and the status).
 //
 // Usage (what kernel wrappers do):
 //   const gpu = Gpu.open();                          // IntscaleError "no GPU: <reason>" without one
