@@ -6,7 +6,7 @@ import { Rng } from '../core/rng.ts';
 import { CublasLtGemm } from '../gpu/gemm-baselines.ts';
 import { checkW4Shape, type W4GemmKind } from '../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
-import { W4GemmLaunch } from './w4-launch.ts';
+import { W4GemmLaunch } from '../gpu/kernels/w4-gemm-launch.ts';
 
 export const IMPLS = ['fp16', 'int8', 'w4a8_is', 'w4a8_fs', 'w4a8_pc', 'w4a16'] as const;
 export type GemmImpl = (typeof IMPLS)[number];

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { f16ToF32, f32ArrayToF16, f32ToF16 } from '../../src/core/dtype.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { W4GemmLaunch } from '../../src/bench/w4-launch.ts';
+import { W4GemmLaunch } from '../../src/gpu/kernels/w4-gemm-launch.ts';
 import { QUANTIZE_ACT, type W4GemmKind } from '../../src/gpu/kernels/w4-gemm-plan.ts';
 import { packFloatScales, packHalfScales, packIntScales, repackWeights } from '../../src/gpu/repack.ts';
 import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';

@@ -1,10 +1,10 @@
-// Direct launches of the W4 GEMM kernels (src/gpu/kernels/w4_gemm.cu) for the benchmark and the
+// Typed launch wrapper of the W4 GEMM kernels (w4_gemm.cu beside this file), used by the benchmark and the
 // GPU tests: compile once, plan with planW4Gemm, keep a zeroed split-K workspace, and pass the
 // documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
-import { fail } from '../core/errors.ts';
-import { W4_GEMM_SOURCE, planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4PlanOptions } from '../gpu/kernels/w4-gemm-plan.ts';
-import type { DeviceBuffer, Gpu, Kernel, Stream } from '../gpu/runtime.ts';
+import { fail } from '../../core/errors.ts';
+import { W4_GEMM_SOURCE, planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
 
 export interface W4Operands {
   /** int8 [M,K] (W4A8) or fp16 [M,K] (W4A16). */
