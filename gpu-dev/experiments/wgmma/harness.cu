@@ -99,7 +99,9 @@ int main(int argc, char** argv) {
   std::printf("  reference spot-check vs CPU: %s (16 points)\n", cpuBad ? "FAIL" : "ok");
 
   struct Kern { const char* name; decltype(&w4a8_is_wgmma_serial) fn; };
-  Kern kerns[] = {{"serial", w4a8_is_wgmma_serial}, {"dbl", w4a8_is_wgmma_dbl}};
+  std::vector<Kern> kerns = {{"serial", w4a8_is_wgmma_serial}};
+  if (K == 1024) kerns.push_back({"dbl", w4a8_is_wgmma_dbl<8>});  // dbl is compiled per K (full unroll)
+  if (K == 4096) kerns.push_back({"dbl", w4a8_is_wgmma_dbl<32>});
   const dim3 grid(N / wg::BN, M / wg::BM), block(wg::THREADS);
   int fails = cpuBad;
   for (auto& k : kerns) {

@@ -15,7 +15,7 @@
 
 namespace wg {
 
-constexpr int BM = 128, BN = 128, BK = 128, STAGES = 4, THREADS = 256;
+constexpr int BM = 128, BN = 128, BK = 128, STAGES = 6, THREADS = 256;
 constexpr int TILE_BYTES = BM * BK;                 // 16 KB (A) — B is the same size (BN*BK)
 constexpr int STAGE_BYTES = 2 * TILE_BYTES;         // A + B
 constexpr int SMEM_BYTES = STAGES * STAGE_BYTES + 1024;  // +1024 for manual 1024-B alignment
@@ -54,14 +54,16 @@ __device__ __forceinline__ void fence_operands(int (&d)[64]) {
 // r*128 + ((c ^ (r&7)) << 4)  (the 128B swizzle pattern the descriptor's mode 1 expects, base 1024-aligned).
 __device__ __forceinline__ void load_stage(uint32_t sA, uint32_t sB, const int8_t* A, const int8_t* B, int K,
                                            int m0, int n0, int kt) {
-  const int tid = threadIdx.x;
+  // Thread handles chunk c = tid%8 of rows r0 + 32·i: the swizzled column is the same for every i.
+  const int tid = threadIdx.x, r0 = tid >> 3, c = tid & 7;
+  const uint32_t off0 = r0 * 128 + ((c ^ (r0 & 7)) << 4);
+  const int8_t* a = A + static_cast<size_t>(m0 + r0) * K + kt * BK + c * 16;
+  const int8_t* b = B + static_cast<size_t>(n0 + r0) * K + kt * BK + c * 16;
+  const size_t step = static_cast<size_t>(32) * K;
 #pragma unroll
   for (int i = 0; i < (BM * BK / 16) / THREADS; ++i) {
-    const int idx = tid + i * THREADS;
-    const int r = idx >> 3, c = idx & 7;
-    const uint32_t off = r * 128 + ((c ^ (r & 7)) << 4);
-    cp_async16(sA + off, A + static_cast<size_t>(m0 + r) * K + kt * BK + c * 16);
-    cp_async16(sB + off, B + static_cast<size_t>(n0 + r) * K + kt * BK + c * 16);
+    cp_async16(sA + off0 + i * 32 * 128, a + i * step);
+    cp_async16(sB + off0 + i * 32 * 128, b + i * step);
   }
 }
 
@@ -85,6 +87,24 @@ __device__ __forceinline__ void apply_group(int (&acc)[64], const int (&P)[64], 
   for (int i = 0; i < 64; ++i) {
     const int sc = (i & 1) ? s[i >> 2].y : s[i >> 2].x;
     acc[i] = static_cast<int>(static_cast<unsigned>(acc[i]) + static_cast<unsigned>(P[i]) * static_cast<unsigned>(sc));
+  }
+}
+
+// As apply_group, scales read straight from global (L1/L2-resident) to keep fewer registers live.
+__device__ __forceinline__ void apply_group_ldg(int (&acc)[64], const int (&P)[64], const int32_t* S, int N, int g,
+                                                int n0) {
+  const int lane = threadIdx.x & 31;
+  const int32_t* row = S + static_cast<size_t>(g) * N + n0 + (lane & 3) * 2;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    int2 s;  // volatile asm: keeps ptxas from hoisting all groups' scale loads (register pressure)
+    asm volatile("ld.global.nc.v2.s32 {%0, %1}, [%2];\n" : "=r"(s.x), "=r"(s.y) : "l"(row + j * 8));
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int i = j * 4 + h;
+      const int sc = (h & 1) ? s.y : s.x;
+      acc[i] = static_cast<int>(static_cast<unsigned>(acc[i]) + static_cast<unsigned>(P[i]) * static_cast<unsigned>(sc));
+    }
   }
 }
 
@@ -160,14 +180,19 @@ extern "C" __global__ void __launch_bounds__(wg::THREADS, 1)
 // Same contract; P double-buffered so one group's wgmmas overlap the previous group's IMADs.
 // Refill distance STAGES-2: the slot refilled in iteration kt was read by group kt-2, which is
 // complete (wait_group 1 in iteration kt-1) on every warpgroup once the barrier is passed.
-extern "C" __global__ void __launch_bounds__(wg::THREADS, 1)
+// KT_FIXED = K/128 is a template constant so the loop unrolls completely: with a run-time loop the
+// P sets crossing the back-edge become register copies of in-flight accumulators, and ptxas
+// serializes every wgmma (C7514). Instantiated for K = 1024 and 4096.
+template <int KT_FIXED>
+__global__ void __launch_bounds__(wg::THREADS, 1)
     w4a8_is_wgmma_dbl(const int8_t* __restrict__ A, const float* __restrict__ sx, const int8_t* __restrict__ B,
                       const int32_t* __restrict__ S, const int8_t* __restrict__ shift, __half* __restrict__ out,
                       int M, int N, int K) {
   using namespace wg;
   extern __shared__ uint8_t smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
-  const int n0 = blockIdx.x * BN, m0 = blockIdx.y * BM, KT = K / BK;
+  const int n0 = blockIdx.x * BN, m0 = blockIdx.y * BM;
+  constexpr int KT = KT_FIXED;
   const int wgi = threadIdx.x >> 7;
   int acc[64], P0[64], P1[64];
 #pragma unroll
@@ -178,8 +203,8 @@ extern "C" __global__ void __launch_bounds__(wg::THREADS, 1)
     if (s < KT) load_stage(base + s * STAGE_BYTES, base + s * STAGE_BYTES + TILE_BYTES, A, B, K, m0, n0, s);
     cp_async_commit();
   }
-  int2 sc[16];
-  auto step = [&](int kt, int (&Pcur)[64], int (&Pprev)[64]) {
+  // Prologue stage issue for group 0 (peeled so every loop step has a previous group to fold).
+  auto issue = [&](int kt, int (&Pcur)[64]) {
     cp_async_wait<STAGES - 3>();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
@@ -193,19 +218,30 @@ extern "C" __global__ void __launch_bounds__(wg::THREADS, 1)
     wgmma_fence();
     group_mma(Pcur, st + wgi * 64 * 128, st + TILE_BYTES);
     wgmma_commit();
-    if (kt > 0) {
-      wgmma_wait<1>();
-      fence_operands(Pprev);
-      apply_group(acc, Pprev, sc);
-    }
-    load_scales(sc, S, N, kt, n0);
   };
-  for (int kt = 0; kt < KT; kt += 2) {  // KT is even for every shape used (K % 256 == 0 checked by host)
-    step(kt, P0, P1);
-    step(kt + 1, P1, P0);
+  issue(0, P0);
+#pragma unroll
+  for (int kt = 1; kt < KT - 1; kt += 2) {  // KT is even (host checks K % 256 == 0)
+    issue(kt, P1);
+    wgmma_wait<1>();
+    fence_operands(P0);
+    apply_group_ldg(acc, P0, S, N, kt - 1, n0);
+    issue(kt + 1, P0);
+    wgmma_wait<1>();
+    fence_operands(P1);
+    apply_group_ldg(acc, P1, S, N, kt, n0);
   }
+  issue(KT - 1, P1);
+  wgmma_wait<1>();
+  fence_operands(P0);
+  apply_group_ldg(acc, P0, S, N, KT - 2, n0);
   wgmma_wait<0>();
   fence_operands(P1);
-  apply_group(acc, P1, sc);
+  apply_group_ldg(acc, P1, S, N, KT - 1, n0);
   epilogue(acc, sx, shift, out, N, m0, n0);
 }
+
+template __global__ void w4a8_is_wgmma_dbl<8>(const int8_t*, const float*, const int8_t*, const int32_t*,
+                                              const int8_t*, __half*, int, int, int);
+template __global__ void w4a8_is_wgmma_dbl<32>(const int8_t*, const float*, const int8_t*, const int32_t*,
+                                               const int8_t*, __half*, int, int, int);
