@@ -104,10 +104,12 @@ int main(int argc, char** argv) {
   if (K == 4096) kerns.push_back({"dbl", w4a8_is_wgmma_dbl<32>});
   const dim3 grid(N / wg::BN, M / wg::BM), block(wg::THREADS);
   int fails = cpuBad;
-  for (auto& k : kerns) {
+  for (auto& k0 : kerns)
+  for (int gm : {1, 8, 16}) {
+    const auto& k = k0;
     CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, wg::SMEM_BYTES));
     CK(cudaMemset(dOut, 0xFF, size_t(M) * N * 2));
-    k.fn<<<grid, block, wg::SMEM_BYTES>>>(dA, dsx, dB, dS, dsh, dOut, M, N, K);
+    k.fn<<<grid, block, wg::SMEM_BYTES>>>(dA, dsx, dB, dS, dsh, dOut, M, N, K, gm);
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
     CK(cudaMemcpy(got.data(), dOut, got.size() * 2, cudaMemcpyDeviceToHost));
@@ -124,18 +126,19 @@ int main(int argc, char** argv) {
     if (bad) ++fails;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-    for (int w = 0; w < 3; ++w) k.fn<<<grid, block, wg::SMEM_BYTES>>>(dA, dsx, dB, dS, dsh, dOut, M, N, K);
+    for (int w = 0; w < 3; ++w) k.fn<<<grid, block, wg::SMEM_BYTES>>>(dA, dsx, dB, dS, dsh, dOut, M, N, K, gm);
     std::vector<float> ms;
     for (int r = 0; r < reps; ++r) {
       CK(cudaEventRecord(e0));
-      k.fn<<<grid, block, wg::SMEM_BYTES>>>(dA, dsx, dB, dS, dsh, dOut, M, N, K);
+      k.fn<<<grid, block, wg::SMEM_BYTES>>>(dA, dsx, dB, dS, dsh, dOut, M, N, K, gm);
       CK(cudaEventRecord(e1));
       CK(cudaEventSynchronize(e1));
       float t; CK(cudaEventElapsedTime(&t, e0, e1)); ms.push_back(t);
     }
     std::sort(ms.begin(), ms.end());
     const double us = ms[ms.size() / 2] * 1e3;
-    std::printf("  %-6s %s (%ld/%ld outputs bit-exact)  median %.1f us  %.0f TOP/s\n", k.name, bad ? "FAIL" : "PASS",
+    std::printf("  %-6s groupM=%-2d %s (%ld/%ld outputs bit-exact)  median %.1f us  %.0f TOP/s\n", k.name, gm,
+                bad ? "FAIL" : "PASS",
                 checked - bad, checked, us, 2.0 * M * N * double(K) / (us * 1e-6) / 1e12);
   }
   return fails ? 3 : 0;

@@ -9,7 +9,7 @@ nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/wgm
 [ -x /tmp/wgmma_harness ] || { echo "build failed"; exit 1; }
 if command -v cuobjdump >/dev/null; then
   cuobjdump --dump-sass /tmp/wgmma_harness > "$out/sass.txt"
-  awk '/Function :/ {f=$3} /IGMMA|WARPGROUP|LDGSTS|LDL|STL|BAR.SYNC|IMAD /{split($0,a,"*/"); split(a[2],b," "); op=b[1]; if(op ~ /^@/) op=b[2]; c[f" "op]++} END {for (k in c) print k, c[k]}' \
+  awk '/Function :/ {f=$3} {for(i=1;i<=NF;i++) if ($i ~ /^(IGMMA|WARPGROUP|LDGSTS|LDL|STL|BAR|LDG)/) {split($i,p,"."); c[f" "p[1]]++; break}} END {for (k in c) print k, c[k]}' \
     "$out/sass.txt" | sort | tee "$out/sass_hist.txt"
 fi
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader

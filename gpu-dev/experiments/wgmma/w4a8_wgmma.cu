@@ -133,17 +133,31 @@ __device__ __forceinline__ void epilogue(const int (&acc)[64], const float* sx, 
   }
 }
 
+// Grouped raster: consecutive blocks walk groupM m-tiles down a column before moving to the next
+// n-tile, so a wave of ~132 blocks touches groupM A row-panels and ~132/groupM B panels (L2 reuse).
+// groupM = 1 is plain row-major raster (blockIdx.x = n-tile fastest).
+__device__ __forceinline__ void tile_coords(int groupM, int& m0, int& n0) {
+  const int nN = gridDim.x, nM = gridDim.y;
+  const int bid = blockIdx.x + blockIdx.y * nN;
+  const int groupSize = groupM * nN, first = (bid / groupSize) * groupM;
+  const int gsz = min(nM - first, groupM), r = bid % groupSize;
+  m0 = (first + r % gsz) * BM;
+  n0 = (r / gsz) * BN;
+}
+
 }  // namespace wg
 
 // Requires M % 128 == 0, N % 128 == 0, K % 128 == 0; grid (N/128, M/128), block 256, smem wg::SMEM_BYTES.
 extern "C" __global__ void __launch_bounds__(wg::THREADS, 1)
     w4a8_is_wgmma_serial(const int8_t* __restrict__ A, const float* __restrict__ sx, const int8_t* __restrict__ B,
                          const int32_t* __restrict__ S, const int8_t* __restrict__ shift, __half* __restrict__ out,
-                         int M, int N, int K) {
+                         int M, int N, int K, int groupM) {
   using namespace wg;
   extern __shared__ uint8_t smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
-  const int n0 = blockIdx.x * BN, m0 = blockIdx.y * BM, KT = K / BK;
+  int m0, n0;
+  tile_coords(groupM, m0, n0);
+  const int KT = K / BK;
   const int wgi = threadIdx.x >> 7;
   int acc[64], P[64];
 #pragma unroll
@@ -187,11 +201,12 @@ template <int KT_FIXED>
 __global__ void __launch_bounds__(wg::THREADS, 1)
     w4a8_is_wgmma_dbl(const int8_t* __restrict__ A, const float* __restrict__ sx, const int8_t* __restrict__ B,
                       const int32_t* __restrict__ S, const int8_t* __restrict__ shift, __half* __restrict__ out,
-                      int M, int N, int K) {
+                      int M, int N, int K, int groupM) {
   using namespace wg;
   extern __shared__ uint8_t smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
-  const int n0 = blockIdx.x * BN, m0 = blockIdx.y * BM;
+  int m0, n0;
+  tile_coords(groupM, m0, n0);
   constexpr int KT = KT_FIXED;
   const int wgi = threadIdx.x >> 7;
   int acc[64], P0[64], P1[64];
@@ -242,6 +257,6 @@ __global__ void __launch_bounds__(wg::THREADS, 1)
 }
 
 template __global__ void w4a8_is_wgmma_dbl<8>(const int8_t*, const float*, const int8_t*, const int32_t*,
-                                              const int8_t*, __half*, int, int, int);
+                                              const int8_t*, __half*, int, int, int, int);
 template __global__ void w4a8_is_wgmma_dbl<32>(const int8_t*, const float*, const int8_t*, const int32_t*,
-                                               const int8_t*, __half*, int, int, int);
+                                               const int8_t*, __half*, int, int, int, int);
