@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { parseIntOption } from './options.ts';
 import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
 import { IMPLS, RUNNERS } from '../bench/gemm-runners.ts';
@@ -44,8 +45,7 @@ export function registerBenchGemm(bench: Command): void {
       } else {
         const shapes = parseShapes(opts.shapes);
         const ms = parseMs(opts.m);
-        const trials = Number(opts.trials);
-        if (!Number.isInteger(trials) || trials < 1) fail('--trials', `expected a positive integer, got '${opts.trials}'`);
+        const trials = parseIntOption('--trials', opts.trials, 1);
         let runners = RUNNERS;
         if (opts.impl) {
           const wanted = opts.impl.split(',').map((s) => s.trim()).filter(Boolean);

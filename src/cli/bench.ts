@@ -1,7 +1,7 @@
 // `intscale bench <what>`: benchmarks, one subcommand each. `cpu` times the CPU engine
 // (src/bench/cpu.ts); GPU benchmarks add their own `.command(...)` block below.
 import type { Command } from 'commander';
-import { fail } from '../core/errors.ts';
+import { parseIntOption } from './options.ts';
 import { benchCpu } from '../bench/cpu.ts';
 import { loadModelWithProgress } from '../io/model-dir.ts';
 import { registerBenchGemm } from './bench-gemm.ts';
@@ -19,13 +19,8 @@ export function register(program: Command): void {
     .option('--batch <n>', 'sequences decoded together (one batched forward per step)', '1')
     .option('--json', 'print one JSON object on stdout')
     .action((opts: { model: string; prefill: string; decode: string; runs: string; batch: string; json?: boolean }) => {
-      const int = (v: string, flag: string): number => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) fail(flag, `must be a positive integer (got ${v})`);
-        return n;
-      };
-      const prefill = int(opts.prefill, '--prefill'), decode = int(opts.decode, '--decode'), runs = int(opts.runs, '--runs');
-      const batch = int(opts.batch, '--batch');
+      const prefill = parseIntOption('--prefill', opts.prefill, 1), decode = parseIntOption('--decode', opts.decode, 1);
+      const runs = parseIntOption('--runs', opts.runs, 1), batch = parseIntOption('--batch', opts.batch, 1);
       const model = loadModelWithProgress(opts.model);
       const r = benchCpu(model, opts.model, {
         prefill, decode, runs, batch,

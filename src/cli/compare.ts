@@ -7,7 +7,7 @@ import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../io/model-dir.ts';
 import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
 import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
-import { parseGroupOption, parseIntOption } from './quantize.ts';
+import { parseGroupOption, parseIntOption } from './options.ts';
 import * as path from 'node:path';
 
 export interface CompareRun {
@@ -71,8 +71,8 @@ export function register(program: Command): void {
       const group = parseGroupOption(String(o['group']));
       const rows = runCompare({
         modelDir, textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
-        ctx: parseIntOption('--ctx', String(o['ctx'])),
-        ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens'])) } : {}),
+        ctx: parseIntOption('--ctx', String(o['ctx']), 2),
+        ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens']), 1) } : {}),
       });
       if (o['json']) process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n');
       else process.stdout.write(`${formatCompareTable(rows)}\n`);

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { parseIntOption } from './options.ts';
 import { progress } from '../core/progress.ts';
 import { perplexity } from '../eval/perplexity.ts';
 import { loadModelWithProgress } from '../io/model-dir.ts';
@@ -17,13 +18,8 @@ export function register(program: Command): void {
     .option('--max-tokens <n>', 'score only the first N tokens')
     .option('--json', 'print one JSON object on stdout')
     .action((modelPath: string, opts: { text: string; ctx: string; maxTokens?: string; json?: boolean }) => {
-      const ctx = Number(opts.ctx);
-      if (!Number.isInteger(ctx) || ctx < 2) fail('--ctx', `must be an integer ≥ 2 (got ${opts.ctx})`);
-      let maxTokens: number | undefined;
-      if (opts.maxTokens !== undefined) {
-        maxTokens = Number(opts.maxTokens);
-        if (!Number.isInteger(maxTokens) || maxTokens < 1) fail('--max-tokens', `must be a positive integer (got ${opts.maxTokens})`);
-      }
+      const ctx = parseIntOption('--ctx', opts.ctx, 2);
+      const maxTokens = opts.maxTokens === undefined ? undefined : parseIntOption('--max-tokens', opts.maxTokens, 1);
       let text: string;
       try {
         text = fs.readFileSync(opts.text, 'utf8');

@@ -5,6 +5,7 @@
 // then the aggregate tokens/s of the batch on stderr.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { parseIntOption } from './options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
 import { loadModelWithProgress, type LoadedModel } from '../io/model-dir.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
@@ -26,11 +27,10 @@ export function register(program: Command): void {
     .option('--stop-at-eos', 'stop at the end-of-sequence token')
     .option('--echo', 'print the prompt before the continuation')
     .action((modelPath: string, opts: GenerateCliOptions) => {
-      const maxNew = Number(opts.maxNew), temperature = Number(opts.temperature), topP = Number(opts.topP), seed = Number(opts.seed);
-      if (!Number.isInteger(maxNew) || maxNew < 1) fail('--max-new', `must be a positive integer (got ${opts.maxNew})`);
+      const maxNew = parseIntOption('--max-new', opts.maxNew, 1), seed = parseIntOption('--seed', opts.seed);
+      const temperature = Number(opts.temperature), topP = Number(opts.topP);
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
       if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
-      if (!Number.isInteger(seed)) fail('--seed', `must be an integer (got ${opts.seed})`);
       const texts = opts.prompt.length ? opts.prompt : [''];
       const model = loadModelWithProgress(modelPath);
       const tok = model.tokenizer;

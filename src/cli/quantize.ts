@@ -1,24 +1,11 @@
 // `intscale quantize <model-dir> --out DIR ...`: RTN W4 + integer scales → quantized checkpoint,
 // with a progress bar per layer and the per-layer integer-scale report at the end.
 import type { Command } from 'commander';
-import { fail } from '../core/errors.ts';
 import { progress } from '../core/progress.ts';
 import { writeQuantizedModel } from '../io/qformat.ts';
 import { parseAmplifier } from '../quant/integer-scale.ts';
 import { formatIsReportTable, precisionWarnings } from '../quant/is-report.ts';
-import { SUPPORTED_GROUPS } from '../quant/rtn.ts';
-
-export function parseIntOption(flag: string, text: string): number {
-  if (!/^-?\d+$/.test(text)) fail(flag, `expected an integer, got '${text}'`);
-  return Number(text);
-}
-
-/** `--group`: 32, 64, 128, 256 or -1. */
-export function parseGroupOption(text: string): number {
-  const g = parseIntOption('--group', text);
-  if (!(SUPPORTED_GROUPS as readonly number[]).includes(g)) fail('--group', `unsupported group size ${g} (use 32, 64, 128, 256 or -1)`);
-  return g;
-}
+import { parseIntOption } from './options.ts';
 
 export function register(program: Command): void {
   program
