@@ -2,7 +2,8 @@
 # scripts/check-kernels.sh — CI compile check of every CUDA kernel (no GPU needed): each
 # src/gpu/kernels/*.cu is compiled with nvcc for sm_80 and sm_90a with `-Xptxas -v`; any compile
 # error or register spill fails the check (exit 1, naming the kernel). Prints one line per kernel
-# and arch: registers, static shared memory, stack frame, spills. Runs the builds in parallel.
+# and arch: registers, static shared memory, stack frame, spills. A wgmma pipeline that ptxas
+# serializes (warning C75xx "... are serialized") fails too. Runs the builds in parallel.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v nvcc >/dev/null; then echo "check-kernels: nvcc not found" >&2; exit 1; fi
@@ -37,6 +38,9 @@ for f in src/gpu/kernels/*.cu; do
     cat "$tmp/$name.sum"
     if grep -q "^SPILL" "$tmp/$name.sum"; then
       echo "FAIL $f ($arch): register spills in $(grep '^SPILL' "$tmp/$name.sum" | awk '{print $2}' | tr '\n' ' ')"; status=1
+    fi
+    if grep -q "serialized" "$tmp/$name.log"; then  # ptxas C75xx: wgmma pipeline serialized
+      echo "FAIL $f ($arch): ptxas serialized wgmma: $(grep -m1 serialized "$tmp/$name.log")"; status=1
     fi
     if [ ! -s "$tmp/$name.sum" ]; then echo "FAIL $f ($arch): no kernels found in ptxas output"; status=1; fi
   done

@@ -9,7 +9,9 @@ import { Rng } from '../../src/core/rng.ts';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { f16ToF32 } from '../../src/core/dtype.ts';
 import { packFloatScales, packHalfScales, packIntScales, packedChunkIndex, repackWeights } from '../../src/gpu/repack.ts';
-import { W4_TILES, planW4Gemm, w4EntryName, w4SelectDefines, w4SmemBytes, type W4Tile } from '../../src/gpu/kernels/w4-gemm-plan.ts';
+import {
+  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_TILES, W4_WGMMA_MIN_M, planW4Gemm, w4EntryName, w4SelectDefines, w4SmemBytes, type W4Tile,
+} from '../../src/gpu/kernels/w4-gemm-plan.ts';
 
 function randomCanonical(rng: Rng, n: number, k: number): { packed: Uint8Array; q: Int8Array } {
   const q = new Int8Array(n * k);
@@ -177,4 +179,32 @@ test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-li
   assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4000), /multiple of 128/);
   assert.throws(() => planW4Gemm('w4a16', 64, 1, 4096, 4096), /unsupported/);
   assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { splits: 33 }), /splits/);
+});
+
+test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N % 128 == 0, M >= W4_WGMMA_MIN_M', () => {
+  const p = planW4Gemm('is', 128, 4096, 22016, 4096, { arch: 'sm_90a' });
+  assert.equal(p.tile, 'w');
+  assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
+  assert.equal(p.source, W4_GEMM_WGMMA_SOURCE);
+  assert.deepEqual(p.grid, [172, 32, 1]);
+  assert.deepEqual(p.block, [384, 1, 1]);
+  assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
+  assert.equal(planW4Gemm('pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
+  assert.equal(planW4Gemm('fs', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g128_w');
+  assert.equal(planW4Gemm('is', 128, 4096, 4096, 4096, { arch: 'sm_80' }).source, W4_GEMM_SOURCE);  // not Hopper
+  assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
+  assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
+  assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
+  assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 }), /no split-K/);
+});
+
+test('w4_gemm_wgmma.cu: tile and smem constants agree with the planner; one entry per kind', () => {
+  const src = readFileSync(new URL('../../src/gpu/kernels/w4_gemm_wgmma.cu', import.meta.url), 'utf8');
+  const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
+  assert.deepEqual(W4_TILES.w, { bm: def('W4W_BT'), bn: def('W4W_BN'), threads: def('W4W_THREADS'), stages: def('W4W_STAGES') });
+  for (const kind of ['is', 'fs', 'pc'] as const) {
+    assert.ok(src.includes(`W4W_ENTRY(${w4EntryName(kind, 128, 'w')},`), `${kind} entry missing`);
+  }
 });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { f16ToF32, f32ArrayToF16, f32ToF16 } from '../../src/core/dtype.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { W4GemmLaunch } from '../../src/gpu/kernels/w4-gemm-launch.ts';
-import { QUANTIZE_ACT, type W4GemmKind } from '../../src/gpu/kernels/w4-gemm-plan.ts';
+import { QUANTIZE_ACT, type W4GemmKind, type W4Tile } from '../../src/gpu/kernels/w4-gemm-plan.ts';
 import { packFloatScales, packHalfScales, packIntScales, repackWeights } from '../../src/gpu/repack.ts';
 import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';
 import { packInt4 } from '../../src/quant/pack-int4.ts';
@@ -61,8 +61,9 @@ function uploadCase(gpu: Gpu, c: W4Case, rng: Rng): DeviceCase {
 }
 
 /** Launch one kind on the first M rows with a poisoned output; return the fp16 output bits. */
-function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: W4GemmKind, M: number, opts: { splits?: number; residual?: boolean } = {}): Uint16Array {
-  const launch = new W4GemmLaunch(gpu, kind, c.G, M, c.N, c.K, opts.splits ? { splits: opts.splits } : {});
+function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: W4GemmKind, M: number, opts: { splits?: number; residual?: boolean; tile?: W4Tile } = {}): Uint16Array {
+  const launch = new W4GemmLaunch(gpu, kind, c.G, M, c.N, c.K, { splits: opts.splits, tile: opts.tile });
+  assert.ok(!opts.tile || launch.plan.tile === opts.tile);
   try {
     gpu.memset(d.out, 0xff);
     launch.launch({
@@ -144,6 +145,30 @@ test('split-K forced on and off gives the same bit-exact IS result, twice in a r
     checkOutputs(c, 33, withResidual, positions, d.residualHost);
   } finally {
     freeAll(d);
+  }
+});
+
+const hopper = reason ? skip : Gpu.open().arch === 'sm_90a' ? false : `skipped: the wgmma tile needs sm_90a (this GPU is ${Gpu.open().arch})`;
+
+test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and residual add, same as tile l', { skip: hopper, timeout: 300_000 }, () => {
+  const gpu = Gpu.open();
+  let seed = 300;
+  for (const { M, K, N } of [{ M: 300, K: 4096, N: 4096 }, { M: 129, K: 1024, N: 12288 }, { M: 1, K: 512, N: 256 }]) {
+    const rng = new Rng(seed++);
+    const c = makeW4Case(rng, M, K, N, 128);
+    const d = uploadCase(gpu, c, rng);
+    try {
+      const positions = samplePositions(rng, M, N);
+      const kinds: W4GemmKind[] = ['is', 'fs', 'pc'];
+      const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w' })] as const));
+      checkOutputs(c, M, outs, positions);
+      assert.deepEqual(outs.get('is'), runKind(gpu, c, d, 'is', M, { tile: 'l' }), `IS tile w = tile l bit for bit (M=${M})`);
+      assert.deepEqual(outs.get('pc'), runKind(gpu, c, d, 'pc', M, { tile: 'l' }), `PC tile w = tile l bit for bit (M=${M})`);
+      const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
+      checkOutputs(c, M, withResidual, positions, d.residualHost);
+    } finally {
+      freeAll(d);
+    }
   }
 });
 

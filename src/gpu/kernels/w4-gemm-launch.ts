@@ -3,7 +3,7 @@
 // documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
-import { W4_GEMM_SOURCE, planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import { planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
 
 export interface W4Operands {
@@ -31,8 +31,8 @@ export class W4GemmLaunch {
 
   constructor(private readonly gpu: Gpu, readonly kind: W4GemmKind, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
-    this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, ...opts });
-    this.kernel = gpu.compile(W4_GEMM_SOURCE).fn(this.plan.entry);
+    this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, arch: gpu.arch, ...opts });
+    this.kernel = gpu.compile(this.plan.source).fn(this.plan.entry);
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);

@@ -5,8 +5,12 @@ import { fail } from '../../core/errors.ts';
 
 /** IS = integer group scales, FS = float group scales, PC = per channel, w4a16 = fp16 activations. */
 export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
-/** r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM). */
-export type W4Tile = 's' | 'm' | 'l' | 'r';
+/**
+ * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
+ * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128 and PC; N % 128 == 0):
+ *     bm = tokens per block, bn = weight rows per block.
+ */
+export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w';
 
 export interface W4TileShape {
   readonly bm: number;
@@ -21,11 +25,23 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   m: { bm: 64, bn: 128, threads: 256, stages: 4 },
   l: { bm: 128, bn: 128, threads: 256, stages: 4 },
   r: { bm: 128, bn: 128, threads: 256, stages: 4 },
+  w: { bm: 128, bn: 128, threads: 384, stages: 6 },
 };
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
+/** The sm_90a wgmma kernels (tile w); same ABI and operand layouts as W4_GEMM_SOURCE. */
+export const W4_GEMM_WGMMA_SOURCE = 'src/gpu/kernels/w4_gemm_wgmma.cu';
+/** Smallest M that takes the wgmma tile by default (H100 timings, docs/KERNELS.md). */
+export const W4_WGMMA_MIN_M = 256;
+
+/** Whether tile w can run this kind on this target (sm_90a, g128 or PC, N % 128 == 0). */
+export function wgmmaEligible(kind: W4GemmKind, group: number, n: number, arch: string | undefined): boolean {
+  return arch === 'sm_90a' && n % 128 === 0 && (kind === 'pc' || ((kind === 'is' || kind === 'fs') && group === 128));
+}
 
 export interface W4GemmPlan {
+  /** Kernel source file (W4_GEMM_SOURCE, or W4_GEMM_WGMMA_SOURCE for tile w). */
+  readonly source: string;
   readonly entry: string;
   readonly tile: W4Tile;
   readonly grid: [number, number, number];
@@ -46,10 +62,16 @@ export interface W4PlanOptions {
   splits?: number;
   /** Streaming multiprocessors (default 132, H100 SXM). */
   smCount?: number;
+  /** Compile target ('sm_90a' enables tile w); default: none, i.e. mma.sync tiles only. */
+  arch?: string;
 }
 
 /** Kernel entry-point name for a kind, group size and tile. */
 export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): string {
+  if (tile === 'w') {
+    if (kind === 'w4a16' || (kind !== 'pc' && group !== 128)) fail(`w4 ${kind.toUpperCase()} GEMM`, `the wgmma tile w runs IS/FS g128 and PC only (group ${group})`);
+    return kind === 'pc' ? 'w4a8_gemm_pc_w' : `w4a8_gemm_${kind}_g128_w`;
+  }
   switch (kind) {
     case 'is':
     case 'fs':
@@ -75,6 +97,9 @@ export function w4SelectDefines(kind: W4GemmKind, group: number): Record<string,
 /** Dynamic shared memory of one entry point (formula of w4_gemm.cu's header). */
 export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): number {
   const t = W4_TILES[tile];
+  // w4_gemm_wgmma.cu: 1024 (alignment) + STAGES·(X 128·128 + W 128·64 + scales 128·4, rounded up to
+  // 1024 B) + epilogue 8 warps·64 tokens·20 floats
+  if (tile === 'w') return 1024 + t.stages * Math.ceil((t.bm * 128 + t.bn * 64 + t.bn * 4) / 1024) * 1024 + 8 * 64 * 20 * 4;
   const eb = kind === 'w4a16' ? 2 : 1;
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
   const groupsPerTile = kind === 'pc' ? 0 : 128 / group;
@@ -102,13 +127,20 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const byM: W4Tile = m <= 16 ? 's' : m <= 128 || ((kind === 'is' || kind === 'fs') && group !== 128) ? 'm' : 'l';
   const lBlocks = Math.ceil(n / W4_TILES.l.bn) * Math.ceil(m / W4_TILES.l.bm);
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
-  const tile: W4Tile = opts.tile ?? (useR ? 'r' : byM);
+  const canW = wgmmaEligible(kind, group, n, opts.arch);
+  const tile: W4Tile = opts.tile ?? (canW && m >= W4_WGMMA_MIN_M ? 'w' : useR ? 'r' : byM);
+  if (tile === 'w' && !canW) {
+    fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
+  }
   const t = W4_TILES[tile];
   const gx = Math.ceil(n / t.bn);
   const gy = Math.ceil(m / t.bm);
   const kTiles = k / 128;
   let splits: number;
-  if (opts.splits !== undefined) {
+  if (tile === 'w') {
+    if (opts.splits !== undefined && opts.splits !== 1) fail(`w4 GEMM ${m}x${n}x${k}`, 'tile w has no split-K');
+    splits = 1;
+  } else if (opts.splits !== undefined) {
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
   } else {
@@ -117,6 +149,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     splits = Math.max(1, Math.min(Math.round(target / (gx * gy)), Math.floor(kTiles / 2)));
   }
   return {
+    source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : W4_GEMM_SOURCE,
     entry: w4EntryName(kind, group, tile),
     tile,
     grid: [gx, gy, splits],

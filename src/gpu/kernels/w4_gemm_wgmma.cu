@@ -1,0 +1,401 @@
+// w4_gemm_wgmma.cu — the large-M W4A8 GEMMs on Hopper tensor cores (sm_90a `wgmma`): integer group
+// scales (IS g128), float group scales (FS g128) and per channel (PC), one kernel body whose only
+// difference between kinds is the group fold. Self-contained (no #include): nvcc and NVRTC. On any
+// other target the entry points compile to a trap (CI builds this file for sm_80 too).
+//
+// ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
+//   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
+//   are unused (no split-K: this kernel is for grids that fill the GPU). grid = (N/128, ceil(M/128)),
+//   block = 384, dynamic smem = W4W_SMEM (below). Limits: N % 128 == 0, K % 128 == 0, M >= 1.
+//
+// Design (docs/KERNELS.md, "wgmma path"):
+// - Transposed product D[n, t] = Σ_k W[n,k]·X[t,k]: the weights are wgmma's A operand, taken from
+//   registers, so the int4 → int8 unpack happens in registers (no unpacked copy in smem). The
+//   repacked 16-byte chunk of n8 rows 2w, 2w+1 is exactly the A fragment of warp w
+//   (a0,a2 | a1,a3 = the mma.sync B fragments of the two rows), so w4_gemm.cu's layout is reused.
+//   Activations are the B operand: a 128-token × 128-byte k-tile, 128B-swizzled in smem.
+// - Warp specialization: warpgroup 0 produces (cp.async of the activation tile with zero fill past
+//   M, one bulk copy of the 8 KB weight k-tile and one of the 512 B of group scales, all completing
+//   on the stage's `full` mbarrier), warpgroups 1 and 2 consume (64 weight rows × 128 tokens each).
+//   Consumers release a stage on its `empty` mbarrier; there is no block-wide barrier in the main
+//   loop, so the two consumers drift and one's group fold runs while the other's wgmmas do.
+// - Per k-tile (= one g128 group) a consumer issues 4 × wgmma.m64n128k32 into P (the first with
+//   scale-d = 0), waits, and folds: IS acc += P·ŝ[n] (one IMAD), FS acc = fma(fp32(P), s[n], acc),
+//   PC keeps accumulating in P. In the transposed layout a thread's outputs cover only 2 weight
+//   rows, so the fold needs 2 scales per thread and group.
+// - Epilogue: y in fp32 (QUANT_SPEC order), transposed through smem per warp, 16-byte stores
+//   (+ fp16 residual, one rounding).
+
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned long long u64;  // NVRTC has no size_t or vector types without headers
+struct alignas(16) U4 { u32 x, y, z, w; };
+
+#define DEVI static __device__ __forceinline__
+
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
+
+// Tile and pipeline (host mirror: W4W_TILE in w4-gemm-plan.ts)
+#define W4W_BN 128        // weight rows per block (2 consumer warpgroups × 64)
+#define W4W_BT 128        // tokens per block
+#define W4W_STAGES 6
+#define W4W_THREADS 384
+#define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
+enum {
+  X_BYTES = W4W_BT * 128,                 // activation k-tile (128B-swizzled)
+  W_BYTES = W4W_BN * 64,                  // packed int4 weight k-tile
+  S_BYTES = W4W_BN * 4,                   // group scales of the k-tile (IS int32 / FS fp32)
+  STAGE_BYTES = (X_BYTES + W_BYTES + S_BYTES + 1023) / 1024 * 1024,  // swizzled tiles need 1024-B bases
+  EPI_STRIDE = 20,                        // floats per token row in the epilogue transpose (16 + pad)
+  EPI_BYTES = 8 * 64 * EPI_STRIDE * 4,    // 8 consumer warps × 64 tokens
+  W4W_SMEM = 1024 + W4W_STAGES * STAGE_BYTES + EPI_BYTES  // +1024: stage bases 1024-aligned
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define W4W_ENABLED 1
+#endif
+
+#ifdef W4W_ENABLED
+// ---- PTX helpers ------------------------------------------------------------------------------
+DEVI u32 smem_addr(const void* p) {
+  u32 r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+  return r;
+}
+// 16-byte cp.async; src_bytes = 0 fills the destination with zeros (tokens past M)
+DEVI void cp_async16_zfill(u32 dst, const void* src, u32 src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+// this thread's earlier cp.asyncs arrive on the mbarrier when complete (counted in its init count)
+DEVI void cp_async_arrive(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+}
+DEVI void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+DEVI void mbar_arrive(u32 bar) {
+  asm volatile("{ .reg .b64 st; mbarrier.arrive.shared::cta.b64 st, [%0]; }" ::"r"(bar) : "memory");
+}
+DEVI void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+DEVI void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{ .reg .pred p;\n"
+      "W4W_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra W4W_WAIT;\n}" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+DEVI void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+DEVI void fence_mbar_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+DEVI void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+template <int R> DEVI void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R)); }
+template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R)); }
+DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
+  asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+DEVI u32 lds_u32(u32 addr) {
+  u32 v;
+  asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
+  return v;
+}
+DEVI float fmul_rn(float a, float b) {
+  float d;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float fadd_rn(float a, float b) {
+  float d;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float ffma_rn(float a, float b, float c) {
+  float d;
+  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
+  return d;
+}
+DEVI float i2f_rn(int a) {
+  float d;
+  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
+  return d;
+}
+DEVI u32 f2h_rn(float a) {
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
+  return h;
+}
+DEVI float h2f(u32 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"((unsigned short)h));
+  return f;
+}
+DEVI float bits_to_float(u32 b) {
+  float f;
+  asm("mov.b32 %0, %1;" : "=f"(f) : "r"(b));
+  return f;
+}
+DEVI float exp2_neg(int k) {  // 2^-k exactly, k in [0, 30]
+  float f;
+  asm("mov.b32 %0, %1;" : "=f"(f) : "r"((127 - k) << 23));
+  return f;
+}
+// int4 x8 (two's complement) → two int8x4 registers: the low nibbles and the high nibbles
+// (w4_gemm.cu's unpack_s4; layout in repack.ts)
+DEVI void unpack_s4(u32 w, u32& lo, u32& hi) {
+  lo = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
+  const u32 v = w >> 4;
+  hi = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
+}
+
+// K-major operand in 128B-swizzle mode: 128-byte rows, 8-row atoms 1024 B apart (SBO), LBO unused.
+DEVI u64 desc_sw128(u32 addr) {
+  return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+}
+// wgmma m64n128k32 s8·s8 → s32, A (the int4→int8 weights) from 4 registers, B (activations) by
+// smem descriptor. scale_d = 0 starts the partial sum from zero. (Operand list generated once.)
+DEVI void wgmma_rs_m64n128k32(int (&d)[64], const u32 (&a)[4], u64 desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+        "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+        "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+        "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+        "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+        "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+}
+
+template <bool F> struct AccT { typedef int type; };
+template <> struct AccT<true> { typedef float type; };
+
+// Block → (weight tile, token tile): consecutive blocks walk up to W4W_GROUP_M token tiles down one
+// weight column before moving on, so a wave of ~132 blocks reads each weight k-tile from HBM once
+// for W4W_GROUP_M token tiles (the rest hit L2).
+DEVI void tile_coords(int& n0, int& t0) {
+  const int nN = gridDim.x, nT = gridDim.y;
+  const int bid = blockIdx.x + blockIdx.y * nN;
+  const int span = W4W_GROUP_M * nN, first = (bid / span) * W4W_GROUP_M;
+  const int rows = nT - first < W4W_GROUP_M ? nT - first : W4W_GROUP_M, r = bid % span;
+  t0 = (first + r % rows) * W4W_BT;
+  n0 = (r / rows) * W4W_BN;
+}
+
+extern __shared__ __attribute__((aligned(16))) unsigned char w4w_smem[];  // stage bases aligned by hand
+
+template <int MODE>
+DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ sx, const unsigned char* __restrict__ Wp,
+                   const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
+                   u16* __restrict__ out, int M, int N, int K) {
+  typedef typename AccT<MODE == MODE_FS>::type Acc;
+  constexpr bool GROUPED = MODE != MODE_PC;
+  __shared__ __attribute__((aligned(8))) u64 s_full[W4W_STAGES], s_empty[W4W_STAGES];
+  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+  const int KT = K >> 7;
+  int n0, t0;
+  tile_coords(n0, t0);
+  const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
+  if (tid == 0) {
+    for (int s = 0; s < W4W_STAGES; ++s) {
+      mbar_init(smem_addr(&s_full[s]), 128 + 1);  // 128 producer cp.async arrivals + the bulk-copy arrive
+      mbar_init(smem_addr(&s_empty[s]), 256);     // every consumer thread
+    }
+    fence_mbar_init();
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---------------- producer warpgroup ----------------
+    setmaxnreg_dec<40>();
+    // activation chunk c = tid % 8 of tokens r0 + 16 i (4 tokens × 128 contiguous bytes per warp access)
+    const int r0 = tid >> 3, c = tid & 7;
+    const u32 sw = (u32)(((c ^ (r0 & 7)) << 4) + r0 * 128);  // (r0 + 16 i) & 7 == r0 & 7
+    const u64 wtile = (u64)(n0 >> 3) * KT * 512;             // this column block's first weight k-tile
+    for (int kt = 0; kt < KT; ++kt) {
+      const int s = kt % W4W_STAGES;
+      const u32 st = base + s * STAGE_BYTES;
+      const u32 full = smem_addr(&s_full[s]);
+      if (kt >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((kt / W4W_STAGES) - 1) & 1u);
+      if (tid == 0) {
+        mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
+        bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
+        if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
+      }
+#pragma unroll
+      for (int i = 0; i < W4W_BT / 16; ++i) {
+        const int t = t0 + r0 + 16 * i;
+        const bool live = t < M;
+        const signed char* src = X + ((u64)(live ? t : 0) * K + (u64)kt * 128 + c * 16);
+        cp_async16_zfill(st + sw + i * 16 * 128, src, live ? 16u : 0u);
+      }
+      cp_async_arrive(full);
+    }
+    asm volatile("cp.async.wait_all;" ::: "memory");  // no thread exits with copies in flight
+    return;
+  }
+
+  // ---------------- consumer warpgroups 1, 2 ----------------
+  setmaxnreg_inc<232>();
+  const int cw = wg - 1;                  // consumer index: weight rows 64·cw .. 64·cw + 63 of the tile
+  const int warp = (tid >> 5) & 3;        // warp within the warpgroup: rows 16·warp ..
+  const int rowA = 64 * cw + 16 * warp + (lane >> 2);  // this thread's rows rowA and rowA + 8 (tile-local)
+  // weight fragments: n8 rows 2·(4·cw + warp) and +1 of the tile, this lane's 16-byte chunk
+  const u32 wOff = X_BYTES + ((2 * (4 * cw + warp)) * 32 + lane) * 16;
+  int P[64];
+  Acc acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    P[i] = 0;
+    acc[i] = 0;
+  }
+  for (int kt = 0; kt < KT; ++kt) {
+    const int s = kt % W4W_STAGES;
+    const u32 st = base + s * STAGE_BYTES;
+    mbar_wait(smem_addr(&s_full[s]), (u32)(kt / W4W_STAGES) & 1u);
+    fence_proxy_async();  // the activation tile was written by cp.async (generic proxy); wgmma reads it
+    u32 w0[4], w1[4], a[4][4];
+    lds_v4(st + wOff, w0);
+    lds_v4(st + wOff + 512, w1);
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      unpack_s4(w0[ks], a[ks][0], a[ks][2]);
+      unpack_s4(w1[ks], a[ks][1], a[ks][3]);
+    }
+    Acc sc0 = 0, sc1 = 0;
+    if constexpr (GROUPED) {
+      const u32 b0 = lds_u32(st + X_BYTES + W_BYTES + rowA * 4), b1 = lds_u32(st + X_BYTES + W_BYTES + (rowA + 8) * 4);
+      if constexpr (MODE == MODE_FS) {
+        sc0 = bits_to_float(b0);
+        sc1 = bits_to_float(b1);
+      } else {
+        sc0 = (int)b0;
+        sc1 = (int)b1;
+      }
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+      wgmma_rs_m64n128k32(P, a[ks], desc_sw128(st + ks * 32), (GROUPED && ks == 0) ? 0 : (kt > 0 || ks > 0));
+    wgmma_commit();
+    wgmma_wait0();
+    mbar_arrive(smem_addr(&s_empty[s]));
+    if constexpr (GROUPED) {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        const Acc sc = (i & 2) ? sc1 : sc0;  // d[4j + 0,1]: row rowA; d[4j + 2,3]: row rowA + 8
+        if constexpr (MODE == MODE_IS)
+          acc[i] = (int)((u32)acc[i] + (u32)P[i] * (u32)sc);  // int32 wraps (provably never, QUANT_SPEC)
+        else
+          acc[i] = ffma_rn(i2f_rn(P[i]), sc, acc[i]);
+      }
+    }
+  }
+
+  // ---------------- epilogue ----------------
+  // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n.
+  const int nA = n0 + rowA, nB = nA + 8;
+  float cA, cB;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
+  if constexpr (MODE == MODE_IS) {
+    cA = exp2_neg(((const signed char*)chan)[nA]);
+    cB = exp2_neg(((const signed char*)chan)[nB]);
+  } else if constexpr (MODE == MODE_PC) {
+    cA = ((const float*)chan)[nA];
+    cB = ((const float*)chan)[nB];
+  } else {
+    cA = cB = 1.0f;
+  }
+  // Per warp: 16 weight rows × 64 tokens of fp32 through smem (two halves), then 16-byte stores
+  // of 8 consecutive outputs of one token row.
+  const u32 epi = base + W4W_STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
+  float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));
+  const int q = lane & 3, rl = lane >> 2;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) {
+      const int j = half * 8 + jj;
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int tl = jj * 8 + 2 * q + c;  // token within this half
+        const int t = t0 + half * 64 + tl;
+        const float s = t < M ? sx[t] : 0.0f;
+        float yA, yB;
+        if constexpr (MODE == MODE_IS) {
+          yA = fmul_rn(fmul_rn(i2f_rn(acc[4 * j + c]), s), cA);
+          yB = fmul_rn(fmul_rn(i2f_rn(acc[4 * j + 2 + c]), s), cB);
+        } else if constexpr (MODE == MODE_PC) {
+          yA = fmul_rn(fmul_rn(i2f_rn(P[4 * j + c]), s), cA);
+          yB = fmul_rn(fmul_rn(i2f_rn(P[4 * j + 2 + c]), s), cB);
+        } else {
+          yA = fmul_rn(acc[4 * j + c], s);
+          yB = fmul_rn(acc[4 * j + 2 + c], s);
+        }
+        epiF[tl * EPI_STRIDE + rl] = yA;
+        epiF[tl * EPI_STRIDE + rl + 8] = yB;
+      }
+    }
+    __syncwarp();
+    // 64 tokens × 2 chunks of 8 rows: lane → (token tl = lane/2 + 16 i, chunk lane % 2)
+    const int ch = lane & 1;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int tl = (lane >> 1) + 16 * i, t = t0 + half * 64 + tl;
+      if (t < M) {
+        const float* src = epiF + tl * EPI_STRIDE + ch * 8;
+        const u64 o = (u64)t * N + n0 + 64 * cw + 16 * warp + ch * 8;
+        u32 r[4] = {0, 0, 0, 0};
+        if (residual) {
+          const U4 rv = *(const U4*)(residual + o);
+          r[0] = rv.x; r[1] = rv.y; r[2] = rv.z; r[3] = rv.w;
+        }
+        u32 h[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float y0 = src[2 * e], y1 = src[2 * e + 1];
+          if (residual) {
+            y0 = fadd_rn(y0, h2f(r[e] & 0xFFFF));
+            y1 = fadd_rn(y1, h2f(r[e] >> 16));
+          }
+          h[e] = f2h_rn(y0) | (f2h_rn(y1) << 16);
+        }
+        *(U4*)(out + o) = U4{h[0], h[1], h[2], h[3]};
+      }
+    }
+    __syncwarp();
+  }
+}
+#endif  // W4W_ENABLED
+
+#define W4W_PARAMS                                                                                      \
+  const void *__restrict__ A, const float *__restrict__ sx, const void *__restrict__ Wp,                 \
+      const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
+      u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
+#ifdef W4W_ENABLED
+#define W4W_ENTRY(NAME, MODE)                                                                           \
+  extern "C" __global__ void __launch_bounds__(W4W_THREADS, 1) NAME(W4W_PARAMS) {                      \
+    w4w_body<MODE>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, M, N, K); \
+  }
+#else
+#define W4W_ENTRY(NAME, MODE) \
+  extern "C" __global__ void NAME(W4W_PARAMS) { __trap(); }
+#endif
+
+W4W_ENTRY(w4a8_gemm_is_g128_w, MODE_IS)
+W4W_ENTRY(w4a8_gemm_fs_g128_w, MODE_FS)
+W4W_ENTRY(w4a8_gemm_pc_w, MODE_PC)
