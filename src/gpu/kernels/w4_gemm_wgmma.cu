@@ -38,9 +38,14 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 // Tile and pipeline (host mirror: W4W_TILE in w4-gemm-plan.ts)
 #define W4W_BN 128        // weight rows per block (2 consumer warpgroups × 64)
 #define W4W_BT 128        // tokens per block
+#ifndef W4W_STAGES
 #define W4W_STAGES 6
+#endif
 #define W4W_THREADS 384
+#define W4W_UNROLL 4      // k-tiles per main-loop body (wgmma batches drain once per body)
+#ifndef W4W_GROUP_M
 #define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
+#endif
 enum {
   X_BYTES = W4W_BT * 128,                 // activation k-tile (128B-swizzled)
   W_BYTES = W4W_BN * 64,                  // packed int4 weight k-tile
@@ -98,7 +103,7 @@ DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::
 DEVI void fence_mbar_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
 DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-DEVI void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+template <int N> DEVI void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 template <int R> DEVI void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R)); }
 template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R)); }
 DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
@@ -161,27 +166,22 @@ DEVI void unpack_s4(u32 w, u32& lo, u32& hi) {
 DEVI u64 desc_sw128(u32 addr) {
   return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
 }
-// wgmma m64n128k32 s8·s8 → s32, A (the int4→int8 weights) from 4 registers, B (activations) by
-// smem descriptor. scale_d = 0 starts the partial sum from zero. (Operand list generated once.)
-DEVI void wgmma_rs_m64n128k32(int (&d)[64], const u32 (&a)[4], u64 desc_b, int scale_d) {
+// wgmma m64n64k32 s8·s8 → s32: A (the int4 → int8 weights) from 4 registers, B (64 tokens of
+// activations) by smem descriptor; scale_d = 0 starts from zero. (Operand list generated once.)
+DEVI void wgmma_rs_m64n64k32(int (&d)[32], const u32 (&a)[4], u64 desc_b, int scale_d) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 "
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p;\n}\n"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p;\n}\n"
       : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
         "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
         "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
-        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
-        "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
-        "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
-        "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
-        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
 }
 
+template <int V> struct IC { static constexpr int value = V; };  // compile-time int for generic lambdas
 template <bool F> struct AccT { typedef int type; };
 template <> struct AccT<true> { typedef float type; };
 
@@ -233,10 +233,15 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       const u32 full = smem_addr(&s_full[s]);
       if (kt >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((kt / W4W_STAGES) - 1) & 1u);
       if (tid == 0) {
+#ifndef W4W_PROBE_SKIP_W
         mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
         bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
+#else
+        mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
+#endif
         if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
       }
+#ifndef W4W_PROBE_SKIP_X
 #pragma unroll
       for (int i = 0; i < W4W_BT / 16; ++i) {
         const int t = t0 + r0 + 16 * i;
@@ -244,6 +249,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
         const signed char* src = X + ((u64)(live ? t : 0) * K + (u64)kt * 128 + c * 16);
         cp_async16_zfill(st + sw + i * 16 * 128, src, live ? 16u : 0u);
       }
+#endif
       cp_async_arrive(full);
     }
     asm volatile("cp.async.wait_all;" ::: "memory");  // no thread exits with copies in flight
@@ -257,55 +263,90 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const int rowA = 64 * cw + 16 * warp + (lane >> 2);  // this thread's rows rowA and rowA + 8 (tile-local)
   // weight fragments: n8 rows 2·(4·cw + warp) and +1 of the tile, this lane's 16-byte chunk
   const u32 wOff = X_BYTES + ((2 * (4 * cw + warp)) * 32 + lane) * 16;
-  int P[64];
-  Acc acc[64];
+  // The k-tile's 128 tokens run as two n64 halves, A then B, with partial sums PA and PB. While
+  // half B of k-tile kt runs, half A is folded; while half A of kt+1 runs, half B of kt is folded:
+  // a wgmma batch is in flight during every fold but one per W4W_UNROLL k-tiles. ptxas tracks
+  // wgmma completion only in straight-line code (an in-flight batch across the loop back-edge or a
+  // branch serializes every wgmma: C7514), so the loop body is W4W_UNROLL k-tiles and drains at its
+  // end. Two A-fragment sets (k-tile parity): half B of kt still reads its set while kt+1 is
+  // unpacked. PC: no fold, PA and PB just accumulate.
+  int PA[32], PB[32];
+  Acc acc[64];  // IS/FS: Σ over groups; acc[i] (i < 32) belongs to PA[i], acc[32 + i] to PB[i]
+  u32 a[2][4][4];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) {
-    P[i] = 0;
-    acc[i] = 0;
-  }
-  for (int kt = 0; kt < KT; ++kt) {
-    const int s = kt % W4W_STAGES;
-    const u32 st = base + s * STAGE_BYTES;
-    mbar_wait(smem_addr(&s_full[s]), (u32)(kt / W4W_STAGES) & 1u);
+  for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0;
+  Acc sc0 = 0, sc1 = 0;  // the latest k-tile's group scales of rows rowA, rowA + 8
+  const u32 scOff = X_BYTES + W_BYTES + rowA * 4;
+  auto fold = [&](const int (&Ph)[32], int accBase, Acc s0, Acc s1) {
+    if constexpr (GROUPED) {
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        const Acc sc = (i & 2) ? s1 : s0;  // d[4j + 0,1]: row rowA; d[4j + 2,3]: row rowA + 8
+        if constexpr (MODE == MODE_IS)
+          acc[accBase + i] = (int)((u32)acc[accBase + i] + (u32)Ph[i] * (u32)sc);  // wraps: never (QUANT_SPEC)
+        else
+          acc[accBase + i] = ffma_rn(i2f_rn(Ph[i]), sc, acc[accBase + i]);
+      }
+    }
+  };
+  auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[kt % W4W_STAGES])); };
+  // One k-tile. PAR: A-fragment set; FIRST: the previous k-tile was drained (nothing to fold first);
+  // DRAIN: wait for everything and fold half B before returning.
+  auto step = [&](int kt, auto par_c, auto first_c, auto drain_c) {
+    constexpr int PAR = decltype(par_c)::value;
+    constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
+    const u32 st = base + (kt % W4W_STAGES) * STAGE_BYTES;
+    mbar_wait(smem_addr(&s_full[kt % W4W_STAGES]), (u32)(kt / W4W_STAGES) & 1u);
+#ifndef W4W_PROBE_NO_FENCE
     fence_proxy_async();  // the activation tile was written by cp.async (generic proxy); wgmma reads it
-    u32 w0[4], w1[4], a[4][4];
+#endif
+    u32 w0[4], w1[4];
     lds_v4(st + wOff, w0);
     lds_v4(st + wOff + 512, w1);
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) {
-      unpack_s4(w0[ks], a[ks][0], a[ks][2]);
-      unpack_s4(w1[ks], a[ks][1], a[ks][3]);
+      unpack_s4(w0[ks], a[PAR][ks][0], a[PAR][ks][2]);
+      unpack_s4(w1[ks], a[PAR][ks][1], a[PAR][ks][3]);
     }
-    Acc sc0 = 0, sc1 = 0;
+    const int keep = GROUPED ? 0 : kt > 0;  // scale-d of the k-tile's first wgmma (PC: accumulate)
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(PA, a[PAR][ks], desc_sw128(st + ks * 32), ks ? 1 : keep);
+    wgmma_commit();
+    if constexpr (!FIRST) {
+      wgmma_wait<1>();  // half B of kt-1 is done: fold it while half A of kt runs
+      release(kt - 1);
+      fold(PB, 32, sc0, sc1);  // (still k-tile kt-1's scales)
+    }
     if constexpr (GROUPED) {
-      const u32 b0 = lds_u32(st + X_BYTES + W_BYTES + rowA * 4), b1 = lds_u32(st + X_BYTES + W_BYTES + (rowA + 8) * 4);
-      if constexpr (MODE == MODE_FS) {
-        sc0 = bits_to_float(b0);
-        sc1 = bits_to_float(b1);
-      } else {
-        sc0 = (int)b0;
-        sc1 = (int)b1;
-      }
+      const u32 b0 = lds_u32(st + scOff), b1 = lds_u32(st + scOff + 32);  // rows rowA, rowA + 8
+      sc0 = MODE == MODE_FS ? (Acc)bits_to_float(b0) : (Acc)(int)b0;
+      sc1 = MODE == MODE_FS ? (Acc)bits_to_float(b1) : (Acc)(int)b1;
     }
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks)
-      wgmma_rs_m64n128k32(P, a[ks], desc_sw128(st + ks * 32), (GROUPED && ks == 0) ? 0 : (kt > 0 || ks > 0));
+      wgmma_rs_m64n64k32(PB, a[PAR][ks], desc_sw128(st + 64 * 128 + ks * 32), ks ? 1 : keep);
     wgmma_commit();
-    wgmma_wait0();
-    mbar_arrive(smem_addr(&s_empty[s]));
-    if constexpr (GROUPED) {
-#pragma unroll
-      for (int i = 0; i < 64; ++i) {
-        const Acc sc = (i & 2) ? sc1 : sc0;  // d[4j + 0,1]: row rowA; d[4j + 2,3]: row rowA + 8
-        if constexpr (MODE == MODE_IS)
-          acc[i] = (int)((u32)acc[i] + (u32)P[i] * (u32)sc);  // int32 wraps (provably never, QUANT_SPEC)
-        else
-          acc[i] = ffma_rn(i2f_rn(P[i]), sc, acc[i]);
-      }
+    wgmma_wait<1>();  // half A of kt is done: fold it while half B of kt runs
+    fold(PA, 0, sc0, sc1);
+    if constexpr (DRAIN) {
+      wgmma_wait<0>();
+      release(kt);
+      fold(PB, 32, sc0, sc1);
     }
+  };
+  int kt = 0;
+  static_assert(W4W_UNROLL == 4, "the body below is written out for 4 k-tiles");
+  for (; kt + 4 <= KT; kt += 4) {
+    step(kt, IC<0>(), IC<1>(), IC<0>());
+    step(kt + 1, IC<1>(), IC<0>(), IC<0>());
+    step(kt + 2, IC<0>(), IC<0>(), IC<0>());
+    step(kt + 3, IC<1>(), IC<0>(), IC<1>());
   }
+  for (; kt < KT; ++kt) step(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % W4W_UNROLL tail: drained each
 
   // ---------------- epilogue ----------------
   // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n.
@@ -340,8 +381,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
           yA = fmul_rn(fmul_rn(i2f_rn(acc[4 * j + c]), s), cA);
           yB = fmul_rn(fmul_rn(i2f_rn(acc[4 * j + 2 + c]), s), cB);
         } else if constexpr (MODE == MODE_PC) {
-          yA = fmul_rn(fmul_rn(i2f_rn(P[4 * j + c]), s), cA);
-          yB = fmul_rn(fmul_rn(i2f_rn(P[4 * j + 2 + c]), s), cB);
+          const int* Ph = j < 8 ? PA : PB;
+          yA = fmul_rn(fmul_rn(i2f_rn(Ph[4 * (j & 7) + c]), s), cA);
+          yB = fmul_rn(fmul_rn(i2f_rn(Ph[4 * (j & 7) + 2 + c]), s), cB);
         } else {
           yA = fmul_rn(acc[4 * j + c], s);
           yB = fmul_rn(acc[4 * j + 2 + c], s);

@@ -1,0 +1,53 @@
+// Timing probe for the wgmma tile w (src/gpu/kernels/w4_gemm_wgmma.cu) under compile-time
+// variants (-D flags, see probe.sh): random operands (no correctness check: the GPU tests do that),
+// cudaEvent timing, median of 15 after 3 warm-ups. Prints "<variant> <kind> M N K us TOP/s".
+#include <cuda_runtime.h>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include <algorithm>
+#include "../../../src/gpu/kernels/w4_gemm_wgmma.cu"
+
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1); } } while (0)
+
+template <typename T> T* fill(size_t n, unsigned seed, int lo, int hi) {
+  std::vector<T> h(n);
+  srand(seed);
+  for (auto& v : h) v = (T)(lo + rand() % (hi - lo + 1));
+  T* d; CK(cudaMalloc(&d, n * sizeof(T))); CK(cudaMemcpy(d, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+int main(int argc, char** argv) {
+  const char* variant = argc > 1 ? argv[1] : "base";
+  int shapes[][3] = {{4096, 28672, 4096}, {4096, 4096, 14336}, {1024, 22016, 4096}};
+  for (auto& s : shapes) {
+    const int M = s[0], N = s[1], K = s[2];
+    signed char* A = fill<signed char>((size_t)M * K, 1, -127, 127);
+    unsigned char* W = fill<unsigned char>((size_t)N * K / 2, 2, 0, 255);
+    int* S = fill<int>((size_t)(K / 128) * N, 3, 1, 400);
+    signed char* shift = fill<signed char>(N, 4, 8, 16);
+    float* sx; CK(cudaMalloc(&sx, M * 4)); CK(cudaMemset(sx, 0, M * 4));
+    unsigned short* out; CK(cudaMalloc(&out, (size_t)M * N * 2));
+    struct { const char* name; void (*fn)(W4W_PARAMS); const void* g; const void* c; } ks[] = {
+      {"is", w4a8_gemm_is_g128_w, S, shift}, {"pc", w4a8_gemm_pc_w, nullptr, S}};
+    for (auto& k : ks) {
+      CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, W4W_SMEM));
+      dim3 grid(N / 128, (M + 127) / 128);
+      std::vector<float> t;
+      cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+      for (int r = 0; r < 18; ++r) {
+        cudaEventRecord(e0);
+        k.fn<<<grid, W4W_THREADS, W4W_SMEM>>>(A, sx, W, k.g, k.c, nullptr, out, nullptr, nullptr, M, N, K);
+        cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
+        float ms; cudaEventElapsedTime(&ms, e0, e1);
+        if (r >= 3) t.push_back(ms * 1000);
+      }
+      CK(cudaGetLastError());
+      std::sort(t.begin(), t.end());
+      const float us = t[t.size() / 2];
+      printf("%-14s %s %5d %6d %6d %9.1f %7.0f\n", variant, k.name, M, N, K, us, 2.0 * M * N * K / us / 1e6);
+    }
+    cudaFree(A); cudaFree(W); cudaFree(S); cudaFree(shift); cudaFree(sx); cudaFree(out);
+  }
+}
