@@ -186,7 +186,8 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.equal(p.tile, 'w');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
   assert.equal(p.source, W4_GEMM_WGMMA_SOURCE);
-  assert.deepEqual(p.grid, [172, 32, 1]);
+  assert.deepEqual(p.grid, [132, 1, 1]);  // persistent: one block per SM
+  assert.deepEqual(planW4Gemm('pc', 128, 256, 512, 4096, { arch: 'sm_90a' }).grid, [8, 1, 1]);  // no more blocks than tiles
   assert.deepEqual(p.block, [384, 1, 1]);
   assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
   assert.equal(planW4Gemm('pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');

@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
       {"is", w4a8_gemm_is_g128_w, S, shift}, {"pc", w4a8_gemm_pc_w, nullptr, S}};
     for (auto& k : ks) {
       CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, W4W_SMEM));
-      dim3 grid(N / 128, (M + 127) / 128);
+      int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+      const int tiles = (N / 128) * ((M + 127) / 128);
+      dim3 grid(tiles < sms ? tiles : sms);  // persistent
       std::vector<float> t;
       cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
       for (int r = 0; r < 18; ++r) {

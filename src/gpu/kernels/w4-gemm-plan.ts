@@ -133,8 +133,10 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
   }
   const t = W4_TILES[tile];
-  const gx = Math.ceil(n / t.bn);
-  const gy = Math.ceil(m / t.bm);
+  // tile w is persistent: one block per SM (at most one per tile) loops over the tiles
+  const wTiles = Math.ceil(n / t.bn) * Math.ceil(m / t.bm);
+  const gx = tile === 'w' ? Math.min(wTiles, smCount) : Math.ceil(n / t.bn);
+  const gy = tile === 'w' ? 1 : Math.ceil(m / t.bm);
   const kTiles = k / 128;
   let splits: number;
   if (tile === 'w') {

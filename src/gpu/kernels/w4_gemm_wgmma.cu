@@ -5,8 +5,8 @@
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
-//   are unused (no split-K: this kernel is for grids that fill the GPU). grid = (N/128, ceil(M/128)),
-//   block = 384, dynamic smem = W4W_SMEM (below). Limits: N % 128 == 0, K % 128 == 0, M >= 1.
+//   are unused (no split-K: this kernel is for grids that fill the GPU). Persistent: grid =
+//   (min(#tiles, #SMs)) with #tiles = (N/128)·ceil(M/128), each block loops over tiles; block = 384, dynamic smem = W4W_SMEM (below). Limits: N % 128 == 0, K % 128 == 0, M >= 1.
 //
 // Design (docs/KERNELS.md, "wgmma path"):
 // - Transposed product D[n, t] = Σ_k W[n,k]·X[t,k]: the weights are wgmma's A operand, taken from
@@ -109,6 +109,9 @@ template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.
 DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
   asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
+DEVI void lds_v4f(u32 addr, float* r) {
+  asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]) : "r"(addr));
+}
 DEVI u32 lds_u32(u32 addr) {
   u32 v;
   asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
@@ -185,14 +188,12 @@ template <int V> struct IC { static constexpr int value = V; };  // compile-time
 template <bool F> struct AccT { typedef int type; };
 template <> struct AccT<true> { typedef float type; };
 
-// Block → (weight tile, token tile): consecutive blocks walk up to W4W_GROUP_M token tiles down one
-// weight column before moving on, so a wave of ~132 blocks reads each weight k-tile from HBM once
-// for W4W_GROUP_M token tiles (the rest hit L2).
-DEVI void tile_coords(int& n0, int& t0) {
-  const int nN = gridDim.x, nT = gridDim.y;
-  const int bid = blockIdx.x + blockIdx.y * nN;
-  const int span = W4W_GROUP_M * nN, first = (bid / span) * W4W_GROUP_M;
-  const int rows = nT - first < W4W_GROUP_M ? nT - first : W4W_GROUP_M, r = bid % span;
+// Tile id → (weight rows n0, tokens t0) in a grouped raster: consecutive ids walk up to
+// W4W_GROUP_M token tiles down one weight column before moving on, so the ~132 tiles in flight
+// read each weight k-tile from HBM once for W4W_GROUP_M token tiles (the rest hit L2).
+DEVI void tile_coords(int tile, int nN, int nT, int& n0, int& t0) {
+  const int span = W4W_GROUP_M * nN, first = (tile / span) * W4W_GROUP_M;
+  const int rows = nT - first < W4W_GROUP_M ? nT - first : W4W_GROUP_M, r = tile % span;
   t0 = (first + r % rows) * W4W_BT;
   n0 = (r / rows) * W4W_BN;
 }
@@ -208,8 +209,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   __shared__ __attribute__((aligned(8))) u64 s_full[W4W_STAGES], s_empty[W4W_STAGES];
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
   const int KT = K >> 7;
-  int n0, t0;
-  tile_coords(n0, t0);
+  const int nN = N / W4W_BN, nT = (M + W4W_BT - 1) / W4W_BT, tiles = nN * nT;  // persistent: tile += gridDim.x
   const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
   if (tid == 0) {
     for (int s = 0; s < W4W_STAGES; ++s) {
@@ -222,16 +222,20 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 
   if (wg == 0) {
     // ---------------- producer warpgroup ----------------
-    setmaxnreg_dec<40>();
+    setmaxnreg_dec<56>();
     // activation chunk c = tid % 8 of tokens r0 + 16 i (4 tokens × 128 contiguous bytes per warp access)
     const int r0 = tid >> 3, c = tid & 7;
     const u32 sw = (u32)(((c ^ (r0 & 7)) << 4) + r0 * 128);  // (r0 + 16 i) & 7 == r0 & 7
+    int it = 0;  // k-tiles produced so far (all tiles): ring slot it % STAGES, its use count it / STAGES
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    int n0, t0;
+    tile_coords(tile, nN, nT, n0, t0);
     const u64 wtile = (u64)(n0 >> 3) * KT * 512;             // this column block's first weight k-tile
-    for (int kt = 0; kt < KT; ++kt) {
-      const int s = kt % W4W_STAGES;
+    for (int kt = 0; kt < KT; ++kt, ++it) {
+      const int s = it % W4W_STAGES;
       const u32 st = base + s * STAGE_BYTES;
       const u32 full = smem_addr(&s_full[s]);
-      if (kt >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((kt / W4W_STAGES) - 1) & 1u);
+      if (it >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((it / W4W_STAGES) - 1) & 1u);
       if (tid == 0) {
 #ifndef W4W_PROBE_SKIP_W
         mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
@@ -252,12 +256,13 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #endif
       cp_async_arrive(full);
     }
+    }
     asm volatile("cp.async.wait_all;" ::: "memory");  // no thread exits with copies in flight
     return;
   }
 
   // ---------------- consumer warpgroups 1, 2 ----------------
-  setmaxnreg_inc<232>();
+  setmaxnreg_inc<224>();
   const int cw = wg - 1;                  // consumer index: weight rows 64·cw .. 64·cw + 63 of the tile
   const int warp = (tid >> 5) & 3;        // warp within the warpgroup: rows 16·warp ..
   const int rowA = 64 * cw + 16 * warp + (lane >> 2);  // this thread's rows rowA and rowA + 8 (tile-local)
@@ -273,11 +278,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   int PA[32], PB[32];
   Acc acc[64];  // IS/FS: Σ over groups; acc[i] (i < 32) belongs to PA[i], acc[32 + i] to PB[i]
   u32 a[2][4][4];
-#pragma unroll
-  for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0;
-  Acc sc0 = 0, sc1 = 0;  // the latest k-tile's group scales of rows rowA, rowA + 8
+  Acc sc0, sc1;  // the latest k-tile's group scales of rows rowA, rowA + 8
+  int it0 = 0;   // k-tiles consumed before this tile (ring slot and phase continue across tiles)
   const u32 scOff = X_BYTES + W_BYTES + rowA * 4;
   auto fold = [&](const int (&Ph)[32], int accBase, Acc s0, Acc s1) {
     if constexpr (GROUPED) {
@@ -291,14 +293,15 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       }
     }
   };
-  auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[kt % W4W_STAGES])); };
+  auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[(it0 + kt) % W4W_STAGES])); };
   // One k-tile. PAR: A-fragment set; FIRST: the previous k-tile was drained (nothing to fold first);
   // DRAIN: wait for everything and fold half B before returning.
   auto step = [&](int kt, auto par_c, auto first_c, auto drain_c) {
     constexpr int PAR = decltype(par_c)::value;
     constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
-    const u32 st = base + (kt % W4W_STAGES) * STAGE_BYTES;
-    mbar_wait(smem_addr(&s_full[kt % W4W_STAGES]), (u32)(kt / W4W_STAGES) & 1u);
+    const int it = it0 + kt;
+    const u32 st = base + (it % W4W_STAGES) * STAGE_BYTES;
+    mbar_wait(smem_addr(&s_full[it % W4W_STAGES]), (u32)(it / W4W_STAGES) & 1u);
 #ifndef W4W_PROBE_NO_FENCE
     fence_proxy_async();  // the activation tile was written by cp.async (generic proxy); wgmma reads it
 #endif
@@ -338,6 +341,13 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       fold(PB, 32, sc0, sc1);
     }
   };
+  const u32 epi = base + W4W_STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it0 += KT) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0;
+  sc0 = sc1 = 0;
   int kt = 0;
   static_assert(W4W_UNROLL == 4, "the body below is written out for 4 k-tiles");
   for (; kt + 4 <= KT; kt += 4) {
@@ -350,6 +360,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 
   // ---------------- epilogue ----------------
   // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n.
+  int n0, t0;  // (computed here, not kept live across the main loop: registers)
+  tile_coords(tile, nN, nT, n0, t0);
   const int nA = n0 + rowA, nB = nA + 8;
   float cA, cB;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
   if constexpr (MODE == MODE_IS) {
@@ -363,7 +375,6 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   }
   // Per warp: 16 weight rows × 64 tokens of fp32 through smem (two halves), then 16-byte stores
   // of 8 consecutive outputs of one token row.
-  const u32 epi = base + W4W_STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
   float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));
   const int q = lane & 3, rl = lane >> 2;
 #pragma unroll
@@ -399,7 +410,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     for (int i = 0; i < 4; ++i) {
       const int tl = (lane >> 1) + 16 * i, t = t0 + half * 64 + tl;
       if (t < M) {
-        const float* src = epiF + tl * EPI_STRIDE + ch * 8;
+        float src[8];
+        lds_v4f(epi + (tl * EPI_STRIDE + ch * 8) * 4, src);
+        lds_v4f(epi + (tl * EPI_STRIDE + ch * 8 + 4) * 4, src + 4);
         const u64 o = (u64)t * N + n0 + 64 * cw + 16 * warp + ch * 8;
         u32 r[4] = {0, 0, 0, 0};
         if (residual) {
@@ -421,6 +434,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
     __syncwarp();
   }
+  }  // tiles
 }
 #endif  // W4W_ENABLED
 
