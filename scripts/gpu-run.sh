@@ -20,6 +20,9 @@ if [[ ${SKIP_TESTS:-0} != 1 ]]; then
   echo "== tests"
   # shellcheck disable=SC2086
   timeout "${TEST_TIMEOUT:-300}" node --import tsx --test --test-reporter=spec ${TESTS:-test/gpu/*.test.ts} > "$OUT/tests.txt" 2>&1 || status=1
+  # a timed-out runner can leave its per-file test processes running on the GPU: stop them before
+  # anything is timed
+  pkill -f -- 'node.*--test' 2>/dev/null && echo "(killed leftover test processes after a timeout)"
   grep -E '^(ℹ|✖)|not ok|# (pass|fail|skip)' "$OUT/tests.txt" | head -60
 fi
 if [[ ${SKIP_BENCH:-0} != 1 ]]; then

@@ -12,6 +12,8 @@ export const IMPLS = ['fp16', 'int8', 'w4a8_is', 'w4a8_fs', 'w4a8_pc', 'w4a16'] 
 export type GemmImpl = (typeof IMPLS)[number];
 
 export interface PreparedGemm {
+  /** Which kernel runs (our W4 entry point, e.g. w4a8_gemm_is_g128_w), when known. */
+  kernel?: string;
   /** Launch one GEMM using weight copy `copy` (0 ≤ copy < copies). */
   launch(copy: number, stream: Stream): void;
   destroy(): void;
@@ -133,6 +135,7 @@ function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4Gem
       const chan = kind === 'is' ? randomTyped(gpu, N, 7, (r) => r.int(8, 16), Int8Array)
         : kind === 'pc' ? randomTyped(gpu, N, 7, (r) => 1e-3 * (1 + r.next()), Float32Array) : undefined;
       return {
+        kernel: launch.plan.entry,
         launch: (copy, stream) => launch.launch({
           a, sx, wp: wp.at(copy * wBytes), gscales: gscales?.at(copy * gBytesEach), chan, out,
         }, stream),

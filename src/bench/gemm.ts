@@ -18,6 +18,8 @@ export interface GemmRow {
   /** Median µs per GEMM; null when the impl could not run this shape (see `note`). */
   us: number | null;
   note?: string;
+  /** The kernel entry point that ran (W4 impls). */
+  kernel?: string;
 }
 
 export interface GemmResults {
@@ -68,7 +70,8 @@ function measure(gpu: Gpu, stream: Stream, runner: GemmRunner, shape: GemmShape,
   let prepared: PreparedGemm | undefined;
   try {
     prepared = runner.prepare(gpu, M, K, N, copies);
-    return { ...row, us: timeGraph(gpu, stream, prepared, copies, trials) };
+    const us = timeGraph(gpu, stream, prepared, copies, trials);
+    return prepared.kernel ? { ...row, us, kernel: prepared.kernel } : { ...row, us };
   } catch (err) {
     return { ...row, us: null, note: (err as Error).message.split('\n')[0] };
   } finally {

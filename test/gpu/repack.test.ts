@@ -10,7 +10,7 @@ import { IntscaleError } from '../../src/core/errors.ts';
 import { f16ToF32 } from '../../src/core/dtype.ts';
 import { packFloatScales, packHalfScales, packIntScales, packedChunkIndex, repackWeights } from '../../src/gpu/repack.ts';
 import {
-  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_TILES, W4_WGMMA_MIN_M, planW4Gemm, w4EntryName, w4SelectDefines, w4SmemBytes, type W4Tile,
+  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE, W4_TILES, W4_WGMMA_MIN_M, planW4Gemm, w4EntryName, w4SelectDefines, w4SmemBytes, type W4Tile,
 } from '../../src/gpu/kernels/w4-gemm-plan.ts';
 
 function randomCanonical(rng: Rng, n: number, k: number): { packed: Uint8Array; q: Int8Array } {
@@ -165,7 +165,7 @@ test('planner tiles match the TILE_*/THREADS_* constants and entry points of w4_
 });
 
 test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-line errors', () => {
-  const p1 = planW4Gemm('is', 128, 1, 4096, 4096);
+  const p1 = planW4Gemm('is', 128, 1, 4096, 4096, { tile: 's' });
   assert.equal(p1.tile, 's');
   assert.ok(p1.grid[0] * p1.grid[1] * p1.splits >= 132, 'small M should use split-K to fill 132 SMs');
   assert.ok(p1.splits <= 4096 / 128);
@@ -178,7 +178,36 @@ test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-li
   assert.throws(() => planW4Gemm('is', 128, 1, 4100, 4096), /multiple of 8/);
   assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4000), /multiple of 128/);
   assert.throws(() => planW4Gemm('w4a16', 64, 1, 4096, 4096), /unsupported/);
-  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { splits: 33 }), /splits/);
+  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { tile: 's', splits: 33 }), /splits/);
+});
+
+test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with N % 16 == 0, any arch, no split-K', () => {
+  const p = planW4Gemm('is', 128, 1, 4096, 11008);
+  assert.equal(p.tile, 'v8');
+  assert.equal(p.entry, 'w4a8_gemm_is_g128_v8');
+  assert.equal(p.source, W4_GEMV_SOURCE);
+  assert.deepEqual(p.grid, [256, 1, 1]);
+  assert.deepEqual(p.block, [256, 1, 1]);
+  assert.equal(p.smem, 0);
+  assert.equal(p.workspaceBytes, 0);
+  assert.equal(planW4Gemm('fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
+  assert.equal(planW4Gemm('pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
+  assert.equal(planW4Gemm('is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
+  assert.equal(planW4Gemm('is', 128, 4, 4104, 4096).tile, 's');    // N % 16 != 0
+  assert.equal(planW4Gemm('w4a16', 128, 4, 4096, 4096).tile, 's'); // fp16 activations
+  assert.throws(() => planW4Gemm('is', 128, 9, 4096, 4096, { tile: 'v8' }), /tile v8 needs/);
+  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { tile: 'v8', splits: 2 }), /no split-K/);
+});
+
+test('w4_gemv.cu: block constants agree with the planner; entries for every kind and group', () => {
+  const src = readFileSync(new URL('../../src/gpu/kernels/w4_gemv.cu', import.meta.url), 'utf8');
+  const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
+  assert.equal(W4_TILES.v8.bn, def('GV_ROWS'));
+  assert.equal(W4_TILES.v8.threads, def('GV_THREADS'));
+  for (const [kind, group] of [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', 128]] as const) {
+    const base = w4EntryName(kind, group, 'v8').replace(/_v8$/, '');
+    assert.ok(new RegExp(`GV_ENTRY\\(${base}, MODE_\\w+, ${group}\\)`).test(src), `${base} missing in w4_gemv.cu`);
+  }
 });
 
 test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N % 128 == 0, M >= W4_WGMMA_MIN_M', () => {

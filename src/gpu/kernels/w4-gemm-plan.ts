@@ -9,8 +9,9 @@ export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
  * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
  * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128 and PC; N % 128 == 0):
  *     bm = tokens per block, bn = weight rows per block.
+ * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128 and PC; N % 16 == 0).
  */
-export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w';
+export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w' | 'v8' | 'v16';
 
 export interface W4TileShape {
   readonly bm: number;
@@ -26,13 +27,22 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   l: { bm: 128, bn: 128, threads: 256, stages: 4 },
   r: { bm: 128, bn: 128, threads: 256, stages: 4 },
   w: { bm: 128, bn: 128, threads: 384, stages: 6 },
+  v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
+  v16: { bm: 16, bn: 16, threads: 256, stages: 0 },
 };
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
 /** The sm_90a wgmma kernels (tile w); same ABI and operand layouts as W4_GEMM_SOURCE. */
 export const W4_GEMM_WGMMA_SOURCE = 'src/gpu/kernels/w4_gemm_wgmma.cu';
+/** The small-M kernels (tiles v8, v16); same ABI and operand layouts as W4_GEMM_SOURCE. */
+export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 /** Smallest M that takes the wgmma tile by default (H100 timings, docs/KERNELS.md). */
 export const W4_WGMMA_MIN_M = 256;
+
+/** Whether tiles v8/v16 can run this kind and shape (W4A8, N % 16 == 0, M ≤ 16; any arch). */
+export function gemvEligible(kind: W4GemmKind, m: number, n: number): boolean {
+  return kind !== 'w4a16' && n % 16 === 0 && m <= 16;
+}
 
 /** Whether tile w can run this kind on this target (sm_90a, g128 or PC, N % 128 == 0). */
 export function wgmmaEligible(kind: W4GemmKind, group: number, n: number, arch: string | undefined): boolean {
@@ -68,6 +78,11 @@ export interface W4PlanOptions {
 
 /** Kernel entry-point name for a kind, group size and tile. */
 export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): string {
+  if (tile === 'v8' || tile === 'v16') {
+    if (kind === 'w4a16') fail('w4a16 GEMM', `no ${tile} tile (s, m, l)`);
+    if (kind !== 'pc' && ![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
+    return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g${group}_${tile}`;
+  }
   if (tile === 'w') {
     if (kind === 'w4a16' || (kind !== 'pc' && group !== 128)) fail(`w4 ${kind.toUpperCase()} GEMM`, `the wgmma tile w runs IS/FS g128 and PC only (group ${group})`);
     return kind === 'pc' ? 'w4a8_gemm_pc_w' : `w4a8_gemm_${kind}_g128_w`;
@@ -99,6 +114,7 @@ export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): numb
   const t = W4_TILES[tile];
   // w4_gemm_wgmma.cu: 1024 (alignment) + STAGES·(X 128·128 + W 128·64 + scales 128·4, rounded up to
   // 1024 B) + epilogue 8 warps·64 tokens·20 floats
+  if (tile === 'v8' || tile === 'v16') return 0;  // static shared memory only
   if (tile === 'w') return 1024 + t.stages * Math.ceil((t.bm * 128 + t.bn * 64 + t.bn * 4) / 1024) * 1024 + 8 * 64 * 20 * 4;
   const eb = kind === 'w4a16' ? 2 : 1;
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
@@ -128,19 +144,24 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const lBlocks = Math.ceil(n / W4_TILES.l.bn) * Math.ceil(m / W4_TILES.l.bm);
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
-  const tile: W4Tile = opts.tile ?? (canW && m >= W4_WGMMA_MIN_M ? 'w' : useR ? 'r' : byM);
+  const canV = gemvEligible(kind, m, n);
+  const byKernel: W4Tile = canV ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? 'w' : useR ? 'r' : byM;
+  const tile: W4Tile = opts.tile ?? byKernel;
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
+  }
+  if ((tile === 'v8' || tile === 'v16') && (!canV || m > W4_TILES[tile].bm)) {
+    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % 16 == 0`);
   }
   const t = W4_TILES[tile];
   // tile w is persistent: one block per SM (at most one per tile) loops over the tiles
   const wTiles = Math.ceil(n / t.bn) * Math.ceil(m / t.bm);
   const gx = tile === 'w' ? Math.min(wTiles, smCount) : Math.ceil(n / t.bn);
-  const gy = tile === 'w' ? 1 : Math.ceil(m / t.bm);
+  const gy = tile === 'w' || tile === 'v8' || tile === 'v16' ? 1 : Math.ceil(m / t.bm);
   const kTiles = k / 128;
   let splits: number;
-  if (tile === 'w') {
-    if (opts.splits !== undefined && opts.splits !== 1) fail(`w4 GEMM ${m}x${n}x${k}`, 'tile w has no split-K');
+  if (tile === 'w' || tile === 'v8' || tile === 'v16') {
+    if (opts.splits !== undefined && opts.splits !== 1) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
     splits = 1;
   } else if (opts.splits !== undefined) {
     splits = opts.splits;
@@ -151,7 +172,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     splits = Math.max(1, Math.min(Math.round(target / (gx * gy)), Math.floor(kTiles / 2)));
   }
   return {
-    source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : W4_GEMM_SOURCE,
+    source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : tile === 'v8' || tile === 'v16' ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     entry: w4EntryName(kind, group, tile),
     tile,
     grid: [gx, gy, splits],

@@ -42,6 +42,12 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #define W4W_STAGES 6
 #endif
 #define W4W_THREADS 384
+// Register split after launch (setmaxnreg; ptxas allocates each role within its budget): the block
+// gets 168 per thread (65536 / 384, rounded down to 8), so 128·P + 256·C must stay <= 384·168.
+#define W4W_PRODUCER_REGS 40
+#define W4W_CONSUMER_REGS 232
+static_assert(128 * W4W_PRODUCER_REGS + 256 * W4W_CONSUMER_REGS <= 384 * 168,
+              "setmaxnreg.inc would wait forever for registers the block does not have");
 #define W4W_UNROLL 4      // k-tiles per main-loop body (wgmma batches drain once per body)
 #ifndef W4W_GROUP_M
 #define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
@@ -222,15 +228,16 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 
   if (wg == 0) {
     // ---------------- producer warpgroup ----------------
-    setmaxnreg_dec<56>();
-    // activation chunk c = tid % 8 of tokens r0 + 16 i (4 tokens × 128 contiguous bytes per warp access)
-    const int r0 = tid >> 3, c = tid & 7;
-    const u32 sw = (u32)(((c ^ (r0 & 7)) << 4) + r0 * 128);  // (r0 + 16 i) & 7 == r0 & 7
+    setmaxnreg_dec<W4W_PRODUCER_REGS>();
+    // thread tid copies token row tid of the tile (8 chunks of 16 B; chunk c lands at c ^ (tid & 7))
+    const u32 rowDst = (u32)tid * 128, sw = (u32)(tid & 7);
     int it = 0;  // k-tiles produced so far (all tiles): ring slot it % STAGES, its use count it / STAGES
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int n0, t0;
     tile_coords(tile, nN, nT, n0, t0);
     const u64 wtile = (u64)(n0 >> 3) * KT * 512;             // this column block's first weight k-tile
+    const bool live = t0 + tid < M;
+    const signed char* row = X + (u64)(live ? t0 + tid : 0) * K;
     for (int kt = 0; kt < KT; ++kt, ++it) {
       const int s = it % W4W_STAGES;
       const u32 st = base + s * STAGE_BYTES;
@@ -247,12 +254,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       }
 #ifndef W4W_PROBE_SKIP_X
 #pragma unroll
-      for (int i = 0; i < W4W_BT / 16; ++i) {
-        const int t = t0 + r0 + 16 * i;
-        const bool live = t < M;
-        const signed char* src = X + ((u64)(live ? t : 0) * K + (u64)kt * 128 + c * 16);
-        cp_async16_zfill(st + sw + i * 16 * 128, src, live ? 16u : 0u);
-      }
+      for (int c = 0; c < 8; ++c)
+        cp_async16_zfill(st + rowDst + ((c ^ sw) << 4), row + kt * 128 + c * 16, live ? 16u : 0u);
 #endif
       cp_async_arrive(full);
     }
@@ -262,7 +265,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   }
 
   // ---------------- consumer warpgroups 1, 2 ----------------
-  setmaxnreg_inc<224>();
+  setmaxnreg_inc<W4W_CONSUMER_REGS>();
   const int cw = wg - 1;                  // consumer index: weight rows 64·cw .. 64·cw + 63 of the tile
   const int warp = (tid >> 5) & 3;        // warp within the warpgroup: rows 16·warp ..
   const int rowA = 64 * cw + 16 * warp + (lane >> 2);  // this thread's rows rowA and rowA + 8 (tile-local)

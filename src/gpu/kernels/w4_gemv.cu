@@ -1,0 +1,290 @@
+// w4_gemv.cu — the small-M W4A8 GEMMs (M ≤ 16 tokens, decode): IS and FS with g32/g64/g128 and
+// per channel (PC). Memory bound: the job is to stream the int4 weights at HBM speed. Self-contained
+// (no #include): nvcc (sm_80, sm_90a) and NVRTC.
+//
+// ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
+//   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
+//   are unused. grid = (N/16), block = 256, no dynamic smem. Limits: M ≤ 8 (tile v8) or M ≤ 16
+//   (tile v16), N % 16 == 0, K % 128 == 0.
+//
+// Design: a block owns 16 weight rows (one m16 MMA tile: the weights are the A operand, so the
+// repacked chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) and all tokens
+// (one or two n8 tiles of the B operand). Its 8 warps split K: warp w takes k-tiles w, w+8, ...,
+// loading 4 (M ≤ 8) or 2 (M ≤ 16) k-tiles of weights (2 × 16 B per lane each, straight into registers),
+// activations (cp.async into a per-warp smem buffer, read back as MMA fragments with ldmatrix) and
+// group scales before computing any, so enough bytes are in flight to
+// cover HBM latency without split-K across blocks. mma.sync m16n8k32 per 32-wide k-step; at the
+// end of each group the int32 partial sums are folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)).
+// The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
+// warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
+
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned long long u64;  // NVRTC has no size_t or vector types without headers
+
+#define DEVI static __device__ __forceinline__
+
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
+#define GV_ROWS 16
+#define GV_WARPS 8
+#define GV_THREADS 256
+#define GV_MINB 2    // blocks per SM (__launch_bounds__): caps registers at 128
+
+struct alignas(16) U4 { u32 x, y, z, w; };
+
+DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
+  U4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+DEVI u32 ldg_u32(const void* p) {  // activations and scales: small, shared by every block (L1/L2)
+  u32 v;
+  asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+DEVI u32 smem_addr(const void* p) {
+  u32 r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+  return r;
+}
+// 16-byte cp.async; src_bytes = 0 fills the destination with zeros (tokens past M)
+DEVI void cp_async16_zfill(u32 dst, const void* src, u32 src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+DEVI void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+DEVI void ldsm_x4(u32 addr, u32 (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
+  if (fresh)
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+  else
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+DEVI float fmul_rn(float a, float b) {
+  float d;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float fadd_rn(float a, float b) {
+  float d;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float ffma_rn(float a, float b, float c) {
+  float d;
+  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
+  return d;
+}
+DEVI float i2f_rn(int a) {
+  float d;
+  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
+  return d;
+}
+DEVI u16 f2h_rn(float a) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
+  return h;
+}
+DEVI float h2f(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+DEVI float bits_to_float(u32 b) {
+  float f;
+  asm("mov.b32 %0, %1;" : "=f"(f) : "r"(b));
+  return f;
+}
+DEVI float exp2_neg(int k) {  // 2^-k exactly, k in [0, 30]
+  return bits_to_float((u32)(127 - k) << 23);
+}
+// int4 x8 (two's complement) → low-nibble and high-nibble int8x4 (w4_gemm.cu's unpack_s4)
+DEVI void unpack_s4(u32 w, u32& lo, u32& hi) {
+  lo = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
+  const u32 v = w >> 4;
+  hi = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
+}
+
+template <bool F> struct AccT { typedef int type; };
+template <> struct AccT<true> { typedef float type; };
+
+template <int MODE, int G, int NT>
+DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
+                    const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
+                    u16* __restrict__ out, int M, int N, int K) {
+  typedef typename AccT<MODE == MODE_FS>::type Acc;
+  constexpr bool GROUPED = MODE != MODE_PC;
+  constexpr int GV_UNROLL = NT == 1 ? 4 : 2;  // k-tiles loaded per warp before any is computed
+  constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k-steps per group (PC: fold never)
+  constexpr int GPT = GROUPED ? 128 / G : 0;      // groups per k-tile
+  static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane & 3, g = lane >> 2;
+  const int n0 = blockIdx.x * GV_ROWS, KT = K >> 7;
+  // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts)
+  const int n8 = n0 >> 3, blk = n8 >> 4, rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
+  const U4* wrow = Wp + ((u64)blk * 16 * KT + (n8 & 15)) * 32 + lane;  // + kt·rows·32; row n8+1: + 32
+  // Activations go through a per-warp smem buffer: [u][token tile j][token 0..7][128 B], 16-byte
+  // chunk c of a token row stored at chunk c ^ token (conflict-free ldmatrix). Lane l copies chunks
+  // (l % 8) of tokens l / 8 and l / 8 + 4 with cp.async (zero fill past M); ldmatrix.x4 then hands
+  // lane (g, q) the MMA B fragments (bytes 4q.. and 16 + 4q.. of token g) of two k-steps.
+  __shared__ __attribute__((aligned(128))) unsigned char xs[GV_WARPS][GV_UNROLL][NT][8][128];
+  const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
+  const int ct = lane >> 3, cc = lane & 7;  // copy: tokens ct, ct + 4; chunk cc
+  const signed char* xsrc[NT][2];
+  u32 xbytes[NT][2];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int t = j * 8 + ct + 4 * h;
+      xbytes[j][h] = t < M ? 16u : 0u;
+      xsrc[j][h] = X + (u64)(t < M ? t : 0) * K + cc * 16;
+    }
+  // ldmatrix row address of lane l: matrix l / 8 (chunk 4p + l / 8 for the p-th x4), token l % 8
+  const int lt = lane & 7, lm = lane >> 3;
+  const int rA = n0 + g, rB = rA + 8;  // this thread's output rows (c[0,1] and c[2,3])
+
+  Acc acc[NT][4];
+  int P[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
+
+  for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
+    U4 w[GV_UNROLL][2];
+    u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
+#pragma unroll
+    for (int u = 0; u < GV_UNROLL; ++u) {
+      const int kt = kt0 + u * GV_WARPS;
+      if (kt < KT) {
+        const U4* wp = wrow + (u64)kt * rows * 32;
+        w[u][0] = ldg_stream16(wp);
+        w[u][1] = ldg_stream16(wp + 32);
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int tok = ct + 4 * h;
+            cp_async16_zfill(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
+          }
+        if constexpr (GROUPED) {
+#pragma unroll
+          for (int gi = 0; gi < GPT; ++gi) {
+            const u32* s = (const u32*)gsc + (u64)(kt * GPT + gi) * N;
+            sc[u][gi][0] = ldg_u32(s + rA);
+            sc[u][gi][1] = ldg_u32(s + rB);
+          }
+        }
+      }
+    }
+    cp_async_wait_all();
+    __syncwarp();
+#pragma unroll
+    for (int u = 0; u < GV_UNROLL; ++u) {
+      if (kt0 + u * GV_WARPS < KT) {
+        u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k-step ks
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int p = 0; p < 2; ++p) {
+            u32 r[4];
+            ldsm_x4(xw + ((u * NT + j) * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
+          }
+        const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
+        const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+          u32 a[4];
+          unpack_s4(w0[ks], a[0], a[2]);
+          unpack_s4(w1[ks], a[1], a[3]);
+#pragma unroll
+          for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+          if constexpr (GROUPED) {
+            if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
+              const int gi = ks / KS_PER_G;
+              const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][0]) : (Acc)(int)sc[u][gi][0];
+              const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][1]) : (Acc)(int)sc[u][gi][1];
+#pragma unroll
+              for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                  const Acc s = e < 2 ? s0 : s1;
+                  if constexpr (MODE == MODE_IS)
+                    acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)s);  // wraps: never (QUANT_SPEC)
+                  else
+                    acc[j][e] = ffma_rn(i2f_rn(P[j][e]), s, acc[j][e]);
+                }
+            }
+          }
+        }
+      }
+    }
+    __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
+  }
+
+  // the 8 warps' sums, added in warp order
+  __shared__ Acc red[GV_WARPS][NT * 4][32];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
+  __syncthreads();
+  if (warp != 0) return;
+  float cA = 1.0f, cB = 1.0f;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
+  if constexpr (MODE == MODE_IS) {
+    cA = exp2_neg(((const signed char*)chan)[rA]);
+    cB = exp2_neg(((const signed char*)chan)[rB]);
+  } else if constexpr (MODE == MODE_PC) {
+    cA = ((const float*)chan)[rA];
+    cB = ((const float*)chan)[rB];
+  }
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      Acc v = red[0][j * 4 + e][lane];
+#pragma unroll
+      for (int w = 1; w < GV_WARPS; ++w) {
+        if constexpr (MODE == MODE_FS) v = fadd_rn(v, red[w][j * 4 + e][lane]);
+        else v = (int)((u32)v + (u32)red[w][j * 4 + e][lane]);
+      }
+      const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
+      if (t >= M) continue;
+      const float s = sx[t], c = e < 2 ? cA : cB;
+      float y = MODE == MODE_FS ? fmul_rn((float)v, s) : fmul_rn(fmul_rn(i2f_rn((int)v), s), c);
+      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
+      out[(u64)t * N + n] = f2h_rn(y);
+    }
+}
+
+#define GV_PARAMS                                                                                       \
+  const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,                   \
+      const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
+      u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
+#define GV_ENTRY(NAME, MODE, G)                                                                         \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
+    gemv_body<MODE, G, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {                      \
+    gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
+  }
+
+GV_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128)
+GV_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64)
+GV_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32)
+GV_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128)
+GV_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64)
+GV_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32)
+GV_ENTRY(w4a8_gemm_pc, MODE_PC, 128)
