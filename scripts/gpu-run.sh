@@ -21,8 +21,8 @@ if [[ ${SKIP_TESTS:-0} != 1 ]]; then
   # shellcheck disable=SC2086
   timeout "${TEST_TIMEOUT:-300}" node --import tsx --test --test-reporter=spec ${TESTS:-test/gpu/*.test.ts} > "$OUT/tests.txt" 2>&1 || status=1
   # a timed-out runner can leave its per-file test processes running on the GPU: stop them before
-  # anything is timed
-  pkill -f -- 'node.*--test' 2>/dev/null && echo "(killed leftover test processes after a timeout)"
+  # anything is timed (no other node process runs at this point; -x: the process name, not the command line)
+  pkill -x node 2>/dev/null && echo "(killed leftover test processes after a timeout)"
   grep -E '^(ℹ|✖)|not ok|# (pass|fail|skip)' "$OUT/tests.txt" | head -60
 fi
 if [[ ${SKIP_BENCH:-0} != 1 ]]; then
