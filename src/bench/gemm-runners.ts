@@ -4,7 +4,7 @@
 import { f32ArrayToF16 } from '../core/dtype.ts';
 import { Rng } from '../core/rng.ts';
 import { CublasLtGemm } from '../gpu/gemm-baselines.ts';
-import { checkW4Shape, type W4GemmKind } from '../gpu/kernels/w4-gemm-plan.ts';
+import { checkW4Shape, type W4GemmKind, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
 import { W4GemmLaunch } from '../gpu/kernels/w4-gemm-launch.ts';
 
@@ -102,7 +102,7 @@ function randomTyped(gpu: Gpu, count: number, seed: number, make: (rng: Rng) => 
   return buf;
 }
 
-function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4GemmKind): GemmRunner {
+function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4GemmKind, tile?: W4Tile): GemmRunner {
   const a16 = kind === 'w4a16';
   const scaleBytes = (K: number, N: number) =>
     kind === 'pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'is' ? N : 0);
@@ -119,7 +119,7 @@ function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4Gem
       }
     },
     prepare(gpu, M, K, N, copies) {
-      const launch = new W4GemmLaunch(gpu, kind, BENCH_GROUP, M, N, K);
+      const launch = new W4GemmLaunch(gpu, kind, BENCH_GROUP, M, N, K, tile ? { tile } : {});
       const wBytes = N * K / 2;
       const groups = kind === 'pc' ? 1 : K / BENCH_GROUP;
       const wp = randomI8(gpu, wBytes * copies, 3, true);
@@ -146,6 +146,11 @@ function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4Gem
       };
     },
   };
+}
+
+/** The W4 runners with the tile forced (rows the tile cannot run are reported with a note). */
+export function w4RunnersWithTile(tile: W4Tile): GemmRunner[] {
+  return [w4Runner('w4a8_is', 'is', tile), w4Runner('w4a8_fs', 'fs', tile), w4Runner('w4a8_pc', 'pc', tile), w4Runner('w4a16', 'w4a16', tile)];
 }
 
 /** Every impl this build can run, in table order. */

@@ -7,7 +7,8 @@ import { fail } from '../core/errors.ts';
 import { parseIntOption } from './options.ts';
 import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
-import { IMPLS, RUNNERS } from '../bench/gemm-runners.ts';
+import { IMPLS, RUNNERS, w4RunnersWithTile } from '../bench/gemm-runners.ts';
+import { W4_TILES, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
 import { Gpu } from '../gpu/runtime.ts';
 
@@ -15,6 +16,7 @@ interface GemmOptions {
   shapes: string;
   m: string;
   impl?: string;
+  w4Tile?: string;
   json?: string;
   plot?: string;
   from?: string;
@@ -31,6 +33,7 @@ export function registerBenchGemm(bench: Command): void {
     .option('--json <file>', 'write {device, date, commit, rows} here')
     .option('--plot <file>', 'write a PNG of speed-up over cuBLAS fp16 vs M')
     .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
+    .option('--w4-tile <tile>', `force one W4 kernel tile (${Object.keys(W4_TILES).join(', ')}) instead of the planner's choice`)
     .option('--trials <n>', 'timed graph replays per measurement (median)', '10')
     .action(async (opts: GemmOptions) => {
       let results: GemmResults;
@@ -47,13 +50,18 @@ export function registerBenchGemm(bench: Command): void {
         const ms = parseMs(opts.m);
         const trials = parseIntOption('--trials', opts.trials, 1);
         let runners = RUNNERS;
+        if (opts.w4Tile) {
+          if (!(opts.w4Tile in W4_TILES)) fail('--w4-tile', `unknown tile '${opts.w4Tile}' (known: ${Object.keys(W4_TILES).join(', ')})`);
+          const forced = w4RunnersWithTile(opts.w4Tile as W4Tile);
+          runners = RUNNERS.map((r) => forced.find((f) => f.impl === r.impl) ?? r);
+        }
         if (opts.impl) {
           const wanted = opts.impl.split(',').map((s) => s.trim()).filter(Boolean);
           for (const w of wanted) {
             if (!(IMPLS as readonly string[]).includes(w)) fail('--impl', `unknown impl '${w}' (known: ${IMPLS.join(', ')})`);
             if (!RUNNERS.some((r) => r.impl === w)) fail('--impl', `'${w}' is not available in this build`);
           }
-          runners = RUNNERS.filter((r) => wanted.includes(r.impl));
+          runners = runners.filter((r) => wanted.includes(r.impl));
         }
         const gpu = Gpu.open();
         results = runGemmBench(gpu, { shapes, ms, runners, trials });

@@ -225,7 +225,10 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
-  assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');   // small grid, short K
+  assert.equal(planW4Gemm('is', 128, 64, 22016, 11008, { arch: 'sm_90a' }).tile, 'w');  // grid >= half the SMs
+  assert.notEqual(planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'w'); // down-proj: m + split-K
+  assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
   assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
   assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 }), /no split-K/);
 });

@@ -145,7 +145,12 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
   const canV = gemvEligible(kind, m, n);
-  const byKernel: W4Tile = canV ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? 'w' : useR ? 'r' : byM;
+  // Tile w from M = 17 on (H100, docs/KERNELS.md): faster than m at M = 32..128 except where its
+  // persistent grid (one block per 128x128 tile) stays small and K is long (down-projections:
+  // N = 4096, K >= 11008 keep m and its split-K below W4_WGMMA_MIN_M).
+  const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
+  const wWins = m >= W4_WGMMA_MIN_M || (m > 16 && (wGrid >= smCount / 2 || k <= 4096));
+  const byKernel: W4Tile = canV ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
@@ -155,8 +160,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   }
   const t = W4_TILES[tile];
   // tile w is persistent: one block per SM (at most one per tile) loops over the tiles
-  const wTiles = Math.ceil(n / t.bn) * Math.ceil(m / t.bm);
-  const gx = tile === 'w' ? Math.min(wTiles, smCount) : Math.ceil(n / t.bn);
+  const gx = tile === 'w' ? Math.min(wGrid, smCount) : Math.ceil(n / t.bn);
   const gy = tile === 'w' || tile === 'v8' || tile === 'v16' ? 1 : Math.ceil(m / t.bm);
   const kTiles = k / 128;
   let splits: number;
