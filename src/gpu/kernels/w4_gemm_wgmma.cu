@@ -44,11 +44,15 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #define W4W_THREADS 384
 // Register split after launch (setmaxnreg; ptxas allocates each role within its budget): the block
 // gets 168 per thread (65536 / 384, rounded down to 8), so 128·P + 256·C must stay <= 384·168.
+#ifndef W4W_PRODUCER_REGS
 #define W4W_PRODUCER_REGS 40
 #define W4W_CONSUMER_REGS 232
+#endif
 static_assert(128 * W4W_PRODUCER_REGS + 256 * W4W_CONSUMER_REGS <= 384 * 168,
               "setmaxnreg.inc would wait forever for registers the block does not have");
-#define W4W_UNROLL 4      // k-tiles per main-loop body (wgmma batches drain once per body)
+#ifndef W4W_UNROLL
+#define W4W_UNROLL 4      // k-tiles per main-loop body (wgmma batches drain once per body): 4 or 8
+#endif
 #ifndef W4W_GROUP_M
 #define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
 #endif
@@ -233,6 +237,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     // (coalesced; one row per thread was 1.7x slower end to end). Chunk c lands at c ^ (row & 7).
     const int r0 = tid >> 3, c = tid & 7;
     const u32 dst0 = (u32)(r0 * 128 + ((c ^ (r0 & 7)) << 4));  // (r0 + 16 i) & 7 == r0 & 7
+    const u64 rowStep16 = (u64)16 * K;
     int it = 0;  // k-tiles produced so far (all tiles): ring slot it % STAGES, its use count it / STAGES
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int n0, t0;
@@ -253,13 +258,24 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
         if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
       }
 #ifndef W4W_PROBE_SKIP_X
-      const signed char* xk = X + kt * 128 + c * 16;
-      asm volatile("" : "+l"(xk));  // opaque: the 8 row addresses are recomputed per k-tile, not kept live
-#pragma unroll 4  // (fully unrolled, the addresses in flight spill the 40-register producer)
-      for (int i = 0; i < W4W_BT / 16; ++i) {
-        const int t = t0 + r0 + 16 * i;
-        const signed char* src = xk + (u64)(t < M ? t : M - 1) * K;
-        cp_async16_zfill(st + dst0 + i * 16 * 128, src, t < M ? 16u : 0u);
+      if (t0 + W4W_BT <= M) {
+        // full token tile: one pointer stepped 16 rows at a time; the opaque step keeps ptxas from
+        // precomputing all 8 row addresses (16 registers: the 40-register producer would spill)
+        const signed char* src = X + (u64)(t0 + r0) * K + kt * 128 + c * 16;
+#pragma unroll
+        for (int i = 0; i < W4W_BT / 16; ++i) {
+          cp_async16_zfill(st + dst0 + i * 16 * 128, src, 16u);
+          src += rowStep16;
+          asm volatile("" : "+l"(src));
+        }
+      } else {
+        // the last, partial token tile: rows past M are zero-filled (their clamped address is not read)
+#pragma unroll 2
+        for (int i = 0; i < W4W_BT / 16; ++i) {
+          const int t = t0 + r0 + 16 * i;
+          cp_async16_zfill(st + dst0 + i * 16 * 128, X + (u64)(t < M ? t : M - 1) * K + kt * 128 + c * 16,
+                           t < M ? 16u : 0u);
+        }
       }
 #endif
       cp_async_arrive(full);
@@ -357,12 +373,18 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   for (int i = 0; i < 64; ++i) acc[i] = 0;
   sc0 = sc1 = 0;
   int kt = 0;
-  static_assert(W4W_UNROLL == 4, "the body below is written out for 4 k-tiles");
-  for (; kt + 4 <= KT; kt += 4) {
+  static_assert(W4W_UNROLL == 4 || W4W_UNROLL == 8, "the body below is written out for 4 or 8 k-tiles");
+  for (; kt + W4W_UNROLL <= KT; kt += W4W_UNROLL) {
     step(kt, IC<0>(), IC<1>(), IC<0>());
     step(kt + 1, IC<1>(), IC<0>(), IC<0>());
     step(kt + 2, IC<0>(), IC<0>(), IC<0>());
-    step(kt + 3, IC<1>(), IC<0>(), IC<1>());
+    step(kt + 3, IC<1>(), IC<0>(), IC<W4W_UNROLL == 4>());
+    if constexpr (W4W_UNROLL == 8) {
+      step(kt + 4, IC<0>(), IC<0>(), IC<0>());
+      step(kt + 5, IC<1>(), IC<0>(), IC<0>());
+      step(kt + 6, IC<0>(), IC<0>(), IC<0>());
+      step(kt + 7, IC<1>(), IC<0>(), IC<1>());
+    }
   }
   for (; kt < KT; ++kt) step(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % W4W_UNROLL tail: drained each
 
