@@ -10,7 +10,7 @@
 // Design: a block owns 16 weight rows (one m16 MMA tile: the weights are the A operand, so the
 // repacked chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) and all tokens
 // (one or two n8 tiles of the B operand). Its 8 warps split K: warp w takes k-tiles w, w+8, ...,
-// loading 4 (M ≤ 8) or 2 (M ≤ 16) k-tiles of weights (2 × 16 B per lane each, straight into registers),
+// loading GV_UNROLL_1 (M ≤ 8) or GV_UNROLL_2 (M ≤ 16) k-tiles of weights (2 × 16 B per lane each, straight into registers),
 // activations (cp.async into a per-warp smem buffer, read back as MMA fragments with ldmatrix) and
 // group scales before computing any, so enough bytes are in flight to
 // cover HBM latency without split-K across blocks. mma.sync m16n8k32 per 32-wide k-step; at the
@@ -26,9 +26,17 @@ typedef unsigned long long u64;  // NVRTC has no size_t or vector types without 
 
 enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #define GV_ROWS 16
+#ifndef GV_WARPS
 #define GV_WARPS 8
 #define GV_THREADS 256
-#define GV_MINB 2    // blocks per SM (__launch_bounds__): caps registers at 128
+#endif
+#ifndef GV_MINB
+#define GV_MINB 3    // blocks per SM (__launch_bounds__): caps registers at 80
+#endif
+#ifndef GV_UNROLL_1
+#define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
+#define GV_UNROLL_2 2  // M <= 16 (1 was up to 1.3x slower)
+#endif
 
 struct alignas(16) U4 { u32 x, y, z, w; };
 
@@ -123,7 +131,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
                     u16* __restrict__ out, int M, int N, int K) {
   typedef typename AccT<MODE == MODE_FS>::type Acc;
   constexpr bool GROUPED = MODE != MODE_PC;
-  constexpr int GV_UNROLL = NT == 1 ? 4 : 2;  // k-tiles loaded per warp before any is computed
+  constexpr int GV_UNROLL = NT == 1 ? GV_UNROLL_1 : GV_UNROLL_2;  // k-tiles loaded per warp before any is computed
   constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k-steps per group (PC: fold never)
   constexpr int GPT = GROUPED ? 128 / G : 0;      // groups per k-tile
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
