@@ -231,6 +231,8 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
   assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
   assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 }), /no split-K/);
+  assert.equal(planW4Gemm('is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'm');  // splits asked: a split-K tile
+  assert.equal(planW4Gemm('is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');
 });
 
 test('w4_gemm_wgmma.cu: tile and smem constants agree with the planner; one entry per kind', () => {

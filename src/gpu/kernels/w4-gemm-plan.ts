@@ -150,7 +150,9 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   // N = 4096, K >= 11008 keep m and its split-K below W4_WGMMA_MIN_M).
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
   const wWins = m >= W4_WGMMA_MIN_M || (m > 16 && (wGrid >= smCount / 2 || k <= 4096));
-  const byKernel: W4Tile = canV ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
+  // A forced split-K factor > 1 leaves only the mma.sync tiles (v8, v16 and w have no split-K).
+  const split = opts.splits !== undefined && opts.splits > 1;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins && !split ? 'w' : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
