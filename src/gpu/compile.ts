@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../core/errors.ts';
+import { readKernelSource } from './kernel-source.ts';
 import type { Handle, Out } from './ffi/cuda.ts';
 import { check, nvrtc, nvrtcVersionString, tryNvrtc } from './ffi/nvrtc.ts';
 
@@ -56,15 +57,14 @@ export function resolveSourcePath(sourceFile: string): string {
   return fs.existsSync(fromRoot) ? fromRoot : sourceFile;
 }
 
-/** Compile a .cu file on disk (errors name the file; relative paths may be package-relative). */
+/**
+ * Compile a .cu file on disk (errors name the file; relative paths may be package-relative); its
+ * `#include "..."` files are inlined first (kernel-source.ts).
+ */
 export function compileFile(sourceFile: string, opts: CompileOptions = {}): CompiledCubin {
-  let source: string;
-  try {
-    source = fs.readFileSync(resolveSourcePath(sourceFile), 'utf8');
-  } catch (err) {
-    fail(sourceFile, `cannot read kernel source: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return compileSource(source, path.basename(sourceFile), opts);
+  const resolved = resolveSourcePath(sourceFile);
+  if (!fs.existsSync(resolved)) fail(sourceFile, 'cannot read kernel source: ENOENT');
+  return compileSource(readKernelSource(resolved), path.basename(sourceFile), opts);
 }
 
 /** Compile CUDA C++ source text to a cubin (NVRTC), using and filling the on-disk cache. */

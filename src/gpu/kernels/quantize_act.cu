@@ -2,7 +2,7 @@
 // fp16 X[M,K] → int8 Q[M,K] + fp32 sx[M], bit-exact with the CPU:
 //   amax = max_k |X[t,k]|; sx = fp32(amax/127); inv = fp32(127/amax) (IEEE division);
 //   q = clamp(rint(fp32(x·inv)), -127, 127); amax = 0 → sx = 0, q = 0.
-// Self-contained: no #include, compiles under nvcc (sm_80, sm_90a) and NVRTC.
+// Compiles under nvcc (sm_80, sm_90a) and NVRTC; its only include is ptx.cuh (shared helpers).
 //
 // ABI: quantize_act_per_token(const unsigned short* X, signed char* Q, float* sx, int M, int K)
 //   grid = (M), block = (256), no dynamic smem. Limits: K % 8 == 0, 16-byte aligned X and Q rows
@@ -10,28 +10,13 @@
 // One block per row; the row quantization is a device function on values already loaded, so an
 // RMSNorm kernel can fuse it later (normalize → quantize_row_values).
 
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned long long u64;
+#include "ptx.cuh"
 
-#define DEVI static __device__ __forceinline__
-
-struct alignas(16) U4 { u32 x, y, z, w; };
 struct alignas(8) U2 { u32 x, y; };
 
-DEVI float h2f(u16 h) {
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-  return f;
-}
 DEVI float fdiv_rn(float a, float b) {
   float d;
   asm("div.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float fmul_rn(float a, float b) {
-  float d;
-  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
   return d;
 }
 DEVI int f2i_rni(float a) {

@@ -1,6 +1,6 @@
 // w4_gemm.cu — intscale's W4 GEMM kernels: W4A8 with integer group scales (IS), the same kernel
 // with float group scales (FS), per-channel W4A8 (PC), and W4A16 g128 (fp16 activations).
-// Self-contained: no #include, compiles under nvcc (sm_80, sm_90a) and NVRTC.
+// Compiles under nvcc (sm_80, sm_90a) and NVRTC; shared helpers in ptx.cuh.
 //
 // ABI (every entry point has the same parameter list; pointers are device pointers):
 //   (const void* A, const float* sx, const void* Wp, const void* gscales, const void* chan,
@@ -35,71 +35,29 @@
 // y = fp32(fp32(acc)·sx[t])·2^-k_n; FS acc = fma(fp32(P_g), s[g,n], acc), y = acc·sx[t];
 // PC y = fp32(fp32(P)·sx[t])·s[n]; W4A16 y = Σ X·fp16((q)·s) with fp32 accumulation.
 
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned long long u64;  // NVRTC has no size_t without headers
-
-#define DEVI static __device__ __forceinline__
+#include "ptx.cuh"
 
 enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };
 
-struct alignas(16) U4 { u32 x, y, z, w; };
-
-// ---- PTX helpers ------------------------------------------------------------------------------
-DEVI u32 smem_addr(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-  return r;
-}
-DEVI void cp_async16(u32 dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
-}
+// ---- PTX helpers of these kernels only (the shared ones are in ptx.cuh) -------------------------
 DEVI int min_i(int a, int b) { return a < b ? a : b; }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define W4_BULK 1  // sm_90+: weights by the bulk copy engine (one instruction per stage, mbarrier)
-DEVI void mbar_init(u32 bar, u32 count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-DEVI void mbar_fence_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;\n fence.proxy.async.shared::cta;" ::: "memory");
-}
 DEVI void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
-  asm volatile(
-      "{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%3], %2; }\n"
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
-      "l"(src), "r"(bytes), "r"(bar)
-      : "memory");
+  mbar_arrive_expect_tx(bar, bytes);
+  bulk_copy(dst, src, bytes, bar);
 }
-DEVI void mbar_wait(u32 bar, u32 parity) {
-  u32 done;
-  do {
-    asm volatile(
-        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 #endif
 DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 DEVI void bar_sync() { asm volatile("bar.sync 0;\n" ::: "memory"); }
 DEVI void fence_gpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
 
-DEVI void ldsm_x4(u32 addr, u32 (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
 DEVI void lds_v2(u32 addr, int& a, int& b) {
   asm volatile("ld.shared.v2.b32 {%0,%1}, [%2];" : "=r"(a), "=r"(b) : "r"(addr));
 }
 DEVI void lds_v2(u32 addr, float& a, float& b) {
   asm volatile("ld.shared.v2.f32 {%0,%1}, [%2];" : "=f"(a), "=f"(b) : "r"(addr));
-}
-DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
-  asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
 DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -126,36 +84,6 @@ DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-DEVI float fmul_rn(float a, float b) {
-  float d;
-  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float fadd_rn(float a, float b) {
-  float d;
-  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float ffma_rn(float a, float b, float c) {
-  float d;
-  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
-  return d;
-}
-DEVI float i2f_rn(int a) {
-  float d;
-  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
-  return d;
-}
-DEVI u16 f2h_rn(float a) {
-  u16 h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
-  return h;
-}
-DEVI float h2f(u16 h) {
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-  return f;
-}
 DEVI u32 hsub2(u32 a, u32 b) {
   u32 d;
   asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
@@ -167,20 +95,10 @@ DEVI u32 hmul2(u32 a, u32 b) {
   return d;
 }
 // 2^-k for k in [0, 30] (normal fp32, so multiplying by it is exact unless the result is subnormal)
-DEVI float exp2_neg(int k) {
-  float f;
-  asm("mov.b32 %0, %1;" : "=f"(f) : "r"((127 - k) << 23));
-  return f;
-}
 
 // int4 x8 (two's complement) → two int8x4 MMA B registers. Byte j of w holds the b0 value j in
 // its low nibble and the b1 value j in its high nibble (see repackW4A8). Sign extension of a
 // nibble: (x & 0x0F) | (bit3 ? 0xF0 : 0) = (x & 0x0F) | ((x & 0x08) * 0x1E), carry-free per byte.
-DEVI void unpack_s4(u32 w, u32& b0, u32& b1) {
-  b0 = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
-  const u32 v = w >> 4;
-  b1 = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
-}
 
 // The same B registers times 16 (RO path): byte j = q << 4 as int8, i.e. 16·q exactly, in 3 ALU
 // ops. volatile: the unrolled m16 loop must not CSE the unpack and keep all NT·8 unpacked
@@ -209,8 +127,6 @@ DEVI u32 atom_add_u32(u32* p, u32 v) {
 }
 
 // ---- the kernel body --------------------------------------------------------------------------
-template <bool F> struct AccT { typedef int type; };
-template <> struct AccT<true> { typedef float type; };
 
 template <int MODE, int G, int WM, int WN, int MT, int NT, int STAGES>
 struct GemmCfg {
@@ -261,6 +177,7 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
 #pragma unroll
     for (int i = 0; i < STAGES; ++i) mbar_init(smem_addr(&s_bar[i]), 1);
     mbar_fence_init();
+    fence_proxy_async();
   }
   bar_sync();
 #endif

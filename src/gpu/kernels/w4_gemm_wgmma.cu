@@ -1,6 +1,6 @@
 // w4_gemm_wgmma.cu — the large-M W4A8 GEMMs on Hopper tensor cores (sm_90a `wgmma`): integer group
 // scales (IS g128), float group scales (FS g128) and per channel (PC), one kernel body whose only
-// difference between kinds is the group fold. Self-contained (no #include): nvcc and NVRTC. On any
+// difference between kinds is the group fold. nvcc and NVRTC; shared helpers in ptx.cuh. On any
 // other target the entry points compile to a trap (CI builds this file for sm_80 too).
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
@@ -26,12 +26,9 @@
 // - Epilogue: y in fp32 (QUANT_SPEC order), transposed through smem per warp, 16-byte stores
 //   (+ fp16 residual, one rounding).
 
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned long long u64;  // NVRTC has no size_t or vector types without headers
-struct alignas(16) U4 { u32 x, y, z, w; };
 
-#define DEVI static __device__ __forceinline__
+
+#include "ptx.cuh"
 
 enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 
@@ -71,54 +68,19 @@ enum {
 #endif
 
 #ifdef W4W_ENABLED
-// ---- PTX helpers ------------------------------------------------------------------------------
-DEVI u32 smem_addr(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-  return r;
-}
-// 16-byte cp.async; src_bytes = 0 fills the destination with zeros (tokens past M)
-DEVI void cp_async16_zfill(u32 dst, const void* src, u32 src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
+// ---- PTX helpers of this kernel only (the shared ones are in ptx.cuh) ---------------------------
 // this thread's earlier cp.asyncs arrive on the mbarrier when complete (counted in its init count)
 DEVI void cp_async_arrive(u32 bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
 }
-DEVI void mbar_init(u32 bar, u32 count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
 DEVI void mbar_arrive(u32 bar) {
   asm volatile("{ .reg .b64 st; mbarrier.arrive.shared::cta.b64 st, [%0]; }" ::"r"(bar) : "memory");
 }
-DEVI void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
-  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
-DEVI void mbar_wait(u32 bar, u32 parity) {
-  asm volatile(
-      "{ .reg .pred p;\n"
-      "W4W_WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      "@!p bra W4W_WAIT;\n}" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-}
-DEVI void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-}
-DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
-DEVI void fence_mbar_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
 DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 template <int N> DEVI void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 template <int R> DEVI void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R)); }
 template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R)); }
-DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
-  asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
 DEVI void lds_v4f(u32 addr, float* r) {
   asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]) : "r"(addr));
 }
@@ -127,54 +89,6 @@ DEVI u32 lds_u32(u32 addr) {
   asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
   return v;
 }
-DEVI float fmul_rn(float a, float b) {
-  float d;
-  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float fadd_rn(float a, float b) {
-  float d;
-  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float ffma_rn(float a, float b, float c) {
-  float d;
-  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
-  return d;
-}
-DEVI float i2f_rn(int a) {
-  float d;
-  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
-  return d;
-}
-DEVI u32 f2h_rn(float a) {
-  unsigned short h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
-  return h;
-}
-DEVI float h2f(u32 h) {
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"((unsigned short)h));
-  return f;
-}
-DEVI float bits_to_float(u32 b) {
-  float f;
-  asm("mov.b32 %0, %1;" : "=f"(f) : "r"(b));
-  return f;
-}
-DEVI float exp2_neg(int k) {  // 2^-k exactly, k in [0, 30]
-  float f;
-  asm("mov.b32 %0, %1;" : "=f"(f) : "r"((127 - k) << 23));
-  return f;
-}
-// int4 x8 (two's complement) → two int8x4 registers: the low nibbles and the high nibbles
-// (w4_gemm.cu's unpack_s4; layout in repack.ts)
-DEVI void unpack_s4(u32 w, u32& lo, u32& hi) {
-  lo = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
-  const u32 v = w >> 4;
-  hi = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
-}
-
 // K-major operand in 128B-swizzle mode: 128-byte rows, 8-row atoms 1024 B apart (SBO), LBO unused.
 DEVI u64 desc_sw128(u32 addr) {
   return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
@@ -195,8 +109,6 @@ DEVI void wgmma_rs_m64n64k32(int (&d)[32], const u32 (&a)[4], u64 desc_b, int sc
 }
 
 template <int V> struct IC { static constexpr int value = V; };  // compile-time int for generic lambdas
-template <bool F> struct AccT { typedef int type; };
-template <> struct AccT<true> { typedef float type; };
 
 // Tile id → (weight rows n0, tokens t0) in a grouped raster: consecutive ids walk up to
 // W4W_GROUP_M token tiles down one weight column before moving on, so the ~132 tiles in flight
@@ -226,7 +138,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       mbar_init(smem_addr(&s_full[s]), 128 + 1);  // 128 producer cp.async arrivals + the bulk-copy arrive
       mbar_init(smem_addr(&s_empty[s]), 256);     // every consumer thread
     }
-    fence_mbar_init();
+    mbar_fence_init();
   }
   __syncthreads();
 

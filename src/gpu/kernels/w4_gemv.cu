@@ -1,6 +1,6 @@
 // w4_gemv.cu — the small-M W4A8 GEMMs (M ≤ 16 tokens, decode): IS and FS with g32/g64/g128 and
-// per channel (PC). Memory bound: the job is to stream the int4 weights at HBM speed. Self-contained
-// (no #include): nvcc (sm_80, sm_90a) and NVRTC.
+// per channel (PC). Memory bound: the job is to stream the int4 weights at HBM speed. nvcc (sm_80,
+// sm_90a) and NVRTC; shared helpers in ptx.cuh.
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
@@ -18,11 +18,7 @@
 // The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
 // warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
 
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned long long u64;  // NVRTC has no size_t or vector types without headers
-
-#define DEVI static __device__ __forceinline__
+#include "ptx.cuh"
 
 enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #define GV_ROWS 16
@@ -38,8 +34,6 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #define GV_UNROLL_2 2  // M <= 16 (1 was up to 1.3x slower)
 #endif
 
-struct alignas(16) U4 { u32 x, y, z, w; };
-
 DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
   U4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
@@ -52,21 +46,7 @@ DEVI u32 ldg_u32(const void* p) {  // activations and scales: small, shared by e
   asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
   return v;
 }
-DEVI u32 smem_addr(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-  return r;
-}
-// 16-byte cp.async; src_bytes = 0 fills the destination with zeros (tokens past M)
-DEVI void cp_async16_zfill(u32 dst, const void* src, u32 src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
 DEVI void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-DEVI void ldsm_x4(u32 addr, u32 (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
 DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
   if (fresh)
     asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
@@ -77,53 +57,7 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
         : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-DEVI float fmul_rn(float a, float b) {
-  float d;
-  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float fadd_rn(float a, float b) {
-  float d;
-  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI float ffma_rn(float a, float b, float c) {
-  float d;
-  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
-  return d;
-}
-DEVI float i2f_rn(int a) {
-  float d;
-  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
-  return d;
-}
-DEVI u16 f2h_rn(float a) {
-  u16 h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
-  return h;
-}
-DEVI float h2f(u16 h) {
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-  return f;
-}
-DEVI float bits_to_float(u32 b) {
-  float f;
-  asm("mov.b32 %0, %1;" : "=f"(f) : "r"(b));
-  return f;
-}
-DEVI float exp2_neg(int k) {  // 2^-k exactly, k in [0, 30]
-  return bits_to_float((u32)(127 - k) << 23);
-}
-// int4 x8 (two's complement) → low-nibble and high-nibble int8x4 (w4_gemm.cu's unpack_s4)
-DEVI void unpack_s4(u32 w, u32& lo, u32& hi) {
-  lo = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
-  const u32 v = w >> 4;
-  hi = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
-}
 
-template <bool F> struct AccT { typedef int type; };
-template <> struct AccT<true> { typedef float type; };
 
 template <int MODE, int G, int NT>
 DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,

@@ -1,0 +1,120 @@
+// ptx.cuh — the small device helpers every intscale kernel shares: fixed-width typedefs, 16-byte
+// vector, shared-memory addressing, cp.async / ldmatrix / mbarrier wrappers, fp32 arithmetic with
+// explicit IEEE rounding (.rn: no FMA contraction, so GPU results match the CPU spec bit for bit),
+// conversions, and the int4 → int8 unpack of the repacked weights (src/gpu/repack.ts).
+// Included once by each kernel source. No include guard on purpose: gpu-dev/bench.cu includes
+// several kernel sources, each inside its own namespace, and each needs its own copy. NVRTC
+// builds get this file inlined by src/gpu/compile.ts (so the compile cache key covers it).
+
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned long long u64;  // NVRTC has no size_t or vector types without headers
+
+#define DEVI static __device__ __forceinline__
+
+struct alignas(16) U4 { u32 x, y, z, w; };
+
+// int32 accumulators for IS and PC, fp32 for FS and W4A16
+template <bool F> struct AccT { typedef int type; };
+template <> struct AccT<true> { typedef float type; };
+
+// ---- shared memory, async copies ---------------------------------------------------------------
+DEVI u32 smem_addr(const void* p) {
+  u32 r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+  return r;
+}
+DEVI void cp_async16(u32 dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+// src_bytes = 0 fills the 16 destination bytes with zeros (rows past M)
+DEVI void cp_async16_zfill(u32 dst, const void* src, u32 src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+DEVI void ldsm_x4(u32 addr, u32 (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
+  asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// ---- mbarriers and the bulk copy engine (sm_90+) -------------------------------------------------
+DEVI void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+DEVI void mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+DEVI void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+DEVI void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{ .reg .pred p;\n"
+      "MBAR_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra MBAR_WAIT;\n}" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// `bytes` from global to shared by the bulk copy engine, completing on mbarrier `bar` (whose
+// expected transaction count must include them)
+DEVI void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+#endif
+
+// ---- fp32 arithmetic and conversions with explicit rounding -------------------------------------
+DEVI float fmul_rn(float a, float b) {
+  float d;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float fadd_rn(float a, float b) {
+  float d;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI float ffma_rn(float a, float b, float c) {
+  float d;
+  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c));
+  return d;
+}
+DEVI float i2f_rn(int a) {
+  float d;
+  asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
+  return d;
+}
+DEVI u16 f2h_rn(float a) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
+  return h;
+}
+DEVI float h2f(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+DEVI float bits_to_float(u32 b) {
+  float f;
+  asm("mov.b32 %0, %1;" : "=f"(f) : "r"(b));
+  return f;
+}
+// 2^-k for k in [0, 30] (normal fp32, so multiplying by it is exact unless the result is subnormal)
+DEVI float exp2_neg(int k) { return bits_to_float((u32)(127 - k) << 23); }
+
+// ---- int4 weights ----------------------------------------------------------------------------
+// int4 x8 (two's complement) → two int8x4 registers: `lo` from the low nibbles, `hi` from the high
+// ones. Byte j of w holds value j of `lo` in its low nibble and value j of `hi` in its high nibble
+// (repackWeights 'w4a8'). Sign extension of a nibble: (x & 0x0F) | (bit3 ? 0xF0 : 0) =
+// (x & 0x0F) | ((x & 0x08) * 0x1E), carry-free per byte: 3 LOP3/IMAD per register.
+DEVI void unpack_s4(u32 w, u32& lo, u32& hi) {
+  lo = (w & 0x0F0F0F0Fu) | ((w & 0x08080808u) * 0x1Eu);
+  const u32 v = w >> 4;
+  hi = (v & 0x0F0F0F0Fu) | ((v & 0x08080808u) * 0x1Eu);
+}
