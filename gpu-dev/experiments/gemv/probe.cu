@@ -1,5 +1,5 @@
 // Timing probe for the small-M tiles (src/gpu/kernels/w4_gemv.cu) under compile-time variants (-D
-// flags, see probe.sh): random operands (correctness: the GPU tests), weights rotated through 8
+// flags, see ../probe.sh): random operands (correctness: the GPU tests), weights rotated through 8
 // copies (> 2x L2) so every launch streams from HBM, cudaEvent timing over 50 launches, median of 7.
 // Prints "<variant> <kernel> M N K us GB/s".
 #include <cuda_runtime.h>
@@ -7,17 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
+#include "../probe_util.h"
 #include "../../../src/gpu/kernels/w4_gemv.cu"
-
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1); } } while (0)
-
-template <typename T> T* fill(size_t n, unsigned seed, int lo, int hi) {
-  std::vector<T> h(n);
-  srand(seed);
-  for (auto& v : h) v = (T)(lo + rand() % (hi - lo + 1));
-  T* d; CK(cudaMalloc(&d, n * sizeof(T))); CK(cudaMemcpy(d, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
 
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";

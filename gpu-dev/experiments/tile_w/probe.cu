@@ -1,22 +1,13 @@
 // Timing probe for the wgmma tile w (src/gpu/kernels/w4_gemm_wgmma.cu) under compile-time
-// variants (-D flags, see probe.sh): random operands (no correctness check: the GPU tests do that),
+// variants (-D flags, see ../probe.sh): random operands (no correctness check: the GPU tests do that),
 // cudaEvent timing, median of 15 after 3 warm-ups. Prints "<variant> <kind> M N K us TOP/s".
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 #include <algorithm>
+#include "../probe_util.h"
 #include "../../../src/gpu/kernels/w4_gemm_wgmma.cu"
-
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1); } } while (0)
-
-template <typename T> T* fill(size_t n, unsigned seed, int lo, int hi) {
-  std::vector<T> h(n);
-  srand(seed);
-  for (auto& v : h) v = (T)(lo + rand() % (hi - lo + 1));
-  T* d; CK(cudaMalloc(&d, n * sizeof(T))); CK(cudaMemcpy(d, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
 
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";
