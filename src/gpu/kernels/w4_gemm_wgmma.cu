@@ -25,7 +25,9 @@
 //   rows, so the fold needs 2 scales per thread and group.
 // - Epilogue: y in fp32 (QUANT_SPEC order), transposed through smem per warp, 16-byte stores
 //   (+ fp16 residual, one rounding).
-
+// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL,
+// W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
+// the main loop's compute ceiling) and W4W_PROBE_NO_FENCE (wrong results, timing only).
 
 
 #include "ptx.cuh"

@@ -17,6 +17,8 @@
 // end of each group the int32 partial sums are folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)).
 // The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
 // warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
+// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
+// GV_MINB, GV_UNROLL_1 + GV_UNROLL_2.
 
 #include "ptx.cuh"
 
