@@ -150,7 +150,7 @@ test('split-K forced on and off gives the same bit-exact IS result, twice in a r
 
 const hopper = reason ? skip : Gpu.open().arch === 'sm_90a' ? false : `skipped: the wgmma tile needs sm_90a (this GPU is ${Gpu.open().arch})`;
 
-test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and residual add, same as tile l', { skip: hopper, timeout: 300_000 }, () => {
+test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and residual add, same as tile l; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 300;
   for (const { M, K, N } of [{ M: 300, K: 4096, N: 4096 }, { M: 129, K: 1024, N: 12288 }, { M: 1, K: 512, N: 256 }]) {
@@ -166,6 +166,17 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and 
       assert.deepEqual(outs.get('pc'), runKind(gpu, c, d, 'pc', M, { tile: 'l' }), `PC tile w = tile l bit for bit (M=${M})`);
       const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
       checkOutputs(c, M, withResidual, positions, d.residualHost);
+      if (K >= 1024) {  // split-K through the workspace: uneven splits, twice each (counters must self-clean)
+        for (const splits of [3, 5]) {
+          for (let rep = 0; rep < 2; rep++) {
+            for (const kind of ['is', 'pc'] as const) {
+              assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w', splits }), outs.get(kind), `${kind} w splits=${splits} rep ${rep} (M=${M})`);
+            }
+          }
+          checkOutputs(c, M, new Map([['fs', runKind(gpu, c, d, 'fs', M, { tile: 'w', splits })]]), positions);
+          checkOutputs(c, M, new Map([['is', runKind(gpu, c, d, 'is', M, { tile: 'w', splits, residual: true })]]), positions, d.residualHost);
+        }
+      }
     } finally {
       freeAll(d);
     }

@@ -37,7 +37,7 @@ export const W4_GEMM_WGMMA_SOURCE = 'src/gpu/kernels/w4_gemm_wgmma.cu';
 /** The small-M kernels (tiles v8, v16); same ABI and operand layouts as W4_GEMM_SOURCE. */
 export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 /** Smallest M that takes the wgmma tile by default (H100 timings, docs/KERNELS.md). */
-export const W4_WGMMA_MIN_M = 256;
+export const W4_WGMMA_MIN_M = 17;
 
 /** Whether tiles v8/v16 can run this kind and shape (W4A8, N % 16 == 0, M ≤ 16; any arch). */
 export function gemvEligible(kind: W4GemmKind, m: number, n: number): boolean {
@@ -145,14 +145,12 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
   const canV = gemvEligible(kind, m, n);
-  // Tile w from M = 17 on (H100, docs/KERNELS.md): faster than m at M = 32..128 except where its
-  // persistent grid (one block per 128x128 tile) stays small and K is long (down-projections:
-  // N = 4096, K >= 11008 keep m and its split-K below W4_WGMMA_MIN_M).
+  // Tile w from M = 17 on (H100, docs/KERNELS.md): with split-K for grids under half the SMs it
+  // beats the m tile on every LLaMA shape measured at M = 32..128.
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
-  const wWins = m >= W4_WGMMA_MIN_M || (m > 16 && (wGrid >= smCount / 2 || k <= 4096));
-  // A forced split-K factor > 1 leaves only the mma.sync tiles (v8, v16 and w have no split-K).
+  // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
-  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins && !split ? 'w' : useR ? 'r' : byM;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? 'w' : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
@@ -161,32 +159,39 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % 16 == 0`);
   }
   const t = W4_TILES[tile];
-  // tile w is persistent: one block per SM (at most one per tile) loops over the tiles
-  const gx = tile === 'w' ? Math.min(wGrid, smCount) : Math.ceil(n / t.bn);
-  const gy = tile === 'w' || tile === 'v8' || tile === 'v16' ? 1 : Math.ceil(m / t.bm);
   const kTiles = k / 128;
   let splits: number;
-  if (tile === 'w' || tile === 'v8' || tile === 'v16') {
-    if (opts.splits !== undefined && opts.splits !== 1) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
-    splits = 1;
-  } else if (opts.splits !== undefined) {
+  if (opts.splits !== undefined) {
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
+    if (splits > 1 && (tile === 'v8' || tile === 'v16')) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
+  } else if (tile === 'v8' || tile === 'v16') {
+    splits = 1;
+  } else if (tile === 'w') {
+    // split K when the tiles fill less than half the SMs, keeping >= 8 k-tiles per split
+    splits = wGrid >= smCount / 2 ? 1 : Math.max(1, Math.min(Math.floor(smCount / wGrid), Math.floor(kTiles / 8)));
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
-    splits = Math.max(1, Math.min(Math.round(target / (gx * gy)), Math.floor(kTiles / 2)));
+    const blocks = Math.ceil(n / t.bn) * Math.ceil(m / t.bm);
+    splits = Math.max(1, Math.min(Math.round(target / blocks), Math.floor(kTiles / 2)));
   }
+  // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
+  // v tiles: one block per 16 weight rows; mma.sync tiles: (N/BN, M/BM, splits)
+  const grid: [number, number, number] = tile === 'w' ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
+    : tile === 'v8' || tile === 'v16' ? [Math.ceil(n / t.bn), 1, 1]
+    : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
+  const tilesForCounters = tile === 'w' ? wGrid : grid[0] * grid[1];
   return {
     source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : tile === 'v8' || tile === 'v16' ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     entry: w4EntryName(kind, group, tile),
     tile,
-    grid: [gx, gy, splits],
+    grid,
     block: [t.threads, 1, 1],
     smem: w4SmemBytes(kind, group, tile),
     splits,
     workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
-    counters: splits > 1 ? gx * gy : 0,
+    counters: splits > 1 ? tilesForCounters : 0,
   };
 }
 

@@ -4,9 +4,12 @@
 // other target the entry points compile to a trap (CI builds this file for sm_80 too).
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
-//   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
-//   are unused (no split-K: this kernel is for grids that fill the GPU). Persistent: grid =
-//   (min(#tiles, #SMs)) with #tiles = (N/128)·ceil(M/128), each block loops over tiles; block = 384, dynamic smem = W4W_SMEM (below). Limits: N % 128 == 0, K % 128 == 0, M >= 1.
+//   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K). Persistent: grid =
+//   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/128)
+//   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (4-byte [S, M, N],
+//   any contents) and counters (u32 per tile, zero before the first launch, left zero), exactly as
+//   w4_gemm.cu's split-K. block = 384, dynamic smem = W4W_SMEM (below).
+//   Limits: N % 128 == 0, K % 128 == 0, M >= 1.
 //
 // Design (docs/KERNELS.md, "wgmma path"):
 // - Transposed product D[n, t] = Σ_k W[n,k]·X[t,k]: the weights are wgmma's A operand, taken from
@@ -86,6 +89,26 @@ template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.
 DEVI void lds_v4f(u32 addr, float* r) {
   asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]) : "r"(addr));
 }
+DEVI void consumer_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }  // the 2 consumer warpgroups
+DEVI void fence_gpu() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
+DEVI u32 atom_add_u32(u32* p, u32 v) {
+  u32 old;
+  asm volatile("atom.global.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+// split-K partials through L2 (.cg: the non-coherent L1 must not serve a stale copy)
+DEVI void st_cg(int* p, int v) { asm volatile("st.global.cg.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory"); }
+DEVI void st_cg(float* p, float v) { asm volatile("st.global.cg.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory"); }
+DEVI int ld_cg(const int* p) {
+  int v;
+  asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+DEVI float ld_cg(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+  return v;
+}
 DEVI u32 lds_u32(u32 addr) {
   u32 v;
   asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
@@ -127,13 +150,16 @@ extern __shared__ __attribute__((aligned(16))) unsigned char w4w_smem[];  // sta
 template <int MODE>
 DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ sx, const unsigned char* __restrict__ Wp,
                    const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
-                   u16* __restrict__ out, int M, int N, int K) {
+                   u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
   typedef typename AccT<MODE == MODE_FS>::type Acc;
   constexpr bool GROUPED = MODE != MODE_PC;
   __shared__ __attribute__((aligned(8))) u64 s_full[W4W_STAGES], s_empty[W4W_STAGES];
+  __shared__ u32 s_last;  // split-K: this block finished the tile last
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-  const int KT = K >> 7;
   const int nN = N / W4W_BN, nT = (M + W4W_BT - 1) / W4W_BT, tiles = nN * nT;  // persistent: tile += gridDim.x
+  // split-K: block row blockIdx.y of gridDim.y takes k-tiles [ktBegin, ktBegin + KT) of every tile
+  const int S = gridDim.y, split = blockIdx.y, KTall = K >> 7;
+  const int ktBegin = (int)((long long)KTall * split / S), KT = (int)((long long)KTall * (split + 1) / S) - ktBegin;
   const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
   if (tid == 0) {
     for (int s = 0; s < W4W_STAGES; ++s) {
@@ -156,8 +182,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int n0, t0;
     tile_coords(tile, nN, nT, n0, t0);
-    const u64 wtile = (u64)(n0 >> 3) * KT * 512;             // this column block's first weight k-tile
-    for (int kt = 0; kt < KT; ++kt, ++it) {
+    const u64 wtile = (u64)(n0 >> 3) * KTall * 512;          // this column block's first weight k-tile
+    for (int kt = ktBegin; kt < ktBegin + KT; ++kt, ++it) {
       const int s = it % W4W_STAGES;
       const u32 st = base + s * STAGE_BYTES;
       const u32 full = smem_addr(&s_full[s]);
@@ -302,10 +328,65 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   }
   for (; kt < KT; ++kt) step(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % W4W_UNROLL tail: drained each
 
-  // ---------------- epilogue ----------------
-  // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n.
   int n0, t0;  // (computed here, not kept live across the main loop: registers)
   tile_coords(tile, nN, nT, n0, t0);
+  const int q = lane & 3, rl = lane >> 2;
+
+  // ---------------- split-K: partial tiles through the workspace ----------------
+  // Every split stores its partial sums (int32 IS/PC, fp32 FS) in its slice [split][M][N]; the
+  // last split to finish the tile (per-tile counter) adds the slices in split order (int32: exact;
+  // fp32: deterministic) and runs the epilogue. Thread (rowA, tokens 8j + 2q + c) owns the same
+  // positions in every slice.
+  if (gridDim.y > 1) {
+    const int S = gridDim.y, split = blockIdx.y;  // (re-read here: fewer registers live across the main loop)
+    // value i: token t0 + 8·(i/4) + 2q + (i%2), row rowA + 8·((i/2)%2); PC keeps it in PA/PB
+    auto get = [&](int i) -> Acc {
+      if constexpr (MODE == MODE_PC) return i < 32 ? PA[i] : PB[i - 32];
+      else return acc[i];
+    };
+    auto set = [&](int i, Acc v) {
+      if constexpr (MODE == MODE_PC) (i < 32 ? PA[i] : PB[i - 32]) = v;
+      else acc[i] = v;
+    };
+    const u64 slice = (u64)M * N;
+    Acc* const mine = (Acc*)ws + (u64)t0 * N + n0 + rowA;  // + row·N + 8h (+ split·slice)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      const int r = 8 * (i >> 2) + 2 * q + (i & 1);
+      if (t0 + r < M) {
+        Acc* p = mine + split * slice + (u64)r * N + 8 * ((i >> 1) & 1);
+        asm volatile("" : "+l"(p));
+        st_cg(p, get(i));
+      }
+    }
+    fence_gpu();
+    consumer_sync();
+    if (tid == 128) {
+      const u32 prev = atom_add_u32(counters + tile, 1u);
+      s_last = prev == (u32)S - 1;
+      if (s_last) counters[tile] = 0;  // self-cleaning for the next launch
+    }
+    consumer_sync();
+    if (!s_last) continue;
+    fence_gpu();
+    for (int z = 0; z < S; ++z) {  // slices in split order: acc = slice 0 + slice 1 + ...
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        const int r = 8 * (i >> 2) + 2 * q + (i & 1);
+        if (t0 + r < M) {
+          const Acc* p = mine + z * slice + (u64)r * N + 8 * ((i >> 1) & 1);
+          asm volatile("" : "+l"(p));  // computed here, not hoisted: 64 live addresses would spill
+          const Acc w = ld_cg(p);
+          if (z == 0) set(i, w);
+          else if constexpr (MODE == MODE_FS) set(i, fadd_rn(get(i), w));
+          else set(i, (Acc)((u32)get(i) + (u32)w));
+        }
+      }
+    }
+  }
+
+  // ---------------- epilogue ----------------
+  // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n.
   const int nA = n0 + rowA, nB = nA + 8;
   float cA, cB;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
   if constexpr (MODE == MODE_IS) {
@@ -320,7 +401,6 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // Per warp: 16 weight rows × 64 tokens of fp32 through smem (two halves), then 16-byte stores
   // of 8 consecutive outputs of one token row.
   float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));
-  const int q = lane & 3, rl = lane >> 2;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
 #pragma unroll
@@ -389,7 +469,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #ifdef W4W_ENABLED
 #define W4W_ENTRY(NAME, MODE)                                                                           \
   extern "C" __global__ void __launch_bounds__(W4W_THREADS, 1) NAME(W4W_PARAMS) {                      \
-    w4w_body<MODE>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, M, N, K); \
+    w4w_body<MODE>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K); \
   }
 #else
 #define W4W_ENTRY(NAME, MODE) \
