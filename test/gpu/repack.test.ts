@@ -216,9 +216,7 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
   assert.equal(p.source, W4_GEMM_WGMMA_SOURCE);
   assert.deepEqual(p.grid, [132, 1, 1]);  // persistent: one block per SM
-  // 8 tiles fill < half the SMs: split K (>= 8 k-tiles per split), grid (blocks per split, splits)
-  const small = planW4Gemm('pc', 128, 256, 512, 4096, { arch: 'sm_90a' });
-  assert.deepEqual([small.grid, small.splits, small.workspaceBytes, small.counters], [[8, 4, 1], 4, 4 * 256 * 512 * 4, 8]);
+  assert.deepEqual(planW4Gemm('pc', 128, 256, 512, 4096, { arch: 'sm_90a' }).grid, [8, 1, 1]);  // no more blocks than tiles
   assert.deepEqual(p.block, [384, 1, 1]);
   assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
   assert.equal(planW4Gemm('pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
@@ -227,14 +225,15 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
-  const down = planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' });  // 32 tiles, 86 k-tiles
-  assert.deepEqual([down.tile, down.grid, down.splits], ['w', [32, 4, 1], 4]);
-  assert.equal(planW4Gemm('is', 128, 64, 22016, 11008, { arch: 'sm_90a' }).splits, 1);  // grid >= half the SMs
-  assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
-  assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');   // small grid, short K
+  assert.equal(planW4Gemm('is', 128, 64, 22016, 11008, { arch: 'sm_90a' }).tile, 'w');  // grid >= half the SMs
+  assert.notEqual(planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'w'); // down-proj: m + split-K
+  assert.equal(planW4Gemm('is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
-  const forced = planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });
-  assert.deepEqual([forced.grid, forced.counters], [[66, 2, 1], 1024]);
+  const forced = planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });  // w's split-K, on request
+  assert.deepEqual([forced.grid, forced.splits, forced.workspaceBytes, forced.counters], [[66, 2, 1], 2, 2 * 4096 * 4096 * 4, 1024]);
   assert.equal(planW4Gemm('is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w');
   assert.equal(planW4Gemm('is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');  // v8 has no split-K
 });

@@ -145,12 +145,16 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
   const canV = gemvEligible(kind, m, n);
-  // Tile w from M = 17 on (H100, docs/KERNELS.md): with split-K for grids under half the SMs it
-  // beats the m tile on every LLaMA shape measured at M = 32..128.
+  // Tile w from M = 17 on (H100, docs/KERNELS.md): faster than m at M = 32..128 except where its
+  // persistent grid (one block per 128x128 tile) stays small and K is long (down-projections:
+  // N = 4096, K >= 11008 keep m and its split-K). Tile w's own split-K (forced `splits`) is exact
+  // but not chosen by default: at M = 128 it made IS 1.6x faster on down-projections yet FS 1.3-2.8x
+  // slower and short-K shapes slower for every kind (docs/KERNELS.md).
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
+  const wWins = m >= 256 || (m >= W4_WGMMA_MIN_M && (wGrid >= smCount / 2 || k <= 4096));
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
-  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? 'w' : useR ? 'r' : byM;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
@@ -168,8 +172,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   } else if (tile === 'v8' || tile === 'v16') {
     splits = 1;
   } else if (tile === 'w') {
-    // split K when the tiles fill less than half the SMs, keeping >= 8 k-tiles per split
-    splits = wGrid >= smCount / 2 ? 1 : Math.max(1, Math.min(Math.floor(smCount / wGrid), Math.floor(kTiles / 8)));
+    splits = 1;
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
