@@ -11,7 +11,7 @@
 //   w4_gemm.cu's split-K. block = 384, dynamic smem = W4W_SMEM (below).
 //   Limits: N % 128 == 0, K % 128 == 0, M >= 1.
 //
-// Design (docs/KERNELS.md, "wgmma path"):
+// Design (docs/KERNELS.md, "Tile w"):
 // - Transposed product D[n, t] = Σ_k W[n,k]·X[t,k]: the weights are wgmma's A operand, taken from
 //   registers, so the int4 → int8 unpack happens in registers (no unpacked copy in smem). The
 //   repacked 16-byte chunk of n8 rows 2w, 2w+1 is exactly the A fragment of warp w
@@ -22,22 +22,24 @@
 //   on the stage's `full` mbarrier), warpgroups 1 and 2 consume (64 weight rows × 128 tokens each).
 //   Consumers release a stage on its `empty` mbarrier; there is no block-wide barrier in the main
 //   loop, so the two consumers drift and one's group fold runs while the other's wgmmas do.
-// - Per k-tile (= one g128 group) a consumer issues 4 × wgmma.m64n128k32 into P (the first with
-//   scale-d = 0), waits, and folds: IS acc += P·ŝ[n] (one IMAD), FS acc = fma(fp32(P), s[n], acc),
-//   PC keeps accumulating in P. In the transposed layout a thread's outputs cover only 2 weight
-//   rows, so the fold needs 2 scales per thread and group.
+// - Per k-tile (= one g128 group) a consumer issues its 128 tokens as two halves of
+//   4 × wgmma.m64n64k32 (the first of each with scale-d = 0) and folds one half while the other
+//   runs: IS acc += P·ŝ[n] (one IMAD), FS acc = fma(fp32(P), s[n], acc), PC keeps accumulating in
+//   P. In the transposed layout a thread's outputs cover only 2 weight rows, so the fold needs 2
+//   scales per thread and group.
+// - Persistent blocks loop over tiles in a grouped raster; the producer runs ahead into the next
+//   tile while the consumers finish the current one.
 // - Epilogue: y in fp32 (QUANT_SPEC order), transposed through smem per warp, 16-byte stores
 //   (+ fp16 residual, one rounding).
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL,
 // W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
 // the main loop's compute ceiling) and W4W_PROBE_NO_FENCE (wrong results, timing only).
 
-
 #include "ptx.cuh"
 
 enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 
-// Tile and pipeline (host mirror: W4W_TILE in w4-gemm-plan.ts)
+// Tile and pipeline (host mirror: W4_TILES.w and w4SmemBytes in w4-gemm-plan.ts)
 #define W4W_BN 128        // weight rows per block (2 consumer warpgroups × 64)
 #define W4W_BT 128        // tokens per block
 #ifndef W4W_STAGES

@@ -10,10 +10,10 @@
 // Design: a block owns 16 weight rows (one m16 MMA tile: the weights are the A operand, so the
 // repacked chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) and all tokens
 // (one or two n8 tiles of the B operand). Its 8 warps split K: warp w takes k-tiles w, w+8, ...,
-// loading GV_UNROLL_1 (M ≤ 8) or GV_UNROLL_2 (M ≤ 16) k-tiles of weights (2 × 16 B per lane each, straight into registers),
-// activations (cp.async into a per-warp smem buffer, read back as MMA fragments with ldmatrix) and
-// group scales before computing any, so enough bytes are in flight to
-// cover HBM latency without split-K across blocks. mma.sync m16n8k32 per 32-wide k-step; at the
+// in rounds of GV_UNROLL_1 (M ≤ 8) or GV_UNROLL_2 (M ≤ 16) k-tiles: weights (2 × 16 B per lane per
+// k-tile, straight into registers), activations (cp.async into a per-warp smem buffer, read back as
+// MMA fragments with ldmatrix) and group scales are all requested before any is computed; with
+// up to 3 blocks per SM that keeps enough bytes in flight to cover HBM latency without split-K. mma.sync m16n8k32 per 32-wide k-step; at the
 // end of each group the int32 partial sums are folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)).
 // The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
 // warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
