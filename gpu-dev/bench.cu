@@ -1,6 +1,7 @@
 // gpu-dev/bench.cu — standalone dev bench for src/gpu/kernels/*.cu (not part of the npm package).
 // Builds the kernels into this binary (each .cu in its own namespace), then:
-//   nvrtc   : compiles every kernel source with NVRTC (no include path), like the TS runtime does
+//   nvrtc   : compiles every kernel source with NVRTC (include path src/gpu/kernels for ptx.cuh; the TS
+//             runtime inlines that header instead, src/gpu/kernel-source.ts)
 //   check   : correctness sweep vs naive GPU references (independent of the tiled kernels' layout;
 //             spot-checked against a CPU evaluation of the spec): IS/PC bit-exact, FS/W4A16 within
 //             fp32 rounding, act-quant bit-exact; poisoned outputs, fresh seeded data per shape
@@ -795,7 +796,7 @@ typedef int (*nvrtcLogSize_t)(void*, size_t*);
 typedef int (*nvrtcLog_t)(void*, char*);
 typedef int (*nvrtcDestroy_t)(void**);
 static void run_nvrtc(const char* root) {
-  printf("== NVRTC compile (no include path) ==\n");
+  printf("== NVRTC compile (include path: src/gpu/kernels, for ptx.cuh) ==\n");
   void* lib = nullptr;
   const char* env = getenv("NVRTC_LIB");
   for (const char* name : {env, "libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"})
@@ -810,7 +811,9 @@ static void run_nvrtc(const char* root) {
   auto logsize = (nvrtcLogSize_t)dlsym(lib, "nvrtcGetProgramLogSize");
   auto getlog = (nvrtcLog_t)dlsym(lib, "nvrtcGetProgramLog");
   auto destroy = (nvrtcDestroy_t)dlsym(lib, "nvrtcDestroyProgram");
-  const char* files[] = {"src/gpu/kernels/w4_gemm.cu", "src/gpu/kernels/quantize_act.cu"};
+  const char* files[] = {"src/gpu/kernels/w4_gemm.cu", "src/gpu/kernels/w4_gemm_wgmma.cu", "src/gpu/kernels/w4_gemv.cu",
+                         "src/gpu/kernels/quantize_act.cu"};
+  const std::string include = std::string("--include-path=") + root + "/src/gpu/kernels";
   for (const char* f : files) {
     std::ifstream in(std::string(root) + "/" + f);
     std::stringstream ss;
@@ -819,8 +822,8 @@ static void run_nvrtc(const char* root) {
     for (const char* arch : {"--gpu-architecture=sm_90a", "--gpu-architecture=sm_80"}) {
       void* prog;
       create(&prog, src.c_str(), f, 0, nullptr, nullptr);
-      const char* opts[] = {arch, "--std=c++17"};
-      int res = compile(prog, 2, opts);
+      const char* opts[] = {arch, "--std=c++17", include.c_str()};
+      int res = compile(prog, 3, opts);
       size_t logn = 0;
       logsize(prog, &logn);
       std::string log(logn + 1, 0);

@@ -62,9 +62,7 @@ export function resolveSourcePath(sourceFile: string): string {
  * `#include "..."` files are inlined first (kernel-source.ts).
  */
 export function compileFile(sourceFile: string, opts: CompileOptions = {}): CompiledCubin {
-  const resolved = resolveSourcePath(sourceFile);
-  if (!fs.existsSync(resolved)) fail(sourceFile, 'cannot read kernel source: ENOENT');
-  return compileSource(readKernelSource(resolved), path.basename(sourceFile), opts);
+  return compileSource(readKernelSource(resolveSourcePath(sourceFile), sourceFile), path.basename(sourceFile), opts);
 }
 
 /** Compile CUDA C++ source text to a cubin (NVRTC), using and filling the on-disk cache. */

@@ -8,13 +8,16 @@ import { fail } from '../core/errors.ts';
 
 const LOCAL_INCLUDE = /^\s*#\s*include\s+"([^"]+)"\s*$/;
 
-/** The text of `file` with its quoted includes inlined (cycles and unreadable includes: one-line errors). */
-export function readKernelSource(file: string): string {
-  return expand(file, []);
+/**
+ * The text of `file` with its quoted includes inlined (cycles and unreadable files: one-line
+ * errors; `name`, default `file`, is how errors about the top-level file call it).
+ */
+export function readKernelSource(file: string, name = file): string {
+  return expand(file, [], name);
 }
 
-function expand(file: string, stack: string[]): string {
-  const where = stack.length ? stack[stack.length - 1]! : file;
+function expand(file: string, stack: string[], topName: string): string {
+  const where = stack.length ? stack[stack.length - 1]! : topName;
   const full = path.resolve(file);
   if (stack.includes(full)) fail(where, `include cycle: ${[...stack, full].map((f) => path.basename(f)).join(' -> ')}`);
   let text: string;
@@ -23,7 +26,7 @@ function expand(file: string, stack: string[]): string {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     if (stack.length) fail(where, `cannot read include "${path.basename(file)}": ${code}`);
-    fail(file, `cannot read kernel source: ${code}`);
+    fail(topName, `cannot read kernel source: ${code}`);
   }
   const lines = text.split('\n');
   const out: string[] = [];
@@ -35,7 +38,7 @@ function expand(file: string, stack: string[]): string {
       return;
     }
     const inc = path.join(path.dirname(full), m[1]!);
-    out.push(`#line 1 "${path.basename(inc)}"`, expand(inc, [...stack, full]), `#line ${i + 2} "${name}"`);
+    out.push(`#line 1 "${path.basename(inc)}"`, expand(inc, [...stack, full], topName), `#line ${i + 2} "${name}"`);
   });
   return out.join('\n');
 }

@@ -38,6 +38,13 @@ export const W4_GEMM_WGMMA_SOURCE = 'src/gpu/kernels/w4_gemm_wgmma.cu';
 export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 /** Smallest M that takes the wgmma tile by default (H100 timings, docs/KERNELS.md). */
 export const W4_WGMMA_MIN_M = 17;
+/** From this M on tile w wins on every shape, whatever its grid (below it, see planW4Gemm). */
+const W4_WGMMA_ALWAYS_M = 256;
+
+/** Tiles of the small-M kernels (w4_gemv.cu). */
+function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
+  return tile === 'v8' || tile === 'v16';
+}
 
 /** Whether tiles v8/v16 can run this kind and shape (W4A8, N % 16 == 0, M ≤ 16; any arch). */
 export function gemvEligible(kind: W4GemmKind, m: number, n: number): boolean {
@@ -50,7 +57,7 @@ export function wgmmaEligible(kind: W4GemmKind, group: number, n: number, arch: 
 }
 
 export interface W4GemmPlan {
-  /** Kernel source file (W4_GEMM_SOURCE, or W4_GEMM_WGMMA_SOURCE for tile w). */
+  /** Kernel source file: W4_GEMM_WGMMA_SOURCE (tile w), W4_GEMV_SOURCE (v8, v16) or W4_GEMM_SOURCE. */
   readonly source: string;
   readonly entry: string;
   readonly tile: W4Tile;
@@ -78,7 +85,7 @@ export interface W4PlanOptions {
 
 /** Kernel entry-point name for a kind, group size and tile. */
 export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): string {
-  if (tile === 'v8' || tile === 'v16') {
+  if (isGemvTile(tile)) {
     if (kind === 'w4a16') fail('w4a16 GEMM', `no ${tile} tile (s, m, l)`);
     if (kind !== 'pc' && ![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
     return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g${group}_${tile}`;
@@ -114,7 +121,7 @@ export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): numb
   const t = W4_TILES[tile];
   // w4_gemm_wgmma.cu: 1024 (alignment) + STAGES·(X 128·128 + W 128·64 + scales 128·4, rounded up to
   // 1024 B) + epilogue 8 warps·64 tokens·20 floats
-  if (tile === 'v8' || tile === 'v16') return 0;  // static shared memory only
+  if (isGemvTile(tile)) return 0;  // static shared memory only
   if (tile === 'w') return 1024 + t.stages * Math.ceil((t.bm * 128 + t.bn * 64 + t.bn * 4) / 1024) * 1024 + 8 * 64 * 20 * 4;
   const eb = kind === 'w4a16' ? 2 : 1;
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
@@ -151,7 +158,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   // but not chosen by default: at M = 128 it made IS 1.6x faster on down-projections yet FS 1.3-2.8x
   // slower and short-K shapes slower for every kind (docs/KERNELS.md).
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
-  const wWins = m >= 256 || (m >= W4_WGMMA_MIN_M && (wGrid >= smCount / 2 || k <= 4096));
+  const wWins = m >= W4_WGMMA_ALWAYS_M || (m >= W4_WGMMA_MIN_M && (wGrid >= smCount / 2 || k <= 4096));
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
   const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
@@ -159,7 +166,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
   }
-  if ((tile === 'v8' || tile === 'v16') && (!canV || m > W4_TILES[tile].bm)) {
+  if (isGemvTile(tile) && (!canV || m > W4_TILES[tile].bm)) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % 16 == 0`);
   }
   const t = W4_TILES[tile];
@@ -168,8 +175,8 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   if (opts.splits !== undefined) {
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
-    if (splits > 1 && (tile === 'v8' || tile === 'v16')) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
-  } else if (tile === 'v8' || tile === 'v16') {
+    if (splits > 1 && isGemvTile(tile)) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
+  } else if (isGemvTile(tile)) {
     splits = 1;
   } else if (tile === 'w') {
     splits = 1;
@@ -182,11 +189,11 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
   // v tiles: one block per 16 weight rows; mma.sync tiles: (N/BN, M/BM, splits)
   const grid: [number, number, number] = tile === 'w' ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
-    : tile === 'v8' || tile === 'v16' ? [Math.ceil(n / t.bn), 1, 1]
+    : isGemvTile(tile) ? [Math.ceil(n / t.bn), 1, 1]
     : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
   const tilesForCounters = tile === 'w' ? wGrid : grid[0] * grid[1];
   return {
-    source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : tile === 'v8' || tile === 'v16' ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
+    source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     entry: w4EntryName(kind, group, tile),
     tile,
     grid,

@@ -160,8 +160,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
   const int nN = N / W4W_BN, nT = (M + W4W_BT - 1) / W4W_BT, tiles = nN * nT;  // persistent: tile += gridDim.x
   // split-K: block row blockIdx.y of gridDim.y takes k-tiles [ktBegin, ktBegin + KT) of every tile
-  const int S = gridDim.y, split = blockIdx.y, KTall = K >> 7;
-  const int ktBegin = (int)((long long)KTall * split / S), KT = (int)((long long)KTall * (split + 1) / S) - ktBegin;
+  const int KTall = K >> 7;
+  const int ktBegin = (int)((long long)KTall * (int)blockIdx.y / (int)gridDim.y);
+  const int KT = (int)((long long)KTall * ((int)blockIdx.y + 1) / (int)gridDim.y) - ktBegin;
   const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
   if (tid == 0) {
     for (int s = 0; s < W4W_STAGES; ++s) {
@@ -340,7 +341,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // fp32: deterministic) and runs the epilogue. Thread (rowA, tokens 8j + 2q + c) owns the same
   // positions in every slice.
   if (gridDim.y > 1) {
-    const int S = gridDim.y, split = blockIdx.y;  // (re-read here: fewer registers live across the main loop)
+    const int S = gridDim.y, split = blockIdx.y;  // (read here, not kept live across the main loop)
     // value i: token t0 + 8·(i/4) + 2q + (i%2), row rowA + 8·((i/2)%2); PC keeps it in PA/PB
     auto get = [&](int i) -> Acc {
       if constexpr (MODE == MODE_PC) return i < 32 ? PA[i] : PB[i - 32];

@@ -43,7 +43,7 @@ DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
                : "l"(p));
   return v;
 }
-DEVI u32 ldg_u32(const void* p) {  // activations and scales: small, shared by every block (L1/L2)
+DEVI u32 ldg_u32(const void* p) {  // group scales: small, read by many blocks (L1/L2)
   u32 v;
   asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
   return v;
