@@ -8,10 +8,13 @@ export { IntscaleError } from './core/errors.ts';
 // ── formats: safetensors, model directories, quantized checkpoints ──
 export { openSafetensors, openSafetensorsDir, writeSafetensors, writeSafetensorsSharded } from './io/safetensors.ts';
 export type { DType, TensorInfo, TensorSource, TensorToWrite } from './io/safetensors.ts';
-export { loadModel, detectModel, type LoadedModel, type LoadOptions } from './io/model-dir.ts';
+export { detectModel } from './io/model-dir.ts';
+export { loadModel, type LoadedModel, type LoadOptions } from './model/load.ts';
 export type { Tokenizer } from './io/tokenizer.ts';
 export type { ModelConfig } from './model/config.ts';
-export { writeQuantizedModel, loadQuantizedLinears, type QuantizationConfig, type QuantizeOptions } from './io/qformat.ts';
+export type { QuantizationConfig } from './io/qformat.ts';
+export { writeQuantizedModel, type QuantizeOptions } from './quant/quantize-model.ts';
+export { loadQuantizedLinears } from './quant/quantized-linears.ts';
 
 // ── quantization (CPU definitions every backend reproduces: docs/QUANT_SPEC.md) ──
 export { quantizeRtn, dequantize, type QuantizedWeight, type RtnOptions } from './quant/rtn.ts';

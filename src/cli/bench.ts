@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { parseIntOption } from './options.ts';
 import { benchCpu } from '../bench/cpu.ts';
-import { loadModelWithProgress } from '../io/model-dir.ts';
+import { loadModelWithProgress } from '../model/load.ts';
 import { registerBenchGemm } from './bench-gemm.ts';
 
 export function register(program: Command): void {

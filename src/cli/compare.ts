@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
-import { loadModel } from '../io/model-dir.ts';
+import { loadModel } from '../model/load.ts';
 import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
 import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
 import { parseGroupOption, parseIntOption } from './options.ts';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
-import { writeQuantizedModel } from '../io/qformat.ts';
+import { writeQuantizedModel } from '../quant/quantize-model.ts';
 import { formatCompareTable } from '../eval/compare.ts';
 import { plotCompare, runCompare } from './compare.ts';
 

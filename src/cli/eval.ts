@@ -6,7 +6,7 @@ import { fail } from '../core/errors.ts';
 import { parseIntOption } from './options.ts';
 import { progress } from '../core/progress.ts';
 import { perplexity } from '../eval/perplexity.ts';
-import { loadModelWithProgress } from '../io/model-dir.ts';
+import { loadModelWithProgress } from '../model/load.ts';
 
 export function register(program: Command): void {
   program

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { parseIntOption } from './options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
-import { loadModelWithProgress, type LoadedModel } from '../io/model-dir.ts';
+import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
 
 interface GenerateCliOptions {

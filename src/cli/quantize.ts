@@ -2,7 +2,7 @@
 // with a progress bar per layer and the per-layer integer-scale report at the end.
 import type { Command } from 'commander';
 import { progress } from '../core/progress.ts';
-import { writeQuantizedModel } from '../io/qformat.ts';
+import { writeQuantizedModel } from '../quant/quantize-model.ts';
 import { parseAmplifier } from '../quant/integer-scale.ts';
 import { formatIsReportTable, precisionWarnings } from '../quant/is-report.ts';
 import { parseIntOption } from './options.ts';

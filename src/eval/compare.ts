@@ -10,7 +10,8 @@ import { perplexity } from './perplexity.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 import { computeIntegerScales, type Amplifier } from '../quant/integer-scale.ts';
 import { integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
-import { quantizedLinear, type QuantizedLayer, type QuantMode } from '../io/qformat.ts';
+import type { QuantizedLayer } from '../io/qformat.ts';
+import { quantizedLinear, type QuantMode } from '../quant/quantized-linears.ts';
 
 export type CompareMode = 'FP16' | 'W4A16' | 'W4A8-FS' | 'W4A8-IS' | 'W4A8-PC';
 

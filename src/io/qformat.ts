@@ -2,27 +2,24 @@
 // `quantization_config`, safetensors holding per quantized linear `<name>.qweight` (U8 [N, K/2],
 // canonical packing), `<name>.scales` (F16 [N, K/G]), `<name>.iscales` (I16 when it fits, else I32,
 // [N, K/G]), `<name>.shift` (I8 [N]) and every other tensor unchanged, the tokenizer files copied,
-// and quantization_report.json (per-layer integer-scale report). Written to a temp dir, then renamed.
+// and quantization_report.json (per-layer integer-scale report).
+// This file owns the format only: the tensors of a layer, reading and validating them (the int32
+// bound included). Quantizing a model is src/quant/quantize-model.ts; which Linear runs a layer is
+// src/quant/quantized-linears.ts.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../core/dtype.ts';
-import type { Linear } from '../model/linear.ts';
-import { openSafetensorsDir, writeSafetensorsSharded, type TensorSource, type TensorToWrite } from './safetensors.ts';
-import { quantizeRtn, resolveGroupSize, SUPPORTED_GROUPS, type QuantizedWeight } from '../quant/rtn.ts';
+import type { TensorSource, TensorToWrite } from './safetensors.ts';
+import { SUPPORTED_GROUPS, type QuantizedWeight } from '../quant/rtn.ts';
 import { packInt4, unpackInt4 } from '../quant/pack-int4.ts';
-import { assertNoOverflow, computeIntegerScales, type Amplifier, type IntegerScales } from '../quant/integer-scale.ts';
-import { integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
-import { IsLinear } from '../quant/linear-is.ts';
-import { FsLinear } from '../quant/linear-fs.ts';
-import { PcLinear } from '../quant/linear-pc.ts';
-import { W4A16Linear } from '../quant/linear-w4a16.ts';
+import { assertNoOverflow, type Amplifier, type IntegerScales } from '../quant/integer-scale.ts';
 
 export const QUANT_METHOD = 'intscale';
 export const REPORT_FILE = 'quantization_report.json';
 /** Architectures whose decoder linears we know how to find (`model.layers.L.{self_attn,mlp}.*_proj`). */
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
-const LINEAR_PATTERN = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+/** HF names of the decoder projections a quantizer replaces. */
+export const LINEAR_PATTERN = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
 
 export interface QuantizationConfig {
   quant_method: 'intscale';
@@ -35,15 +32,6 @@ export interface QuantizationConfig {
   method: 'rtn';
 }
 
-export interface QuantizeOptions {
-  method: string;
-  wbits: number;
-  group: number;
-  abits: number;
-  scale: 'int' | 'float';
-  amplifier: Amplifier;
-  clip: boolean;
-}
 
 /** One quantized linear, in memory. */
 export interface QuantizedLayer {
@@ -52,8 +40,6 @@ export interface QuantizedLayer {
   is: IntegerScales;
 }
 
-/** How a quantized layer runs on the CPU. */
-export type QuantMode = 'w4a16' | 'w4a8-fs' | 'w4a8-is' | 'w4a8-pc';
 
 export function readJson(file: string): Record<string, unknown> {
   let text: string;
@@ -72,41 +58,6 @@ export function readJson(file: string): Record<string, unknown> {
   }
 }
 
-/** Check options before any work; returns the config to store. */
-export function checkQuantizeOptions(opts: QuantizeOptions): QuantizationConfig {
-  if (opts.method !== 'rtn') fail('--method', `unknown method '${opts.method}' (supported: rtn)`);
-  if (opts.wbits !== 4) fail('--wbits', `unsupported weight bits ${opts.wbits} (supported: 4)`);
-  if (!(SUPPORTED_GROUPS as readonly number[]).includes(opts.group)) fail('--group', `unsupported group size ${opts.group} (use 32, 64, 128, 256 or -1)`);
-  if (opts.abits !== 8 && opts.abits !== 16) fail('--abits', `unsupported activation bits ${opts.abits} (use 8 or 16)`);
-  if (opts.scale !== 'int' && opts.scale !== 'float') fail('--scale', `expected int or float, got '${String(opts.scale)}'`);
-  return { quant_method: QUANT_METHOD, bits: 4, group_size: opts.group, sym: true, act_bits: opts.abits, scale: opts.scale, amplifier: opts.amplifier, method: 'rtn' };
-}
-
-/** Names (without `.weight`) of the linears to quantize; fails on unsupported architectures. */
-export function quantizableLinears(config: Record<string, unknown>, src: TensorSource, where: string): string[] {
-  const type = config['model_type'];
-  if (!(SUPPORTED_MODEL_TYPES as readonly unknown[]).includes(type)) {
-    fail(where, `unsupported architecture model_type=${JSON.stringify(type)} (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
-  }
-  const layerIndex = (n: string) => Number(n.split('.')[2]);
-  const names = src.names().filter((n) => LINEAR_PATTERN.test(n)).map((n) => n.slice(0, -'.weight'.length))
-    .sort((a, b) => layerIndex(a) - layerIndex(b) || (a < b ? -1 : a > b ? 1 : 0)); // layer 2 before layer 10
-  if (names.length === 0) fail(where, 'no decoder linear weights (model.layers.N.*_proj.weight) found');
-  return names;
-}
-
-/** Quantize one linear weight from a tensor source. */
-export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOptions): { layer: QuantizedLayer; report: IsLayerReport } {
-  const info = src.info(`${name}.weight`);
-  if (info.shape.length !== 2) fail(name, `expected a 2-D weight, got shape [${info.shape.join(', ')}]`);
-  const [N, K] = info.shape as [number, number];
-  resolveGroupSize(opts.group, K, name);
-  const w = src.readF32(`${name}.weight`);
-  const qw = quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name });
-  const is = computeIntegerScales(qw, opts.amplifier, name);
-  return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, w) };
-}
-
 /** Tensors of one quantized layer in the file format. */
 export function layerTensors(layer: QuantizedLayer): TensorToWrite[] {
   const { name, qw, is } = layer;
@@ -122,55 +73,6 @@ export function layerTensors(layer: QuantizedLayer): TensorToWrite[] {
     iscales,
     { name: `${name}.shift`, dtype: 'I8', shape: [N], data: is.shift },
   ];
-}
-
-/**
- * Quantize the model in `srcDir` into `outDir` (which must not exist). Calls onLayer after each
- * quantized linear. Nothing appears at `outDir` unless everything succeeded.
- */
-export function writeQuantizedModel(srcDir: string, outDir: string, opts: QuantizeOptions,
-                                    onLayer?: (report: IsLayerReport, index: number, total: number) => void): IsLayerReport[] {
-  const qconfig = checkQuantizeOptions(opts);
-  if (!fs.existsSync(path.join(srcDir, 'config.json'))) fail(srcDir, 'no config.json (expected a Hugging Face model directory)');
-  const config = readJson(path.join(srcDir, 'config.json'));
-  if (config['quantization_config'] !== undefined) fail(srcDir, 'is already quantized (config.json has quantization_config)');
-  if (fs.existsSync(outDir)) fail(outDir, 'already exists (choose a new --out directory)');
-  const src = openSafetensorsDir(srcDir);
-  const tmp = path.join(path.dirname(path.resolve(outDir)), `.${path.basename(outDir)}.tmp-${process.pid}`);
-  try {
-    const linears = quantizableLinears(config, src, srcDir);
-    const linearSet = new Set(linears.map((n) => `${n}.weight`));
-    const tensors: TensorToWrite[] = [];
-    const reports: IsLayerReport[] = [];
-    linears.forEach((name, i) => {
-      const { layer, report } = quantizeLayer(src, name, opts);
-      tensors.push(...layerTensors(layer));
-      reports.push(report);
-      onLayer?.(report, i, linears.length);
-    });
-    for (const name of src.names()) {
-      if (linearSet.has(name)) continue;
-      const info = src.info(name);
-      tensors.push({ name, dtype: info.dtype, shape: info.shape, data: src.read(name) });
-    }
-    fs.rmSync(tmp, { recursive: true, force: true });
-    writeSafetensorsSharded(tmp, tensors, { metadata: { format: 'pt', quant_method: QUANT_METHOD } });
-    for (const entry of fs.readdirSync(srcDir, { withFileTypes: true })) {
-      const skip = entry.name === 'config.json' || entry.name.endsWith('.safetensors') || entry.name === 'model.safetensors.index.json';
-      if (!entry.isFile() || skip) continue;
-      fs.copyFileSync(path.join(srcDir, entry.name), path.join(tmp, entry.name));
-      fs.chmodSync(path.join(tmp, entry.name), 0o644); // sources may be read-only
-    }
-    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ ...config, quantization_config: qconfig }, null, 2) + '\n');
-    fs.writeFileSync(path.join(tmp, REPORT_FILE), JSON.stringify({ layers: reports }, null, 1) + '\n');
-    fs.renameSync(tmp, outDir);
-    return reports;
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  } finally {
-    src.close();
-  }
 }
 
 /** The validated quantization_config of a config.json object, or undefined when it has none. */
@@ -221,51 +123,4 @@ export function quantizedLayerNames(src: TensorSource): string[] {
   const layerIndex = (n: string) => Number(n.split('.')[2]) || 0;
   return src.names().filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length))
     .sort((a, b) => layerIndex(a) - layerIndex(b) || (a < b ? -1 : a > b ? 1 : 0));
-}
-
-/** The CPU Linear running a quantized layer in a given mode. */
-export function quantizedLinear(layer: QuantizedLayer, mode: QuantMode): Linear {
-  switch (mode) {
-    case 'w4a16': return new W4A16Linear(layer.qw);
-    case 'w4a8-fs': return new FsLinear(layer.qw);
-    case 'w4a8-is': return new IsLinear(layer.qw, layer.is, layer.name);
-    case 'w4a8-pc': return new PcLinear(layer.qw, layer.name);
-  }
-}
-
-/** The mode a checkpoint's quantization_config asks for. */
-export function modeOf(q: QuantizationConfig): QuantMode {
-  if (q.act_bits === 16) return 'w4a16';
-  return q.scale === 'int' ? 'w4a8-is' : 'w4a8-fs';
-}
-
-/**
- * The loader hook: every quantized linear of the checkpoint in `dir`, as a Linear keyed by name
- * (e.g. 'model.layers.0.self_attn.q_proj'), running in the config's mode unless `mode` is given.
- */
-export function loadQuantizedLinears(dir: string, mode?: QuantMode): Map<string, Linear> {
-  const configFile = path.join(dir, 'config.json');
-  const q = quantizationConfigOf(readJson(configFile), configFile);
-  if (!q) fail(configFile, 'has no quantization_config (not an intscale checkpoint)');
-  const src = openSafetensorsDir(dir);
-  try {
-    const out = new Map<string, Linear>();
-    for (const name of quantizedLayerNames(src)) out.set(name, quantizedLinear(readQuantizedLayer(src, name, q.group_size), mode ?? modeOf(q)));
-    return out;
-  } finally {
-    src.close();
-  }
-}
-
-/**
- * The hook src/io/model-dir.ts calls while loading a Hugging Face directory: undefined for an
- * ordinary checkpoint; for an intscale checkpoint, a function giving the quantized Linear of a
- * projection by name ('model.layers.0.self_attn.q_proj'), in the config's mode (or `mode`).
- */
-export function quantizedLinearHook(dir: string, src: TensorSource, mode?: QuantMode): ((name: string) => Linear | undefined) | undefined {
-  const configFile = path.join(dir, 'config.json');
-  const q = quantizationConfigOf(readJson(configFile), configFile);
-  if (!q) return undefined;
-  const runAs = mode ?? modeOf(q);
-  return (name) => (src.has(`${name}.qweight`) ? quantizedLinear(readQuantizedLayer(src, name, q.group_size), runAs) : undefined);
 }

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { forwardBatch, Session, type Model } from '../../src/model/llama.ts';
 import { generate, generateBatch } from '../../src/eval/generate.ts';
-import { loadModel } from '../../src/io/model-dir.ts';
+import { loadModel } from '../../src/model/load.ts';
 import { heapLiveBytes } from '../../src/core/wasm-heap.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { tinyModel } from './tiny-model.ts';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadModel, type LoadedModel } from '../../src/io/model-dir.ts';
+import { loadModel, type LoadedModel } from '../../src/model/load.ts';
 import { Session } from '../../src/model/llama.ts';
 import { perplexity } from '../../src/eval/perplexity.ts';
 

@@ -3,7 +3,7 @@
 // built directly; and the error lines for missing and mis-shaped tensors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadHfWeights } from '../../src/io/model-dir.ts';
+import { loadHfWeights } from '../../src/model/load.ts';
 import type { TensorSource } from '../../src/io/safetensors.ts';
 import { Session } from '../../src/model/llama.ts';
 import { tinyModel, type Raw } from './tiny-model.ts';

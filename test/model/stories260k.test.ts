@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadModel } from '../../src/io/model-dir.ts';
+import { loadModel } from '../../src/model/load.ts';
 import { generate } from '../../src/eval/generate.ts';
 import { loadLlama2cTokenizer } from '../../src/io/tokenizer.ts';
 import { Rng } from '../../src/core/rng.ts';

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModel } from '../../src/io/model-dir.ts';
+import { loadModel } from '../../src/model/load.ts';
 import { Session } from '../../src/model/llama.ts';
 import { mapLinears } from '../../src/model/weights.ts';
 import { compareModes, quantizeModelInMemory } from '../../src/eval/compare.ts';
-import { quantizedLinear, writeQuantizedModel } from '../../src/io/qformat.ts';
+import { quantizedLinear } from '../../src/quant/quantized-linears.ts';
+import { writeQuantizedModel } from '../../src/quant/quantize-model.ts';
 import { MODEL_30M, PERSUASION, sharedMissing } from './helpers.ts';
 
 /** Largest allowed |ppl(IS) − ppl(FS)| / ppl(FS). */

@@ -8,7 +8,9 @@ import * as path from 'node:path';
 import { Rng } from '../../src/core/rng.ts';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
-import { loadQuantizedLinears, quantizeLayer, readQuantizedLayer, writeQuantizedModel, type QuantizeOptions } from '../../src/io/qformat.ts';
+import { readQuantizedLayer } from '../../src/io/qformat.ts';
+import { quantizeLayer, writeQuantizedModel, type QuantizeOptions } from '../../src/quant/quantize-model.ts';
+import { loadQuantizedLinears } from '../../src/quant/quantized-linears.ts';
 import { IsLinear } from '../../src/quant/linear-is.ts';
 import { LAYERS, makeModelDir, randomActivations } from './helpers.ts';
 

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { detectModel, loadModel } from '../../src/io/model-dir.ts';
+import { detectModel } from '../../src/io/model-dir.ts';
+import { loadModel } from '../../src/model/load.ts';
 import { IntscaleError } from '../../src/core/errors.ts';
 
 const STORIES = fileURLToPath(new URL('../../../shared/models/stories260K', import.meta.url));

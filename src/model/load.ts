@@ -1,0 +1,124 @@
+// Loading a model into the CPU engine: config, tokenizer and weights of a Hugging Face directory
+// (dense fp32 linears, or the quantized linears of an intscale checkpoint) or a llama2.c checkpoint.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fail } from '../core/errors.ts';
+import { progress, type Progress } from '../core/progress.ts';
+import { readHfConfig } from '../io/hf-config.ts';
+import { loadLlama2c } from '../io/llama2c.ts';
+import { detectModel } from '../io/model-dir.ts';
+import { openSafetensorsDir, type TensorSource } from '../io/safetensors.ts';
+import { loadHfTokenizer, loadLlama2cTokenizer, type Tokenizer } from '../io/tokenizer.ts';
+import { quantizedLinearHook } from '../quant/quantized-linears.ts';
+import type { ModelConfig } from './config.ts';
+import type { Linear } from './linear.ts';
+import { denseLinear, type LayerWeights, type ModelWeights } from './weights.ts';
+
+export interface LoadedModel {
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  weights: ModelWeights;
+  /** 'hf' or 'llama2c' */
+  format: 'hf' | 'llama2c';
+  path: string;
+}
+
+export interface LoadOptions {
+  /** llama2.c: the tokenizer .bin when it is not next to the checkpoint. */
+  tokenizerPath?: string;
+  /** Called once per layer while loading. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Load config, tokenizer and fp32 weights. */
+export function loadModel(p: string, opts: LoadOptions = {}): LoadedModel {
+  const kind = detectModel(p);
+  if (kind.format === 'llama2c') {
+    const tokPath = opts.tokenizerPath ?? kind.tokenizer;
+    if (!tokPath) fail(p, 'llama2.c checkpoint without a tokenizer .bin next to it (tokenizer.bin or tok*.bin)');
+    const { config, weights } = loadLlama2c(kind.checkpoint);
+    opts.onProgress?.(config.nLayers, config.nLayers);
+    return { config, weights, tokenizer: loadLlama2cTokenizer(tokPath, config.vocabSize), format: 'llama2c', path: p };
+  }
+  const dir = kind.dir;
+  const config = readHfConfig(path.join(dir, 'config.json'));
+  const tokJson = path.join(dir, 'tokenizer.json');
+  if (!fs.existsSync(tokJson)) fail(dir, 'no tokenizer.json');
+  const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
+  const src = openSafetensorsDir(dir);
+  try {
+    const weights = loadHfWeights(src, config, dir, opts.onProgress, quantizedLinearHook(dir, src));
+    return { config, tokenizer, weights, format: 'hf', path: p };
+  } finally {
+    src.close();
+  }
+}
+
+/** Read the standard HF LLaMA tensor names into ModelWeights (fp32, shapes checked). */
+export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
+                              onProgress?: (done: number, total: number) => void,
+                              quantized?: (name: string) => Linear | undefined): ModelWeights {
+  if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
+  const read = (name: string, shape: number[]): Float32Array => {
+    if (!src.has(name)) fail(where, `missing tensor ${name}`);
+    const info = src.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
+      fail(where, `tensor ${name} has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    return src.readF32(name);
+  };
+  const { dim, hiddenDim, headDim } = c;
+  const qDim = c.nHeads * headDim, kvDim = c.nKvHeads * headDim;
+  const embedding = read('model.embed_tokens.weight', [c.vocabSize, dim]);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const pre = `model.layers.${l}.`;
+    const lin = (name: string, out: number, inp: number): Linear => {
+      // intscale: a quantized checkpoint's projection (src/quant/quantized-linears.ts quantizedLinearHook)
+      const q = quantized?.(`${pre}${name}`);
+      if (q && (q.outFeatures !== out || q.inFeatures !== inp))
+        fail(where, `quantized ${pre}${name} is ${q.outFeatures}×${q.inFeatures}, expected ${out}×${inp}`);
+      return q ?? denseLinear(read(`${pre}${name}.weight`, [out, inp]), out, inp);
+    };
+    const layer: LayerWeights = {
+      attnNorm: read(`${pre}input_layernorm.weight`, [dim]),
+      wq: lin('self_attn.q_proj', qDim, dim),
+      wk: lin('self_attn.k_proj', kvDim, dim),
+      wv: lin('self_attn.v_proj', kvDim, dim),
+      wo: lin('self_attn.o_proj', dim, qDim),
+      ffnNorm: read(`${pre}post_attention_layernorm.weight`, [dim]),
+      w1: lin('mlp.gate_proj', hiddenDim, dim),
+      w2: lin('mlp.down_proj', dim, hiddenDim),
+      w3: lin('mlp.up_proj', hiddenDim, dim),
+    };
+    if (c.qkvBias) {
+      layer.bq = read(`${pre}self_attn.q_proj.bias`, [qDim]);
+      layer.bk = read(`${pre}self_attn.k_proj.bias`, [kvDim]);
+      layer.bv = read(`${pre}self_attn.v_proj.bias`, [kvDim]);
+    }
+    layers.push(layer);
+    onProgress?.(l + 1, c.nLayers);
+  }
+  const finalNorm = read('model.norm.weight', [dim]);
+  // tied models usually omit lm_head.weight; an untied model without it is a broken checkpoint
+  const head = c.tieEmbeddings && !src.has('lm_head.weight') ? embedding : read('lm_head.weight', [c.vocabSize, dim]);
+  return { embedding, layers, finalNorm, lmHead: denseLinear(head, c.vocabSize, dim) };
+}
+
+/** loadModel with a progress bar (or plain lines) on stderr, one tick per layer, shown only once
+ *  loading has taken over a second (small models load silently): for the CLI. */
+export function loadModelWithProgress(p: string, opts: Omit<LoadOptions, 'onProgress'> = {}): LoadedModel {
+  const started = Date.now();
+  let bar: Progress | undefined;
+  let shown = 0;
+  const model = loadModel(p, {
+    ...opts,
+    onProgress: (done, total) => {
+      if (!bar && Date.now() - started < 1000) return;
+      bar ??= progress(`loading ${path.basename(path.resolve(p))}`, total);
+      bar.tick(done - shown);
+      shown = done;
+    },
+  });
+  bar?.done();
+  return model;
+}

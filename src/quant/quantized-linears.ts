@@ -1,0 +1,64 @@
+// Which CPU Linear runs a quantized layer (W4A16, W4A8-FS, W4A8-IS, W4A8-PC), and loading every
+// quantized linear of an intscale checkpoint as such Linears (for the CPU engine).
+import * as path from 'node:path';
+import { fail } from '../core/errors.ts';
+import type { Linear } from '../model/linear.ts';
+import { openSafetensorsDir, type TensorSource } from '../io/safetensors.ts';
+import {
+  quantizationConfigOf, quantizedLayerNames, readJson, readQuantizedLayer,
+  type QuantizationConfig, type QuantizedLayer,
+} from '../io/qformat.ts';
+import { IsLinear } from './linear-is.ts';
+import { FsLinear } from './linear-fs.ts';
+import { PcLinear } from './linear-pc.ts';
+import { W4A16Linear } from './linear-w4a16.ts';
+
+/** How a quantized layer runs on the CPU. */
+export type QuantMode = 'w4a16' | 'w4a8-fs' | 'w4a8-is' | 'w4a8-pc';
+
+/** The CPU Linear running a quantized layer in a given mode. */
+export function quantizedLinear(layer: QuantizedLayer, mode: QuantMode): Linear {
+  switch (mode) {
+    case 'w4a16': return new W4A16Linear(layer.qw);
+    case 'w4a8-fs': return new FsLinear(layer.qw);
+    case 'w4a8-is': return new IsLinear(layer.qw, layer.is, layer.name);
+    case 'w4a8-pc': return new PcLinear(layer.qw, layer.name);
+  }
+}
+
+/** The mode a checkpoint's quantization_config asks for. */
+export function modeOf(q: QuantizationConfig): QuantMode {
+  if (q.act_bits === 16) return 'w4a16';
+  return q.scale === 'int' ? 'w4a8-is' : 'w4a8-fs';
+}
+
+/**
+ * The loader hook: every quantized linear of the checkpoint in `dir`, as a Linear keyed by name
+ * (e.g. 'model.layers.0.self_attn.q_proj'), running in the config's mode unless `mode` is given.
+ */
+export function loadQuantizedLinears(dir: string, mode?: QuantMode): Map<string, Linear> {
+  const configFile = path.join(dir, 'config.json');
+  const q = quantizationConfigOf(readJson(configFile), configFile);
+  if (!q) fail(configFile, 'has no quantization_config (not an intscale checkpoint)');
+  const src = openSafetensorsDir(dir);
+  try {
+    const out = new Map<string, Linear>();
+    for (const name of quantizedLayerNames(src)) out.set(name, quantizedLinear(readQuantizedLayer(src, name, q.group_size), mode ?? modeOf(q)));
+    return out;
+  } finally {
+    src.close();
+  }
+}
+
+/**
+ * The hook src/io/model-dir.ts calls while loading a Hugging Face directory: undefined for an
+ * ordinary checkpoint; for an intscale checkpoint, a function giving the quantized Linear of a
+ * projection by name ('model.layers.0.self_attn.q_proj'), in the config's mode (or `mode`).
+ */
+export function quantizedLinearHook(dir: string, src: TensorSource, mode?: QuantMode): ((name: string) => Linear | undefined) | undefined {
+  const configFile = path.join(dir, 'config.json');
+  const q = quantizationConfigOf(readJson(configFile), configFile);
+  if (!q) return undefined;
+  const runAs = mode ?? modeOf(q);
+  return (name) => (src.has(`${name}.qweight`) ? quantizedLinear(readQuantizedLayer(src, name, q.group_size), runAs) : undefined);
+}
