@@ -11,11 +11,13 @@
 // - dampening: H += percdamp·mean(diag H)·I;
 // - U upper with H⁻¹ = UᵀU (linalg.ts); columns in blocks of `blockSize`: for column i,
 //   q = quant(w_i), err = (w_i − q·s)/U[i,i], later columns of the block get −err·U[i, j] at once,
-//   the columns after the block get the block's errors in one lazy update at its end.
+//   the columns after the block get the block's errors in one lazy update at its end (an fp32
+//   matmul, as the reference does it on the GPU, summed into the float64 weights).
 // - without act-order a group's scales are computed when its first column is reached, from the
 //   weights as updated by every earlier column (the reference reads the block-start values for
 //   groups that start inside a block; with G = blockSize = 128 the two are identical).
 import { fail } from '../core/errors.ts';
+import { matmulF32 } from '../core/matmul.ts';
 import { inverseCholeskyUpper } from './linalg.ts';
 import { QMAX_W, resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
 import { rintClamp } from './fp32.ts';
@@ -138,15 +140,17 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
       }
     }
     if (i2 === K) break;
-    // lazy update of the columns after the block: W[:, i2:] -= Err · U[i1:i2, i2:]
+    // lazy update of the columns after the block: W[:, i2:] -= Err · U[i1:i2, i2:], one fp32
+    // matmul (as the reference runs it in fp32) added into the float64 weights
+    const rest = K - i2;
+    const ut = new Float32Array(rest * cnt); // U[i1:i2, i2:]ᵀ
+    for (let c = 0; c < cnt; c++) for (let j = 0; j < rest; j++) ut[j * cnt + c] = u[(i1 + c) * K + i2 + j]!;
+    const e32 = new Float32Array(N * cnt);
+    for (let n = 0; n < N; n++) for (let c = 0; c < cnt; c++) e32[n * cnt + c] = err[n * B + c]!;
+    const upd = matmulF32(e32, N, cnt, ut, rest);
     for (let n = 0; n < N; n++) {
-      const row = n * K;
-      for (let c = 0; c < cnt; c++) {
-        const e = err[n * B + c]!;
-        if (e === 0) continue;
-        const ru = (i1 + c) * K;
-        for (let j = i2; j < K; j++) wp[row + j]! -= e * u[ru + j]!;
-      }
+      const row = n * K + i2, o = n * rest;
+      for (let j = 0; j < rest; j++) wp[row + j]! -= upd[o + j]!;
     }
   }
 
