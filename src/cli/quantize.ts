@@ -1,26 +1,32 @@
-// `intscale quantize <model-dir> --out DIR ...`: RTN W4 + integer scales → quantized checkpoint,
-// with a progress bar per layer and the per-layer integer-scale report at the end.
+// `intscale quantize <model-dir> --out DIR ...`: W4 by RTN, GPTQ or AWQ (optionally SmoothQuant,
+// calibrated on --calib text) + integer scales → quantized checkpoint, with progress per decoder
+// layer (calibration) and per linear, and the per-layer integer-scale report at the end.
 import type { Command } from 'commander';
 import { progress } from '../core/progress.ts';
 import { writeQuantizedModel } from '../quant/quantize-model.ts';
 import { parseAmplifier } from '../quant/integer-scale.ts';
 import { formatIsReportTable, precisionWarnings } from '../quant/is-report.ts';
 import { parseIntOption } from './options.ts';
+import { calibOptionsOf, parseFloatOption, registerCalibOptions } from './calib-options.ts';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('quantize')
     .description('quantize a Hugging Face Llama model dir to W4 (+ integer scales) into a new dir')
     .argument('<model-dir>', 'source model directory (config.json + safetensors)')
     .requiredOption('--out <dir>', 'output directory (must not exist)')
-    .option('--method <m>', 'quantization method (rtn)', 'rtn')
+    .option('--method <m>', 'quantization method: rtn, gptq or awq', 'rtn')
     .option('--wbits <n>', 'weight bits (4)', '4')
     .option('--group <n>', 'group size: 32, 64, 128, 256 or -1 (per channel)', '128')
     .option('--abits <n>', 'activation bits at run time: 8 or 16', '8')
     .option('--scale <s>', 'scales used at run time: int or float', 'int')
     .option('--amplifier <a>', 'integer-scale amplifier: auto (per channel), layer, or a fixed shift K', 'auto')
     .option('--clip', 'search a clip ratio per group minimizing its squared error', false)
-    .option('--json', 'print the per-layer report as JSON')
+    .option('--json', 'print the per-layer report as JSON');
+  registerCalibOptions(cmd)
+    .option('--act-order', 'GPTQ: process columns by decreasing Hessian diagonal (static groups)', false)
+    .option('--percdamp <f>', 'GPTQ: relative Hessian dampening', '0.01')
+    .option('--block-size <n>', 'GPTQ: columns per lazy-update block', '128')
     .action((modelDir: string, o: Record<string, string | boolean>) => {
       const opts = {
         method: String(o['method']),
@@ -30,12 +36,21 @@ export function register(program: Command): void {
         scale: String(o['scale']) as 'int' | 'float',
         amplifier: parseAmplifier(String(o['amplifier'])),
         clip: o['clip'] === true,
+        ...calibOptionsOf(o),
+        actOrder: o['actOrder'] === true,
+        percdamp: parseFloatOption('--percdamp', String(o['percdamp'])),
+        blockSize: parseIntOption('--block-size', String(o['blockSize']), 1),
       };
       let bar: ReturnType<typeof progress> | undefined;
+      let layers: ReturnType<typeof progress> | undefined;
       const reports = writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
         bar ??= progress('quantize', total);
         bar.tick();
         if (i === total - 1) bar.done();
+      }, (note, total) => {
+        layers ??= progress(`${opts.method} calibration (decoder layers)`, total);
+        layers.tick();
+        if (note.layer === total - 1) layers.done();
       });
       for (const w of precisionWarnings(reports)) process.stderr.write(`warning: ${w}\n`);
       if (o['json']) process.stdout.write(JSON.stringify({ layers: reports }, null, 1) + '\n');

@@ -29,7 +29,32 @@ export interface QuantizationConfig {
   act_bits: 8 | 16;
   scale: 'int' | 'float';
   amplifier: Amplifier;
-  method: 'rtn';
+  /** How the int4 weights and float scales were chosen; integer scales always follow from those. */
+  method: QuantMethodName;
+  /** The method's parameters (calibration, GPTQ/AWQ/SmoothQuant settings); absent for plain RTN. */
+  method_params?: MethodParams;
+}
+
+export const QUANT_METHODS = ['rtn', 'gptq', 'awq'] as const;
+export type QuantMethodName = (typeof QUANT_METHODS)[number];
+
+export interface MethodParams {
+  /** calibration text (file name only), windows, positions per window, sampling seed */
+  calib?: { file: string; samples: number; len: number; seed: number };
+  /** SmoothQuant migration strength α */
+  smooth?: number;
+  clip?: boolean;
+  act_order?: boolean;
+  percdamp?: number;
+  block_size?: number;
+  /** per-input-channel scale folds used (AWQ, SmoothQuant) */
+  folds?: string;
+  /** `intscale convert`: the source format, its symmetry/act-order, and how many layers converted exactly */
+  converted_from?: 'autogptq' | 'autoawq';
+  source_sym?: boolean;
+  source_desc_act?: boolean;
+  exact_layers?: number;
+  requantized_layers?: number;
 }
 
 
@@ -86,6 +111,10 @@ export function quantizationConfigOf(config: Record<string, unknown>, where: str
   if (!(SUPPORTED_GROUPS as readonly unknown[]).includes(c['group_size'])) fail(where, `quantization_config.group_size ${JSON.stringify(c['group_size'])} is not supported`);
   if (c['act_bits'] !== 8 && c['act_bits'] !== 16) fail(where, `quantization_config.act_bits ${JSON.stringify(c['act_bits'])} is not supported`);
   if (c['scale'] !== 'int' && c['scale'] !== 'float') fail(where, `quantization_config.scale ${JSON.stringify(c['scale'])} is not supported`);
+  if (c['method'] !== undefined && !(QUANT_METHODS as readonly unknown[]).includes(c['method']))
+    fail(where, `quantization_config.method ${JSON.stringify(c['method'])} is not supported (${QUANT_METHODS.join(', ')})`);
+  const mp = c['method_params'];
+  if (mp !== undefined && (typeof mp !== 'object' || mp === null || Array.isArray(mp))) fail(where, 'quantization_config.method_params is not an object');
   return c as unknown as QuantizationConfig;
 }
 

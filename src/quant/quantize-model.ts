@@ -1,14 +1,22 @@
-// Quantizing a whole Hugging Face model directory into an intscale checkpoint (RTN W4 per group +
-// integer scales): option checks, which linears to quantize, one layer at a time, and the atomic
-// write of the output directory (src/io/qformat.ts owns the tensors' format).
+// Quantizing a whole Hugging Face model directory into an intscale checkpoint (W4 per group by RTN,
+// or by GPTQ / AWQ / SmoothQuant from calibration windows through the layer-by-layer pipeline of
+// calibrate.ts, then integer scales from the method's float scales): option checks, which linears
+// to quantize, and the atomic write of the output directory (src/io/qformat.ts owns the format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import { openSafetensorsDir, writeSafetensorsSharded, type TensorSource, type TensorToWrite } from '../io/safetensors.ts';
 import {
-  LINEAR_PATTERN, QUANT_METHOD, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors, readJson,
-  type QuantizationConfig, type QuantizedLayer,
+  LINEAR_PATTERN, QUANT_METHOD, QUANT_METHODS, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors, readJson,
+  type MethodParams, type QuantizationConfig, type QuantizedLayer, type QuantMethodName,
 } from '../io/qformat.ts';
+import { f32ArrayToF16 } from '../core/dtype.ts';
+import { loadModel } from '../model/load.ts';
+import { releaseWeights } from '../model/weights.ts';
+import { loadCalibration, type CalibOptions } from './calib-data.ts';
+import { calibrateModel, needsCalibration, type CalibrationResult, type LayerNote, type MethodOptions } from './calibrate.ts';
+import { GPTQ_DEFAULTS } from './gptq.ts';
+import type { QuantizedWeight } from './rtn.ts';
 import { quantizeRtn, resolveGroupSize, SUPPORTED_GROUPS } from './rtn.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
 import { integerScaleReport, type IsLayerReport } from './is-report.ts';
@@ -21,16 +29,60 @@ export interface QuantizeOptions {
   scale: 'int' | 'float';
   amplifier: Amplifier;
   clip: boolean;
+  /** calibration windows (required by gptq, awq and --smooth) */
+  calib?: CalibOptions;
+  /** SmoothQuant α */
+  smooth?: number;
+  actOrder?: boolean;
+  percdamp?: number;
+  blockSize?: number;
+}
+
+/** Where the per-channel scales of AWQ / SmoothQuant go (recorded in method_params.folds). */
+export const FOLDS = 'q/k/v: input_layernorm; gate/up: post_attention_layernorm; down: up_proj rows; o: none';
+
+/** The calibration pipeline's options for a quantize run. */
+export function methodOptionsOf(opts: QuantizeOptions): MethodOptions {
+  return {
+    method: opts.method as QuantMethodName, group: opts.group, clip: opts.clip,
+    ...(opts.smooth !== undefined ? { smooth: opts.smooth } : {}),
+    ...(opts.actOrder !== undefined ? { actOrder: opts.actOrder } : {}),
+    ...(opts.percdamp !== undefined ? { percdamp: opts.percdamp } : {}),
+    ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+  };
+}
+
+function methodParams(opts: QuantizeOptions): MethodParams | undefined {
+  const p: MethodParams = {};
+  if (opts.calib && needsCalibration(methodOptionsOf(opts)))
+    p.calib = { file: path.basename(opts.calib.file), samples: opts.calib.samples, len: opts.calib.len, seed: opts.calib.seed };
+  if (opts.smooth !== undefined) p.smooth = opts.smooth;
+  if (opts.clip) p.clip = true;
+  if (opts.method === 'gptq') {
+    p.act_order = opts.actOrder ?? false;
+    p.percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
+    p.block_size = opts.blockSize ?? GPTQ_DEFAULTS.blockSize;
+  }
+  if (opts.method === 'awq' || opts.smooth !== undefined) p.folds = FOLDS;
+  return Object.keys(p).length > 0 ? p : undefined;
 }
 
 /** Check options before any work; returns the config to store. */
 export function checkQuantizeOptions(opts: QuantizeOptions): QuantizationConfig {
-  if (opts.method !== 'rtn') fail('--method', `unknown method '${opts.method}' (supported: rtn)`);
+  if (!(QUANT_METHODS as readonly string[]).includes(opts.method)) fail('--method', `unknown method '${opts.method}' (supported: ${QUANT_METHODS.join(', ')})`);
+  if (opts.smooth !== undefined && !(opts.smooth >= 0 && opts.smooth <= 1)) fail('--smooth', `alpha must be in [0, 1] (got ${opts.smooth})`);
+  if (opts.percdamp !== undefined && !(opts.percdamp >= 0 && opts.percdamp < 1)) fail('--percdamp', `must be in [0, 1) (got ${opts.percdamp})`);
+  if (needsCalibration(methodOptionsOf(opts)) && !opts.calib)
+    fail('--calib', `${opts.method}${opts.smooth !== undefined ? ' with --smooth' : ''} needs calibration text (--calib FILE)`);
   if (opts.wbits !== 4) fail('--wbits', `unsupported weight bits ${opts.wbits} (supported: 4)`);
   if (!(SUPPORTED_GROUPS as readonly number[]).includes(opts.group)) fail('--group', `unsupported group size ${opts.group} (use 32, 64, 128, 256 or -1)`);
   if (opts.abits !== 8 && opts.abits !== 16) fail('--abits', `unsupported activation bits ${opts.abits} (use 8 or 16)`);
   if (opts.scale !== 'int' && opts.scale !== 'float') fail('--scale', `expected int or float, got '${String(opts.scale)}'`);
-  return { quant_method: QUANT_METHOD, bits: 4, group_size: opts.group, sym: true, act_bits: opts.abits, scale: opts.scale, amplifier: opts.amplifier, method: 'rtn' };
+  const params = methodParams(opts);
+  return {
+    quant_method: QUANT_METHOD, bits: 4, group_size: opts.group, sym: true, act_bits: opts.abits, scale: opts.scale,
+    amplifier: opts.amplifier, method: opts.method as QuantMethodName, ...(params ? { method_params: params } : {}),
+  };
 }
 
 /** Names (without `.weight`) of the linears to quantize; fails on unsupported architectures. */
@@ -47,13 +99,14 @@ export function quantizableLinears(config: Record<string, unknown>, src: TensorS
 }
 
 /** Quantize one linear weight from a tensor source. */
-export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOptions): { layer: QuantizedLayer; report: IsLayerReport } {
+export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOptions, calibrated?: QuantizedWeight): { layer: QuantizedLayer; report: IsLayerReport } {
   const info = src.info(`${name}.weight`);
   if (info.shape.length !== 2) fail(name, `expected a 2-D weight, got shape [${info.shape.join(', ')}]`);
   const [N, K] = info.shape as [number, number];
   resolveGroupSize(opts.group, K, name);
   const w = src.readF32(`${name}.weight`);
-  const qw = quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name });
+  const qw = calibrated ?? quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name });
+  if (qw.outFeatures !== N || qw.inFeatures !== K) fail(name, `calibrated weight is ${qw.outFeatures}x${qw.inFeatures}, expected ${N}x${K}`);
   const is = computeIntegerScales(qw, opts.amplifier, name);
   return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, w) };
 }
@@ -63,7 +116,8 @@ export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOpt
  * quantized linear. Nothing appears at `outDir` unless everything succeeded.
  */
 export function writeQuantizedModel(srcDir: string, outDir: string, opts: QuantizeOptions,
-                                    onLayer?: (report: IsLayerReport, index: number, total: number) => void): IsLayerReport[] {
+                                    onLayer?: (report: IsLayerReport, index: number, total: number) => void,
+                                    onCalibLayer?: (note: LayerNote, total: number) => void): IsLayerReport[] {
   const qconfig = checkQuantizeOptions(opts);
   if (!fs.existsSync(path.join(srcDir, 'config.json'))) fail(srcDir, 'no config.json (expected a Hugging Face model directory)');
   const config = readJson(path.join(srcDir, 'config.json'));
@@ -74,10 +128,13 @@ export function writeQuantizedModel(srcDir: string, outDir: string, opts: Quanti
   try {
     const linears = quantizableLinears(config, src, srcDir);
     const linearSet = new Set(linears.map((n) => `${n}.weight`));
+    const calibrated = needsCalibration(methodOptionsOf(opts)) ? calibrate(srcDir, opts, onCalibLayer) : undefined;
     const tensors: TensorToWrite[] = [];
     const reports: IsLayerReport[] = [];
     linears.forEach((name, i) => {
-      const { layer, report } = quantizeLayer(src, name, opts);
+      const qw = calibrated?.weights.get(name);
+      if (calibrated && !qw) fail(name, 'was not quantized by the calibration pipeline');
+      const { layer, report } = quantizeLayer(src, name, opts, qw);
       tensors.push(...layerTensors(layer));
       reports.push(report);
       onLayer?.(report, i, linears.length);
@@ -85,7 +142,9 @@ export function writeQuantizedModel(srcDir: string, outDir: string, opts: Quanti
     for (const name of src.names()) {
       if (linearSet.has(name)) continue;
       const info = src.info(name);
-      tensors.push({ name, dtype: info.dtype, shape: info.shape, data: src.read(name) });
+      const norm = calibrated?.norms.get(name);
+      if (norm) tensors.push(info.dtype === 'F16' ? { name, dtype: 'F16', shape: info.shape, data: f32ArrayToF16(norm) } : { name, dtype: 'F32', shape: info.shape, data: norm });
+      else tensors.push({ name, dtype: info.dtype, shape: info.shape, data: src.read(name) });
     }
     fs.rmSync(tmp, { recursive: true, force: true });
     writeSafetensorsSharded(tmp, tensors, { metadata: { format: 'pt', quant_method: QUANT_METHOD } });
@@ -104,5 +163,16 @@ export function writeQuantizedModel(srcDir: string, outDir: string, opts: Quanti
     throw e;
   } finally {
     src.close();
+  }
+}
+
+/** Run the calibration pipeline on the dense model in srcDir (loaded into the CPU engine, released after). */
+function calibrate(srcDir: string, opts: QuantizeOptions, onLayer?: (note: LayerNote, total: number) => void): CalibrationResult {
+  const model = loadModel(srcDir);
+  try {
+    const windows = loadCalibration(opts.calib!, model.tokenizer, model.config.bosId ?? model.tokenizer.bosId ?? 1, model.config.maxSeq);
+    return calibrateModel(model, windows, methodOptionsOf(opts), onLayer);
+  } finally {
+    releaseWeights(model.weights);
   }
 }

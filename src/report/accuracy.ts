@@ -1,0 +1,127 @@
+// The accuracy report (issue 10): docs-llama-30m perplexity on persuasion.txt and docs-valid.txt
+// (first 4,088 tokens, ctx 512) for FP16 and RTN / GPTQ / AWQ × {W4A16, W4A8-FS, W4A8-IS} at g128,
+// plus g64 and per-channel for one method; every method quantized once (calibration on
+// docs-calib.txt) and measured on both texts. Writes docs/accuracy.json (rows written as they come,
+// so a partial run keeps what it measured), docs/accuracy.md (tables, the targets checked) and one
+// bar chart per text. Run: node --import tsx src/report/accuracy.ts [--samples N] [--extra gptq]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel } from '../model/load.ts';
+import { loadCalibration } from '../quant/calib-data.ts';
+import type { MethodOptions } from '../quant/calibrate.ts';
+import { measureModes, methodLabel, quantizeWithMethod, type CompareMode } from '../eval/compare.ts';
+import { progress } from '../core/progress.ts';
+
+export interface AccuracyRow { text: string; method: string; mode: string; group: number; ppl: number }
+
+const SHARED = path.resolve(import.meta.dirname, '../../../shared');
+const MODEL = path.join(SHARED, 'models/docs-llama-30m');
+const TEXTS = ['persuasion', 'docs-valid'];
+const MAX_TOKENS = 4088, CTX = 512;
+const MODES: CompareMode[] = ['W4A16', 'W4A8-FS', 'W4A8-IS'];
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
+}
+
+const pct = (a: number, b: number) => `${a >= b ? '+' : ''}${((100 * (a - b)) / b).toFixed(2)}%`;
+
+export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unknown>): string {
+  const find = (text: string, method: string, mode: string, group: number) => rows.find((r) => r.text === text && r.method === method && r.mode === mode && r.group === group);
+  const fp16 = (text: string) => find(text, '-', 'FP16', 0)?.ppl ?? NaN;
+  const configs = [...new Map(rows.filter((r) => r.mode !== 'FP16').map((r) => [`${r.method}|${r.group}`, r])).values()];
+  const lines = ['| method | group | mode | ' + TEXTS.map((t) => `${t} ppl | vs FP16`).join(' | ') + ' |', '|---|---|---|' + TEXTS.map(() => '---:|---:').join('|') + '|'];
+  lines.push(`| FP16 | - | - | ${TEXTS.map((t) => `${fp16(t).toFixed(4)} | -`).join(' | ')} |`);
+  for (const c of configs) {
+    for (const mode of [...MODES, 'W4A8-PC']) {
+      const cells = TEXTS.map((t) => find(t, c.method, mode, c.group));
+      if (cells.every((x) => !x)) continue;
+      lines.push(`| ${c.method} | ${c.group === -1 ? 'per-ch' : c.group} | ${mode} | ${cells.map((x, i) => (x ? `${x.ppl.toFixed(4)} | ${pct(x.ppl, fp16(TEXTS[i]!))}` : '- | -')).join(' | ')} |`);
+    }
+  }
+  const checks: string[] = [];
+  for (const c of configs) for (const t of TEXTS) {
+    const is = find(t, c.method, 'W4A8-IS', c.group), fsr = find(t, c.method, 'W4A8-FS', c.group);
+    if (is && fsr) {
+      const rel = Math.abs(is.ppl - fsr.ppl) / fsr.ppl;
+      checks.push(`- ${c.method} g${c.group} ${t}: |IS − FS|/FS = ${(100 * rel).toFixed(3)}% ${rel <= 0.003 ? '(within 0.3%: met)' : '(NOT within 0.3%)'}`);
+    }
+  }
+  for (const m of ['gptq', 'awq']) for (const t of TEXTS) {
+    const a = find(t, m, 'W4A8-IS', 128), r = find(t, 'rtn', 'W4A8-IS', 128);
+    if (a && r) checks.push(`- ${m.toUpperCase()}-IS vs RTN-IS (g128, ${t}): ${a.ppl.toFixed(4)} vs ${r.ppl.toFixed(4)} ${a.ppl < r.ppl ? '(better: met)' : '(NOT better)'}`);
+  }
+  for (const t of TEXTS) {
+    const best = rows.filter((r) => r.text === t && r.mode === 'W4A8-IS').sort((a, b) => a.ppl - b.ppl)[0];
+    if (best) checks.push(`- best W4A8-IS on ${t}: ${best.method} g${best.group} ${best.ppl.toFixed(4)}, ${pct(best.ppl, fp16(t))} vs FP16 ${(best.ppl - fp16(t)) / fp16(t) <= 0.025 ? '(within 2.5%: met)' : '(NOT within 2.5%)'}`);
+  }
+  return [
+    '# Accuracy: RTN, GPTQ and AWQ with integer scales (docs-llama-30m)',
+    '',
+    `Perplexity of \`${path.basename(MODEL)}\` on the first ${MAX_TOKENS} tokens of \`persuasion.txt\` (a novel: out of the model's`,
+    "training domain) and `docs-valid.txt` (held-out documentation: in domain), ctx 512 (BOS + 511, non-overlapping",
+    'chunks, the project\'s reference method). Every method quantizes once; integer scales (W4A8-IS) are derived from the',
+    "method's fp16 group scales by `computeIntegerScales` (amplifier auto) with no further calibration. Calibration for GPTQ",
+    `and AWQ: ${JSON.stringify(meta['calibration'])}.`,
+    '',
+    ...lines,
+    '',
+    '## Targets',
+    ...checks,
+    '',
+    '## How it was produced',
+    '`node --import tsx src/report/accuracy.ts` (this file\'s numbers: ' + JSON.stringify(meta['run']) + '). Quantization times (s, 2-core machine, shared):',
+    '`' + JSON.stringify(meta['seconds']) + '`.',
+    '',
+    ...TEXTS.map((t) => `![${t}](accuracy-${t}.png)`),
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const samples = Number(arg('--samples', '128'));
+  const extra = arg('--extra', 'gptq');
+  const actOrder = arg('--act-order', 'true') === 'true';
+  const percdamp = Number(arg('--percdamp', '0.01'));
+  const out = path.resolve(arg('--out', path.join(import.meta.dirname, '../../docs')));
+  const model = loadModel(MODEL);
+  const ids = Object.fromEntries(TEXTS.map((t) => [t, model.tokenizer.encode(fs.readFileSync(path.join(SHARED, 'data/eval', `${t}.txt`), 'utf8'))]));
+  const calib = { file: path.join(SHARED, 'data/calib/docs-calib.txt'), samples, len: 512, seed: 0 };
+  const windows = loadCalibration(calib, model.tokenizer, 1, model.config.maxSeq);
+  const gptqOpts = { actOrder, percdamp };
+  const configs: MethodOptions[] = [
+    { method: 'rtn', group: 128 }, { method: 'gptq', group: 128, ...gptqOpts }, { method: 'awq', group: 128 },
+    ...[64, -1].map((group) => ({ method: extra as MethodOptions['method'], group, ...(extra === 'gptq' ? gptqOpts : {}) })),
+  ];
+  const rows: AccuracyRow[] = [];
+  const meta: Record<string, unknown> = {
+    calibration: { file: 'docs-calib.txt', samples, len: 512, seed: 0 }, run: { gptq: { act_order: actOrder, percdamp, block_size: 128 }, awq: { grid: 20, clip: '1.00..0.50 step 0.05' } }, seconds: {} as Record<string, number>,
+  };
+  const save = () => fs.writeFileSync(path.join(out, 'accuracy.json'), JSON.stringify({ ...meta, rows }, null, 1) + '\n');
+  const measure = (label: string, f: (text: string, ids: number[]) => { mode: string; ppl: number; group: number; method: string }[]) => {
+    for (const t of TEXTS) {
+      for (const r of f(t, ids[t]!.slice(0, MAX_TOKENS))) rows.push({ text: t, method: r.method, mode: r.mode, group: r.group, ppl: r.ppl });
+      process.stderr.write(`${label} ${t}: ${rows.filter((r) => r.text === t).slice(-3).map((r) => `${r.mode} ${r.ppl.toFixed(4)}`).join(', ')}\n`);
+      save();
+    }
+  };
+  measure('FP16', (_t, x) => measureModes(model, x, undefined, ['FP16'], { ctx: CTX }).map((r) => ({ ...r, group: 0 })));
+  for (const c of configs) {
+    const bar = progress(`${methodLabel(c)} g${c.group}`, model.config.nLayers);
+    const q = quantizeWithMethod(model, c, windows, 'auto', () => bar.tick());
+    bar.done();
+    (meta['seconds'] as Record<string, number>)[`${methodLabel(c)} g${c.group}`] = Number(q.seconds.toFixed(1));
+    measure(`${q.label} g${c.group}`, (_t, x) => measureModes(model, x, q, c.group === -1 ? [...MODES, 'W4A8-PC'] : MODES, { ctx: CTX }));
+  }
+  fs.writeFileSync(path.join(out, 'accuracy.md'), accuracyMarkdown(rows, meta));
+  const { barChartPng } = await import('./plot.ts');
+  for (const t of TEXTS) {
+    const fp = rows.find((r) => r.text === t && r.mode === 'FP16')!.ppl;
+    const plotRows = rows.filter((r) => r.text === t && r.mode !== 'FP16').map((r) => ({ mode: r.mode, config: `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`, ppl: Number(r.ppl.toFixed(3)) }));
+    await barChartPng(plotRows, { title: `docs-llama-30m on ${t} (FP16 ${fp.toFixed(3)})`, x: 'mode', y: 'ppl', color: 'config', yTitle: 'perplexity (lower is better)', zeroY: false, width: 560 }, path.join(out, `accuracy-${t}.png`));
+  }
+  process.stderr.write(`wrote ${path.join(out, 'accuracy.md')}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) main().then(() => process.exit(0), (e: unknown) => { process.stderr.write(`${String((e as Error).message ?? e)}\n`); process.exit(1); });
