@@ -79,12 +79,27 @@ export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unkno
   ].join('\n');
 }
 
+async function render(rows: AccuracyRow[], meta: Record<string, unknown>, out: string): Promise<void> {
+  fs.writeFileSync(path.join(out, 'accuracy.md'), accuracyMarkdown(rows, meta));
+  const { barChartPng } = await import('./plot.ts');
+  for (const t of TEXTS) {
+    const fp = rows.find((r) => r.text === t && r.mode === 'FP16')!.ppl;
+    const plotRows = rows.filter((r) => r.text === t && r.mode !== 'FP16').map((r) => ({ mode: r.mode, config: `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`, ppl: Number(r.ppl.toFixed(3)) }));
+    await barChartPng(plotRows, { title: `docs-llama-30m on ${t} (FP16 ${fp.toFixed(3)})`, x: 'mode', y: 'ppl', color: 'config', yTitle: 'perplexity (lower is better)', zeroY: false, width: 560 }, path.join(out, `accuracy-${t}.png`));
+  }
+  process.stderr.write(`wrote ${path.join(out, 'accuracy.md')}\n`);
+}
+
 async function main(): Promise<void> {
+  const out = path.resolve(arg('--out', path.join(import.meta.dirname, '../../docs')));
+  if (process.argv.includes('--render-only')) {
+    const { rows, ...meta } = JSON.parse(fs.readFileSync(path.join(out, 'accuracy.json'), 'utf8')) as { rows: AccuracyRow[] } & Record<string, unknown>;
+    return render(rows, meta, out);
+  }
   const samples = Number(arg('--samples', '128'));
   const extra = arg('--extra', 'gptq');
   const actOrder = arg('--act-order', 'true') === 'true';
   const percdamp = Number(arg('--percdamp', '0.01'));
-  const out = path.resolve(arg('--out', path.join(import.meta.dirname, '../../docs')));
   const model = loadModel(MODEL);
   const ids = Object.fromEntries(TEXTS.map((t) => [t, model.tokenizer.encode(fs.readFileSync(path.join(SHARED, 'data/eval', `${t}.txt`), 'utf8'))]));
   const calib = { file: path.join(SHARED, 'data/calib/docs-calib.txt'), samples, len: 512, seed: 0 };
@@ -96,32 +111,28 @@ async function main(): Promise<void> {
   ];
   const rows: AccuracyRow[] = [];
   const meta: Record<string, unknown> = {
-    calibration: { file: 'docs-calib.txt', samples, len: 512, seed: 0 }, run: { gptq: { act_order: actOrder, percdamp, block_size: 128 }, awq: { grid: 20, clip: '1.00..0.50 step 0.05' } }, seconds: {} as Record<string, number>,
+    calibration: { file: 'docs-calib.txt', samples, len: 512, seed: 0 },
+    run: { gptq: { act_order: actOrder, static_groups: actOrder, percdamp, block_size: 128 }, awq: { grid: 20, clip: '1.00..0.50 step 0.05' } },
+    seconds: {} as Record<string, number>,
   };
   const save = () => fs.writeFileSync(path.join(out, 'accuracy.json'), JSON.stringify({ ...meta, rows }, null, 1) + '\n');
-  const measure = (label: string, f: (text: string, ids: number[]) => { mode: string; ppl: number; group: number; method: string }[]) => {
+  const measure = (label: string, f: (ids: number[]) => { mode: string; ppl: number; group: number; method: string }[]) => {
     for (const t of TEXTS) {
-      for (const r of f(t, ids[t]!.slice(0, MAX_TOKENS))) rows.push({ text: t, method: r.method, mode: r.mode, group: r.group, ppl: r.ppl });
-      process.stderr.write(`${label} ${t}: ${rows.filter((r) => r.text === t).slice(-3).map((r) => `${r.mode} ${r.ppl.toFixed(4)}`).join(', ')}\n`);
+      const got = f(ids[t]!.slice(0, MAX_TOKENS));
+      for (const r of got) rows.push({ text: t, method: r.method, mode: r.mode, group: r.group, ppl: r.ppl });
+      process.stderr.write(`${label} ${t}: ${got.map((r) => `${r.mode} ${r.ppl.toFixed(4)}`).join(', ')}\n`);
       save();
     }
   };
-  measure('FP16', (_t, x) => measureModes(model, x, undefined, ['FP16'], { ctx: CTX }).map((r) => ({ ...r, group: 0 })));
+  measure('FP16', (x) => measureModes(model, x, undefined, ['FP16'], { ctx: CTX }).map((r) => ({ ...r, group: 0 })));
   for (const c of configs) {
     const bar = progress(`${methodLabel(c)} g${c.group}`, model.config.nLayers);
     const q = quantizeWithMethod(model, c, windows, 'auto', () => bar.tick());
     bar.done();
     (meta['seconds'] as Record<string, number>)[`${methodLabel(c)} g${c.group}`] = Number(q.seconds.toFixed(1));
-    measure(`${q.label} g${c.group}`, (_t, x) => measureModes(model, x, q, c.group === -1 ? [...MODES, 'W4A8-PC'] : MODES, { ctx: CTX }));
+    measure(`${q.label} g${c.group}`, (x) => measureModes(model, x, q, c.group === -1 ? [...MODES, 'W4A8-PC'] : MODES, { ctx: CTX }));
   }
-  fs.writeFileSync(path.join(out, 'accuracy.md'), accuracyMarkdown(rows, meta));
-  const { barChartPng } = await import('./plot.ts');
-  for (const t of TEXTS) {
-    const fp = rows.find((r) => r.text === t && r.mode === 'FP16')!.ppl;
-    const plotRows = rows.filter((r) => r.text === t && r.mode !== 'FP16').map((r) => ({ mode: r.mode, config: `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`, ppl: Number(r.ppl.toFixed(3)) }));
-    await barChartPng(plotRows, { title: `docs-llama-30m on ${t} (FP16 ${fp.toFixed(3)})`, x: 'mode', y: 'ppl', color: 'config', yTitle: 'perplexity (lower is better)', zeroY: false, width: 560 }, path.join(out, `accuracy-${t}.png`));
-  }
-  process.stderr.write(`wrote ${path.join(out, 'accuracy.md')}\n`);
+  await render(rows, meta, out);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main().then(() => process.exit(0), (e: unknown) => { process.stderr.write(`${String((e as Error).message ?? e)}\n`); process.exit(1); });
