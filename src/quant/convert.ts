@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
-import { openSafetensorsDir, writeSafetensorsSharded, type TensorToWrite } from '../io/safetensors.ts';
+import { openSafetensorsDir } from '../io/safetensors.ts';
+import { ShardStreamWriter } from '../io/safetensors-stream.ts';
 import { LINEAR_PATTERN, QUANT_METHOD, REPORT_FILE, layerTensors, readJson, type QuantizationConfig } from '../io/qformat.ts';
 import { dequantizeForeign, foreignConfigOf, readForeignLinear, type ForeignConfig, type ForeignLinear } from '../io/autoquant.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
@@ -69,12 +70,13 @@ export function writeConvertedModel(srcDir: string, outDir: string, opts: Conver
       .filter((n) => LINEAR_PATTERN.test(`${n}.weight`));
     if (linears.length === 0) fail(srcDir, 'no quantized decoder linears (model.layers.N.*_proj.qweight) found');
     const foreignSuffixes = ['.qweight', '.qzeros', '.scales', '.g_idx'];
-    const tensors: TensorToWrite[] = [];
+    fs.rmSync(tmp, { recursive: true, force: true });
+    const writer = new ShardStreamWriter(tmp, { format: 'pt', quant_method: QUANT_METHOD }); // streaming: one shard held at most
     const reports: ConvertReport[] = [];
     linears.forEach((name, i) => {
       const c = convertLinear(readForeignLinear(src, name, cfg), cfg, name);
       const is = computeIntegerScales(c.qw, opts.amplifier, name);
-      tensors.push(...layerTensors({ name, qw: c.qw, is }));
+      writer.add(layerTensors({ name, qw: c.qw, is }));
       if (src.has(`${name}.bias`) && !/self_attn\.[qkv]_proj$/.test(name)) fail(name, 'has a bias, which intscale checkpoints do not carry for this projection');
       const r: ConvertReport = { ...integerScaleReport(name, c.qw, is), exact: c.exact, source_mse: c.mse };
       reports.push(r);
@@ -85,7 +87,7 @@ export function writeConvertedModel(srcDir: string, outDir: string, opts: Conver
       const base = foreignSuffixes.find((s) => name.endsWith(s));
       if (base && linearSet.has(name.slice(0, -base.length))) continue;
       const info = src.info(name);
-      tensors.push({ name, dtype: info.dtype, shape: info.shape, data: src.read(name) });
+      writer.add([{ name, dtype: info.dtype, shape: info.shape, data: src.read(name) }]);
     }
     const exact = reports.filter((r) => r.exact).length;
     const qconfig: QuantizationConfig = {
@@ -93,8 +95,7 @@ export function writeConvertedModel(srcDir: string, outDir: string, opts: Conver
       method: cfg.format === 'autogptq' ? 'gptq' : 'awq',
       method_params: { converted_from: cfg.format, source_sym: cfg.sym, source_desc_act: cfg.descAct, exact_layers: exact, requantized_layers: reports.length - exact },
     };
-    fs.rmSync(tmp, { recursive: true, force: true });
-    writeSafetensorsSharded(tmp, tensors, { metadata: { format: 'pt', quant_method: QUANT_METHOD } });
+    writer.finish();
     for (const entry of fs.readdirSync(srcDir, { withFileTypes: true })) {
       const skip = ['config.json', 'quantize_config.json', 'model.safetensors.index.json'].includes(entry.name) || entry.name.endsWith('.safetensors');
       if (!entry.isFile() || skip) continue;

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
-import { openSafetensorsDir, writeSafetensorsSharded, type TensorSource, type TensorToWrite } from '../io/safetensors.ts';
+import { openSafetensorsDir, type TensorSource } from '../io/safetensors.ts';
+import { ShardStreamWriter, STREAM_SHARD_BYTES } from '../io/safetensors-stream.ts';
 import {
   LINEAR_PATTERN, QUANT_METHOD, QUANT_METHODS, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors, readJson,
   type MethodParams, type QuantizationConfig, type QuantizedLayer, type QuantMethodName,
@@ -36,6 +37,8 @@ export interface QuantizeOptions {
   actOrder?: boolean;
   percdamp?: number;
   blockSize?: number;
+  /** streaming shard size (default STREAM_SHARD_BYTES) */
+  maxShardBytes?: number;
 }
 
 /** Where the per-channel scales of AWQ / SmoothQuant go (recorded in method_params.folds). */
@@ -129,13 +132,16 @@ export function writeQuantizedModel(srcDir: string, outDir: string, opts: Quanti
     const linears = quantizableLinears(config, src, srcDir);
     const linearSet = new Set(linears.map((n) => `${n}.weight`));
     const calibrated = needsCalibration(methodOptionsOf(opts)) ? calibrate(srcDir, opts, onCalibLayer) : undefined;
-    const tensors: TensorToWrite[] = [];
+    fs.rmSync(tmp, { recursive: true, force: true });
+    // streaming: each layer's tensors go to the current shard as soon as they exist; at most one
+    // shard (STREAM_SHARD_BYTES) is held in memory
+    const writer = new ShardStreamWriter(tmp, { format: 'pt', quant_method: QUANT_METHOD }, opts.maxShardBytes ?? STREAM_SHARD_BYTES);
     const reports: IsLayerReport[] = [];
     linears.forEach((name, i) => {
       const qw = calibrated?.weights.get(name);
       if (calibrated && !qw) fail(name, 'was not quantized by the calibration pipeline');
       const { layer, report } = quantizeLayer(src, name, opts, qw);
-      tensors.push(...layerTensors(layer));
+      writer.add(layerTensors(layer));
       reports.push(report);
       onLayer?.(report, i, linears.length);
     });
@@ -143,11 +149,10 @@ export function writeQuantizedModel(srcDir: string, outDir: string, opts: Quanti
       if (linearSet.has(name)) continue;
       const info = src.info(name);
       const norm = calibrated?.norms.get(name);
-      if (norm) tensors.push(info.dtype === 'F16' ? { name, dtype: 'F16', shape: info.shape, data: f32ArrayToF16(norm) } : { name, dtype: 'F32', shape: info.shape, data: norm });
-      else tensors.push({ name, dtype: info.dtype, shape: info.shape, data: src.read(name) });
+      if (norm) writer.add([info.dtype === 'F16' ? { name, dtype: 'F16', shape: info.shape, data: f32ArrayToF16(norm) } : { name, dtype: 'F32', shape: info.shape, data: norm }]);
+      else writer.add([{ name, dtype: info.dtype, shape: info.shape, data: src.read(name) }]);
     }
-    fs.rmSync(tmp, { recursive: true, force: true });
-    writeSafetensorsSharded(tmp, tensors, { metadata: { format: 'pt', quant_method: QUANT_METHOD } });
+    writer.finish();
     for (const entry of fs.readdirSync(srcDir, { withFileTypes: true })) {
       const skip = entry.name === 'config.json' || entry.name.endsWith('.safetensors') || entry.name === 'model.safetensors.index.json';
       if (!entry.isFile() || skip) continue;
