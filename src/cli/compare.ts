@@ -96,7 +96,7 @@ export function register(program: Command): void {
     .option('--ctx <n>', 'positions per chunk including BOS', '512')
     .option('--group <n>', 'group size: 32, 64, 128, 256 or -1 (per channel)', '128')
     .option('--methods <list>', 'comma-separated quantization methods: rtn, gptq, awq', 'rtn')
-    .option('--act-order', 'GPTQ: act-order with static groups', false)
+    .option('--no-act-order', 'GPTQ: natural column order (default: act-order with static groups)')
     .option('--amplifier <a>', 'integer-scale amplifier: auto, layer or K', 'auto')
     .option('--clip', 'clip search per group', false)
     .option('--json', 'print JSON {"rows":[{"mode","method","group","ppl"}]}')
@@ -107,7 +107,7 @@ export function register(program: Command): void {
       const group = parseGroupOption(String(o['group']));
       const rows = runCompare({
         modelDir, textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
-        methods, ...calibOptionsOf(o), actOrder: o['actOrder'] === true,
+        methods, ...calibOptionsOf(o), actOrder: o['actOrder'] !== false,
         ctx: parseIntOption('--ctx', String(o['ctx']), 2),
         ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens']), 1) } : {}),
       });

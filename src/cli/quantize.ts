@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--clip', 'search a clip ratio per group minimizing its squared error', false)
     .option('--json', 'print the per-layer report as JSON');
   registerCalibOptions(cmd)
-    .option('--act-order', 'GPTQ: process columns by decreasing Hessian diagonal (static groups)', false)
+    .option('--no-act-order', 'GPTQ: natural column order (default: act-order, i.e. columns by decreasing Hessian diagonal, with static groups)')
     .option('--percdamp <f>', 'GPTQ: relative Hessian dampening', '0.01')
     .option('--block-size <n>', 'GPTQ: columns per lazy-update block', '128')
     .action((modelDir: string, o: Record<string, string | boolean>) => {
@@ -37,7 +37,7 @@ export function register(program: Command): void {
         amplifier: parseAmplifier(String(o['amplifier'])),
         clip: o['clip'] === true,
         ...calibOptionsOf(o),
-        actOrder: o['actOrder'] === true,
+        actOrder: o['actOrder'] !== false,
         percdamp: parseFloatOption('--percdamp', String(o['percdamp'])),
         blockSize: parseIntOption('--block-size', String(o['blockSize']), 1),
       };
