@@ -45,7 +45,7 @@ export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unkno
     const is = find(t, c.method, 'W4A8-IS', c.group), fsr = find(t, c.method, 'W4A8-FS', c.group);
     if (is && fsr) {
       const rel = Math.abs(is.ppl - fsr.ppl) / fsr.ppl;
-      checks.push(`- ${c.method} g${c.group} ${t}: |IS − FS|/FS = ${(100 * rel).toFixed(3)}% ${rel <= 0.003 ? '(within 0.3%: met)' : '(NOT within 0.3%)'}`);
+      checks.push(`- ${c.method} ${c.group === -1 ? 'per-channel' : `g${c.group}`} ${t}: |IS − FS|/FS = ${(100 * rel).toFixed(3)}% ${rel <= 0.003 ? '(within 0.3%: met)' : '(NOT within 0.3%)'}`);
     }
   }
   for (const m of ['gptq', 'awq']) for (const t of TEXTS) {
@@ -70,23 +70,52 @@ export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unkno
     '## Targets',
     ...checks,
     '',
+    '## Notes (on this run)',
+    '- The calibration text is documentation (the training domain): GPTQ fits it, so its gains are larger on',
+    '  docs-valid than on persuasion (a novel); GPTQ g64 is better than g128 on docs-valid but not on persuasion.',
+    '  AWQ (which only rescales channels and clips) transfers better to the out-of-domain text.',
+    '- The "best W4A8-IS within 2.5% of FP16" target is not met by these methods on this 30M model (RTN alone is',
+    '  +4.6%); the W4A8-IS-vs-FS and GPTQ/AWQ-beat-RTN targets are.',
+    '- Per-channel: W4A8-IS with one group per channel is W4A8-FS bit for bit here (every channel reaches its',
+    '  exact shift); W4A8-PC is the per-channel kernel path (fp32 epilogue), within rounding of it.',
+    '- Quantization times below were measured while other jobs shared the 2 cores (see the final report for a',
+    '  dedicated GPTQ timing).',
+    '',
     '## How it was produced',
     '`node --import tsx src/report/accuracy.ts` (this file\'s numbers: ' + JSON.stringify(meta['run']) + '). Quantization times (s, 2-core machine, shared):',
     '`' + JSON.stringify(meta['seconds']) + '`.',
     '',
-    ...TEXTS.map((t) => `![${t}](accuracy-${t}.png)`),
+    '![perplexity per method, group and mode](accuracy.png)',
     '',
   ].join('\n');
 }
 
 async function render(rows: AccuracyRow[], meta: Record<string, unknown>, out: string): Promise<void> {
   fs.writeFileSync(path.join(out, 'accuracy.md'), accuracyMarkdown(rows, meta));
-  const { barChartPng } = await import('./plot.ts');
-  for (const t of TEXTS) {
-    const fp = rows.find((r) => r.text === t && r.mode === 'FP16')!.ppl;
-    const plotRows = rows.filter((r) => r.text === t && r.mode !== 'FP16').map((r) => ({ mode: r.mode, config: `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`, ppl: Number(r.ppl.toFixed(3)) }));
-    await barChartPng(plotRows, { title: `docs-llama-30m on ${t} (FP16 ${fp.toFixed(3)})`, x: 'mode', y: 'ppl', color: 'config', yTitle: 'perplexity (lower is better)', zeroY: false, width: 560 }, path.join(out, `accuracy-${t}.png`));
-  }
+  const { writeChartPng } = await import('./plot.ts');
+  const label = (r: AccuracyRow) => (r.mode === 'FP16' ? 'FP16' : `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`);
+  const values = rows.map((r) => ({ text: r.text, config: label(r), mode: r.mode, ppl: Number(r.ppl.toFixed(4)) }));
+  const order = [...new Set(values.map((v) => v.config))];
+  // one PNG, one panel per text (own y scale, not from zero): perplexity per method/group, colored by mode
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'docs-llama-30m perplexity (4,088 tokens, ctx 512; lower is better)',
+    background: 'white',
+    data: { values },
+    facet: { column: { field: 'text', type: 'nominal', title: null, sort: TEXTS } },
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: 330, height: 300,
+      layer: [
+        { mark: { type: 'point', filled: true, size: 90 },
+          encoding: { x: { field: 'config', type: 'nominal', sort: order, title: null, axis: { labelAngle: -30 } },
+                      y: { field: 'ppl', type: 'quantitative', scale: { zero: false }, title: 'perplexity' },
+                      color: { field: 'mode', type: 'nominal', sort: ['FP16', ...MODES, 'W4A8-PC'] },
+                      shape: { field: 'mode', type: 'nominal', sort: ['FP16', ...MODES, 'W4A8-PC'] } } },
+      ],
+    },
+  };
+  await writeChartPng(spec as never, path.join(out, 'accuracy.png'));
   process.stderr.write(`wrote ${path.join(out, 'accuracy.md')}\n`);
 }
 
