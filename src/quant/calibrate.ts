@@ -78,7 +78,7 @@ export function foldIntoNorm(gamma: Float32Array, s: Float32Array): Float32Array
 function applyInputScale(r: Float32Array, linears: LinearWeight[], stats: InputStats): void {
   const K = r.length;
   for (const { w, N } of linears) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w[n * K + k] = w[n * K + k]! / r[k]!;
-  for (let k = 0; k < K; k++) { stats.absSum[k]! *= r[k]!; stats.absMax[k]! *= r[k]!; }
+  if (stats.withChannels) for (let k = 0; k < K; k++) { stats.absSum[k]! *= r[k]!; stats.absMax[k]! *= r[k]!; }
   if (stats.withGram) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) stats.gram[i * K + j]! *= r[i]! * r[j]!;
 }
 
@@ -108,8 +108,8 @@ class GroupQuantizer {
   }
 }
 
-function statsOf(x: Float32Array, rows: number, K: number, gram: boolean): InputStats {
-  const s = new InputStats(K, gram);
+function statsOf(x: Float32Array, rows: number, K: number, gram: boolean, channels = true): InputStats {
+  const s = new InputStats(K, gram, channels);
   s.add(x, rows);
   return s;
 }
@@ -129,6 +129,7 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
   const qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim, hid = c.hiddenDim;
   for (const K of [dim, qDim, hid]) resolveGroupSize(o.group, K, 'calibration');
   const gram = o.method !== 'rtn';
+  const channels = o.method === 'awq' || o.smooth !== undefined; // per-channel magnitudes: AWQ, SmoothQuant
   const rope = calibRope(c, T);
   const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
 
@@ -157,7 +158,7 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
 
     // q/k/v: input = input_layernorm(x)
     let xa = rmsNormRows(x, ga, M, dim, eps);
-    const sa = statsOf(xa, M, dim, gram);
+    const sa = statsOf(xa, M, dim, gram, channels);
     const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
     if (o.smooth !== undefined || o.method === 'awq') xa = rmsNormRows(x, ga, M, dim, eps);
     const qa = new GroupQuantizer(o, sa);
@@ -169,13 +170,13 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
     const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq), linearRows(xa, M, dim, dk, kvDim, L.bk),
                              linearRows(xa, M, dim, dv, kvDim, L.bv), S, T, c, rope);
     xa = new Float32Array(0);
-    const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram));
+    const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
     const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
     const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
 
     // gate/up: input = post_attention_layernorm(x2)
     let xc = rmsNormRows(x2, gf, M, dim, eps);
-    const sc = statsOf(xc, M, dim, gram);
+    const sc = statsOf(xc, M, dim, gram, channels);
     const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
     if (o.smooth !== undefined || o.method === 'awq') xc = rmsNormRows(x2, gf, M, dim, eps);
     let alphaD: number | undefined;
@@ -198,7 +199,7 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
     // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
     const xd = swigluRows(linearRows(xc, M, dim, dg, hid), linearRows(xc, M, dim, du, hid));
     xc = new Float32Array(0);
-    const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram));
+    const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
     const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
     x = addRows(x2, linearRows(xd, M, hid, dd, dim));
 

@@ -17,23 +17,25 @@ export class InputStats {
   readonly absMax: Float32Array;
   rows = 0;
 
-  constructor(readonly K: number, readonly withGram = true) {
+  /** withChannels: also the per-channel mean/max |x| (AWQ, SmoothQuant); GPTQ needs only the Gram matrix. */
+  constructor(readonly K: number, readonly withGram = true, readonly withChannels = true) {
     this.gram = new Float64Array(withGram ? K * K : 0);
-    this.absSum = new Float64Array(K);
-    this.absMax = new Float32Array(K);
+    this.absSum = new Float64Array(withChannels ? K : 0);
+    this.absMax = new Float32Array(withChannels ? K : 0);
   }
 
   /** Add `rows` rows of x [rows, K]. */
   add(x: Float32Array, rows: number): void {
     const K = this.K;
     if (x.length < rows * K) fail('calibration', `input has ${x.length} values, expected ${rows}x${K}`);
-    for (let r = 0; r < rows; r++)
-      for (let k = 0; k < K; k++) {
-        const a = Math.abs(x[r * K + k]!);
-        if (!Number.isFinite(a)) fail('calibration', `non-finite activation (row ${r}, channel ${k})`);
-        this.absSum[k]! += a;
-        if (a > this.absMax[k]!) this.absMax[k] = a;
-      }
+    if (this.withChannels) {
+      for (let r = 0; r < rows; r++)
+        for (let k = 0; k < K; k++) {
+          const a = Math.abs(x[r * K + k]!);
+          this.absSum[k]! += a;
+          if (a > this.absMax[k]!) this.absMax[k] = a;
+        }
+    }
     this.rows += rows;
     if (!this.withGram) return;
     for (let r0 = 0; r0 < rows; r0 += GRAM_CHUNK_ROWS) this.addGram(x, r0, Math.min(rows, r0 + GRAM_CHUNK_ROWS));
@@ -59,6 +61,7 @@ export class InputStats {
     if (!this.withGram) fail('calibration', 'statistics were collected without the Gram matrix');
     if (this.rows === 0) fail('calibration', 'no calibration rows');
     const K = this.K, h = new Float64Array(K * K), f = 2 / this.rows;
+    for (let k = 0; k < K; k++) if (!Number.isFinite(this.gram[k * K + k]!)) fail('calibration', `non-finite activations in input channel ${k}`);
     for (let i = 0; i < K; i++)
       for (let j = 0; j <= i; j++) { const v = this.gram[i * K + j]! * f; h[i * K + j] = v; h[j * K + i] = v; }
     return h;
@@ -66,6 +69,7 @@ export class InputStats {
 
   /** mean |x| per channel */
   absMean(): Float64Array {
+    if (!this.withChannels) fail('calibration', 'statistics were collected without per-channel magnitudes');
     return Float64Array.from(this.absSum, (v) => v / Math.max(1, this.rows));
   }
 }

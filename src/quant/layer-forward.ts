@@ -64,7 +64,8 @@ export function attentionRows(q: Float32Array, k: Float32Array, v: Float32Array,
   const hd = c.headDim, qDim = c.nHeads * hd, kvDim = c.nKvHeads * hd, rep = c.nHeads / c.nKvHeads;
   const W = c.slidingWindow ?? Infinity, scale = 1 / Math.sqrt(hd);
   const out = new Float32Array(S * T * qDim);
-  const qh = new Float32Array(T * hd), kh = new Float32Array(T * hd), vt = new Float32Array(hd * T);
+  // the rep query heads sharing a KV head go through one scores matmul and one P·V matmul
+  const qh = new Float32Array(rep * T * hd), kh = new Float32Array(T * hd), vt = new Float32Array(hd * T);
   for (let s = 0; s < S; s++) {
     const r0 = s * T;
     for (let t = 0; t < T; t++) {
@@ -77,22 +78,26 @@ export function attentionRows(q: Float32Array, k: Float32Array, v: Float32Array,
           kh[t * hd + d] = k[(r0 + t) * kvDim + g * hd + d]!;
           vt[d * T + t] = v[(r0 + t) * kvDim + g * hd + d]!;
         }
-      for (let h = g * rep; h < (g + 1) * rep; h++) {
-        for (let t = 0; t < T; t++) qh.set(q.subarray((r0 + t) * qDim + h * hd, (r0 + t) * qDim + (h + 1) * hd), t * hd);
-        const p = matmulF32(qh, T, hd, kh, T); // scores [T, T]
-        for (let t = 0; t < T; t++) {
-          const o = t * T, lo = Math.max(0, t - W + 1), hi = t + 1;
-          let max = -Infinity;
-          for (let j = lo; j < hi; j++) if (p[o + j]! > max) max = p[o + j]!;
-          let sum = 0;
-          for (let j = lo; j < hi; j++) { const e = Math.exp((p[o + j]! - max) * scale); p[o + j] = e; sum += e; }
-          const inv = 1 / sum;
-          p.fill(0, o, o + lo);
-          for (let j = lo; j < hi; j++) p[o + j]! *= inv;
-          p.fill(0, o + hi, o + T);
-        }
-        const a = matmulF32(p, T, T, vt, hd); // [T, hd]
-        for (let t = 0; t < T; t++) out.set(a.subarray(t * hd, (t + 1) * hd), (r0 + t) * qDim + h * hd);
+      for (let i = 0; i < rep; i++) {
+        const h = g * rep + i;
+        for (let t = 0; t < T; t++) qh.set(q.subarray((r0 + t) * qDim + h * hd, (r0 + t) * qDim + (h + 1) * hd), (i * T + t) * hd);
+      }
+      const p = matmulF32(qh, rep * T, hd, kh, T); // scores [rep·T, T]
+      for (let row = 0; row < rep * T; row++) {
+        const t = row % T, o = row * T, lo = Math.max(0, t - W + 1), hi = t + 1;
+        let max = -Infinity;
+        for (let j = lo; j < hi; j++) if (p[o + j]! > max) max = p[o + j]!;
+        let sum = 0;
+        for (let j = lo; j < hi; j++) { const e = Math.exp((p[o + j]! - max) * scale); p[o + j] = e; sum += e; }
+        const inv = 1 / sum;
+        p.fill(0, o, o + lo);
+        for (let j = lo; j < hi; j++) p[o + j]! *= inv;
+        p.fill(0, o + hi, o + T);
+      }
+      const a = matmulF32(p, rep * T, T, vt, hd); // [rep·T, hd]
+      for (let i = 0; i < rep; i++) {
+        const h = g * rep + i;
+        for (let t = 0; t < T; t++) out.set(a.subarray((i * T + t) * hd, (i * T + t + 1) * hd), (r0 + t) * qDim + h * hd);
       }
     }
   }
