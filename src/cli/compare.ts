@@ -1,16 +1,22 @@
 // `intscale compare <model-dir> --text FILE`: one perplexity table for FP16, W4A16, W4A8-FS and
 // W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart.
+// --device cuda measures every mode on the GPU engine in one process (src/eval/gpu-eval.ts).
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../model/load.ts';
-import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
+import { compareModes, defaultModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
+import { gpuCompare, loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
+import { loadHfTokenizer } from '../io/tokenizer.ts';
+import { readHfConfig } from '../io/hf-config.ts';
+import { chooseDevice } from './device.ts';
 import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
 import { parseGroupOption, parseIntOption } from './options.ts';
 import * as path from 'node:path';
 
 export interface CompareRun {
+  device?: 'cpu' | 'cuda';
   modelDir: string;
   textFile: string;
   group: number;
@@ -28,10 +34,11 @@ export function runCompare(run: CompareRun): CompareRow[] {
   } catch {
     fail(run.textFile, 'cannot read text file');
   }
+  const bars = new Map<CompareMode, { bar: Progress; scored: number }>();
+  if (run.device === 'cuda') return runCompareGpu(run, text, bars);
   const model = loadModel(run.modelDir);
   const ids = model.tokenizer.encode(text);
   if (ids.length < 2) fail(run.textFile, 'too little text to measure perplexity');
-  const bars = new Map<CompareMode, { bar: Progress; scored: number }>();
   const { rows } = compareModes(model, ids, {
     group: run.group, clip: run.clip, amplifier: run.amplifier,
     ...(run.maxTokens !== undefined ? { maxTokens: run.maxTokens } : {}),
@@ -45,6 +52,30 @@ export function runCompare(run: CompareRun): CompareRow[] {
     },
   });
   return rows;
+}
+
+function runCompareGpu(run: CompareRun, text: string, bars: Map<CompareMode, { bar: Progress; scored: number }>): CompareRow[] {
+  const tok = loadHfTokenizer(path.join(run.modelDir, 'tokenizer.json'), path.join(run.modelDir, 'tokenizer_config.json'));
+  const config = readHfConfig(path.join(run.modelDir, 'config.json'));
+  const ids = tok.encode(text);
+  if (ids.length < 2) fail(run.textFile, 'too little text to measure perplexity');
+  if (run.clip || run.amplifier !== 'auto') fail('--device cuda', 'the GPU quantizer runs RTN without --clip, amplifier auto');
+  const gpu = openGpu();
+  const fp16 = loadOnGpu(gpu, run.modelDir, { mode: 'fp16' });
+  try {
+    return gpuCompare(gpu, fp16, ids, defaultModes(run.group), run.group === -1 ? 128 : run.group, {
+      ...(run.ctx !== undefined ? { ctx: run.ctx } : {}), ...(run.maxTokens !== undefined ? { maxTokens: run.maxTokens } : {}),
+      bosId: tok.bosId ?? config.bosId ?? 1,
+    }, (mode) => (scored, total) => {
+      let p = bars.get(mode);
+      if (!p) bars.set(mode, (p = { bar: progress(`ppl ${mode}`, total), scored: 0 }));
+      p.bar.tick(scored - p.scored);
+      p.scored = scored;
+      if (scored >= total) p.bar.done();
+    });
+  } finally {
+    fp16.free();
+  }
 }
 
 export async function plotCompare(rows: CompareRow[], file: string, title: string): Promise<void> {
@@ -66,11 +97,12 @@ export function register(program: Command): void {
     .option('--clip', 'clip search per group', false)
     .option('--json', 'print JSON {"rows":[{"mode","method","group","ppl"}]}')
     .option('--plot <png>', 'write a bar chart of the perplexities')
+    .option('--device <d>', 'cpu or cuda (default: cuda when a GPU can run the model)')
     .action(async (modelDir: string, o: Record<string, string | boolean | undefined>) => {
       if (o['method'] !== 'rtn') fail('--method', `unknown method '${String(o['method'])}' (supported: rtn)`);
       const group = parseGroupOption(String(o['group']));
       const rows = runCompare({
-        modelDir, textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
+        modelDir, device: chooseDevice(o['device'] === undefined ? undefined : String(o['device']), modelDir), textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
         ctx: parseIntOption('--ctx', String(o['ctx']), 2),
         ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens']), 1) } : {}),
       });

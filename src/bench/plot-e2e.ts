@@ -1,0 +1,57 @@
+// The `bench e2e --plot` PNG, like the Integer Scale paper's Figure 1: grouped bars of decode
+// tokens/s per (arch, batch), one bar per mode, the speed-up over FP16 of the same run on top.
+import type { TopLevelSpec } from 'vega-lite';
+import { fail } from '../core/errors.ts';
+import { writeChartPng } from '../report/plot.ts';
+import type { E2eResults } from './e2e.ts';
+
+export function e2ePlotSpec(r: E2eResults): TopLevelSpec {
+  const fp16 = new Map(r.rows.filter((x) => x.mode === 'fp16').map((x) => [`${x.arch}:${x.batch}`, x.tokens_per_s]));
+  const values = r.rows.map((x) => {
+    const base = fp16.get(`${x.arch}:${x.batch}`);
+    return { group: `${x.arch} · batch ${x.batch}`, mode: x.mode, tokens_per_s: x.tokens_per_s,
+      label: base ? `${(x.tokens_per_s / base).toFixed(2)}×` : '' };
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: `Decode tokens/s (speed-up over FP16 on top) — ${r.device}`,
+      subtitle: `prompt ${r.rows[0]?.prompt ?? '?'}, gen ${r.rows[0]?.gen ?? '?'} · ${r.date.slice(0, 10)} ${r.commit.slice(0, 10)}` },
+    data: { values },
+    width: { step: 14 },
+    height: 260,
+    encoding: {
+      x: { field: 'group', type: 'nominal', sort: null, title: null, axis: { labelAngle: -30 } },
+      xOffset: { field: 'mode', sort: null },
+      y: { field: 'tokens_per_s', type: 'quantitative', title: 'decode tokens/s', scale: { type: 'log' } },
+      color: { field: 'mode', type: 'nominal', sort: null, title: 'mode' },
+    },
+    layer: [
+      { mark: { type: 'bar' } },
+      { mark: { type: 'text', dy: -5, fontSize: 8, angle: 0 }, encoding: { text: { field: 'label' } } },
+    ],
+    config: { background: 'white' },
+  } as TopLevelSpec;
+}
+
+export async function writeE2ePlot(r: E2eResults, file: string): Promise<void> {
+  if (r.rows.length === 0) fail(file, 'no rows to plot');
+  await writeChartPng(e2ePlotSpec(r), file);
+}
+
+/** Validate a results file written by --json (for --from). */
+export function parseE2eResults(text: string, where: string): E2eResults {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    fail(where, `not valid JSON (${(e as Error).message})`);
+  }
+  const o = v as Partial<E2eResults>;
+  if (typeof o !== 'object' || o === null || !Array.isArray(o.rows) || typeof o.device !== 'string') fail(where, 'not a bench e2e result (device, rows)');
+  for (const [i, row] of o.rows.entries()) {
+    for (const k of ['arch', 'mode'] as const) if (typeof row?.[k] !== 'string') fail(where, `row ${i}: ${k} missing`);
+    for (const k of ['batch', 'prompt', 'gen', 'prefill_ms', 'decode_ms_per_token', 'tokens_per_s'] as const)
+      if (typeof row?.[k] !== 'number' || !Number.isFinite(row[k])) fail(where, `row ${i}: ${k} is not a number`);
+  }
+  return { device: o.device, commit: String(o.commit ?? 'unknown'), date: String(o.date ?? ''), rows: o.rows };
+}
