@@ -4,6 +4,7 @@
 // prefill, after a batch-1 warm-up that compiles the mode's kernels), then `gen` decode steps are
 // replayed from the captured CUDA graph and timed with CUDA events (one event pair around all
 // replays; the graph's own warm-up step and capture are outside).
+import { fail } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
 import { progress } from '../core/progress.ts';
 import type { Gpu } from '../gpu/runtime.ts';
@@ -139,4 +140,22 @@ export function formatE2eTable(r: E2eResults): string {
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i < 3 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
   return [`${r.device}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}`, line(head), ...cells.map(line)].join('\n');
+}
+
+/** Validate a results file written by --json (for --from). */
+export function parseE2eResults(text: string, where: string): E2eResults {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    fail(where, `not valid JSON (${(e as Error).message})`);
+  }
+  const o = v as Partial<E2eResults>;
+  if (typeof o !== 'object' || o === null || !Array.isArray(o.rows) || typeof o.device !== 'string') fail(where, 'not a bench e2e result (device, rows)');
+  for (const [i, row] of o.rows.entries()) {
+    for (const k of ['arch', 'mode'] as const) if (typeof row?.[k] !== 'string') fail(where, `row ${i}: ${k} missing`);
+    for (const k of ['batch', 'prompt', 'gen', 'prefill_ms', 'decode_ms_per_token', 'tokens_per_s'] as const)
+      if (typeof row?.[k] !== 'number' || !Number.isFinite(row[k])) fail(where, `row ${i}: ${k} is not a number`);
+  }
+  return { device: o.device, commit: String(o.commit ?? 'unknown'), date: String(o.date ?? ''), rows: o.rows };
 }

@@ -37,21 +37,3 @@ export async function writeE2ePlot(r: E2eResults, file: string): Promise<void> {
   if (r.rows.length === 0) fail(file, 'no rows to plot');
   await writeChartPng(e2ePlotSpec(r), file);
 }
-
-/** Validate a results file written by --json (for --from). */
-export function parseE2eResults(text: string, where: string): E2eResults {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    fail(where, `not valid JSON (${(e as Error).message})`);
-  }
-  const o = v as Partial<E2eResults>;
-  if (typeof o !== 'object' || o === null || !Array.isArray(o.rows) || typeof o.device !== 'string') fail(where, 'not a bench e2e result (device, rows)');
-  for (const [i, row] of o.rows.entries()) {
-    for (const k of ['arch', 'mode'] as const) if (typeof row?.[k] !== 'string') fail(where, `row ${i}: ${k} missing`);
-    for (const k of ['batch', 'prompt', 'gen', 'prefill_ms', 'decode_ms_per_token', 'tokens_per_s'] as const)
-      if (typeof row?.[k] !== 'number' || !Number.isFinite(row[k])) fail(where, `row ${i}: ${k} is not a number`);
-  }
-  return { device: o.device, commit: String(o.commit ?? 'unknown'), date: String(o.date ?? ''), rows: o.rows };
-}
