@@ -14,6 +14,7 @@ import { CudaEngine, GREEDY } from '../backends/cuda/engine.ts';
 import { EngineKernels } from '../backends/cuda/kernels.ts';
 import { randomDeviceModel } from '../backends/cuda/load-device.ts';
 import { prefill } from '../backends/cuda/run.ts';
+import { decodeTimeline, type TimelineRow } from '../backends/cuda/timeline.ts';
 import { currentCommit } from './gemm.ts';
 
 export interface E2eRow {
@@ -27,11 +28,22 @@ export interface E2eRow {
   tokens_per_s: number;
 }
 
+export interface E2eTimeline {
+  arch: string;
+  batch: number;
+  mode: EngineMode;
+  /** µs of one decode step in the instrumented graph (event nodes between ops) */
+  step_us: number;
+  ops: TimelineRow[];
+}
+
 export interface E2eResults {
   device: string;
   commit: string;
   date: string;
   rows: E2eRow[];
+  /** With --timeline: per (arch, batch, mode), the time of each op of one decode step. */
+  timelines?: E2eTimeline[];
 }
 
 export interface E2eOptions {
@@ -44,11 +56,14 @@ export interface E2eOptions {
   layers?: number;
   /** Tokens per engine step during prefill. */
   maxRows?: number;
+  /** Also measure each decode step's per-op timeline. */
+  timeline?: boolean;
   seed?: number;
 }
 
 export function runE2eBench(gpu: Gpu, o: E2eOptions): E2eResults {
   const rows: E2eRow[] = [];
+  const timelines: E2eTimeline[] = [];
   const kernels = new EngineKernels(gpu);
   const stream = gpu.stream();
   const bar = progress('bench e2e', o.archs.length * o.modes.length * o.batches.length);
@@ -61,7 +76,9 @@ export function runE2eBench(gpu: Gpu, o: E2eOptions): E2eResults {
         try {
           warmUp(gpu, model, kernels, o);
           for (const batch of o.batches) {
-            rows.push({ arch, ...measure(gpu, model, kernels, batch, o) });
+            const m = measure(gpu, model, kernels, batch, o);
+            rows.push({ arch, ...m.row });
+            if (m.timeline) timelines.push({ arch, batch, mode, ...m.timeline });
             bar.tick();
           }
         } finally {
@@ -76,7 +93,7 @@ export function runE2eBench(gpu: Gpu, o: E2eOptions): E2eResults {
   }
   bar.done();
   stream.destroy();
-  return { device: gpu.name, commit: currentCommit(), date: new Date().toISOString(), rows };
+  return { device: gpu.name, commit: currentCommit(), date: new Date().toISOString(), rows, ...(o.timeline ? { timelines } : {}) };
 }
 
 function randomPrompts(batch: number, len: number, vocab: number, seed: number): number[][] {
@@ -97,9 +114,12 @@ function warmUp(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, o: E2eOpti
   }
 }
 
-function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: number, o: E2eOptions): Omit<E2eRow, 'arch'> {
+const TIMELINE_STEPS = 6;
+
+function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: number, o: E2eOptions):
+    { row: Omit<E2eRow, 'arch'>; timeline?: { step_us: number; ops: TimelineRow[] } } {
   const engine = new CudaEngine(gpu, model, {
-    maxBatch: batch, maxSeq: o.prompt + o.gen + 1, maxRows: Math.max(batch, o.maxRows ?? 8192),
+    maxBatch: batch, maxSeq: o.prompt + o.gen + 1 + (o.timeline ? TIMELINE_STEPS : 0), maxRows: Math.max(batch, o.maxRows ?? 8192),
   }, kernels);
   try {
     const prompts = randomPrompts(batch, o.prompt, model.config.vocabSize, 11 + batch);
@@ -117,10 +137,13 @@ function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: nu
     const ms = end.elapsedMsSince(start);
     start.destroy();
     end.destroy();
-    return {
+    const row = {
       batch, prompt: o.prompt, gen: o.gen, mode: model.mode, prefill_ms: round(prefillMs),
       decode_ms_per_token: round(ms / o.gen, 4), tokens_per_s: round((batch * o.gen) / (ms / 1000), 1),
     };
+    if (!o.timeline) return { row };
+    const t = decodeTimeline(engine, batch, TIMELINE_STEPS - 1);
+    return { row, timeline: { step_us: t.stepUs, ops: t.rows } };
   } finally {
     engine.destroy();
   }
@@ -139,7 +162,12 @@ export function formatE2eTable(r: E2eResults): string {
   });
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i < 3 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
-  return [`${r.device}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}`, line(head), ...cells.map(line)].join('\n');
+  const out = [`${r.device}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}`, line(head), ...cells.map(line)];
+  for (const t of r.timelines ?? []) {
+    out.push('', `decode step timeline: ${t.arch} batch ${t.batch} ${t.mode}: ${t.step_us.toFixed(1)} µs (instrumented graph)`);
+    for (const op of t.ops) out.push(`  ${op.op.padEnd(28)} ${op.us.toFixed(1).padStart(9)} µs  ${String(op.launches).padStart(4)} launches  ${(100 * op.us / t.step_us).toFixed(1).padStart(5)}%`);
+  }
+  return out.join('\n');
 }
 
 /** Validate a results file written by --json (for --from). */
@@ -157,5 +185,6 @@ export function parseE2eResults(text: string, where: string): E2eResults {
     for (const k of ['batch', 'prompt', 'gen', 'prefill_ms', 'decode_ms_per_token', 'tokens_per_s'] as const)
       if (typeof row?.[k] !== 'number' || !Number.isFinite(row[k])) fail(where, `row ${i}: ${k} is not a number`);
   }
-  return { device: o.device, commit: String(o.commit ?? 'unknown'), date: String(o.date ?? ''), rows: o.rows };
+  return { device: o.device, commit: String(o.commit ?? 'unknown'), date: String(o.date ?? ''), rows: o.rows,
+    ...(Array.isArray(o.timelines) ? { timelines: o.timelines } : {}) };
 }

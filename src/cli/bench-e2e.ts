@@ -12,6 +12,7 @@ import { Gpu } from '../gpu/runtime.ts';
 
 interface E2eCliOptions {
   arch: string; batch: string; prompt: string; gen: string; modes: string; layers?: string; json?: string; plot?: string; from?: string;
+  timeline?: boolean;
 }
 
 export function registerBenchE2e(bench: Command): void {
@@ -24,6 +25,7 @@ export function registerBenchE2e(bench: Command): void {
     .option('--gen <n>', 'decode steps timed', '128')
     .option('--modes <list>', `modes (${ENGINE_MODES.join(', ')})`, ENGINE_MODES.join(','))
     .option('--layers <n>', 'decoder layers (default: the architecture\'s)')
+    .option('--timeline', 'also time every op of one decode step (per arch, batch, mode)')
     .option('--json <file>', 'write {device, commit, date, rows} here')
     .option('--plot <file>', 'write the grouped-bar PNG (speed-up over FP16 on top)')
     .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
@@ -46,7 +48,7 @@ export function registerBenchE2e(bench: Command): void {
         const prompt = parseIntOption('--prompt', o.prompt, 1), gen = parseIntOption('--gen', o.gen, 1);
         const layers = o.layers === undefined ? undefined : parseIntOption('--layers', o.layers, 1);
         const gpu = Gpu.open();
-        results = runE2eBench(gpu, { archs, batches, prompt, gen, modes, ...(layers ? { layers } : {}) });
+        results = runE2eBench(gpu, { archs, batches, prompt, gen, modes, timeline: o.timeline ?? false, ...(layers ? { layers } : {}) });
         if (o.json) writeJsonAtomically(o.json, results);
       }
       process.stdout.write(`${formatE2eTable(results)}\n`);

@@ -104,8 +104,23 @@ function runAttention(c: AttnCase, splits: number, rng: Rng): void {
   try {
     k.ropeKv({ ...d, rows, nH, nKv, hd, maxSeq, interleaved: false });
     const rep = nH / nKv;
-    k.attention({ ...d, seqs: c.seqs.length, maxRowsPerSeq: Math.max(...c.seqs.map((s) => s.T)) * rep, rowsTotal: rows * nH,
-      nH, nKv, hd, maxSeq, window: c.window, splits });
+    const attn = { ...d, seqs: c.seqs.length, maxRowsPerSeq: Math.max(...c.seqs.map((s) => s.T)) * rep, rowsTotal: rows * nH,
+      nH, nKv, hd, maxSeq, window: c.window, splits };
+    if (splits > 1) {  // the merge fused with int8 quantization = act-quant of the fp16 merge, bit for bit
+      const q = poisoned(gpu, rows * nH * hd), sx = poisoned(gpu, rows * 4), k2 = gpu.alloc(d.kcache.bytes), v2 = gpu.alloc(d.vcache.bytes);
+      try {
+        gpu.copy(k2, d.kcache); gpu.copy(v2, d.vcache);
+        k.attention(attn);
+        const ref = quantizeActivations(Float32Array.from(gpu.download(d.out, new Uint16Array(rows * nH * hd)), f16ToF32), rows, nH * hd);
+        k.attention({ ...attn, kcache: k2, vcache: v2, q8: { q, sx } });
+        assert.deepEqual(gpu.download(q, new Int8Array(rows * nH * hd)), ref.q, 'combine_q8 int8');
+        assert.deepEqual(gpu.download(sx, new Float32Array(rows)), ref.scale, 'combine_q8 scales');
+      } finally {
+        for (const b of [q, sx, k2, v2]) b.free();
+      }
+      gpu.memset(d.out, 0xff);
+    }
+    k.attention(attn);
     const qkvGot = gpu.download(d.qkv, new Uint16Array(rows * qkvDim));
     const kGot = gpu.download(d.kcache, new Uint16Array(cacheElems)), vGot = gpu.download(d.vcache, new Uint16Array(cacheElems));
     const out = gpu.download(d.out, new Uint16Array(rows * nH * hd));

@@ -35,6 +35,9 @@ export interface EngineOptions {
   allLogits?: boolean;
 }
 
+/** Wraps the step's ops (timelines: src/backends/cuda/timeline.ts). */
+export type OpsWrapper = (ops: StepOps<Act, DeviceLinear, DeviceBuffer>) => StepOps<Act, DeviceLinear, DeviceBuffer>;
+
 /** One sequence's part of a step: `tokens` at positions pos .. in cache slot `slot`. */
 export interface SeqChunk {
   slot: number;
@@ -186,8 +189,9 @@ export class CudaEngine {
     return Array.from(this.gpu.download(this.decodeIds, new Int32Array(rows)));
   }
 
-  private forward(st: StepShape): void {
-    forwardStep(new CudaStepOps(this, st), this.handles);
+  private forward(st: StepShape, wrap?: OpsWrapper): void {
+    const ops = new CudaStepOps(this, st);
+    forwardStep(wrap ? wrap(ops) : ops, this.handles);
   }
 
   // ---- decode ----------------------------------------------------------------------------------
@@ -210,12 +214,17 @@ export class CudaEngine {
     this.upload(this.step, [step]);
   }
 
-  /** The launches of one decode step of batch B (eager, or recorded under capture). */
-  private decodeLaunches(B: number, sampling: Sampling): void {
+  /**
+   * The launches of one decode step of batch B (eager, or recorded under capture); `mark` (timelines)
+   * is called with an op's name before its launches and with 'end' after the last.
+   */
+  decodeLaunches(B: number, sampling: Sampling, wrap?: OpsWrapper, mark?: (name: string) => void): void {
     const rep = this.model.config.nHeads / this.model.config.nKvHeads;
-    this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr });
+    this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr }, wrap);
+    mark?.('sample');
     this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
     this.kernels.advance(this.seqPos0, this.step, B, this.stream);
+    mark?.('end');
   }
 
   /**
@@ -320,16 +329,19 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16 });
   }
 
-  attention(qkv: Act, layer: number): Act {
+  attention(qkv: Act, layer: number, consumer: DeviceLinear): Act {
     if (!('f16' in qkv)) fail('engine', 'attention of int8 activations');
     const e = this.e, c = e.model.config, st = this.st;
     const common = { seqStart: e.seqStart, seqPos0: e.seqPos0, seqSlot: e.seqSlot, kcache: e.cache.k[layer]!, vcache: e.cache.v[layer]!,
       nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
     e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
       rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
+    // split-KV decode merges its splits straight into the int8 input of a W4A8 o projection
+    const q8 = st.splits > 1 && inputFormat(consumer) === 'q8';
     e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
-      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits }, this.s);
-    return { f16: e.att.ptr };
+      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits,
+      ...(q8 ? { q8: { q: e.hq, sx: e.sx } } : {}) }, this.s);
+    return q8 ? { q: e.hq.ptr, sx: e.sx.ptr } : { f16: e.att.ptr };
   }
 
   swiglu(gateUp: Act, consumer: DeviceLinear): Act {

@@ -26,7 +26,7 @@ export class EngineKernels {
     load('layer_ops.cu', ['embed_rows', 'rmsnorm_f16', 'rmsnorm_q8', 'swiglu_f16', 'swiglu_q8']);
     load('quantize_act.cu', ['quantize_act_per_token']);
     load('rope_kv.cu', ['rope_kv']);
-    load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4', 'attention_combine']);
+    load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4', 'attention_combine', 'attention_combine_q8']);
     load('sample.cu', ['sample_argmax', 'sample_topp', 'advance_step']);
     load('weights.cu', ['bf16_to_f16', 'random_f16', 'rtn_quantize', 'integer_scales', 'repack_w4', 'transpose_scales']);
   }
@@ -63,7 +63,8 @@ export class EngineKernels {
     qkv: Ptr; bias?: Ptr; cos: Ptr; sin: Ptr; rowSeq: Ptr; seqStart: Ptr; seqPos0: Ptr; seqSlot: Ptr;
     kcache: Ptr; vcache: Ptr; rows: number; nH: number; nKv: number; hd: number; maxSeq: number; interleaved: boolean;
   }, s?: Stream): void {
-    this.run('rope_kv', a.rows, 128, [p(a.qkv), p(a.bias), p(a.cos), p(a.sin), p(a.rowSeq), p(a.seqStart), p(a.seqPos0),
+    const threads = (a.nH + 2 * a.nKv) * (a.hd / 2);  // rotary pairs of q and k, and v values in pairs
+    this.run('rope_kv', [a.rows, Math.ceil(threads / 128), 1], 128, [p(a.qkv), p(a.bias), p(a.cos), p(a.sin), p(a.rowSeq), p(a.seqStart), p(a.seqPos0),
       p(a.seqSlot), p(a.kcache), p(a.vcache), i32(a.nH), i32(a.nKv), i32(a.hd), i32(a.maxSeq), i32(a.interleaved ? 1 : 0)], s);
   }
 
@@ -75,6 +76,8 @@ export class EngineKernels {
     qkv: Ptr; out: Ptr; wsO?: Ptr; wsMl?: Ptr; kcache: Ptr; vcache: Ptr; seqStart: Ptr; seqLen: Ptr; seqPos0: Ptr; seqSlot: Ptr;
     seqs: number; maxRowsPerSeq: number; rowsTotal: number; nH: number; nKv: number; hd: number; maxSeq: number;
     window: number; splits: number;
+    /** With splits > 1: merge straight into the per-token int8 input of a W4A8 o projection. */
+    q8?: { q: Ptr; sx: Ptr };
   }, s?: Stream): void {
     if (!(ATTN_HEAD_DIMS as readonly number[]).includes(a.hd)) fail('attention', `head size ${a.hd} unsupported on the GPU (64 or 128)`);
     if (a.splits > 1 && (!a.wsO || !a.wsMl)) fail('attention', 'split-KV needs its workspace');
@@ -85,7 +88,10 @@ export class EngineKernels {
       p(a.qkv), p(a.out), p(a.wsO), p(a.wsMl), p(a.kcache), p(a.vcache), p(a.seqStart), p(a.seqLen), p(a.seqPos0), p(a.seqSlot),
       i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
     ], s, smem);
-    if (a.splits > 1) {
+    if (a.splits > 1 && a.q8) {
+      this.run('attention_combine_q8', a.rowsTotal / a.nH, 256, [p(a.wsO), p(a.wsMl), p(a.q8.q), p(a.q8.sx), i32(a.nH), i32(a.splits), i32(a.hd)],
+        s, a.nH * a.hd * 2 + a.nH * 8);
+    } else if (a.splits > 1) {
       this.run('attention_combine', Math.ceil(a.rowsTotal / 4), 128, [p(a.wsO), p(a.wsMl), p(a.out), i32(a.rowsTotal), i32(a.splits), i32(a.hd)], s);
     }
   }

@@ -13,7 +13,9 @@
 // ABI: rope_kv(u16* qkv, const u16* bias /*[qkvDim] or 0*/, const float* cos_t, const float* sin_t,
 //              const int* row_seq, const int* seq_start, const int* seq_pos0, const int* seq_slot,
 //              u16* kcache, u16* vcache, int nH, int nKv, int hd, int maxSeq, int layout)
-//   grid = (rows), block = 128, no dynamic smem; hd even, ≤ 256.
+//   grid = (rows, ceil((nH + 2·nKv)·hd/2 / 128)), block = 128, no dynamic smem; hd even. One thread
+//   per rotary pair (q and k heads) or per two v values, so a decode row's whole q|k|v is one wave
+//   of independent loads (a per-row loop was ~30 dependent round trips per layer).
 
 #include "ptx.cuh"
 
@@ -26,34 +28,29 @@ extern "C" __global__ void __launch_bounds__(128)
   const int pos = seq_pos0[s] + (r - seq_start[s]), slot = seq_slot[s];
   const int half = hd >> 1, qkvDim = (nH + 2 * nKv) * hd;
   u16* row = qkv + (u64)r * qkvDim;
-  const float* cr = cos_t + (u64)pos * half;
-  const float* sr = sin_t + (u64)pos * half;
-  // rotary pairs of q heads then k heads
-  const int pairs = (nH + nKv) * half;
-  for (int j = threadIdx.x; j < pairs; j += 128) {
-    const int h = j / half, i = j - h * half;  // head h (q heads first, then k heads), pair i
+  const int pairs = (nH + nKv) * half, j = blockIdx.y * 128 + threadIdx.x;
+  if (j < pairs) {  // rotary pair i of head h (q heads first, then k heads)
+    const int h = j / half, i = j - h * half;
     const int a = h * hd + (layout == 0 ? i : 2 * i), b = h * hd + (layout == 0 ? i + half : 2 * i + 1);
     float x0 = h2f(row[a]), x1 = h2f(row[b]);
     if (bias) x0 = fadd_rn(x0, h2f(bias[a])), x1 = fadd_rn(x1, h2f(bias[b]));
-    const float c = cr[i], sn = sr[i];
+    const float c = cos_t[(u64)pos * half + i], sn = sin_t[(u64)pos * half + i];
     const u16 y0 = f2h_rn(fadd_rn(fmul_rn(x0, c), -fmul_rn(x1, sn)));
     const u16 y1 = f2h_rn(fadd_rn(fmul_rn(x1, c), fmul_rn(x0, sn)));
     if (h < nH) {
       row[a] = y0;
       row[b] = y1;
     } else {
-      const int g = h - nH;
-      u16* kd = kcache + (((u64)slot * nKv + g) * maxSeq + pos) * hd;
+      u16* kd = kcache + (((u64)slot * nKv + (h - nH)) * maxSeq + pos) * hd;
       kd[a - h * hd] = y0;
       kd[b - h * hd] = y1;
     }
-  }
-  // v heads: copied (bias added) into the cache
-  const int vOff = (nH + nKv) * hd, vn = nKv * hd;
-  for (int j = threadIdx.x; j < vn; j += 128) {
-    const int g = j / hd, d = j - g * hd;
-    u16 v = row[vOff + j];
-    if (bias) v = f2h_rn(fadd_rn(h2f(v), h2f(bias[vOff + j])));
-    vcache[(((u64)slot * nKv + g) * maxSeq + pos) * hd + d] = v;
+  } else if (j < pairs + nKv * half) {  // two v values, copied (bias added) into the cache
+    const int e = 2 * (j - pairs), g = e / hd, d = e - g * hd, at = (nH + nKv) * hd + e;
+    u16 v0 = row[at], v1 = row[at + 1];
+    if (bias) v0 = f2h_rn(fadd_rn(h2f(v0), h2f(bias[at]))), v1 = f2h_rn(fadd_rn(h2f(v1), h2f(bias[at + 1])));
+    u16* vd = vcache + (((u64)slot * nKv + g) * maxSeq + pos) * hd + d;
+    vd[0] = v0;
+    vd[1] = v1;
   }
 }
