@@ -114,7 +114,7 @@ function warmUp(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, o: E2eOpti
   }
 }
 
-const TIMELINE_STEPS = 6;
+const TIMELINE_STEPS = 24;  // 1 warm-up + 20 timed replays + slack, per variant (state restored in between)
 
 function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: number, o: E2eOptions):
     { row: Omit<E2eRow, 'arch'>; timeline?: { step_us: number; ops: TimelineRow[] } } {
@@ -142,7 +142,7 @@ function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: nu
       decode_ms_per_token: round(ms / o.gen, 4), tokens_per_s: round((batch * o.gen) / (ms / 1000), 1),
     };
     if (!o.timeline) return { row };
-    const t = decodeTimeline(engine, batch, TIMELINE_STEPS - 1);
+    const t = decodeTimeline(engine, batch, 20);
     return { row, timeline: { step_us: t.stepUs, ops: t.rows } };
   } finally {
     engine.destroy();
@@ -164,8 +164,8 @@ export function formatE2eTable(r: E2eResults): string {
   const line = (c: string[]) => c.map((v, i) => (i < 3 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
   const out = [`${r.device}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}`, line(head), ...cells.map(line)];
   for (const t of r.timelines ?? []) {
-    out.push('', `decode step timeline: ${t.arch} batch ${t.batch} ${t.mode}: ${t.step_us.toFixed(1)} µs (instrumented graph)`);
-    for (const op of t.ops) out.push(`  ${op.op.padEnd(28)} ${op.us.toFixed(1).padStart(9)} µs  ${String(op.launches).padStart(4)} launches  ${(100 * op.us / t.step_us).toFixed(1).padStart(5)}%`);
+    out.push('', `decode step timeline: ${t.arch} batch ${t.batch} ${t.mode}: ${t.step_us.toFixed(1)} µs per step (cost of each op kind: the step without it, left out)`);
+    for (const op of t.ops) out.push(`  ${op.op.padEnd(14)} ${op.us.toFixed(1).padStart(9)} µs  ${(100 * op.us / t.step_us).toFixed(1).padStart(5)}%`);
   }
   return out.join('\n');
 }

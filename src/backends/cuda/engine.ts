@@ -35,9 +35,6 @@ export interface EngineOptions {
   allLogits?: boolean;
 }
 
-/** Wraps the step's ops (timelines: src/backends/cuda/timeline.ts). */
-export type OpsWrapper = (ops: StepOps<Act, DeviceLinear, DeviceBuffer>) => StepOps<Act, DeviceLinear, DeviceBuffer>;
-
 /** One sequence's part of a step: `tokens` at positions pos .. in cache slot `slot`. */
 export interface SeqChunk {
   slot: number;
@@ -58,7 +55,14 @@ interface StepShape {
   gather: boolean;
   splits: number;
   ids: bigint;
+  /** Op categories whose kernels are not launched (timelines time the step without them). */
+  skip?: ReadonlySet<StepOpName>;
 }
+
+/** The kinds of launches a step makes (what a timeline reports). */
+export const STEP_OPS = ['embed', 'rmsnorm', 'gemm qkv', 'rope + kv', 'attention', 'gemm o', 'gemm gateUp', 'swiglu', 'gemm down',
+  'lm head', 'sample'] as const;
+export type StepOpName = (typeof STEP_OPS)[number];
 
 export class CudaEngine {
   readonly kernels: EngineKernels;
@@ -189,9 +193,8 @@ export class CudaEngine {
     return Array.from(this.gpu.download(this.decodeIds, new Int32Array(rows)));
   }
 
-  private forward(st: StepShape, wrap?: OpsWrapper): void {
-    const ops = new CudaStepOps(this, st);
-    forwardStep(wrap ? wrap(ops) : ops, this.handles);
+  private forward(st: StepShape): void {
+    forwardStep(new CudaStepOps(this, st), this.handles);
   }
 
   // ---- decode ----------------------------------------------------------------------------------
@@ -214,17 +217,13 @@ export class CudaEngine {
     this.upload(this.step, [step]);
   }
 
-  /**
-   * The launches of one decode step of batch B (eager, or recorded under capture); `mark` (timelines)
-   * is called with an op's name before its launches and with 'end' after the last.
-   */
-  decodeLaunches(B: number, sampling: Sampling, wrap?: OpsWrapper, mark?: (name: string) => void): void {
+  /** The launches of one decode step of batch B (eager, or recorded under capture), less `skip`'s ops (timelines). */
+  decodeLaunches(B: number, sampling: Sampling, skip?: ReadonlySet<StepOpName>): void {
     const rep = this.model.config.nHeads / this.model.config.nKvHeads;
-    this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr }, wrap);
-    mark?.('sample');
+    this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr, skip });
+    if (skip?.has('sample')) return;
     this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
     this.kernels.advance(this.seqPos0, this.step, B, this.stream);
-    mark?.('end');
   }
 
   /**
@@ -252,18 +251,30 @@ export class CudaEngine {
     return g;
   }
 
-  /** Make every plan and module the decode step of batch B needs, without touching the state. */
-  prepareDecode(B: number): void {
-    // GEMM plans per M are made on first run(); run one eager step on scratch state (slots keep
-    // their contents: the step writes K/V at the current positions, which the real step overwrites).
-    const pos = this.gpu.download(this.seqPos0, new Int32Array(B));
-    const ids = this.gpu.download(this.decodeIds, new Int32Array(B));
-    const step = this.gpu.download(this.step, new Int32Array(1));
-    this.decodeLaunches(B, GREEDY);
+  /** The on-device decode state of batch B (positions, next ids, step counter). */
+  saveDecodeState(B: number): { pos: Int32Array; ids: Int32Array; step: Int32Array } {
     this.stream.sync();
-    this.gpu.copyToDevice(this.seqPos0, pos);
-    this.gpu.copyToDevice(this.decodeIds, ids);
-    this.gpu.copyToDevice(this.step, step);
+    return {
+      pos: this.gpu.download(this.seqPos0, new Int32Array(B)),
+      ids: this.gpu.download(this.decodeIds, new Int32Array(B)),
+      step: this.gpu.download(this.step, new Int32Array(1)),
+    };
+  }
+
+  restoreDecodeState(s: { pos: Int32Array; ids: Int32Array; step: Int32Array }): void {
+    this.stream.sync();
+    this.gpu.copyToDevice(this.seqPos0, s.pos);
+    this.gpu.copyToDevice(this.decodeIds, s.ids);
+    this.gpu.copyToDevice(this.step, s.step);
+  }
+
+  /** Make every plan and module the decode step of batch B needs, without changing the state. */
+  prepareDecode(B: number): void {
+    // GEMM plans per M are made on first run(); run one eager step and put the state back (slots
+    // keep their contents: the step writes K/V at the current positions, which the real step overwrites).
+    const saved = this.saveDecodeState(B);
+    this.decodeLaunches(B, GREEDY);
+    this.restoreDecodeState(saved);
   }
 
   /** Token ids of decode history rows [from, to) for batch B (synchronous). */
@@ -287,6 +298,8 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
   constructor(private readonly e: CudaEngine, private readonly st: StepShape) {}
 
   private get s(): Stream { return this.e.stream; }
+  /** Whether op `name`'s kernels run in this step (all do, except in a timeline's variants). */
+  private runs(name: StepOpName): boolean { return !this.st.skip?.has(name); }
 
   /** x in the format linear `w` consumes (fp16 → int8 + scales through quantize_act). */
   private asInput(x: Act, w: DeviceLinear): Act {
@@ -301,14 +314,14 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
 
   embed(): Act {
     const c = this.e.model.config;
-    this.e.kernels.embed(this.e.model.embed, this.st.ids, this.e.x, this.st.rows, c.vocabSize, c.dim, this.s);
+    if (this.runs('embed')) this.e.kernels.embed(this.e.model.embed, this.st.ids, this.e.x, this.st.rows, c.vocabSize, c.dim, this.s);
     return { f16: this.e.x.ptr };
   }
 
   rmsnorm(x: Act, weight: DeviceBuffer, consumer: DeviceLinear): Act {
     if (!('f16' in x)) fail('engine', 'rmsnorm of int8 activations');
     const c = this.e.model.config, q8 = inputFormat(consumer) === 'q8';
-    this.e.kernels.rmsnorm(x.f16, weight, this.st.rows, c.dim, c.normEps, q8 ? { q: this.e.hq, sx: this.e.sx } : { f16: this.e.hf }, undefined, this.s);
+    if (this.runs('rmsnorm')) this.e.kernels.rmsnorm(x.f16, weight, this.st.rows, c.dim, c.normEps, q8 ? { q: this.e.hq, sx: this.e.sx } : { f16: this.e.hf }, undefined, this.s);
     return q8 ? { q: this.e.hq.ptr, sx: this.e.sx.ptr } : { f16: this.e.hf.ptr };
   }
 
@@ -320,13 +333,13 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
 
   linear(x: Act, w: DeviceLinear): Act {
     const out = this.outFor(w);
-    this.e.gemm.run(w, this.st.rows, this.asInput(x, w), out, this.s);
+    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), out, this.s);
     return { f16: out.ptr };
   }
 
   linearAdd(x: Act, w: DeviceLinear, residual: Act): void {
     if (!('f16' in residual)) fail('engine', 'the residual stream is fp16');
-    this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16 });
+    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16 });
   }
 
   attention(qkv: Act, layer: number, consumer: DeviceLinear): Act {
@@ -334,11 +347,11 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     const e = this.e, c = e.model.config, st = this.st;
     const common = { seqStart: e.seqStart, seqPos0: e.seqPos0, seqSlot: e.seqSlot, kcache: e.cache.k[layer]!, vcache: e.cache.v[layer]!,
       nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
-    e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
+    if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
       rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
     // split-KV decode merges its splits straight into the int8 input of a W4A8 o projection
     const q8 = st.splits > 1 && inputFormat(consumer) === 'q8';
-    e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
+    if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
       maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits,
       ...(q8 ? { q8: { q: e.hq, sx: e.sx } } : {}) }, this.s);
     return q8 ? { q: e.hq.ptr, sx: e.sx.ptr } : { f16: e.att.ptr };
@@ -347,13 +360,14 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
   swiglu(gateUp: Act, consumer: DeviceLinear): Act {
     if (!('f16' in gateUp)) fail('engine', 'swiglu of int8 activations');
     const q8 = inputFormat(consumer) === 'q8';
-    this.e.kernels.swiglu(gateUp.f16, this.st.rows, this.e.model.config.hiddenDim, q8 ? { q: this.e.hq, sx: this.e.sx } : { f16: this.e.hf }, this.s);
+    if (this.runs('swiglu')) this.e.kernels.swiglu(gateUp.f16, this.st.rows, this.e.model.config.hiddenDim, q8 ? { q: this.e.hq, sx: this.e.sx } : { f16: this.e.hf }, this.s);
     return q8 ? { q: this.e.hq.ptr, sx: this.e.sx.ptr } : { f16: this.e.hf.ptr };
   }
 
   logits(x: Act, finalNorm: DeviceBuffer, head: DeviceLinear): void {
     if (!('f16' in x)) fail('engine', 'logits of int8 activations');
     const e = this.e, c = e.model.config, R = this.st.logitRows;
+    if (!this.runs('lm head')) return;
     e.kernels.rmsnorm(x.f16, finalNorm, R, c.dim, c.normEps, { f16: e.normed }, this.st.gather ? e.gather : undefined, this.s);
     e.gemm.run(head, R, { f16: e.normed.ptr }, e.logits, this.s, { f32Out: true });
   }

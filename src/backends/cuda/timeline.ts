@@ -1,64 +1,53 @@
-// The timeline of one decode step: a CUDA graph of the step with an event recorded before every op
-// (event-record nodes), replayed; the time between consecutive events, summed per op over the
-// layers, says which kernels take the step's time (launch gaps included, as in the real graph).
-import type { DeviceBuffer, GpuEvent } from '../../gpu/runtime.ts';
-import type { StepOps } from '../../model/forward.ts';
-import type { DeviceLinear } from './device-linear.ts';
-import { GREEDY, type Act, type CudaEngine } from './engine.ts';
-
-type Ops = StepOps<Act, DeviceLinear, DeviceBuffer>;
-
-/** Calls `mark(op)` before every op of `inner` (linears are named by their role). */
-function marked(inner: Ops, mark: (name: string) => void): Ops {
-  return {
-    embed: () => { mark('embed'); return inner.embed(); },
-    rmsnorm: (x, w, consumer) => { mark('rmsnorm'); return inner.rmsnorm(x, w, consumer); },
-    linear: (x, w) => { mark(`gemm ${w.role}`); return inner.linear(x, w); },
-    linearAdd: (x, w, r) => { mark(`gemm ${w.role} (+residual)`); inner.linearAdd(x, w, r); },
-    attention: (qkv, l, consumer) => { mark('rope + attention'); return inner.attention(qkv, l, consumer); },
-    swiglu: (gu, consumer) => { mark('swiglu'); return inner.swiglu(gu, consumer); },
-    logits: (x, n, h) => { mark('final norm + lm head'); inner.logits(x, n, h); },
-  };
-}
+// The timeline of one decode step, by leave-one-out: the step's CUDA graph is timed whole, then
+// once per op kind with that kind's launches left out (the results are garbage, the timing is
+// not); the difference is what the kind costs inside the real graph, launch gaps and the overlap
+// it loses included. What the kinds do not explain is the graph's fixed cost.
+import type { Graph } from '../../gpu/runtime.ts';
+import { GREEDY, STEP_OPS, type CudaEngine, type StepOpName } from './engine.ts';
 
 export interface TimelineRow {
-  op: string;
-  /** µs per decode step, summed over the op's launches (all layers) */
+  op: StepOpName | 'rest';
+  /** µs per decode step this op kind costs (step time − step time without it) */
   us: number;
-  launches: number;
 }
 
-/** Per-op time of one decode step of batch B (after beginDecode; the decode state advances by `replays` steps). */
-export function decodeTimeline(engine: CudaEngine, B: number, replays = 5): { rows: TimelineRow[]; stepUs: number } {
-  engine.prepareDecode(B);
-  const gpu = engine.gpu, events: GpuEvent[] = [], names: string[] = [];
-  const mark = (name: string) => {
-    const e = gpu.event();
-    e.record(engine.stream);
-    events.push(e);
-    names.push(name);
-  };
-  const graph = gpu.capture(engine.stream, () => engine.decodeLaunches(B, GREEDY, (ops) => marked(ops, mark), mark));
-  const totals = new Map<string, { us: number; launches: number }>();
-  let step = 0;
+function timeGraph(engine: CudaEngine, g: Graph, replays: number): number {
+  const gpu = engine.gpu, a = gpu.event(), b = gpu.event();
   try {
-    for (let r = 0; r < replays; r++) {
-      graph.launch(engine.stream);
-      engine.stream.sync();
-      if (r === 0) continue;  // the first replay warms caches
-      for (let i = 0; i + 1 < events.length; i++) {
-        const us = events[i + 1]!.elapsedMsSince(events[i]!) * 1000;
-        const t = totals.get(names[i]!) ?? { us: 0, launches: 0 };
-        t.us += us / (replays - 1);
-        t.launches += 1 / (replays - 1);
-        totals.set(names[i]!, t);
-      }
-      step += events[events.length - 1]!.elapsedMsSince(events[0]!) * 1000 / (replays - 1);
-    }
+    g.launch(engine.stream);  // warm-up
+    a.record(engine.stream);
+    for (let i = 0; i < replays; i++) g.launch(engine.stream);
+    b.record(engine.stream);
+    b.sync();
+    return (b.elapsedMsSince(a) * 1000) / replays;
   } finally {
-    graph.destroy();
-    for (const e of events) e.destroy();
+    a.destroy();
+    b.destroy();
   }
-  const rows = [...totals].map(([op, t]) => ({ op, us: Number(t.us.toFixed(1)), launches: Math.round(t.launches) })).sort((a, b) => b.us - a.us);
-  return { rows, stepUs: Number(step.toFixed(1)) };
+}
+
+/**
+ * Per-op cost of one decode step of batch B (after beginDecode). The decode state is saved and
+ * restored around each variant, so positions stay in range however many replays run.
+ */
+export function decodeTimeline(engine: CudaEngine, B: number, replays = 20): { rows: TimelineRow[]; stepUs: number } {
+  engine.prepareDecode(B);
+  const saved = engine.saveDecodeState(B);
+  const measure = (skip?: ReadonlySet<StepOpName>) => {
+    const g = engine.gpu.capture(engine.stream, () => engine.decodeLaunches(B, GREEDY, skip));
+    try {
+      engine.restoreDecodeState(saved);
+      // a variant without 'sample' leaves positions alone; with it each replay advances them: stay in range
+      return timeGraph(engine, g, replays);
+    } finally {
+      g.destroy();
+      engine.restoreDecodeState(saved);
+    }
+  };
+  const stepUs = measure();
+  const rows: TimelineRow[] = STEP_OPS.map((op) => ({ op, us: Number(Math.max(0, stepUs - measure(new Set([op]))).toFixed(1)) }));
+  const explained = rows.reduce((n, r) => n + r.us, 0);
+  rows.push({ op: 'rest', us: Number(Math.max(0, stepUs - explained).toFixed(1)) });
+  rows.sort((a, b) => b.us - a.us);
+  return { rows, stepUs: Number(stepUs.toFixed(1)) };
 }
