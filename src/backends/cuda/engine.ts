@@ -342,19 +342,16 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16 });
   }
 
-  attention(qkv: Act, layer: number, consumer: DeviceLinear): Act {
+  attention(qkv: Act, layer: number): Act {
     if (!('f16' in qkv)) fail('engine', 'attention of int8 activations');
     const e = this.e, c = e.model.config, st = this.st;
     const common = { seqStart: e.seqStart, seqPos0: e.seqPos0, seqSlot: e.seqSlot, kcache: e.cache.k[layer]!, vcache: e.cache.v[layer]!,
       nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
     if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
       rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
-    // split-KV decode merges its splits straight into the int8 input of a W4A8 o projection
-    const q8 = st.splits > 1 && inputFormat(consumer) === 'q8';
     if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
-      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits,
-      ...(q8 ? { q8: { q: e.hq, sx: e.sx } } : {}) }, this.s);
-    return q8 ? { q: e.hq.ptr, sx: e.sx.ptr } : { f16: e.att.ptr };
+      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits }, this.s);
+    return { f16: e.att.ptr };  // a W4A8 o projection quantizes it (asInput)
   }
 
   swiglu(gateUp: Act, consumer: DeviceLinear): Act {

@@ -12,6 +12,9 @@ const i32 = (v: number): KernelArg => ({ i32: v });
 const SRC = 'src/gpu/kernels/';
 /** Keys per attention tile (KT in attention.cu). */
 export const ATTN_KEYS_PER_TILE = 64;
+/** Row limits of layer_ops.cu (values held in registers: 256 × 4 × 8 and 1024 × 2 × 8). */
+export const RMS_MAX_DIM = 8192;
+export const SWIGLU_MAX_HIDDEN = 16384;
 /** Head sizes attention.cu is built for. */
 export const ATTN_HEAD_DIMS = [64, 128] as const;
 
@@ -26,7 +29,7 @@ export class EngineKernels {
     load('layer_ops.cu', ['embed_rows', 'rmsnorm_f16', 'rmsnorm_q8', 'swiglu_f16', 'swiglu_q8']);
     load('quantize_act.cu', ['quantize_act_per_token']);
     load('rope_kv.cu', ['rope_kv']);
-    load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4', 'attention_combine', 'attention_combine_q8']);
+    load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4', 'attention_combine']);
     load('sample.cu', ['sample_argmax', 'sample_topp', 'advance_step']);
     load('weights.cu', ['bf16_to_f16', 'random_f16', 'rtn_quantize', 'integer_scales', 'repack_w4', 'transpose_scales']);
   }
@@ -43,15 +46,15 @@ export class EngineKernels {
 
   /** rows: optional gather (input row of each output row). q8: int8 output + per-row scales. */
   rmsnorm(x: Ptr, w: Ptr, rowsOut: number, dim: number, eps: number, out: { f16: Ptr } | { q: Ptr; sx: Ptr }, gather?: Ptr, s?: Stream): void {
-    if (dim % 8) fail('rmsnorm', `dim ${dim} must be a multiple of 8`);
+    if (dim % 8 || dim > RMS_MAX_DIM) fail('rmsnorm', `dim ${dim} must be a multiple of 8, at most ${RMS_MAX_DIM}`);
     if ('f16' in out) this.run('rmsnorm_f16', rowsOut, 256, [p(x), p(w), p(gather), p(out.f16), i32(dim), { f32: eps }], s);
     else this.run('rmsnorm_q8', rowsOut, 256, [p(x), p(w), p(gather), p(out.q), p(out.sx), i32(dim), { f32: eps }], s);
   }
 
   swiglu(gu: Ptr, rows: number, hidden: number, out: { f16: Ptr } | { q: Ptr; sx: Ptr }, s?: Stream): void {
-    if (hidden % 8) fail('swiglu', `hidden size ${hidden} must be a multiple of 8`);
-    if ('f16' in out) this.run('swiglu_f16', rows, 256, [p(gu), p(out.f16), i32(hidden)], s);
-    else this.run('swiglu_q8', rows, 256, [p(gu), p(out.q), p(out.sx), i32(hidden)], s);
+    if (hidden % 8 || hidden > SWIGLU_MAX_HIDDEN) fail('swiglu', `hidden size ${hidden} must be a multiple of 8, at most ${SWIGLU_MAX_HIDDEN}`);
+    if ('f16' in out) this.run('swiglu_f16', rows, 1024, [p(gu), p(out.f16), i32(hidden)], s);
+    else this.run('swiglu_q8', rows, 1024, [p(gu), p(out.q), p(out.sx), i32(hidden)], s);
   }
 
   quantizeAct(x: Ptr, q: Ptr, sx: Ptr, rows: number, k: number, s?: Stream): void {
@@ -76,8 +79,6 @@ export class EngineKernels {
     qkv: Ptr; out: Ptr; wsO?: Ptr; wsMl?: Ptr; kcache: Ptr; vcache: Ptr; seqStart: Ptr; seqLen: Ptr; seqPos0: Ptr; seqSlot: Ptr;
     seqs: number; maxRowsPerSeq: number; rowsTotal: number; nH: number; nKv: number; hd: number; maxSeq: number;
     window: number; splits: number;
-    /** With splits > 1: merge straight into the per-token int8 input of a W4A8 o projection. */
-    q8?: { q: Ptr; sx: Ptr };
   }, s?: Stream): void {
     if (!(ATTN_HEAD_DIMS as readonly number[]).includes(a.hd)) fail('attention', `head size ${a.hd} unsupported on the GPU (64 or 128)`);
     if (a.splits > 1 && (!a.wsO || !a.wsMl)) fail('attention', 'split-KV needs its workspace');
@@ -88,10 +89,7 @@ export class EngineKernels {
       p(a.qkv), p(a.out), p(a.wsO), p(a.wsMl), p(a.kcache), p(a.vcache), p(a.seqStart), p(a.seqLen), p(a.seqPos0), p(a.seqSlot),
       i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
     ], s, smem);
-    if (a.splits > 1 && a.q8) {
-      this.run('attention_combine_q8', a.rowsTotal / a.nH, 256, [p(a.wsO), p(a.wsMl), p(a.q8.q), p(a.q8.sx), i32(a.nH), i32(a.splits), i32(a.hd)],
-        s, a.nH * a.hd * 2 + a.nH * 8);
-    } else if (a.splits > 1) {
+    if (a.splits > 1) {
       this.run('attention_combine', Math.ceil(a.rowsTotal / 4), 128, [p(a.wsO), p(a.wsMl), p(a.out), i32(a.rowsTotal), i32(a.splits), i32(a.hd)], s);
     }
   }

@@ -15,7 +15,7 @@ import { freeLinear, type DeviceLinear, type LinearRole } from './device-linear.
 import {
   W4_KIND, checkW4Shapes, finishW4, quantizeLinearOnGpu, type DeviceLayer, type DeviceModel, type EngineMode,
 } from './device-model.ts';
-import { ATTN_HEAD_DIMS, type EngineKernels } from './kernels.ts';
+import { ATTN_HEAD_DIMS, RMS_MAX_DIM, SWIGLU_MAX_HIDDEN, type EngineKernels } from './kernels.ts';
 import { TensorUploader } from './upload.ts';
 
 export interface DeviceLoadOptions {
@@ -31,6 +31,7 @@ export function checkGpuConfig(c: ModelConfig, where: string): void {
   if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported by the GPU engine yet');
   if (!(ATTN_HEAD_DIMS as readonly number[]).includes(c.headDim)) fail(where, `head size ${c.headDim} is not supported by the GPU attention kernels (64 or 128)`);
   if (c.dim % 16 || c.hiddenDim % 16) fail(where, `hidden sizes ${c.dim}/${c.hiddenDim} must be multiples of 16 on the GPU`);
+  if (c.dim > RMS_MAX_DIM || c.hiddenDim > SWIGLU_MAX_HIDDEN) fail(where, `hidden sizes ${c.dim}/${c.hiddenDim} exceed the GPU row kernels' ${RMS_MAX_DIM}/${SWIGLU_MAX_HIDDEN}`);
   if (c.nHeads % c.nKvHeads) fail(where, `${c.nHeads} heads are not a multiple of ${c.nKvHeads} KV heads`);
 }
 

@@ -7,27 +7,37 @@ import { f16ToF32, f32ToF16 } from '../../core/dtype.ts';
 /** fp16 bits → numbers. */
 export const halves = (bits: Uint16Array): Float64Array => Float64Array.from(bits, f16ToF32);
 
-/** RMSNorm of fp16 rows: fp16(w · x / sqrt(mean(x²) + eps)). */
-export function rmsnormTwin(x: Uint16Array, w: Uint16Array, rows: number, dim: number, eps: number): Uint16Array {
-  const out = new Uint16Array(rows * dim), xv = halves(x), wv = halves(w);
+/** RMSNorm of fp16 rows, as fp32: w · x / sqrt(mean(x²) + eps) (what the int8 variant quantizes). */
+export function rmsnormF32Twin(x: Uint16Array, w: Uint16Array, rows: number, dim: number, eps: number): Float32Array {
+  const out = new Float32Array(rows * dim), xv = halves(x), wv = halves(w);
   for (let r = 0; r < rows; r++) {
     let ss = 0;
     for (let i = 0; i < dim; i++) ss += xv[r * dim + i]! ** 2;
     const inv = 1 / Math.sqrt(ss / dim + eps);
-    for (let i = 0; i < dim; i++) out[r * dim + i] = f32ToF16(wv[i]! * xv[r * dim + i]! * inv);
+    for (let i = 0; i < dim; i++) out[r * dim + i] = wv[i]! * xv[r * dim + i]! * inv;
   }
+  return out;
+}
+
+/** RMSNorm of fp16 rows: fp16(w · x / sqrt(mean(x²) + eps)). */
+export function rmsnormTwin(x: Uint16Array, w: Uint16Array, rows: number, dim: number, eps: number): Uint16Array {
+  return Uint16Array.from(rmsnormF32Twin(x, w, rows, dim, eps), f32ToF16);
+}
+
+/** SwiGLU of fused [gate | up] fp16 rows, as fp32: silu(g) · u. */
+export function swigluF32Twin(gu: Uint16Array, rows: number, hidden: number): Float32Array {
+  const out = new Float32Array(rows * hidden), v = halves(gu);
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < hidden; i++) {
+      const g = v[r * 2 * hidden + i]!, u = v[r * 2 * hidden + hidden + i]!;
+      out[r * hidden + i] = (g / (1 + Math.exp(-g))) * u;
+    }
   return out;
 }
 
 /** SwiGLU of fused [gate | up] fp16 rows: fp16(silu(g) · u). */
 export function swigluTwin(gu: Uint16Array, rows: number, hidden: number): Uint16Array {
-  const out = new Uint16Array(rows * hidden), v = halves(gu);
-  for (let r = 0; r < rows; r++)
-    for (let i = 0; i < hidden; i++) {
-      const g = v[r * 2 * hidden + i]!, u = v[r * 2 * hidden + hidden + i]!;
-      out[r * hidden + i] = f32ToF16((g / (1 + Math.exp(-g))) * u);
-    }
-  return out;
+  return Uint16Array.from(swigluF32Twin(gu, rows, hidden), f32ToF16);
 }
 
 /** RoPE of one head vector (fp16 values) at table row `pos` ('half': pairs (i, i+hd/2); else (2i, 2i+1)). */

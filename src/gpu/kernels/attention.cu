@@ -31,8 +31,6 @@
 //   (2 stages × K and V). scale_log2 = log2(e)/sqrt(HD).
 // attention_combine(const float* ws_o, const float* ws_ml, u16* out, int rowsTotal, int splits, int hd)
 //   grid = (ceil(rowsTotal / 4)), block = 128 (a warp per (token, head) row).
-// attention_combine_q8(const float* ws_o, const float* ws_ml, int8* q, float* sx, int nH, int splits, int hd)
-//   the merge fused with the per-token int8 quantization of the o projection's input (below).
 
 #include "ptx.cuh"
 
@@ -293,71 +291,5 @@ extern "C" __global__ void __launch_bounds__(128)
 #pragma unroll 4
     for (int i = 0; i < splits; ++i) acc += split_weight(ml[2 * i], M) * o0[(u64)i * hd + d];
     out[(u64)row * hd + d] = f2h_rn(acc * invL);
-  }
-}
-
-// attention_combine_q8: the same merge for every head of one token row (block of 256), the fp16-
-// rounded outputs kept in shared memory, then quantize_act.cu's per-token int8 of that row (the
-// o projection's input): q [tokens][nH·hd] int8, sx [tokens]. grid = (tokens), block = 256,
-// dynamic smem = nH·hd·2 + nH·8 bytes.
-extern "C" __global__ void __launch_bounds__(256)
-    attention_combine_q8(const float* __restrict__ ws_o, const float* __restrict__ ws_ml, signed char* __restrict__ q,
-                         float* __restrict__ sx, int nH, int splits, int hd) {
-  extern __shared__ __attribute__((aligned(16))) unsigned char cq_smem[];
-  u16* vals = (u16*)cq_smem;
-  float* headML = (float*)(cq_smem + nH * hd * 2);  // per head: M, 1/L
-  __shared__ u32 red[8];
-  const int tok = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, dim = nH * hd;
-  for (int h = warp; h < nH; h += 8) {
-    const float* ml = ws_ml + ((u64)tok * nH + h) * splits * 2;
-    float M = NEG_INF;
-    for (int i = lane; i < splits; i += 32) M = fmaxf(M, ml[2 * i]);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-    float L = 0.f;
-    for (int i = lane; i < splits; i += 32) L += split_weight(ml[2 * i], M) * ml[2 * i + 1];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
-    if (lane == 0) headML[2 * h] = M, headML[2 * h + 1] = L > 0.f ? 1.f / L : 0.f;
-  }
-  __syncthreads();
-  u32 amax = 0;
-  for (int e = tid; e < dim; e += 256) {
-    const int h = e / hd, d = e - h * hd;
-    const float M = headML[2 * h];
-    const float* ml = ws_ml + ((u64)tok * nH + h) * splits * 2;
-    const float* o0 = ws_o + ((u64)tok * nH + h) * splits * hd + d;
-    float acc = 0.f;
-#pragma unroll 4
-    for (int i = 0; i < splits; ++i) acc += split_weight(ml[2 * i], M) * o0[(u64)i * hd];
-    const u16 v = f2h_rn(acc * headML[2 * h + 1]);
-    vals[e] = v;
-    const u32 a = v & 0x7FFFu;
-    amax = amax > a ? amax : a;
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const u32 t = __shfl_xor_sync(0xffffffffu, amax, o);
-    amax = amax > t ? amax : t;
-  }
-  if (lane == 0) red[warp] = amax;
-  __syncthreads();
-  amax = red[0];
-#pragma unroll
-  for (int i = 1; i < 8; ++i) amax = amax > red[i] ? amax : red[i];
-  const float am = h2f((u16)amax);
-  float inv_q;
-  asm("div.rn.f32 %0, %1, %2;" : "=f"(inv_q) : "f"(127.f), "f"(am));
-  if (!(am > 0.f)) inv_q = 0.f;
-  if (tid == 0) {
-    float s_q;
-    asm("div.rn.f32 %0, %1, %2;" : "=f"(s_q) : "f"(am), "f"(127.f));
-    sx[tok] = am > 0.f ? s_q : 0.f;
-  }
-  signed char* qr = q + (u64)tok * dim;
-  for (int e = tid; e < dim; e += 256) {
-    int v;
-    asm("cvt.rni.s32.f32 %0, %1;" : "=r"(v) : "f"(fmul_rn(h2f(vals[e]), inv_q)));
-    qr[e] = (signed char)(v > 127 ? 127 : (v < -127 ? -127 : v));
   }
 }

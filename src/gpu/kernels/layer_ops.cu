@@ -2,24 +2,30 @@
 // RMSNorm (→ fp16, or fused → per-token int8 + scale for a W4A8 linear) and SwiGLU (→ fp16, or
 // fused → int8 + scale). CPU twins: src/backends/cuda/twins.ts. nvcc (sm_80, sm_90a) and NVRTC.
 //
-// Semantics (fp32 arithmetic on fp16 inputs, fp16 results):
-//   rmsnorm: inv = 1/sqrt(Σx²/dim + eps) (sum in fp32, block order), y = fp16(w·fp32(x·inv))
-//   swiglu:  gu row = [gate (H) | up (H)], y = fp16(silu(g)·u), silu(g) = g / (1 + e^-g)
-//   *_q8:    y as above (the fp16-rounded values), then exactly quantize_act.cu's per-token int8
-//            (amax of |y|, sx = amax/127, q = clamp(rint(y·(127/amax)), ±127), `.rn` PTX), so the
-//            fused kernel equals "fp16 kernel, then quantize_act" bit for bit.
-// ABI (grid = (rows), block = 256, no dynamic smem; dim, H multiples of 8; 16-byte aligned rows):
-//   embed_rows(const u16* table, const int* ids, u16* out, int vocab, int dim)      ids outside
-//       [0, vocab) give a zero row (hosts validate prompts; sampled ids are in range)
-//   rmsnorm_f16(const u16* x, const u16* w, const int* rows, u16* out, int dim, float eps)
+// Semantics (fp32 arithmetic on fp16 inputs):
+//   rmsnorm: inv = 1/sqrt(Σx²/dim + eps) (sum in fp32, block order), y = w·fp32(x·inv) (fp32)
+//   swiglu:  gu row = [gate (H) | up (H)], y = silu(g)·u, silu(g) = g / (1 + e^-g) (fp32)
+//   *_f16:   fp16(y)
+//   *_q8:    the CPU engine's per-token int8 of the fp32 y (quant/act-quant: amax = max |y|,
+//            sx = fp32(amax/127), q = clamp(rint(fp32(y·fp32(127/amax))), ±127), `.rn` PTX), i.e.
+//            what a W4A8 linear of the CPU engine does with its fp32 input.
+// Each row is read once: its values stay in registers between the reduction and the write
+// (RMSNorm: 256 threads × 4 chunks of 8 = dim ≤ 8192; SwiGLU: 1024 threads × 2 chunks = H ≤ 16384).
+// ABI (grid = (rows), no dynamic smem; dim, H multiples of 8; 16-byte aligned rows):
+//   embed_rows(const u16* table, const int* ids, u16* out, int vocab, int dim)      block 256; ids
+//       outside [0, vocab) give a zero row (hosts validate prompts; sampled ids are in range)
+//   rmsnorm_f16(const u16* x, const u16* w, const int* rows, u16* out, int dim, float eps)      block 256
 //   rmsnorm_q8(const u16* x, const u16* w, const int* rows, signed char* q, float* sx, int dim, float eps)
 //       rows: input row of output row r (a gather, e.g. each sequence's last token), or 0 = r
-//   swiglu_f16(const u16* gu, u16* out, int H)
-//   swiglu_q8(const u16* gu, signed char* q, float* sx, int H)
+//   swiglu_f16(const u16* gu, u16* out, int H)                                     block 1024
+//   swiglu_q8(const u16* gu, signed char* q, float* sx, int H)                      block 1024
 
 #include "ptx.cuh"
 
 #define LO_THREADS 256
+#define SW_THREADS 1024
+#define RMS_CHUNKS 4  // 8-value chunks per thread: dim <= 8192
+#define SW_CHUNKS 2   // H <= 16384
 
 struct alignas(8) U2 { u32 x, y; };
 
@@ -37,7 +43,8 @@ DEVI u32 pack_h2(u16 lo, u16 hi) { return (u32)lo | ((u32)hi << 16); }
 DEVI u16 lo16(u32 w) { return (u16)(w & 0xFFFF); }
 DEVI u16 hi16(u32 w) { return (u16)(w >> 16); }
 
-// Block-wide reductions (LO_THREADS threads); `red` holds one slot per warp. Every thread gets the result.
+// Block-wide reductions (NT threads); `red` holds one slot per warp. Every thread gets the result.
+template <int NT>
 DEVI float block_sum(float v, float* red) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -47,58 +54,58 @@ DEVI float block_sum(float v, float* red) {
   __syncthreads();
   float s = 0.f;
 #pragma unroll
-  for (int i = 0; i < LO_THREADS / 32; ++i) s += red[i];  // fixed order: deterministic
+  for (int i = 0; i < NT / 32; ++i) s += red[i];  // fixed order: deterministic
   return s;
 }
-DEVI u32 block_max_u32(u32 m, u32* red) {
+template <int NT>
+DEVI float block_max(float m, float* red) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const u32 t = __shfl_xor_sync(0xffffffffu, m, o);
-    m = m > t ? m : t;
-  }
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) red[warp] = m;
   __syncthreads();
-  u32 r = 0;
+  float r = 0.f;
 #pragma unroll
-  for (int i = 0; i < LO_THREADS / 32; ++i) r = r > red[i] ? r : red[i];
+  for (int i = 0; i < NT / 32; ++i) r = fmaxf(r, red[i]);
   return r;
 }
 
-// |y| of fp16 values orders like the bit patterns & 0x7FFF (NaN aside)
-DEVI u32 absmax_bits(const U4& v) {
-  const u32 w[4] = {v.x, v.y, v.z, v.w};
-  u32 m = 0;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const u32 a = w[i] & 0x7FFFu, b = (w[i] >> 16) & 0x7FFFu;
-    m = m > a ? m : a;
-    m = m > b ? m : b;
-  }
-  return m;
-}
-DEVI int quant1(float x, float inv) {
-  const int q = f2i_rni(fmul_rn(x, inv));
+DEVI int quant1(float y, float inv) {
+  const int q = f2i_rni(fmul_rn(y, inv));
   return q > 127 ? 127 : (q < -127 ? -127 : q);
 }
-// 8 fp16 values → 8 int8 (little-endian)
-DEVI U2 quantize8(const U4& v, float inv) {
-  const u32 w[4] = {v.x, v.y, v.z, v.w};
+// 8 fp32 values → 8 int8 (little-endian)
+DEVI U2 quantize8(const float (&y)[8], float inv) {
   u32 o[2] = {0, 0};
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int q0 = quant1(h2f(lo16(w[i])), inv), q1 = quant1(h2f(hi16(w[i])), inv);
-    o[i >> 1] |= (((u32)q0 & 0xFF) | (((u32)q1 & 0xFF) << 8)) << ((i & 1) * 16);
-  }
+  for (int j = 0; j < 8; ++j) o[j >> 2] |= ((u32)quant1(y[j], inv) & 0xFF) << ((j & 3) * 8);
   U2 r;
   r.x = o[0];
   r.y = o[1];
   return r;
 }
-// The per-token scale and the multiplier of quantize_act.cu from the row's max |y| bits.
-DEVI float scale_of(u32 amax_bits, float* inv) {
-  const float amax = h2f((u16)amax_bits);
+DEVI float max_abs8(const float (&y)[8]) {
+  float m = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(y[j]));
+  return m;
+}
+DEVI U4 to_f16x8(const float (&y)[8]) {
+  U4 r;
+  r.x = pack_h2(f2h_rn(y[0]), f2h_rn(y[1]));
+  r.y = pack_h2(f2h_rn(y[2]), f2h_rn(y[3]));
+  r.z = pack_h2(f2h_rn(y[4]), f2h_rn(y[5]));
+  r.w = pack_h2(f2h_rn(y[6]), f2h_rn(y[7]));
+  return r;
+}
+DEVI void unpack8(const U4& v, float (&f)[8]) {
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) f[2 * j] = h2f(lo16(w[j])), f[2 * j + 1] = h2f(hi16(w[j]));
+}
+// The row's per-token scale and the quantization multiplier (quant/act-quant) from its max |y|.
+DEVI float scale_of(float amax, float* inv) {
   *inv = amax > 0.f ? fdiv_rn(127.f, amax) : 0.f;
   return amax > 0.f ? fdiv_rn(amax, 127.f) : 0.f;
 }
@@ -113,109 +120,114 @@ extern "C" __global__ void __launch_bounds__(LO_THREADS)
   for (int i = threadIdx.x; i < (dim >> 3); i += LO_THREADS) dst[i] = ok ? src[i] : zero;
 }
 
-// The normalized 8 values of chunk i (fp16-rounded), given the row's 1/rms.
-DEVI U4 norm8(const U4& xv, const U4& wv, float inv) {
-  const u32 xs[4] = {xv.x, xv.y, xv.z, xv.w}, ws[4] = {wv.x, wv.y, wv.z, wv.w};
-  u32 o[4];
+
+// A row of fp16 values held in registers: chunk c (8 values) of thread t is chunk t + c·NT.
+template <int NT, int CH>
+struct RowChunks {
+  float v[CH][8];
+  bool in[CH];
+};
+
+// y = w·fp32(x·inv) for this thread's chunks of one row (RMSNorm), the row read once.
+template <int NT, int CH>
+DEVI void rmsnorm_row(const u16* __restrict__ x, const u16* __restrict__ w, int dim, float eps, float* red, RowChunks<NT, CH>& y) {
+  const U4* xr = (const U4*)x;
+  const U4* wr = (const U4*)w;
+  const int nv = dim >> 3;
+  float ss = 0.f;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const u16 a = f2h_rn(fmul_rn(h2f(lo16(ws[j])), fmul_rn(h2f(lo16(xs[j])), inv)));
-    const u16 b = f2h_rn(fmul_rn(h2f(hi16(ws[j])), fmul_rn(h2f(hi16(xs[j])), inv)));
-    o[j] = pack_h2(a, b);
+  for (int c = 0; c < CH; ++c) {
+    const int i = threadIdx.x + c * NT;
+    y.in[c] = i < nv;
+    if (y.in[c]) unpack8(xr[i], y.v[c]);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) if (y.in[c]) ss = ffma_rn(y.v[c][j], y.v[c][j], ss);
   }
-  U4 r;
-  r.x = o[0]; r.y = o[1]; r.z = o[2]; r.w = o[3];
-  return r;
+  ss = block_sum<NT>(ss, red);
+  const float inv = fdiv_rn(1.f, sqrtf(fadd_rn(fdiv_rn(ss, (float)dim), eps)));
+#pragma unroll
+  for (int c = 0; c < CH; ++c) {
+    if (!y.in[c]) continue;
+    float wf[8];
+    unpack8(wr[threadIdx.x + c * NT], wf);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) y.v[c][j] = fmul_rn(wf[j], fmul_rn(y.v[c][j], inv));
+  }
 }
 
-DEVI float row_inv_rms(const U4* xr, int nv, int dim, float eps, float* red) {
-  float ss = 0.f;
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) {
-    const U4 v = xr[i];
-    const u32 w[4] = {v.x, v.y, v.z, v.w};
+// y = silu(g)·u for this thread's chunks of one [gate | up] row, read once.
+template <int NT, int CH>
+DEVI void swiglu_row(const u16* __restrict__ gu, int H, RowChunks<NT, CH>& y) {
+  const U4* g = (const U4*)gu;
+  const U4* u = g + (H >> 3);
+  const int nv = H >> 3;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float a = h2f(lo16(w[j])), b = h2f(hi16(w[j]));
-      ss = ffma_rn(a, a, ss);
-      ss = ffma_rn(b, b, ss);
-    }
+  for (int c = 0; c < CH; ++c) {
+    const int i = threadIdx.x + c * NT;
+    y.in[c] = i < nv;
+    if (!y.in[c]) continue;
+    float gf[8], uf[8];
+    unpack8(g[i], gf);
+    unpack8(u[i], uf);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) y.v[c][j] = fmul_rn(fdiv_rn(gf[j], fadd_rn(1.f, expf(-gf[j]))), uf[j]);
   }
-  ss = block_sum(ss, red);
-  return fdiv_rn(1.f, sqrtf(fadd_rn(fdiv_rn(ss, (float)dim), eps)));
+}
+
+template <int NT, int CH>
+DEVI void store_f16(const RowChunks<NT, CH>& y, u16* out) {
+#pragma unroll
+  for (int c = 0; c < CH; ++c)
+    if (y.in[c]) ((U4*)out)[threadIdx.x + c * NT] = to_f16x8(y.v[c]);
+}
+
+// quant/act-quant of the row held in registers: amax, scale, int8.
+template <int NT, int CH>
+DEVI void store_q8(const RowChunks<NT, CH>& y, signed char* q, float* sx, float* red) {
+  float m = 0.f;
+#pragma unroll
+  for (int c = 0; c < CH; ++c) if (y.in[c]) m = fmaxf(m, max_abs8(y.v[c]));
+  float inv;
+  const float s = scale_of(block_max<NT>(m, red), &inv);
+  if (threadIdx.x == 0) *sx = s;
+#pragma unroll
+  for (int c = 0; c < CH; ++c)
+    if (y.in[c]) ((U2*)q)[threadIdx.x + c * NT] = quantize8(y.v[c], inv);
 }
 
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     rmsnorm_f16(const u16* __restrict__ x, const u16* __restrict__ w, const int* __restrict__ rows, u16* __restrict__ out,
                 int dim, float eps) {
   __shared__ float red[LO_THREADS / 32];
-  const int r = blockIdx.x, src = rows ? rows[r] : r, nv = dim >> 3;
-  const U4* xr = (const U4*)(x + (u64)src * dim);
-  const U4* wr = (const U4*)w;
-  const float inv = row_inv_rms(xr, nv, dim, eps, red);
-  U4* o = (U4*)(out + (u64)r * dim);
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) o[i] = norm8(xr[i], wr[i], inv);
+  const int r = blockIdx.x, src = rows ? rows[r] : r;
+  RowChunks<LO_THREADS, RMS_CHUNKS> y;
+  rmsnorm_row<LO_THREADS, RMS_CHUNKS>(x + (u64)src * dim, w, dim, eps, red, y);
+  store_f16(y, out + (u64)r * dim);
 }
 
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     rmsnorm_q8(const u16* __restrict__ x, const u16* __restrict__ w, const int* __restrict__ rows, signed char* __restrict__ q,
                float* __restrict__ sx, int dim, float eps) {
   __shared__ float red[LO_THREADS / 32];
-  __shared__ u32 redm[LO_THREADS / 32];
-  const int r = blockIdx.x, src = rows ? rows[r] : r, nv = dim >> 3;
-  const U4* xr = (const U4*)(x + (u64)src * dim);
-  const U4* wr = (const U4*)w;
-  const float inv = row_inv_rms(xr, nv, dim, eps, red);
-  u32 m = 0;
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) {
-    const u32 a = absmax_bits(norm8(xr[i], wr[i], inv));
-    m = m > a ? m : a;
-  }
-  float qinv;
-  const float s = scale_of(block_max_u32(m, redm), &qinv);
-  if (threadIdx.x == 0) sx[r] = s;
-  U2* qr = (U2*)(q + (u64)r * dim);
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) qr[i] = quantize8(norm8(xr[i], wr[i], inv), qinv);
+  const int r = blockIdx.x, src = rows ? rows[r] : r;
+  RowChunks<LO_THREADS, RMS_CHUNKS> y;
+  rmsnorm_row<LO_THREADS, RMS_CHUNKS>(x + (u64)src * dim, w, dim, eps, red, y);
+  store_q8(y, q + (u64)r * dim, sx + r, red);
 }
 
-DEVI float silu_mul(float g, float u) { return fmul_rn(fdiv_rn(g, fadd_rn(1.f, expf(-g))), u); }
-
-DEVI U4 swiglu8(const U4& gv, const U4& uv) {
-  const u32 gs[4] = {gv.x, gv.y, gv.z, gv.w}, us[4] = {uv.x, uv.y, uv.z, uv.w};
-  u32 o[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const u16 a = f2h_rn(silu_mul(h2f(lo16(gs[j])), h2f(lo16(us[j]))));
-    const u16 b = f2h_rn(silu_mul(h2f(hi16(gs[j])), h2f(hi16(us[j]))));
-    o[j] = pack_h2(a, b);
-  }
-  U4 r;
-  r.x = o[0]; r.y = o[1]; r.z = o[2]; r.w = o[3];
-  return r;
-}
-
-extern "C" __global__ void __launch_bounds__(LO_THREADS)
+extern "C" __global__ void __launch_bounds__(SW_THREADS)
     swiglu_f16(const u16* __restrict__ gu, u16* __restrict__ out, int H) {
-  const int r = blockIdx.x, nv = H >> 3;
-  const U4* g = (const U4*)(gu + (u64)r * 2 * H);
-  const U4* u = g + nv;
-  U4* o = (U4*)(out + (u64)r * H);
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) o[i] = swiglu8(g[i], u[i]);
+  const int r = blockIdx.x;
+  RowChunks<SW_THREADS, SW_CHUNKS> y;
+  swiglu_row<SW_THREADS, SW_CHUNKS>(gu + (u64)r * 2 * H, H, y);
+  store_f16(y, out + (u64)r * H);
 }
 
-extern "C" __global__ void __launch_bounds__(LO_THREADS)
+extern "C" __global__ void __launch_bounds__(SW_THREADS)
     swiglu_q8(const u16* __restrict__ gu, signed char* __restrict__ q, float* __restrict__ sx, int H) {
-  __shared__ u32 redm[LO_THREADS / 32];
-  const int r = blockIdx.x, nv = H >> 3;
-  const U4* g = (const U4*)(gu + (u64)r * 2 * H);
-  const U4* u = g + nv;
-  u32 m = 0;
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) {
-    const u32 a = absmax_bits(swiglu8(g[i], u[i]));
-    m = m > a ? m : a;
-  }
-  float qinv;
-  const float s = scale_of(block_max_u32(m, redm), &qinv);
-  if (threadIdx.x == 0) sx[r] = s;
-  U2* qr = (U2*)(q + (u64)r * H);
-  for (int i = threadIdx.x; i < nv; i += LO_THREADS) qr[i] = quantize8(swiglu8(g[i], u[i]), qinv);
+  __shared__ float red[SW_THREADS / 32];
+  const int r = blockIdx.x;
+  RowChunks<SW_THREADS, SW_CHUNKS> y;
+  swiglu_row<SW_THREADS, SW_CHUNKS>(gu + (u64)r * 2 * H, H, y);
+  store_q8(y, q + (u64)r * H, sx + r, red);
 }
