@@ -47,8 +47,8 @@ export interface StepOps<A, L extends LinearHandle, N> {
   linear(x: A, w: L): A;
   /** residual += x · Wᵀ (in place). */
   linearAdd(x: A, w: L, residual: A): void;
-  /** RoPE of q and k, append k and v to layer `layer`'s KV cache, causal grouped-query attention. */
-  attention(qkv: A, layer: number): A;
+  /** RoPE of q and k, append k and v to layer `layer`'s KV cache, causal grouped-query attention, prepared as the input of `consumer`. */
+  attention(qkv: A, layer: number, consumer: L): A;
   /** silu(gate) · up of the fused gate|up activation, prepared as the input of `consumer`. */
   swiglu(gateUp: A, consumer: L): A;
   /** Final norm and classifier for the rows the step wants logits of (the backend keeps them). */
@@ -59,7 +59,7 @@ export function forwardStep<A, L extends LinearHandle, N>(ops: StepOps<A, L, N>,
   const x = ops.embed();
   model.layers.forEach((layer, l) => {
     const qkv = ops.linear(ops.rmsnorm(x, layer.attnNorm, layer.qkv), layer.qkv);
-    ops.linearAdd(ops.attention(qkv, l), layer.o, x);
+    ops.linearAdd(ops.attention(qkv, l, layer.o), layer.o, x);
     feedForward(ops, x, layer);
   });
   ops.logits(x, model.finalNorm, model.head);

@@ -108,6 +108,22 @@ test('swiglu f16 ≤ 1 ulp of float64; swiglu q8 = act-quant of its fp32 values 
   }
 });
 
+test('quantize_f32 = act-quant of fp32 rows, bit for bit', { skip }, () => {
+  const { gpu, k } = setup();
+  const rng = new Rng(8);
+  for (const dim of [512, 4096, 5120]) {
+    const rows = 6, x = rng.normals(rows * dim, 1.5);
+    x.fill(0, 0, dim);  // an all-zero row: scale 0, q 0
+    const dx = gpu.upload(x), q = poisoned(gpu, rows * dim), sx = poisoned(gpu, rows * 4);
+    try {
+      k.quantizeF32(dx, q, sx, rows, dim);
+      checkQ8(`quantize_f32 dim ${dim}`, gpu.download(q, new Int8Array(rows * dim)), gpu.download(sx, new Float32Array(rows)), quantizeActivations(x, rows, dim), true);
+    } finally {
+      for (const b of [dx, q, sx]) b.free();
+    }
+  }
+});
+
 interface AttnCase { nH: number; nKv: number; hd: number; maxSeq: number; seqs: { pos0: number; T: number; slot: number }[]; window: number }
 
 /** RoPE + KV append, then attention; both against the twins (≤ 1 ulp; attention within 2e-3 of max |v|). */

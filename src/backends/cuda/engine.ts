@@ -75,7 +75,7 @@ export class CudaEngine {
   private readonly bufs: DeviceBuffer[] = [];
   // activations
   readonly x: DeviceBuffer; readonly hf: DeviceBuffer; readonly hq: DeviceBuffer; readonly sx: DeviceBuffer;
-  readonly qkv: DeviceBuffer; readonly att: DeviceBuffer; readonly gu: DeviceBuffer;
+  readonly qkv: DeviceBuffer; readonly att: DeviceBuffer; readonly att32: DeviceBuffer; readonly gu: DeviceBuffer;
   readonly normed: DeviceBuffer; readonly logits: DeviceBuffer;
   readonly wsO: DeviceBuffer; readonly wsMl: DeviceBuffer;
   // step metadata and decode state
@@ -103,6 +103,7 @@ export class CudaEngine {
       this.sx = a(R * 4);
       this.qkv = a(R * qkvDim * 2);
       this.att = a(R * qDim * 2);
+      this.att32 = a(inputFormat(model.layers[0]!.o) === 'q8' ? R * qDim * 4 : 16);
       this.gu = a(R * 2 * H * 2);
       this.normed = a(this.maxLogitRows * c.dim * 2);
       this.logits = a(this.maxLogitRows * c.vocabSize * 4);
@@ -342,16 +343,21 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16 });
   }
 
-  attention(qkv: Act, layer: number): Act {
+  attention(qkv: Act, layer: number, consumer: DeviceLinear): Act {
     if (!('f16' in qkv)) fail('engine', 'attention of int8 activations');
     const e = this.e, c = e.model.config, st = this.st;
     const common = { seqStart: e.seqStart, seqPos0: e.seqPos0, seqSlot: e.seqSlot, kcache: e.cache.k[layer]!, vcache: e.cache.v[layer]!,
       nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
     if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
       rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
+    // a W4A8 o projection gets attention's output in fp32, quantized like the CPU engine's
+    const f32 = inputFormat(consumer) === 'q8';
     if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
-      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits }, this.s);
-    return { f16: e.att.ptr };  // a W4A8 o projection quantizes it (asInput)
+      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits,
+      ...(f32 ? { out32: e.att32 } : {}) }, this.s);
+    if (!f32) return { f16: e.att.ptr };
+    if (this.runs('attention')) e.kernels.quantizeF32(e.att32, e.hq, e.sx, st.rows, c.nHeads * c.headDim, this.s);
+    return { q: e.hq.ptr, sx: e.sx.ptr };
   }
 
   swiglu(gateUp: Act, consumer: DeviceLinear): Act {

@@ -26,7 +26,7 @@ export class EngineKernels {
       const mod = gpu.compile(`${SRC}${file}`);
       for (const n of names) this.k[n] = mod.fn(n);
     };
-    load('layer_ops.cu', ['embed_rows', 'rmsnorm_f16', 'rmsnorm_q8', 'swiglu_f16', 'swiglu_q8']);
+    load('layer_ops.cu', ['embed_rows', 'rmsnorm_f16', 'rmsnorm_q8', 'swiglu_f16', 'swiglu_q8', 'quantize_f32']);
     load('quantize_act.cu', ['quantize_act_per_token']);
     load('rope_kv.cu', ['rope_kv']);
     load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4', 'attention_combine']);
@@ -57,6 +57,12 @@ export class EngineKernels {
     else this.run('swiglu_q8', rows, 1024, [p(gu), p(out.q), p(out.sx), i32(hidden)], s);
   }
 
+  /** Per-token int8 of fp32 rows (quant/act-quant). */
+  quantizeF32(x: Ptr, q: Ptr, sx: Ptr, rows: number, dim: number, s?: Stream): void {
+    if (dim % 8 || dim > RMS_MAX_DIM) fail('quantize_f32', `dim ${dim} must be a multiple of 8, at most ${RMS_MAX_DIM}`);
+    this.run('quantize_f32', rows, 256, [p(x), p(q), p(sx), i32(dim)], s);
+  }
+
   quantizeAct(x: Ptr, q: Ptr, sx: Ptr, rows: number, k: number, s?: Stream): void {
     if (k % 16) fail('quantize_act', `K = ${k} must be a multiple of 16`);
     this.run('quantize_act_per_token', rows, 256, [p(x), p(q), p(sx), i32(rows), i32(k)], s);
@@ -76,7 +82,9 @@ export class EngineKernels {
    * head)); splits > 1 writes partials to wsO/wsMl and merges them into `out` (rowsTotal = tokens·nH).
    */
   attention(a: {
-    qkv: Ptr; out: Ptr; wsO?: Ptr; wsMl?: Ptr; kcache: Ptr; vcache: Ptr; seqStart: Ptr; seqLen: Ptr; seqPos0: Ptr; seqSlot: Ptr;
+    qkv: Ptr; out: Ptr; wsO?: Ptr; wsMl?: Ptr; kcache: Ptr;
+    /** fp32 output instead of `out` (the input of a W4A8 o projection). */
+    out32?: Ptr; vcache: Ptr; seqStart: Ptr; seqLen: Ptr; seqPos0: Ptr; seqSlot: Ptr;
     seqs: number; maxRowsPerSeq: number; rowsTotal: number; nH: number; nKv: number; hd: number; maxSeq: number;
     window: number; splits: number;
   }, s?: Stream): void {
@@ -86,11 +94,11 @@ export class EngineKernels {
     const rowsPerBlock = 16 * warps;
     const smem = 4 * ATTN_KEYS_PER_TILE * a.hd * 2;
     this.run(`attention_hd${a.hd}_w${warps}`, [Math.ceil(a.maxRowsPerSeq / rowsPerBlock), a.nKv, a.seqs * a.splits], 32 * warps, [
-      p(a.qkv), p(a.out), p(a.wsO), p(a.wsMl), p(a.kcache), p(a.vcache), p(a.seqStart), p(a.seqLen), p(a.seqPos0), p(a.seqSlot),
+      p(a.qkv), p(a.out), p(a.out32), p(a.wsO), p(a.wsMl), p(a.kcache), p(a.vcache), p(a.seqStart), p(a.seqLen), p(a.seqPos0), p(a.seqSlot),
       i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
     ], s, smem);
     if (a.splits > 1) {
-      this.run('attention_combine', Math.ceil(a.rowsTotal / 4), 128, [p(a.wsO), p(a.wsMl), p(a.out), i32(a.rowsTotal), i32(a.splits), i32(a.hd)], s);
+      this.run('attention_combine', Math.ceil(a.rowsTotal / 4), 128, [p(a.wsO), p(a.wsMl), p(a.out), p(a.out32), i32(a.rowsTotal), i32(a.splits), i32(a.hd)], s);
     }
   }
 

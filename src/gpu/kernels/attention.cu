@@ -12,7 +12,7 @@
 //
 // Operands. qkv fp16 rows [q heads | k heads | v heads] (q already rotated by rope_kv.cu); token t of
 // sequence s is row seq_start[s] + t. K/V cache [slots][nKv][maxSeq][HD] fp16, keys < pos0 + T
-// valid. Output fp16 [rows][nH·HD] (token-major, head h at h·HD), or with splits > 1 the fp32
+// valid. Output fp16 (or fp32) [rows][nH·HD] (token-major, head h at h·HD), or with splits > 1 the fp32
 // partials ws_o [(token·nH + h)·splits + split][HD] and ws_ml [...][2] = (running max m in log2
 // units, sum l) for attention_combine.
 //
@@ -23,13 +23,15 @@
 // rounded to fp16 and reused as the A operand straight from the S accumulators (FA2's register
 // layout identity); V fragments by ldmatrix.trans.
 //
-// ABI: attention_hd{64,128}_w{1,4}(const u16* qkv, u16* out, float* ws_o, float* ws_ml,
+// ABI: attention_hd{64,128}_w{1,4}(const u16* qkv, u16* out, float* out32, float* ws_o, float* ws_ml,
 //        const u16* kcache, const u16* vcache, const int* seq_start, const int* seq_len,
 //        const int* seq_pos0, const int* seq_slot, int nH, int nKv, int maxSeq, int window,
 //        int splits, float scale_log2)
 //   grid = (ceil(maxRows / RB), nKv, nSeq·splits), block = 32·W, dynamic smem = 4·64·HD·2 bytes
 //   (2 stages × K and V). scale_log2 = log2(e)/sqrt(HD).
-// attention_combine(const float* ws_o, const float* ws_ml, u16* out, int rowsTotal, int splits, int hd)
+//   out32 (when not 0) takes the output in fp32 instead of `out` (the input of a W4A8 o projection,
+//   quantized from fp32 like the CPU engine's).
+// attention_combine(const float* ws_o, const float* ws_ml, u16* out, float* out32, int rowsTotal, int splits, int hd)
 //   grid = (ceil(rowsTotal / 4)), block = 128 (a warp per (token, head) row).
 
 #include "ptx.cuh"
@@ -66,7 +68,7 @@ struct alignas(8) F2 { float x, y; };
 DEVI void st_f2(float* p, float x, float y) { F2 v; v.x = x; v.y = y; *(F2*)p = v; }
 
 template <int HD, int W>
-DEVI void attention_body(const u16* __restrict__ qkv, u16* __restrict__ out, float* __restrict__ ws_o,
+DEVI void attention_body(const u16* __restrict__ qkv, u16* __restrict__ out, float* __restrict__ out32, float* __restrict__ ws_o,
                          float* __restrict__ ws_ml, const u16* __restrict__ kcache, const u16* __restrict__ vcache,
                          const int* __restrict__ seq_start, const int* __restrict__ seq_len,
                          const int* __restrict__ seq_pos0, const int* __restrict__ seq_slot, int nH, int nKv,
@@ -234,9 +236,14 @@ DEVI void attention_body(const u16* __restrict__ qkv, u16* __restrict__ out, flo
     for (int i = 0; i < 2; ++i) {
       if (!valid[i]) continue;
       const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
-      u16* dst = out + (u64)(rowId[i] / nH) * qDim + (rowId[i] % nH) * HD + 2 * q4;
+      const u64 at = (u64)(rowId[i] / nH) * qDim + (rowId[i] % nH) * HD + 2 * q4;
+      if (out32) {
 #pragma unroll
-      for (int n = 0; n < NT; ++n) *(u32*)(dst + n * 8) = pack_f16x2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+        for (int n = 0; n < NT; ++n) st_f2(out32 + at + n * 8, o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+      } else {
+#pragma unroll
+        for (int n = 0; n < NT; ++n) *(u32*)(out + at + n * 8) = pack_f16x2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+      }
     }
   } else {
 #pragma unroll
@@ -252,11 +259,11 @@ DEVI void attention_body(const u16* __restrict__ qkv, u16* __restrict__ out, flo
 }
 
 #define ATTN_PARAMS                                                                                          \
-  const u16 *qkv, u16 *out, float *ws_o, float *ws_ml, const u16 *kcache, const u16 *vcache,               \
+  const u16 *qkv, u16 *out, float *out32, float *ws_o, float *ws_ml, const u16 *kcache, const u16 *vcache,               \
       const int *seq_start, const int *seq_len, const int *seq_pos0, const int *seq_slot, int nH, int nKv, \
       int maxSeq, int window, int splits, float scale_log2
 #define ATTN_ARGS \
-  qkv, out, ws_o, ws_ml, kcache, vcache, seq_start, seq_len, seq_pos0, seq_slot, nH, nKv, maxSeq, window, splits, scale_log2
+  qkv, out, out32, ws_o, ws_ml, kcache, vcache, seq_start, seq_len, seq_pos0, seq_slot, nH, nKv, maxSeq, window, splits, scale_log2
 #define ATTN_ENTRY(HD, W)                                                                             \
   extern "C" __global__ void __launch_bounds__(32 * W) attention_hd##HD##_w##W(ATTN_PARAMS) { \
     attention_body<HD, W>(ATTN_ARGS);                                                                 \
@@ -271,7 +278,7 @@ DEVI float split_weight(float mi, float M) { return mi == NEG_INF ? 0.f : exp2f(
 
 extern "C" __global__ void __launch_bounds__(128)
     attention_combine(const float* __restrict__ ws_o, const float* __restrict__ ws_ml, u16* __restrict__ out,
-                      int rowsTotal, int splits, int hd) {
+                      float* __restrict__ out32, int rowsTotal, int splits, int hd) {
   const int row = blockIdx.x * 4 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rowsTotal) return;
   const float* ml = ws_ml + (u64)row * splits * 2;
@@ -290,6 +297,7 @@ extern "C" __global__ void __launch_bounds__(128)
     float acc = 0.f;
 #pragma unroll 4
     for (int i = 0; i < splits; ++i) acc += split_weight(ml[2 * i], M) * o0[(u64)i * hd + d];
-    out[(u64)row * hd + d] = f2h_rn(acc * invL);
+    if (out32) out32[(u64)row * hd + d] = acc * invL;
+    else out[(u64)row * hd + d] = f2h_rn(acc * invL);
   }
 }

@@ -19,6 +19,8 @@
 //       rows: input row of output row r (a gather, e.g. each sequence's last token), or 0 = r
 //   swiglu_f16(const u16* gu, u16* out, int H)                                     block 1024
 //   swiglu_q8(const u16* gu, signed char* q, float* sx, int H)                      block 1024
+//   quantize_f32(const float* x, signed char* q, float* sx, int dim)                  block 256: the
+//       same per-token int8 of fp32 rows (attention's output for a W4A8 o projection), dim ≤ 8192
 
 #include "ptx.cuh"
 
@@ -230,4 +232,23 @@ extern "C" __global__ void __launch_bounds__(SW_THREADS)
   RowChunks<SW_THREADS, SW_CHUNKS> y;
   swiglu_row<SW_THREADS, SW_CHUNKS>(gu + (u64)r * 2 * H, H, y);
   store_q8(y, q + (u64)r * H, sx + r, red);
+}
+
+extern "C" __global__ void __launch_bounds__(LO_THREADS)
+    quantize_f32(const float* __restrict__ x, signed char* __restrict__ q, float* __restrict__ sx, int dim) {
+  __shared__ float red[LO_THREADS / 32];
+  const int r = blockIdx.x, nv = dim >> 3;
+  const U4* xr = (const U4*)(x + (u64)r * dim);
+  RowChunks<LO_THREADS, RMS_CHUNKS> y;
+#pragma unroll
+  for (int c = 0; c < RMS_CHUNKS; ++c) {
+    const int i = threadIdx.x + c * LO_THREADS;
+    y.in[c] = i < nv;
+    if (!y.in[c]) continue;
+    const U4 a = xr[2 * i], b = xr[2 * i + 1];
+    const u32 w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) y.v[c][j] = bits_to_float(w[j]);
+  }
+  store_q8(y, q + (u64)r * dim, sx + r, red);
 }
