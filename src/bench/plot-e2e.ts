@@ -7,28 +7,34 @@ import type { E2eResults } from './e2e.ts';
 
 export function e2ePlotSpec(r: E2eResults): TopLevelSpec {
   const fp16 = new Map(r.rows.filter((x) => x.mode === 'fp16').map((x) => [`${x.arch}:${x.batch}`, x.tokens_per_s]));
+  const groups = [...new Set(r.rows.map((x) => `${x.arch} · batch ${x.batch}`))];
   const values = r.rows.map((x) => {
     const base = fp16.get(`${x.arch}:${x.batch}`);
-    return { group: `${x.arch} · batch ${x.batch}`, mode: x.mode, tokens_per_s: x.tokens_per_s,
+    const group = `${x.arch} · batch ${x.batch}`;
+    return { group, order: groups.indexOf(group), mode: x.mode, tokens_per_s: x.tokens_per_s,
       label: base ? `${(x.tokens_per_s / base).toFixed(2)}×` : '' };
   });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: `Decode tokens/s (speed-up over FP16 on top) — ${r.device}`,
+    title: { text: `Decode tokens/s, speed-up over FP16 on top — ${r.device}`,
       subtitle: `prompt ${r.rows[0]?.prompt ?? '?'}, gen ${r.rows[0]?.gen ?? '?'} · ${r.date.slice(0, 10)} ${r.commit.slice(0, 10)}` },
     data: { values },
-    width: { step: 14 },
-    height: 260,
-    encoding: {
-      x: { field: 'group', type: 'nominal', sort: null, title: null, axis: { labelAngle: -30 } },
-      xOffset: { field: 'mode', sort: null },
-      y: { field: 'tokens_per_s', type: 'quantitative', title: 'decode tokens/s', scale: { type: 'log' } },
-      color: { field: 'mode', type: 'nominal', sort: null, title: 'mode' },
+    facet: { field: 'group', type: 'nominal', sort: { field: 'order' }, title: null, header: { labelFontSize: 11 } },
+    columns: 4,
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: 170,
+      height: 150,
+      encoding: {
+        x: { field: 'mode', type: 'nominal', sort: null, title: null, axis: { labels: false, ticks: false } },
+        y: { field: 'tokens_per_s', type: 'quantitative', title: 'tokens/s' },
+        color: { field: 'mode', type: 'nominal', sort: null, title: 'mode' },
+      },
+      layer: [
+        { mark: { type: 'bar' } },
+        { mark: { type: 'text', dy: -5, fontSize: 10 }, encoding: { text: { field: 'label' } } },
+      ],
     },
-    layer: [
-      { mark: { type: 'bar' } },
-      { mark: { type: 'text', dy: -5, fontSize: 8, angle: 0 }, encoding: { text: { field: 'label' } } },
-    ],
     config: { background: 'white' },
   } as TopLevelSpec;
 }
