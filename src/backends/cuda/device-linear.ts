@@ -76,7 +76,7 @@ export class GemmRunner {
    * with scales sx [M] for W4A8. `f32Out` (fp16 linears only): fp32 output (logits).
    */
   run(l: DeviceLinear, M: number, x: { f16: Ptr } | { q: Ptr; sx: Ptr }, out: Ptr, s: Stream,
-    opts: { residual?: Ptr; f32Out?: boolean } = {}): void {
+    opts: { residual?: Ptr; f32Out?: boolean; pdl?: boolean } = {}): void {
     if (l.kind === 'fp16') {
       if (!('f16' in x)) fail('linear', 'an FP16 linear takes fp16 activations');
       if (opts.f32Out && opts.residual) fail('linear', 'fp32 output takes no residual');
@@ -87,7 +87,7 @@ export class GemmRunner {
     const g = this.w4For(l, M);
     const a = 'f16' in x ? x.f16 : x.q;
     if ((l.kind === 'w4a16') !== ('f16' in x)) fail('linear', `a ${l.kind} linear got the wrong activation format`);
-    g.launch({ a, sx: 'sx' in x ? x.sx : undefined, wp: l.weight, gscales: l.gscales, chan: l.chan, residual: opts.residual, out }, s);
+    g.launch({ a, sx: 'sx' in x ? x.sx : undefined, wp: l.weight, gscales: l.gscales, chan: l.chan, residual: opts.residual, out }, s, opts.pdl);
   }
 
   /** Forget the plans of linears that are gone (their launches own split-K workspaces). */

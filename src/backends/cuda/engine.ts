@@ -84,10 +84,13 @@ export class CudaEngine {
   readonly decodeIds: DeviceBuffer; readonly history: DeviceBuffer; readonly step: DeviceBuffer;
   readonly cos: DeviceBuffer; readonly sin: DeviceBuffer;
   private readonly graphs = new Map<string, Graph>();
+  /** Programmatic dependent launch in decode steps (sm_90+; INTSCALE_PDL=0 turns it off). */
+  readonly pdl: boolean;
 
   constructor(readonly gpu: Gpu, readonly model: DeviceModel, readonly opts: EngineOptions, kernels?: EngineKernels) {
     const c = model.config;
     this.kernels = kernels ?? new EngineKernels(gpu);
+    this.pdl = gpu.cc[0] >= 9 && process.env['INTSCALE_PDL'] !== '0';
     this.stream = gpu.stream();
     this.maxRows = opts.maxRows ?? Math.max(opts.maxBatch, 2048);
     if (this.maxRows < opts.maxBatch) fail('engine', `maxRows ${this.maxRows} < maxBatch ${opts.maxBatch}`);
@@ -221,10 +224,16 @@ export class CudaEngine {
   /** The launches of one decode step of batch B (eager, or recorded under capture), less `skip`'s ops (timelines). */
   decodeLaunches(B: number, sampling: Sampling, skip?: ReadonlySet<StepOpName>): void {
     const rep = this.model.config.nHeads / this.model.config.nKvHeads;
-    this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr, skip });
-    if (skip?.has('sample')) return;
-    this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
-    this.kernels.advance(this.seqPos0, this.step, B, this.stream);
+    // consecutive kernels overlap launch and prologue with their predecessor's tail (sm_90)
+    this.kernels.pdl = this.pdl;
+    try {
+      this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr, skip });
+      if (skip?.has('sample')) return;
+      this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
+      this.kernels.advance(this.seqPos0, this.step, B, this.stream);
+    } finally {
+      this.kernels.pdl = false;
+    }
   }
 
   /**
@@ -334,13 +343,13 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
 
   linear(x: Act, w: DeviceLinear): Act {
     const out = this.outFor(w);
-    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), out, this.s);
+    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), out, this.s, { pdl: this.e.kernels.pdl });
     return { f16: out.ptr };
   }
 
   linearAdd(x: Act, w: DeviceLinear, residual: Act): void {
     if (!('f16' in residual)) fail('engine', 'the residual stream is fp16');
-    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16 });
+    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16, pdl: this.e.kernels.pdl });
   }
 
   attention(qkv: Act, layer: number, consumer: DeviceLinear): Act {

@@ -20,6 +20,8 @@ export const ATTN_HEAD_DIMS = [64, 128] as const;
 
 export class EngineKernels {
   private readonly k: Record<string, Kernel> = {};
+  /** Launch with programmatic dependent launch (every kernel here pdl_waits first; sm_90+). */
+  pdl = false;
 
   constructor(private readonly gpu: Gpu) {
     const load = (file: string, names: string[]) => {
@@ -35,7 +37,7 @@ export class EngineKernels {
   }
 
   private run(name: string, grid: number | [number, number, number], block: number, args: KernelArg[], stream?: Stream, smem = 0): void {
-    this.k[name]!.launch({ grid, block, smem, stream }, args);
+    this.k[name]!.launch({ grid, block, smem, stream, pdl: this.pdl }, args);
   }
 
   // ---- layer ops -------------------------------------------------------------------------------

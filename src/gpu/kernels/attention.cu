@@ -265,7 +265,9 @@ DEVI void attention_body(const u16* __restrict__ qkv, u16* __restrict__ out, flo
 #define ATTN_ARGS \
   qkv, out, out32, ws_o, ws_ml, kcache, vcache, seq_start, seq_len, seq_pos0, seq_slot, nH, nKv, maxSeq, window, splits, scale_log2
 #define ATTN_ENTRY(HD, W)                                                                             \
-  extern "C" __global__ void __launch_bounds__(32 * W) attention_hd##HD##_w##W(ATTN_PARAMS) { \
+  extern "C" __global__ void __launch_bounds__(32 * W) attention_hd##HD##_w##W(ATTN_PARAMS) {      \
+    pdl_wait();                                                                                       \
+    pdl_trigger();                                                                                    \
     attention_body<HD, W>(ATTN_ARGS);                                                                 \
   }
 ATTN_ENTRY(64, 1)
@@ -279,6 +281,8 @@ DEVI float split_weight(float mi, float M) { return mi == NEG_INF ? 0.f : exp2f(
 extern "C" __global__ void __launch_bounds__(128)
     attention_combine(const float* __restrict__ ws_o, const float* __restrict__ ws_ml, u16* __restrict__ out,
                       float* __restrict__ out32, int rowsTotal, int splits, int hd) {
+  pdl_wait();
+  pdl_trigger();
   const int row = blockIdx.x * 4 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rowsTotal) return;
   const float* ml = ws_ml + (u64)row * splits * 2;

@@ -114,6 +114,8 @@ DEVI float scale_of(float amax, float* inv) {
 
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     embed_rows(const u16* __restrict__ table, const int* __restrict__ ids, u16* __restrict__ out, int vocab, int dim) {
+  pdl_wait();
+  pdl_trigger();
   const int r = blockIdx.x, id = ids[r];
   const bool ok = id >= 0 && id < vocab;
   const U4* src = (const U4*)(table + (u64)(ok ? id : 0) * dim);
@@ -200,6 +202,8 @@ DEVI void store_q8(const RowChunks<NT, CH>& y, signed char* q, float* sx, float*
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     rmsnorm_f16(const u16* __restrict__ x, const u16* __restrict__ w, const int* __restrict__ rows, u16* __restrict__ out,
                 int dim, float eps) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[LO_THREADS / 32];
   const int r = blockIdx.x, src = rows ? rows[r] : r;
   RowChunks<LO_THREADS, RMS_CHUNKS> y;
@@ -210,6 +214,8 @@ extern "C" __global__ void __launch_bounds__(LO_THREADS)
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     rmsnorm_q8(const u16* __restrict__ x, const u16* __restrict__ w, const int* __restrict__ rows, signed char* __restrict__ q,
                float* __restrict__ sx, int dim, float eps) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[LO_THREADS / 32];
   const int r = blockIdx.x, src = rows ? rows[r] : r;
   RowChunks<LO_THREADS, RMS_CHUNKS> y;
@@ -219,6 +225,8 @@ extern "C" __global__ void __launch_bounds__(LO_THREADS)
 
 extern "C" __global__ void __launch_bounds__(SW_THREADS)
     swiglu_f16(const u16* __restrict__ gu, u16* __restrict__ out, int H) {
+  pdl_wait();
+  pdl_trigger();
   const int r = blockIdx.x;
   RowChunks<SW_THREADS, SW_CHUNKS> y;
   swiglu_row<SW_THREADS, SW_CHUNKS>(gu + (u64)r * 2 * H, H, y);
@@ -227,6 +235,8 @@ extern "C" __global__ void __launch_bounds__(SW_THREADS)
 
 extern "C" __global__ void __launch_bounds__(SW_THREADS)
     swiglu_q8(const u16* __restrict__ gu, signed char* __restrict__ q, float* __restrict__ sx, int H) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[SW_THREADS / 32];
   const int r = blockIdx.x;
   RowChunks<SW_THREADS, SW_CHUNKS> y;
@@ -236,6 +246,8 @@ extern "C" __global__ void __launch_bounds__(SW_THREADS)
 
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     quantize_f32(const float* __restrict__ x, signed char* __restrict__ q, float* __restrict__ sx, int dim) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[LO_THREADS / 32];
   const int r = blockIdx.x, nv = dim >> 3;
   const U4* xr = (const U4*)(x + (u64)r * dim);

@@ -24,6 +24,8 @@ extern "C" __global__ void __launch_bounds__(128)
             const float* __restrict__ sin_t, const int* __restrict__ row_seq, const int* __restrict__ seq_start,
             const int* __restrict__ seq_pos0, const int* __restrict__ seq_slot, u16* __restrict__ kcache,
             u16* __restrict__ vcache, int nH, int nKv, int hd, int maxSeq, int layout) {
+  pdl_wait();
+  pdl_trigger();
   const int r = blockIdx.x, s = row_seq[r];
   const int pos = seq_pos0[s] + (r - seq_start[s]), slot = seq_slot[s];
   const int half = hd >> 1, qkvDim = (nH + 2 * nKv) * hd;

@@ -68,6 +68,8 @@ DEVI void block_argmax(float& v, int& idx, float* redv, int* redi) {
 extern "C" __global__ void __launch_bounds__(SM_THREADS)
     sample_argmax(const float* __restrict__ logits, int V, int* __restrict__ ids, int* __restrict__ history,
                   const int* __restrict__ step, int B) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float redv[SM_THREADS / 32];
   __shared__ int redi[SM_THREADS / 32];
   const int b = blockIdx.x;
@@ -89,6 +91,8 @@ extern "C" __global__ void __launch_bounds__(SM_THREADS)
 extern "C" __global__ void __launch_bounds__(SM_THREADS)
     sample_topp(const float* __restrict__ logits, int V, int* __restrict__ ids, int* __restrict__ history,
                 const int* __restrict__ step, int B, float temperature, float top_p, u64 seed) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float redv[SM_THREADS / 32];
   __shared__ int redi[SM_THREADS / 32];
   __shared__ float chunk_sum[SM_THREADS];
@@ -164,6 +168,8 @@ extern "C" __global__ void __launch_bounds__(SM_THREADS)
 }
 
 extern "C" __global__ void __launch_bounds__(SM_THREADS) advance_step(int* __restrict__ seq_pos0, int* __restrict__ step, int B) {
+  pdl_wait();
+  pdl_trigger();
   const int b = blockIdx.x * SM_THREADS + threadIdx.x;
   if (b < B) seq_pos0[b] += 1;
   if (b == 0) *step += 1;
