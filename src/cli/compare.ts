@@ -1,5 +1,6 @@
 // `intscale compare <model-dir> --text FILE`: one perplexity table for FP16, W4A16, W4A8-FS and
-// W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart.
+// W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart (a new
+// file unless --force). A non-finite perplexity in any mode is an error naming the mode, exit 1.
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
@@ -7,7 +8,8 @@ import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../model/load.ts';
 import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
 import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
-import { parseGroupOption, parseIntOption } from './options.ts';
+import { assertFinitePerplexity } from '../eval/finite-result.ts';
+import { checkPlotTarget, parseGroupOption, parseIntOption } from './options.ts';
 import * as path from 'node:path';
 
 export interface CompareRun {
@@ -44,12 +46,13 @@ export function runCompare(run: CompareRun): CompareRow[] {
       if (scored >= total) p.bar.done();
     },
   });
+  for (const r of rows) assertFinitePerplexity(run.modelDir, r.ppl, r.mode);
   return rows;
 }
 
-export async function plotCompare(rows: CompareRow[], file: string, title: string): Promise<void> {
+export async function plotCompare(rows: CompareRow[], file: string, title: string, overwrite = false): Promise<void> {
   const { barChartPng } = await import('../report/plot.ts'); // the plot stack loads only when asked for
-  await barChartPng(rows.map((r) => ({ mode: r.mode, ppl: Number(r.ppl.toFixed(4)) })), { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)' }, file);
+  await barChartPng(rows.map((r) => ({ mode: r.mode, ppl: Number(r.ppl.toFixed(4)) })), { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)' }, file, overwrite);
 }
 
 export function register(program: Command): void {
@@ -65,10 +68,12 @@ export function register(program: Command): void {
     .option('--amplifier <a>', 'integer-scale amplifier: auto, layer or K', 'auto')
     .option('--clip', 'clip search per group', false)
     .option('--json', 'print JSON {"rows":[{"mode","method","group","ppl"}]}')
-    .option('--plot <png>', 'write a bar chart of the perplexities')
+    .option('--plot <png>', 'write a bar chart of the perplexities (a new file)')
+    .option('--force', 'let --plot overwrite an existing file')
     .action(async (modelDir: string, o: Record<string, string | boolean | undefined>) => {
       if (o['method'] !== 'rtn') fail('--method', `unknown method '${String(o['method'])}' (supported: rtn)`);
       const group = parseGroupOption(String(o['group']));
+      if (o['plot'] !== undefined) checkPlotTarget(String(o['plot']), o['force'] === true);
       const rows = runCompare({
         modelDir, textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
         ctx: parseIntOption('--ctx', String(o['ctx']), 2),
@@ -76,8 +81,8 @@ export function register(program: Command): void {
       });
       if (o['json']) process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n');
       else process.stdout.write(`${formatCompareTable(rows)}\n`);
-      if (o['plot']) {
-        await plotCompare(rows, String(o['plot']), `${path.basename(path.resolve(modelDir))}: perplexity, RTN g${group === -1 ? ' per-channel' : group}`);
+      if (o['plot'] !== undefined) {
+        await plotCompare(rows, String(o['plot']), `${path.basename(path.resolve(modelDir))}: perplexity, RTN g${group === -1 ? ' per-channel' : group}`, o['force'] === true);
         if (!o['json']) process.stdout.write(`wrote ${String(o['plot'])}\n`);
       }
     });

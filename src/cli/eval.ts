@@ -1,11 +1,13 @@
 // `intscale eval <model> --text FILE`: perplexity of a text file with the reference chunking
 // (src/eval/perplexity.ts). Progress per chunk on stderr; --json prints {"ppl","tokens","nll","ctx"}.
+// A non-finite perplexity (NaN/Inf logits) is an error, exit 1.
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { parseIntOption } from './options.ts';
 import { progress } from '../core/progress.ts';
 import { perplexity } from '../eval/perplexity.ts';
+import { assertFinitePerplexity } from '../eval/finite-result.ts';
 import { loadModelWithProgress } from '../model/load.ts';
 
 export function register(program: Command): void {
@@ -38,6 +40,7 @@ export function register(program: Command): void {
         onProgress: (scored) => { bar.tick(scored - last); last = scored; },
       });
       bar.done();
+      assertFinitePerplexity(modelPath, r.ppl);
       if (opts.json) process.stdout.write(`${JSON.stringify({ ppl: r.ppl, tokens: r.tokens, nll: r.nll, ctx })}\n`);
       else process.stdout.write(`perplexity ${r.ppl.toFixed(4)} over ${r.tokens} tokens (ctx ${ctx}, mean NLL ${(r.nll / r.tokens).toFixed(6)})\n`);
     });

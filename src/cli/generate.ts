@@ -5,7 +5,7 @@
 // then the aggregate tokens/s of the batch on stderr.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
-import { parseIntOption } from './options.ts';
+import { parseIntOption, parseNumberOption } from './options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
 import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .option('--echo', 'print the prompt before the continuation')
     .action((modelPath: string, opts: GenerateCliOptions) => {
       const maxNew = parseIntOption('--max-new', opts.maxNew, 1), seed = parseIntOption('--seed', opts.seed);
-      const temperature = Number(opts.temperature), topP = Number(opts.topP);
+      const temperature = parseNumberOption('--temperature', opts.temperature), topP = parseNumberOption('--top-p', opts.topP);
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
       if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
       const texts = opts.prompt.length ? opts.prompt : [''];

@@ -39,6 +39,17 @@ export function randomActivations(rng: Rng, rows: number, cols: number): Float32
 
 export const D = 64, I = 192, V = 50, LAYERS = 2;
 
+const ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' };
+
+/** The config.json of makeModelDir's model (an unknown model_type gets an unsupported architecture). */
+export function tinyConfig(modelType = 'llama', inter = I, layers = LAYERS): Record<string, unknown> {
+  return {
+    architectures: [ARCHITECTURES[modelType] ?? `${modelType.toUpperCase()}LMHeadModel`], model_type: modelType,
+    hidden_size: D, intermediate_size: inter, num_hidden_layers: layers, num_attention_heads: 4, vocab_size: V,
+    ...(modelType === 'qwen2' ? { attention_bias: false } : {}),
+  };
+}
+
 /** A tiny Llama-shaped HF directory with random fp16 weights. */
 export function makeModelDir(root: string, modelType = 'llama', inter = I): string {
   const dir = fs.mkdtempSync(path.join(root, 'model-'));
@@ -52,7 +63,7 @@ export function makeModelDir(root: string, modelType = 'llama', inter = I): stri
     tensors.push(t(`${p}.input_layernorm.weight`, [D]), t(`${p}.post_attention_layernorm.weight`, [D]));
   }
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: modelType, hidden_size: D, intermediate_size: inter, num_hidden_layers: LAYERS, vocab_size: V }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(tinyConfig(modelType, inter)));
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"fake": true}');
   return dir;
 }

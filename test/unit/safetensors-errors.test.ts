@@ -85,6 +85,12 @@ test('tensor entry problems: dtype, shape, data_offsets, overlap, metadata', () 
     [{ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8, /data_offsets \[0, 16\] outside the data region of 8 bytes/],
     [{ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8, /span 8 bytes but shape \[3\] of F32 needs 12/],
     [ok({ b: { dtype: 'I8', shape: [4], data_offsets: [6, 10] } }), 10, /tensors a and b overlap/],
+    // like the reference implementation: no trailing bytes after the last tensor, no holes
+    [ok(), 9, /1 trailing bytes after the last tensor/],
+    [ok(), 8 + 4096, /4096 trailing bytes after the last tensor/],
+    [{}, 3, /3 trailing bytes after the last tensor/],
+    [ok({ b: { dtype: 'I8', shape: [2], data_offsets: [10, 12] } }), 12, /2 bytes before tensor b belong to no tensor/],
+    [{ x: { dtype: 'I8', shape: [2], data_offsets: [1, 3] } }, 3, /1 bytes before tensor x belong to no tensor/],
     [ok({ __metadata__: { k: 1 } }), 8, /__metadata__ value for k is not a string/],
     [ok({ __metadata__: [] }), 8, /__metadata__ is not an object/],
     [{ 'bad\nname': { dtype: 'X', shape: [], data_offsets: [0, 0] } }, 0, /unsupported dtype X for tensor "bad\\nname"/],
