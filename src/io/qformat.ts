@@ -9,6 +9,7 @@
 // src/quant/quantize-model.ts; which Linear runs a layer is src/quant/quantized-linears.ts.
 import * as fs from 'node:fs';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../core/dtype.ts';
 import type { TensorSource, TensorToWrite } from './safetensors.ts';
 import { SUPPORTED_GROUPS, type QuantizedWeight } from '../quant/rtn.ts';
@@ -47,15 +48,15 @@ export function readJson(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
-  } catch {
-    fail(file, 'cannot read file');
+  } catch (e) {
+    fail(file, `cannot read the file (${fsProblem(e) ?? String(e)})`);
   }
   try {
     const v = JSON.parse(text) as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(file, 'expected a JSON object');
     return v as Record<string, unknown>;
   } catch (e) {
-    if (e instanceof SyntaxError) fail(file, `invalid JSON (${e.message})`);
+    if (e instanceof SyntaxError) fail(file, `not valid JSON (${e.message})`);
     throw e;
   }
 }

@@ -40,7 +40,12 @@ export function loadQuantizedLinears(dir: string, mode?: QuantMode): Map<string,
   try {
     if (!quant) fail(path.join(dir, 'config.json'), 'has no quantization_config (not an intscale checkpoint)');
     const out = new Map<string, Linear>();
-    for (const [name] of allProjections(config)) out.set(name, quantizedLinear(readQuantizedLayer(src, name, quant), mode ?? modeOf(quant)));
+    try {
+      for (const [name] of allProjections(config)) out.set(name, quantizedLinear(readQuantizedLayer(src, name, quant), mode ?? modeOf(quant)));
+    } catch (e) {
+      for (const l of out.values()) l.dispose?.(); // a refused file leaves no heap memory behind
+      throw e;
+    }
     return out;
   } finally {
     src.close();
