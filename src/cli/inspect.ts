@@ -56,8 +56,8 @@ export function inspectQuantized(dir: string): InspectResult {
     const layers = allProjections(config).map(([name]) => {
       const layer = readQuantizedLayer(src, name, quant);
       const fresh = integerScaleReport(name, layer.qw, layer.is);
-      const recorded = report.byName.size ? recordedMse(report.byName.get(name), fresh) : undefined;
-      if (report.byName.size && !recorded) stale++;
+      const recorded = recordedMse(report.byName.get(name), fresh);
+      if (!report.warning && !recorded) stale++;
       return { ...fresh, mse_is: recorded?.mse_is ?? null, mse_fs: recorded?.mse_fs ?? null };
     });
     if (stale) warnings.push(`${path.join(dir, REPORT_FILE)}: ${stale} layer(s) missing or not matching the tensors (stale or edited); their weight MSEs are not shown`);
