@@ -68,3 +68,14 @@ export function makeModelDir(root: string, modelType = 'llama', inter = I): stri
   return dir;
 }
 
+
+/** A working tokenizer.json of 29 tokens (<unk>, <s>, </s>, a-z as single-character BPE tokens),
+ *  small enough for makeModelDir's vocabulary of V = 50: makes such a directory loadable. */
+export function writeTinyTokenizer(dir: string): void {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  'abcdefghijklmnopqrstuvwxyz'.split('').forEach((c, i) => { vocab[c] = 3 + i; });
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  }));
+}
