@@ -58,7 +58,9 @@ export function beginOutputDir(out: string, onNote: (message: string) => void = 
   try {
     existing = fs.lstatSync(out);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') fail(out, `cannot use as output: ${fsProblem(e) ?? String(e)}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    // ENOTDIR: a parent is a regular file, said in words by the parent check below
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') fail(out, `cannot use as output: ${fsProblem(e) ?? String(e)}`);
   }
   if (existing?.isSymbolicLink() && !fs.existsSync(out)) fail(out, 'already exists as a dangling symbolic link (choose a new output directory)');
   if (existing) fail(out, 'already exists (choose a new output directory)');
@@ -67,7 +69,9 @@ export function beginOutputDir(out: string, onNote: (message: string) => void = 
   try {
     parentStat = fs.statSync(parent);
   } catch (e) {
-    fail(out, `cannot create: its parent ${parent} ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be used (${fsProblem(e)})`}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'is below a regular file' : `cannot be used (${fsProblem(e)})`;
+    fail(out, `cannot create: its parent ${parent} ${why}`);
   }
   if (!parentStat.isDirectory()) fail(out, `cannot create: its parent ${parent} is not a directory`);
 
