@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../model/load.ts';
 import { compareModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
@@ -27,8 +28,8 @@ export function runCompare(run: CompareRun): CompareRow[] {
   let text: string;
   try {
     text = fs.readFileSync(run.textFile, 'utf8');
-  } catch {
-    fail(run.textFile, 'cannot read text file');
+  } catch (e) {
+    fail(run.textFile, `cannot read the text file: ${fsProblem(e) ?? String(e)}`);
   }
   const model = loadModel(run.modelDir);
   const ids = model.tokenizer.encode(text);

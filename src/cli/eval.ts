@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { parseIntOption } from './options.ts';
 import { progress } from '../core/progress.ts';
 import { perplexity } from '../eval/perplexity.ts';
@@ -25,8 +26,8 @@ export function register(program: Command): void {
       let text: string;
       try {
         text = fs.readFileSync(opts.text, 'utf8');
-      } catch {
-        fail(opts.text, 'cannot read the text file');
+      } catch (e) {
+        fail(opts.text, `cannot read the text file: ${fsProblem(e) ?? String(e)}`);
       }
       const model = loadModelWithProgress(modelPath);
       if (ctx > model.config.maxSeq) fail('--ctx', `${ctx} exceeds the model's context of ${model.config.maxSeq}`);

@@ -9,6 +9,7 @@ import { SUPPORTED_GROUPS } from '../quant/rtn.ts';
 /** An integer option; with `min`, values below it are refused too. */
 export function parseIntOption(flag: string, text: string, min?: number): number {
   const ok = /^-?\d+$/.test(text) && (min === undefined || Number(text) >= min);
+  if (text === '') fail(flag, "expected an integer, got ''");
   if (!ok) {
     if (min === undefined) fail(flag, `expected an integer, got '${text}'`);
     fail(flag, min === 1 ? `must be a positive integer (got ${text})` : `must be an integer ≥ ${min} (got ${text})`);

@@ -3,6 +3,7 @@
 // MixtralForCausalLM (parsed; the CPU engine refuses it). RoPE: default, linear and llama3.
 import * as fs from 'node:fs';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import type { Arch, ModelConfig, RopeScaling } from '../model/config.ts';
 
 const ARCHITECTURES: Record<string, Arch> = {
@@ -19,8 +20,8 @@ export function readHfConfig(file: string): ModelConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
-  } catch {
-    fail(file, 'cannot read the file');
+  } catch (e) {
+    fail(file, `cannot read the file: ${fsProblem(e) ?? String(e)}`);
   }
   let json: unknown;
   try {

@@ -4,6 +4,7 @@
 // rms_final, freq_cis_real, freq_cis_imag (unused), and wcls when unshared. Matrices are [out, in].
 import * as fs from 'node:fs';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { assertFiniteTensor } from '../core/finite.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { denseLinear, type LayerWeights, type ModelWeights } from '../model/weights.ts';
@@ -56,8 +57,8 @@ export function loadLlama2c(file: string): Llama2cCheckpoint {
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);
-  } catch {
-    fail(file, 'cannot read the file');
+  } catch (e) {
+    fail(file, `cannot read the file: ${fsProblem(e) ?? String(e)}`);
   }
   const config = readLlama2cHeader(file, buf);
   const expected = llama2cFileBytes(config);

@@ -49,7 +49,7 @@ export function readJson(file: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    fail(file, `cannot read the file (${fsProblem(e) ?? String(e)})`);
+    fail(file, `cannot read the file: ${fsProblem(e) ?? String(e)}`);
   }
   try {
     const v = JSON.parse(text) as unknown;

@@ -27,6 +27,7 @@ export interface ValidatedModelDir {
 /** Read config.json of `dir`, open its tensors and check them against it (validateModelTensors). */
 export function openValidatedModelDir(dir: string): ValidatedModelDir {
   const configFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(dir)) fail(dir, 'no such file or directory');
   if (!fs.existsSync(configFile)) fail(dir, 'no config.json (expected a Hugging Face model directory)');
   const raw = readJson(configFile);
   const config = parseHfConfig(raw, configFile);

@@ -121,7 +121,7 @@ test('sharded directory problems: no model, bad index, missing shard, tensor abs
 
   const index = path.join(dir, 'model.safetensors.index.json');
   fs.mkdirSync(index);
-  expectFailure(() => openSafetensorsDir(dir), index, /cannot read \(EISDIR\)/);
+  expectFailure(() => openSafetensorsDir(dir), index, /cannot read: is a directory \(EISDIR\)/);
   fs.rmdirSync(index);
   fs.writeFileSync(index, '{"weight_map": ');
   expectFailure(() => openSafetensorsDir(dir), index, /not valid JSON/);
@@ -165,7 +165,7 @@ test('writer rejects bad tensors and leaves no file behind', () => {
   }
   expectFailure(() => writeSafetensors(f, [], { k: 1 as unknown as string }), f, /metadata value for k is not a string/);
   const unwritable = path.join(tmp, 'no-such-dir', 'w.safetensors');
-  expectFailure(() => writeSafetensors(unwritable, []), unwritable, /cannot write \(ENOENT\)/);
+  expectFailure(() => writeSafetensors(unwritable, []), unwritable, /cannot write: no such file or directory \(ENOENT\)/);
   expectFailure(() => writeSafetensorsSharded(tmp, [], { maxShardBytes: 0 }), tmp, /maxShardBytes must be positive/);
   assert.deepEqual(fs.readdirSync(tmp).filter((x) => x.includes('.tmp-')), []);
 });
