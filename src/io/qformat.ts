@@ -140,12 +140,35 @@ export function readQuantizedLayer(src: TensorSource, name: string, config: Quan
     const s = scales[i]!;
     if (!Number.isFinite(s) || s < 0) fail(`${name}.scales`, `output channel ${Math.floor(i / groups)} group ${i % groups}: scale ${s} (must be finite and ≥ 0)`);
   }
+  if (config.method === 'rtn') assertRtnGroups(q, scales, N, K, G, name);
   const is: IntegerScales = { iscales: iscalesRaw instanceof Int32Array ? iscalesRaw : Int32Array.from(iscalesRaw), shift: shiftRaw };
   const qw: QuantizedWeight = { outFeatures: N, inFeatures: K, groupSize: G, q, scales };
   assertNoOverflow(is, qw, name);
   assertIntegerScalesMatch(is, qw, config.amplifier, name);
   verifyLayerDigest(src, name, raw, name);
   return { name, qw, is };
+}
+
+/** The smallest normal fp16 value: scales at or above it are exact to 2^-11 relative. */
+const F16_MIN_NORMAL = 2 ** -14;
+
+/**
+ * RTN's own invariants per group (with or without the clip search): s = fp16(r·absmax/7) with r ≤ 1
+ * maps the group's largest weight to ±7, so a group whose scale is a normal fp16 value holds a
+ * |q| = 7 (rel. error of s ≤ 2^-11); a group with s = 0 is all zeros. A zeroed or rescaled block of
+ * qweight fails here even where no checksum protects it.
+ */
+function assertRtnGroups(q: Int8Array, scales: Float32Array, N: number, K: number, G: number, name: string): void {
+  const groups = K / G;
+  for (let n = 0; n < N; n++) {
+    for (let g = 0; g < groups; g++) {
+      const s = scales[n * groups + g]!;
+      let maxAbs = 0;
+      for (let k = n * K + g * G, end = k + G; k < end; k++) maxAbs = Math.max(maxAbs, Math.abs(q[k]!));
+      if (s === 0 && maxAbs !== 0) fail(`${name}.qweight`, `output channel ${n} group ${g}: nonzero weights under a zero scale (RTN writes zeros there)`);
+      if (s >= F16_MIN_NORMAL && maxAbs !== 7) fail(`${name}.qweight`, `output channel ${n} group ${g}: largest |q| is ${maxAbs}, but RTN maps each group's largest weight to ±7`);
+    }
+  }
 }
 
 /** The names (without suffix) of the quantized linears in a checkpoint. */

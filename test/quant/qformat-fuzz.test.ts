@@ -234,7 +234,7 @@ test('5,000+ mutated quantized checkpoints: identical outputs or one IntscaleErr
       assert.ok(!e.message.includes('\n') && e.message.length < 400, `${describe}: bad message ${JSON.stringify(e.message)}`);
       const by = /checksum/.test(e.message) ? 'checksum' : /\.iscales: .*ŝ = /.test(e.message) ? 'ŝ vs rint(s·2^k)'
         : /\.shift: .*chooses/.test(e.message) ? 'shift vs amplifier' : /overflow int32|outside 0\.\.30/.test(e.message) ? 'int32 bound / shift range'
-        : /\.scales: /.test(e.message) ? 'scale finite/≥0' : /\.qweight: /.test(e.message) ? 'q = -8' : /config\.json/.test(e.message) ? 'config' : 'structure/other';
+        : /\.scales: /.test(e.message) ? 'scale finite/≥0' : /\.qweight: .*-8/.test(e.message) ? 'q = -8' : /\.qweight: /.test(e.message) ? 'RTN group invariant' : /config\.json/.test(e.message) ? 'config' : 'structure/other';
       caughtBy[`${kind}: ${by}`] = (caughtBy[`${kind}: ${by}`] ?? 0) + 1;
       outcome = 'error';
     }

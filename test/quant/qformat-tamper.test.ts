@@ -114,6 +114,9 @@ test('edited weights or scales fail the checksum; -8 and non-finite scales are r
   dir = await checkpoint();
   rewrite(dir, (t) => { (t.get(`${LAYER}.qweight`)!.data as Uint8Array)[3] = 0x88; }, [LAYER]);
   refused(dir, /^model\.layers\.1\.mlp\.up_proj\.qweight: value -8 at row 0 column 6/);
+  dir = await checkpoint(); // a zeroed block of weights, checksum recomputed: RTN's ±7 per group is gone
+  rewrite(dir, (t) => { (t.get(`${LAYER}.qweight`)!.data as Uint8Array).fill(0, 32 * 2, 32 * 3); }, [LAYER]);
+  refused(dir, /^model\.layers\.1\.mlp\.up_proj\.qweight: output channel 2 group 0: largest \|q\| is 0, but RTN maps each group's largest weight to ±7$/);
   dir = await checkpoint();
   rewrite(dir, (t) => { (t.get(`${LAYER}.scales`)!.data as Uint16Array)[2] = 0x7e00; }, [LAYER]);
   refused(dir, /^model\.layers\.1\.mlp\.up_proj\.scales: output channel 2 group 0: scale NaN/);
