@@ -105,10 +105,8 @@ test('inspect into a closed pipe (EPIPE) exits quietly', async () => {
 });
 
 test('--temperature \'\' and other non-numbers are errors; --plot refuses an existing file unless --force', () => {
-  for (const [flag, value] of [['--temperature', ''], ['--temperature', 'hot'], ['--top-p', ''], ['--temperature', 'Infinity']]) {
-    oneLine(cli('generate', path.join(tmp, 'no-model'), flag!, value!), new RegExp(`^intscale: ${flag}: expected a number, got '${value}'\\n$`));
-  }
-  oneLine(cli('generate', path.join(tmp, 'no-model'), '--temperature', '-1'), /--temperature: must be a number ≥ 0/);
+  // (the other spellings are unit-tested in test/unit/cli-options.test.ts)
+  oneLine(cli('generate', path.join(tmp, 'no-model'), '--temperature', ''), /^intscale: --temperature: expected a number, got ''\n$/);
 
   const src = makeModelDir(tmp);
   writeTinyTokenizer(src);
