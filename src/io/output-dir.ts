@@ -4,7 +4,7 @@
 // next run: removed when its process is gone, reported when that process is still running.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fail } from '../core/errors.ts';
+import { fail, IntscaleError } from '../core/errors.ts';
 import { fsProblem, withFsErrors } from '../core/fs-errors.ts';
 import { removeOnInterrupt, type TemporaryPath } from '../core/interrupt.ts';
 
@@ -45,6 +45,8 @@ export interface PendingOutputDir {
   commit(): Promise<void>;
   /** Remove the temp dir (best effort: never throws, so it cannot hide the error being handled). */
   discard(): Promise<void>;
+  /** An error about a file in the temp dir, retold about `out` (the user never named the temp dir). */
+  retell(e: unknown): unknown;
 }
 
 /**
@@ -112,5 +114,10 @@ export function beginOutputDir(out: string, onNote: (message: string) => void = 
     settled = true;
     await guard.release();
   };
-  return { out, tmp, commit, discard };
+  const retell = (e: unknown): unknown => {
+    if (!(e instanceof IntscaleError) || !e.message.startsWith(`${tmp}${path.sep}`)) return e;
+    const [file, ...rest] = e.message.slice(tmp.length + 1).split(': ');
+    return new IntscaleError(`${out}: writing ${file}: ${rest.join(': ')}`);
+  };
+  return { out, tmp, commit, discard, retell };
 }

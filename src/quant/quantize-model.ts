@@ -117,7 +117,7 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
     return reports;
   } catch (e) {
     await pending?.discard();
-    throw e;
+    throw pending ? pending.retell(e) : e;
   } finally {
     src.close();
   }
