@@ -1,18 +1,21 @@
 // `intscale compare <model-dir> --text FILE`: one perplexity table for FP16, W4A16, W4A8-FS and
-// W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart.
+// W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart (a new
+// file unless --force). A non-finite perplexity in any mode is an error naming the mode, exit 1.
 // --device cuda measures every mode on the GPU engine in one process (src/eval/gpu-eval.ts).
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../model/load.ts';
 import { compareModes, defaultModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
 import { gpuCompare, loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
 import { loadHfTokenizer } from '../io/tokenizer.ts';
-import { readHfConfig } from '../io/hf-config.ts';
+import { readModelConfig } from '../io/validate-model.ts';
 import { chooseDevice } from './device.ts';
 import { parseAmplifier, type Amplifier } from '../quant/integer-scale.ts';
-import { parseGroupOption, parseIntOption } from './options.ts';
+import { assertFinitePerplexity } from '../eval/finite-result.ts';
+import { checkPlotTarget, parseGroupOption, parseIntOption } from './options.ts';
 import * as path from 'node:path';
 
 export interface CompareRun {
@@ -31,8 +34,8 @@ export function runCompare(run: CompareRun): CompareRow[] {
   let text: string;
   try {
     text = fs.readFileSync(run.textFile, 'utf8');
-  } catch {
-    fail(run.textFile, 'cannot read text file');
+  } catch (e) {
+    fail(run.textFile, `cannot read the text file: ${fsProblem(e) ?? String(e)}`);
   }
   const bars = new Map<CompareMode, { bar: Progress; scored: number }>();
   if (run.device === 'cuda') return runCompareGpu(run, text, bars);
@@ -51,12 +54,13 @@ export function runCompare(run: CompareRun): CompareRow[] {
       if (scored >= total) p.bar.done();
     },
   });
+  for (const r of rows) assertFinitePerplexity(run.modelDir, r.ppl, r.mode);
   return rows;
 }
 
 function runCompareGpu(run: CompareRun, text: string, bars: Map<CompareMode, { bar: Progress; scored: number }>): CompareRow[] {
   const tok = loadHfTokenizer(path.join(run.modelDir, 'tokenizer.json'), path.join(run.modelDir, 'tokenizer_config.json'));
-  const config = readHfConfig(path.join(run.modelDir, 'config.json'));
+  const config = readModelConfig(run.modelDir).config;
   const ids = tok.encode(text);
   if (ids.length < 2) fail(run.textFile, 'too little text to measure perplexity');
   if (run.clip || run.amplifier !== 'auto') fail('--device cuda', 'the GPU quantizer runs RTN without --clip, amplifier auto');
@@ -78,9 +82,9 @@ function runCompareGpu(run: CompareRun, text: string, bars: Map<CompareMode, { b
   }
 }
 
-export async function plotCompare(rows: CompareRow[], file: string, title: string): Promise<void> {
+export async function plotCompare(rows: CompareRow[], file: string, title: string, overwrite = false): Promise<void> {
   const { barChartPng } = await import('../report/plot.ts'); // the plot stack loads only when asked for
-  await barChartPng(rows.map((r) => ({ mode: r.mode, ppl: Number(r.ppl.toFixed(4)) })), { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)' }, file);
+  await barChartPng(rows.map((r) => ({ mode: r.mode, ppl: Number(r.ppl.toFixed(4)) })), { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)' }, file, overwrite);
 }
 
 export function register(program: Command): void {
@@ -101,6 +105,7 @@ export function register(program: Command): void {
     .action(async (modelDir: string, o: Record<string, string | boolean | undefined>) => {
       if (o['method'] !== 'rtn') fail('--method', `unknown method '${String(o['method'])}' (supported: rtn)`);
       const group = parseGroupOption(String(o['group']));
+      if (o['plot'] !== undefined) checkPlotTarget(String(o['plot']), o['force'] === true);
       const rows = runCompare({
         modelDir, device: chooseDevice(o['device'] === undefined ? undefined : String(o['device']), modelDir), textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
         ctx: parseIntOption('--ctx', String(o['ctx']), 2),
@@ -108,8 +113,8 @@ export function register(program: Command): void {
       });
       if (o['json']) process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n');
       else process.stdout.write(`${formatCompareTable(rows)}\n`);
-      if (o['plot']) {
-        await plotCompare(rows, String(o['plot']), `${path.basename(path.resolve(modelDir))}: perplexity, RTN g${group === -1 ? ' per-channel' : group}`);
+      if (o['plot'] !== undefined) {
+        await plotCompare(rows, String(o['plot']), `${path.basename(path.resolve(modelDir))}: perplexity, RTN g${group === -1 ? ' per-channel' : group}`, o['force'] === true);
         if (!o['json']) process.stdout.write(`wrote ${String(o['plot'])}\n`);
       }
     });

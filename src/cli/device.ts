@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { fail, IntscaleError } from '../core/errors.ts';
 import { Gpu } from '../gpu/runtime.ts';
-import { readHfConfig } from '../io/hf-config.ts';
+import { readModelConfig } from '../io/validate-model.ts';
 import { detectModel } from '../io/model-dir.ts';
 import { checkGpuConfig } from '../backends/cuda/load-device.ts';
 
@@ -17,7 +17,7 @@ function gpuUnfit(modelPath: string): string | undefined {
   if (gpu) return gpu;
   if (kind.format !== 'hf') return 'the GPU engine loads Hugging Face directories only (this is a llama2.c checkpoint)';
   try {
-    checkGpuConfig(readHfConfig(path.join(kind.dir, 'config.json')), modelPath);
+    checkGpuConfig(readModelConfig(kind.dir).config, modelPath);
     return undefined;
   } catch (e) {
     if (e instanceof IntscaleError) return e.message;

@@ -1,15 +1,18 @@
 // `intscale eval <model> --text FILE`: perplexity of a text file with the reference chunking
 // (src/eval/perplexity.ts), on the CPU engine or the GPU engine (--device; --mode picks how a GPU
 // runs the projections). Progress per chunk on stderr; --json prints {"ppl","tokens","nll","ctx"}.
+// A non-finite perplexity (NaN/Inf logits) is an error, exit 1.
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { parseIntOption } from './options.ts';
 import { progress } from '../core/progress.ts';
 import { perplexity } from '../eval/perplexity.ts';
+import { assertFinitePerplexity } from '../eval/finite-result.ts';
 import { loadModelWithProgress } from '../model/load.ts';
 import { loadHfTokenizer } from '../io/tokenizer.ts';
-import { readHfConfig } from '../io/hf-config.ts';
+import { readModelConfig } from '../io/validate-model.ts';
 import { gpuPerplexity, loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
 import { parseEngineMode } from '../backends/cuda/device-model.ts';
 import { chooseDevice } from './device.ts';
@@ -33,15 +36,15 @@ export function register(program: Command): void {
       let text: string;
       try {
         text = fs.readFileSync(opts.text, 'utf8');
-      } catch {
-        fail(opts.text, 'cannot read the text file');
+      } catch (e) {
+        fail(opts.text, `cannot read the text file: ${fsProblem(e) ?? String(e)}`);
       }
       const device = chooseDevice(opts.device, modelPath);
       if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
       const mode = opts.mode === undefined ? undefined : parseEngineMode(opts.mode);
       const group = parseIntOption('--group', opts.group, 1);
       const cpuModel = device === 'cpu' ? loadModelWithProgress(modelPath) : undefined;
-      const config = cpuModel?.config ?? readHfConfig(path.join(modelPath, 'config.json'));
+      const config = cpuModel?.config ?? readModelConfig(modelPath).config;
       const tokenizer = cpuModel?.tokenizer ?? loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
       if (ctx > config.maxSeq) fail('--ctx', `${ctx} exceeds the model's context of ${config.maxSeq}`);
       const ids = tokenizer.encode(text, { addBos: false });
@@ -67,6 +70,7 @@ export function register(program: Command): void {
         }
       }
       bar.done();
+      assertFinitePerplexity(modelPath, r.ppl);
       if (opts.json) process.stdout.write(`${JSON.stringify({ ppl: r.ppl, tokens: r.tokens, nll: r.nll, ctx })}\n`);
       else process.stdout.write(`perplexity ${r.ppl.toFixed(4)} over ${r.tokens} tokens (ctx ${ctx}, mean NLL ${(r.nll / r.tokens).toFixed(6)})\n`);
     });

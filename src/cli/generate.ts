@@ -6,11 +6,11 @@
 // CUDA-graph decode, sampling on the GPU) and reports prefill and decode tokens/s.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
-import { parseIntOption } from './options.ts';
+import { parseIntOption, parseNumberOption } from './options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
 import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
 import { TextStreamer, loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
-import { readHfConfig } from '../io/hf-config.ts';
+import { readModelConfig } from '../io/validate-model.ts';
 import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
 import { parseEngineMode } from '../backends/cuda/device-model.ts';
 import { CudaEngine } from '../backends/cuda/engine.ts';
@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .option('--no-graph', 'GPU: launch every decode kernel instead of replaying the CUDA graph')
     .action((modelPath: string, opts: GenerateCliOptions) => {
       const maxNew = parseIntOption('--max-new', opts.maxNew, 1), seed = parseIntOption('--seed', opts.seed);
-      const temperature = Number(opts.temperature), topP = Number(opts.topP);
+      const temperature = parseNumberOption('--temperature', opts.temperature), topP = parseNumberOption('--top-p', opts.topP);
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
       if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
       const texts = opts.prompt.length ? opts.prompt : [''];
@@ -108,7 +108,7 @@ function continuation(tok: Tokenizer, prompt: number[], ids: number[], echo: boo
 
 /** The GPU engine: all prompts in one batch; the text of one prompt streams as tokens come. */
 function generateGpu(modelPath: string, texts: string[], opts: GenerateCliOptions, sampling: GenerateOptions): void {
-  const config = readHfConfig(path.join(modelPath, 'config.json'));
+  const config = readModelConfig(modelPath).config;
   const tok = loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
   const prompts = texts.map((t) => tok.encode(t, { addBos: true }));
   if (prompts.some((p) => p.length === 0)) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');

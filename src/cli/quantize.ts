@@ -1,5 +1,6 @@
 // `intscale quantize <model-dir> --out DIR ...`: RTN W4 + integer scales → quantized checkpoint,
-// with a progress bar per layer and the per-layer integer-scale report at the end.
+// with a progress bar per layer and the per-layer integer-scale report at the end. SIGINT/SIGTERM
+// remove the temporary output (exit 130/143); a leftover of a killed run is cleaned up or reported.
 import type { Command } from 'commander';
 import { progress } from '../core/progress.ts';
 import { writeQuantizedModel } from '../quant/quantize-model.ts';
@@ -21,7 +22,7 @@ export function register(program: Command): void {
     .option('--amplifier <a>', 'integer-scale amplifier: auto (per channel), layer, or a fixed shift K', 'auto')
     .option('--clip', 'search a clip ratio per group minimizing its squared error', false)
     .option('--json', 'print the per-layer report as JSON')
-    .action((modelDir: string, o: Record<string, string | boolean>) => {
+    .action(async (modelDir: string, o: Record<string, string | boolean>) => {
       const opts = {
         method: String(o['method']),
         wbits: parseIntOption('--wbits', String(o['wbits'])),
@@ -32,11 +33,11 @@ export function register(program: Command): void {
         clip: o['clip'] === true,
       };
       let bar: ReturnType<typeof progress> | undefined;
-      const reports = writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
+      const reports = await writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
         bar ??= progress('quantize', total);
         bar.tick();
         if (i === total - 1) bar.done();
-      });
+      }, (note) => process.stderr.write(`note: ${note}\n`));
       for (const w of precisionWarnings(reports)) process.stderr.write(`warning: ${w}\n`);
       if (o['json']) process.stdout.write(JSON.stringify({ layers: reports }, null, 1) + '\n');
       else process.stdout.write(`${formatIsReportTable(reports)}\nwrote ${String(o['out'])} (${reports.length} quantized linears)\n`);

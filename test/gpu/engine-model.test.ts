@@ -118,11 +118,11 @@ test('docs-llama-30m on the GPU: top-5 of the reference prompt = the CPU engine\
   }
 });
 
-test('quantized checkpoints: tampered or foreign tensors give the CPU loader\'s one-line errors on the GPU too', { skip: skipReal, timeout: 300_000 }, () => {
+test('quantized checkpoints: tampered or foreign tensors give the CPU loader\'s one-line errors on the GPU too', { skip: skipReal, timeout: 300_000 }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-gpu-q-'));
   try {
     const good = path.join(tmp, 'q');
-    writeQuantizedModel(MODEL_30M, good, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false });
+    await writeQuantizedModel(MODEL_30M, good, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false });
     const c = gpuCtx();
     // the intact checkpoint loads and runs as W4A8-IS with the CPU's perplexity
     const cpu = loadModel(MODEL_30M);

@@ -51,5 +51,5 @@ test('bad input: one intscale: line, exit 1', () => {
   assert.match(badCtx.err, /^intscale: --ctx: must be an integer ≥ 2/);
   const noText = cli('eval', STORIES, '--text', path.join(ROOT, 'no-such.txt'), '--device', 'cpu');
   assert.equal(noText.code, 1);
-  assert.match(noText.err, /^intscale: .*no-such\.txt: cannot read the text file\n$/);
+  assert.match(noText.err, /^intscale: .*no-such\.txt: cannot read the text file: no such file or directory \(ENOENT\)\n$/);
 });

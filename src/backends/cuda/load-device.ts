@@ -3,11 +3,10 @@
 // at load time, W4 modes quantized on the GPU right after each fp16 linear arrives (so the fp16
 // weights are never all resident); or from an architecture preset with seeded random fp16 weights
 // made on the GPU (shape-true speed models: nothing read from disk).
-import * as path from 'node:path';
 import { fail } from '../../core/errors.ts';
-import { readHfConfig } from '../../io/hf-config.ts';
-import { quantizationConfigOf, readJson, readQuantizedLayer } from '../../io/qformat.ts';
-import { openSafetensorsDir, type TensorSource } from '../../io/safetensors.ts';
+import { readQuantizedLayer, type QuantizationConfig } from '../../io/qformat.ts';
+import type { TensorSource } from '../../io/safetensors.ts';
+import { openValidatedModelDir } from '../../io/validate-model.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import { packInt4 } from '../../quant/pack-int4.ts';
@@ -59,16 +58,24 @@ class Builder {
 
 /** Load a Hugging Face model directory onto the GPU. */
 export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: string, opts: DeviceLoadOptions = {}): DeviceModel {
-  const configFile = path.join(dir, 'config.json');
-  const config = readHfConfig(configFile);
-  checkGpuConfig(config, dir);
-  const qconfig = quantizationConfigOf(readJson(configFile), configFile);
+  // config and tensors checked against each other before anything is loaded (the CPU loader's check)
+  const { config, quant: qconfig, src } = openValidatedModelDir(dir);
+  try {
+    checkGpuConfig(config, dir);
+  } catch (e) {
+    src.close();
+    throw e;
+  }
   const mode = opts.mode ?? (qconfig ? (qconfig.act_bits === 16 ? 'w4a16' : qconfig.scale === 'int' ? 'w4a8-is' : 'w4a8-fs') : 'fp16');
-  if (qconfig && mode === 'fp16') fail(dir, 'is an intscale W4 checkpoint: it cannot run in fp16 mode');
-  if (qconfig && mode === 'w4a8-pc' && qconfig.group_size !== -1) fail(dir, `runs W4A8-PC only when quantized per channel (group_size -1, got ${qconfig.group_size})`);
   const group = qconfig ? qconfig.group_size : opts.group ?? 128;
-  if (mode !== 'fp16') checkW4Shapes(config, mode === 'w4a8-pc' ? -1 : group);
-  const src = openSafetensorsDir(dir);
+  try {
+    if (qconfig && mode === 'fp16') fail(dir, 'is an intscale W4 checkpoint: it cannot run in fp16 mode');
+    if (qconfig && mode === 'w4a8-pc' && qconfig.group_size !== -1) fail(dir, `runs W4A8-PC only when quantized per channel (group_size -1, got ${qconfig.group_size})`);
+    if (mode !== 'fp16') checkW4Shapes(config, mode === 'w4a8-pc' ? -1 : group);
+  } catch (e) {
+    src.close();
+    throw e;
+  }
   const b = new Builder(gpu, k, s);
   const up = new TensorUploader(gpu, k, s);
   try {
@@ -89,7 +96,7 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
     /** Rows of several [n_i, K] tensors stacked into one fp16 [Σ n_i, K] linear (then quantized if asked). */
     const fused = (names: string[], ns: number[], K: number, role: LinearRole, label: string): DeviceLinear => {
       const N = ns.reduce((a, c) => a + c, 0);
-      if (qconfig) return b.keep({ ...quantizedFused(src, up, b, names, ns, K, group, mode, qconfig.scale === 'int'), role });
+      if (qconfig) return b.keep({ ...quantizedFused(src, up, b, names, ns, K, qconfig, mode), role });
       const weight = gpu.alloc(N * K * 2);
       let row = 0;
       names.forEach((n, i) => { up.uploadF16(tensor(`${n}.weight`, [ns[i]!, K]), weight, row * K * 2); row += ns[i]!; });
@@ -145,18 +152,17 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
  * loader does (readQuantizedLayer: shapes, dtypes, the int32 bound), its canonical tensors stacked
  * by rows on the device, then repacked there.
  */
-function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names: string[], ns: number[], K: number, group: number,
-  mode: EngineMode, hasIntScales: boolean): DeviceLinear {
+function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names: string[], ns: number[], K: number,
+  qconfig: QuantizationConfig, mode: EngineMode): DeviceLinear {
   if (mode === 'fp16') fail('load', 'unreachable');
-  const kind = W4_KIND[mode];
+  const kind = W4_KIND[mode], group = qconfig.group_size;
   const N = ns.reduce((a, c) => a + c, 0), G = group === -1 ? K : group, groups = K / G;
   const gpu = b.gpu;
   const canon = gpu.alloc(N * K / 2), scales = gpu.alloc(N * groups * 2);
   const iscales = kind === 'is' ? gpu.alloc(N * groups * 4) : undefined, shift = kind === 'is' ? gpu.alloc(N) : undefined;
-  if (kind === 'is' && !hasIntScales) fail(names[0]!, 'checkpoint has no integer scales for W4A8-IS');
   let row = 0;
-  names.forEach((name, i) => {
-    const layer = readQuantizedLayer(src, name, group);
+  const parts = () => names.forEach((name, i) => {
+    const layer = readQuantizedLayer(src, name, qconfig);
     if (layer.qw.outFeatures !== ns[i] || layer.qw.inFeatures !== K)
       fail(name, `quantized ${name} is ${layer.qw.outFeatures}×${layer.qw.inFeatures}, expected ${ns[i]}×${K}`);
     const n = ns[i]!;
@@ -169,7 +175,14 @@ function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names
     }
     row += n;
   });
-  up.finish();
+  try {
+    parts();
+    up.finish();
+  } catch (e) {
+    up.finish();
+    for (const buf of [canon, scales, iscales, shift]) buf?.free();
+    throw e;
+  }
   return finishW4(gpu, b.k, b.s, kind, N, K, G, canon, scales, iscales && shift ? { iscales, shift } : undefined);
 }
 
