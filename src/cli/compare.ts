@@ -100,7 +100,8 @@ export function register(program: Command): void {
     .option('--amplifier <a>', 'integer-scale amplifier: auto, layer or K', 'auto')
     .option('--clip', 'clip search per group', false)
     .option('--json', 'print JSON {"rows":[{"mode","method","group","ppl"}]}')
-    .option('--plot <png>', 'write a bar chart of the perplexities')
+    .option('--plot <png>', 'write a bar chart of the perplexities (a new file)')
+    .option('--force', 'let --plot overwrite an existing file')
     .option('--device <d>', 'cpu or cuda (default: cuda when a GPU can run the model)')
     .action(async (modelDir: string, o: Record<string, string | boolean | undefined>) => {
       if (o['method'] !== 'rtn') fail('--method', `unknown method '${String(o['method'])}' (supported: rtn)`);

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 
 interface GenerateCliOptions {
   prompt: string[]; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean; echo?: boolean;
-  device?: string; mode?: string; group: string; graph: boolean;
+  device?: string; mode?: string; group: string; graph: boolean; maxBatch?: string; maxSeq?: string;
 }
 
 export function register(program: Command): void {
@@ -40,6 +40,8 @@ export function register(program: Command): void {
     .option('--mode <m>', 'GPU: fp16, w4a16, w4a8-fs, w4a8-is or w4a8-pc (default: the checkpoint\'s)')
     .option('--group <n>', 'GPU: group size when quantizing an fp16 model for --mode', '128')
     .option('--no-graph', 'GPU: launch every decode kernel instead of replaying the CUDA graph')
+    .option('--max-batch <n>', 'GPU: KV-cache sequence slots allocated up front (default: the number of prompts)')
+    .option('--max-seq <n>', 'GPU: positions per slot (default: the longest prompt + --max-new)')
     .action((modelPath: string, opts: GenerateCliOptions) => {
       const maxNew = parseIntOption('--max-new', opts.maxNew, 1), seed = parseIntOption('--seed', opts.seed);
       const temperature = parseNumberOption('--temperature', opts.temperature), topP = parseNumberOption('--top-p', opts.topP);
@@ -113,11 +115,13 @@ function generateGpu(modelPath: string, texts: string[], opts: GenerateCliOption
   const prompts = texts.map((t) => tok.encode(t, { addBos: true }));
   if (prompts.some((p) => p.length === 0)) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');
   const maxNew = sampling.maxNew!;
-  const maxSeq = Math.max(...prompts.map((p) => p.length)) + maxNew;
-  if (maxSeq > config.maxSeq) fail('--max-new', `prompt + ${maxNew} new tokens exceed the model's context of ${config.maxSeq}`);
+  const need = Math.max(...prompts.map((p) => p.length)) + maxNew;
+  if (need > config.maxSeq) fail('--max-new', `prompt + ${maxNew} new tokens exceed the model's context of ${config.maxSeq}`);
+  const maxSeq = opts.maxSeq === undefined ? need : parseIntOption('--max-seq', opts.maxSeq, need);
+  const maxBatch = opts.maxBatch === undefined ? prompts.length : parseIntOption('--max-batch', opts.maxBatch, prompts.length);
   const gpu = openGpu();
   const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseEngineMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
-  const engine = new CudaEngine(gpu.gpu, model, { maxBatch: prompts.length, maxSeq }, gpu.kernels);
+  const engine = new CudaEngine(gpu.gpu, model, { maxBatch, maxSeq }, gpu.kernels);
   try {
     const stops = opts.stopAtEos && tok.eosId !== undefined ? { stopIds: [tok.eosId] } : {};
     let r: BatchGenerateResult;

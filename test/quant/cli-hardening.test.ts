@@ -45,12 +45,12 @@ test('non-finite logits (fp32 overflow) end eval and compare with an error, exit
   const text = path.join(tmp, 'story.txt');
   fs.writeFileSync(text, 'Once upon a time, there was a little girl named Lily. She loved to play outside. '.repeat(4));
 
-  const good = cli('eval', STORIES, '--text', text, '--ctx', '64', '--json');
+  const good = cli('eval', STORIES, '--text', text, '--ctx', '64', '--json', '--device', 'cpu');
   assert.equal(good.code, 0, good.stderr); // the unedited model evaluates
   for (const args of [['--json'], []]) {
-    oneLine(cli('eval', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', ...args), /model\.bin: perplexity is NaN: the model produced non-finite logits/);
+    oneLine(cli('eval', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', '--device', 'cpu', ...args), /model\.bin: perplexity is NaN: the model produced non-finite logits/);
   }
-  oneLine(cli('compare', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', '--group', '-1', '--json'), /model\.bin: FP16: perplexity is NaN/);
+  oneLine(cli('compare', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', '--group', '-1', '--json', '--device', 'cpu'), /model\.bin: FP16: perplexity is NaN/);
 });
 
 test('--out: empty, below a regular file, a dangling symlink, a missing parent: one line, nothing touched', () => {
@@ -114,12 +114,12 @@ test('--temperature \'\' and other non-numbers are errors; --plot refuses an exi
   fs.writeFileSync(text, 'abc def ghi '.repeat(10));
   const png = path.join(tmp, 'chart.png');
   fs.writeFileSync(png, 'precious');
-  oneLine(cli('compare', src, '--text', text, '--group', '64', '--plot', png), /chart\.png: already exists \(use --force to overwrite it/);
+  oneLine(cli('compare', src, '--text', text, '--group', '64', '--plot', png, '--device', 'cpu'), /chart\.png: already exists \(use --force to overwrite it/);
   assert.equal(fs.readFileSync(png, 'utf8'), 'precious');
-  const forced = cli('compare', src, '--text', text, '--group', '64', '--plot', png, '--force');
+  const forced = cli('compare', src, '--text', text, '--group', '64', '--plot', png, '--force', '--device', 'cpu');
   assert.equal(forced.code, 0, forced.stderr);
   assert.deepEqual([...fs.readFileSync(png).subarray(1, 4)], [0x50, 0x4e, 0x47], 'a PNG now');
   const fresh = path.join(tmp, 'fresh.png');
-  assert.equal(cli('compare', src, '--text', text, '--group', '64', '--plot', fresh).code, 0);
+  assert.equal(cli('compare', src, '--text', text, '--group', '64', '--plot', fresh, '--device', 'cpu').code, 0);
   assert.ok(fs.existsSync(fresh));
 });
