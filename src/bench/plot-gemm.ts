@@ -33,7 +33,7 @@ export function gemmPlotSpec(results: GemmResults): TopLevelSpec {
 }
 
 /** Render and write the PNG. */
-export async function writeGemmPlot(results: GemmResults, file: string): Promise<void> {
+export async function writeGemmPlot(results: GemmResults, file: string, overwrite = false): Promise<void> {
   if (!results.rows.some((r) => r.impl === 'fp16' && r.us)) fail(file, 'no cuBLAS fp16 timings to plot speed-ups against');
-  await writeChartPng(gemmPlotSpec(results), file);
+  await writeChartPng(gemmPlotSpec(results), file, 2, overwrite);
 }

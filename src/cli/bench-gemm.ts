@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
-import { parseIntOption } from './options.ts';
+import { checkPlotTarget, parseIntOption } from './options.ts';
 import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
 import { IMPLS, RUNNERS, w4RunnersWithTile } from '../bench/gemm-runners.ts';
@@ -19,6 +19,7 @@ interface GemmOptions {
   w4Tile?: string;
   json?: string;
   plot?: string;
+  force?: boolean;
   from?: string;
   trials: string;
 }
@@ -31,11 +32,13 @@ export function registerBenchGemm(bench: Command): void {
     .option('--m <list>', 'token counts M, comma-separated', DEFAULT_M.join(','))
     .option('--impl <list>', `impls to run (default: all available of ${IMPLS.join(', ')})`)
     .option('--json <file>', 'write {device, date, commit, rows} here')
-    .option('--plot <file>', 'write a PNG of speed-up over cuBLAS fp16 vs M')
+    .option('--plot <file>', 'write a PNG of speed-up over cuBLAS fp16 vs M (a new file)')
+    .option('--force', 'let --plot overwrite an existing file')
     .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
     .option('--w4-tile <tile>', `force one W4 kernel tile (${Object.keys(W4_TILES).join(', ')}) instead of the planner's choice`)
     .option('--trials <n>', 'timed graph replays per measurement (median)', '10')
     .action(async (opts: GemmOptions) => {
+      if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
       let results: GemmResults;
       if (opts.from) {
         let text: string;
@@ -75,7 +78,7 @@ export function registerBenchGemm(bench: Command): void {
       if (opts.plot) {
         // Loaded only here: the plot stack (vega, resvg) need not exist where GPUs are timed.
         const { writeGemmPlot } = await import('../bench/plot-gemm.ts');
-        await writeGemmPlot(results, opts.plot);
+        await writeGemmPlot(results, opts.plot, opts.force === true);
       }
     });
 }

@@ -5,9 +5,10 @@ import { parseIntOption } from './options.ts';
 import { benchCpu } from '../bench/cpu.ts';
 import { loadModelWithProgress } from '../model/load.ts';
 import { registerBenchGemm } from './bench-gemm.ts';
+import { registerBenchE2e } from './bench-e2e.ts';
 
 export function register(program: Command): void {
-  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs)');
+  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs; e2e: the GPU engine)');
 
   bench
     .command('cpu')
@@ -37,4 +38,5 @@ export function register(program: Command): void {
     });
 
   registerBenchGemm(bench); // `bench gemm`: GPU GEMM timings (src/cli/bench-gemm.ts)
+  registerBenchE2e(bench); // `bench e2e`: the GPU engine end to end (src/cli/bench-e2e.ts)
 }

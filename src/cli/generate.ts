@@ -2,22 +2,32 @@
 // "N tokens, X tokens/s" on stderr. Greedy when --temperature is 0; an empty prompt starts from BOS.
 // Only the continuation is printed unless --echo. Several --prompt options generate as one batch
 // (src/eval/generate.ts): each text is printed after generation under a header line "[i] <prompt>",
-// then the aggregate tokens/s of the batch on stderr.
+// then the aggregate tokens/s of the batch on stderr. --device cuda runs the GPU engine (prefill and
+// CUDA-graph decode, sampling on the GPU) and reports prefill and decode tokens/s.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
-import { parseIntOption } from './options.ts';
+import { parseIntOption, parseNumberOption } from './options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
 import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
-import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
+import { TextStreamer, loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
+import { readModelConfig } from '../io/validate-model.ts';
+import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
+import { parseEngineMode } from '../backends/cuda/device-model.ts';
+import { CudaEngine } from '../backends/cuda/engine.ts';
+import { generateOnGpu } from '../backends/cuda/run.ts';
+import { chooseDevice } from './device.ts';
+import type { BatchGenerateResult } from '../eval/generate.ts';
+import * as path from 'node:path';
 
 interface GenerateCliOptions {
   prompt: string[]; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean; echo?: boolean;
+  device?: string; mode?: string; group: string; graph: boolean; maxBatch?: string; maxSeq?: string;
 }
 
 export function register(program: Command): void {
   program
     .command('generate')
-    .description('generate text on the CPU engine (several --prompt: one batch)')
+    .description('generate text on the CPU or GPU engine (several --prompt: one batch)')
     .argument('<model>', 'model directory or llama2.c .bin')
     .option('--prompt <text>', 'prompt text; repeat for a batch of prompts', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--max-new <n>', 'new tokens', '128')
@@ -26,12 +36,24 @@ export function register(program: Command): void {
     .option('--seed <s>', 'sampling seed (prompt i of a batch uses seed + i)', '0')
     .option('--stop-at-eos', 'stop at the end-of-sequence token')
     .option('--echo', 'print the prompt before the continuation')
+    .option('--device <d>', 'cpu or cuda (default: cuda when a GPU can run the model)')
+    .option('--mode <m>', 'GPU: fp16, w4a16, w4a8-fs, w4a8-is or w4a8-pc (default: the checkpoint\'s)')
+    .option('--group <n>', 'GPU: group size when quantizing an fp16 model for --mode', '128')
+    .option('--no-graph', 'GPU: launch every decode kernel instead of replaying the CUDA graph')
+    .option('--max-batch <n>', 'GPU: KV-cache sequence slots allocated up front (default: the number of prompts)')
+    .option('--max-seq <n>', 'GPU: positions per slot (default: the longest prompt + --max-new)')
     .action((modelPath: string, opts: GenerateCliOptions) => {
       const maxNew = parseIntOption('--max-new', opts.maxNew, 1), seed = parseIntOption('--seed', opts.seed);
-      const temperature = Number(opts.temperature), topP = Number(opts.topP);
+      const temperature = parseNumberOption('--temperature', opts.temperature), topP = parseNumberOption('--top-p', opts.topP);
       if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
       if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
       const texts = opts.prompt.length ? opts.prompt : [''];
+      const device = chooseDevice(opts.device, modelPath);
+      if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
+      if (device === 'cuda') {
+        generateGpu(modelPath, texts, opts, { maxNew, temperature, topP, seed });
+        return;
+      }
       const model = loadModelWithProgress(modelPath);
       const tok = model.tokenizer;
       const prompts = texts.map((t) => tok.encode(t, { addBos: true }));
@@ -84,4 +106,41 @@ function continuation(tok: Tokenizer, prompt: number[], ids: number[], echo: boo
   let text = '';
   for (const id of echo ? [...prompt, ...ids] : ids) text += streamer.push(id);
   return text + streamer.flush();
+}
+
+/** The GPU engine: all prompts in one batch; the text of one prompt streams as tokens come. */
+function generateGpu(modelPath: string, texts: string[], opts: GenerateCliOptions, sampling: GenerateOptions): void {
+  const config = readModelConfig(modelPath).config;
+  const tok = loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
+  const prompts = texts.map((t) => tok.encode(t, { addBos: true }));
+  if (prompts.some((p) => p.length === 0)) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');
+  const maxNew = sampling.maxNew!;
+  const need = Math.max(...prompts.map((p) => p.length)) + maxNew;
+  if (need > config.maxSeq) fail('--max-new', `prompt + ${maxNew} new tokens exceed the model's context of ${config.maxSeq}`);
+  const maxSeq = opts.maxSeq === undefined ? need : parseIntOption('--max-seq', opts.maxSeq, need);
+  const maxBatch = opts.maxBatch === undefined ? prompts.length : parseIntOption('--max-batch', opts.maxBatch, prompts.length);
+  const gpu = openGpu();
+  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseEngineMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
+  const engine = new CudaEngine(gpu.gpu, model, { maxBatch, maxSeq }, gpu.kernels);
+  try {
+    const stops = opts.stopAtEos && tok.eosId !== undefined ? { stopIds: [tok.eosId] } : {};
+    let r: BatchGenerateResult;
+    if (prompts.length === 1) {
+      const streamer = new TextStreamer(tok, opts.echo ? [] : prompts[0]!);
+      if (opts.echo) for (const id of prompts[0]!) { const s = streamer.push(id); if (s) process.stdout.write(s); }
+      r = generateOnGpu(engine, prompts, { ...sampling, ...stops, graph: opts.graph, onToken: (_b, id) => { const s = streamer.push(id); if (s) process.stdout.write(s); } });
+      process.stdout.write(`${streamer.flush()}\n`);
+    } else {
+      r = generateOnGpu(engine, prompts, { ...sampling, ...stops, graph: opts.graph });
+      r.ids.forEach((ids, i) => process.stdout.write(`[${i}] ${texts[i]!.replace(/\s+/g, ' ')}\n${continuation(tok, prompts[i]!, ids, opts.echo ?? false)}\n`));
+    }
+    const tokens = r.ids.reduce((n, ids) => n + ids.length, 0), promptTokens = prompts.reduce((n, p) => n + p.length, 0);
+    const decoded = tokens - r.ids.filter((ids) => ids.length > 0).length;  // the first token of each comes from the prefill
+    process.stderr.write(`${tokens} tokens in ${prompts.length} sequence${prompts.length > 1 ? 's' : ''} on ${gpu.gpu.name} (${model.mode}): ` +
+      `prefill ${(promptTokens / r.prefillSeconds).toFixed(1)} tokens/s (${promptTokens} tokens in ${(r.prefillSeconds * 1000).toFixed(1)} ms), ` +
+      `decode ${r.decodeSeconds > 0 ? (decoded / r.decodeSeconds).toFixed(1) : '0'} tokens/s\n`);
+  } finally {
+    engine.destroy();
+    model.free();
+  }
 }

@@ -1,6 +1,7 @@
 // `intscale quantize <model-dir> --out DIR ...`: W4 by RTN, GPTQ or AWQ (optionally SmoothQuant,
 // calibrated on --calib text) + integer scales → quantized checkpoint, with progress per decoder
-// layer (calibration) and per linear, and the per-layer integer-scale report at the end.
+// layer (calibration) and per linear, and the per-layer integer-scale report at the end. SIGINT/SIGTERM
+// remove the temporary output (exit 130/143); a leftover of a killed run is cleaned up or reported.
 import type { Command } from 'commander';
 import { progress } from '../core/progress.ts';
 import { writeQuantizedModel } from '../quant/quantize-model.ts';
@@ -27,7 +28,7 @@ export function register(program: Command): void {
     .option('--no-act-order', 'GPTQ: natural column order (default: act-order, i.e. columns by decreasing Hessian diagonal, with static groups)')
     .option('--percdamp <f>', 'GPTQ: relative Hessian dampening', '0.01')
     .option('--block-size <n>', 'GPTQ: columns per lazy-update block', '128')
-    .action((modelDir: string, o: Record<string, string | boolean>) => {
+    .action(async (modelDir: string, o: Record<string, string | boolean>) => {
       const opts = {
         method: String(o['method']),
         wbits: parseIntOption('--wbits', String(o['wbits'])),
@@ -41,13 +42,13 @@ export function register(program: Command): void {
         percdamp: parseFloatOption('--percdamp', String(o['percdamp'])),
         blockSize: parseIntOption('--block-size', String(o['blockSize']), 1),
       };
-      let bar: ReturnType<typeof progress> | undefined;
       let layers: ReturnType<typeof progress> | undefined;
-      const reports = writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
+      let bar: ReturnType<typeof progress> | undefined;
+      const reports = await writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
         bar ??= progress('quantize', total);
         bar.tick();
         if (i === total - 1) bar.done();
-      }, (note, total) => {
+      }, (note) => process.stderr.write(`note: ${note}\n`), (note, total) => {
         layers ??= progress(`${opts.method} calibration (decoder layers)`, total);
         layers.tick();
         if (note.layer === total - 1) layers.done();

@@ -1,4 +1,5 @@
-// cuBLASLt GEMM baselines: fp16 (fp16 in/out, fp32 accumulate: what torch.matmul on fp16 runs) and
+// cuBLASLt GEMMs: fp16 (fp16 in/out, fp32 accumulate: what torch.matmul on fp16 runs; the engine's
+// FP16 linears, with an optional residual C), fp16f32 (fp32 out: the engine's LM head) and
 // int8 (int8 in, int32 out, int32 accumulate: what torch._int_mm runs), both Y[M,N] = X[M,K]·Wᵀ
 // with X, W (= [N,K], Hugging Face layout) and Y row-major.
 //
@@ -20,7 +21,8 @@ import type { DeviceBuffer, Gpu, Stream } from './runtime.ts';
 
 export const WORKSPACE_BYTES = 32 << 20;
 
-export type BaselineKind = 'fp16' | 'int8';
+/** fp16: fp16 in/out; fp16f32: fp16 in, fp32 out (the engine's LM head); int8: int8 in, int32 out. */
+export type BaselineKind = 'fp16' | 'fp16f32' | 'int8';
 
 interface KindInfo {
   /** Element types of A/B and of C/D (cudaDataType), compute and scale types. */
@@ -30,6 +32,7 @@ interface KindInfo {
 
 const KINDS: Record<BaselineKind, KindInfo> = {
   fp16: { inType: CUDA_R_16F, outType: CUDA_R_16F, compute: CUBLAS_COMPUTE_32F, scaleType: CUDA_R_32F, inBytes: 2, outBytes: 2 },
+  fp16f32: { inType: CUDA_R_16F, outType: CUDA_R_32F, compute: CUBLAS_COMPUTE_32F, scaleType: CUDA_R_32F, inBytes: 2, outBytes: 4 },
   int8: { inType: CUDA_R_8I, outType: CUDA_R_32I, compute: CUBLAS_COMPUTE_32I, scaleType: CUDA_R_32I, inBytes: 1, outBytes: 4 },
 };
 
@@ -52,10 +55,14 @@ export class CublasLtGemm {
   private readonly layouts: { a: Handle; b: Handle; d: Handle };
   private readonly algo: Buffer;
   private readonly workspace: DeviceBuffer;
+  private readonly ownsWorkspace: boolean;
   private readonly alpha: Buffer;
   private readonly beta: Buffer;
+  private readonly betaOne: Buffer;
 
-  constructor(gpu: Gpu, readonly kind: BaselineKind, readonly M: number, readonly N: number, readonly K: number) {
+  /** `workspace` (≥ WORKSPACE_BYTES): shared by GEMMs that run in one stream's order; default: its own. */
+  constructor(gpu: Gpu, readonly kind: BaselineKind, readonly M: number, readonly N: number, readonly K: number,
+    opts: { workspace?: DeviceBuffer } = {}) {
     for (const [n, v] of [['M', M], ['N', N], ['K', K]] as const) {
       if (!Number.isInteger(v) || v < 1) fail('CublasLtGemm', `bad ${n} = ${v}`);
     }
@@ -93,11 +100,14 @@ export class CublasLtGemm {
     }
     if (!count[0] || results.readInt32LE(HEURISTIC_STATE_OFFSET) !== 0) fail(where, 'no algorithm for this shape');
     this.algo = Buffer.from(results.subarray(0, HEURISTIC_ALGO_BYTES));
-    this.workspace = gpu.alloc(WORKSPACE_BYTES);
+    if (opts.workspace && opts.workspace.bytes < WORKSPACE_BYTES) fail('CublasLtGemm', `shared workspace of ${opts.workspace.bytes} bytes < ${WORKSPACE_BYTES}`);
+    this.ownsWorkspace = !opts.workspace;
+    this.workspace = opts.workspace ?? gpu.alloc(WORKSPACE_BYTES);
     this.alpha = Buffer.alloc(4);
     this.beta = Buffer.alloc(4);
-    if (kind === 'fp16') this.alpha.writeFloatLE(1);
-    else this.alpha.writeInt32LE(1);
+    this.betaOne = Buffer.alloc(4);
+    if (kind === 'int8') { this.alpha.writeInt32LE(1); this.betaOne.writeInt32LE(1); }
+    else { this.alpha.writeFloatLE(1); this.betaOne.writeFloatLE(1); }
   }
 
   /** Bytes of X, W and Y this GEMM reads/writes. */
@@ -105,16 +115,21 @@ export class CublasLtGemm {
     return { x: this.M * this.K * this.inBytes, w: this.N * this.K * this.inBytes, y: this.M * this.N * this.outBytes };
   }
 
-  /** Y = X·Wᵀ (asynchronous on `stream`, capturable in a CUDA graph). */
-  run(x: DeviceBuffer | bigint, w: DeviceBuffer | bigint, y: DeviceBuffer | bigint, stream?: Stream): void {
+  /**
+   * Y = X·Wᵀ (+ residual: Y = X·Wᵀ + R, R of Y's type and shape, may be Y itself), asynchronous on
+   * `stream`, capturable in a CUDA graph.
+   */
+  run(x: DeviceBuffer | bigint, w: DeviceBuffer | bigint, y: DeviceBuffer | bigint, stream?: Stream, residual?: DeviceBuffer | bigint): void {
     const sizes = this.bytes;
     for (const [name, buf, need] of [['X', x, sizes.x], ['W', w, sizes.w], ['Y', y, sizes.y]] as const) {
       if (typeof buf !== 'bigint' && buf.bytes < need) fail('CublasLtGemm.run', `${name} holds ${buf.bytes} bytes, needs ${need}`);
     }
     const p = (b: DeviceBuffer | bigint) => (typeof b === 'bigint' ? b : b.ptr);
     const api = this.api;
-    check(api.cublasLtMatmul(handle(api), this.desc, this.alpha, p(w), this.layouts.a, p(x), this.layouts.b, this.beta,
-      p(y), this.layouts.d, p(y), this.layouts.d, this.algo, this.workspace.ptr, WORKSPACE_BYTES, stream?.handle ?? null),
+    const c = residual ?? y;
+    check(api.cublasLtMatmul(handle(api), this.desc, this.alpha, p(w), this.layouts.a, p(x), this.layouts.b,
+      residual ? this.betaOne : this.beta, p(c), this.layouts.d, p(y), this.layouts.d, this.algo, this.workspace.ptr,
+      WORKSPACE_BYTES, stream?.handle ?? null),
     `cublasLtMatmul(${this.kind}, M=${this.M} N=${this.N} K=${this.K})`);
   }
 
@@ -122,7 +137,7 @@ export class CublasLtGemm {
     const api = this.api;
     for (const l of Object.values(this.layouts)) check(api.cublasLtMatrixLayoutDestroy(l), 'cublasLtMatrixLayoutDestroy');
     check(api.cublasLtMatmulDescDestroy(this.desc), 'cublasLtMatmulDescDestroy');
-    this.workspace.free();
+    if (this.ownsWorkspace) this.workspace.free();
   }
 }
 

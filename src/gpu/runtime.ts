@@ -24,7 +24,7 @@ import {
   CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
   CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, CU_EVENT_DEFAULT, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES,
   CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, CU_FUNC_ATTRIBUTE_NUM_REGS, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES,
-  CU_STREAM_CAPTURE_MODE_RELAXED, check, cuda, tryCuda, type CudaApi, type Handle, type Out,
+  CU_STREAM_CAPTURE_MODE_RELAXED, check, cuda, pdlLaunchConfig, tryCuda, type CudaApi, type Handle, type Out,
 } from './ffi/cuda.ts';
 import { compileFile, compileSource, type CompileOptions, type CompiledCubin } from './compile.ts';
 import { CachingAllocator, DeviceBuffer, HostBuffer, checkCopyRange } from './memory.ts';
@@ -50,6 +50,12 @@ export interface LaunchConfig {
   smem?: number;
   /** Default: the legacy default stream. */
   stream?: Stream;
+  /**
+   * Programmatic dependent launch (sm_90+, where the driver has cuLaunchKernelEx): the kernel may
+   * start while its predecessor finishes. Only for kernels that pdl_wait (ptx.cuh) before reading
+   * what earlier kernels wrote.
+   */
+  pdl?: boolean;
 }
 
 const DEFAULT_DYNAMIC_SMEM_LIMIT = 48 * 1024;
@@ -337,7 +343,13 @@ export class Kernel {
         `cuFuncSetAttribute(${this.name}, max dynamic smem ${smem})`);
       this.dynamicSmemLimit = smem;
     }
-    check(this.api.cuLaunchKernel(this.handle, gx, gy, gz, bx, by, bz, smem, cfg.stream?.handle ?? null,
+    const stream = cfg.stream?.handle ?? null;
+    if (cfg.pdl && this.api.cuLaunchKernelEx) {
+      check(this.api.cuLaunchKernelEx(pdlLaunchConfig([gx, gy, gz], [bx, by, bz], smem, stream), this.handle, args.map(encodeArg), null),
+        `cuLaunchKernelEx(${this.name}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, smem ${smem}, PDL)`);
+      return;
+    }
+    check(this.api.cuLaunchKernel(this.handle, gx, gy, gz, bx, by, bz, smem, stream,
       args.map(encodeArg), null), `cuLaunchKernel(${this.name}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, smem ${smem})`);
   }
 }

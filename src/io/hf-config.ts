@@ -1,7 +1,7 @@
 // Parse a Hugging Face config.json (transformers 4 and 5 spellings) into a ModelConfig.
 // Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (run on the CPU engine),
 // MixtralForCausalLM (parsed; the CPU engine refuses it). RoPE: default, linear and llama3.
-import * as fs from 'node:fs';
+// Reading the file is src/io/validate-model.ts's (with the check of the tensors against it).
 import { fail } from '../core/errors.ts';
 import type { Arch, ModelConfig, RopeScaling } from '../model/config.ts';
 
@@ -13,23 +13,6 @@ const ARCHITECTURES: Record<string, Arch> = {
 };
 
 type Json = Record<string, unknown>;
-
-/** Read and parse `file` (a config.json). */
-export function readHfConfig(file: string): ModelConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    fail(file, 'cannot read the file');
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    fail(file, `not valid JSON (${(e as Error).message})`);
-  }
-  return parseHfConfig(json, file);
-}
 
 /** Normalize a parsed config.json object; `where` names the file in errors. */
 export function parseHfConfig(json: unknown, where = 'config.json'): ModelConfig {

@@ -4,6 +4,8 @@
 // rms_final, freq_cis_real, freq_cis_imag (unused), and wcls when unshared. Matrices are [out, in].
 import * as fs from 'node:fs';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
+import { assertFiniteTensor } from '../core/finite.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { denseLinear, type LayerWeights, type ModelWeights } from '../model/weights.ts';
 
@@ -55,8 +57,8 @@ export function loadLlama2c(file: string): Llama2cCheckpoint {
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);
-  } catch {
-    fail(file, 'cannot read the file');
+  } catch (e) {
+    fail(file, `cannot read the file: ${fsProblem(e) ?? String(e)}`);
   }
   const config = readLlama2cHeader(file, buf);
   const expected = llama2cFileBytes(config);
@@ -65,23 +67,25 @@ export function loadLlama2c(file: string): Llama2cCheckpoint {
   const kvDim = config.nKvHeads * headDim;
 
   let offset = HEADER_BYTES;
-  const take = (n: number): Float32Array => {
+  /** The next n floats, named `name` (a NaN/Inf among them is refused naming it), `cols` per row. */
+  const take = (n: number, name: string, cols = n): Float32Array => {
     const a = new Float32Array(n);
     // copy out through a Buffer view (the file offset is not 4-byte aligned in general)
     Buffer.from(a.buffer).set(buf.subarray(offset, offset + n * 4));
     offset += n * 4;
+    assertFiniteTensor(`${file}: ${name}`, a, cols);
     return a;
   };
-  const perLayer = (n: number): Float32Array[] => Array.from({ length: nLayers }, () => take(n));
+  const perLayer = (n: number, name: string, cols: number): Float32Array[] => Array.from({ length: nLayers }, (_, l) => take(n, `${name}[${l}]`, cols));
 
-  const embedding = take(vocabSize * dim);
-  const rmsAtt = perLayer(dim);
-  const wq = perLayer(dim * dim), wk = perLayer(kvDim * dim), wv = perLayer(kvDim * dim), wo = perLayer(dim * dim);
-  const rmsFfn = perLayer(dim);
-  const w1 = perLayer(hiddenDim * dim), w2 = perLayer(dim * hiddenDim), w3 = perLayer(hiddenDim * dim);
-  const finalNorm = take(dim);
+  const embedding = take(vocabSize * dim, 'token_embedding_table', dim);
+  const rmsAtt = perLayer(dim, 'rms_att_weight', dim);
+  const wq = perLayer(dim * dim, 'wq', dim), wk = perLayer(kvDim * dim, 'wk', dim), wv = perLayer(kvDim * dim, 'wv', dim), wo = perLayer(dim * dim, 'wo', dim);
+  const rmsFfn = perLayer(dim, 'rms_ffn_weight', dim);
+  const w1 = perLayer(hiddenDim * dim, 'w1', dim), w2 = perLayer(dim * hiddenDim, 'w2', hiddenDim), w3 = perLayer(hiddenDim * dim, 'w3', dim);
+  const finalNorm = take(dim, 'rms_final_weight');
   offset += maxSeq * headDim * 4; // freq_cis_real + freq_cis_imag (maxSeq × headDim/2 each): recomputed instead
-  const wcls = config.tieEmbeddings ? embedding : take(vocabSize * dim);
+  const wcls = config.tieEmbeddings ? embedding : take(vocabSize * dim, 'wcls', dim);
 
   const layers: LayerWeights[] = [];
   for (let l = 0; l < nLayers; l++) {

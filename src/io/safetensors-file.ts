@@ -2,13 +2,13 @@
 // into a fresh (8-byte aligned) buffer, write fully, and atomic temp-file-then-rename.
 import * as fs from 'node:fs';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 
 /** Largest single readSync/writeSync call (the syscall wrappers take int32 lengths). */
 const CHUNK = 1 << 30;
 
 function reason(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  return err?.code ?? String(err?.message ?? e).split('\n')[0]!;
+  return fsProblem(e) ?? String((e as Error | undefined)?.message ?? e).split('\n')[0]!;
 }
 
 /** Open `file` read-only; fail(file, ...) if it cannot be opened or is not a regular file. */
@@ -17,7 +17,7 @@ export function openForReading(file: string): { fd: number; size: number } {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    fail(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot open (${reason(e)})`);
+    fail(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot open: ${reason(e)}`);
   }
   try {
     const st = fs.fstatSync(fd);
@@ -38,7 +38,7 @@ export function readExact(fd: number, file: string, position: number, length: nu
     try {
       n = fs.readSync(fd, buf, done, Math.min(CHUNK, length - done), position + done);
     } catch (e) {
-      fail(file, `read failed at byte ${position + done} (${reason(e)})`);
+      fail(file, `read failed at byte ${position + done}: ${reason(e)}`);
     }
     if (n === 0) fail(file, `unexpected end of file at byte ${position + done} (file changed while open?)`);
     done += n;
@@ -74,6 +74,6 @@ export function writeAtomically(file: string, fill: (fd: number) => void): void 
     }
     try { fs.rmSync(tmp, { force: true }); } catch { /* best effort */ }
     if ((e as Error)?.name === 'IntscaleError') throw e;
-    fail(file, `cannot write (${reason(e)})`);
+    fail(file, `cannot write: ${reason(e)}`);
   }
 }

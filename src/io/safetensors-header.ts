@@ -123,10 +123,16 @@ export function parseHeaderJson(file: string, json: string, dataStart: number, d
     spans.push({ begin, end, name });
   }
 
+  // Like the reference implementation: the tensors tile the data region exactly, from byte 0 to
+  // its end, with no overlap, no hole and nothing after the last tensor.
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < spans.length; i++) {
-    const prev = spans[i - 1]!, cur = spans[i]!;
-    if (cur.begin < prev.end) fail(file, `tensors ${printable(prev.name)} and ${printable(cur.name)} overlap`);
+  let covered = 0;
+  for (let i = 0; i < spans.length; i++) {
+    const cur = spans[i]!;
+    if (i > 0 && cur.begin < spans[i - 1]!.end) fail(file, `tensors ${printable(spans[i - 1]!.name)} and ${printable(cur.name)} overlap`);
+    if (cur.begin > covered) fail(file, `${cur.begin - covered} bytes before tensor ${printable(cur.name)} belong to no tensor (data_offsets leave a hole)`);
+    covered = Math.max(covered, cur.end);
   }
+  if (covered !== dataBytes) fail(file, `${dataBytes - covered} trailing bytes after the last tensor (the data region must end where the last tensor ends)`);
   return { metadata, tensors, dataStart };
 }

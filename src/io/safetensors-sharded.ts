@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 import { printable, type TensorInfo } from './safetensors-header.ts';
 import { openSafetensors, type TensorSource } from './safetensors-reader.ts';
 
@@ -44,7 +45,7 @@ function openSharded(dir: string, indexPath: string): TensorSource {
   try {
     text = fs.readFileSync(indexPath, 'utf8');
   } catch (e) {
-    fail(indexPath, `cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    fail(indexPath, `cannot read: ${fsProblem(e) ?? String(e)}`);
   }
   let index: unknown;
   try {

@@ -49,9 +49,11 @@ export class ShardStreamWriter {
     this.pendingBytes = 0;
   }
 
-  /** Write the last shard, name the shards, write the index; returns the shard paths. */
-  finish(): string[] {
+  /** Write the last shard, name the shards, write the index; returns the shard paths. `extra`
+   *  metadata known only at the end (checksums) goes into the last shard's header and the index. */
+  finish(extra: Record<string, string> = {}): string[] {
     if (this.finished) fail(this.dir, 'finish() called twice');
+    Object.assign(this.metadata, extra);
     if (this.pending.length > 0 || this.parts.length === 0) this.flush();
     this.finished = true;
     const n = this.parts.length;

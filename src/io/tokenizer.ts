@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
 
 export interface Tokenizer {
   /** Token ids of `text`; a BOS id first when addBos (and the tokenizer has one). */
@@ -24,8 +25,8 @@ export function loadHfTokenizer(tokenizerJsonPath: string, configJsonPath?: stri
     let text: string;
     try {
       text = fs.readFileSync(p, 'utf8');
-    } catch {
-      fail(p, 'cannot read the file');
+    } catch (e) {
+      fail(p, `cannot read the file: ${fsProblem(e) ?? String(e)}`);
     }
     try {
       return JSON.parse(text) as object;
@@ -75,8 +76,8 @@ export function loadLlama2cTokenizer(file: string, vocabSize: number): Tokenizer
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);
-  } catch {
-    fail(file, 'cannot read the file');
+  } catch (e) {
+    fail(file, `cannot read the file: ${fsProblem(e) ?? String(e)}`);
   }
   const pieces: Buffer[] = [];
   const scores = new Float32Array(vocabSize);

@@ -1,10 +1,13 @@
-// The CPU reference engine for LLaMA-family models (llama, mistral, qwen2), fp32, readable top to
-// bottom like llama2.c's run.c. One Session holds one sequence's KV cache; `forwardBatch` advances
-// several sessions at once: every linear runs ONCE on the stacked rows of all their new tokens
+// The CPU reference engine for LLaMA-family models (llama, mistral, qwen2), fp32: the sequences'
+// KV caches and attention (Session), and the batched step, which runs the one model definition
+// (src/model/forward.ts) on the CPU backend's ops (src/backends/cpu/ops.ts). One Session holds one
+// sequence's KV cache; `forwardBatch` advances several sessions at once: every linear runs ONCE on the stacked rows of all their new tokens
 // (prefill chunks and decode steps alike, M = Σ T_i), while RoPE positions, KV caches and attention
 // stay per sequence. `Session.forward` is the batch of one. Mistral's sliding window is honoured.
 import { fail } from '../core/errors.ts';
 import { matmulStridedHeap } from '../core/matmul.ts';
+import { CpuStepOps, cpuModelHandles } from '../backends/cpu/ops.ts';
+import { forwardStep } from './forward.ts';
 import { heapF32, heapFree, scratchF32 } from '../core/wasm-heap.ts';
 import type { ModelConfig } from './config.ts';
 import { applyRope, ropeTables, type RopeTables } from './rope.ts';
@@ -16,35 +19,6 @@ export interface Model {
 }
 
 // ── building blocks ─────────────────────────────────────────────────────────────────────────
-
-/** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, for `rows` rows of length dim. */
-export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * dim;
-    let ss = 0;
-    for (let i = 0; i < dim; i++) ss += x[o + i]! * x[o + i]!;
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
-    for (let i = 0; i < dim; i++) out[o + i] = weight[i]! * Math.fround(x[o + i]! * inv);
-  }
-}
-
-/** gate ← silu(gate) · up, elementwise (SwiGLU). */
-function swiglu(gate: Float32Array, up: Float32Array): void {
-  for (let i = 0; i < gate.length; i++) {
-    const g = gate[i]!;
-    gate[i] = (g / (1 + Math.exp(-g))) * up[i]!;
-  }
-}
-
-function addInPlace(x: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < x.length; i++) x[i]! += y[i]!;
-}
-
-function addBias(y: Float32Array, bias: Float32Array | undefined, rows: number): void {
-  if (!bias) return;
-  const n = bias.length;
-  for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) y[r * n + i]! += bias[i]!;
-}
 
 /** softmax(scale · a[off .. off+n)) in place, numerically safe (scale > 0). */
 function softmaxScaled(a: Float32Array, off: number, n: number, scale: number): void {
@@ -191,74 +165,20 @@ export class Session {
  * positions), all in one pass: the rows of every chunk are stacked, so each linear runs once with
  * M = Σ T_i rows. Returns per session the logits of its last new position [vocab], or of all its
  * new positions [T_i, vocab] with allLogits. The sessions must be distinct and share one model.
+ * The pass itself is the one model definition (src/model/forward.ts) on the CPU ops.
  */
 export function forwardBatch(sessions: readonly Session[], tokens: readonly (readonly number[])[],
                              opts: ForwardOptions = {}): Float32Array[] {
   if (sessions.length === 0) fail('forward', 'empty batch');
   if (tokens.length !== sessions.length) fail('forward', `${sessions.length} sessions but ${tokens.length} token chunks`);
-  const model = sessions[0]!.model, c = model.config, w = model.weights;
+  const model = sessions[0]!.model;
   if (sessions.some((s) => s.model !== model)) fail('forward', 'the sessions of a batch must share one model');
   if (new Set(sessions).size !== sessions.length) fail('forward', 'a session appears twice in the batch');
   sessions.forEach((s, i) => s.checkChunk(tokens[i]!.length, 'forward'));
-  const dim = c.dim, qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
-  const lengths = tokens.map((t) => t.length);
-  const starts: number[] = []; // first row of each sequence in the stacked batch
-  let M = 0;
-  for (const T of lengths) { starts.push(M); M += T; }
-
-  // token embeddings, all sequences stacked
-  const x = new Float32Array(M * dim);
-  tokens.forEach((chunk, i) => chunk.forEach((id, t) => {
-    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('forward', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
-    x.set(w.embedding.subarray(id * dim, (id + 1) * dim), (starts[i]! + t) * dim);
-  }));
-  const h = new Float32Array(M * dim);
-
-  for (let l = 0; l < c.nLayers; l++) {
-    const layer = w.layers[l]!;
-
-    // attention: norm, q/k/v projections (whole batch), then per sequence RoPE, cache and attend
-    // (queries and outputs in heap scratch), output projection (whole batch), residual
-    rmsNorm(h, x, layer.attnNorm, M, dim, c.normEps);
-    const q = layer.wq.forward(h, M);
-    const k = layer.wk.forward(h, M);
-    const v = layer.wv.forward(h, M);
-    addBias(q, layer.bq, M);
-    addBias(k, layer.bk, M);
-    addBias(v, layer.bv, M);
-    const Q = scratchF32('attn.q', M * qDim);
-    const att = scratchF32('attn.out', M * qDim);
-    sessions.forEach((s, i) => {
-      const r0 = starts[i]!, T = lengths[i]!;
-      const qi = q.subarray(r0 * qDim, (r0 + T) * qDim), ki = k.subarray(r0 * kvDim, (r0 + T) * kvDim);
-      s.rotate(qi, ki, T);
-      s.storeKv(l, ki, v.subarray(r0 * kvDim, (r0 + T) * kvDim), T);
-      Q.set(qi, r0 * qDim);
-      s.attend(l, Q.subarray(r0 * qDim), att.subarray(r0 * qDim), T);
-    });
-    addInPlace(x, layer.wo.forward(att, M));
-
-    // feed-forward: norm, SwiGLU, down projection, residual
-    rmsNorm(h, x, layer.ffnNorm, M, dim, c.normEps);
-    const gate = layer.w1.forward(h, M);
-    swiglu(gate, layer.w3.forward(h, M));
-    addInPlace(x, layer.w2.forward(gate, M));
-  }
-  sessions.forEach((s, i) => { s.pos += lengths[i]!; });
-
-  // final norm and classifier, once for the rows asked for (each sequence's last, or all)
-  const rowsOut = opts.allLogits ? lengths : lengths.map(() => 1);
-  const picked = opts.allLogits ? x : new Float32Array(sessions.length * dim);
-  if (!opts.allLogits) starts.forEach((r0, i) => picked.set(x.subarray((r0 + lengths[i]! - 1) * dim, (r0 + lengths[i]!) * dim), i * dim));
-  const R = opts.allLogits ? M : sessions.length;
-  const normed = new Float32Array(R * dim);
-  rmsNorm(normed, picked, w.finalNorm, R, dim, c.normEps);
-  const logits = w.lmHead.forward(normed, R);
-  if (sessions.length === 1) return [logits];
-  const V = c.vocabSize, out: Float32Array[] = [];
-  let row = 0;
-  for (const n of rowsOut) { out.push(logits.slice(row * V, (row + n) * V)); row += n; }
-  return out;
+  const ops = new CpuStepOps(model.weights, model.config, sessions, tokens, opts);
+  forwardStep(ops, cpuModelHandles(model.weights));
+  sessions.forEach((s, i) => { s.pos += tokens[i]!.length; });
+  return ops.result;
 }
 
 /** Default cache length of a Session (a 128k-context model would otherwise ask for a huge cache). */

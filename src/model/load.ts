@@ -4,10 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
-import { readHfConfig } from '../io/hf-config.ts';
+import { assertFiniteTensor } from '../core/finite.ts';
 import { loadLlama2c } from '../io/llama2c.ts';
 import { detectModel } from '../io/model-dir.ts';
-import { openSafetensorsDir, type TensorSource } from '../io/safetensors.ts';
+import type { TensorSource } from '../io/safetensors.ts';
+import { openValidatedModelDir } from '../io/validate-model.ts';
 import { loadHfTokenizer, loadLlama2cTokenizer, type Tokenizer } from '../io/tokenizer.ts';
 import { quantizedLinearHook } from '../quant/quantized-linears.ts';
 import type { ModelConfig } from './config.ts';
@@ -41,13 +42,16 @@ export function loadModel(p: string, opts: LoadOptions = {}): LoadedModel {
     return { config, weights, tokenizer: loadLlama2cTokenizer(tokPath, config.vocabSize), format: 'llama2c', path: p };
   }
   const dir = kind.dir;
-  const config = readHfConfig(path.join(dir, 'config.json'));
-  const tokJson = path.join(dir, 'tokenizer.json');
-  if (!fs.existsSync(tokJson)) fail(dir, 'no tokenizer.json');
-  const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
-  const src = openSafetensorsDir(dir);
+  // config and tensors checked against each other before anything is loaded (src/io/validate-model.ts)
+  const { config, quant, src } = openValidatedModelDir(dir);
   try {
-    const weights = loadHfWeights(src, config, dir, opts.onProgress, quantizedLinearHook(dir, src));
+    const tokJson = path.join(dir, 'tokenizer.json');
+    if (!fs.existsSync(tokJson)) fail(dir, 'no tokenizer.json');
+    const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
+    if (tokenizer.vocabSize > config.vocabSize) {
+      fail(dir, `the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize} (ids past the embedding)`);
+    }
+    const weights = loadHfWeights(src, config, dir, opts.onProgress, quant ? quantizedLinearHook(src, quant) : undefined);
     return { config, tokenizer, weights, format: 'hf', path: p };
   } finally {
     src.close();
@@ -64,7 +68,9 @@ export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
     const info = src.info(name);
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
       fail(where, `tensor ${name} has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    return src.readF32(name);
+    const data = src.readF32(name);
+    assertFiniteTensor(name, data, shape[1] ?? shape[0]);
+    return data;
   };
   const { dim, hiddenDim, headDim } = c;
   const qDim = c.nHeads * headDim, kvDim = c.nKvHeads * headDim;

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import { openSafetensorsDir } from '../io/safetensors.ts';
 import { ShardStreamWriter } from '../io/safetensors-stream.ts';
+import { DIGEST_KEY, layerDigest } from '../io/qformat-digest.ts';
 import { LINEAR_PATTERN, QUANT_METHOD, REPORT_FILE, layerTensors, readJson, type QuantizationConfig } from '../io/qformat.ts';
 import { dequantizeForeign, foreignConfigOf, readForeignLinear, type ForeignConfig, type ForeignLinear } from '../io/autoquant.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
@@ -73,10 +74,13 @@ export function writeConvertedModel(srcDir: string, outDir: string, opts: Conver
     fs.rmSync(tmp, { recursive: true, force: true });
     const writer = new ShardStreamWriter(tmp, { format: 'pt', quant_method: QUANT_METHOD }); // streaming: one shard held at most
     const reports: ConvertReport[] = [];
+    const digests: Record<string, string> = {};
     linears.forEach((name, i) => {
       const c = convertLinear(readForeignLinear(src, name, cfg), cfg, name);
       const is = computeIntegerScales(c.qw, opts.amplifier, name);
-      writer.add(layerTensors({ name, qw: c.qw, is }));
+      const layerOut = layerTensors({ name, qw: c.qw, is });
+      writer.add(layerOut);
+      Object.defineProperty(digests, name, { value: layerDigest(layerOut), enumerable: true });
       if (src.has(`${name}.bias`) && !/self_attn\.[qkv]_proj$/.test(name)) fail(name, 'has a bias, which intscale checkpoints do not carry for this projection');
       const r: ConvertReport = { ...integerScaleReport(name, c.qw, is), exact: c.exact, source_mse: c.mse };
       reports.push(r);
@@ -95,7 +99,7 @@ export function writeConvertedModel(srcDir: string, outDir: string, opts: Conver
       method: cfg.format === 'autogptq' ? 'gptq' : 'awq',
       method_params: { converted_from: cfg.format, source_sym: cfg.sym, source_desc_act: cfg.descAct, exact_layers: exact, requantized_layers: reports.length - exact },
     };
-    writer.finish();
+    writer.finish({ [DIGEST_KEY]: JSON.stringify(digests) });
     for (const entry of fs.readdirSync(srcDir, { withFileTypes: true })) {
       const skip = ['config.json', 'quantize_config.json', 'model.safetensors.index.json'].includes(entry.name) || entry.name.endsWith('.safetensors');
       if (!entry.isFile() || skip) continue;

@@ -157,3 +157,30 @@ export function assertNoOverflow(is: IntegerScales, qw: QuantizedWeight, name: s
     if (is.shift[n]! < 0 || is.shift[n]! > MAX_SHIFT) fail(name, `shift ${is.shift[n]} of output channel ${n} outside 0..${MAX_SHIFT}`);
   }
 }
+
+/**
+ * Reject integer scales that are not what this quantizer derives from the stored float scales
+ * (files from anywhere): per group ŝ must equal rint(s·2^k) for the stored shift k (exactly: both
+ * are integers computed the same way), and per channel k must be the shift `amplifier` chooses for
+ * these scales and weights. A tampered shift, negated or rescaled ŝ, or edited s fails here.
+ */
+export function assertIntegerScalesMatch(is: IntegerScales, qw: QuantizedWeight, amplifier: Amplifier, name: string): void {
+  const groups = qw.inFeatures / qw.groupSize;
+  for (let n = 0; n < qw.outFeatures; n++) {
+    const k = is.shift[n]!;
+    const amp = 2 ** k;
+    for (let g = 0; g < groups; g++) {
+      const s = qw.scales[n * groups + g]!, hat = is.iscales[n * groups + g]!;
+      const want = rint(s * amp);
+      if (hat !== want) {
+        fail(`${name}.iscales`, `output channel ${n} group ${g}: ŝ = ${hat} but the stored scale ${s} with shift ${k} gives rint(s·2^${k}) = ${want}`);
+      }
+    }
+  }
+  const derived = computeIntegerScales(qw, amplifier, name);
+  for (let n = 0; n < qw.outFeatures; n++) {
+    if (derived.shift[n] !== is.shift[n]) {
+      fail(`${name}.shift`, `output channel ${n} has shift ${is.shift[n]}, but amplifier ${JSON.stringify(amplifier)} chooses ${derived.shift[n]} for the stored scales`);
+    }
+  }
+}

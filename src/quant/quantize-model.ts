@@ -1,16 +1,18 @@
 // Quantizing a whole Hugging Face model directory into an intscale checkpoint (W4 per group by RTN,
 // or by GPTQ / AWQ / SmoothQuant from calibration windows through the layer-by-layer pipeline of
 // calibrate.ts, then integer scales from the method's float scales): option checks, which linears
-// to quantize, and the atomic write of the output directory (src/io/qformat.ts owns the format).
+// to quantize, one layer at a time with shards streamed as they fill (safetensors-stream.ts), and
+// the write of the output directory through a temp dir (src/io/output-dir.ts; qformat.ts owns the format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
-import { openSafetensorsDir, type TensorSource } from '../io/safetensors.ts';
+import { assertFiniteTensor } from '../core/finite.ts';
+import { withFsErrors } from '../core/fs-errors.ts';
+import { yieldForSignals } from '../core/interrupt.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { TensorSource } from '../io/safetensors.ts';
 import { ShardStreamWriter, STREAM_SHARD_BYTES } from '../io/safetensors-stream.ts';
-import {
-  LINEAR_PATTERN, QUANT_METHOD, QUANT_METHODS, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors, readJson,
-  type MethodParams, type QuantizationConfig, type QuantizedLayer, type QuantMethodName,
-} from '../io/qformat.ts';
+import { DIGEST_KEY, layerDigest } from '../io/qformat-digest.ts';
 import { f32ArrayToF16 } from '../core/dtype.ts';
 import { loadModel } from '../model/load.ts';
 import { releaseWeights } from '../model/weights.ts';
@@ -18,6 +20,13 @@ import { loadCalibration, type CalibOptions } from './calib-data.ts';
 import { calibrateModel, needsCalibration, type CalibrationResult, type LayerNote, type MethodOptions } from './calibrate.ts';
 import { GPTQ_DEFAULTS } from './gptq.ts';
 import type { QuantizedWeight } from './rtn.ts';
+import { toF32 } from '../io/safetensors-reader.ts';
+import {
+  QUANT_METHOD, QUANT_METHODS, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors,
+  type MethodParams, type QuantizationConfig, type QuantizedLayer, type QuantMethodName,
+} from '../io/qformat.ts';
+import { allProjections, FLOAT_DTYPES, openValidatedModelDir } from '../io/validate-model.ts';
+import { beginOutputDir, type PendingOutputDir } from '../io/output-dir.ts';
 import { quantizeRtn, resolveGroupSize, SUPPORTED_GROUPS } from './rtn.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
 import { integerScaleReport, type IsLayerReport } from './is-report.ts';
@@ -88,84 +97,93 @@ export function checkQuantizeOptions(opts: QuantizeOptions): QuantizationConfig 
   };
 }
 
-/** Names (without `.weight`) of the linears to quantize; fails on unsupported architectures. */
-export function quantizableLinears(config: Record<string, unknown>, src: TensorSource, where: string): string[] {
-  const type = config['model_type'];
+/** Names (without `.weight`) of the linears to quantize, in layer order; fails on unsupported
+ *  architectures. The directory was validated against its config (src/io/validate-model.ts). */
+export function quantizableLinears(raw: Record<string, unknown>, config: ModelConfig, where: string): string[] {
+  const type = raw['model_type'];
   if (!(SUPPORTED_MODEL_TYPES as readonly unknown[]).includes(type)) {
     fail(where, `unsupported architecture model_type=${JSON.stringify(type)} (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   }
-  const layerIndex = (n: string) => Number(n.split('.')[2]);
-  const names = src.names().filter((n) => LINEAR_PATTERN.test(n)).map((n) => n.slice(0, -'.weight'.length))
-    .sort((a, b) => layerIndex(a) - layerIndex(b) || (a < b ? -1 : a > b ? 1 : 0)); // layer 2 before layer 10
-  if (names.length === 0) fail(where, 'no decoder linear weights (model.layers.N.*_proj.weight) found');
-  return names;
+  return allProjections(config).map(([name]) => name);
 }
 
-/** Quantize one linear weight from a tensor source. */
+/** Quantize one linear weight from a tensor source (non-finite weights are refused by name). */
 export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOptions, calibrated?: QuantizedWeight): { layer: QuantizedLayer; report: IsLayerReport } {
   const info = src.info(`${name}.weight`);
   if (info.shape.length !== 2) fail(name, `expected a 2-D weight, got shape [${info.shape.join(', ')}]`);
   const [N, K] = info.shape as [number, number];
   resolveGroupSize(opts.group, K, name);
   const w = src.readF32(`${name}.weight`);
-  const qw = calibrated ?? quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name });
+  const qw = calibrated ?? quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name: `${name}.weight` });
   if (qw.outFeatures !== N || qw.inFeatures !== K) fail(name, `calibrated weight is ${qw.outFeatures}x${qw.inFeatures}, expected ${N}x${K}`);
   const is = computeIntegerScales(qw, opts.amplifier, name);
   return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, w) };
 }
 
 /**
- * Quantize the model in `srcDir` into `outDir` (which must not exist). Calls onLayer after each
- * quantized linear. Nothing appears at `outDir` unless everything succeeded.
+ * Quantize the model in `srcDir` into `outDir` (which must not exist). The source is validated
+ * against its config first; calls onLayer after each quantized linear and onNote for notices (a
+ * removed leftover of an interrupted run). Nothing appears at `outDir` unless everything succeeded:
+ * the work goes to a temp dir beside it, removed on error or SIGINT/SIGTERM (src/io/output-dir.ts).
  */
-export function writeQuantizedModel(srcDir: string, outDir: string, opts: QuantizeOptions,
-                                    onLayer?: (report: IsLayerReport, index: number, total: number) => void,
-                                    onCalibLayer?: (note: LayerNote, total: number) => void): IsLayerReport[] {
+export async function writeQuantizedModel(srcDir: string, outDir: string, opts: QuantizeOptions,
+                                          onLayer?: (report: IsLayerReport, index: number, total: number) => void,
+                                          onNote?: (message: string) => void,
+                                          onCalibLayer?: (note: LayerNote, total: number) => void): Promise<IsLayerReport[]> {
   const qconfig = checkQuantizeOptions(opts);
-  if (!fs.existsSync(path.join(srcDir, 'config.json'))) fail(srcDir, 'no config.json (expected a Hugging Face model directory)');
-  const config = readJson(path.join(srcDir, 'config.json'));
-  if (config['quantization_config'] !== undefined) fail(srcDir, 'is already quantized (config.json has quantization_config)');
-  if (fs.existsSync(outDir)) fail(outDir, 'already exists (choose a new --out directory)');
-  const src = openSafetensorsDir(srcDir);
-  const tmp = path.join(path.dirname(path.resolve(outDir)), `.${path.basename(outDir)}.tmp-${process.pid}`);
+  if (outDir.trim() === '') fail('--out', 'must not be empty');
+  const model = openValidatedModelDir(srcDir);
+  const { raw, src } = model;
+  let pending: PendingOutputDir | undefined;
   try {
-    const linears = quantizableLinears(config, src, srcDir);
+    if (model.quant || raw['quantization_config'] !== undefined) fail(srcDir, 'is already quantized (config.json has quantization_config)');
+    const linears = quantizableLinears(raw, model.config, srcDir);
+    pending = beginOutputDir(outDir, onNote);
+    const tmp = pending.tmp;
     const linearSet = new Set(linears.map((n) => `${n}.weight`));
     const calibrated = needsCalibration(methodOptionsOf(opts)) ? calibrate(srcDir, opts, onCalibLayer) : undefined;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    // streaming: each layer's tensors go to the current shard as soon as they exist; at most one
-    // shard (STREAM_SHARD_BYTES) is held in memory
+    // streaming: each layer's tensors go to the current shard as soon as they exist (at most one
+    // shard, STREAM_SHARD_BYTES, is held); the per-layer checksums go into the last header and the index
     const writer = new ShardStreamWriter(tmp, { format: 'pt', quant_method: QUANT_METHOD }, opts.maxShardBytes ?? STREAM_SHARD_BYTES);
+    const digests: Record<string, string> = {};
     const reports: IsLayerReport[] = [];
-    linears.forEach((name, i) => {
+    for (const [i, name] of linears.entries()) {
       const qw = calibrated?.weights.get(name);
       if (calibrated && !qw) fail(name, 'was not quantized by the calibration pipeline');
       const { layer, report } = quantizeLayer(src, name, opts, qw);
-      writer.add(layerTensors(layer));
+      const layerOut = layerTensors(layer);
+      writer.add(layerOut);
+      Object.defineProperty(digests, name, { value: layerDigest(layerOut), enumerable: true });
       reports.push(report);
       onLayer?.(report, i, linears.length);
-    });
+      await yieldForSignals(); // SIGINT/SIGTERM between layers: the temp dir goes, exit 130/143
+    }
     for (const name of src.names()) {
       if (linearSet.has(name)) continue;
       const info = src.info(name);
+      const data = src.read(name);
+      if (FLOAT_DTYPES.includes(info.dtype)) assertFiniteTensor(name, toF32(info.dtype, data), info.shape[1] ?? info.shape[0]);
       const norm = calibrated?.norms.get(name);
       if (norm) writer.add([info.dtype === 'F16' ? { name, dtype: 'F16', shape: info.shape, data: f32ArrayToF16(norm) } : { name, dtype: 'F32', shape: info.shape, data: norm }]);
-      else writer.add([{ name, dtype: info.dtype, shape: info.shape, data: src.read(name) }]);
+      else writer.add([{ name, dtype: info.dtype, shape: info.shape, data }]);
     }
-    writer.finish();
-    for (const entry of fs.readdirSync(srcDir, { withFileTypes: true })) {
+    writer.finish({ [DIGEST_KEY]: JSON.stringify(digests) });
+    const entries = withFsErrors(srcDir, () => fs.readdirSync(srcDir, { withFileTypes: true }), 'list the model directory');
+    for (const entry of entries) {
       const skip = entry.name === 'config.json' || entry.name.endsWith('.safetensors') || entry.name === 'model.safetensors.index.json';
       if (!entry.isFile() || skip) continue;
-      fs.copyFileSync(path.join(srcDir, entry.name), path.join(tmp, entry.name));
-      fs.chmodSync(path.join(tmp, entry.name), 0o644); // sources may be read-only
+      const from = path.join(srcDir, entry.name), to = path.join(tmp, entry.name);
+      withFsErrors(undefined, () => fs.copyFileSync(from, to), `copy ${entry.name} into the output`);
+      withFsErrors(to, () => fs.chmodSync(to, 0o644)); // sources may be read-only
     }
-    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ ...config, quantization_config: qconfig }, null, 2) + '\n');
-    fs.writeFileSync(path.join(tmp, REPORT_FILE), JSON.stringify({ layers: reports }, null, 1) + '\n');
-    fs.renameSync(tmp, outDir);
+    const writeText = (file: string, text: string) => withFsErrors(file, () => fs.writeFileSync(file, text), 'write');
+    writeText(path.join(tmp, 'config.json'), JSON.stringify({ ...raw, quantization_config: qconfig }, null, 2) + '\n');
+    writeText(path.join(tmp, REPORT_FILE), JSON.stringify({ layers: reports }, null, 1) + '\n');
+    await pending.commit();
     return reports;
   } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    await pending?.discard();
+    throw pending ? pending.retell(e) : e;
   } finally {
     src.close();
   }

@@ -3,11 +3,9 @@
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import type { Linear } from '../model/linear.ts';
-import { openSafetensorsDir, type TensorSource } from '../io/safetensors.ts';
-import {
-  quantizationConfigOf, quantizedLayerNames, readJson, readQuantizedLayer,
-  type QuantizationConfig, type QuantizedLayer,
-} from '../io/qformat.ts';
+import type { TensorSource } from '../io/safetensors.ts';
+import { readQuantizedLayer, type QuantizationConfig, type QuantizedLayer } from '../io/qformat.ts';
+import { allProjections, openValidatedModelDir } from '../io/validate-model.ts';
 import { IsLinear } from './linear-is.ts';
 import { FsLinear } from './linear-fs.ts';
 import { PcLinear } from './linear-pc.ts';
@@ -35,15 +33,19 @@ export function modeOf(q: QuantizationConfig): QuantMode {
 /**
  * The loader hook: every quantized linear of the checkpoint in `dir`, as a Linear keyed by name
  * (e.g. 'model.layers.0.self_attn.q_proj'), running in the config's mode unless `mode` is given.
+ * The directory is validated against its config first (src/io/validate-model.ts).
  */
 export function loadQuantizedLinears(dir: string, mode?: QuantMode): Map<string, Linear> {
-  const configFile = path.join(dir, 'config.json');
-  const q = quantizationConfigOf(readJson(configFile), configFile);
-  if (!q) fail(configFile, 'has no quantization_config (not an intscale checkpoint)');
-  const src = openSafetensorsDir(dir);
+  const { config, quant, src } = openValidatedModelDir(dir);
   try {
+    if (!quant) fail(path.join(dir, 'config.json'), 'has no quantization_config (not an intscale checkpoint)');
     const out = new Map<string, Linear>();
-    for (const name of quantizedLayerNames(src)) out.set(name, quantizedLinear(readQuantizedLayer(src, name, q.group_size), mode ?? modeOf(q)));
+    try {
+      for (const [name] of allProjections(config)) out.set(name, quantizedLinear(readQuantizedLayer(src, name, quant), mode ?? modeOf(quant)));
+    } catch (e) {
+      for (const l of out.values()) l.dispose?.(); // a refused file leaves no heap memory behind
+      throw e;
+    }
     return out;
   } finally {
     src.close();
@@ -51,14 +53,11 @@ export function loadQuantizedLinears(dir: string, mode?: QuantMode): Map<string,
 }
 
 /**
- * The hook src/io/model-dir.ts calls while loading a Hugging Face directory: undefined for an
- * ordinary checkpoint; for an intscale checkpoint, a function giving the quantized Linear of a
- * projection by name ('model.layers.0.self_attn.q_proj'), in the config's mode (or `mode`).
+ * The hook src/model/load.ts calls while loading an intscale checkpoint (already validated against
+ * its config): the quantized Linear of a projection by name ('model.layers.0.self_attn.q_proj'),
+ * in the config's mode (or `mode`).
  */
-export function quantizedLinearHook(dir: string, src: TensorSource, mode?: QuantMode): ((name: string) => Linear | undefined) | undefined {
-  const configFile = path.join(dir, 'config.json');
-  const q = quantizationConfigOf(readJson(configFile), configFile);
-  if (!q) return undefined;
-  const runAs = mode ?? modeOf(q);
-  return (name) => (src.has(`${name}.qweight`) ? quantizedLinear(readQuantizedLayer(src, name, q.group_size), runAs) : undefined);
+export function quantizedLinearHook(src: TensorSource, quant: QuantizationConfig, mode?: QuantMode): (name: string) => Linear | undefined {
+  const runAs = mode ?? modeOf(quant);
+  return (name) => (src.has(`${name}.qweight`) ? quantizedLinear(readQuantizedLayer(src, name, quant), runAs) : undefined);
 }

@@ -61,9 +61,10 @@ export function quantizeRtn(w: Float32Array, outFeatures: number, inFeatures: nu
       let absmax = 0;
       for (let k = start; k < start + G; k++) {
         const a = Math.abs(w[k]!);
-        if (!(a <= absmax)) absmax = a; // also catches NaN
+        // every value is checked: a running max would let a later finite value replace a NaN
+        if (!Number.isFinite(a)) fail(name, `non-finite weight ${w[k]} at row ${n} column ${k - n * inFeatures} (a broken checkpoint: refusing to quantize it)`);
+        if (a > absmax) absmax = a;
       }
-      if (!Number.isFinite(absmax)) fail(name, `non-finite weight in row ${n}`);
       const s = opts.clip ? bestClipScale(w, start, G, absmax) : scaleFromAbsmax(absmax);
       if (!Number.isFinite(s)) fail(name, `row ${n} group ${g}: absmax ${absmax} overflows an fp16 scale`);
       scales[n * groups + g] = s;

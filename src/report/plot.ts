@@ -1,11 +1,14 @@
 // Charts for reports: a bar chart and a line chart from plain rows, rendered vega-lite → vega →
-// SVG → PNG (@resvg/resvg-js), no browser. Used by `compare --plot` and `bench gemm`.
+// SVG → PNG (@resvg/resvg-js), no browser. Used by `compare --plot` and `bench gemm`. An existing
+// file is never replaced unless the caller asks (--force).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vl from 'vega-lite';
 import * as vega from 'vega';
 import { Resvg } from '@resvg/resvg-js';
 import { fail } from '../core/errors.ts';
+import { fsProblem } from '../core/fs-errors.ts';
+import { removeOnInterrupt } from '../core/interrupt.ts';
 
 export type Row = Record<string, string | number>;
 
@@ -82,26 +85,33 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
   }
 }
 
-/** Render a vega-lite spec to a PNG file (written to a temp name, then renamed). */
-export async function writeChartPng(spec: vl.TopLevelSpec, file: string, scale = 2): Promise<void> {
+/** Render a vega-lite spec to a PNG file: written to a temp name beside it, then moved into place;
+ *  an existing `file` is refused unless `overwrite` (checked again at the moment of writing). */
+export async function writeChartPng(spec: vl.TopLevelSpec, file: string, scale = 2, overwrite = false): Promise<void> {
+  if (!overwrite && fs.existsSync(file)) fail(file, 'already exists (use --force to overwrite it)');
   const svg = await renderSvg(spec);
   const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: { loadSystemFonts: true }, background: 'white' }).render().asPng();
   const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}`);
+  const guard = removeOnInterrupt(tmp);
   try {
     fs.writeFileSync(tmp, png);
-    fs.renameSync(tmp, file);
+    if (overwrite) fs.renameSync(tmp, file);
+    else fs.linkSync(tmp, file); // fails with EEXIST instead of replacing a file that appeared meanwhile
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    fail(file, `cannot write plot (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') fail(file, 'already exists (use --force to overwrite it)');
+    fail(file, `cannot write plot (${fsProblem(e) ?? (e as Error).message})`);
+  } finally {
+    try { fs.rmSync(tmp, { force: true }); } catch { /* best effort */ }
+    await guard.release();
   }
 }
 
-export async function barChartPng(rows: Row[], o: ChartOptions, file: string): Promise<void> {
+export async function barChartPng(rows: Row[], o: ChartOptions, file: string, overwrite = false): Promise<void> {
   if (rows.length === 0) fail(file, 'no rows to plot');
-  await writeChartPng(barChartSpec(rows, o), file);
+  await writeChartPng(barChartSpec(rows, o), file, 2, overwrite);
 }
 
-export async function lineChartPng(rows: Row[], o: ChartOptions, file: string): Promise<void> {
+export async function lineChartPng(rows: Row[], o: ChartOptions, file: string, overwrite = false): Promise<void> {
   if (rows.length === 0) fail(file, 'no rows to plot');
-  await writeChartPng(lineChartSpec(rows, o), file);
+  await writeChartPng(lineChartSpec(rows, o), file, 2, overwrite);
 }

@@ -54,7 +54,7 @@ try {
   process.stderr.write(`source (${layers} layers) written in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   peak = 0;
   t = performance.now();
-  writeQuantizedModel(src, out, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false },
+  await writeQuantizedModel(src, out, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false },
     (_r, i, total) => { if ((i + 1) % 7 === 0) process.stderr.write(`  layer ${(i + 1) / 7}/${total / 7} at ${((performance.now() - t) / 1000).toFixed(1)} s, rss ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB\n`); });
   const s = (performance.now() - t) / 1000;
   peak = Math.max(peak, process.memoryUsage().rss);

@@ -125,7 +125,7 @@ test('stories260K: greedy generateBatch of 3 prompts = each generated alone', { 
 
 test('CLI: generate with several --prompt prints each text under "[i] <prompt>", the same as alone', { skip: skipStories }, () => {
   const bin = fileURLToPath(new URL('../../bin/intscale.js', import.meta.url));
-  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, 'generate', STORIES, '--max-new', '12', ...args], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '1' } });
+  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, 'generate', STORIES, '--max-new', '12', '--device', 'cpu', ...args], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '1' } });
   const both = cli('--prompt', 'Once upon a time', '--prompt', 'The cat');
   assert.equal(both.status, 0, both.stderr);
   const alone = ['Once upon a time', 'The cat'].map((p) => cli('--prompt', p).stdout);

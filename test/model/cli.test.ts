@@ -17,11 +17,11 @@ function cli(...args: string[]) {
 }
 
 test('generate streams the greedy story and reports tokens/s', { skip }, () => {
-  const r = cli('generate', STORIES, '--max-new', '20');
+  const r = cli('generate', STORIES, '--max-new', '20', '--device', 'cpu');
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.startsWith('Once upon a time, there was a little girl named Lily.'), r.out);
   assert.match(r.err, /^20 tokens, [0-9.]+ tokens\/s/);
-  const echo = cli('generate', STORIES, '--prompt', 'Once upon a time, Tom', '--max-new', '5', '--echo');
+  const echo = cli('generate', STORIES, '--prompt', 'Once upon a time, Tom', '--max-new', '5', '--echo', '--device', 'cpu');
   assert.equal(echo.code, 0, echo.err);
   assert.ok(echo.out.startsWith('Once upon a time, Tom'), echo.out);
 });
@@ -29,7 +29,7 @@ test('generate streams the greedy story and reports tokens/s', { skip }, () => {
 test('eval --json prints {ppl, tokens, nll, ctx}; bench cpu --json prints tokens/s', { skip }, () => {
   const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'story.txt');
   fs.writeFileSync(text, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. '.repeat(8));
-  const r = cli('eval', STORIES, '--text', text, '--ctx', '64', '--json');
+  const r = cli('eval', STORIES, '--text', text, '--ctx', '64', '--json', '--device', 'cpu');
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out) as { ppl: number; tokens: number; nll: number; ctx: number };
   assert.equal(j.ctx, 64);
@@ -46,10 +46,10 @@ test('bad input: one intscale: line, exit 1', () => {
   const missing = cli('eval', path.join(ROOT, 'no-such-model'), '--text', fileURLToPath(import.meta.url));
   assert.equal(missing.code, 1);
   assert.match(missing.err, /^intscale: .*no-such-model: no such file or directory\n$/);
-  const badCtx = cli('eval', STORIES, '--text', 'x.txt', '--ctx', '1');
+  const badCtx = cli('eval', STORIES, '--text', 'x.txt', '--ctx', '1', '--device', 'cpu');
   assert.equal(badCtx.code, 1);
   assert.match(badCtx.err, /^intscale: --ctx: must be an integer ≥ 2/);
-  const noText = cli('eval', STORIES, '--text', path.join(ROOT, 'no-such.txt'));
+  const noText = cli('eval', STORIES, '--text', path.join(ROOT, 'no-such.txt'), '--device', 'cpu');
   assert.equal(noText.code, 1);
-  assert.match(noText.err, /^intscale: .*no-such\.txt: cannot read the text file\n$/);
+  assert.match(noText.err, /^intscale: .*no-such\.txt: cannot read the text file: no such file or directory \(ENOENT\)\n$/);
 });

@@ -14,7 +14,7 @@ import { Rng } from '../../src/core/rng.ts';
 import { f32ArrayToF16, roundToF16 } from '../../src/core/dtype.ts';
 import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
 import { dequantizeForeign, packForeignLinear, readForeignLinear, type ForeignConfig, type ForeignLinear } from '../../src/io/autoquant.ts';
-import { readQuantizedLayer } from '../../src/io/qformat.ts';
+import { quantizationConfigOf, readQuantizedLayer } from '../../src/io/qformat.ts';
 import { convertLinear } from '../../src/quant/convert.ts';
 import { dequantize, quantizeRtn } from '../../src/quant/rtn.ts';
 import { loadModel } from '../../src/model/load.ts';
@@ -145,9 +145,10 @@ test('intscale convert end to end: AutoGPTQ (sym) and AutoAWQ (asym) directories
       const q = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> }).quantization_config;
       assert.equal(q['method'], fmt === 'autogptq' ? 'gptq' : 'awq');
       const s = openSafetensorsDir(out);
+      const qc = quantizationConfigOf(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>, out)!;
       try {
         assert.ok(!s.names().some((n) => n.endsWith('.qzeros') || n.endsWith('.g_idx')));
-        if (fmt === 'autogptq') for (const [name, deq] of sources) assert.deepEqual(dequantize(readQuantizedLayer(s, name, 32).qw), deq, name);
+        if (fmt === 'autogptq') for (const [name, deq] of sources) assert.deepEqual(dequantize(readQuantizedLayer(s, name, qc).qw), deq, name);
       } finally { s.close(); }
       const logits = new Session(loadModel(out)).forward([1, 5, 9]);
       assert.ok(logits.every(Number.isFinite));

@@ -39,21 +39,43 @@ export function randomActivations(rng: Rng, rows: number, cols: number): Float32
 
 export const D = 64, I = 192, V = 50, LAYERS = 2;
 
-/** A tiny Llama-shaped HF directory with random fp16 weights. */
-export function makeModelDir(root: string, modelType = 'llama', inter = I): string {
+const ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' };
+
+/** The config.json of makeModelDir's model (an unknown model_type gets an unsupported architecture). */
+export function tinyConfig(modelType = 'llama', inter = I, layers = LAYERS, dim = D): Record<string, unknown> {
+  return {
+    architectures: [ARCHITECTURES[modelType] ?? `${modelType.toUpperCase()}LMHeadModel`], model_type: modelType,
+    hidden_size: dim, intermediate_size: inter, num_hidden_layers: layers, num_attention_heads: 4, vocab_size: V,
+    ...(modelType === 'qwen2' ? { attention_bias: false } : {}),
+  };
+}
+
+/** A tiny Llama-shaped HF directory with random fp16 weights (hidden size `dim`, `layers` layers). */
+export function makeModelDir(root: string, modelType = 'llama', inter = I, dim = D, layers = LAYERS): string {
   const dir = fs.mkdtempSync(path.join(root, 'model-'));
   const rng = new Rng(41);
   const t = (name: string, shape: number[]): TensorToWrite => ({ name, dtype: 'F16', shape, data: f32ArrayToF16(randomWeights(rng, shape[0]!, shape[1] ?? 1)) });
-  const tensors: TensorToWrite[] = [t('model.embed_tokens.weight', [V, D]), t('lm_head.weight', [V, D]), t('model.norm.weight', [D])];
-  for (let l = 0; l < LAYERS; l++) {
+  const tensors: TensorToWrite[] = [t('model.embed_tokens.weight', [V, dim]), t('lm_head.weight', [V, dim]), t('model.norm.weight', [dim])];
+  for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}`;
-    for (const x of ['q', 'k', 'v', 'o']) tensors.push(t(`${p}.self_attn.${x}_proj.weight`, [D, D]));
-    tensors.push(t(`${p}.mlp.gate_proj.weight`, [inter, D]), t(`${p}.mlp.up_proj.weight`, [inter, D]), t(`${p}.mlp.down_proj.weight`, [D, inter]));
-    tensors.push(t(`${p}.input_layernorm.weight`, [D]), t(`${p}.post_attention_layernorm.weight`, [D]));
+    for (const x of ['q', 'k', 'v', 'o']) tensors.push(t(`${p}.self_attn.${x}_proj.weight`, [dim, dim]));
+    tensors.push(t(`${p}.mlp.gate_proj.weight`, [inter, dim]), t(`${p}.mlp.up_proj.weight`, [inter, dim]), t(`${p}.mlp.down_proj.weight`, [dim, inter]));
+    tensors.push(t(`${p}.input_layernorm.weight`, [dim]), t(`${p}.post_attention_layernorm.weight`, [dim]));
   }
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: modelType, hidden_size: D, intermediate_size: inter, num_hidden_layers: LAYERS, vocab_size: V }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(tinyConfig(modelType, inter, layers, dim)));
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"fake": true}');
   return dir;
 }
 
+
+/** A working tokenizer.json of 29 tokens (<unk>, <s>, </s>, a-z as single-character BPE tokens),
+ *  small enough for makeModelDir's vocabulary of V = 50: makes such a directory loadable. */
+export function writeTinyTokenizer(dir: string): void {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  'abcdefghijklmnopqrstuvwxyz'.split('').forEach((c, i) => { vocab[c] = 3 + i; });
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  }));
+}

@@ -30,11 +30,11 @@ test('W4A8-IS perplexity within 0.3% of W4A8-FS (docs-llama-30m, g128, 4,088 tok
   for (const p of [fs8, is8]) assert.ok(p > FP16_REFERENCE && p < FP16_REFERENCE * 1.1, `ppl ${p}`);
 });
 
-test('quantize → save → load: logits identical to the in-memory IS model', { skip: sharedMissing }, () => {
+test('quantize → save → load: logits identical to the in-memory IS model', { skip: sharedMissing }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-ppl-'));
   try {
     const out = path.join(tmp, 'q');
-    writeQuantizedModel(MODEL_30M, out, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false });
+    await writeQuantizedModel(MODEL_30M, out, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false });
     const loaded = loadModel(out);
     const memory = loadModel(MODEL_30M);
     const { layers } = quantizeModelInMemory(memory, 128, false, 'auto');

@@ -85,6 +85,12 @@ test('tensor entry problems: dtype, shape, data_offsets, overlap, metadata', () 
     [{ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8, /data_offsets \[0, 16\] outside the data region of 8 bytes/],
     [{ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8, /span 8 bytes but shape \[3\] of F32 needs 12/],
     [ok({ b: { dtype: 'I8', shape: [4], data_offsets: [6, 10] } }), 10, /tensors a and b overlap/],
+    // like the reference implementation: no trailing bytes after the last tensor, no holes
+    [ok(), 9, /1 trailing bytes after the last tensor/],
+    [ok(), 8 + 4096, /4096 trailing bytes after the last tensor/],
+    [{}, 3, /3 trailing bytes after the last tensor/],
+    [ok({ b: { dtype: 'I8', shape: [2], data_offsets: [10, 12] } }), 12, /2 bytes before tensor b belong to no tensor/],
+    [{ x: { dtype: 'I8', shape: [2], data_offsets: [1, 3] } }, 3, /1 bytes before tensor x belong to no tensor/],
     [ok({ __metadata__: { k: 1 } }), 8, /__metadata__ value for k is not a string/],
     [ok({ __metadata__: [] }), 8, /__metadata__ is not an object/],
     [{ 'bad\nname': { dtype: 'X', shape: [], data_offsets: [0, 0] } }, 0, /unsupported dtype X for tensor "bad\\nname"/],
@@ -115,7 +121,7 @@ test('sharded directory problems: no model, bad index, missing shard, tensor abs
 
   const index = path.join(dir, 'model.safetensors.index.json');
   fs.mkdirSync(index);
-  expectFailure(() => openSafetensorsDir(dir), index, /cannot read \(EISDIR\)/);
+  expectFailure(() => openSafetensorsDir(dir), index, /cannot read: is a directory \(EISDIR\)/);
   fs.rmdirSync(index);
   fs.writeFileSync(index, '{"weight_map": ');
   expectFailure(() => openSafetensorsDir(dir), index, /not valid JSON/);
@@ -159,7 +165,7 @@ test('writer rejects bad tensors and leaves no file behind', () => {
   }
   expectFailure(() => writeSafetensors(f, [], { k: 1 as unknown as string }), f, /metadata value for k is not a string/);
   const unwritable = path.join(tmp, 'no-such-dir', 'w.safetensors');
-  expectFailure(() => writeSafetensors(unwritable, []), unwritable, /cannot write \(ENOENT\)/);
+  expectFailure(() => writeSafetensors(unwritable, []), unwritable, /cannot write: no such file or directory \(ENOENT\)/);
   expectFailure(() => writeSafetensorsSharded(tmp, [], { maxShardBytes: 0 }), tmp, /maxShardBytes must be positive/);
   assert.deepEqual(fs.readdirSync(tmp).filter((x) => x.includes('.tmp-')), []);
 });

@@ -170,7 +170,8 @@ test('10,000+ mutated safetensors files: success or one-line IntscaleError, noth
   const oks = Object.values(counts).reduce((s, c) => s + c.ok, 0);
   assert.equal(total, iterations);
   // the fuzzer must reach both outcomes, and the reading paths, in a meaningful share of cases
-  assert.ok(oks > iterations * 0.05 && oks < iterations * 0.95, `successes ${oks}/${iterations}: ${JSON.stringify(counts)}`);
+  // (since the reader refuses holes and trailing bytes like the reference implementation, ~3% succeed)
+  assert.ok(oks > iterations * 0.02 && oks < iterations * 0.95, `successes ${oks}/${iterations}: ${JSON.stringify(counts)}`);
   for (const kind of ['bitflip', 'overwrite', 'truncate', 'json', 'prefix', 'pathological']) {
     assert.ok(counts[kind] && counts[kind].error > 0, `${kind} never failed: ${JSON.stringify(counts)}`);
   }

@@ -10,6 +10,7 @@ import { Rng } from '../../src/core/rng.ts';
 import { openSafetensorsDir } from '../../src/io/safetensors.ts';
 import { ShardStreamWriter } from '../../src/io/safetensors-stream.ts';
 import { writeQuantizedModel } from '../../src/quant/quantize-model.ts';
+import { loadQuantizedLinears } from '../../src/quant/quantized-linears.ts';
 import { makeModelDir } from '../quant/helpers.ts';
 
 test('ShardStreamWriter: shards as it goes, index at the end, same tensors back', () => {
@@ -36,18 +37,19 @@ test('ShardStreamWriter: shards as it goes, index at the end, same tensors back'
   }
 });
 
-test('streaming quantize: small shards give the same checkpoint tensors as one shard', () => {
+test('streaming quantize: small shards give the same checkpoint tensors as one shard, and both load', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-stream-'));
   try {
     const src = makeModelDir(tmp);
     const opts = { method: 'rtn', wbits: 4, group: 64, abits: 8, scale: 'int' as const, amplifier: 'auto' as const, clip: false };
-    writeQuantizedModel(src, path.join(tmp, 'one'), opts);
-    writeQuantizedModel(src, path.join(tmp, 'many'), { ...opts, maxShardBytes: 20_000 });
+    await writeQuantizedModel(src, path.join(tmp, 'one'), opts);
+    await writeQuantizedModel(src, path.join(tmp, 'many'), { ...opts, maxShardBytes: 20_000 });
     assert.ok(fs.readdirSync(path.join(tmp, 'many')).filter((f) => f.endsWith('.safetensors')).length > 2);
     const a = openSafetensorsDir(path.join(tmp, 'one')), b = openSafetensorsDir(path.join(tmp, 'many'));
     assert.deepEqual(b.names().sort(), a.names().sort());
     for (const n of a.names()) assert.deepEqual(b.read(n), a.read(n), n);
     a.close(); b.close();
+    for (const d of ['one', 'many']) assert.equal(loadQuantizedLinears(path.join(tmp, d)).size, 14, `${d} loads (checksums in the index / last header)`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -65,6 +65,8 @@ export interface CudaApi {
   cuFuncGetAttribute(out: Out<number>, attr: number, fn: Handle): number;
   cuLaunchKernel(fn: Handle, gx: number, gy: number, gz: number, bx: number, by: number, bz: number,
     smem: number, stream: Handle, params: Buffer[] | null, extra: null): number;
+  /** Launch with attributes (config: a CUlaunchConfig in a Buffer, see launchConfigBuffer); absent on old drivers. */
+  cuLaunchKernelEx?(config: Buffer, fn: Handle, params: Buffer[] | null, extra: null): number;
   cuStreamCreate(out: Out<Handle>, flags: number): number;
   cuStreamDestroy(stream: Handle): number;
   cuStreamSynchronize(stream: Handle): number;
@@ -153,6 +155,7 @@ function declare(lib: LibraryHandle, path: string): CudaApi {
     cuFuncGetAttribute: f('cuFuncGetAttribute', 'int', [out('int'), 'int', fn]),
     cuLaunchKernel: f('cuLaunchKernel', 'int',
       [fn, 'uint', 'uint', 'uint', 'uint', 'uint', 'uint', 'uint', stream, 'void **', 'void **']),
+    cuLaunchKernelEx: optional(lib, 'cuLaunchKernelEx', 'int', ['void *', fn, 'void **', 'void **']),
     cuStreamCreate: f('cuStreamCreate', 'int', [out(stream), 'uint']),
     cuStreamDestroy: f(['cuStreamDestroy_v2', 'cuStreamDestroy'], 'int', [stream]),
     cuStreamSynchronize: f('cuStreamSynchronize', 'int', [stream]),
@@ -171,6 +174,40 @@ function declare(lib: LibraryHandle, path: string): CudaApi {
     cuGetErrorString: f('cuGetErrorString', 'int', ['int', out('const char *')]),
   };
   return api as unknown as CudaApi;
+}
+
+function optional(lib: LibraryHandle, name: string, result: string, args: unknown[]): unknown {
+  try {
+    return funcAny(lib, [name], result, args);
+  } catch {
+    return undefined;
+  }
+}
+
+export const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+/** sizeof(CUlaunchAttribute): id (4) + pad (4) + a 64-byte value union. */
+const LAUNCH_ATTRIBUTE_BYTES = 72;
+let pdlAttribute: { ptr: unknown; address: bigint } | undefined;
+
+/**
+ * A CUlaunchConfig (cuda.h: 7 uints, CUstream at 32, attrs at 40, numAttrs at 48; 56 bytes) whose
+ * one attribute allows programmatic dependent launch: the kernel may start before its predecessor
+ * in the stream finishes and must itself wait (griddepcontrol.wait) before reading its outputs.
+ */
+export function pdlLaunchConfig(grid: [number, number, number], block: [number, number, number], smem: number, stream: Handle): Buffer {
+  if (!pdlAttribute) {
+    const ptr = koffi.alloc('uint8', LAUNCH_ATTRIBUTE_BYTES);
+    for (let o = 0; o < LAUNCH_ATTRIBUTE_BYTES; o += 4) koffi.encode(ptr, o, 'int', 0);
+    koffi.encode(ptr, 0, 'int', CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+    koffi.encode(ptr, 8, 'int', 1);  // value.programmaticStreamSerializationAllowed
+    pdlAttribute = { ptr, address: koffi.address(ptr) };
+  }
+  const b = Buffer.alloc(56);
+  [...grid, ...block, smem].forEach((v, i) => b.writeUInt32LE(v, 4 * i));
+  b.writeBigUInt64LE(stream === null ? 0n : koffi.address(stream), 32);
+  b.writeBigUInt64LE(pdlAttribute.address, 40);
+  b.writeUInt32LE(1, 48);
+  return b;
 }
 
 /** The CUDA error name and description for a CUresult, e.g. "CUDA_ERROR_OUT_OF_MEMORY (out of memory)". */

@@ -69,6 +69,22 @@ DEVI void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
 DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 #endif
 
+// ---- programmatic dependent launch (sm_90+; no-ops elsewhere and when launched normally) --------
+// pdl_wait: wait until the preceding kernel in the stream has completed and its memory is visible
+// (call it before the first read of anything a predecessor wrote). pdl_trigger: let the next
+// kernel launch now (its blocks run up to their own pdl_wait), so its launch and prologue overlap
+// this kernel's tail.
+DEVI void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+DEVI void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 // ---- fp32 arithmetic and conversions with explicit rounding -------------------------------------
 DEVI float fmul_rn(float a, float b) {
   float d;

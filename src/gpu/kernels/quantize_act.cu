@@ -83,6 +83,8 @@ DEVI u32 block_max(u32 m) {
 
 extern "C" __global__ void __launch_bounds__(256)
     quantize_act_per_token(const u16* __restrict__ X, signed char* __restrict__ Q, float* __restrict__ sx, int M, int K) {
+  pdl_wait();
+  pdl_trigger();
   const int row = blockIdx.x;
   if (row >= M) return;
   const U4* xr = (const U4*)(X + (u64)row * K);

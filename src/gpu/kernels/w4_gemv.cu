@@ -17,6 +17,8 @@
 // end of each group the int32 partial sums are folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)).
 // The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
 // warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
+// Programmatic dependent launch (sm_90): the weights of the first round are loaded before
+// pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
 // GV_MINB, GV_UNROLL_1 + GV_UNROLL_2.
 
@@ -107,6 +109,8 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
   for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
     U4 w[GV_UNROLL][2];
     u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
+    // weights first: they do not depend on the preceding kernel, so under programmatic dependent
+    // launch the first round streams while that kernel finishes
 #pragma unroll
     for (int u = 0; u < GV_UNROLL; ++u) {
       const int kt = kt0 + u * GV_WARPS;
@@ -114,6 +118,13 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
         const U4* wp = wrow + (u64)kt * rows * 32;
         w[u][0] = ldg_stream16(wp);
         w[u][1] = ldg_stream16(wp + 32);
+      }
+    }
+    if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
+#pragma unroll
+    for (int u = 0; u < GV_UNROLL; ++u) {
+      const int kt = kt0 + u * GV_WARPS;
+      if (kt < KT) {
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -178,6 +189,8 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
   }
 
+  pdl_wait();     // (warps past the last k-tile) sx and residual come from preceding kernels too
+  pdl_trigger();  // the next kernel may launch while this one reduces and writes
   // the 8 warps' sums, added in warp order
   __shared__ Acc red[GV_WARPS][NT * 4][32];
 #pragma unroll

@@ -1,0 +1,106 @@
+// A projection on the GPU and how it runs: FP16 through cuBLASLt (fp16 in/out, fp32 accumulate,
+// residual as its C operand), the LM head through cuBLASLt with fp32 logits, W4A16 / W4A8-FS / IS /
+// PC through our W4 GEMM kernels (planner + launcher of src/gpu/kernels/w4-gemm-*.ts, residual fused
+// in their epilogue). Plans are made per row count M on first use and kept, so a captured decode
+// graph replays exactly the kernels its warm-up ran.
+import { fail } from '../../core/errors.ts';
+import { CublasLtGemm, WORKSPACE_BYTES } from '../../gpu/gemm-baselines.ts';
+import { W4GemmLaunch } from '../../gpu/kernels/w4-gemm-launch.ts';
+import type { W4GemmKind } from '../../gpu/kernels/w4-gemm-plan.ts';
+import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
+import type { LinearHandle } from '../../model/forward.ts';
+import type { Ptr } from './kernels.ts';
+
+/** How a linear's weights are stored and run. */
+export type LinearKind = 'fp16' | W4GemmKind;
+
+/** What a linear's input must be: fp16 rows, or int8 rows with per-row fp32 scales. */
+export type InputFormat = 'f16' | 'q8';
+
+/** Which projection of a layer (picks the engine's output buffer); 'w4' until placed. */
+export type LinearRole = 'qkv' | 'o' | 'gateUp' | 'down' | 'head' | 'w4';
+
+export interface DeviceLinear extends LinearHandle {
+  readonly kind: LinearKind;
+  readonly role: LinearRole;
+  /** fp16 [N, K] (row-major, HF layout) or the repacked int4 of src/gpu/repack.ts. */
+  readonly weight: DeviceBuffer;
+  /** W4 only: group size (K for PC) and the kernel-layout scales of the W4 GEMM ABI. */
+  readonly group?: number;
+  readonly gscales?: DeviceBuffer;
+  readonly chan?: DeviceBuffer;
+}
+
+export function inputFormat(l: DeviceLinear): InputFormat {
+  return l.kind === 'is' || l.kind === 'fs' || l.kind === 'pc' ? 'q8' : 'f16';
+}
+
+/** Device bytes of a linear's weights and scales. */
+export function linearBytes(l: DeviceLinear): number {
+  return l.weight.bytes + (l.gscales?.bytes ?? 0) + (l.chan?.bytes ?? 0);
+}
+
+export function freeLinear(l: DeviceLinear): void {
+  l.weight.free();
+  l.gscales?.free();
+  l.chan?.free();
+}
+
+/** The GEMM plans of one engine: cuBLASLt descriptors and W4 launches, cached by (linear, M). */
+export class GemmRunner {
+  private readonly workspace: DeviceBuffer;
+  private readonly cublas = new Map<string, CublasLtGemm>();
+  private readonly w4 = new Map<DeviceLinear, Map<number, W4GemmLaunch>>();
+
+  constructor(private readonly gpu: Gpu) {
+    this.workspace = gpu.alloc(WORKSPACE_BYTES);
+  }
+
+  private cublasFor(kind: 'fp16' | 'fp16f32', M: number, N: number, K: number): CublasLtGemm {
+    const key = `${kind}:${M}:${N}:${K}`;
+    let g = this.cublas.get(key);
+    if (!g) this.cublas.set(key, (g = new CublasLtGemm(this.gpu, kind, M, N, K, { workspace: this.workspace })));
+    return g;
+  }
+
+  private w4For(l: DeviceLinear, M: number): W4GemmLaunch {
+    let byM = this.w4.get(l);
+    if (!byM) this.w4.set(l, (byM = new Map()));
+    let g = byM.get(M);
+    if (!g) byM.set(M, (g = new W4GemmLaunch(this.gpu, l.kind as W4GemmKind, l.group!, M, l.outFeatures, l.inFeatures)));
+    return g;
+  }
+
+  /**
+   * out[M, N] = x·Wᵀ (+ residual; may be `out` itself). x: fp16 [M, K] for fp16/w4a16, int8 [M, K]
+   * with scales sx [M] for W4A8. `f32Out` (fp16 linears only): fp32 output (logits).
+   */
+  run(l: DeviceLinear, M: number, x: { f16: Ptr } | { q: Ptr; sx: Ptr }, out: Ptr, s: Stream,
+    opts: { residual?: Ptr; f32Out?: boolean; pdl?: boolean } = {}): void {
+    if (l.kind === 'fp16') {
+      if (!('f16' in x)) fail('linear', 'an FP16 linear takes fp16 activations');
+      if (opts.f32Out && opts.residual) fail('linear', 'fp32 output takes no residual');
+      this.cublasFor(opts.f32Out ? 'fp16f32' : 'fp16', M, l.outFeatures, l.inFeatures).run(x.f16, l.weight, out, s, opts.residual);
+      return;
+    }
+    if (opts.f32Out) fail('linear', 'W4 linears write fp16');
+    const g = this.w4For(l, M);
+    const a = 'f16' in x ? x.f16 : x.q;
+    if ((l.kind === 'w4a16') !== ('f16' in x)) fail('linear', `a ${l.kind} linear got the wrong activation format`);
+    g.launch({ a, sx: 'sx' in x ? x.sx : undefined, wp: l.weight, gscales: l.gscales, chan: l.chan, residual: opts.residual, out }, s, opts.pdl);
+  }
+
+  /** Forget the plans of linears that are gone (their launches own split-K workspaces). */
+  forget(l: DeviceLinear): void {
+    for (const g of this.w4.get(l)?.values() ?? []) g.destroy();
+    this.w4.delete(l);
+  }
+
+  destroy(): void {
+    for (const g of this.cublas.values()) g.destroy();
+    for (const byM of this.w4.values()) for (const g of byM.values()) g.destroy();
+    this.cublas.clear();
+    this.w4.clear();
+    this.workspace.free();
+  }
+}

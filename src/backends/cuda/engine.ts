@@ -1,0 +1,388 @@
+// The CUDA engine: a DeviceModel, its KV cache, the activation workspaces and the step metadata
+// in device memory, and the CUDA backend's StepOps (src/model/forward.ts) that issue every kernel
+// of a step on the engine's one stream. Prefill runs steps eagerly (any mix of sequences and
+// lengths, chunked to the workspace); decode is one CUDA graph per batch size, captured once and
+// replayed: positions, lengths and sampled ids stay in device buffers updated in place by the
+// graph itself (sample.cu's advance_step), so only token ids ever cross to the host.
+import { fail } from '../../core/errors.ts';
+import type { DeviceBuffer, Gpu, Graph, Stream } from '../../gpu/runtime.ts';
+import { forwardStep, type ModelHandles, type StepOps } from '../../model/forward.ts';
+import { ropeTables } from '../../model/rope.ts';
+import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
+import type { DeviceModel } from './device-model.ts';
+import { ATTN_KEYS_PER_TILE, EngineKernels, type Ptr } from './kernels.ts';
+import { KvCache } from './kv-cache.ts';
+
+/** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
+export type Act = { f16: bigint } | { q: bigint; sx: bigint };
+
+export interface Sampling {
+  /** 0: greedy */
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+export const GREEDY: Sampling = { temperature: 0, topP: 1, seed: 0 };
+
+export interface EngineOptions {
+  /** Sequence slots of the KV cache (the largest decode batch). */
+  maxBatch: number;
+  /** Positions per slot. */
+  maxSeq: number;
+  /** Tokens per forward step (prefill chunks; default max(maxBatch, 2048)). */
+  maxRows?: number;
+  /** Keep logits of every row (perplexity), not only each sequence's last: logits sized maxRows × vocab. */
+  allLogits?: boolean;
+}
+
+/** One sequence's part of a step: `tokens` at positions pos .. in cache slot `slot`. */
+export interface SeqChunk {
+  slot: number;
+  pos: number;
+  tokens: readonly number[];
+}
+
+/** Most KV splits a decode step uses (attention.cu's split-KV). */
+const MAX_SPLITS = 32;
+
+interface StepShape {
+  rows: number;
+  seqs: number;
+  /** Largest T·rep of a (sequence, KV head): attention's grid. */
+  maxRowsPerSeq: number;
+  logitRows: number;
+  /** Gather each sequence's last row for the logits (else every row). */
+  gather: boolean;
+  splits: number;
+  ids: bigint;
+  /** Op categories whose kernels are not launched (timelines time the step without them). */
+  skip?: ReadonlySet<StepOpName>;
+}
+
+/** The kinds of launches a step makes (what a timeline reports). */
+export const STEP_OPS = ['embed', 'rmsnorm', 'gemm qkv', 'rope + kv', 'attention', 'gemm o', 'gemm gateUp', 'swiglu', 'gemm down',
+  'lm head', 'sample'] as const;
+export type StepOpName = (typeof STEP_OPS)[number];
+
+export class CudaEngine {
+  readonly kernels: EngineKernels;
+  readonly stream: Stream;
+  readonly cache: KvCache;
+  readonly gemm: GemmRunner;
+  readonly maxRows: number;
+  readonly maxLogitRows: number;
+  readonly handles: ModelHandles<DeviceLinear, DeviceBuffer>;
+  private readonly bufs: DeviceBuffer[] = [];
+  // activations
+  readonly x: DeviceBuffer; readonly hf: DeviceBuffer; readonly hq: DeviceBuffer; readonly sx: DeviceBuffer;
+  readonly qkv: DeviceBuffer; readonly att: DeviceBuffer; readonly att32: DeviceBuffer; readonly gu: DeviceBuffer;
+  readonly normed: DeviceBuffer; readonly logits: DeviceBuffer;
+  readonly wsO: DeviceBuffer; readonly wsMl: DeviceBuffer;
+  // step metadata and decode state
+  readonly seqStart: DeviceBuffer; readonly seqLen: DeviceBuffer; readonly seqPos0: DeviceBuffer; readonly seqSlot: DeviceBuffer;
+  readonly rowSeq: DeviceBuffer; readonly ids: DeviceBuffer; readonly gather: DeviceBuffer;
+  readonly decodeIds: DeviceBuffer; readonly history: DeviceBuffer; readonly step: DeviceBuffer;
+  readonly cos: DeviceBuffer; readonly sin: DeviceBuffer;
+  private readonly graphs = new Map<string, Graph>();
+  /** Programmatic dependent launch in decode steps (sm_90+; INTSCALE_PDL=0 turns it off). */
+  readonly pdl: boolean;
+
+  constructor(readonly gpu: Gpu, readonly model: DeviceModel, readonly opts: EngineOptions, kernels?: EngineKernels) {
+    const c = model.config;
+    this.kernels = kernels ?? new EngineKernels(gpu);
+    this.pdl = gpu.cc[0] >= 9 && process.env['INTSCALE_PDL'] !== '0';
+    this.stream = gpu.stream();
+    this.maxRows = opts.maxRows ?? Math.max(opts.maxBatch, 2048);
+    if (this.maxRows < opts.maxBatch) fail('engine', `maxRows ${this.maxRows} < maxBatch ${opts.maxBatch}`);
+    this.maxLogitRows = opts.allLogits ? this.maxRows : opts.maxBatch;
+    this.cache = new KvCache(gpu, c, opts.maxBatch, opts.maxSeq);
+    this.gemm = new GemmRunner(gpu);
+    try {
+      const R = this.maxRows, qDim = c.nHeads * c.headDim, qkvDim = (c.nHeads + 2 * c.nKvHeads) * c.headDim, H = c.hiddenDim;
+      const a = (bytes: number) => { const b = gpu.alloc(Math.max(16, bytes)); this.bufs.push(b); return b; };
+      this.x = a(R * c.dim * 2);
+      this.hf = a(R * Math.max(c.dim, H) * 2);
+      this.hq = a(R * Math.max(c.dim, H, qDim));
+      this.sx = a(R * 4);
+      this.qkv = a(R * qkvDim * 2);
+      this.att = a(R * qDim * 2);
+      this.att32 = a(inputFormat(model.layers[0]!.o) === 'q8' ? R * qDim * 4 : 16);
+      this.gu = a(R * 2 * H * 2);
+      this.normed = a(this.maxLogitRows * c.dim * 2);
+      this.logits = a(this.maxLogitRows * c.vocabSize * 4);
+      let wsRows = 1;
+      for (let B = 1; B <= opts.maxBatch; B++) wsRows = Math.max(wsRows, B * c.nHeads * this.decodeSplits(B));
+      this.wsO = a(wsRows * c.headDim * 4);
+      this.wsMl = a(wsRows * 2 * 4);
+      const S = Math.max(opts.maxBatch, R);
+      this.seqStart = a(S * 4); this.seqLen = a(S * 4); this.seqPos0 = a(S * 4); this.seqSlot = a(S * 4);
+      this.rowSeq = a(R * 4); this.ids = a(R * 4); this.gather = a(S * 4);
+      this.decodeIds = a(opts.maxBatch * 4);
+      this.history = a((opts.maxSeq + 1) * opts.maxBatch * 4);
+      this.step = a(4);
+      const rope = ropeTables(c.rope, c.headDim, opts.maxSeq);
+      this.cos = a(rope.cos.byteLength); gpu.copyToDevice(this.cos, rope.cos);
+      this.sin = a(rope.sin.byteLength); gpu.copyToDevice(this.sin, rope.sin);
+    } catch (e) {
+      this.destroy();
+      throw e;
+    }
+    this.handles = {
+      layers: model.layers.map((l) => ({ attnNorm: l.attnNorm, qkv: l.qkv, o: l.o, ffnNorm: l.ffnNorm, ffn: { kind: 'swiglu' as const, gateUp: l.gateUp, down: l.down } })),
+      finalNorm: model.finalNorm,
+      head: model.head,
+    };
+  }
+
+  /** KV splits of a decode step at batch B: enough blocks for ~4 per SM, at most one per 64-key tile. */
+  decodeSplits(B: number): number {
+    const c = this.model.config;
+    const want = Math.ceil((4 * this.gpu.smCount) / (B * c.nKvHeads));
+    return Math.max(1, Math.min(MAX_SPLITS, want, Math.ceil(this.opts.maxSeq / ATTN_KEYS_PER_TILE)));
+  }
+
+  private upload(buf: DeviceBuffer, values: number[]): void {
+    this.gpu.copyToDevice(buf, Int32Array.from(values));
+  }
+
+  // ---- eager steps (prefill, scoring) --------------------------------------------------------
+
+  /** Run one step over `chunks` (their total tokens ≤ maxRows; slots distinct). Logits stay on the device. */
+  runStep(chunks: readonly SeqChunk[], o: { allLogits?: boolean } = {}): number {
+    const c = this.model.config, n = chunks.length;
+    if (n === 0) fail('engine', 'empty step');
+    const starts: number[] = [], rowSeq: number[] = [], ids: number[] = [], last: number[] = [];
+    let rows = 0, maxT = 0;
+    chunks.forEach((ch, i) => {
+      const T = ch.tokens.length;
+      if (T === 0) fail('engine', `sequence ${i} has no tokens`);
+      if (ch.slot < 0 || ch.slot >= this.cache.slots) fail('engine', `slot ${ch.slot} outside 0..${this.cache.slots - 1}`);
+      if (ch.pos + T > this.cache.maxSeq) fail('engine', `sequence of ${ch.pos + T} positions exceeds --max-seq ${this.cache.maxSeq}`);
+      for (const id of ch.tokens) if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('forward', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
+      starts.push(rows);
+      for (let t = 0; t < T; t++) rowSeq.push(i);
+      ids.push(...ch.tokens);
+      rows += T;
+      last.push(rows - 1);
+      maxT = Math.max(maxT, T);
+    });
+    if (new Set(chunks.map((ch) => ch.slot)).size !== n) fail('engine', 'a slot appears twice in one step');
+    if (rows > this.maxRows) fail('engine', `${rows} tokens exceed the step size of ${this.maxRows}`);
+    const all = o.allLogits ?? false;
+    if (all && rows > this.maxLogitRows) fail('engine', `logits of ${rows} rows exceed the ${this.maxLogitRows} kept (allLogits)`);
+    if (!all && n > this.maxLogitRows) fail('engine', `${n} sequences exceed --max-batch ${this.maxLogitRows}`);
+    this.upload(this.seqStart, starts);
+    this.upload(this.seqLen, chunks.map((ch) => ch.tokens.length));
+    this.upload(this.seqPos0, chunks.map((ch) => ch.pos));
+    this.upload(this.seqSlot, chunks.map((ch) => ch.slot));
+    this.upload(this.rowSeq, rowSeq);
+    this.upload(this.ids, ids);
+    if (!all) this.upload(this.gather, last);
+    const rep = c.nHeads / c.nKvHeads;
+    this.forward({ rows, seqs: n, maxRowsPerSeq: maxT * rep, logitRows: all ? rows : n, gather: !all, splits: 1, ids: this.ids.ptr });
+    return all ? rows : n;
+  }
+
+  /** The step's logits, rows × vocab fp32 (synchronous). */
+  readLogits(rows: number): Float32Array {
+    this.stream.sync();
+    return this.gpu.download(this.logits, new Float32Array(rows * this.model.config.vocabSize));
+  }
+
+  /** Sample one id per logit row of the last step (on the GPU) and return them. */
+  sampleRows(rows: number, sampling: Sampling, stepIndex = 0): number[] {
+    this.upload(this.step, [stepIndex]);
+    this.kernels.sample(this.logits, rows, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
+    this.stream.sync();
+    return Array.from(this.gpu.download(this.decodeIds, new Int32Array(rows)));
+  }
+
+  private forward(st: StepShape): void {
+    forwardStep(new CudaStepOps(this, st), this.handles);
+  }
+
+  // ---- decode ----------------------------------------------------------------------------------
+
+  /**
+   * Make slots 0..B-1 the decode batch: next input ids and positions (each sequence's length so far);
+   * the device step counter starts at `step` (history row of the first decoded token).
+   */
+  beginDecode(nextIds: readonly number[], positions: readonly number[], step = 1): void {
+    const B = nextIds.length;
+    if (B < 1 || B > this.cache.slots) fail('engine', `decode batch ${B} outside 1..${this.cache.slots}`);
+    const seq = Array.from({ length: B }, (_, b) => b);
+    this.upload(this.seqStart, seq);
+    this.upload(this.seqLen, seq.map(() => 1));
+    this.upload(this.seqSlot, seq);
+    this.upload(this.rowSeq, seq);
+    this.upload(this.gather, seq);
+    this.upload(this.seqPos0, [...positions]);
+    this.upload(this.decodeIds, [...nextIds]);
+    this.upload(this.step, [step]);
+  }
+
+  /** The launches of one decode step of batch B (eager, or recorded under capture), less `skip`'s ops (timelines). */
+  decodeLaunches(B: number, sampling: Sampling, skip?: ReadonlySet<StepOpName>): void {
+    const rep = this.model.config.nHeads / this.model.config.nKvHeads;
+    // consecutive kernels overlap launch and prologue with their predecessor's tail (sm_90)
+    this.kernels.pdl = this.pdl;
+    try {
+      this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr, skip });
+      if (skip?.has('sample')) return;
+      this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
+      this.kernels.advance(this.seqPos0, this.step, B, this.stream);
+    } finally {
+      this.kernels.pdl = false;
+    }
+  }
+
+  /**
+   * Queue `steps` decode steps of batch B (after beginDecode): replays of the step's CUDA graph
+   * (captured on first use), or plain launches with graph = false. Returns at once; readHistory waits.
+   */
+  decode(B: number, steps: number, sampling: Sampling = GREEDY, graph = true): void {
+    if (!graph) {
+      for (let i = 0; i < steps; i++) this.decodeLaunches(B, sampling);
+      return;
+    }
+    const g = this.decodeGraph(B, sampling);
+    for (let i = 0; i < steps; i++) g.launch(this.stream);
+  }
+
+  /** The decode graph of batch B (captured once, after an eager warm-up step that makes every plan). */
+  decodeGraph(B: number, sampling: Sampling): Graph {
+    const key = `${B}:${sampling.temperature}:${sampling.topP}:${sampling.seed}`;
+    let g = this.graphs.get(key);
+    if (!g) {
+      this.prepareDecode(B);
+      g = this.gpu.capture(this.stream, () => this.decodeLaunches(B, sampling));
+      this.graphs.set(key, g);
+    }
+    return g;
+  }
+
+  /** The on-device decode state of batch B (positions, next ids, step counter). */
+  saveDecodeState(B: number): { pos: Int32Array; ids: Int32Array; step: Int32Array } {
+    this.stream.sync();
+    return {
+      pos: this.gpu.download(this.seqPos0, new Int32Array(B)),
+      ids: this.gpu.download(this.decodeIds, new Int32Array(B)),
+      step: this.gpu.download(this.step, new Int32Array(1)),
+    };
+  }
+
+  restoreDecodeState(s: { pos: Int32Array; ids: Int32Array; step: Int32Array }): void {
+    this.stream.sync();
+    this.gpu.copyToDevice(this.seqPos0, s.pos);
+    this.gpu.copyToDevice(this.decodeIds, s.ids);
+    this.gpu.copyToDevice(this.step, s.step);
+  }
+
+  /** Make every plan and module the decode step of batch B needs, without changing the state. */
+  prepareDecode(B: number): void {
+    // GEMM plans per M are made on first run(); run one eager step and put the state back (slots
+    // keep their contents: the step writes K/V at the current positions, which the real step overwrites).
+    const saved = this.saveDecodeState(B);
+    this.decodeLaunches(B, GREEDY);
+    this.restoreDecodeState(saved);
+  }
+
+  /** Token ids of decode history rows [from, to) for batch B (synchronous). */
+  readHistory(B: number, from: number, to: number): Int32Array[] {
+    this.stream.sync();
+    const all = this.gpu.download(this.history, new Int32Array(to * B));
+    return Array.from({ length: to - from }, (_, i) => all.subarray((from + i) * B, (from + i + 1) * B));
+  }
+
+  destroy(): void {
+    for (const g of this.graphs.values()) g.destroy();
+    this.graphs.clear();
+    this.gemm?.destroy();
+    this.cache?.free();
+    for (const b of this.bufs) if (!b.freed) b.free();
+  }
+}
+
+/** The CUDA backend's ops for one step: every op one or two kernel launches on the engine's stream. */
+class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
+  constructor(private readonly e: CudaEngine, private readonly st: StepShape) {}
+
+  private get s(): Stream { return this.e.stream; }
+  /** Whether op `name`'s kernels run in this step (all do, except in a timeline's variants). */
+  private runs(name: StepOpName): boolean { return !this.st.skip?.has(name); }
+
+  /** x in the format linear `w` consumes (fp16 → int8 + scales through quantize_act). */
+  private asInput(x: Act, w: DeviceLinear): Act {
+    if (inputFormat(w) === 'f16') {
+      if (!('f16' in x)) fail('engine', 'an fp16 linear got int8 activations');
+      return x;
+    }
+    if ('q' in x) return x;
+    this.e.kernels.quantizeAct(x.f16, this.e.hq, this.e.sx, this.st.rows, w.inFeatures, this.s);
+    return { q: this.e.hq.ptr, sx: this.e.sx.ptr };
+  }
+
+  embed(): Act {
+    const c = this.e.model.config;
+    if (this.runs('embed')) this.e.kernels.embed(this.e.model.embed, this.st.ids, this.e.x, this.st.rows, c.vocabSize, c.dim, this.s);
+    return { f16: this.e.x.ptr };
+  }
+
+  rmsnorm(x: Act, weight: DeviceBuffer, consumer: DeviceLinear): Act {
+    if (!('f16' in x)) fail('engine', 'rmsnorm of int8 activations');
+    const c = this.e.model.config, q8 = inputFormat(consumer) === 'q8';
+    if (this.runs('rmsnorm')) this.e.kernels.rmsnorm(x.f16, weight, this.st.rows, c.dim, c.normEps, q8 ? { q: this.e.hq, sx: this.e.sx } : { f16: this.e.hf }, undefined, this.s);
+    return q8 ? { q: this.e.hq.ptr, sx: this.e.sx.ptr } : { f16: this.e.hf.ptr };
+  }
+
+  private outFor(w: DeviceLinear): DeviceBuffer {
+    if (w.role === 'qkv') return this.e.qkv;
+    if (w.role === 'gateUp') return this.e.gu;
+    return fail('engine', `no output buffer for a ${w.role} linear`);
+  }
+
+  linear(x: Act, w: DeviceLinear): Act {
+    const out = this.outFor(w);
+    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), out, this.s, { pdl: this.e.kernels.pdl });
+    return { f16: out.ptr };
+  }
+
+  linearAdd(x: Act, w: DeviceLinear, residual: Act): void {
+    if (!('f16' in residual)) fail('engine', 'the residual stream is fp16');
+    if (this.runs(`gemm ${w.role}` as StepOpName)) this.e.gemm.run(w, this.st.rows, this.asInput(x, w), residual.f16, this.s, { residual: residual.f16, pdl: this.e.kernels.pdl });
+  }
+
+  attention(qkv: Act, layer: number, consumer: DeviceLinear): Act {
+    if (!('f16' in qkv)) fail('engine', 'attention of int8 activations');
+    const e = this.e, c = e.model.config, st = this.st;
+    const common = { seqStart: e.seqStart, seqPos0: e.seqPos0, seqSlot: e.seqSlot, kcache: e.cache.k[layer]!, vcache: e.cache.v[layer]!,
+      nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
+    if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
+      rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
+    // a W4A8 o projection gets attention's output in fp32, quantized like the CPU engine's
+    const f32 = inputFormat(consumer) === 'q8';
+    if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
+      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits,
+      ...(f32 ? { out32: e.att32 } : {}) }, this.s);
+    if (!f32) return { f16: e.att.ptr };
+    if (this.runs('attention')) e.kernels.quantizeF32(e.att32, e.hq, e.sx, st.rows, c.nHeads * c.headDim, this.s);
+    return { q: e.hq.ptr, sx: e.sx.ptr };
+  }
+
+  swiglu(gateUp: Act, consumer: DeviceLinear): Act {
+    if (!('f16' in gateUp)) fail('engine', 'swiglu of int8 activations');
+    const q8 = inputFormat(consumer) === 'q8';
+    if (this.runs('swiglu')) this.e.kernels.swiglu(gateUp.f16, this.st.rows, this.e.model.config.hiddenDim, q8 ? { q: this.e.hq, sx: this.e.sx } : { f16: this.e.hf }, this.s);
+    return q8 ? { q: this.e.hq.ptr, sx: this.e.sx.ptr } : { f16: this.e.hf.ptr };
+  }
+
+  logits(x: Act, finalNorm: DeviceBuffer, head: DeviceLinear): void {
+    if (!('f16' in x)) fail('engine', 'logits of int8 activations');
+    const e = this.e, c = e.model.config, R = this.st.logitRows;
+    if (!this.runs('lm head')) return;
+    e.kernels.rmsnorm(x.f16, finalNorm, R, c.dim, c.normEps, { f16: e.normed }, this.st.gather ? e.gather : undefined, this.s);
+    e.gemm.run(head, R, { f16: e.normed.ptr }, e.logits, this.s, { f32Out: true });
+  }
+}
+
+export type { Ptr };

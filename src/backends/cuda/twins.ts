@@ -1,0 +1,114 @@
+// CPU twins of the engine kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,sample}.cu): the
+// same function on the same fp16 inputs, computed in float64, for the GPU tests to compare with a
+// stated tolerance. (Kernels that must be bit-exact are checked against the CPU spec itself:
+// quant/act-quant, quant/rtn, quant/integer-scale, gpu/repack.)
+import { f16ToF32, f32ToF16 } from '../../core/dtype.ts';
+
+/** fp16 bits → numbers. */
+export const halves = (bits: Uint16Array): Float64Array => Float64Array.from(bits, f16ToF32);
+
+/** RMSNorm of fp16 rows, as fp32: w · x / sqrt(mean(x²) + eps) (what the int8 variant quantizes). */
+export function rmsnormF32Twin(x: Uint16Array, w: Uint16Array, rows: number, dim: number, eps: number): Float32Array {
+  const out = new Float32Array(rows * dim), xv = halves(x), wv = halves(w);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += xv[r * dim + i]! ** 2;
+    const inv = 1 / Math.sqrt(ss / dim + eps);
+    for (let i = 0; i < dim; i++) out[r * dim + i] = wv[i]! * xv[r * dim + i]! * inv;
+  }
+  return out;
+}
+
+/** RMSNorm of fp16 rows: fp16(w · x / sqrt(mean(x²) + eps)). */
+export function rmsnormTwin(x: Uint16Array, w: Uint16Array, rows: number, dim: number, eps: number): Uint16Array {
+  return Uint16Array.from(rmsnormF32Twin(x, w, rows, dim, eps), f32ToF16);
+}
+
+/** SwiGLU of fused [gate | up] fp16 rows, as fp32: silu(g) · u. */
+export function swigluF32Twin(gu: Uint16Array, rows: number, hidden: number): Float32Array {
+  const out = new Float32Array(rows * hidden), v = halves(gu);
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < hidden; i++) {
+      const g = v[r * 2 * hidden + i]!, u = v[r * 2 * hidden + hidden + i]!;
+      out[r * hidden + i] = (g / (1 + Math.exp(-g))) * u;
+    }
+  return out;
+}
+
+/** SwiGLU of fused [gate | up] fp16 rows: fp16(silu(g) · u). */
+export function swigluTwin(gu: Uint16Array, rows: number, hidden: number): Uint16Array {
+  return Uint16Array.from(swigluF32Twin(gu, rows, hidden), f32ToF16);
+}
+
+/** RoPE of one head vector (fp16 values) at table row `pos` ('half': pairs (i, i+hd/2); else (2i, 2i+1)). */
+export function ropeTwin(head: Float64Array, cos: Float32Array, sin: Float32Array, pos: number, layout: 'half' | 'interleaved'): Uint16Array {
+  const hd = head.length, half = hd / 2, out = new Uint16Array(hd);
+  for (let i = 0; i < half; i++) {
+    const a = layout === 'half' ? i : 2 * i, b = layout === 'half' ? i + half : 2 * i + 1;
+    const c = cos[pos * half + i]!, s = sin[pos * half + i]!;
+    out[a] = f32ToF16(head[a]! * c - head[b]! * s);
+    out[b] = f32ToF16(head[b]! * c + head[a]! * s);
+  }
+  return out;
+}
+
+/**
+ * Causal attention of one query row (fp16 values, length hd) at position p over keys/values
+ * [0, p] (and > p − window when window > 0) given as fp16 rows: float64 softmax(q·k/√hd)·V.
+ */
+export function attentionTwin(q: Float64Array, keys: (k: number) => Float64Array, values: (k: number) => Float64Array, p: number, window = 0): Float64Array {
+  const hd = q.length, lo = window > 0 ? Math.max(0, p - window + 1) : 0;
+  const scores: number[] = [];
+  for (let k = lo; k <= p; k++) {
+    const kv = keys(k);
+    let dot = 0;
+    for (let d = 0; d < hd; d++) dot += q[d]! * kv[d]!;
+    scores.push(dot / Math.sqrt(hd));
+  }
+  const m = Math.max(...scores);
+  const e = scores.map((s) => Math.exp(s - m)), z = e.reduce((a, b) => a + b, 0);
+  const out = new Float64Array(hd);
+  e.forEach((w, j) => { const v = values(lo + j); for (let d = 0; d < hd; d++) out[d]! += (w / z) * v[d]!; });
+  return out;
+}
+
+/** sample.cu's uniform(seed, b, step) (splitmix64, 24 bits). */
+export function uniformTwin(seed: bigint, b: number, step: number): number {
+  const mask = (1n << 64n) - 1n;
+  const mix = (x: bigint) => {
+    x = (x + 0x9E3779B97F4A7C15n) & mask;
+    x = ((x ^ (x >> 30n)) * 0xBF58476D1CE4E5B9n) & mask;
+    x = ((x ^ (x >> 27n)) * 0x94D049BB133111EBn) & mask;
+    return x ^ (x >> 31n);
+  };
+  const h = mix(seed ^ mix((BigInt(b >>> 0) << 32n) | BigInt(step >>> 0)));
+  return Number(h >> 40n) / 16777216;
+}
+
+/**
+ * sample.cu's top-p rule in float64: the nucleus {l ≥ τ} with the largest τ (bisection over
+ * [max − 30T, max]) holding ≥ topP of the mass; the first index in index order whose running
+ * nucleus mass exceeds u·(nucleus mass).
+ */
+export function sampleTopPTwin(logits: Float32Array, temperature: number, topP: number, u: number): number {
+  let mx = -Infinity, mi = 0;
+  logits.forEach((l, i) => { if (l > mx) { mx = l; mi = i; } });
+  const e = (l: number) => Math.exp((l - mx) / temperature);
+  const mass = (x: number) => { let s = 0; for (const l of logits) if (l >= x) s += e(l); return s; };
+  const total = mass(-Infinity);
+  let thr = -Infinity;
+  if (topP < 1) {
+    let lo = Math.fround(mx - 30 * temperature), hi = mx;
+    if (mass(hi) >= topP * total) lo = hi;
+    else for (let it = 0; it < 32; it++) { const mid = Math.fround(0.5 * (lo + hi)); if (mass(mid) >= topP * total) lo = mid; else hi = mid; }
+    thr = lo;
+  }
+  const S = mass(thr), target = u * S;
+  let run = 0;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i]! < thr) continue;
+    run += e(logits[i]!);
+    if (run > target) return i;
+  }
+  return mi;
+}
