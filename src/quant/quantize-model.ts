@@ -117,7 +117,9 @@ export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOpt
   const qw = calibrated ?? quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name: `${name}.weight` });
   if (qw.outFeatures !== N || qw.inFeatures !== K) fail(name, `calibrated weight is ${qw.outFeatures}x${qw.inFeatures}, expected ${N}x${K}`);
   const is = computeIntegerScales(qw, opts.amplifier, name);
-  return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, w) };
+  // AWQ / SmoothQuant quantize W·diag(s), not W: their weight MSE is against s·q, not the source
+  const folded = calibrated !== undefined && (opts.method === 'awq' || opts.smooth !== undefined);
+  return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, folded ? undefined : w) };
 }
 
 /**
