@@ -26,7 +26,7 @@ for (const register of commands) register(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (process.env['INTSCALE_DEBUG'] === '1' && !(err instanceof IntscaleError)) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  if (process.env['INTSCALE_DEBUG'] === '1') process.stderr.write(`${err instanceof IntscaleError ? err.message : (err as Error)?.stack ?? String(err)}\n`);
   process.stderr.write(`intscale: ${errorLine(err)}\n`);
   process.exit(1);
 }

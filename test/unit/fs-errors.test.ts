@@ -39,6 +39,9 @@ test('each errno code of the issue becomes one line naming the file and the prob
   // not an errno error: passes through withFsErrors; the CLI still prints one line
   assert.throws(() => withFsErrors('/x', () => { throw new TypeError('boom'); }), TypeError);
   assert.match(errorLine(new TypeError('boom\n  at somewhere')), /^internal error: boom \(please report it; INTSCALE_DEBUG=1 shows the stack\)$/);
+  // an IntscaleError carrying a tool's log (an NVRTC compile error) is still one line
+  assert.equal(errorLine(new IntscaleError('nvrtcCompileProgram(x.cu) failed: NVRTC_ERROR_COMPILATION: x.cu(3): error: bad\nx.cu(4): error: worse')),
+    'nvrtcCompileProgram(x.cu) failed: NVRTC_ERROR_COMPILATION: x.cu(3): error: bad (+1 more lines; INTSCALE_DEBUG=1 prints them)');
 });
 
 test('real file-system failures map the same way', () => {

@@ -31,47 +31,9 @@
 
 struct alignas(8) U2 { u32 x, y; };
 
-DEVI float fdiv_rn(float a, float b) {
-  float d;
-  asm("div.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI int f2i_rni(float a) {
-  int d;
-  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(d) : "f"(a));
-  return d;
-}
 DEVI u32 pack_h2(u16 lo, u16 hi) { return (u32)lo | ((u32)hi << 16); }
 DEVI u16 lo16(u32 w) { return (u16)(w & 0xFFFF); }
 DEVI u16 hi16(u32 w) { return (u16)(w >> 16); }
-
-// Block-wide reductions (NT threads); `red` holds one slot per warp. Every thread gets the result.
-template <int NT>
-DEVI float block_sum(float v, float* red) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // `red` may still be read by a previous reduction
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < NT / 32; ++i) s += red[i];  // fixed order: deterministic
-  return s;
-}
-template <int NT>
-DEVI float block_max(float m, float* red) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) red[warp] = m;
-  __syncthreads();
-  float r = 0.f;
-#pragma unroll
-  for (int i = 0; i < NT / 32; ++i) r = fmaxf(r, red[i]);
-  return r;
-}
 
 DEVI int quant1(float y, float inv) {
   const int q = f2i_rni(fmul_rn(y, inv));

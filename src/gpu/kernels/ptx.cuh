@@ -106,6 +106,16 @@ DEVI float i2f_rn(int a) {
   asm("cvt.rn.f32.s32 %0, %1;" : "=f"(d) : "r"(a));
   return d;
 }
+DEVI float fdiv_rn(float a, float b) {
+  float d;
+  asm("div.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+DEVI int f2i_rni(float a) {  // round half to even, like rint
+  int d;
+  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(d) : "f"(a));
+  return d;
+}
 DEVI u16 f2h_rn(float a) {
   u16 h;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(a));
@@ -123,6 +133,42 @@ DEVI float bits_to_float(u32 b) {
 }
 // 2^-k for k in [0, 30] (normal fp32, so multiplying by it is exact unless the result is subnormal)
 DEVI float exp2_neg(int k) { return bits_to_float((u32)(127 - k) << 23); }
+
+// ---- hashing and block reductions -------------------------------------------------------------
+DEVI u64 splitmix64(u64 x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+// Sum / max over a block of NT threads; `red` holds NT/32 floats. Every thread gets the result; the
+// warps' partials are combined in warp order (deterministic).
+template <int NT>
+DEVI float block_sum(float v, float* red) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // `red` may still be read by a previous reduction
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < NT / 32; ++i) s += red[i];
+  return s;
+}
+template <int NT>
+DEVI float block_max(float m, float* red) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  float r = red[0];
+#pragma unroll
+  for (int i = 1; i < NT / 32; ++i) r = fmaxf(r, red[i]);
+  return r;
+}
 
 // ---- int4 weights ----------------------------------------------------------------------------
 // int4 x8 (two's complement) → two int8x4 registers: `lo` from the low nibbles, `hi` from the high

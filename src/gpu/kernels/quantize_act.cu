@@ -14,16 +14,6 @@
 
 struct alignas(8) U2 { u32 x, y; };
 
-DEVI float fdiv_rn(float a, float b) {
-  float d;
-  asm("div.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI int f2i_rni(float a) {
-  int d;
-  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(d) : "f"(a));
-  return d;
-}
 DEVI u32 shfl_xor(u32 v, int m) {
   u32 r;
   asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(v), "r"(m));

@@ -21,29 +21,10 @@
 
 #define SM_THREADS 256
 
-DEVI u64 splitmix64(u64 x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 // uniform in [0, 1) with 24 random bits (exactly representable in fp32)
 DEVI float uniform01(u64 seed, int b, int step) {
   const u64 h = splitmix64(seed ^ splitmix64(((u64)(u32)b << 32) | (u32)step));
   return (float)(u32)(h >> 40) * (1.0f / 16777216.0f);
-}
-
-DEVI float block_sum(float v, float* red) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < SM_THREADS / 32; ++i) s += red[i];
-  return s;
 }
 
 // (value, index) max with ties to the lower index, over the block; every thread gets the result
@@ -111,7 +92,7 @@ extern "C" __global__ void __launch_bounds__(SM_THREADS)
       const float l = row[i];
       if (l >= x) s += expf((l - mx) * invT);
     }
-    return block_sum(s, redv);
+    return block_sum<SM_THREADS>(s, redv);
   };
   const float total = mass_above(bits_to_float(0xff800000u));
   float thr = bits_to_float(0xff800000u);

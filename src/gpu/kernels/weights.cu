@@ -25,22 +25,6 @@
 
 #include "ptx.cuh"
 
-DEVI u64 splitmix64(u64 x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-DEVI float fdiv_rn(float a, float b) {
-  float d;
-  asm("div.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
-  return d;
-}
-DEVI int f2i_rni(float a) {
-  int d;
-  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(d) : "f"(a));
-  return d;
-}
 DEVI double rint_d(double a) {
   double d;
   asm("cvt.rni.f64.f64 %0, %1;" : "=d"(d) : "d"(a));
