@@ -1,4 +1,4 @@
-// The curated public API of intscale: load models, quantize (RTN W4 + integer scales), save/load
+// The curated public API of intscale: load models, quantize (RTN / GPTQ / AWQ W4 + integer scales), save/load
 // quantized checkpoints, run the CPU reference engine, evaluate, and drive the GPU GEMMs.
 // Everything else under src/ is internal and may change.
 
@@ -15,6 +15,7 @@ export type { ModelConfig } from './model/config.ts';
 export type { QuantizationConfig } from './io/qformat.ts';
 export { writeQuantizedModel, type QuantizeOptions } from './quant/quantize-model.ts';
 export { loadQuantizedLinears } from './quant/quantized-linears.ts';
+export { writeConvertedModel, type ConvertOptions } from './quant/convert.ts';
 
 // ── quantization (CPU definitions every backend reproduces: docs/QUANT_SPEC.md) ──
 export { quantizeRtn, dequantize, type QuantizedWeight, type RtnOptions } from './quant/rtn.ts';
@@ -26,6 +27,11 @@ export { IsLinear } from './quant/linear-is.ts';
 export { FsLinear } from './quant/linear-fs.ts';
 export { PcLinear } from './quant/linear-pc.ts';
 export { W4A16Linear } from './quant/linear-w4a16.ts';
+export { sampleWindows, loadCalibration, type CalibOptions } from './quant/calib-data.ts';
+export { calibrateModel, type MethodOptions, type CalibrationResult } from './quant/calibrate.ts';
+export { gptqQuantize, prepareHessian } from './quant/gptq.ts';
+export { awqSearchScales, awqClipQuantize } from './quant/awq.ts';
+export { smoothScales } from './quant/smooth.ts';
 
 // ── the CPU reference engine ──
 export type { Linear } from './model/linear.ts';
@@ -35,7 +41,7 @@ export { denseLinear, mapLinears, releaseWeights } from './model/weights.ts';
 // ── evaluation ──
 export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
 export { generate, generateBatch } from './eval/generate.ts';
-export { compareModes, type CompareRow } from './eval/compare.ts';
+export { compareModes, compareMethods, type CompareRow } from './eval/compare.ts';
 
 // ── GPU (NVIDIA driver, NVRTC, cuBLASLt through koffi; throws "no GPU: ..." without one) ──
 export { Gpu } from './gpu/runtime.ts';

@@ -9,7 +9,8 @@ import { register as registerCompare } from './compare.ts';
 import { register as registerDemo } from './demo.ts';
 import { register as registerEval } from './eval.ts';
 import { register as registerGenerate } from './generate.ts';
+import { register as registerConvert } from './convert.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate, registerConvert];

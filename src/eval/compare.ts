@@ -2,6 +2,8 @@
 // FP16 (the checkpoint's fp16 weights, fp32 compute), W4A16, W4A8-FS, W4A8-IS (and W4A8-PC for
 // per-channel), one row each with the relative change vs FP16. Quantizes in memory once (RTN +
 // integer scales), then swaps the projections per mode with mapLinears and restores them after.
+// compareMethods does the same for several methods (RTN, GPTQ, AWQ, optionally SmoothQuant, from
+// calibration windows through src/quant/calibrate.ts): FP16 once, then every method × mode.
 import { fail } from '../core/errors.ts';
 import type { Model } from '../model/llama.ts';
 import type { Linear } from '../model/linear.ts';
@@ -12,6 +14,8 @@ import { computeIntegerScales, type Amplifier } from '../quant/integer-scale.ts'
 import { integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
 import type { QuantizedLayer } from '../io/qformat.ts';
 import { quantizedLinear, type QuantMode } from '../quant/quantized-linears.ts';
+import { calibrateModel, needsCalibration, type LayerNote, type MethodOptions } from '../quant/calibrate.ts';
+import { installQuantized, withIntegerScales } from '../quant/install-quantized.ts';
 
 export type CompareMode = 'FP16' | 'W4A16' | 'W4A8-FS' | 'W4A8-IS' | 'W4A8-PC';
 
@@ -110,4 +114,79 @@ export function formatCompareTable(rows: CompareRow[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
   return [line(head), ...cells.map(line)].join('\n');
+}
+
+/** One quantization of the model in memory: its layers (with integer scales) and replaced norms. */
+export interface QuantizedModelInMemory {
+  label: string;
+  group: number;
+  layers: Map<string, QuantizedLayer>;
+  norms: Map<string, Float32Array>;
+  /** seconds spent quantizing (calibration included) */
+  seconds: number;
+}
+
+/** A method's label in tables: rtn, gptq, awq, with +sq<α> for SmoothQuant. */
+export function methodLabel(o: MethodOptions): string {
+  return `${o.method}${o.smooth !== undefined ? `+sq${o.smooth}` : ''}`;
+}
+
+/** Quantize a dense model in memory with a method (calibrated ones need `windows`); the model is not changed. */
+export function quantizeWithMethod(model: Model, o: MethodOptions, windows: readonly (readonly number[])[] | undefined,
+                                   amplifier: Amplifier, onLayer?: (note: LayerNote, total: number) => void): QuantizedModelInMemory {
+  const started = performance.now();
+  const label = methodLabel(o);
+  if (!needsCalibration(o)) {
+    const { layers } = quantizeModelInMemory(model, o.group, o.clip ?? false, amplifier);
+    return { label, group: o.group, layers, norms: new Map(), seconds: (performance.now() - started) / 1000 };
+  }
+  if (!windows) fail(label, 'needs calibration windows (--calib FILE)');
+  const r = calibrateModel(model, windows, o, onLayer);
+  return { label, group: o.group, layers: withIntegerScales(r.weights, amplifier), norms: r.norms, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Perplexity of `ids` with a quantized model in each of `modes` (FP16 = the dense model). */
+export function measureModes(model: Model, ids: readonly number[], q: QuantizedModelInMemory | undefined, modes: CompareMode[],
+                             opts: { ctx?: number; maxTokens?: number; fp16?: number; onProgress?: (label: string, mode: CompareMode, scored: number, total: number) => void }): CompareRow[] {
+  const rows: CompareRow[] = [];
+  let fp16 = opts.fp16;
+  for (const mode of modes) {
+    if (mode !== 'FP16' && !q) fail(mode, 'no quantized model to measure');
+    const restore = mode === 'FP16' ? () => {} : installQuantized(model, q!.layers, q!.norms, QUANT_MODE[mode]);
+    const started = performance.now();
+    let r: ReturnType<typeof perplexity>;
+    try {
+      r = perplexity(model, ids, {
+        ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
+        ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
+        onProgress: (scored, total) => opts.onProgress?.(mode === 'FP16' ? '-' : q!.label, mode, scored, total),
+      });
+    } finally {
+      restore();
+    }
+    if (mode === 'FP16') fp16 = r.ppl;
+    rows.push({
+      mode, method: mode === 'FP16' ? '-' : q!.label, group: mode === 'FP16' ? (q?.group ?? 0) : q!.group, ppl: r.ppl,
+      rel_vs_fp16: fp16 === undefined ? null : (r.ppl - fp16) / fp16, tokens: r.tokens, seconds: (performance.now() - started) / 1000,
+    });
+  }
+  return rows;
+}
+
+/** FP16 once, then each method's modes (default W4A16, W4A8-FS, W4A8-IS; + W4A8-PC per channel). */
+export function compareMethods(model: Model, ids: readonly number[], methods: MethodOptions[], opts: {
+  windows?: readonly (readonly number[])[]; amplifier?: Amplifier; ctx?: number; maxTokens?: number; modes?: CompareMode[];
+  onProgress?: (label: string, mode: CompareMode, scored: number, total: number) => void;
+  onLayer?: (label: string, note: LayerNote, total: number) => void;
+}): CompareRow[] {
+  const common = { ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}), ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
+  const rows = measureModes(model, ids, undefined, ['FP16'], common);
+  const fp16 = rows[0]!.ppl;
+  rows[0]!.group = methods[0]?.group ?? 0;
+  for (const m of methods) {
+    const q = quantizeWithMethod(model, m, opts.windows, opts.amplifier ?? 'auto', (note, total) => opts.onLayer?.(methodLabel(m), note, total));
+    const modes = (opts.modes ?? defaultModes(m.group)).filter((x) => x !== 'FP16');
+    rows.push(...measureModes(model, ids, q, modes, { ...common, fp16 }));
+  }
+  return rows;
 }

@@ -32,7 +32,37 @@ export interface QuantizationConfig {
   act_bits: 8 | 16;
   scale: 'int' | 'float';
   amplifier: Amplifier;
-  method: 'rtn';
+  /** How the int4 weights and float scales were chosen; integer scales always follow from those. */
+  method: QuantMethodName;
+  /** The method's parameters (calibration, GPTQ/AWQ/SmoothQuant settings, convert's source); absent for plain RTN. */
+  method_params?: MethodParams;
+}
+
+export const QUANT_METHODS = ['rtn', 'gptq', 'awq'] as const;
+export type QuantMethodName = (typeof QUANT_METHODS)[number];
+
+export interface MethodParams {
+  /** calibration text (file name only), windows, positions per window, sampling seed */
+  calib?: { file: string; samples: number; len: number; seed: number };
+  /** SmoothQuant migration strength α */
+  smooth?: number;
+  clip?: boolean;
+  act_order?: boolean;
+  percdamp?: number;
+  block_size?: number;
+  /** per-input-channel scale folds used (AWQ, SmoothQuant) */
+  folds?: string;
+  /** `intscale convert`: the source format, its symmetry/act-order, and how many layers converted exactly */
+  converted_from?: 'autogptq' | 'autoawq';
+  source_sym?: boolean;
+  source_desc_act?: boolean;
+  exact_layers?: number;
+  requantized_layers?: number;
+}
+
+/** A checkpoint converted from another tool may hold q = -8 (two's-complement int4; the int32 bound covers it). */
+function allowsMinus8(config: QuantizationConfig): boolean {
+  return config.method_params?.converted_from !== undefined;
 }
 
 
@@ -97,7 +127,9 @@ export function quantizationConfigOf(config: Record<string, unknown>, where: str
   if (c['act_bits'] !== 8 && c['act_bits'] !== 16) bad('act_bits', c['act_bits'], '8 or 16');
   if (c['scale'] !== 'int' && c['scale'] !== 'float') bad('scale', c['scale'], '"int" or "float"');
   if (c['sym'] !== true) bad('sym', c['sym'], 'true only: weights are symmetric');
-  if (c['method'] !== 'rtn') bad('method', c['method'], '"rtn"');
+  if (!(QUANT_METHODS as readonly unknown[]).includes(c['method'])) bad('method', c['method'], QUANT_METHODS.map((m) => `"${m}"`).join(', '));
+  const mp = c['method_params'];
+  if (mp !== undefined && (typeof mp !== 'object' || mp === null || Array.isArray(mp))) bad('method_params', mp, 'an object');
   const a = c['amplifier'];
   if (!(a === 'auto' || a === 'layer' || (typeof a === 'number' && Number.isInteger(a) && a >= 0 && a <= MAX_SHIFT))) {
     bad('amplifier', a, `"auto", "layer" or an integer shift 0..${MAX_SHIFT}`);
@@ -134,7 +166,7 @@ export function readQuantizedLayer(src: TensorSource, name: string, config: Quan
   const [packed, scalesRaw, iscalesRaw, shiftRaw] = raw.map((t) => t.data) as [Uint8Array, Uint16Array, Int16Array | Int32Array, Int8Array];
   const q = unpackInt4(packed, N, K);
   const minus8 = q.indexOf(-8);
-  if (minus8 >= 0) fail(`${name}.qweight`, `value -8 at row ${Math.floor(minus8 / K)} column ${minus8 % K}: symmetric RTN weights are in [-7, 7]`);
+  if (minus8 >= 0 && !allowsMinus8(config)) fail(`${name}.qweight`, `value -8 at row ${Math.floor(minus8 / K)} column ${minus8 % K}: symmetric RTN weights are in [-7, 7]`);
   const scales = f16ArrayToF32(scalesRaw);
   for (let i = 0; i < scales.length; i++) {
     const s = scales[i]!;

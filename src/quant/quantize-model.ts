@@ -1,6 +1,8 @@
-// Quantizing a whole Hugging Face model directory into an intscale checkpoint (RTN W4 per group +
-// integer scales): option checks, which linears to quantize, one layer at a time, and the write of
-// the output directory through a temp dir (src/io/output-dir.ts; src/io/qformat.ts owns the format).
+// Quantizing a whole Hugging Face model directory into an intscale checkpoint (W4 per group by RTN,
+// or by GPTQ / AWQ / SmoothQuant from calibration windows through the layer-by-layer pipeline of
+// calibrate.ts, then integer scales from the method's float scales): option checks, which linears
+// to quantize, one layer at a time with shards streamed as they fill (safetensors-stream.ts), and
+// the write of the output directory through a temp dir (src/io/output-dir.ts; qformat.ts owns the format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
@@ -8,11 +10,20 @@ import { assertFiniteTensor } from '../core/finite.ts';
 import { withFsErrors } from '../core/fs-errors.ts';
 import { yieldForSignals } from '../core/interrupt.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { writeSafetensorsSharded, type TensorSource, type TensorToWrite } from '../io/safetensors.ts';
+import type { TensorSource } from '../io/safetensors.ts';
+import { ShardStreamWriter, STREAM_SHARD_BYTES } from '../io/safetensors-stream.ts';
+import { DIGEST_KEY, layerDigest } from '../io/qformat-digest.ts';
+import { f32ArrayToF16 } from '../core/dtype.ts';
+import { loadModel } from '../model/load.ts';
+import { releaseWeights } from '../model/weights.ts';
+import { loadCalibration, type CalibOptions } from './calib-data.ts';
+import { calibrateModel, needsCalibration, type CalibrationResult, type LayerNote, type MethodOptions } from './calibrate.ts';
+import { GPTQ_DEFAULTS } from './gptq.ts';
+import type { QuantizedWeight } from './rtn.ts';
 import { toF32 } from '../io/safetensors-reader.ts';
 import {
-  QUANT_METHOD, REPORT_FILE, SUPPORTED_MODEL_TYPES, checkpointMetadata, layerTensors,
-  type QuantizationConfig, type QuantizedLayer,
+  QUANT_METHOD, QUANT_METHODS, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors,
+  type MethodParams, type QuantizationConfig, type QuantizedLayer, type QuantMethodName,
 } from '../io/qformat.ts';
 import { allProjections, FLOAT_DTYPES, openValidatedModelDir } from '../io/validate-model.ts';
 import { beginOutputDir, type PendingOutputDir } from '../io/output-dir.ts';
@@ -28,16 +39,62 @@ export interface QuantizeOptions {
   scale: 'int' | 'float';
   amplifier: Amplifier;
   clip: boolean;
+  /** calibration windows (required by gptq, awq and --smooth) */
+  calib?: CalibOptions;
+  /** SmoothQuant α */
+  smooth?: number;
+  actOrder?: boolean;
+  percdamp?: number;
+  blockSize?: number;
+  /** streaming shard size (default STREAM_SHARD_BYTES) */
+  maxShardBytes?: number;
+}
+
+/** Where the per-channel scales of AWQ / SmoothQuant go (recorded in method_params.folds). */
+export const FOLDS = 'q/k/v: input_layernorm; gate/up: post_attention_layernorm; down: up_proj rows; o: none';
+
+/** The calibration pipeline's options for a quantize run. */
+export function methodOptionsOf(opts: QuantizeOptions): MethodOptions {
+  return {
+    method: opts.method as QuantMethodName, group: opts.group, clip: opts.clip,
+    ...(opts.smooth !== undefined ? { smooth: opts.smooth } : {}),
+    ...(opts.actOrder !== undefined ? { actOrder: opts.actOrder } : {}),
+    ...(opts.percdamp !== undefined ? { percdamp: opts.percdamp } : {}),
+    ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+  };
+}
+
+function methodParams(opts: QuantizeOptions): MethodParams | undefined {
+  const p: MethodParams = {};
+  if (opts.calib && needsCalibration(methodOptionsOf(opts)))
+    p.calib = { file: path.basename(opts.calib.file), samples: opts.calib.samples, len: opts.calib.len, seed: opts.calib.seed };
+  if (opts.smooth !== undefined) p.smooth = opts.smooth;
+  if (opts.clip) p.clip = true;
+  if (opts.method === 'gptq') {
+    p.act_order = opts.actOrder ?? false;
+    p.percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
+    p.block_size = opts.blockSize ?? GPTQ_DEFAULTS.blockSize;
+  }
+  if (opts.method === 'awq' || opts.smooth !== undefined) p.folds = FOLDS;
+  return Object.keys(p).length > 0 ? p : undefined;
 }
 
 /** Check options before any work; returns the config to store. */
 export function checkQuantizeOptions(opts: QuantizeOptions): QuantizationConfig {
-  if (opts.method !== 'rtn') fail('--method', `unknown method '${opts.method}' (supported: rtn)`);
+  if (!(QUANT_METHODS as readonly string[]).includes(opts.method)) fail('--method', `unknown method '${opts.method}' (supported: ${QUANT_METHODS.join(', ')})`);
+  if (opts.smooth !== undefined && !(opts.smooth >= 0 && opts.smooth <= 1)) fail('--smooth', `alpha must be in [0, 1] (got ${opts.smooth})`);
+  if (opts.percdamp !== undefined && !(opts.percdamp >= 0 && opts.percdamp < 1)) fail('--percdamp', `must be in [0, 1) (got ${opts.percdamp})`);
+  if (needsCalibration(methodOptionsOf(opts)) && !opts.calib)
+    fail('--calib', `${opts.method}${opts.smooth !== undefined ? ' with --smooth' : ''} needs calibration text (--calib FILE)`);
   if (opts.wbits !== 4) fail('--wbits', `unsupported weight bits ${opts.wbits} (supported: 4)`);
   if (!(SUPPORTED_GROUPS as readonly number[]).includes(opts.group)) fail('--group', `unsupported group size ${opts.group} (use 32, 64, 128, 256 or -1)`);
   if (opts.abits !== 8 && opts.abits !== 16) fail('--abits', `unsupported activation bits ${opts.abits} (use 8 or 16)`);
   if (opts.scale !== 'int' && opts.scale !== 'float') fail('--scale', `expected int or float, got '${String(opts.scale)}'`);
-  return { quant_method: QUANT_METHOD, bits: 4, group_size: opts.group, sym: true, act_bits: opts.abits, scale: opts.scale, amplifier: opts.amplifier, method: 'rtn' };
+  const params = methodParams(opts);
+  return {
+    quant_method: QUANT_METHOD, bits: 4, group_size: opts.group, sym: true, act_bits: opts.abits, scale: opts.scale,
+    amplifier: opts.amplifier, method: opts.method as QuantMethodName, ...(params ? { method_params: params } : {}),
+  };
 }
 
 /** Names (without `.weight`) of the linears to quantize, in layer order; fails on unsupported
@@ -51,15 +108,18 @@ export function quantizableLinears(raw: Record<string, unknown>, config: ModelCo
 }
 
 /** Quantize one linear weight from a tensor source (non-finite weights are refused by name). */
-export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOptions): { layer: QuantizedLayer; report: IsLayerReport } {
+export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOptions, calibrated?: QuantizedWeight): { layer: QuantizedLayer; report: IsLayerReport } {
   const info = src.info(`${name}.weight`);
   if (info.shape.length !== 2) fail(name, `expected a 2-D weight, got shape [${info.shape.join(', ')}]`);
   const [N, K] = info.shape as [number, number];
   resolveGroupSize(opts.group, K, name);
   const w = src.readF32(`${name}.weight`);
-  const qw = quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name: `${name}.weight` });
+  const qw = calibrated ?? quantizeRtn(w, N, K, { group: opts.group, clip: opts.clip, name: `${name}.weight` });
+  if (qw.outFeatures !== N || qw.inFeatures !== K) fail(name, `calibrated weight is ${qw.outFeatures}x${qw.inFeatures}, expected ${N}x${K}`);
   const is = computeIntegerScales(qw, opts.amplifier, name);
-  return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, w) };
+  // AWQ / SmoothQuant quantize W·diag(s), not W: their weight MSE is against s·q, not the source
+  const folded = calibrated !== undefined && (opts.method === 'awq' || opts.smooth !== undefined);
+  return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, folded ? undefined : w) };
 }
 
 /**
@@ -70,7 +130,8 @@ export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOpt
  */
 export async function writeQuantizedModel(srcDir: string, outDir: string, opts: QuantizeOptions,
                                           onLayer?: (report: IsLayerReport, index: number, total: number) => void,
-                                          onNote?: (message: string) => void): Promise<IsLayerReport[]> {
+                                          onNote?: (message: string) => void,
+                                          onCalibLayer?: (note: LayerNote, total: number) => void): Promise<IsLayerReport[]> {
   const qconfig = checkQuantizeOptions(opts);
   if (outDir.trim() === '') fail('--out', 'must not be empty');
   const model = openValidatedModelDir(srcDir);
@@ -82,14 +143,19 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
     pending = beginOutputDir(outDir, onNote);
     const tmp = pending.tmp;
     const linearSet = new Set(linears.map((n) => `${n}.weight`));
-    const tensors: TensorToWrite[] = [];
-    const byLayer = new Map<string, TensorToWrite[]>();
+    const calibrated = needsCalibration(methodOptionsOf(opts)) ? calibrate(srcDir, opts, onCalibLayer) : undefined;
+    // streaming: each layer's tensors go to the current shard as soon as they exist (at most one
+    // shard, STREAM_SHARD_BYTES, is held); the per-layer checksums go into the last header and the index
+    const writer = new ShardStreamWriter(tmp, { format: 'pt', quant_method: QUANT_METHOD }, opts.maxShardBytes ?? STREAM_SHARD_BYTES);
+    const digests: Record<string, string> = {};
     const reports: IsLayerReport[] = [];
     for (const [i, name] of linears.entries()) {
-      const { layer, report } = quantizeLayer(src, name, opts);
+      const qw = calibrated?.weights.get(name);
+      if (calibrated && !qw) fail(name, 'was not quantized by the calibration pipeline');
+      const { layer, report } = quantizeLayer(src, name, opts, qw);
       const layerOut = layerTensors(layer);
-      tensors.push(...layerOut);
-      byLayer.set(name, layerOut);
+      writer.add(layerOut);
+      Object.defineProperty(digests, name, { value: layerDigest(layerOut), enumerable: true });
       reports.push(report);
       onLayer?.(report, i, linears.length);
       await yieldForSignals(); // SIGINT/SIGTERM between layers: the temp dir goes, exit 130/143
@@ -99,9 +165,11 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
       const info = src.info(name);
       const data = src.read(name);
       if (FLOAT_DTYPES.includes(info.dtype)) assertFiniteTensor(name, toF32(info.dtype, data), info.shape[1] ?? info.shape[0]);
-      tensors.push({ name, dtype: info.dtype, shape: info.shape, data });
+      const norm = calibrated?.norms.get(name);
+      if (norm) writer.add([info.dtype === 'F16' ? { name, dtype: 'F16', shape: info.shape, data: f32ArrayToF16(norm) } : { name, dtype: 'F32', shape: info.shape, data: norm }]);
+      else writer.add([{ name, dtype: info.dtype, shape: info.shape, data }]);
     }
-    writeSafetensorsSharded(tmp, tensors, { metadata: checkpointMetadata(byLayer) });
+    writer.finish({ [DIGEST_KEY]: JSON.stringify(digests) });
     const entries = withFsErrors(srcDir, () => fs.readdirSync(srcDir, { withFileTypes: true }), 'list the model directory');
     for (const entry of entries) {
       const skip = entry.name === 'config.json' || entry.name.endsWith('.safetensors') || entry.name === 'model.safetensors.index.json';
@@ -120,5 +188,16 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
     throw pending ? pending.retell(e) : e;
   } finally {
     src.close();
+  }
+}
+
+/** Run the calibration pipeline on the dense model in srcDir (loaded into the CPU engine, released after). */
+function calibrate(srcDir: string, opts: QuantizeOptions, onLayer?: (note: LayerNote, total: number) => void): CalibrationResult {
+  const model = loadModel(srcDir);
+  try {
+    const windows = loadCalibration(opts.calib!, model.tokenizer, model.config.bosId ?? model.tokenizer.bosId ?? 1, model.config.maxSeq);
+    return calibrateModel(model, windows, methodOptionsOf(opts), onLayer);
+  } finally {
+    releaseWeights(model.weights);
   }
 }

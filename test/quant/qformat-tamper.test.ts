@@ -135,7 +135,7 @@ test('a deleted layer, a layer count that does not match and bad quantization_co
   for (const [key, value, pattern] of [
     ['amplifier', 'huge', /quantization_config\.amplifier "huge" is not supported/],
     ['amplifier', 31, /quantization_config\.amplifier 31 is not supported/],
-    ['method', 'gptq', /quantization_config\.method "gptq" is not supported/],
+    ['method', 'foo', /quantization_config\.method "foo" is not supported/],
     ['sym', false, /quantization_config\.sym false is not supported/],
     ['amplifier', 12, /\.shift: output channel \d+ has shift \d+, but amplifier 12 chooses 12/],
   ] as const) {

@@ -70,7 +70,8 @@ test('bad input: one IntscaleError line, no partial output directory', async () 
     await expectFail(makeModelDir(root, 'gpt2'), OPTS, /unsupported architecture/);
     await expectFail(makeModelDir(root, 'llama', 96), OPTS, /not divisible by group size 64/); // fails after some layers were done
     await expectFail(good, { ...OPTS, wbits: 3 }, /unsupported weight bits 3/);
-    await expectFail(good, { ...OPTS, method: 'awq' }, /unknown method/);
+    await expectFail(good, { ...OPTS, method: 'foo' }, /unknown method 'foo'/);
+    await expectFail(good, { ...OPTS, method: 'awq' }, /--calib: awq needs calibration text/);
     await expectFail(good, { ...OPTS, amplifier: 24 }, /amplifier 2\^24 can overflow int32/);
     // a truncated shard
     const broken = makeModelDir(root);

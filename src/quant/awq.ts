@@ -1,0 +1,113 @@
+// AWQ (Lin et al. 2023) on calibration statistics, for the linears that share one input:
+// 1. scale search: s_c = mean|x_c|^α (normalized by sqrt(max·min)), α ∈ {0, 1/20, ..., 19/20};
+//    the α minimizing the output error Σ_linears tr(ΔW·H·ΔWᵀ), ΔW = Q(W·diag(s))·diag(s)⁻¹ − W,
+//    H = XᵀX of the calibration inputs (= ‖X·ΔWᵀ‖², the error of the linears' outputs, computed
+//    from the Gram matrix instead of the tokens). α = 0 is plain RTN, so the search never loses
+//    to RTN on its objective. (The original AWQ rule, activation magnitudes only.)
+// 2. clip search per (output channel, group): absmax → fp32(r·absmax), r ∈ {1.00, 0.95, ..., 0.50},
+//    minimizing the group's output error dᵀ·H_g·d (H_g the group's diagonal block of H; ties: the
+//    larger r). Quantization itself is the spec's: s = fp16(absmax'/7), q = clamp(rint(w/s), ±7).
+// The caller folds diag(s)⁻¹ into whatever produces the input (calibrate.ts).
+import { matmulF32 } from '../core/matmul.ts';
+import { rintClamp } from './fp32.ts';
+import { dequantize, QMAX_W, quantizeRtn, resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
+
+export const AWQ_GRID = 20;
+export const AWQ_CLIP_RATIOS: readonly number[] = Array.from({ length: 11 }, (_, i) => Math.fround((20 - i) / 20));
+
+export interface LinearWeight {
+  w: Float32Array;
+  N: number;
+}
+
+/** Σ_n Δw_n·H·Δw_nᵀ with one fp32 matmul (H symmetric, given as fp32) and a float64 sum. */
+export function outputError(dw: Float32Array, N: number, K: number, hF32: Float32Array): number {
+  const t = matmulF32(dw, N, K, hF32, K);
+  let total = 0;
+  for (let i = 0; i < N * K; i++) total += t[i]! * dw[i]!;
+  return total;
+}
+
+/** ΔW of RTN applied to W·diag(s), mapped back: Q(W·diag(s))·diag(s)⁻¹ − W. */
+function scaledRtnDelta(w: Float32Array, N: number, K: number, s: Float32Array, group: number): Float32Array {
+  const ws = new Float32Array(N * K);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) ws[n * K + k] = w[n * K + k]! * s[k]!;
+  const dq = dequantize(quantizeRtn(ws, N, K, { group }));
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) dq[n * K + k] = dq[n * K + k]! / s[k]! - w[n * K + k]!;
+  return dq;
+}
+
+export interface AwqScaleResult {
+  /** s [K]: weights get W·diag(s), the input x/s */
+  scales: Float32Array;
+  alpha: number;
+  loss: number;
+  /** loss at α = 0 (RTN) */
+  lossRtn: number;
+}
+
+/** Search AWQ's per-input-channel scales for linears sharing an input with Gram matrix h and mean |x|. */
+export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: Float64Array, absMean: Float64Array,
+                                group: number, grid = AWQ_GRID): AwqScaleResult {
+  const hf = Float32Array.from(h);
+  let best: AwqScaleResult | undefined;
+  let lossRtn = NaN;
+  for (let i = 0; i < grid; i++) {
+    const alpha = i / grid;
+    const s = new Float32Array(K);
+    let max = 0, min = Infinity;
+    for (let k = 0; k < K; k++) {
+      const v = Math.pow(Math.max(absMean[k]!, 1e-4), alpha);
+      s[k] = v;
+      max = Math.max(max, v);
+      min = Math.min(min, v);
+    }
+    const norm = Math.sqrt(max * min);
+    for (let k = 0; k < K; k++) s[k] = s[k]! / norm;
+    let loss = 0;
+    for (const l of linears) loss += outputError(scaledRtnDelta(l.w, l.N, K, s, group), l.N, K, hf);
+    if (i === 0) lossRtn = loss;
+    if (!best || loss < best.loss) best = { scales: s, alpha, loss, lossRtn: 0 };
+  }
+  return { ...best!, lossRtn };
+}
+
+/** Quantize W[N, K] with the clip ratio per (channel, group) that minimizes the group's output error. */
+export function awqClipQuantize(w: Float32Array, N: number, K: number, h: Float64Array, group: number, name = 'weight'): QuantizedWeight {
+  const G = resolveGroupSize(group, K, name), groups = K / G;
+  const q = new Int8Array(N * K), scales = new Float32Array(N * groups);
+  const hg = new Float32Array(G * G), d = new Float32Array(N * G), absmax = new Float32Array(N);
+  const bestErr = new Float64Array(N), bestScale = new Float32Array(N);
+  for (let g = 0; g < groups; g++) {
+    const k0 = g * G;
+    for (let i = 0; i < G; i++) for (let j = 0; j < G; j++) hg[i * G + j] = h[(k0 + i) * K + k0 + j]!;
+    for (let n = 0; n < N; n++) {
+      let m = 0;
+      for (let k = 0; k < G; k++) m = Math.max(m, Math.abs(w[n * K + k0 + k]!));
+      absmax[n] = m;
+    }
+    bestErr.fill(Infinity);
+    for (const r of AWQ_CLIP_RATIOS) {
+      for (let n = 0; n < N; n++) {
+        const s = scaleFromAbsmax(Math.fround(r * absmax[n]!));
+        for (let k = 0; k < G; k++) {
+          const x = w[n * K + k0 + k]!;
+          const qv = s === 0 ? 0 : rintClamp(Math.fround(x / s), -QMAX_W, QMAX_W);
+          d[n * G + k] = Math.fround(qv * s) - x;
+        }
+      }
+      const t = matmulF32(d, N, G, hg, G);
+      for (let n = 0; n < N; n++) {
+        let e = 0;
+        for (let k = 0; k < G; k++) e += t[n * G + k]! * d[n * G + k]!;
+        if (e < bestErr[n]!) { bestErr[n] = e; bestScale[n] = scaleFromAbsmax(Math.fround(r * absmax[n]!)); }
+      }
+    }
+    for (let n = 0; n < N; n++) {
+      const s = bestScale[n]!;
+      scales[n * groups + g] = s;
+      for (let k = k0; k < k0 + G; k++) q[n * K + k] = s === 0 ? 0 : rintClamp(Math.fround(w[n * K + k]! / s), -QMAX_W, QMAX_W);
+    }
+  }
+  return { outFeatures: N, inFeatures: K, groupSize: G, q, scales };
+}

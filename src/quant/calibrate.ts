@@ -1,0 +1,216 @@
+// The layer-by-layer calibration pipeline (GPTQ's "sequential" scheme): the calibration windows
+// run through the model one decoder layer at a time; inside a layer, each group of linears that
+// shares an input (q/k/v, then o, then gate/up, then down) is quantized from statistics of its
+// actual input, computed with every earlier linear of the model already quantized (dequantized
+// fp32 weights), and the quantized layer's output is the next layer's input.
+// Per-input-channel scales (AWQ, --smooth) are folded so that the checkpoint stays a plain LLaMA:
+// for q/k/v into input_layernorm, for gate/up into post_attention_layernorm (γ' = fp16(γ/s), the
+// weights' columns multiplied by the exact γ/γ'), for down into the rows of up_proj (before up is
+// quantized; its statistics come from a preview of the fp gate/up outputs on the first
+// `previewSamples` windows). o_proj gets no per-channel scales (the v→o fold is not used: with
+// grouped-query attention one v channel feeds several o channels).
+import { fail } from '../core/errors.ts';
+import { roundToF16 } from '../core/dtype.ts';
+import type { Model } from '../model/llama.ts';
+import { rawWeightOf } from '../model/weights.ts';
+import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
+import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
+import { InputStats } from './hessian.ts';
+import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from './layer-forward.ts';
+import { dequantize, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
+import { smoothScales } from './smooth.ts';
+
+export type CalibMethod = 'rtn' | 'gptq' | 'awq';
+export const CALIB_METHODS: readonly CalibMethod[] = ['rtn', 'gptq', 'awq'];
+
+export interface MethodOptions {
+  method: CalibMethod;
+  group: number;
+  /** RTN: the spec's per-group clip search (weight space). */
+  clip?: boolean;
+  /** SmoothQuant migration strength α, any method. */
+  smooth?: number;
+  /** GPTQ */
+  actOrder?: boolean;
+  percdamp?: number;
+  blockSize?: number;
+  /** Windows used to preview down_proj's input for its per-channel scales (AWQ, --smooth). */
+  previewSamples?: number;
+}
+
+export const PREVIEW_SAMPLES = 32;
+
+export interface LayerNote {
+  layer: number;
+  seconds: number;
+  /** AWQ's chosen α per input group */
+  awqAlpha?: { attn: number; mlp: number; down: number };
+}
+
+export interface CalibrationResult {
+  /** quantized weight per linear, by HF name without `.weight` */
+  weights: Map<string, QuantizedWeight>;
+  /** replaced norm weights (fp16-exact), by HF tensor name */
+  norms: Map<string, Float32Array>;
+  notes: LayerNote[];
+}
+
+/** Does the method (with its options) need calibration data at all? */
+export function needsCalibration(o: MethodOptions): boolean {
+  return o.method !== 'rtn' || o.smooth !== undefined;
+}
+
+const ones = (n: number) => new Float32Array(n).fill(1);
+
+/** x' = x·r folded into a norm weight: γ' = fp16(γ/s), r = γ'/γ (1 where γ or γ' is 0). */
+export function foldIntoNorm(gamma: Float32Array, s: Float32Array): Float32Array {
+  const r = ones(gamma.length);
+  for (let c = 0; c < gamma.length; c++) {
+    const g2 = roundToF16(Math.fround(gamma[c]! / s[c]!));
+    if (gamma[c] === 0 || g2 === 0 || !Number.isFinite(g2)) continue;
+    r[c] = g2 / gamma[c]!;
+    gamma[c] = g2;
+  }
+  return r;
+}
+
+/** The input becomes x·r: the weights' columns are divided by r, the statistics scaled. */
+function applyInputScale(r: Float32Array, linears: LinearWeight[], stats: InputStats): void {
+  const K = r.length;
+  for (const { w, N } of linears) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w[n * K + k] = w[n * K + k]! / r[k]!;
+  if (stats.withChannels) for (let k = 0; k < K; k++) { stats.absSum[k]! *= r[k]!; stats.absMax[k]! *= r[k]!; }
+  if (stats.withGram) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) stats.gram[i * K + j]! *= r[i]! * r[j]!;
+}
+
+/** The per-input-channel scales s (W·diag(s), x/s) of --smooth and AWQ, in that order, combined. */
+function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputStats, fold: (s: Float32Array) => Float32Array): number | undefined {
+  if (o.smooth !== undefined) applyInputScale(fold(smoothScales(stats.absMax, linears, stats.K, o.smooth)), linears, stats);
+  if (o.method !== 'awq') return undefined;
+  const found = awqSearchScales(linears, stats.K, stats.hessian(), stats.absMean(), o.group);
+  applyInputScale(fold(found.scales), linears, stats);
+  return found.alpha;
+}
+
+/** Quantizes the linears of one input group from that input's statistics. */
+class GroupQuantizer {
+  private prepared: PreparedHessian | undefined;
+  constructor(private readonly o: MethodOptions, private readonly stats: InputStats) {}
+
+  quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
+    const K = this.stats.K, o = this.o;
+    if (o.method === 'gptq') {
+      this.prepared ??= prepareHessian(this.stats.hessian(), K, { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
+      return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
+    }
+    // AWQ skips the clip search for q/k (their output error does not measure the attention scores')
+    if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats.hessian(), o.group, name);
+    return quantizeRtn(w, N, K, { group: o.group, clip: o.clip ?? false, name });
+  }
+}
+
+function statsOf(x: Float32Array, rows: number, K: number, gram: boolean, channels = true): InputStats {
+  const s = new InputStats(K, gram, channels);
+  s.add(x, rows);
+  return s;
+}
+
+/**
+ * Quantize every decoder linear of a dense model with `o.method`, from the calibration windows
+ * (each starting at position 0, all of one length). The model is not modified.
+ */
+export function calibrateModel(model: Model, windows: readonly (readonly number[])[], o: MethodOptions,
+                               onLayer?: (note: LayerNote, total: number) => void): CalibrationResult {
+  const c = model.config, w = model.weights;
+  if (c.arch === 'mixtral') fail('calibration', 'mixture-of-experts models are not supported');
+  if (windows.length === 0) fail('calibration', 'no calibration windows');
+  const T = windows[0]!.length, S = windows.length, M = S * T, dim = c.dim, eps = c.normEps;
+  if (windows.some((x) => x.length !== T)) fail('calibration', 'calibration windows differ in length');
+  if (T > c.maxSeq) fail('calibration', `windows of ${T} positions exceed the model's context of ${c.maxSeq}`);
+  const qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim, hid = c.hiddenDim;
+  for (const K of [dim, qDim, hid]) resolveGroupSize(o.group, K, 'calibration');
+  const gram = o.method !== 'rtn';
+  const channels = o.method === 'awq' || o.smooth !== undefined; // per-channel magnitudes: AWQ, SmoothQuant
+  const rope = calibRope(c, T);
+  const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
+
+  let x: Float32Array = new Float32Array(M * dim);
+  windows.forEach((ids, s) => ids.forEach((id, t) => {
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('calibration', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
+    x.set(w.embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim);
+  }));
+
+  const result: CalibrationResult = { weights: new Map(), norms: new Map(), notes: [] };
+  for (let l = 0; l < c.nLayers; l++) {
+    const started = performance.now();
+    const L = w.layers[l]!, pre = `model.layers.${l}.`;
+    const copy = (name: string, lin: typeof L.wq): Float32Array => {
+      const raw = rawWeightOf(lin);
+      if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
+      return Float32Array.from(raw);
+    };
+    const wq = { w: copy('self_attn.q_proj', L.wq), N: qDim }, wk = { w: copy('self_attn.k_proj', L.wk), N: kvDim };
+    const wv = { w: copy('self_attn.v_proj', L.wv), N: kvDim }, wo = { w: copy('self_attn.o_proj', L.wo), N: dim };
+    const wg = { w: copy('mlp.gate_proj', L.w1), N: hid }, wu = { w: copy('mlp.up_proj', L.w3), N: hid };
+    const wd = { w: copy('mlp.down_proj', L.w2), N: dim };
+    const ga = Float32Array.from(L.attnNorm), gf = Float32Array.from(L.ffnNorm);
+    const note: LayerNote = { layer: l, seconds: 0 };
+    const put = (name: string, qw: QuantizedWeight): Float32Array => { result.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
+
+    // q/k/v: input = input_layernorm(x)
+    let xa = rmsNormRows(x, ga, M, dim, eps);
+    const sa = statsOf(xa, M, dim, gram, channels);
+    const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
+    if (o.smooth !== undefined || o.method === 'awq') xa = rmsNormRows(x, ga, M, dim, eps);
+    const qa = new GroupQuantizer(o, sa);
+    const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
+    const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
+    const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
+
+    // o: input = attention output with the quantized q/k/v
+    const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq), linearRows(xa, M, dim, dk, kvDim, L.bk),
+                             linearRows(xa, M, dim, dv, kvDim, L.bv), S, T, c, rope);
+    xa = new Float32Array(0);
+    const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
+    const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
+    const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
+
+    // gate/up: input = post_attention_layernorm(x2)
+    let xc = rmsNormRows(x2, gf, M, dim, eps);
+    const sc = statsOf(xc, M, dim, gram, channels);
+    const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
+    if (o.smooth !== undefined || o.method === 'awq') xc = rmsNormRows(x2, gf, M, dim, eps);
+    let alphaD: number | undefined;
+    if (o.smooth !== undefined || o.method === 'awq') {
+      // down's per-channel scales, folded into up's rows before up is quantized: from a preview
+      // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
+      const xp = xc.subarray(0, previewRows * dim);
+      const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid), linearRows(xp, previewRows, dim, wu.w, hid));
+      const sp = statsOf(preview, previewRows, hid, o.method === 'awq');
+      alphaD = channelScales(o, [wd], sp, (s) => {
+        const r = Float32Array.from(s, (v) => 1 / v);
+        for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
+        return r;
+      });
+    }
+    const qc = new GroupQuantizer(o, sc);
+    const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
+    const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+
+    // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
+    const xd = swigluRows(linearRows(xc, M, dim, dg, hid), linearRows(xc, M, dim, du, hid));
+    xc = new Float32Array(0);
+    const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
+    const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
+    x = addRows(x2, linearRows(xd, M, hid, dd, dim));
+
+    if (o.smooth !== undefined || o.method === 'awq') {
+      result.norms.set(`${pre}input_layernorm.weight`, ga);
+      result.norms.set(`${pre}post_attention_layernorm.weight`, gf);
+    }
+    if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
+    note.seconds = (performance.now() - started) / 1000;
+    result.notes.push(note);
+    onLayer?.(note, c.nLayers);
+  }
+  return result;
+}

@@ -1,0 +1,160 @@
+// GPTQ (Frantar et al. 2022) for one linear W[N, K] given its calibration Hessian H = 2·XᵀX/n
+// (float64, [K, K]), producing the canonical symmetric int4 QuantizedWeight of rtn.ts: per group
+// s = fp16(absmax/7), q = clamp(rint(fp32(w/s)), -7, 7), the spec's rule, applied to the weights
+// GPTQ has updated so far (or, with act-order, to the original weights: static groups).
+//
+// Algorithm (the reference implementation's, float64 throughout):
+// - dead inputs (H[k,k] = 0): H[k,k] = 1 and W[:, k] = 0;
+// - act-order: columns processed in order of decreasing H[k,k]; groups stay the natural
+//   consecutive K/G groups with scales fixed up front from the original W ("static groups"), so
+//   the checkpoint needs no g_idx;
+// - dampening: H += percdamp·mean(diag H)·I;
+// - U upper with H⁻¹ = UᵀU (linalg.ts); columns in blocks of `blockSize`: for column i,
+//   q = quant(w_i), err = (w_i − q·s)/U[i,i], later columns of the block get −err·U[i, j] at once,
+//   the columns after the block get the block's errors in one lazy update at its end (an fp32
+//   matmul, as the reference does it on the GPU, summed into the float64 weights).
+// - without act-order a group's scales are computed when its first column is reached, from the
+//   weights as updated by every earlier column (the reference reads the block-start values for
+//   groups that start inside a block; with G = blockSize = 128 the two are identical).
+import { fail } from '../core/errors.ts';
+import { matmulF32 } from '../core/matmul.ts';
+import { inverseCholeskyUpper } from './linalg.ts';
+import { QMAX_W, resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
+import { rintClamp } from './fp32.ts';
+
+export interface GptqOptions {
+  group: number;
+  /** Relative dampening of the Hessian's diagonal (default 0.01). */
+  percdamp?: number;
+  /** Columns per lazy-update block (default 128). */
+  blockSize?: number;
+  /** Process columns by decreasing Hessian diagonal, with static groups (default false). */
+  actOrder?: boolean;
+  name?: string;
+}
+
+export const GPTQ_DEFAULTS = { percdamp: 0.01, blockSize: 128 } as const;
+
+/** The permutation act-order uses: indices by decreasing diag(H) (stable). */
+export function actOrderPermutation(h: Float64Array, K: number): Int32Array {
+  const idx = Array.from({ length: K }, (_, i) => i);
+  idx.sort((a, b) => h[b * K + b]! - h[a * K + a]! || a - b);
+  return Int32Array.from(idx);
+}
+
+/** The Hessian after dead-column fixing, permutation and dampening, and its factor U (shared by the linears of one input). */
+export interface PreparedHessian {
+  readonly K: number;
+  readonly perm: Int32Array;
+  /** inputs never seen (H[k,k] = 0 before fixing) */
+  readonly dead: Uint8Array;
+  /** U upper, H_perm⁻¹ = UᵀU, [K, K] in permuted order */
+  readonly u: Float64Array;
+}
+
+export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string } = {}): PreparedHessian {
+  const name = opts.name ?? 'gptq';
+  if (hIn.length !== K * K) fail(name, `Hessian has ${hIn.length} values, expected ${K}x${K}`);
+  const percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
+  if (!(percdamp >= 0 && percdamp < 1)) fail(name, `percdamp ${percdamp} outside [0, 1)`);
+  const h = Float64Array.from(hIn);
+  const dead = new Uint8Array(K);
+  for (let k = 0; k < K; k++) {
+    if (!Number.isFinite(h[k * K + k]!)) fail(name, `non-finite Hessian diagonal at ${k}`);
+    if (h[k * K + k] === 0) { dead[k] = 1; h[k * K + k] = 1; }
+  }
+  const perm = opts.actOrder ? actOrderPermutation(h, K) : Int32Array.from({ length: K }, (_, i) => i);
+  const hp = new Float64Array(K * K);
+  for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[perm[i]! * K + perm[j]!]!;
+  let mean = 0;
+  for (let i = 0; i < K; i++) mean += hp[i * K + i]!;
+  const damp = (percdamp * mean) / K;
+  for (let i = 0; i < K; i++) hp[i * K + i]! += damp;
+  return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name) };
+}
+
+/** Group scales s[n, g] = fp16(absmax/7) of W (row-major [N, K]) over columns of natural groups. */
+function staticScales(w: Float64Array, N: number, K: number, G: number): Float32Array {
+  const groups = K / G;
+  const s = new Float32Array(N * groups);
+  for (let n = 0; n < N; n++)
+    for (let g = 0; g < groups; g++) {
+      let m = 0;
+      for (let k = g * G; k < (g + 1) * G; k++) m = Math.max(m, Math.abs(Math.fround(w[n * K + k]!)));
+      s[n * groups + g] = scaleFromAbsmax(m);
+    }
+  return s;
+}
+
+export interface GptqResult {
+  qw: QuantizedWeight;
+  /** GPTQ's own loss Σ err²·/2 (in Hessian-weighted units), for reports. */
+  loss: number;
+}
+
+/** Quantize W[N, K] (fp32, row-major) with GPTQ against a prepared Hessian. */
+export function gptqQuantize(w: Float32Array, N: number, K: number, ph: PreparedHessian, opts: GptqOptions): GptqResult {
+  const name = opts.name ?? 'gptq';
+  if (w.length !== N * K) fail(name, `has ${w.length} values, expected ${N}x${K}`);
+  if (ph.K !== K) fail(name, `Hessian is for K = ${ph.K}, weight has K = ${K}`);
+  const G = resolveGroupSize(opts.group, K, name);
+  const B = opts.blockSize ?? GPTQ_DEFAULTS.blockSize;
+  if (!(Number.isInteger(B) && B >= 1)) fail(name, `block size ${B} must be a positive integer`);
+  const groups = K / G, { perm, u, dead } = ph;
+  const actOrder = perm.some((p, i) => p !== i);
+
+  const w0 = Float64Array.from(w);
+  for (let k = 0; k < K; k++) if (dead[k]) for (let n = 0; n < N; n++) w0[n * K + k] = 0;
+  for (let i = 0; i < w0.length; i++) if (!Number.isFinite(w0[i]!)) fail(name, `non-finite weight in row ${Math.floor(i / K)}`);
+  const scales = actOrder ? staticScales(w0, N, K, G) : new Float32Array(N * groups);
+  // permuted working copy
+  const wp = new Float64Array(N * K);
+  for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) wp[n * K + i] = w0[n * K + perm[i]!]!;
+  const qp = new Int8Array(N * K);
+  const err = new Float64Array(N * B);
+  let loss = 0;
+
+  for (let i1 = 0; i1 < K; i1 += B) {
+    const i2 = Math.min(i1 + B, K), cnt = i2 - i1;
+    for (let i = i1; i < i2; i++) {
+      const col = perm[i]!, g = (col / G) | 0;
+      if (!actOrder && col % G === 0) {
+        for (let n = 0; n < N; n++) {
+          let m = 0;
+          for (let k = i; k < i + G; k++) m = Math.max(m, Math.abs(Math.fround(wp[n * K + k]!)));
+          const s = scaleFromAbsmax(m);
+          if (!Number.isFinite(s)) fail(name, `row ${n} group ${g}: absmax ${m} overflows an fp16 scale`);
+          scales[n * groups + g] = s;
+        }
+      }
+      const ri = i * K, d = u[ri + i]!;
+      for (let n = 0; n < N; n++) {
+        const row = n * K, x = wp[row + i]!, s = scales[n * groups + g]!;
+        const q = s === 0 ? 0 : rintClamp(Math.fround(Math.fround(x) / s), -QMAX_W, QMAX_W);
+        qp[row + i] = q;
+        const e = (x - q * s) / d;
+        loss += (e * e) / 2;
+        err[n * B + (i - i1)] = e;
+        if (e === 0) continue;
+        for (let j = i + 1; j < i2; j++) wp[row + j]! -= e * u[ri + j]!;
+      }
+    }
+    if (i2 === K) break;
+    // lazy update of the columns after the block: W[:, i2:] -= Err · U[i1:i2, i2:], one fp32
+    // matmul (as the reference runs it in fp32) added into the float64 weights
+    const rest = K - i2;
+    const ut = new Float32Array(rest * cnt); // U[i1:i2, i2:]ᵀ
+    for (let c = 0; c < cnt; c++) for (let j = 0; j < rest; j++) ut[j * cnt + c] = u[(i1 + c) * K + i2 + j]!;
+    const e32 = new Float32Array(N * cnt);
+    for (let n = 0; n < N; n++) for (let c = 0; c < cnt; c++) e32[n * cnt + c] = err[n * B + c]!;
+    const upd = matmulF32(e32, N, cnt, ut, rest);
+    for (let n = 0; n < N; n++) {
+      const row = n * K + i2, o = n * rest;
+      for (let j = 0; j < rest; j++) wp[row + j]! -= upd[o + j]!;
+    }
+  }
+
+  const q = new Int8Array(N * K);
+  for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) q[n * K + perm[i]!] = qp[n * K + i]!;
+  return { qw: { outFeatures: N, inFeatures: K, groupSize: G, q, scales }, loss };
+}
