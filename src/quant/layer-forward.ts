@@ -1,9 +1,10 @@
 // The pieces of one decoder layer's forward pass over a stack of calibration sequences (S
 // sequences of T positions each, rows stacked [S·T, ·], every sequence starting at position 0),
 // for the layer-by-layer calibration pipeline (calibrate.ts). Same math as the CPU engine
-// (src/model/llama.ts: RMSNorm, RoPE, causal GQA attention, SwiGLU), written over plain fp32
+// (src/model/llama.ts and src/backends/cpu/ops.ts: RMSNorm — shared —, RoPE, causal GQA attention, SwiGLU), written over plain fp32
 // weight arrays so that a stage can run with some linears already quantized (dequantized).
 import { fail } from '../core/errors.ts';
+import { rmsNorm } from '../backends/cpu/ops.ts';
 import { matmulF32 } from '../core/matmul.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { applyRope, ropeTables, type RopeTables } from '../model/rope.ts';
@@ -11,16 +12,10 @@ import { applyRope, ropeTables, type RopeTables } from '../model/rope.ts';
 /** Rows per matmul call (keeps the shared-heap scratch small). */
 const ROW_CHUNK = 4096;
 
-/** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight (as the engine's rmsNorm). */
+/** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight: the CPU engine's rmsNorm, into a new array. */
 export function rmsNormRows(x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): Float32Array {
   const out = new Float32Array(rows * dim);
-  for (let r = 0; r < rows; r++) {
-    const o = r * dim;
-    let ss = 0;
-    for (let i = 0; i < dim; i++) ss += x[o + i]! * x[o + i]!;
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
-    for (let i = 0; i < dim; i++) out[o + i] = weight[i]! * Math.fround(x[o + i]! * inv);
-  }
+  rmsNorm(out, x, weight, rows, dim, eps);
   return out;
 }
 
