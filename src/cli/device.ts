@@ -1,6 +1,6 @@
 // `--device cpu|cuda` for the commands that run a model: explicit choices are checked (cuda needs
 // a usable GPU and a model the GPU engine supports); without the option, cuda when both hold,
-// else the CPU engine with a one-line notice on stderr saying why.
+// else the CPU engine with a one-line `note:` on stderr saying why (silent with INTSCALE_QUIET=1).
 import * as path from 'node:path';
 import { fail, IntscaleError } from '../core/errors.ts';
 import { Gpu } from '../gpu/runtime.ts';
@@ -34,7 +34,8 @@ export function chooseDevice(option: string | undefined, modelPath: string): Dev
     return 'cuda';
   }
   if (why) {
-    process.stderr.write(`intscale: running on the CPU (${why})\n`);
+    // a note, not an error: silent with INTSCALE_QUIET=1, and never the `intscale:` prefix of errors
+    if (process.env['INTSCALE_QUIET'] !== '1') process.stderr.write(`note: running on the CPU (${why})\n`);
     return 'cpu';
   }
   return 'cuda';

@@ -35,7 +35,7 @@ test('arch presets carry the real shapes; the GPU engine accepts them and refuse
 
 test('--device: cuda without a GPU is one error line naming why; the default runs on the CPU with one notice', { skip: noGpu ? (fs.existsSync(MODEL) ? false : `skipped: needs ${MODEL}`) : 'skipped: a GPU is present (the CPU fallback is what this checks)' }, () => {
   const text = path.join(ROOT, 'README.md');
-  const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8' });
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '0' } });
   const cuda = cli('eval', MODEL, '--text', text, '--max-tokens', '40', '--device', 'cuda');
   assert.equal(cuda.status, 1);
   assert.match(cuda.stderr, /^intscale: --device cuda: no GPU: [^\n]*\n$/);
@@ -43,7 +43,8 @@ test('--device: cuda without a GPU is one error line naming why; the default run
   assert.match(bad.stderr, /^intscale: --device: expected cpu or cuda, got 'tpu'\n$/);
   const auto = cli('eval', MODEL, '--text', text, '--max-tokens', '40', '--json');
   assert.equal(auto.status, 0, auto.stderr);
-  assert.equal(auto.stderr.split('\n').filter((l) => l.startsWith('intscale: running on the CPU (no GPU')).length, 1, auto.stderr);
+  assert.equal(auto.stderr.split('\n').filter((l) => l.startsWith('note: running on the CPU (no GPU')).length, 1, auto.stderr);
+  assert.ok(!auto.stderr.includes('intscale:'), 'a note is not an error line');
   assert.ok(JSON.parse(auto.stdout).ppl > 1);
   const mode = cli('eval', MODEL, '--text', text, '--device', 'cpu', '--mode', 'w4a8-is');
   assert.match(mode.stderr, /^intscale: --mode: is a GPU option/);
