@@ -51,7 +51,7 @@ run "generate consistent forgery" fail 'amplifier "auto" chooses' $I generate $W
 fresh $W/c; tamper $W/c delete
 run "eval deleted layer" fail 'missing' $I eval $W/c --text $TXT --max-tokens 200
 run "inspect deleted layer" fail 'missing' $I inspect $W/c
-for kv in 'num_hidden_layers=7' 'num_hidden_layers=9' 'hidden_size=256' 'vocab_size=4095' 'vocab_size=4097' 'qc.amplifier="x"' 'qc.amplifier=31' 'qc.method="gptq"' 'qc.sym=false' 'qc.group_size=100' 'qc.group_size=64' 'qc.act_bits=4' 'qc.scale="fp8"' 'qc.bits=3' 'qc.amplifier=12'; do
+for kv in 'num_hidden_layers=7' 'num_hidden_layers=9' 'hidden_size=256' 'vocab_size=4095' 'vocab_size=4097' 'qc.amplifier="x"' 'qc.amplifier=31' 'qc.method="foo"' 'qc.sym=false' 'qc.group_size=100' 'qc.group_size=64' 'qc.act_bits=4' 'qc.scale="fp8"' 'qc.bits=3' 'qc.amplifier=12'; do
   fresh $W/c; python3 - "$W/c/config.json" "$kv" <<'PY'
 import json,sys
 f,kv=sys.argv[1],sys.argv[2]; k,v=kv.split('=',1); c=json.load(open(f))
