@@ -35,11 +35,6 @@ export function inputFormat(l: DeviceLinear): InputFormat {
   return l.kind === 'is' || l.kind === 'fs' || l.kind === 'pc' ? 'q8' : 'f16';
 }
 
-/** Device bytes of a linear's weights and scales. */
-export function linearBytes(l: DeviceLinear): number {
-  return l.weight.bytes + (l.gscales?.bytes ?? 0) + (l.chan?.bytes ?? 0);
-}
-
 export function freeLinear(l: DeviceLinear): void {
   l.weight.free();
   l.gscales?.free();
@@ -88,12 +83,6 @@ export class GemmRunner {
     const a = 'f16' in x ? x.f16 : x.q;
     if ((l.kind === 'w4a16') !== ('f16' in x)) fail('linear', `a ${l.kind} linear got the wrong activation format`);
     g.launch({ a, sx: 'sx' in x ? x.sx : undefined, wp: l.weight, gscales: l.gscales, chan: l.chan, residual: opts.residual, out }, s, opts.pdl);
-  }
-
-  /** Forget the plans of linears that are gone (their launches own split-K workspaces). */
-  forget(l: DeviceLinear): void {
-    for (const g of this.w4.get(l)?.values() ?? []) g.destroy();
-    this.w4.delete(l);
   }
 
   destroy(): void {

@@ -6,7 +6,7 @@ import { fail } from '../../core/errors.ts';
 import type { W4GemmKind } from '../../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { ModelConfig } from '../../model/config.ts';
-import { freeLinear, linearBytes, type DeviceLinear } from './device-linear.ts';
+import { freeLinear, type DeviceLinear } from './device-linear.ts';
 import type { EngineKernels } from './kernels.ts';
 
 /** How the decoder projections run (embeddings and the LM head stay fp16 in every mode). */
@@ -45,16 +45,6 @@ export interface DeviceModel {
   head: DeviceLinear;
   /** Free what this model owns (a quantized variant shares embeddings, norms and head with its source). */
   free(): void;
-}
-
-/** Device bytes of the decoder projections (what a decode step streams, besides the LM head). */
-export function projectionBytes(m: DeviceModel): number {
-  return m.layers.reduce((n, l) => n + linearBytes(l.qkv) + linearBytes(l.o) + linearBytes(l.gateUp) + linearBytes(l.down), 0);
-}
-
-/** The group size a mode runs with (PC: one group of K). */
-export function modeGroup(mode: EngineMode, group: number, k: number): number {
-  return mode === 'w4a8-pc' ? k : group;
 }
 
 /** Fail unless every linear shape fits the W4 kernels (K % 128, N % 8; K % group). */

@@ -10,7 +10,7 @@ import { forwardStep, type ModelHandles, type StepOps } from '../../model/forwar
 import { ropeTables } from '../../model/rope.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
-import { ATTN_KEYS_PER_TILE, EngineKernels, type Ptr } from './kernels.ts';
+import { ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
 
 /** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
@@ -385,4 +385,3 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
   }
 }
 
-export type { Ptr };
