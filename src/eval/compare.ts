@@ -13,7 +13,7 @@ import { quantizeRtn } from '../quant/rtn.ts';
 import { computeIntegerScales, type Amplifier } from '../quant/integer-scale.ts';
 import { integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
 import type { QuantizedLayer } from '../io/qformat.ts';
-import { quantizedLinear, type QuantMode } from '../quant/quantized-linears.ts';
+import type { QuantMode } from '../quant/quantized-linears.ts';
 import { calibrateModel, needsCalibration, type LayerNote, type MethodOptions } from '../quant/calibrate.ts';
 import { installQuantized, withIntegerScales } from '../quant/install-quantized.ts';
 
@@ -68,39 +68,16 @@ export function quantizeModelInMemory(model: Model, group: number, clip: boolean
   return { layers, reports, originals };
 }
 
-/** Run the perplexity of `ids` under each mode. The model's linears are restored afterwards. */
+/** Run the perplexity of `ids` under each mode (RTN, in memory). The model's linears are restored afterwards. */
 export function compareModes(model: Model, ids: readonly number[], opts: CompareOptions): { rows: CompareRow[]; reports: IsLayerReport[] } {
   const modes = opts.modes ?? defaultModes(opts.group);
-  const { layers, reports, originals } = quantizeModelInMemory(model, opts.group, opts.clip ?? false, opts.amplifier ?? 'auto');
-  const rows: CompareRow[] = [];
-  let fp16: number | undefined;
-  try {
-    for (const mode of modes) {
-      const modeLinears: Linear[] = []; // this mode's quantized linears, released once it is measured
-      if (mode === 'FP16') mapLinears(model.weights, (name) => originals.get(name)!);
-      else mapLinears(model.weights, (name) => { const l = quantizedLinear(layers.get(name)!, QUANT_MODE[mode]); modeLinears.push(l); return l; });
-      const started = performance.now();
-      let r: ReturnType<typeof perplexity>;
-      try {
-        r = perplexity(model, ids, {
-          ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
-          ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
-          onProgress: (scored, total) => opts.onProgress?.(mode, scored, total),
-        });
-      } finally {
-        mapLinears(model.weights, (name) => originals.get(name)!);
-        for (const l of modeLinears) l.dispose?.();
-      }
-      if (mode === 'FP16') fp16 = r.ppl;
-      rows.push({
-        mode, method: mode === 'FP16' ? '-' : 'rtn', group: opts.group, ppl: r.ppl,
-        rel_vs_fp16: fp16 === undefined ? null : (r.ppl - fp16) / fp16, tokens: r.tokens,
-        seconds: (performance.now() - started) / 1000,
-      });
-    }
-  } finally {
-    mapLinears(model.weights, (name) => originals.get(name)!);
-  }
+  const { layers, reports } = quantizeModelInMemory(model, opts.group, opts.clip ?? false, opts.amplifier ?? 'auto');
+  const q: QuantizedModelInMemory = { label: 'rtn', group: opts.group, layers, norms: new Map(), seconds: 0 };
+  const rows = measureModes(model, ids, q, modes, {
+    ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
+    ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
+    onProgress: (_label, mode, scored, total) => opts.onProgress?.(mode, scored, total),
+  });
   return { rows, reports };
 }
 
