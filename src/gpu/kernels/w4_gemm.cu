@@ -580,24 +580,3 @@ W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, s, 1)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, m, 2)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
 #endif
-
-#ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
-#define TILE_x 1, 4, 1, 4, 8
-#define TILE_y 1, 4, 2, 4, 4
-#define TILE_L 4, 4, 2, 4, 4
-#define TILE_q 2, 4, 4, 4, 4, 2, 2  // r with two MMA chains in flight per warp
-#define TILE_t 2, 4, 4, 4, 4, 4, 4  // r with four, B loaded 4 chains ahead (spills 8 bytes)
-#define THREADS_q 256
-#define THREADS_t 256
-#define THREADS_x 128
-#define THREADS_y 128
-#define THREADS_L 512
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, L, 1)
-W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, L, 1)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, q, W4_R_MINB)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, t, W4_R_MINB)
-W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, q, W4_R_MINB)
-W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, t, W4_R_MINB)
-#endif
