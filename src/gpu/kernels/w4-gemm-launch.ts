@@ -1,5 +1,7 @@
-// Typed launch wrapper of the W4 GEMM kernels (w4_gemm.cu beside this file), used by the benchmark and the
-// GPU tests: compile once, plan with planW4Gemm, keep a zeroed split-K workspace, and pass the
+// Typed launch wrapper of the W4 GEMM kernels (w4_gemm.cu, w4_gemm_wgmma.cu, w4_gemv.cu beside this file),
+// used by the engine, the benchmark and the GPU tests: plan with planW4Gemm, compile only the planned
+// kind and group's entries of the planned file (plan.defines; once per process, and cached on disk
+// keyed by source and options), keep a zeroed split-K workspace, and pass the
 // documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
@@ -32,7 +34,7 @@ export class W4GemmLaunch {
   constructor(private readonly gpu: Gpu, readonly kind: W4GemmKind, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, arch: gpu.arch, ...opts });
-    this.kernel = gpu.compile(this.plan.source).fn(this.plan.entry);
+    this.kernel = gpu.compile(this.plan.source, { defines: this.plan.defines }).fn(this.plan.entry);
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);

@@ -479,6 +479,14 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   extern "C" __global__ void NAME(W4W_PARAMS) { __trap(); }
 #endif
 
+// -DW4_SELECT plus -DW4_SELECT_IS_G128, _FS_G128 or _PC (w4_gemm.cu's defines, w4SelectDefines in
+// w4-gemm-plan.ts) compiles only that kernel; without W4_SELECT every entry point is built.
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
 W4W_ENTRY(w4a8_gemm_is_g128_w, MODE_IS)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
 W4W_ENTRY(w4a8_gemm_fs_g128_w, MODE_FS)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 W4W_ENTRY(w4a8_gemm_pc_w, MODE_PC)
+#endif
