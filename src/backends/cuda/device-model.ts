@@ -10,9 +10,6 @@ import type { ModelConfig } from '../../model/config.ts';
 import { freeLinear, type DeviceLinear } from './device-linear.ts';
 import type { EngineKernels } from './kernels.ts';
 
-/** Mode (src/core/modes.ts) under the name src/bench imports it by. */
-export type EngineMode = Mode;
-
 /** The GPU kernel kind of each W4 mode. */
 export const W4_KIND: Record<QuantMode, W4GemmKind> = {
   'w4a16': 'w4a16', 'w4a8-fs': 'fs', 'w4a8-is': 'is', 'w4a8-pc': 'pc',

@@ -46,7 +46,7 @@ export class W4GemmLaunch {
     }
   }
 
-  /** pdl: programmatic dependent launch, honoured by the kernels that wait for it (tiles v8/v16). */
+  /** pdl: programmatic dependent launch (every W4 kernel pdl_waits before reading what a predecessor wrote). */
   launch(ops: W4Operands, stream?: Stream, pdl = false): void {
     const needs = (what: keyof W4Operands, ok: boolean) => {
       if (!ok) fail(`W4 GEMM ${this.kind}`, `operand ${what} is required`);
@@ -55,8 +55,7 @@ export class W4GemmLaunch {
     needs('gscales', this.kind === 'pc' || ops.gscales !== undefined);
     needs('chan', !(this.kind === 'is' || this.kind === 'pc') || ops.chan !== undefined);
     const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
-    const waits = this.plan.tile === 'v8' || this.plan.tile === 'v16';  // w4_gemv.cu pdl_waits; the other tiles do not
-    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl: pdl && waits }, [
+    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, [
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
       p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
     ]);

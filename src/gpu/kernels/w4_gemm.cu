@@ -171,6 +171,10 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   const int kt1 = (int)(((long long)KT * (blockIdx.z + 1)) / gridDim.z);
   const int nkt = kt1 - kt0;
   const u32 s0 = smem_addr(g_smem);
+  // Programmatic dependent launch (sm_90; a no-op otherwise): everything below may read what the
+  // preceding kernel wrote; let the next kernel launch and reach its own wait meanwhile.
+  pdl_wait();
+  pdl_trigger();
 #ifdef W4_BULK
   __shared__ __attribute__((aligned(8))) unsigned long long s_bar[STAGES];
   if (tid == 0) {
