@@ -191,13 +191,6 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.equal(planW4Gemm('w4a16', 128, 4, 4096, 4096).tile, 's'); // fp16 activations
   assert.throws(() => planW4Gemm('is', 128, 9, 4096, 4096, { tile: 'v8' }), /tile v8 needs/);
   assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { tile: 'v8', splits: 2 }), /no split-K/);
-  // 32 rows per block from M = 5 on where N/32 blocks still cover the SMs
-  const wide = planW4Gemm('is', 128, 16, 22016, 4096);
-  assert.deepEqual([wide.tile, wide.entry, wide.grid], ['v16w', 'w4a8_gemm_is_g128_v16w', [688, 1, 1]]);
-  assert.equal(planW4Gemm('fs', 64, 8, 12288, 4096).tile, 'v8w');
-  assert.equal(planW4Gemm('is', 128, 4, 12288, 4096).tile, 'v8');
-  assert.equal(planW4Gemm('is', 128, 16, 4096, 4096, { smCount: 132 }).tile, 'v16');  // 128 blocks < 132 SMs
-  assert.throws(() => planW4Gemm('is', 128, 16, 4112, 4096, { tile: 'v16w' }), /N % 32 == 0/);
 });
 
 test('w4_gemv.cu: block constants agree with the planner; entries for every kind and group', () => {
@@ -226,11 +219,16 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
-  // small grids take split-K (wgmmaSplits): 32 tiles of o-proj at M = 64 run as 4 splits of 8 k-tiles
-  const small = planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' });
-  assert.deepEqual([small.tile, small.splits, small.grid, small.counters], ['w', 4, [32, 4, 1], 32]);
-  assert.equal(planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' }).splits, 4);  // down-proj
-  assert.equal(planW4Gemm('is', 128, 4096, 22016, 4096, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
+  // long-K shapes on small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4
+  // splits of 21-22 k-tiles; 64 tiles at M = 256 as 2; K = 4096 never splits
+  const down = planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
+  assert.deepEqual([down.tile, down.splits, down.grid, down.counters], ['w', 4, [32, 4, 1], 32]);
+  assert.equal(planW4Gemm('pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
+  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
+  assert.equal(planW4Gemm('is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
+  // FS keeps the m tile and its split-K there (FS through tile w's split-K was slow)
+  assert.equal(planW4Gemm('fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');
+  assert.equal(planW4Gemm('fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');

@@ -183,19 +183,16 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and 
   }
 });
 
-test('small-M tiles v8/v16 and v8w/v16w: IS and PC bit-exact, FS within bounds, = tile s bit for bit; partial last column block; residual', { skip, timeout: 300_000 }, () => {
+test('small-M tiles v8/v16: IS and PC bit-exact, FS within bounds, = tile s bit for bit; partial last column block; residual', { skip, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 400;
-  // N = 4112: a partial last 128-row block (16 rows: v tiles only); N = 4128: 32-row tiles in a partial block
-  for (const { K, N, G } of [{ K: 4096, N: 4112, G: 128 }, { K: 1152, N: 4128, G: 128 }, { K: 1152, N: 2048, G: 64 }, { K: 640, N: 512, G: 32 }]) {
+  for (const { K, N, G } of [{ K: 4096, N: 4112, G: 128 }, { K: 1152, N: 2048, G: 64 }, { K: 640, N: 512, G: 32 }]) {
     const rng = new Rng(seed++);
     const c = makeW4Case(rng, 16, K, N, G);
     const d = uploadCase(gpu, c, rng);
     try {
-      for (const [M, tile] of [1, 8, 9, 16].flatMap((M) => {
-        const narrow: W4Tile = M <= 8 ? 'v8' : 'v16', wide: W4Tile = M <= 8 ? 'v8w' : 'v16w';
-        return N % 32 === 0 && G !== 32 ? [[M, narrow], [M, wide]] as const : [[M, narrow]] as const;  // g32 has no wide tiles
-      })) {
+      for (const M of [1, 8, 9, 16]) {
+        const tile: W4Tile = M <= 8 ? 'v8' : 'v16';
         const positions = samplePositions(rng, M, N);
         const kinds: W4GemmKind[] = G === 128 ? ['is', 'fs', 'pc'] : ['is', 'fs'];
         const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile })] as const));

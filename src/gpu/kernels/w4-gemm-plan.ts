@@ -9,10 +9,9 @@ export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
  * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
  * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128 and PC; N % 128 == 0):
  *     bm = tokens per block, bn = weight rows per block.
- * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128 and PC; N % 16 == 0);
- * v8w, v16w = the same with 32 weight rows per block (N % 32 == 0).
+ * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128 and PC; N % 16 == 0).
  */
-export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w' | 'v8' | 'v16' | 'v8w' | 'v16w';
+export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w' | 'v8' | 'v16';
 
 export interface W4TileShape {
   readonly bm: number;
@@ -30,8 +29,6 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   w: { bm: 128, bn: 128, threads: 384, stages: 6 },
   v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
   v16: { bm: 16, bn: 16, threads: 256, stages: 0 },
-  v8w: { bm: 8, bn: 32, threads: 256, stages: 0 },
-  v16w: { bm: 16, bn: 32, threads: 256, stages: 0 },
 };
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
@@ -43,8 +40,8 @@ export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 export const W4_WGMMA_MIN_M = 17;
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
-function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' | 'v8w' | 'v16w' {
-  return tile === 'v8' || tile === 'v16' || tile === 'v8w' || tile === 'v16w';
+function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
+  return tile === 'v8' || tile === 'v16';
 }
 
 /** Whether tiles v8/v16 can run this kind and shape (W4A8, N % 16 == 0, M ≤ 16; any arch). */
@@ -91,7 +88,6 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
   if (isGemvTile(tile)) {
     if (kind === 'w4a16') fail('w4a16 GEMM', `no ${tile} tile (s, m, l)`);
     if (kind !== 'pc' && ![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
-    if ((tile === 'v8w' || tile === 'v16w') && kind !== 'pc' && group === 32) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size 32 has no ${tile} tile (v8, v16)`);
     return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g${group}_${tile}`;
   }
   if (tile === 'w') {
@@ -145,27 +141,23 @@ export function checkW4Shape(m: number, n: number, k: number): void {
   if (!Number.isInteger(k) || k < 128 || k % 128 !== 0) fail(where, `K = ${k} must be a positive multiple of 128`);
 }
 
-/** The v tiles take 32 weight rows per block (v8w, v16w) above this M. */
-const GEMV_WIDE_MIN_M = 4;
-/** Tile w's split-K: most splits, and fewest k-tiles a split may have. */
-const W_MAX_SPLITS = 8;
-const W_MIN_KTILES_PER_SPLIT = 4;
-/** Fixed cost of one tile-split in k-tiles of main loop (pipeline fill, partial tile store and fix-up). */
-const W_SPLIT_OVERHEAD_KTILES = 4;
+/** Tile w's split-K: most splits, fewest k-tiles per split, and only K longer than this many k-tiles. */
+const W_MAX_SPLITS = 4;
+const W_MIN_KTILES_PER_SPLIT = 16;
+const W_SPLIT_MIN_KTILES = 32;
 
 /**
- * Split-K factor of the persistent wgmma tile w: S splits run floor(SMs / S) blocks each over all
- * `tiles` 128x128 tiles, a tile-split taking kTiles / S k-tiles plus a fixed overhead, so the
- * time goes as ceil(tiles / floor(SMs / S)) · (kTiles / S + overhead). The smallest S within 2%
- * of the best wins (fewer partial tiles through the workspace).
+ * Split-K factor of the persistent wgmma tile w (IS, PC), fit on the H200 (bench gemm
+ * --w4-splits, docs/KERNELS.md): split only long-K shapes (K > 4096: the down-projections, where
+ * S = 2-4 made IS 1.3-2.1x faster at M = 64-256), and only as far as every tile-split still runs
+ * in one round (tiles · S <= SMs). Splits that leave a block several tile-splits were up to 2x
+ * slower, and K = 4096 shapes gained at most 8% (M = 64) or lost up to 20% (M = 128-256).
  */
 export function wgmmaSplits(tiles: number, kTiles: number, smCount: number): number {
-  const maxS = Math.max(1, Math.min(W_MAX_SPLITS, Math.floor(kTiles / W_MIN_KTILES_PER_SPLIT), smCount));
-  const cost = (S: number) => Math.ceil(tiles / Math.floor(smCount / S)) * (kTiles / S + W_SPLIT_OVERHEAD_KTILES);
-  let best = cost(1);
-  for (let S = 2; S <= maxS; S++) best = Math.min(best, cost(S));
-  for (let S = 1; S <= maxS; S++) if (cost(S) <= best * 1.02) return S;
-  return 1;
+  if (kTiles <= W_SPLIT_MIN_KTILES) return 1;
+  let S = 1;
+  while (S < W_MAX_SPLITS && tiles * (S + 1) <= smCount && kTiles / (S + 1) >= W_MIN_KTILES_PER_SPLIT) S++;
+  return S;
 }
 
 /** Choose entry point, grid and split-K for y[M,N] = x[M,K]·Wᵀ. */
@@ -183,23 +175,22 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
   const canV = gemvEligible(kind, m, n);
-  // Tile w from M = 17 on, with split-K where its persistent grid (one block per 128x128 tile)
-  // would leave SMs idle (wgmmaSplits; H200, docs/KERNELS.md).
+  // Tile w from M = 17 on. Its persistent grid (one block per 128x128 tile) leaves SMs idle on
+  // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
+  // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
+  // tile w's split-K was 1.5-3x slower, cause not found; H200, docs/KERNELS.md).
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
-  const wWins = m >= W4_WGMMA_MIN_M;
-  // A forced split-K factor > 1 rules out the v tiles (they have none). The 32-row v tiles halve
-  // the activation bytes each block reads from L2 (M/8 of the weight bytes with 16 rows), worth it
-  // from M = 5 on where their grid (N/32 blocks) still covers the SMs (H200, docs/KERNELS.md).
+  const wSplits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, k / 128, smCount);
+  const wWins = m >= W4_WGMMA_MIN_M && (kind !== 'fs' || wGrid >= smCount / 2 || k <= 4096);
+  // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
-  const wide = m > GEMV_WIDE_MIN_M && group !== 32 && n % W4_TILES.v16w.bn === 0 && n / W4_TILES.v16w.bn >= smCount;
-  const gemvTile: W4Tile = m <= 8 ? (wide ? 'v8w' : 'v8') : wide ? 'v16w' : 'v16';
-  const byKernel: W4Tile = canV && !split ? gemvTile : canW && wWins ? 'w' : useR ? 'r' : byM;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (tile === 'w' && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
   }
-  if (isGemvTile(tile) && (!canV || m > W4_TILES[tile].bm || n % W4_TILES[tile].bn !== 0)) {
-    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % ${W4_TILES[tile].bn} == 0`);
+  if (isGemvTile(tile) && (!canV || m > W4_TILES[tile].bm)) {
+    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % 16 == 0`);
   }
   const t = W4_TILES[tile];
   const kTiles = k / 128;
@@ -211,7 +202,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   } else if (isGemvTile(tile)) {
     splits = 1;
   } else if (tile === 'w') {
-    splits = wgmmaSplits(wGrid, kTiles, smCount);
+    splits = wSplits;
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;

@@ -4,8 +4,8 @@
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
-//   are unused. grid = (N/16) (v8, v16) or (N/32) (v8w, v16w), block = 256, no dynamic smem.
-//   Limits: M ≤ 8 (v8, v8w) or M ≤ 16 (v16, v16w), N % 16 == 0 (N % 32 == 0 for v8w, v16w), K % 128 == 0.
+//   are unused. grid = (N/16), block = 256, no dynamic smem. Limits: M ≤ 8 (tile v8) or M ≤ 16
+//   (tile v16), N % 16 == 0, K % 128 == 0.
 //
 // Design: a block owns 16 weight rows (one m16 MMA tile: the weights are the A operand, so the
 // repacked chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) and all tokens
@@ -17,12 +17,8 @@
 // end of each group the int32 partial sums are folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)).
 // The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
 // warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
-// Programmatic dependent launch (sm_90): the next kernel is triggered at the start (it launches once
-// every block of this one runs, and streams its own first weights while this one finishes); the
-// weights of the first round are loaded before pdl_wait, activations and scales after.
-// Tiles v8w / v16w give a block 32 weight rows (two m16 row tiles per warp sharing each activation
-// fragment): at M = 16 the activations, re-read from L2 by every block, otherwise cost 2x the
-// weight bytes.
+// Programmatic dependent launch (sm_90): the weights of the first round are loaded before
+// pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
 // GV_MINB, GV_UNROLL_1 + GV_UNROLL_2.
 
@@ -36,9 +32,6 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #endif
 #ifndef GV_MINB
 #define GV_MINB 3    // blocks per SM (__launch_bounds__): caps registers at 80
-#endif
-#ifndef GV_MINB_WIDE
-#define GV_MINB_WIDE 2  // the 32-row tiles v8w / v16w: 128 registers
 #endif
 #ifndef GV_UNROLL_1
 #define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
@@ -70,7 +63,7 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
 }
 
 
-template <int MODE, int G, int NT, int RT>
+template <int MODE, int G, int NT>
 DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                     u16* __restrict__ out, int M, int N, int K) {
@@ -80,15 +73,11 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
   constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k-steps per group (PC: fold never)
   constexpr int GPT = GROUPED ? 128 / G : 0;      // groups per k-tile
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
-  // programmatic dependent launch: the next kernel may launch once every block of this one runs
-  // (it then streams its first weights while this one finishes; it waits before reading our output)
-  pdl_trigger();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane & 3, g = lane >> 2;
-  const int n0 = blockIdx.x * GV_ROWS * RT, KT = K >> 7;
-  // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts);
-  // the block's RT row tiles (2·RT n8 rows, N % (16·RT) == 0) lie in one 128-row block blk
+  const int n0 = blockIdx.x * GV_ROWS, KT = K >> 7;
+  // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts)
   const int n8 = n0 >> 3, blk = n8 >> 4, rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
-  const U4* wrow = Wp + ((u64)blk * 16 * KT + (n8 & 15)) * 32 + lane;  // + kt·rows·32; n8 row n8+i: + 32·i
+  const U4* wrow = Wp + ((u64)blk * 16 * KT + (n8 & 15)) * 32 + lane;  // + kt·rows·32; row n8+1: + 32
   // Activations go through a per-warp smem buffer: [u][token tile j][token 0..7][128 B], 16-byte
   // chunk c of a token row stored at chunk c ^ token (conflict-free ldmatrix). Lane l copies chunks
   // (l % 8) of tokens l / 8 and l / 8 + 4 with cp.async (zero fill past M); ldmatrix.x4 then hands
@@ -108,20 +97,18 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     }
   // ldmatrix row address of lane l: matrix l / 8 (chunk 4p + l / 8 for the p-th x4), token l % 8
   const int lt = lane & 7, lm = lane >> 3;
-  const int rA = n0 + g, rB = rA + 8;  // this thread's output rows of row tile 0 (c[0,1] and c[2,3]); tile r: + 16·r
+  const int rA = n0 + g, rB = rA + 8;  // this thread's output rows (c[0,1] and c[2,3])
 
-  Acc acc[RT][NT][4];
-  int P[RT][NT][4];
+  Acc acc[NT][4];
+  int P[NT][4];
 #pragma unroll
-  for (int r = 0; r < RT; ++r)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[r][j][e] = 0, P[r][j][e] = 0;
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
 
   for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
-    U4 w[GV_UNROLL][RT][2];
-    u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][RT][2];
+    U4 w[GV_UNROLL][2];
+    u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
     // weights first: they do not depend on the preceding kernel, so under programmatic dependent
     // launch the first round streams while that kernel finishes
 #pragma unroll
@@ -129,11 +116,8 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
       const int kt = kt0 + u * GV_WARPS;
       if (kt < KT) {
         const U4* wp = wrow + (u64)kt * rows * 32;
-#pragma unroll
-        for (int r = 0; r < RT; ++r) {
-          w[u][r][0] = ldg_stream16(wp + 64 * r);
-          w[u][r][1] = ldg_stream16(wp + 64 * r + 32);
-        }
+        w[u][0] = ldg_stream16(wp);
+        w[u][1] = ldg_stream16(wp + 32);
       }
     }
     if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
@@ -152,11 +136,8 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
 #pragma unroll
           for (int gi = 0; gi < GPT; ++gi) {
             const u32* s = (const u32*)gsc + (u64)(kt * GPT + gi) * N;
-#pragma unroll
-            for (int r = 0; r < RT; ++r) {
-              sc[u][gi][r][0] = ldg_u32(s + rA + 16 * r);
-              sc[u][gi][r][1] = ldg_u32(s + rB + 16 * r);
-            }
+            sc[u][gi][0] = ldg_u32(s + rA);
+            sc[u][gi][1] = ldg_u32(s + rB);
           }
         }
       }
@@ -176,33 +157,30 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
 #pragma unroll
             for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
           }
+        const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
+        const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
+          u32 a[4];
+          unpack_s4(w0[ks], a[0], a[2]);
+          unpack_s4(w1[ks], a[1], a[3]);
 #pragma unroll
-          for (int r = 0; r < RT; ++r) {  // the activation fragments x serve every row tile
-            const u32 w0[4] = {w[u][r][0].x, w[u][r][0].y, w[u][r][0].z, w[u][r][0].w};
-            const u32 w1[4] = {w[u][r][1].x, w[u][r][1].y, w[u][r][1].z, w[u][r][1].w};
-            u32 a[4];
-            unpack_s4(w0[ks], a[0], a[2]);
-            unpack_s4(w1[ks], a[1], a[3]);
+          for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+          if constexpr (GROUPED) {
+            if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
+              const int gi = ks / KS_PER_G;
+              const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][0]) : (Acc)(int)sc[u][gi][0];
+              const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][1]) : (Acc)(int)sc[u][gi][1];
 #pragma unroll
-            for (int j = 0; j < NT; ++j) mma_s8(P[r][j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
-            if constexpr (GROUPED) {
-              if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
-                const int gi = ks / KS_PER_G;
-                const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][r][0]) : (Acc)(int)sc[u][gi][r][0];
-                const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][r][1]) : (Acc)(int)sc[u][gi][r][1];
+              for (int j = 0; j < NT; ++j)
 #pragma unroll
-                for (int j = 0; j < NT; ++j)
-#pragma unroll
-                  for (int e = 0; e < 4; ++e) {
-                    const Acc s = e < 2 ? s0 : s1;
-                    if constexpr (MODE == MODE_IS)
-                      acc[r][j][e] = (int)((u32)acc[r][j][e] + (u32)P[r][j][e] * (u32)s);  // wraps: never (QUANT_SPEC)
-                    else
-                      acc[r][j][e] = ffma_rn(i2f_rn(P[r][j][e]), s, acc[r][j][e]);
-                  }
-              }
+                for (int e = 0; e < 4; ++e) {
+                  const Acc s = e < 2 ? s0 : s1;
+                  if constexpr (MODE == MODE_IS)
+                    acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)s);  // wraps: never (QUANT_SPEC)
+                  else
+                    acc[j][e] = ffma_rn(i2f_rn(P[j][e]), s, acc[j][e]);
+                }
             }
           }
         }
@@ -211,100 +189,75 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
   }
 
-  pdl_wait();  // (warps past the last k-tile) sx and residual come from preceding kernels too
-  // the 8 warps' sums, added in warp order, through smem that aliases the activation buffers
-  // (every warp is past its last ldmatrix once the barrier below is passed)
-  constexpr int VALS = RT * NT * 4;
-  static_assert(sizeof(Acc) * GV_WARPS * VALS * 32 <= sizeof(xs), "the reduction must fit in the activation buffers");
-  Acc (*red)[VALS][32] = reinterpret_cast<Acc (*)[VALS][32]>(&xs[0][0][0][0][0]);
-  __syncthreads();
+  pdl_wait();     // (warps past the last k-tile) sx and residual come from preceding kernels too
+  pdl_trigger();  // the next kernel may launch while this one reduces and writes
+  // the 8 warps' sums, added in warp order
+  __shared__ Acc red[GV_WARPS][NT * 4][32];
 #pragma unroll
-  for (int r = 0; r < RT; ++r)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) red[warp][(r * NT + j) * 4 + e][lane] = MODE == MODE_PC ? (Acc)P[r][j][e] : acc[r][j][e];
+    for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
   __syncthreads();
   if (warp != 0) return;
-#pragma unroll
-  for (int r = 0; r < RT; ++r) {
-    const int nA = rA + 16 * r, nB = rB + 16 * r;
-    float cA = 1.0f, cB = 1.0f;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
-    if constexpr (MODE == MODE_IS) {
-      cA = exp2_neg(((const signed char*)chan)[nA]);
-      cB = exp2_neg(((const signed char*)chan)[nB]);
-    } else if constexpr (MODE == MODE_PC) {
-      cA = ((const float*)chan)[nA];
-      cB = ((const float*)chan)[nB];
-    }
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = (r * NT + j) * 4 + e;
-        Acc v = red[0][i][lane];
-#pragma unroll
-        for (int w = 1; w < GV_WARPS; ++w) {
-          if constexpr (MODE == MODE_FS) v = fadd_rn(v, red[w][i][lane]);
-          else v = (int)((u32)v + (u32)red[w][i][lane]);
-        }
-        const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? nA : nB;
-        if (t >= M) continue;
-        const float s = sx[t], c = e < 2 ? cA : cB;
-        float y = MODE == MODE_FS ? fmul_rn((float)v, s) : fmul_rn(fmul_rn(i2f_rn((int)v), s), c);
-        if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
-        out[(u64)t * N + n] = f2h_rn(y);
-      }
+  float cA = 1.0f, cB = 1.0f;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
+  if constexpr (MODE == MODE_IS) {
+    cA = exp2_neg(((const signed char*)chan)[rA]);
+    cB = exp2_neg(((const signed char*)chan)[rB]);
+  } else if constexpr (MODE == MODE_PC) {
+    cA = ((const float*)chan)[rA];
+    cB = ((const float*)chan)[rB];
   }
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      Acc v = red[0][j * 4 + e][lane];
+#pragma unroll
+      for (int w = 1; w < GV_WARPS; ++w) {
+        if constexpr (MODE == MODE_FS) v = fadd_rn(v, red[w][j * 4 + e][lane]);
+        else v = (int)((u32)v + (u32)red[w][j * 4 + e][lane]);
+      }
+      const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
+      if (t >= M) continue;
+      const float s = sx[t], c = e < 2 ? cA : cB;
+      float y = MODE == MODE_FS ? fmul_rn((float)v, s) : fmul_rn(fmul_rn(i2f_rn((int)v), s), c);
+      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
+      out[(u64)t * N + n] = f2h_rn(y);
+    }
 }
 
 #define GV_PARAMS                                                                                       \
   const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,                   \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
-// v8 / v16: 16 weight rows per block (3 blocks per SM); v8w / v16w: 32 rows (two row tiles share
-// each activation fragment: half the activation traffic per weight byte; 2 blocks per SM)
 #define GV_ENTRY(NAME, MODE, G)                                                                         \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {              \
-    gemv_body<MODE, G, 1, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);         \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
+    gemv_body<MODE, G, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {             \
-    gemv_body<MODE, G, 2, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);         \
-  }
-// (g32 has none: its 2 folds per k-step spill at 128 registers)
-#define GV_ENTRY_WIDE(NAME, MODE, G)                                                                    \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB_WIDE) NAME##_v8w(GV_PARAMS) {        \
-    gemv_body<MODE, G, 1, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);         \
-  }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB_WIDE) NAME##_v16w(GV_PARAMS) {       \
-    gemv_body<MODE, G, 2, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);         \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {                      \
+    gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }
 
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
 // defines) compiles only that kind's v8 and v16 kernels; without W4_SELECT every entry point is built.
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
 GV_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128)
-GV_ENTRY_WIDE(w4a8_gemm_is_g128, MODE_IS, 128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G64)
 GV_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64)
-GV_ENTRY_WIDE(w4a8_gemm_is_g64, MODE_IS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G32)
 GV_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
 GV_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128)
-GV_ENTRY_WIDE(w4a8_gemm_fs_g128, MODE_FS, 128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G64)
 GV_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64)
-GV_ENTRY_WIDE(w4a8_gemm_fs_g64, MODE_FS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G32)
 GV_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 GV_ENTRY(w4a8_gemm_pc, MODE_PC, 128)
-GV_ENTRY_WIDE(w4a8_gemm_pc, MODE_PC, 128)
 #endif
