@@ -219,12 +219,14 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
-  // long-K shapes on small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4
-  // splits of 21-22 k-tiles; 64 tiles at M = 256 as 2; K = 4096 never splits
+  // small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4 splits of
+  // 21-22 k-tiles, 64 tiles at M = 256 as 2
   const down = planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
   assert.deepEqual([down.tile, down.splits, down.grid, down.counters], ['w', 4, [32, 4, 1], 32]);
   assert.equal(planW4Gemm('pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
-  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
+  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 2);   // K = 4096: S = 2 up to M = 64
+  assert.equal(planW4Gemm('is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
+  assert.equal(planW4Gemm('is', 128, 64, 12288, 4096, { arch: 'sm_90a' }).splits, 1);  // 96 tiles: 2 splits need 2 rounds
   assert.equal(planW4Gemm('is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
   // FS keeps the m tile and its split-K there (FS through tile w's split-K was slow)
   assert.equal(planW4Gemm('fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');

@@ -141,20 +141,22 @@ export function checkW4Shape(m: number, n: number, k: number): void {
   if (!Number.isInteger(k) || k < 128 || k % 128 !== 0) fail(where, `K = ${k} must be a positive multiple of 128`);
 }
 
-/** Tile w's split-K: most splits, fewest k-tiles per split, and only K longer than this many k-tiles. */
+/** Tile w's split-K: most splits, fewest k-tiles per split. */
 const W_MAX_SPLITS = 4;
 const W_MIN_KTILES_PER_SPLIT = 16;
-const W_SPLIT_MIN_KTILES = 32;
+/** Shapes with at most this many k-tiles (K = 4096) split only up to this M (one partial token tile). */
+const W_SHORT_K_KTILES = 32;
+const W_SHORT_K_MAX_M = 64;
 
 /**
  * Split-K factor of the persistent wgmma tile w (IS, PC), fit on the H200 (bench gemm
- * --w4-splits, docs/KERNELS.md): split only long-K shapes (K > 4096: the down-projections, where
- * S = 2-4 made IS 1.3-2.1x faster at M = 64-256), and only as far as every tile-split still runs
- * in one round (tiles · S <= SMs). Splits that leave a block several tile-splits were up to 2x
- * slower, and K = 4096 shapes gained at most 8% (M = 64) or lost up to 20% (M = 128-256).
+ * --w4-splits, docs/KERNELS.md): only as far as every tile-split still runs in one round
+ * (tiles · S <= SMs; splits that leave a block several tile-splits were up to 2x slower) with at
+ * least 16 k-tiles each. Long K (the down-projections): S = 2-4 made IS 1.3-2.1x faster at
+ * M = 64-256. K = 4096: S = 2 gained 10% at M = 64, S = 2-4 lost up to 20% at M = 128-256.
  */
-export function wgmmaSplits(tiles: number, kTiles: number, smCount: number): number {
-  if (kTiles <= W_SPLIT_MIN_KTILES) return 1;
+export function wgmmaSplits(tiles: number, kTiles: number, smCount: number, m: number): number {
+  if (kTiles <= W_SHORT_K_KTILES && m > W_SHORT_K_MAX_M) return 1;
   let S = 1;
   while (S < W_MAX_SPLITS && tiles * (S + 1) <= smCount && kTiles / (S + 1) >= W_MIN_KTILES_PER_SPLIT) S++;
   return S;
@@ -180,7 +182,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
   // tile w's split-K was 1.5-3x slower, cause not found; H200, docs/KERNELS.md).
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
-  const wSplits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, k / 128, smCount);
+  const wSplits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, k / 128, smCount, m);
   const wWins = m >= W4_WGMMA_MIN_M && (kind !== 'fs' || wGrid >= smCount / 2 || k <= 4096);
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
