@@ -68,12 +68,16 @@ export function parseGemmResults(text: string, file: string): GemmResults {
   return d as GemmResults;
 }
 
+/** The read row is a roofline for memory-bound GEMMs only: plotted up to this M. */
+const READ_PLOT_MAX_M = 16;
+
 /** Speed-up over cuBLAS fp16 of the same (shape, M) for every timed row (the plot's points). */
 export function gemmSpeedupPoints(results: GemmResults): { shape: string; M: number; impl: string; speedup: number }[] {
   const fp16 = new Map<string, number>();
   for (const r of results.rows) if (r.impl === 'fp16' && r.us) fp16.set(`${r.shape}|${r.M}`, r.us);
   const points = [];
   for (const r of results.rows) {
+    if (r.impl === 'read' && r.M > READ_PLOT_MAX_M) continue;
     const base = fp16.get(`${r.shape}|${r.M}`);
     if (r.us && base) points.push({ shape: r.shape, M: r.M, impl: r.impl, speedup: base / r.us });
   }

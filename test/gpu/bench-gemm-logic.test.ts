@@ -116,3 +116,12 @@ test('the read row is the W4A8-IS weight + scale bytes; the layer table gives GB
   assert.deepEqual(layerShapes('llama3-8b').map((s) => s.name.split('.')[1]), ['qkv', 'o', 'gate_up', 'down']);
   assert.throws(() => parseLayerArchs('gpt5'), (e: unknown) => e instanceof IntscaleError && /--layer: unknown architecture 'gpt5'/.test(e.message));
 });
+
+test('plot points: the read row (a roofline for memory-bound GEMMs) only up to M = 16', () => {
+  const rows = [16, 64].flatMap((M) => [
+    { shape: 's', K: 4096, N: 4096, M, impl: 'fp16' as const, us: 30 },
+    { shape: 's', K: 4096, N: 4096, M, impl: 'read' as const, us: 5 },
+  ]);
+  const pts = gemmSpeedupPoints({ ...RESULTS, rows });
+  assert.deepEqual(pts.filter((p) => p.impl === 'read').map((p) => [p.M, p.speedup]), [[16, 6]]);
+});
