@@ -222,7 +222,12 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   // small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4 splits of
   // 21-22 k-tiles, 64 tiles at M = 256 as 2
   const down = planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
-  assert.deepEqual([down.tile, down.splits, down.grid, down.counters], ['w', 4, [32, 4, 1], 32]);
+  assert.deepEqual([down.tile, down.entry, down.splits, down.grid, down.counters], ['w64', 'w4a8_gemm_is_g128_w64', 4, [32, 4, 1], 32]);
+  // up to M = 64 the 64-token tile w64: its own smem, its own tile count
+  assert.equal(planW4Gemm('is', 128, 65, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('pc', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w64');
+  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 6 * 17408 + 8 * 64 * 20 * 4);
+  assert.deepEqual(planW4Gemm('is', 128, 100, 512, 4096, { arch: 'sm_90a', tile: 'w64', splits: 1 }).grid, [8, 1, 1]);  // 4 x 2 tiles
   assert.equal(planW4Gemm('pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
   assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 2);   // K = 4096: S = 2 up to M = 64
   assert.equal(planW4Gemm('is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
@@ -230,14 +235,14 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.equal(planW4Gemm('is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
   // FS keeps the m tile and its split-K there (FS through tile w's split-K was slow)
   assert.equal(planW4Gemm('fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');
-  assert.equal(planW4Gemm('fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
   assert.equal(planW4Gemm('is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
-  assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
   assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
   const forced = planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });  // w's split-K, on request
   assert.deepEqual([forced.grid, forced.splits, forced.workspaceBytes, forced.counters], [[66, 2, 1], 2, 2 * 4096 * 4096 * 4, 1024]);
-  assert.equal(planW4Gemm('is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w');
+  assert.equal(planW4Gemm('is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w64');
   assert.equal(planW4Gemm('is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');  // v8 has no split-K
 });
 
@@ -247,5 +252,6 @@ test('w4_gemm_wgmma.cu: tile and smem constants agree with the planner; one entr
   assert.deepEqual(W4_TILES.w, { bm: def('W4W_BT'), bn: def('W4W_BN'), threads: def('W4W_THREADS'), stages: def('W4W_STAGES') });
   for (const kind of ['is', 'fs', 'pc'] as const) {
     assert.ok(src.includes(`W4W_ENTRY(${w4EntryName(kind, 128, 'w')},`), `${kind} entry missing`);
+    assert.ok(src.includes(`W4W_ENTRY(${w4EntryName(kind, 128, 'w64')}, `) && src.includes(`${w4EntryName(kind, 128, 'w64')}, MODE_${kind.toUpperCase()}, ${W4_TILES.w64.bm})`), `${kind} w64 entry missing`);
   }
 });

@@ -150,6 +150,42 @@ test('split-K forced on and off gives the same bit-exact IS result, twice in a r
 
 const hopper = reason ? skip : Gpu.open().arch === 'sm_90a' ? false : `skipped: the wgmma tile needs sm_90a (this GPU is ${Gpu.open().arch})`;
 
+test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS within bounds, = tile l; K/128 of 3, 5 and 32 k-tiles; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
+  const gpu = Gpu.open();
+  let seed = 350;
+  // K = 384: 3 k-tiles (the drained tail only); 640: one 4-k-tile body + a tail; 4096: 8 bodies
+  for (const { K, N } of [{ K: 384, N: 256 }, { K: 640, N: 1024 }, { K: 4096, N: 4096 }]) {
+    const rng = new Rng(seed++);
+    const c = makeW4Case(rng, 64, K, N, 128);
+    const d = uploadCase(gpu, c, rng);
+    try {
+      for (const M of [64, 33, 17]) {
+        const positions = samplePositions(rng, M, N);
+        const kinds: W4GemmKind[] = ['is', 'fs', 'pc'];
+        const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1 })] as const));
+        checkOutputs(c, M, outs, positions);
+        for (const kind of ['is', 'pc'] as const) {
+          assert.deepEqual(outs.get(kind), runKind(gpu, c, d, kind, M, { tile: 'l' }), `${kind} tile w64 = tile l bit for bit (M=${M}, K=${K})`);
+        }
+        const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1, residual: true })] as const));
+        checkOutputs(c, M, withResidual, positions, d.residualHost);
+        if (K >= 640) {  // uneven splits (odd k-tiles per split), twice each: counters self-clean
+          for (const splits of [2, 3]) {
+            for (let rep = 0; rep < 2; rep++) {
+              for (const kind of ['is', 'pc'] as const) {
+                assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w64', splits }), outs.get(kind), `${kind} w64 splits=${splits} rep ${rep} (M=${M}, K=${K})`);
+              }
+            }
+            checkOutputs(c, M, new Map([['fs', runKind(gpu, c, d, 'fs', M, { tile: 'w64', splits })]]), positions);
+          }
+        }
+      }
+    } finally {
+      freeAll(d);
+    }
+  }
+});
+
 test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and residual add, same as tile l; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 300;

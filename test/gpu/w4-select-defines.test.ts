@@ -45,18 +45,18 @@ function built(entries: GuardedEntry[], defines: Readonly<Record<string, number>
 }
 
 /** The entry name without its tile suffix: one kind and group. */
-const base = (entry: string) => entry.replace(/_(s|m|l|r|w|v8|v16)$/, '');
+const base = (entry: string) => entry.replace(/_(s|m|l|r|w64|w|v8|v16)$/, '');
 
 const SOURCES = [W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE];
 const KINDS: [W4GemmKind, number][] = [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', -1], ['w4a16', 128]];
-const TILES: W4Tile[] = ['s', 'm', 'l', 'r', 'w', 'v8', 'v16'];
+const TILES: W4Tile[] = ['s', 'm', 'l', 'r', 'w', 'w64', 'v8', 'v16'];
 
 /** Every plan the planner accepts over kinds, groups and forced tiles (sm_90a, so tile w is possible). */
 function everyPlan(): W4GemmPlan[] {
   const plans: W4GemmPlan[] = [];
   for (const [kind, group] of KINDS) {
     for (const tile of TILES) {
-      const m = tile === 'v8' ? 8 : tile === 'v16' ? 16 : 256;
+      const m = tile === 'v8' ? 8 : tile === 'v16' ? 16 : tile === 'w64' ? 64 : 256;
       try {
         plans.push(planW4Gemm(kind, group, m, 4096, 4096, { tile, arch: 'sm_90a' }));
       } catch (e) {
@@ -79,7 +79,7 @@ test('every W4 GEMM entry point sits under a W4_SELECT guard, and without define
 test('plan.defines build exactly the planned kind and group of plan.source, the planned entry included', () => {
   const plans = everyPlan();
   // s, m for every grouped kind, l for g128/PC/W4A16, r for IS/FS g128, w for IS/FS g128 and PC, v8/v16 for W4A8
-  assert.equal(plans.length, 8 * 2 + 4 + 2 + 3 + 7 * 2);
+  assert.equal(plans.length, 8 * 2 + 4 + 2 + 3 + 3 + 7 * 2);
   const entriesOf = new Map(SOURCES.map((f) => [f, guardedEntries(f)]));
   for (const p of plans) {
     const entries = entriesOf.get(p.source)!;

@@ -8,10 +8,10 @@ export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
 /**
  * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
  * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128 and PC; N % 128 == 0):
- *     bm = tokens per block, bn = weight rows per block.
+ *     bm = tokens per block, bn = weight rows per block; w64 = the same with 64-token tiles (M <= 64).
  * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128 and PC; N % 16 == 0).
  */
-export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w' | 'v8' | 'v16';
+export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w' | 'w64' | 'v8' | 'v16';
 
 export interface W4TileShape {
   readonly bm: number;
@@ -27,6 +27,7 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   l: { bm: 128, bn: 128, threads: 256, stages: 4 },
   r: { bm: 128, bn: 128, threads: 256, stages: 4 },
   w: { bm: 128, bn: 128, threads: 384, stages: 6 },
+  w64: { bm: 64, bn: 128, threads: 384, stages: 6 },
   v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
   v16: { bm: 16, bn: 16, threads: 256, stages: 0 },
 };
@@ -38,6 +39,11 @@ export const W4_GEMM_WGMMA_SOURCE = 'src/gpu/kernels/w4_gemm_wgmma.cu';
 export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 /** Smallest M that takes the wgmma tile by default (H100 timings, docs/KERNELS.md). */
 export const W4_WGMMA_MIN_M = 17;
+
+/** Tiles of the wgmma kernels (w4_gemm_wgmma.cu). */
+function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
+  return tile === 'w' || tile === 'w64';
+}
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
 function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
@@ -90,9 +96,9 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
     if (kind !== 'pc' && ![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
     return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g${group}_${tile}`;
   }
-  if (tile === 'w') {
-    if (kind === 'w4a16' || (kind !== 'pc' && group !== 128)) fail(`w4 ${kind.toUpperCase()} GEMM`, `the wgmma tile w runs IS/FS g128 and PC only (group ${group})`);
-    return kind === 'pc' ? 'w4a8_gemm_pc_w' : `w4a8_gemm_${kind}_g128_w`;
+  if (isWgmmaTile(tile)) {
+    if (kind === 'w4a16' || (kind !== 'pc' && group !== 128)) fail(`w4 ${kind.toUpperCase()} GEMM`, `the wgmma tile ${tile} runs IS/FS g128 and PC only (group ${group})`);
+    return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g128_${tile}`;
   }
   switch (kind) {
     case 'is':
@@ -126,7 +132,7 @@ export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): numb
   // w4_gemm_wgmma.cu: 1024 (alignment) + STAGES·(X 128·128 + W 128·64 + scales 128·4, rounded up to
   // 1024 B) + epilogue 8 warps·64 tokens·20 floats
   if (isGemvTile(tile)) return 0;  // static shared memory only
-  if (tile === 'w') return 1024 + t.stages * Math.ceil((t.bm * 128 + t.bn * 64 + t.bn * 4) / 1024) * 1024 + 8 * 64 * 20 * 4;
+  if (isWgmmaTile(tile)) return 1024 + t.stages * Math.ceil((t.bm * 128 + t.bn * 64 + t.bn * 4) / 1024) * 1024 + 8 * 64 * 20 * 4;
   const eb = kind === 'w4a16' ? 2 : 1;
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
   const groupsPerTile = kind === 'pc' ? 0 : 128 / group;
@@ -181,16 +187,18 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
   // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
   // tile w's split-K was 1.5-3x slower, cause not found; H200, docs/KERNELS.md).
-  const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
-  const wSplits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, k / 128, smCount, m);
-  const wWins = m >= W4_WGMMA_MIN_M && (kind !== 'fs' || wGrid >= smCount / 2 || k <= 4096);
+  // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile).
+  const wTile: W4Tile = m <= W4_TILES.w64.bm ? 'w64' : 'w';
+  const wTiles = (bm: number) => Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / bm);
+  const wWins = m >= W4_WGMMA_MIN_M && (kind !== 'fs' || wTiles(W4_TILES[wTile].bm) >= smCount / 2 || k <= 4096);
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
-  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? wTile : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
-  if (tile === 'w' && !canW) {
-    fail(`w4 GEMM ${m}x${n}x${k}`, `tile w needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
+  if (isWgmmaTile(tile) && !canW) {
+    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
   }
+  const wGrid = wTiles(W4_TILES[tile].bm);
   if (isGemvTile(tile) && (!canV || m > W4_TILES[tile].bm)) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % 16 == 0`);
   }
@@ -203,8 +211,8 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
     if (splits > 1 && isGemvTile(tile)) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
   } else if (isGemvTile(tile)) {
     splits = 1;
-  } else if (tile === 'w') {
-    splits = wSplits;
+  } else if (isWgmmaTile(tile)) {
+    splits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, kTiles, smCount, m);
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
@@ -213,12 +221,12 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   }
   // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
   // v tiles: one block per 16 weight rows; mma.sync tiles: (N/BN, M/BM, splits)
-  const grid: [number, number, number] = tile === 'w' ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
+  const grid: [number, number, number] = isWgmmaTile(tile) ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
     : isGemvTile(tile) ? [Math.ceil(n / t.bn), 1, 1]
     : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
-  const tilesForCounters = tile === 'w' ? wGrid : grid[0] * grid[1];
+  const tilesForCounters = isWgmmaTile(tile) ? wGrid : grid[0] * grid[1];
   return {
-    source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
+    source: isWgmmaTile(tile) ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     defines: w4SelectDefines(kind, group),
     entry: w4EntryName(kind, group, tile),
     tile,

@@ -5,10 +5,11 @@
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K). Persistent: grid =
-//   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/128)
+//   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/BT)
 //   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (4-byte [S, M, N],
 //   any contents) and counters (u32 per tile, zero before the first launch, left zero), exactly as
-//   w4_gemm.cu's split-K. block = 384, dynamic smem = W4W_SMEM (below).
+//   w4_gemm.cu's split-K. block = 384, dynamic smem = WStage<BT>::SMEM (below). Token tile BT = 128
+//   (entries *_w) or 64 (entries *_w64, for M <= 64: half the MMA work of a 128-token tile).
 //   Limits: N % 128 == 0, K % 128 == 0, M >= 1.
 //
 // Design (docs/KERNELS.md, "Tile w"):
@@ -61,13 +62,18 @@ static_assert(128 * W4W_PRODUCER_REGS + 256 * W4W_CONSUMER_REGS <= 384 * 168,
 #define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
 #endif
 enum {
-  X_BYTES = W4W_BT * 128,                 // activation k-tile (128B-swizzled)
   W_BYTES = W4W_BN * 64,                  // packed int4 weight k-tile
   S_BYTES = W4W_BN * 4,                   // group scales of the k-tile (IS int32 / FS fp32)
-  STAGE_BYTES = (X_BYTES + W_BYTES + S_BYTES + 1023) / 1024 * 1024,  // swizzled tiles need 1024-B bases
   EPI_STRIDE = 20,                        // floats per token row in the epilogue transpose (16 + pad)
   EPI_BYTES = 8 * 64 * EPI_STRIDE * 4,    // 8 consumer warps × 64 tokens
-  W4W_SMEM = 1024 + W4W_STAGES * STAGE_BYTES + EPI_BYTES  // +1024: stage bases 1024-aligned
+};
+// A stage of a BT-token tile (W4W_BT = 128, or 64 for tile w64): the activation k-tile (BT rows of
+// 128 B, 128B-swizzled), the weight k-tile and the group scales, rounded up to 1024 B (swizzled
+// tiles need 1024-B bases); dynamic smem = 1024 (alignment) + STAGES stages + the epilogue.
+template <int BT> struct WStage {
+  static constexpr int X_BYTES = BT * 128;
+  static constexpr int BYTES = (X_BYTES + W_BYTES + S_BYTES + 1023) / 1024 * 1024;
+  static constexpr int SMEM = 1024 + W4W_STAGES * BYTES + EPI_BYTES;
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -140,25 +146,29 @@ template <int V> struct IC { static constexpr int value = V; };  // compile-time
 // Tile id → (weight rows n0, tokens t0) in a grouped raster: consecutive ids walk up to
 // W4W_GROUP_M token tiles down one weight column before moving on, so the ~132 tiles in flight
 // read each weight k-tile from HBM once for W4W_GROUP_M token tiles (the rest hit L2).
+template <int BT>
 DEVI void tile_coords(int tile, int nN, int nT, int& n0, int& t0) {
   const int span = W4W_GROUP_M * nN, first = (tile / span) * W4W_GROUP_M;
   const int rows = nT - first < W4W_GROUP_M ? nT - first : W4W_GROUP_M, r = tile % span;
-  t0 = (first + r % rows) * W4W_BT;
+  t0 = (first + r % rows) * BT;
   n0 = (r / rows) * W4W_BN;
 }
 
 extern __shared__ __attribute__((aligned(16))) unsigned char w4w_smem[];  // stage bases aligned by hand
 
-template <int MODE>
+template <int MODE, int BT>
 DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ sx, const unsigned char* __restrict__ Wp,
                    const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                    u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
   typedef typename AccT<MODE == MODE_FS>::type Acc;
   constexpr bool GROUPED = MODE != MODE_PC;
+  static_assert(BT == 128 || BT == 64, "token tile: 128 (two n64 halves per k-tile) or 64 (one)");
+  constexpr int X_BYTES = WStage<BT>::X_BYTES, STAGE_BYTES = WStage<BT>::BYTES;
+  constexpr int NV = BT / 2;  // accumulators per thread: 64 (BT = 128) or 32
   __shared__ __attribute__((aligned(8))) u64 s_full[W4W_STAGES], s_empty[W4W_STAGES];
   __shared__ u32 s_last;  // split-K: this block finished the tile last
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-  const int nN = N / W4W_BN, nT = (M + W4W_BT - 1) / W4W_BT, tiles = nN * nT;  // persistent: tile += gridDim.x
+  const int nN = N / W4W_BN, nT = (M + BT - 1) / BT, tiles = nN * nT;  // persistent: tile += gridDim.x
   // split-K: block row blockIdx.y of gridDim.y takes k-tiles [ktBegin, ktBegin + KT) of every tile
   const int KTall = K >> 7;
   const int ktBegin = (int)((long long)KTall * (int)blockIdx.y / (int)gridDim.y);
@@ -187,7 +197,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     int pre = 0;  // stages whose weight copies are already issued (thread 0 only)
     if (tid == 0 && (int)blockIdx.x < tiles) {
       int n0, t0;
-      tile_coords(blockIdx.x, nN, nT, n0, t0);
+      tile_coords<BT>(blockIdx.x, nN, nT, n0, t0);
       const u64 wtile = (u64)(n0 >> 3) * KTall * 512;
       pre = KT < W4W_STAGES ? KT : W4W_STAGES;
       for (int j = 0; j < pre; ++j) {
@@ -207,7 +217,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     int it = 0;  // k-tiles produced so far (all tiles): ring slot it % STAGES, its use count it / STAGES
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int n0, t0;
-    tile_coords(tile, nN, nT, n0, t0);
+    tile_coords<BT>(tile, nN, nT, n0, t0);
     const u64 wtile = (u64)(n0 >> 3) * KTall * 512;          // this column block's first weight k-tile
     for (int kt = ktBegin; kt < ktBegin + KT; ++kt, ++it) {
       const int s = it % W4W_STAGES;
@@ -224,12 +234,12 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
         if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
       }
 #ifndef W4W_PROBE_SKIP_X
-      if (t0 + W4W_BT <= M) {
+      if (t0 + BT <= M) {
         // full token tile: one pointer stepped 16 rows at a time; the opaque step keeps ptxas from
         // precomputing all 8 row addresses (16 registers: the 40-register producer would spill)
         const signed char* src = X + (u64)(t0 + r0) * K + kt * 128 + c * 16;
 #pragma unroll
-        for (int i = 0; i < W4W_BT / 16; ++i) {
+        for (int i = 0; i < BT / 16; ++i) {
           cp_async16_zfill(st + dst0 + i * 16 * 128, src, 16u);
           src += rowStep16;
           asm volatile("" : "+l"(src));
@@ -237,7 +247,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       } else {
         // the last, partial token tile: rows past M are zero-filled (their clamped address is not read)
 #pragma unroll 2
-        for (int i = 0; i < W4W_BT / 16; ++i) {
+        for (int i = 0; i < BT / 16; ++i) {
           const int t = t0 + r0 + 16 * i;
           cp_async16_zfill(st + dst0 + i * 16 * 128, X + (u64)(t < M ? t : M - 1) * K + kt * 128 + c * 16,
                            t < M ? 16u : 0u);
@@ -267,8 +277,10 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // branch serializes every wgmma: C7514), so the loop body is W4W_UNROLL k-tiles and drains at its
   // end. Two A-fragment sets (k-tile parity): half B of kt still reads its set while kt+1 is
   // unpacked. PC: no fold, PA and PB just accumulate.
+  // BT = 64 (tile w64, M <= 64): one n64 batch per k-tile, into PA for even and PB for odd k-tiles
+  // of the body, so k-tile kt-1 is folded while kt runs (step64). PC: PA + PB at the end.
   int PA[32], PB[32];
-  Acc acc[64];  // IS/FS: Σ over groups; acc[i] (i < 32) belongs to PA[i], acc[32 + i] to PB[i]
+  Acc acc[NV];  // IS/FS: Σ over groups; acc[i] (i < 32) belongs to PA[i], acc[32 + i] to PB[i] (BT = 128)
   u32 a[2][4][4];
   Acc sc0, sc1;  // the latest k-tile's group scales of rows rowA, rowA + 8
   int it0 = 0;   // k-tiles consumed before this tile (ring slot and phase continue across tiles)
@@ -333,31 +345,81 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       fold(PB, 32, sc0, sc1);
     }
   };
+  auto step64 = [&](int kt, auto par_c, auto first_c, auto drain_c) {
+    constexpr int PAR = decltype(par_c)::value;
+    constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
+    int (&P)[32] = *(PAR ? &PB : &PA);      // this k-tile's partial sums
+    int (&Pprev)[32] = *(PAR ? &PA : &PB);  // k-tile kt-1's
+    const int it = it0 + kt;
+    const u32 st = base + (it % W4W_STAGES) * STAGE_BYTES;
+    mbar_wait(smem_addr(&s_full[it % W4W_STAGES]), (u32)(it / W4W_STAGES) & 1u);
+#ifndef W4W_PROBE_NO_FENCE
+    fence_proxy_async();
+#endif
+    u32 w0[4], w1[4];
+    lds_v4(st + wOff, w0);
+    lds_v4(st + wOff + 512, w1);
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      unpack_s4(w0[ks], a[PAR][ks][0], a[PAR][ks][2]);
+      unpack_s4(w1[ks], a[PAR][ks][1], a[PAR][ks][3]);
+    }
+    // scale-d of the k-tile's first wgmma: 0 (grouped: a fresh partial sum); PC accumulates once
+    // its set holds a k-tile (PA from kt = 1 on, PB from kt = 2 on; the drained tail uses PA only)
+    const int keep = GROUPED ? 0 : PAR ? kt > 1 : kt > 0;
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(P, a[PAR][ks], desc_sw128(st + ks * 32), ks ? 1 : keep);
+    wgmma_commit();
+    if constexpr (!FIRST) {
+      wgmma_wait<1>();  // k-tile kt-1 is done: fold it while kt runs
+      release(kt - 1);
+      fold(Pprev, 0, sc0, sc1);  // (still k-tile kt-1's scales)
+    }
+    if constexpr (GROUPED) {
+      const u32 b0 = lds_u32(st + scOff), b1 = lds_u32(st + scOff + 32);
+      sc0 = MODE == MODE_FS ? (Acc)bits_to_float(b0) : (Acc)(int)b0;
+      sc1 = MODE == MODE_FS ? (Acc)bits_to_float(b1) : (Acc)(int)b1;
+    }
+    if constexpr (DRAIN) {
+      wgmma_wait<0>();
+      release(kt);
+      fold(P, 0, sc0, sc1);
+    }
+  };
+  auto run = [&](int kt, auto par_c, auto first_c, auto drain_c) {
+    if constexpr (BT == 64) step64(kt, par_c, first_c, drain_c);
+    else step(kt, par_c, first_c, drain_c);
+  };
   const u32 epi = base + W4W_STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it0 += KT) {
 #pragma unroll
   for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0;
+  for (int i = 0; i < NV; ++i) acc[i] = 0;
   sc0 = sc1 = 0;
   int kt = 0;
   static_assert(W4W_UNROLL == 4 || W4W_UNROLL == 8, "the body below is written out for 4 or 8 k-tiles");
   for (; kt + W4W_UNROLL <= KT; kt += W4W_UNROLL) {
-    step(kt, IC<0>(), IC<1>(), IC<0>());
-    step(kt + 1, IC<1>(), IC<0>(), IC<0>());
-    step(kt + 2, IC<0>(), IC<0>(), IC<0>());
-    step(kt + 3, IC<1>(), IC<0>(), IC<W4W_UNROLL == 4>());
+    run(kt, IC<0>(), IC<1>(), IC<0>());
+    run(kt + 1, IC<1>(), IC<0>(), IC<0>());
+    run(kt + 2, IC<0>(), IC<0>(), IC<0>());
+    run(kt + 3, IC<1>(), IC<0>(), IC<W4W_UNROLL == 4>());
     if constexpr (W4W_UNROLL == 8) {
-      step(kt + 4, IC<0>(), IC<0>(), IC<0>());
-      step(kt + 5, IC<1>(), IC<0>(), IC<0>());
-      step(kt + 6, IC<0>(), IC<0>(), IC<0>());
-      step(kt + 7, IC<1>(), IC<0>(), IC<1>());
+      run(kt + 4, IC<0>(), IC<0>(), IC<0>());
+      run(kt + 5, IC<1>(), IC<0>(), IC<0>());
+      run(kt + 6, IC<0>(), IC<0>(), IC<0>());
+      run(kt + 7, IC<1>(), IC<0>(), IC<1>());
     }
   }
-  for (; kt < KT; ++kt) step(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % W4W_UNROLL tail: drained each
+  for (; kt < KT; ++kt) run(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % W4W_UNROLL tail: drained each
+  if constexpr (MODE == MODE_PC && BT == 64) {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) PA[i] = (int)((u32)PA[i] + (u32)PB[i]);  // even + odd k-tiles (exact)
+  }
 
   int n0, t0;  // (computed here, not kept live across the main loop: registers)
-  tile_coords(tile, nN, nT, n0, t0);
+  tile_coords<BT>(tile, nN, nT, n0, t0);
   const int q = lane & 3, rl = lane >> 2;
 
   // ---------------- split-K: partial tiles through the workspace ----------------
@@ -379,7 +441,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     const u64 slice = (u64)M * N;
     Acc* const mine = (Acc*)ws + (u64)t0 * N + n0 + rowA;  // + row·N + 8h (+ split·slice)
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < NV; ++i) {
       const int r = 8 * (i >> 2) + 2 * q + (i & 1);
       if (t0 + r < M) {
         Acc* p = mine + split * slice + (u64)r * N + 8 * ((i >> 1) & 1);
@@ -399,7 +461,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     fence_gpu();
     for (int z = 0; z < S; ++z) {  // slices in split order: acc = slice 0 + slice 1 + ...
 #pragma unroll
-      for (int i = 0; i < 64; ++i) {
+      for (int i = 0; i < NV; ++i) {
         const int r = 8 * (i >> 2) + 2 * q + (i & 1);
         if (t0 + r < M) {
           const Acc* p = mine + z * slice + (u64)r * N + 8 * ((i >> 1) & 1);
@@ -430,7 +492,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // of 8 consecutive outputs of one token row.
   float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
+  for (int half = 0; half < BT / 64; ++half) {
 #pragma unroll
     for (int jj = 0; jj < 8; ++jj) {
       const int j = half * 8 + jj;
@@ -495,23 +557,26 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
 #ifdef W4W_ENABLED
-#define W4W_ENTRY(NAME, MODE)                                                                           \
+#define W4W_ENTRY(NAME, MODE, BT)                                                                       \
   extern "C" __global__ void __launch_bounds__(W4W_THREADS, 1) NAME(W4W_PARAMS) {                      \
-    w4w_body<MODE>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K); \
+    w4w_body<MODE, BT>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K); \
   }
 #else
-#define W4W_ENTRY(NAME, MODE) \
+#define W4W_ENTRY(NAME, MODE, BT) \
   extern "C" __global__ void NAME(W4W_PARAMS) { __trap(); }
 #endif
 
 // -DW4_SELECT plus -DW4_SELECT_IS_G128, _FS_G128 or _PC (w4_gemm.cu's defines, w4SelectDefines in
 // w4-gemm-plan.ts) compiles only that kernel; without W4_SELECT every entry point is built.
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
-W4W_ENTRY(w4a8_gemm_is_g128_w, MODE_IS)
+W4W_ENTRY(w4a8_gemm_is_g128_w, MODE_IS, 128)
+W4W_ENTRY(w4a8_gemm_is_g128_w64, MODE_IS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
-W4W_ENTRY(w4a8_gemm_fs_g128_w, MODE_FS)
+W4W_ENTRY(w4a8_gemm_fs_g128_w, MODE_FS, 128)
+W4W_ENTRY(w4a8_gemm_fs_g128_w64, MODE_FS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_PC)
-W4W_ENTRY(w4a8_gemm_pc_w, MODE_PC)
+W4W_ENTRY(w4a8_gemm_pc_w, MODE_PC, 128)
+W4W_ENTRY(w4a8_gemm_pc_w64, MODE_PC, 64)
 #endif
