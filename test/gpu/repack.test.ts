@@ -188,7 +188,8 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.equal(planW4Gemm('pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
   assert.equal(planW4Gemm('is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
   assert.equal(planW4Gemm('is', 128, 4, 4104, 4096).tile, 's');    // N % 16 != 0
-  assert.equal(planW4Gemm('w4a16', 128, 4, 4096, 4096).tile, 's'); // fp16 activations
+  assert.equal(planW4Gemm('w4a16', 128, 4, 4096, 4096).entry, 'w4a16_gemm_g128_v8'); // fp16 activations too
+  assert.equal(planW4Gemm('w4a16', 128, 16, 4096, 4096).entry, 'w4a16_gemm_g128_v16');
   assert.throws(() => planW4Gemm('is', 128, 9, 4096, 4096, { tile: 'v8' }), /tile v8 needs/);
   assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { tile: 'v8', splits: 2 }), /no split-K/);
 });

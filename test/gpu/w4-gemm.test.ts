@@ -219,7 +219,7 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and 
   }
 });
 
-test('small-M tiles v8/v16: IS and PC bit-exact, FS within bounds, = tile s bit for bit; partial last column block; residual', { skip, timeout: 300_000 }, () => {
+test('small-M tiles v8/v16: IS and PC bit-exact, FS and W4A16 within bounds, = tile s bit for bit; partial last column block; residual', { skip, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 400;
   for (const { K, N, G } of [{ K: 4096, N: 4112, G: 128 }, { K: 1152, N: 2048, G: 64 }, { K: 640, N: 512, G: 32 }]) {
@@ -230,11 +230,12 @@ test('small-M tiles v8/v16: IS and PC bit-exact, FS within bounds, = tile s bit 
       for (const M of [1, 8, 9, 16]) {
         const tile: W4Tile = M <= 8 ? 'v8' : 'v16';
         const positions = samplePositions(rng, M, N);
-        const kinds: W4GemmKind[] = G === 128 ? ['is', 'fs', 'pc'] : ['is', 'fs'];
+        const kinds: W4GemmKind[] = G === 128 ? ['is', 'fs', 'pc', 'w4a16'] : ['is', 'fs'];
         const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile })] as const));
         checkOutputs(c, M, outs, positions);
         assert.deepEqual(outs.get('is'), runKind(gpu, c, d, 'is', M, { tile: 's' }), `IS ${tile} = tile s (M=${M}, N=${N}, G=${G})`);
-        const withResidual = new Map((['is'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile, residual: true })] as const));
+        const residualKinds: W4GemmKind[] = G === 128 ? ['is', 'w4a16'] : ['is'];
+        const withResidual = new Map(residualKinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile, residual: true })] as const));
         checkOutputs(c, M, withResidual, positions, d.residualHost);
       }
     } finally {

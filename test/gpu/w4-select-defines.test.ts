@@ -34,7 +34,7 @@ function guardedEntries(file: string): GuardedEntry[] {
     let m: RegExpExecArray | null;
     if ((m = /^W4_ENTRY\((\w+), \w+, \d+, (\w+),/.exec(line))) entries.push({ name: `${m[1]}_${m[2]}`, guard });
     else if ((m = /^W4W_ENTRY\((\w+),/.exec(line))) entries.push({ name: m[1]!, guard });
-    else if ((m = /^GV_ENTRY\((\w+),/.exec(line))) entries.push({ name: `${m[1]}_v8`, guard }, { name: `${m[1]}_v16`, guard });
+    else if ((m = /^GV_ENTRY(?:_A16)?\((\w+)[,)]/.exec(line))) entries.push({ name: `${m[1]}_v8`, guard }, { name: `${m[1]}_v16`, guard });
   }
   return entries;
 }
@@ -78,8 +78,8 @@ test('every W4 GEMM entry point sits under a W4_SELECT guard, and without define
 
 test('plan.defines build exactly the planned kind and group of plan.source, the planned entry included', () => {
   const plans = everyPlan();
-  // s, m for every grouped kind, l for g128/PC/W4A16, r for IS/FS g128, w for IS/FS g128 and PC, v8/v16 for W4A8
-  assert.equal(plans.length, 8 * 2 + 4 + 2 + 3 + 3 + 7 * 2);
+  // s, m for every grouped kind, l for g128/PC/W4A16, r for IS/FS g128, w for IS/FS g128 and PC, v8/v16 for every kind
+  assert.equal(plans.length, 8 * 2 + 4 + 2 + 3 + 3 + 8 * 2);
   const entriesOf = new Map(SOURCES.map((f) => [f, guardedEntries(f)]));
   for (const p of plans) {
     const entries = entriesOf.get(p.source)!;

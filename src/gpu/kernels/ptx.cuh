@@ -69,6 +69,30 @@ DEVI void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
 DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 #endif
 
+// ---- fp16 tensor-core MMA and f16x2 arithmetic (the W4A16 kernels) -------------------------------
+// m16n8k16 f16·f16 → f32, accumulating into c
+DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+DEVI u32 hsub2(u32 a, u32 b) {
+  u32 d;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+DEVI u32 hmul2(u32 a, u32 b) {
+  u32 d;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+// int4 of the W4A16 layout → fp16 weights: nibble pair j of w (offset binary, repack.ts) as a half2
+// of q·s: 0x6400|u is 1024 + u in fp16, minus 1032 (0x6408) is q exactly; times the half2 scale
+DEVI u32 dequant_a16(u32 w, int j, u32 s2) {
+  return hmul2(hsub2(((w >> (4 * j)) & 0x000F000Fu) | 0x64006400u, 0x64086408u), s2);
+}
+
 // ---- programmatic dependent launch (sm_90+; no-ops elsewhere and when launched normally) --------
 // pdl_wait: wait until the preceding kernel in the stream has completed and its memory is visible
 // (call it before the first read of anything a predecessor wrote). pdl_trigger: let the next

@@ -50,9 +50,9 @@ function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
   return tile === 'v8' || tile === 'v16';
 }
 
-/** Whether tiles v8/v16 can run this kind and shape (W4A8, N % 16 == 0, M ≤ 16; any arch). */
-export function gemvEligible(kind: W4GemmKind, m: number, n: number): boolean {
-  return kind !== 'w4a16' && n % 16 === 0 && m <= 16;
+/** Whether tiles v8/v16 can run this kind and shape (N % 16 == 0, M ≤ 16; W4A16 g128 only; any arch). */
+export function gemvEligible(kind: W4GemmKind, m: number, n: number, group = 128): boolean {
+  return (kind !== 'w4a16' || group === 128) && n % 16 === 0 && m <= 16;
 }
 
 /** Whether tile w can run this kind on this target (sm_90a, g128 or PC, N % 128 == 0). */
@@ -92,7 +92,10 @@ export interface W4PlanOptions {
 /** Kernel entry-point name for a kind, group size and tile. */
 export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): string {
   if (isGemvTile(tile)) {
-    if (kind === 'w4a16') fail('w4a16 GEMM', `no ${tile} tile (s, m, l)`);
+    if (kind === 'w4a16') {
+      if (group !== 128) fail('w4a16 GEMM', `group size ${group} unsupported on GPU (128 only)`);
+      return `w4a16_gemm_g128_${tile}`;
+    }
     if (kind !== 'pc' && ![32, 64, 128].includes(group)) fail(`w4a8 ${kind.toUpperCase()} GEMM`, `group size ${group} unsupported on GPU (32, 64, 128)`);
     return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g${group}_${tile}`;
   }
@@ -182,7 +185,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const lBlocks = Math.ceil(n / W4_TILES.l.bn) * Math.ceil(m / W4_TILES.l.bm);
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
-  const canV = gemvEligible(kind, m, n);
+  const canV = gemvEligible(kind, m, n, group);
   // Tile w from M = 17 on. Its persistent grid (one block per 128x128 tile) leaves SMs idle on
   // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
   // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
@@ -200,7 +203,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   }
   const wGrid = wTiles(W4_TILES[tile].bm);
   if (isGemvTile(tile) && (!canV || m > W4_TILES[tile].bm)) {
-    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs W4A8, M <= ${W4_TILES[tile].bm} and N % 16 == 0`);
+    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs M <= ${W4_TILES[tile].bm}, N % 16 == 0 and (W4A16) group 128`);
   }
   const t = W4_TILES[tile];
   const kTiles = k / 128;

@@ -78,22 +78,6 @@ DEVI void mma_s8_first_c(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, int c0)
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(c0));
 }
-DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-DEVI u32 hsub2(u32 a, u32 b) {
-  u32 d;
-  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-DEVI u32 hmul2(u32 a, u32 b) {
-  u32 d;
-  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
 // 2^-k for k in [0, 30] (normal fp32, so multiplying by it is exact unless the result is subnormal)
 
 // int4 x8 (two's complement) → two int8x4 MMA B registers. Byte j of w holds the b0 value j in
@@ -389,8 +373,7 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
           const u32 w = ks == 0 ? bw[nt].x : ks == 1 ? bw[nt].y : ks == 2 ? bw[nt].z : bw[nt].w;
           u32 h[4];
 #pragma unroll
-          for (int j = 0; j < 4; ++j)  // 0x6400|u = 1024+u in fp16; minus 1032 (0x6408) = q exactly
-            h[j] = hmul2(hsub2(((w >> (4 * j)) & 0x000F000Fu) | 0x64006400u, 0x64086408u), ss[nt]);
+          for (int j = 0; j < 4; ++j) h[j] = dequant_a16(w, j, ss[nt]);
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) {
             mma_f16(acc[mt][nt], a[0][mt], h[0], h[1]);

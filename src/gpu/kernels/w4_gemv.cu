@@ -50,6 +50,11 @@ DEVI u32 ldg_u32(const void* p) {  // group scales: small, read by many blocks (
   asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
   return v;
 }
+DEVI u32 ldg_u16(const u16* p) {  // W4A16 group scales
+  unsigned short v;
+  asm volatile("ld.global.nc.u16 %0, [%1];" : "=h"(v) : "l"(p));
+  return v;
+}
 DEVI void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
   if (fresh)
@@ -226,6 +231,142 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     }
 }
 
+// W4A16 (fp16 activations, fp16 g128 scales, fp32 accumulation): the same block shape, weights
+// as the A operand of m16n8k16 f16 MMAs. The W4A16 repack (repack.ts) puts in word ks of an n8 row's
+// chunk the half2 pairs (k = 32ks + 2t.., 32ks + 8 + 2t..) and (+16, +24) of row g: for the two n8
+// rows of a row tile they are exactly the A fragments of two k16 steps, dequantized in registers as
+// fp16(q·s) (dequant_a16, as the mma.sync W4A16 tiles do). An fp16 k16 step of a token is 32 bytes
+// at the byte positions of an int8 k32 step, so the activations go through the same ldmatrix path,
+// a k-tile (256 B per token) as two 128-byte halves. y = Σ fp16(q·s)·x in fp32, the 8 warps' sums
+// added in warp order, then + residual and one rounding to fp16.
+template <int NT>
+DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, const u16* __restrict__ gsc,
+                        const u16* __restrict__ residual, u16* __restrict__ out, int M, int N, int K) {
+  constexpr int UNROLL = NT == 1 ? GV_UNROLL_1 : 1;  // (v16: 2 rounds of fp16 activations exceed 48 KB)
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane & 3, g = lane >> 2;
+  const int n0 = blockIdx.x * GV_ROWS, KT = K >> 7;
+  const int n8 = n0 >> 3, blk = n8 >> 4, rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
+  const U4* wrow = Wp + ((u64)blk * 16 * KT + (n8 & 15)) * 32 + lane;
+  // per warp: [u][token tile j][half h][token 0..7][128 B], chunk c of a row at c ^ token
+  __shared__ __attribute__((aligned(128))) unsigned char xs[GV_WARPS][UNROLL][NT][2][8][128];
+  const u32 xw = smem_addr(&xs[warp][0][0][0][0][0]);
+  const int ct = lane >> 3, cc = lane & 7;
+  const unsigned char* xsrc[NT][2];
+  u32 xbytes[NT][2];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int t = j * 8 + ct + 4 * h;
+      xbytes[j][h] = t < M ? 16u : 0u;
+      xsrc[j][h] = (const unsigned char*)X + (u64)(t < M ? t : 0) * K * 2 + cc * 16;
+    }
+  const int lt = lane & 7, lm = lane >> 3;
+  const int rA = n0 + g, rB = rA + 8;
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+
+  for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * UNROLL) {
+    U4 w[UNROLL][2];
+    u32 sc[UNROLL][2];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int kt = kt0 + u * GV_WARPS;
+      if (kt < KT) {
+        const U4* wp = wrow + (u64)kt * rows * 32;
+        w[u][0] = ldg_stream16(wp);
+        w[u][1] = ldg_stream16(wp + 32);
+      }
+    }
+    if (kt0 == warp) pdl_wait();
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int kt = kt0 + u * GV_WARPS;
+      if (kt < KT) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              const int tok = ct + 4 * h;
+              cp_async16_zfill(xw + ((((u * NT + j) * 2 + hh) * 8 + tok) * 128) + ((cc ^ tok) << 4),
+                               xsrc[j][h] + kt * 256 + hh * 128, xbytes[j][h]);
+            }
+        const u16* s = gsc + (u64)kt * N;
+        const u32 s0 = ldg_u16(s + rA), s1 = ldg_u16(s + rB);
+        sc[u][0] = s0 | (s0 << 16);
+        sc[u][1] = s1 | (s1 << 16);
+      }
+    }
+    cp_async_wait_all();
+    __syncwarp();
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      if (kt0 + u * GV_WARPS < KT) {
+        const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
+        const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {  // k 0-63, 64-127 of the k-tile: words 2hh, 2hh + 1
+          u32 x[NT][8];  // [j][2·s + b]: B fragments b0, b1 of k16 step s (4 steps per half)
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int p = 0; p < 2; ++p) {
+              u32 r[4];
+              ldsm_x4(xw + (((u * NT + j) * 2 + hh) * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+#pragma unroll
+              for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
+            }
+#pragma unroll
+          for (int wi = 0; wi < 2; ++wi) {  // word 2hh + wi: k16 steps 2wi, 2wi + 1 of this half
+            const u32 ww0 = w0[2 * hh + wi], ww1 = w1[2 * hh + wi];
+            u32 lo[4], hi[4];  // row g (n8 row 0) and row g + 8 (n8 row 1) half2 pairs
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              lo[i] = dequant_a16(ww0, i, sc[u][0]);
+              hi[i] = dequant_a16(ww1, i, sc[u][1]);
+            }
+#pragma unroll
+            for (int st = 0; st < 2; ++st) {
+              const u32 a[4] = {lo[2 * st], hi[2 * st], lo[2 * st + 1], hi[2 * st + 1]};
+              const int ks = 2 * wi + st;  // k16 step within the half
+#pragma unroll
+              for (int j = 0; j < NT; ++j) mma_f16(acc[j], a, x[j][2 * ks], x[j][2 * ks + 1]);
+            }
+          }
+        }
+      }
+    }
+    __syncwarp();
+  }
+
+  pdl_wait();
+  pdl_trigger();
+  __shared__ float red[GV_WARPS][NT * 4][32];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = acc[j][e];
+  __syncthreads();
+  if (warp != 0) return;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = red[0][j * 4 + e][lane];
+#pragma unroll
+      for (int w = 1; w < GV_WARPS; ++w) v = fadd_rn(v, red[w][j * 4 + e][lane]);
+      const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
+      if (t >= M) continue;
+      if (residual) v = fadd_rn(v, h2f(residual[(u64)t * N + n]));
+      out[(u64)t * N + n] = f2h_rn(v);
+    }
+}
+
 #define GV_PARAMS                                                                                       \
   const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,                   \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
@@ -236,6 +377,14 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {                      \
     gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
+  }
+
+#define GV_ENTRY_A16(NAME)                                                                              \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {              \
+    gemv_a16_body<1>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {             \
+    gemv_a16_body<2>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
   }
 
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
@@ -257,6 +406,9 @@ GV_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G32)
 GV_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_W4A16)
+GV_ENTRY_A16(w4a16_gemm_g128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 GV_ENTRY(w4a8_gemm_pc, MODE_PC, 128)
