@@ -298,11 +298,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
   };
   auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[(it0 + kt) % W4W_STAGES])); };
-  // One k-tile. PAR: A-fragment set; FIRST: the previous k-tile was drained (nothing to fold first);
-  // DRAIN: wait for everything and fold half B before returning.
-  auto step = [&](int kt, auto par_c, auto first_c, auto drain_c) {
+  // Wait for k-tile kt's stage and unpack its weights into A-fragment set PAR; returns the stage base.
+  auto arrive = [&](int kt, auto par_c) -> u32 {
     constexpr int PAR = decltype(par_c)::value;
-    constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
     const int it = it0 + kt;
     const u32 st = base + (it % W4W_STAGES) * STAGE_BYTES;
     mbar_wait(smem_addr(&s_full[it % W4W_STAGES]), (u32)(it / W4W_STAGES) & 1u);
@@ -317,6 +315,14 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       unpack_s4(w0[ks], a[PAR][ks][0], a[PAR][ks][2]);
       unpack_s4(w1[ks], a[PAR][ks][1], a[PAR][ks][3]);
     }
+    return st;
+  };
+  // One k-tile. PAR: A-fragment set; FIRST: the previous k-tile was drained (nothing to fold first);
+  // DRAIN: wait for everything and fold half B before returning.
+  auto step = [&](int kt, auto par_c, auto first_c, auto drain_c) {
+    constexpr int PAR = decltype(par_c)::value;
+    constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
+    const u32 st = arrive(kt, par_c);
     const int keep = GROUPED ? 0 : kt > 0;  // scale-d of the k-tile's first wgmma (PC: accumulate)
     wgmma_fence();
 #pragma unroll
@@ -350,20 +356,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
     int (&P)[32] = *(PAR ? &PB : &PA);      // this k-tile's partial sums
     int (&Pprev)[32] = *(PAR ? &PA : &PB);  // k-tile kt-1's
-    const int it = it0 + kt;
-    const u32 st = base + (it % W4W_STAGES) * STAGE_BYTES;
-    mbar_wait(smem_addr(&s_full[it % W4W_STAGES]), (u32)(it / W4W_STAGES) & 1u);
-#ifndef W4W_PROBE_NO_FENCE
-    fence_proxy_async();
-#endif
-    u32 w0[4], w1[4];
-    lds_v4(st + wOff, w0);
-    lds_v4(st + wOff + 512, w1);
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      unpack_s4(w0[ks], a[PAR][ks][0], a[PAR][ks][2]);
-      unpack_s4(w1[ks], a[PAR][ks][1], a[PAR][ks][3]);
-    }
+    const u32 st = arrive(kt, par_c);
     // scale-d of the k-tile's first wgmma: 0 (grouped: a fresh partial sum); PC accumulates once
     // its set holds a k-tile (PA from kt = 1 on, PB from kt = 2 on; the drained tail uses PA only)
     const int keep = GROUPED ? 0 : PAR ? kt > 1 : kt > 0;
