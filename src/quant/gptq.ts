@@ -16,8 +16,13 @@
 // - without act-order a group's scales are computed when its first column is reached, from the
 //   weights as updated by every earlier column (the reference reads the block-start values for
 //   groups that start inside a block; with G = blockSize = 128 the two are identical).
+// - clip (optional): each group's scale is the clip search's (group-clip.ts: the ratio r·absmax
+//   minimizing the group's output error dᵀ·H_g·d against the dampened Hessian) instead of absmax/7,
+//   on the same weights (the original ones for static groups, the updated ones otherwise): AWQ's
+//   clip, applied to GPTQ's groups before their columns are quantized.
 import { fail } from '../core/errors.ts';
 import { matmulF32 } from '../core/matmul.ts';
+import { clipGroupScales } from './group-clip.ts';
 import { inverseCholeskyUpper } from './linalg.ts';
 import { QMAX_W, resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
 import { rintClamp } from './fp32.ts';
@@ -30,6 +35,8 @@ export interface GptqOptions {
   blockSize?: number;
   /** Process columns by decreasing Hessian diagonal, with static groups (default false). */
   actOrder?: boolean;
+  /** Each group's scale by the output-error clip search of group-clip.ts (default false: absmax/7). */
+  clip?: boolean;
   name?: string;
 }
 
@@ -50,6 +57,8 @@ export interface PreparedHessian {
   readonly dead: Uint8Array;
   /** U upper, H_perm⁻¹ = UᵀU, [K, K] in permuted order */
   readonly u: Float64Array;
+  /** the dampened Hessian in natural order (the clip search's objective) */
+  readonly h: Float64Array;
 }
 
 export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string } = {}): PreparedHessian {
@@ -64,13 +73,13 @@ export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: 
     if (h[k * K + k] === 0) { dead[k] = 1; h[k * K + k] = 1; }
   }
   const perm = opts.actOrder ? actOrderPermutation(h, K) : Int32Array.from({ length: K }, (_, i) => i);
+  let mean = 0;
+  for (let i = 0; i < K; i++) mean += h[i * K + i]!;
+  const damp = (percdamp * mean) / K;
+  for (let i = 0; i < K; i++) h[i * K + i]! += damp;
   const hp = new Float64Array(K * K);
   for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[perm[i]! * K + perm[j]!]!;
-  let mean = 0;
-  for (let i = 0; i < K; i++) mean += hp[i * K + i]!;
-  const damp = (percdamp * mean) / K;
-  for (let i = 0; i < K; i++) hp[i * K + i]! += damp;
-  return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name) };
+  return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name), h };
 }
 
 /** Group scales s[n, g] = fp16(absmax/7) of W (row-major [N, K]) over columns of natural groups. */
@@ -83,6 +92,17 @@ function staticScales(w: Float64Array, N: number, K: number, G: number): Float32
       for (let k = g * G; k < (g + 1) * G; k++) m = Math.max(m, Math.abs(Math.fround(w[n * K + k]!)));
       s[n * groups + g] = scaleFromAbsmax(m);
     }
+  return s;
+}
+
+/** Static group scales by the clip search (group-clip.ts) on the original W against the natural-order Hessian. */
+function staticClipScales(w: Float64Array, N: number, K: number, G: number, h: Float64Array): Float32Array {
+  const groups = K / G;
+  const s = new Float32Array(N * groups);
+  for (let g = 0; g < groups; g++) {
+    const best = clipGroupScales(w, N, K, g * G, G, h, K);
+    for (let n = 0; n < N; n++) s[n * groups + g] = best[n]!;
+  }
   return s;
 }
 
@@ -106,7 +126,7 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
   const w0 = Float64Array.from(w);
   for (let k = 0; k < K; k++) if (dead[k]) for (let n = 0; n < N; n++) w0[n * K + k] = 0;
   for (let i = 0; i < w0.length; i++) if (!Number.isFinite(w0[i]!)) fail(name, `non-finite weight in row ${Math.floor(i / K)}`);
-  const scales = actOrder ? staticScales(w0, N, K, G) : new Float32Array(N * groups);
+  const scales = !actOrder ? new Float32Array(N * groups) : opts.clip ? staticClipScales(w0, N, K, G, ph.h) : staticScales(w0, N, K, G);
   // permuted working copy
   const wp = new Float64Array(N * K);
   for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) wp[n * K + i] = w0[n * K + perm[i]!]!;
@@ -119,10 +139,11 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
     for (let i = i1; i < i2; i++) {
       const col = perm[i]!, g = (col / G) | 0;
       if (!actOrder && col % G === 0) {
+        const clipped = opts.clip ? clipGroupScales(wp, N, K, i, G, ph.h, K) : undefined;
         for (let n = 0; n < N; n++) {
           let m = 0;
           for (let k = i; k < i + G; k++) m = Math.max(m, Math.abs(Math.fround(wp[n * K + k]!)));
-          const s = scaleFromAbsmax(m);
+          const s = clipped ? clipped[n]! : scaleFromAbsmax(m);
           if (!Number.isFinite(s)) fail(name, `row ${n} group ${g}: absmax ${m} overflows an fp16 scale`);
           scales[n * groups + g] = s;
         }
