@@ -17,6 +17,10 @@ export const TASK_GRAM_BAND = 4;
 export const TASK_PANEL64 = 5;
 export const TASK_SYRK64 = 6;
 export const TASK_TRINV64 = 7;
+export const TASK_GPTQ_COLUMNS = 8;
+
+/** Words of the GPTQ task's parameter block (see gptqColumns). */
+export const GPTQ_PARAM_WORDS = 11;
 
 /** Query rows per causal block of the attention task: scores are computed only for keys < the block's end. */
 export const ATTN_BLOCK_ROWS = 64;
@@ -53,6 +57,12 @@ export function attentionScratchFloats(T: number, hd: number): number {
  *   block by forward substitution, then each block row I below it from
  *   L[I, I]·X[I, J] = −Σ_{K=J}^{I−1} L[I, K]·X[K, J] (one mm64 into the thread's scratch, then
  *   forward substitution). Block columns are independent.
+ * gptqColumns: a = [params, i1, i2, c0, c1]; params (GPTQ_PARAM_WORDS int32 in the heap) =
+ *   [wp, u, err, scales, perm, qp, loss, K, G, groups, B]: for the rows [lo, hi) of the permuted
+ *   float64 weights wp [N, K], GPTQ's columns c0..c1 of the block [i1, i2) (gptq.ts): q =
+ *   clamp(rint(fp32(fp32(w)/s)), ±7) into qp (int8), err = (w − q·s)/U[i,i] into err [N, B]
+ *   (float64), the later columns of the block updated by −err·U[i, j]; loss[n] += err²/2.
+ *   Rows are independent, so any split gives the sequential result.
  */
 export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   const mm = k.mm, mm64 = k.mm64;
@@ -173,5 +183,32 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
       }
     }
   }
-  return [null, attention, swiglu, transpose, gramBand, panel64, syrk64, trinv64];
+  function rint(v) {
+    const r = Math.round(v);
+    return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+  function gptqColumns(a, lo, hi) {
+    const buf = memory.buffer, f64 = new Float64Array(buf), f32 = new Float32Array(buf), i32 = new Int32Array(buf), i8 = new Int8Array(buf);
+    const P = a[0] >> 2, i1 = a[1], i2 = a[2], c0 = a[3], c1 = a[4];
+    const wp = i32[P] >> 3, u = i32[P + 1] >> 3, err = i32[P + 2] >> 3, sc = i32[P + 3] >> 2, perm = i32[P + 4] >> 2;
+    const qp = i32[P + 5], loss = i32[P + 6] >> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
+    for (let n = lo; n < hi; n++) {
+      const row = wp + n * K;
+      let l = 0;
+      for (let i = c0; i < c1; i++) {
+        const g = (i32[perm + i] / G) | 0, ri = u + i * K, d = f64[ri + i];
+        const x = f64[row + i], s = f32[sc + n * groups + g];
+        let q = s === 0 ? 0 : rint(Math.fround(Math.fround(x) / s));
+        q = q < -7 ? -7 : q > 7 ? 7 : q;
+        i8[qp + n * K + i] = q;
+        const e = (x - q * s) / d;
+        l += (e * e) / 2;
+        f64[err + n * B + (i - i1)] = e;
+        if (e === 0) continue;
+        for (let j = i + 1; j < i2; j++) f64[row + j] -= e * f64[ri + j];
+      }
+      f64[loss + n] += l;
+    }
+  }
+  return [null, attention, swiglu, transpose, gramBand, panel64, syrk64, trinv64, gptqColumns];
 })`;
