@@ -1,12 +1,14 @@
-// gpu-dev/bench.cu — standalone dev bench for src/gpu/kernels/*.cu (not part of the npm package).
-// Builds the kernels into this binary (each .cu in its own namespace), then:
-//   nvrtc   : compiles every kernel source with NVRTC (include path src/gpu/kernels for ptx.cuh; the TS
-//             runtime inlines that header instead, src/gpu/kernel-source.ts)
+// gpu-dev/bench.cu — standalone dev bench for the mma.sync W4 GEMMs of src/gpu/kernels/w4_gemm.cu and
+// quantize_act.cu (not part of the npm package). Builds both into this binary (each .cu in its own
+// namespace, plus the bench-only tiles below), then:
+//   nvrtc   : compiles the GEMM-path kernel sources with NVRTC (include path src/gpu/kernels for
+//             ptx.cuh; the TS runtime inlines that header instead, src/gpu/kernel-source.ts)
 //   check   : correctness sweep vs naive GPU references (independent of the tiled kernels' layout;
 //             spot-checked against a CPU evaluation of the spec): IS/PC bit-exact, FS/W4A16 within
 //             fp32 rounding, act-quant bit-exact; poisoned outputs, fresh seeded data per shape
 //   time    : timings (CUDA events, median of repeats, weights rotated through > 2x L2)
-// Usage: bench [check|time|nvrtc|all] [--quick]
+//   rocheck, rotime : the same for the reordered g128 tiles r/q/t (gpu-dev/ro-run.sh)
+// Usage: bench [all|check|time|nvrtc|rocheck|rotime] [--quick]
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
@@ -23,8 +25,30 @@
 #include <vector>
 
 namespace kg {
-#define W4_BENCH_EXTRA
 #include "../src/gpu/kernels/w4_gemm.cu"
+// Tiles explored by this bench only, built from w4_gemm.cu's gemm_body and W4_ENTRY (tile configs:
+// WM, WN, MT, NT, STAGES[, RO chains, RO load-ahead]); none is shipped, their numbers are in
+// docs/KERNELS.md and results/. x: the s tile with 8 stages; y: BM = 32; L: 16 warps (512 threads);
+// q, t: the reordered r tile with 2 / 4 MMA chains in flight per warp (t: B loaded 4 chains ahead,
+// spills 8 bytes).
+#define TILE_x 1, 4, 1, 4, 8
+#define TILE_y 1, 4, 2, 4, 4
+#define TILE_L 4, 4, 2, 4, 4
+#define TILE_q 2, 4, 4, 4, 4, 2, 2
+#define TILE_t 2, 4, 4, 4, 4, 4, 4
+#define THREADS_x 128
+#define THREADS_y 128
+#define THREADS_L 512
+#define THREADS_q 256
+#define THREADS_t 256
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, L, 1)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, L, 1)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, q, W4_R_MINB)
+W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, t, W4_R_MINB)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, q, W4_R_MINB)
+W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, t, W4_R_MINB)
 }
 namespace kq {
 #include "../src/gpu/kernels/quantize_act.cu"

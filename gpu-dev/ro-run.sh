@@ -6,10 +6,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/intscale-gpu-dev}; mkdir -p "$OUT"; export OUT
 B=gpu-dev/build/bench
-stamp=$(cat src/gpu/kernels/*.cu gpu-dev/bench.cu | sha256sum | cut -c1-16)
+stamp=$(cat src/gpu/kernels/*.cu src/gpu/kernels/*.cuh gpu-dev/bench.cu | sha256sum | cut -c1-16)
 if [ ! -x $B ] || [ "$(cat $B.stamp 2>/dev/null)" != "$stamp" ]; then
   echo "building bench on the device"; mkdir -p gpu-dev/build
   nvcc -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xcompiler -fopenmp -o $B gpu-dev/bench.cu -ldl || exit 1
+  echo "$stamp" > $B.stamp
 fi
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 if command -v cuobjdump >/dev/null && [ -f gpu-dev/build/w4.cubin ]; then

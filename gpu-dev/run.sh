@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/intscale-gpu-dev}; mkdir -p "$OUT"; export OUT
 what=${1:-all}; quick=${2:-}
 B=gpu-dev/build/bench
-stamp=$(cat src/gpu/kernels/*.cu gpu-dev/bench.cu | sha256sum | cut -c1-16)
+stamp=$(cat src/gpu/kernels/*.cu src/gpu/kernels/*.cuh gpu-dev/bench.cu | sha256sum | cut -c1-16)
 if [ ! -x $B ] || [ "$(cat $B.stamp 2>/dev/null)" != "$stamp" ]; then
   echo "building bench on the device"; mkdir -p gpu-dev/build
   nvcc -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xcompiler -fopenmp -o $B gpu-dev/bench.cu -ldl || exit 1

@@ -9,7 +9,8 @@ import { Rng } from '../core/rng.ts';
 import { progress } from '../core/progress.ts';
 import type { Gpu } from '../gpu/runtime.ts';
 import { archPreset } from '../model/arch-presets.ts';
-import { quantizeDeviceModel, type DeviceModel, type EngineMode } from '../backends/cuda/device-model.ts';
+import { quantizeDeviceModel, type DeviceModel } from '../backends/cuda/device-model.ts';
+import type { Mode } from '../core/modes.ts';
 import { CudaEngine, GREEDY } from '../backends/cuda/engine.ts';
 import { EngineKernels } from '../backends/cuda/kernels.ts';
 import { randomDeviceModel } from '../backends/cuda/load-device.ts';
@@ -22,7 +23,7 @@ export interface E2eRow {
   batch: number;
   prompt: number;
   gen: number;
-  mode: EngineMode;
+  mode: Mode;
   prefill_ms: number;
   decode_ms_per_token: number;
   tokens_per_s: number;
@@ -31,7 +32,7 @@ export interface E2eRow {
 export interface E2eTimeline {
   arch: string;
   batch: number;
-  mode: EngineMode;
+  mode: Mode;
   /** µs of one decode step in the instrumented graph (event nodes between ops) */
   step_us: number;
   ops: TimelineRow[];
@@ -51,7 +52,7 @@ export interface E2eOptions {
   batches: number[];
   prompt: number;
   gen: number;
-  modes: EngineMode[];
+  modes: Mode[];
   /** Decoder layers (default: the architecture's). */
   layers?: number;
   /** Tokens per engine step during prefill. */

@@ -35,9 +35,9 @@ export function formatGemmTable(results: GemmResults): string {
       table.push([r.shape, String(r.M), r.impl, r.us.toFixed(1), ((2 * r.M * r.N * r.K) / s / 1e12).toFixed(1),
         (bytesFor(r.impl, r.M, r.K, r.N) / s / 1e9).toFixed(0), ratio(us('fp16'), r.us), ratio(us('int8'), r.us)]);
     }
-    const is = us('w4a8_is');
-    if (is !== null && (us('w4a8_fs') !== null || us('w4a8_pc') !== null)) {
-      table.push([rows[0]!.shape, String(rows[0]!.M), 'IS/FS', ratio(us('w4a8_fs'), is), 'IS/PC', ratio(us('w4a8_pc'), is), '', '']);
+    const is = us('w4a8-is');
+    if (is !== null && (us('w4a8-fs') !== null || us('w4a8-pc') !== null)) {
+      table.push([rows[0]!.shape, String(rows[0]!.M), 'IS/FS', ratio(us('w4a8-fs'), is), 'IS/PC', ratio(us('w4a8-pc'), is), '', '']);
     }
   }
   const widths = head.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
@@ -58,6 +58,8 @@ export function parseGemmResults(text: string, file: string): GemmResults {
     typeof d.commit !== 'string' || !Array.isArray(d.rows)) {
     fail(file, 'expected {"device", "date", "commit", "rows": [...]}');
   }
+  // results written before the mode spellings were unified (e.g. bench/results/h100-gemm.json) name impls w4a8_is
+  for (const r of d.rows) if (r && typeof r.impl === 'string') r.impl = r.impl.replace('_', '-') as GemmImpl;
   d.rows.forEach((r, i) => {
     const ok = r && typeof r.shape === 'string' && [r.K, r.N, r.M].every((v) => Number.isInteger(v) && v > 0) &&
       (IMPLS as readonly string[]).includes(r.impl) && (r.us === null || (typeof r.us === 'number' && r.us > 0));
@@ -80,10 +82,11 @@ export function gemmSpeedupPoints(results: GemmResults): { shape: string; M: num
 
 /** The ratios the summary reports: `num`'s time over `den`'s, so > 1 means `den` is faster. */
 const SUMMARY_RATIOS: { label: string; num: GemmImpl; den: GemmImpl }[] = [
-  { label: 'IS ×fp16', num: 'fp16', den: 'w4a8_is' },
-  { label: 'IS ×int8', num: 'int8', den: 'w4a8_is' },
-  { label: 'IS/FS', num: 'w4a8_fs', den: 'w4a8_is' },
-  { label: 'IS/PC', num: 'w4a8_pc', den: 'w4a8_is' },
+  { label: 'IS ×fp16', num: 'fp16', den: 'w4a8-is' },
+  { label: 'IS ×int8', num: 'int8', den: 'w4a8-is' },
+  { label: 'IS/FS', num: 'w4a8-fs', den: 'w4a8-is' },
+  { label: 'IS/PC', num: 'w4a8-pc', den: 'w4a8-is' },
+  { label: 'IS ×read', num: 'read', den: 'w4a8-is' },
 ];
 
 /**

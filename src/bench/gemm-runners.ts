@@ -8,14 +8,17 @@ import { checkW4Shape, type W4GemmKind, type W4Tile } from '../gpu/kernels/w4-ge
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
 import { W4GemmLaunch } from '../gpu/kernels/w4-gemm-launch.ts';
 
-export const IMPLS = ['fp16', 'int8', 'w4a8_is', 'w4a8_fs', 'w4a8_pc', 'w4a16'] as const;
+export const IMPLS = ['fp16', 'int8', 'w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16', 'read'] as const;
 export type GemmImpl = (typeof IMPLS)[number];
 
 export interface PreparedGemm {
   /** Which kernel runs (our W4 entry point, e.g. w4a8_gemm_is_g128_w), when known. */
   kernel?: string;
-  /** Launch one GEMM using weight copy `copy` (0 ≤ copy < copies). */
-  launch(copy: number, stream: Stream): void;
+  /**
+   * Launch one GEMM using weight copy `copy` (0 ≤ copy < copies). pdl: programmatic dependent
+   * launch (our kernels; cuBLAS ignores it), as the engine's decode graphs use it.
+   */
+  launch(copy: number, stream: Stream, pdl?: boolean): void;
   destroy(): void;
 }
 
@@ -102,7 +105,7 @@ function randomTyped(gpu: Gpu, count: number, seed: number, make: (rng: Rng) => 
   return buf;
 }
 
-function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4GemmKind, tile?: W4Tile): GemmRunner {
+function w4Runner(impl: 'w4a8-is' | 'w4a8-fs' | 'w4a8-pc' | 'w4a16', kind: W4GemmKind, tile?: W4Tile): GemmRunner {
   const a16 = kind === 'w4a16';
   const scaleBytes = (K: number, N: number) =>
     kind === 'pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'is' ? N : 0);
@@ -136,9 +139,9 @@ function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4Gem
         : kind === 'pc' ? randomTyped(gpu, N, 7, (r) => 1e-3 * (1 + r.next()), Float32Array) : undefined;
       return {
         kernel: launch.plan.entry,
-        launch: (copy, stream) => launch.launch({
+        launch: (copy, stream, pdl) => launch.launch({
           a, sx, wp: wp.at(copy * wBytes), gscales: gscales?.at(copy * gBytesEach), chan, out,
-        }, stream),
+        }, stream, pdl),
         destroy: () => {
           launch.destroy();
           for (const b of [wp, a, sx, out, gscales, chan]) b?.free();
@@ -148,13 +151,48 @@ function w4Runner(impl: 'w4a8_is' | 'w4a8_fs' | 'w4a8_pc' | 'w4a16', kind: W4Gem
   };
 }
 
+/** Weight + scale bytes of the W4A8-IS g128 kernels: int4 weights, int32 ŝ [K/128, N], int8 shifts [N]. */
+export function isWeightBytes(K: number, N: number): number {
+  return N * K / 2 + (K / BENCH_GROUP) * N * 4 + N;
+}
+
+/**
+ * The `read` row: a streaming read (src/gpu/kernels/stream_read.cu) of exactly the W4A8-IS
+ * kernel's weight + scale bytes, rotated and timed like the GEMMs: the memory roofline of each
+ * small-M row. It reads the weights before pdl_wait, as the W4 kernels should.
+ */
+function readRunner(): GemmRunner {
+  return {
+    impl: 'read',
+    bytes: (_M, K, N) => isWeightBytes(K, N),
+    weightBytes: (K, N) => isWeightBytes(K, N),
+    prepare(gpu, _M, K, N, copies) {
+      const kernel = gpu.compile('src/gpu/kernels/stream_read.cu').fn('stream_read');
+      const bytes = Math.ceil(isWeightBytes(K, N) / 16) * 16;
+      const buf = randomI8(gpu, bytes * copies, 8, true);
+      const blocks = 8 * gpu.smCount;
+      const sink = gpu.alloc(blocks * 4);
+      return {
+        kernel: 'stream_read',
+        launch: (copy, stream, pdl) => kernel.launch({ grid: [blocks, 1, 1], block: [256, 1, 1], smem: 0, stream, pdl },
+          [{ ptr: buf.at(copy * bytes) }, { u64: bytes / 16 }, { ptr: sink }]),
+        destroy: () => {
+          buf.free();
+          sink.free();
+        },
+      };
+    },
+  };
+}
+
 /** The W4 runners with the tile forced (rows the tile cannot run are reported with a note). */
 export function w4RunnersWithTile(tile: W4Tile): GemmRunner[] {
-  return [w4Runner('w4a8_is', 'is', tile), w4Runner('w4a8_fs', 'fs', tile), w4Runner('w4a8_pc', 'pc', tile), w4Runner('w4a16', 'w4a16', tile)];
+  return [w4Runner('w4a8-is', 'is', tile), w4Runner('w4a8-fs', 'fs', tile), w4Runner('w4a8-pc', 'pc', tile), w4Runner('w4a16', 'w4a16', tile)];
 }
 
 /** Every impl this build can run, in table order. */
 export const RUNNERS: GemmRunner[] = [
   cublasRunner('fp16'), cublasRunner('int8'),
-  w4Runner('w4a8_is', 'is'), w4Runner('w4a8_fs', 'fs'), w4Runner('w4a8_pc', 'pc'), w4Runner('w4a16', 'w4a16'),
+  w4Runner('w4a8-is', 'is'), w4Runner('w4a8-fs', 'fs'), w4Runner('w4a8-pc', 'pc'), w4Runner('w4a16', 'w4a16'),
+  readRunner(),
 ];

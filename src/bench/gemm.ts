@@ -35,6 +35,8 @@ export interface GemmBenchOptions {
   runners: GemmRunner[];
   /** Timed graph replays per measurement (median taken). */
   trials?: number;
+  /** Launch with programmatic dependent launch (consecutive launches overlap; cuBLAS ignores it). */
+  pdl?: boolean;
 }
 
 const TRIALS = 10;
@@ -49,7 +51,7 @@ export function runGemmBench(gpu: Gpu, opts: GemmBenchOptions): GemmResults {
   for (const shape of opts.shapes) {
     for (const M of opts.ms) {
       for (const runner of opts.runners) {
-        rows.push(measure(gpu, stream, runner, shape, M, opts.trials ?? TRIALS));
+        rows.push(measure(gpu, stream, runner, shape, M, opts.trials ?? TRIALS, opts.pdl === true));
         bar.tick();
       }
     }
@@ -60,7 +62,7 @@ export function runGemmBench(gpu: Gpu, opts: GemmBenchOptions): GemmResults {
   return { device: gpu.name, date: new Date().toISOString(), commit: currentCommit(), rows };
 }
 
-function measure(gpu: Gpu, stream: Stream, runner: GemmRunner, shape: GemmShape, M: number, trials: number): GemmRow {
+function measure(gpu: Gpu, stream: Stream, runner: GemmRunner, shape: GemmShape, M: number, trials: number, pdl: boolean): GemmRow {
   const { K, N } = shape;
   const row = { shape: shape.name, K, N, M, impl: runner.impl };
   const why = runner.unsupported?.(M, K, N);
@@ -70,7 +72,7 @@ function measure(gpu: Gpu, stream: Stream, runner: GemmRunner, shape: GemmShape,
   let prepared: PreparedGemm | undefined;
   try {
     prepared = runner.prepare(gpu, M, K, N, copies);
-    const us = timeGraph(gpu, stream, prepared, copies, trials);
+    const us = timeGraph(gpu, stream, prepared, copies, trials, { pdl });
     return prepared.kernel ? { ...row, us, kernel: prepared.kernel } : { ...row, us };
   } catch (err) {
     return { ...row, us: null, note: (err as Error).message.split('\n')[0] };
@@ -79,14 +81,22 @@ function measure(gpu: Gpu, stream: Stream, runner: GemmRunner, shape: GemmShape,
   }
 }
 
+export interface GraphTiming {
+  /** Launches per graph at least (rounded up to a multiple of `copies`); default 20. */
+  minLaunches?: number;
+  /** Capture the launches with programmatic dependent launch (impls that support it). */
+  pdl?: boolean;
+}
+
 /** Median µs per launch over `trials` replays of a graph of R rotating launches. */
-export function timeGraph(gpu: Gpu, stream: Stream, prepared: PreparedGemm, copies: number, trials: number): number {
-  const launches = Math.ceil(MIN_LAUNCHES_PER_GRAPH / copies) * copies;
+export function timeGraph(gpu: Gpu, stream: Stream, prepared: PreparedGemm, copies: number, trials: number,
+  timing: GraphTiming = {}): number {
+  const launches = Math.ceil((timing.minLaunches ?? MIN_LAUNCHES_PER_GRAPH) / copies) * copies;
   // One eager launch first: surfaces errors outside capture and does lazy one-time setup.
   prepared.launch(0, stream);
   stream.sync();
   const graph = gpu.capture(stream, () => {
-    for (let i = 0; i < launches; i++) prepared.launch(i % copies, stream);
+    for (let i = 0; i < launches; i++) prepared.launch(i % copies, stream, timing.pdl);
   });
   const events = Array.from({ length: trials + 1 }, () => gpu.event());
   try {

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { parseIntOption } from './options.ts';
 import { formatE2eTable, parseE2eResults, runE2eBench, type E2eResults } from '../bench/e2e.ts';
-import { ENGINE_MODES, parseEngineMode } from '../backends/cuda/device-model.ts';
+import { MODES, parseMode } from '../core/modes.ts';
 import { archPreset } from '../model/arch-presets.ts';
 import { Gpu } from '../gpu/runtime.ts';
 
@@ -23,11 +23,11 @@ export function registerBenchE2e(bench: Command): void {
     .option('--batch <list>', 'decode batch sizes', '1,16,64,256')
     .option('--prompt <n>', 'prompt tokens per sequence', '512')
     .option('--gen <n>', 'decode steps timed', '128')
-    .option('--modes <list>', `modes (${ENGINE_MODES.join(', ')})`, ENGINE_MODES.join(','))
+    .option('--modes <list>', `modes (${MODES.join(', ')})`, MODES.join(','))
     .option('--layers <n>', 'decoder layers (default: the architecture\'s)')
     .option('--timeline', 'also time every op of one decode step (per arch, batch, mode)')
     .option('--json <file>', 'write {device, commit, date, rows} here')
-    .option('--plot <file>', 'write the grouped-bar PNG (speed-up over FP16 on top)')
+    .option('--plot <file>', 'write the grouped-bar PNG (speed-up over fp16 on top)')
     .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
     .action(async (o: E2eCliOptions) => {
       let results: E2eResults;
@@ -44,7 +44,7 @@ export function registerBenchE2e(bench: Command): void {
         const archs = list(o.arch);
         for (const a of archs) archPreset(a);
         const batches = list(o.batch).map((b) => parseIntOption('--batch', b, 1));
-        const modes = list(o.modes).map(parseEngineMode);
+        const modes = list(o.modes).map((m) => parseMode(m, '--modes'));
         const prompt = parseIntOption('--prompt', o.prompt, 1), gen = parseIntOption('--gen', o.gen, 1);
         const layers = o.layers === undefined ? undefined : parseIntOption('--layers', o.layers, 1);
         const gpu = Gpu.open();

@@ -1,6 +1,6 @@
 // The `gemm` subcommand of `intscale bench`: GPU GEMM timings per (shape, M, impl), printed as a
 // table, optionally saved as JSON and plotted. `--from results.json` re-prints and plots saved
-// results without a GPU.
+// results without a GPU. `--layer ARCH` times one decoder layer's GEMM chain instead (gemm-layer.ts).
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
@@ -10,12 +10,15 @@ import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/g
 import { IMPLS, RUNNERS, w4RunnersWithTile } from '../bench/gemm-runners.ts';
 import { W4_TILES, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
+import { formatLayerTable, parseLayerArchs, runLayerBench, type LayerResults } from '../bench/gemm-layer.ts';
 import { Gpu } from '../gpu/runtime.ts';
 
 interface GemmOptions {
   shapes: string;
-  m: string;
+  m?: string;
   impl?: string;
+  layer?: string;
+  pdl?: boolean;
   w4Tile?: string;
   json?: string;
   plot?: string;
@@ -29,7 +32,9 @@ export function registerBenchGemm(bench: Command): void {
     .command('gemm')
     .description('time W4A8 (IS/FS/PC), W4A16 and cuBLAS fp16/int8 GEMMs on the GPU')
     .option('--shapes <list>', 'shape sets (llama2-7b, llama3-8b) or KxN items, comma-separated', 'llama2-7b,llama3-8b')
-    .option('--m <list>', 'token counts M, comma-separated', DEFAULT_M.join(','))
+    .option('--m <list>', `token counts M, comma-separated (default ${DEFAULT_M.join(',')}; with --layer ${LAYER_M.join(',')})`)
+    .option('--layer <archs>', 'time one decoder layer\'s GEMM chain (qkv, o, gate_up, down) in one graph per impl, e.g. llama2-7b,llama3-8b')
+    .option('--pdl', 'launch the single GEMMs with programmatic dependent launch too (--layer always does)')
     .option('--impl <list>', `impls to run (default: all available of ${IMPLS.join(', ')})`)
     .option('--json <file>', 'write {device, date, commit, rows} here')
     .option('--plot <file>', 'write a PNG of speed-up over cuBLAS fp16 vs M (a new file)')
@@ -40,6 +45,8 @@ export function registerBenchGemm(bench: Command): void {
     .action(async (opts: GemmOptions) => {
       if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
       let results: GemmResults;
+      if (opts.layer && opts.from) fail('--layer', 'cannot be combined with --from');
+      if (opts.layer && opts.plot) fail('--layer', 'has no plot (--plot is for single GEMMs)');
       if (opts.from) {
         let text: string;
         try {
@@ -49,8 +56,9 @@ export function registerBenchGemm(bench: Command): void {
         }
         results = parseGemmResults(text, opts.from);
       } else {
-        const shapes = parseShapes(opts.shapes);
-        const ms = parseMs(opts.m);
+        const archs = opts.layer ? parseLayerArchs(opts.layer) : [];
+        const shapes = opts.layer ? [] : parseShapes(opts.shapes);
+        const ms = parseMs(opts.m ?? (opts.layer ? LAYER_M : DEFAULT_M).join(','));
         const trials = parseIntOption('--trials', opts.trials, 1);
         let runners = RUNNERS;
         if (opts.w4Tile) {
@@ -67,12 +75,14 @@ export function registerBenchGemm(bench: Command): void {
           runners = runners.filter((r) => wanted.includes(r.impl));
         }
         const gpu = Gpu.open();
-        results = runGemmBench(gpu, { shapes, ms, runners, trials });
-        if (opts.json) {
-          const tmp = `${opts.json}.${process.pid}.tmp`;
-          fs.writeFileSync(tmp, `${JSON.stringify(results, null, 1)}\n`);
-          fs.renameSync(tmp, opts.json);
+        if (opts.layer) {
+          const layers = runLayerBench(gpu, archs, ms, runners, trials);
+          if (opts.json) writeJson(opts.json, layers);
+          process.stdout.write(`${formatLayerTable(layers)}\n`);
+          return;
         }
+        results = runGemmBench(gpu, { shapes, ms, runners, trials, pdl: opts.pdl === true });
+        if (opts.json) writeJson(opts.json, results);
       }
       process.stdout.write(`${formatGemmTable(results)}\n\n${formatGemmSummary(results)}\n`);
       if (opts.plot) {
@@ -81,4 +91,14 @@ export function registerBenchGemm(bench: Command): void {
         await writeGemmPlot(results, opts.plot, opts.force === true);
       }
     });
+}
+
+/** Token counts of `--layer` by default: decode batches, where the chain's launch overlap matters. */
+const LAYER_M = [1, 16, 64, 256];
+
+/** Write results JSON atomically (temporary name, then rename). */
+function writeJson(file: string, value: GemmResults | LayerResults): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
+  fs.renameSync(tmp, file);
 }

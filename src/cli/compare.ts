@@ -1,14 +1,15 @@
-// `intscale compare <model-dir> --text FILE`: one perplexity table for FP16, W4A16, W4A8-FS and
-// W4A8-IS (same RTN quantization and group), relative change vs FP16; --json, --plot bar chart (a new
+// `intscale compare <model-dir> --text FILE`: one perplexity table for fp16, w4a16, w4a8-fs and
+// w4a8-is (same RTN quantization and group), relative change vs fp16; --json, --plot bar chart (a new
 // file unless --force). A non-finite perplexity in any mode is an error naming the mode, exit 1.
 // --device cuda measures every mode on the GPU engine in one process (src/eval/gpu-eval.ts).
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
+import type { Mode } from '../core/modes.ts';
 import { fsProblem } from '../core/fs-errors.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { loadModel } from '../model/load.ts';
-import { compareMethods, defaultModes, formatCompareTable, type CompareMode, type CompareRow } from '../eval/compare.ts';
+import { compareMethods, defaultModes, formatCompareTable, type CompareRow } from '../eval/compare.ts';
 import { loadCalibration, type CalibOptions } from '../quant/calib-data.ts';
 import { CALIB_METHODS, needsCalibration, type CalibMethod, type MethodOptions } from '../quant/calibrate.ts';
 import { calibOptionsOf, registerCalibOptions } from './calib-options.ts';
@@ -55,7 +56,7 @@ export function runCompare(run: CompareRun): CompareRow[] {
   } catch (e) {
     fail(run.textFile, `cannot read the text file: ${fsProblem(e) ?? String(e)}`);
   }
-  const bars = new Map<CompareMode, { bar: Progress; scored: number }>();
+  const bars = new Map<Mode, { bar: Progress; scored: number }>();
   if (run.device === 'cuda') {
     if ((run.methods ?? ['rtn']).some((m) => m !== 'rtn') || run.smooth !== undefined) fail('--device cuda', 'GPTQ, AWQ and --smooth run on the CPU (use --device cpu)');
     return runCompareGpu(run, text, bars);
@@ -83,7 +84,7 @@ export function runCompare(run: CompareRun): CompareRow[] {
       b.tick();
       if (note.layer === total - 1) b.done();
     },
-    onProgress: (label, mode: CompareMode, scored, total) => {
+    onProgress: (label, mode: Mode, scored, total) => {
       const key = `${label} ${mode}`;
       let p = methodBars.get(key);
       if (!p) methodBars.set(key, (p = { bar: progress(`ppl ${key}`, total), scored: 0 }));
@@ -96,7 +97,7 @@ export function runCompare(run: CompareRun): CompareRow[] {
   return rows;
 }
 
-function runCompareGpu(run: CompareRun, text: string, bars: Map<CompareMode, { bar: Progress; scored: number }>): CompareRow[] {
+function runCompareGpu(run: CompareRun, text: string, bars: Map<Mode, { bar: Progress; scored: number }>): CompareRow[] {
   const tok = loadHfTokenizer(path.join(run.modelDir, 'tokenizer.json'), path.join(run.modelDir, 'tokenizer_config.json'));
   const config = readModelConfig(run.modelDir).config;
   const ids = tok.encode(text);
@@ -122,7 +123,7 @@ function runCompareGpu(run: CompareRun, text: string, bars: Map<CompareMode, { b
 
 export async function plotCompare(rows: CompareRow[], file: string, title: string, overwrite = false): Promise<void> {
   const { barChartPng } = await import('../report/plot.ts'); // the plot stack loads only when asked for
-  const several = new Set(rows.filter((r) => r.mode !== 'FP16').map((r) => r.method)).size > 1;
+  const several = new Set(rows.filter((r) => r.mode !== 'fp16').map((r) => r.method)).size > 1;
   await barChartPng(rows.map((r) => ({ mode: r.mode, method: r.method, ppl: Number(r.ppl.toFixed(4)) })),
     { title, x: 'mode', y: 'ppl', yTitle: 'perplexity (lower is better)', ...(several ? { color: 'method' } : {}) }, file, overwrite);
 }
@@ -130,7 +131,7 @@ export async function plotCompare(rows: CompareRow[], file: string, title: strin
 export function register(program: Command): void {
   const cmd = program
     .command('compare')
-    .description('perplexity of FP16, W4A16, W4A8-FS and W4A8-IS side by side (same quantization)')
+    .description('perplexity of fp16, w4a16, w4a8-fs and w4a8-is side by side (same quantization)')
     .argument('<model-dir>', 'unquantized model directory')
     .requiredOption('--text <file>', 'text file to measure perplexity on')
     .option('--max-tokens <n>', 'score only the first N tokens')

@@ -38,7 +38,7 @@ export function defaultTextFile(): string | undefined {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('quantize the default model and compare FP16 / W4A16 / W4A8-FS / W4A8-IS perplexity')
+    .description('quantize the default model and compare fp16 / w4a16 / w4a8-fs / w4a8-is perplexity')
     .option('--plot <png>', 'also write the perplexity bar chart (a new file)')
     .option('--force', 'let --plot overwrite an existing file')
     .action(async (o: { plot?: string; force?: boolean }) => {

@@ -14,7 +14,7 @@ import { loadModelWithProgress } from '../model/load.ts';
 import { loadHfTokenizer } from '../io/tokenizer.ts';
 import { readModelConfig } from '../io/validate-model.ts';
 import { gpuPerplexity, loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
-import { parseEngineMode } from '../backends/cuda/device-model.ts';
+import { parseMode } from '../core/modes.ts';
 import { chooseDevice } from './device.ts';
 import * as path from 'node:path';
 
@@ -41,7 +41,7 @@ export function register(program: Command): void {
       }
       const device = chooseDevice(opts.device, modelPath);
       if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
-      const mode = opts.mode === undefined ? undefined : parseEngineMode(opts.mode);
+      const mode = opts.mode === undefined ? undefined : parseMode(opts.mode);
       const group = parseIntOption('--group', opts.group, 1);
       const cpuModel = device === 'cpu' ? loadModelWithProgress(modelPath) : undefined;
       const config = cpuModel?.config ?? readModelConfig(modelPath).config;

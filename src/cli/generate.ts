@@ -12,7 +12,7 @@ import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
 import { TextStreamer, loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
 import { readModelConfig } from '../io/validate-model.ts';
 import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
-import { parseEngineMode } from '../backends/cuda/device-model.ts';
+import { parseMode } from '../core/modes.ts';
 import { CudaEngine } from '../backends/cuda/engine.ts';
 import { generateOnGpu } from '../backends/cuda/run.ts';
 import { chooseDevice } from './device.ts';
@@ -120,7 +120,7 @@ function generateGpu(modelPath: string, texts: string[], opts: GenerateCliOption
   const maxSeq = opts.maxSeq === undefined ? need : parseIntOption('--max-seq', opts.maxSeq, need);
   const maxBatch = opts.maxBatch === undefined ? prompts.length : parseIntOption('--max-batch', opts.maxBatch, prompts.length);
   const gpu = openGpu();
-  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseEngineMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
+  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
   const engine = new CudaEngine(gpu.gpu, model, { maxBatch, maxSeq }, gpu.kernels);
   try {
     const stops = opts.stopAtEos && tok.eosId !== undefined ? { stopIds: [tok.eosId] } : {};

@@ -1,10 +1,11 @@
-// Perplexity of one model under every weight/activation mode, same quantization for all:
-// FP16 (the checkpoint's fp16 weights, fp32 compute), W4A16, W4A8-FS, W4A8-IS (and W4A8-PC for
-// per-channel), one row each with the relative change vs FP16. Quantizes in memory once (RTN +
+// Perplexity of one model under every weight/activation mode (src/core/modes.ts), same quantization
+// for all: fp16 (the checkpoint's fp16 weights, fp32 compute), w4a16, w4a8-fs, w4a8-is (and w4a8-pc
+// for per-channel), one row each with the relative change vs fp16. Quantizes in memory once (RTN +
 // integer scales), then swaps the projections per mode with mapLinears and restores them after.
 // compareMethods does the same for several methods (RTN, GPTQ, AWQ, optionally SmoothQuant, from
-// calibration windows through src/quant/calibrate.ts): FP16 once, then every method × mode.
+// calibration windows through src/quant/calibrate.ts): fp16 once, then every method × mode.
 import { fail } from '../core/errors.ts';
+import type { Mode } from '../core/modes.ts';
 import type { Model } from '../model/llama.ts';
 import type { Linear } from '../model/linear.ts';
 import { mapLinears } from '../model/weights.ts';
@@ -13,15 +14,8 @@ import { quantizeRtn } from '../quant/rtn.ts';
 import { computeIntegerScales, type Amplifier } from '../quant/integer-scale.ts';
 import { integerScaleReport, type IsLayerReport } from '../quant/is-report.ts';
 import type { QuantizedLayer } from '../io/qformat.ts';
-import type { QuantMode } from '../quant/quantized-linears.ts';
 import { calibrateModel, needsCalibration, type LayerNote, type MethodOptions } from '../quant/calibrate.ts';
 import { installQuantized, withIntegerScales } from '../quant/install-quantized.ts';
-
-export type CompareMode = 'FP16' | 'W4A16' | 'W4A8-FS' | 'W4A8-IS' | 'W4A8-PC';
-
-const QUANT_MODE: Record<Exclude<CompareMode, 'FP16'>, QuantMode> = {
-  'W4A16': 'w4a16', 'W4A8-FS': 'w4a8-fs', 'W4A8-IS': 'w4a8-is', 'W4A8-PC': 'w4a8-pc',
-};
 
 export interface CompareOptions {
   group: number;
@@ -29,25 +23,25 @@ export interface CompareOptions {
   maxTokens?: number;
   clip?: boolean;
   amplifier?: Amplifier;
-  /** Default: FP16, W4A16, W4A8-FS, W4A8-IS (+ W4A8-PC when group = -1). */
-  modes?: CompareMode[];
+  /** Default: fp16, w4a16, w4a8-fs, w4a8-is (+ w4a8-pc when group = -1). */
+  modes?: Mode[];
   /** Progress per mode: tokens scored of total. */
-  onProgress?: (mode: CompareMode, scored: number, total: number) => void;
+  onProgress?: (mode: Mode, scored: number, total: number) => void;
 }
 
 export interface CompareRow {
-  mode: CompareMode;
+  mode: Mode;
   method: string;
   group: number;
   ppl: number;
-  /** (ppl − ppl_FP16) / ppl_FP16, when FP16 was measured. */
+  /** (ppl − ppl_fp16) / ppl_fp16, when fp16 was measured. */
   rel_vs_fp16: number | null;
   tokens: number;
   seconds: number;
 }
 
-export function defaultModes(group: number): CompareMode[] {
-  return group === -1 ? ['FP16', 'W4A16', 'W4A8-FS', 'W4A8-IS', 'W4A8-PC'] : ['FP16', 'W4A16', 'W4A8-FS', 'W4A8-IS'];
+export function defaultModes(group: number): Mode[] {
+  return group === -1 ? ['fp16', 'w4a16', 'w4a8-fs', 'w4a8-is', 'w4a8-pc'] : ['fp16', 'w4a16', 'w4a8-fs', 'w4a8-is'];
 }
 
 /** Quantize every projection of a dense model in memory (RTN + integer scales). */
@@ -83,7 +77,7 @@ export function compareModes(model: Model, ids: readonly number[], opts: Compare
 
 /** The compare table as aligned text. */
 export function formatCompareTable(rows: CompareRow[]): string {
-  const head = ['mode', 'method', 'group', 'ppl', 'vs FP16', 'time'];
+  const head = ['mode', 'method', 'group', 'ppl', 'vs fp16', 'time'];
   const cells = rows.map((r) => [
     r.mode, r.method, r.group === -1 ? 'per-ch' : String(r.group), r.ppl.toFixed(4),
     r.rel_vs_fp16 === null ? '-' : `${r.rel_vs_fp16 >= 0 ? '+' : ''}${(100 * r.rel_vs_fp16).toFixed(2)}%`, `${r.seconds.toFixed(1)} s`,
@@ -123,47 +117,47 @@ export function quantizeWithMethod(model: Model, o: MethodOptions, windows: read
   return { label, group: o.group, layers: withIntegerScales(r.weights, amplifier), norms: r.norms, seconds: (performance.now() - started) / 1000 };
 }
 
-/** Perplexity of `ids` with a quantized model in each of `modes` (FP16 = the dense model). */
-export function measureModes(model: Model, ids: readonly number[], q: QuantizedModelInMemory | undefined, modes: CompareMode[],
-                             opts: { ctx?: number; maxTokens?: number; fp16?: number; onProgress?: (label: string, mode: CompareMode, scored: number, total: number) => void }): CompareRow[] {
+/** Perplexity of `ids` with a quantized model in each of `modes` (fp16 = the dense model). */
+export function measureModes(model: Model, ids: readonly number[], q: QuantizedModelInMemory | undefined, modes: Mode[],
+                             opts: { ctx?: number; maxTokens?: number; fp16?: number; onProgress?: (label: string, mode: Mode, scored: number, total: number) => void }): CompareRow[] {
   const rows: CompareRow[] = [];
   let fp16 = opts.fp16;
   for (const mode of modes) {
-    if (mode !== 'FP16' && !q) fail(mode, 'no quantized model to measure');
-    const restore = mode === 'FP16' ? () => {} : installQuantized(model, q!.layers, q!.norms, QUANT_MODE[mode]);
+    if (mode !== 'fp16' && !q) fail(mode, 'no quantized model to measure');
+    const restore = mode === 'fp16' ? () => {} : installQuantized(model, q!.layers, q!.norms, mode);
     const started = performance.now();
     let r: ReturnType<typeof perplexity>;
     try {
       r = perplexity(model, ids, {
         ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}),
         ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
-        onProgress: (scored, total) => opts.onProgress?.(mode === 'FP16' ? '-' : q!.label, mode, scored, total),
+        onProgress: (scored, total) => opts.onProgress?.(mode === 'fp16' ? '-' : q!.label, mode, scored, total),
       });
     } finally {
       restore();
     }
-    if (mode === 'FP16') fp16 = r.ppl;
+    if (mode === 'fp16') fp16 = r.ppl;
     rows.push({
-      mode, method: mode === 'FP16' ? '-' : q!.label, group: mode === 'FP16' ? (q?.group ?? 0) : q!.group, ppl: r.ppl,
+      mode, method: mode === 'fp16' ? '-' : q!.label, group: mode === 'fp16' ? (q?.group ?? 0) : q!.group, ppl: r.ppl,
       rel_vs_fp16: fp16 === undefined ? null : (r.ppl - fp16) / fp16, tokens: r.tokens, seconds: (performance.now() - started) / 1000,
     });
   }
   return rows;
 }
 
-/** FP16 once, then each method's modes (default W4A16, W4A8-FS, W4A8-IS; + W4A8-PC per channel). */
+/** fp16 once, then each method's modes (default w4a16, w4a8-fs, w4a8-is; + w4a8-pc per channel). */
 export function compareMethods(model: Model, ids: readonly number[], methods: MethodOptions[], opts: {
-  windows?: readonly (readonly number[])[]; amplifier?: Amplifier; ctx?: number; maxTokens?: number; modes?: CompareMode[];
-  onProgress?: (label: string, mode: CompareMode, scored: number, total: number) => void;
+  windows?: readonly (readonly number[])[]; amplifier?: Amplifier; ctx?: number; maxTokens?: number; modes?: Mode[];
+  onProgress?: (label: string, mode: Mode, scored: number, total: number) => void;
   onLayer?: (label: string, note: LayerNote, total: number) => void;
 }): CompareRow[] {
   const common = { ...(opts.ctx !== undefined ? { ctx: opts.ctx } : {}), ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
-  const rows = measureModes(model, ids, undefined, ['FP16'], common);
+  const rows = measureModes(model, ids, undefined, ['fp16'], common);
   const fp16 = rows[0]!.ppl;
   rows[0]!.group = methods[0]?.group ?? 0;
   for (const m of methods) {
     const q = quantizeWithMethod(model, m, opts.windows, opts.amplifier ?? 'auto', (note, total) => opts.onLayer?.(methodLabel(m), note, total));
-    const modes = (opts.modes ?? defaultModes(m.group)).filter((x) => x !== 'FP16');
+    const modes = (opts.modes ?? defaultModes(m.group)).filter((x) => x !== 'fp16');
     rows.push(...measureModes(model, ids, q, modes, { ...common, fp16 }));
   }
   return rows;

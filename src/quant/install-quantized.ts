@@ -2,12 +2,13 @@
 // unchanged: derived after the method fixed its float scales), and swapping the quantized linears
 // (in a given CPU mode) and any replaced norm weights into a loaded dense model, with a restore.
 import { fail } from '../core/errors.ts';
+import type { QuantMode } from '../core/modes.ts';
 import type { QuantizedLayer } from '../io/qformat.ts';
 import type { Model } from '../model/llama.ts';
 import type { Linear } from '../model/linear.ts';
 import { mapLinears } from '../model/weights.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
-import { quantizedLinear, type QuantMode } from './quantized-linears.ts';
+import { quantizedLinear } from './quantized-linears.ts';
 import type { QuantizedWeight } from './rtn.ts';
 
 export function withIntegerScales(weights: Map<string, QuantizedWeight>, amplifier: Amplifier): Map<string, QuantizedLayer> {

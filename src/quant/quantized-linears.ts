@@ -2,6 +2,7 @@
 // quantized linear of an intscale checkpoint as such Linears (for the CPU engine).
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
+import type { QuantMode } from '../core/modes.ts';
 import type { Linear } from '../model/linear.ts';
 import type { TensorSource } from '../io/safetensors.ts';
 import { readQuantizedLayer, type QuantizationConfig, type QuantizedLayer } from '../io/qformat.ts';
@@ -10,9 +11,6 @@ import { IsLinear } from './linear-is.ts';
 import { FsLinear } from './linear-fs.ts';
 import { PcLinear } from './linear-pc.ts';
 import { W4A16Linear } from './linear-w4a16.ts';
-
-/** How a quantized layer runs on the CPU. */
-export type QuantMode = 'w4a16' | 'w4a8-fs' | 'w4a8-is' | 'w4a8-pc';
 
 /** The CPU Linear running a quantized layer in a given mode. */
 export function quantizedLinear(layer: QuantizedLayer, mode: QuantMode): Linear {

@@ -1,5 +1,5 @@
 // The accuracy report (issue 10): docs-llama-30m perplexity on persuasion.txt and docs-valid.txt
-// (first 4,088 tokens, ctx 512) for FP16 and RTN / GPTQ / AWQ × {W4A16, W4A8-FS, W4A8-IS} at g128,
+// (first 4,088 tokens, ctx 512) for fp16 and RTN / GPTQ / AWQ × {w4a16, w4a8-fs, w4a8-is} at g128,
 // plus g64 and per-channel for one method; every method quantized once (calibration on
 // docs-calib.txt) and measured on both texts. Writes docs/accuracy.json (rows written as they come,
 // so a partial run keeps what it measured), docs/accuracy.md (tables, the targets checked) and one
@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { loadModel } from '../model/load.ts';
 import { loadCalibration } from '../quant/calib-data.ts';
 import type { MethodOptions } from '../quant/calibrate.ts';
-import { measureModes, methodLabel, quantizeWithMethod, type CompareMode } from '../eval/compare.ts';
+import type { Mode } from '../core/modes.ts';
+import { measureModes, methodLabel, quantizeWithMethod } from '../eval/compare.ts';
 import { progress } from '../core/progress.ts';
 
 export interface AccuracyRow { text: string; method: string; mode: string; group: number; ppl: number }
@@ -18,7 +19,7 @@ const SHARED = path.resolve(import.meta.dirname, '../../../shared');
 const MODEL = path.join(SHARED, 'models/docs-llama-30m');
 const TEXTS = ['persuasion', 'docs-valid'];
 const MAX_TOKENS = 4088, CTX = 512;
-const MODES: CompareMode[] = ['W4A16', 'W4A8-FS', 'W4A8-IS'];
+const MODES: Mode[] = ['w4a16', 'w4a8-fs', 'w4a8-is'];
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -29,12 +30,12 @@ const pct = (a: number, b: number) => `${a >= b ? '+' : ''}${((100 * (a - b)) / 
 
 export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unknown>): string {
   const find = (text: string, method: string, mode: string, group: number) => rows.find((r) => r.text === text && r.method === method && r.mode === mode && r.group === group);
-  const fp16 = (text: string) => find(text, '-', 'FP16', 0)?.ppl ?? NaN;
-  const configs = [...new Map(rows.filter((r) => r.mode !== 'FP16').map((r) => [`${r.method}|${r.group}`, r])).values()];
-  const lines = ['| method | group | mode | ' + TEXTS.map((t) => `${t} ppl | vs FP16`).join(' | ') + ' |', '|---|---|---|' + TEXTS.map(() => '---:|---:').join('|') + '|'];
-  lines.push(`| FP16 | - | - | ${TEXTS.map((t) => `${fp16(t).toFixed(4)} | -`).join(' | ')} |`);
+  const fp16 = (text: string) => find(text, '-', 'fp16', 0)?.ppl ?? NaN;
+  const configs = [...new Map(rows.filter((r) => r.mode !== 'fp16').map((r) => [`${r.method}|${r.group}`, r])).values()];
+  const lines = ['| method | group | mode | ' + TEXTS.map((t) => `${t} ppl | vs fp16`).join(' | ') + ' |', '|---|---|---|' + TEXTS.map(() => '---:|---:').join('|') + '|'];
+  lines.push(`| fp16 | - | - | ${TEXTS.map((t) => `${fp16(t).toFixed(4)} | -`).join(' | ')} |`);
   for (const c of configs) {
-    for (const mode of [...MODES, 'W4A8-PC']) {
+    for (const mode of [...MODES, 'w4a8-pc']) {
       const cells = TEXTS.map((t) => find(t, c.method, mode, c.group));
       if (cells.every((x) => !x)) continue;
       lines.push(`| ${c.method} | ${c.group === -1 ? 'per-ch' : c.group} | ${mode} | ${cells.map((x, i) => (x ? `${x.ppl.toFixed(4)} | ${pct(x.ppl, fp16(TEXTS[i]!))}` : '- | -')).join(' | ')} |`);
@@ -42,26 +43,26 @@ export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unkno
   }
   const checks: string[] = [];
   for (const c of configs) for (const t of TEXTS) {
-    const is = find(t, c.method, 'W4A8-IS', c.group), fsr = find(t, c.method, 'W4A8-FS', c.group);
+    const is = find(t, c.method, 'w4a8-is', c.group), fsr = find(t, c.method, 'w4a8-fs', c.group);
     if (is && fsr) {
       const rel = Math.abs(is.ppl - fsr.ppl) / fsr.ppl;
       checks.push(`- ${c.method} ${c.group === -1 ? 'per-channel' : `g${c.group}`} ${t}: |IS − FS|/FS = ${(100 * rel).toFixed(3)}% ${rel <= 0.003 ? '(within 0.3%: met)' : '(NOT within 0.3%)'}`);
     }
   }
   for (const m of ['gptq', 'awq']) for (const t of TEXTS) {
-    const a = find(t, m, 'W4A8-IS', 128), r = find(t, 'rtn', 'W4A8-IS', 128);
+    const a = find(t, m, 'w4a8-is', 128), r = find(t, 'rtn', 'w4a8-is', 128);
     if (a && r) checks.push(`- ${m.toUpperCase()}-IS vs RTN-IS (g128, ${t}): ${a.ppl.toFixed(4)} vs ${r.ppl.toFixed(4)} ${a.ppl < r.ppl ? '(better: met)' : '(NOT better)'}`);
   }
   for (const t of TEXTS) {
-    const best = rows.filter((r) => r.text === t && r.mode === 'W4A8-IS').sort((a, b) => a.ppl - b.ppl)[0];
-    if (best) checks.push(`- best W4A8-IS on ${t}: ${best.method} g${best.group} ${best.ppl.toFixed(4)}, ${pct(best.ppl, fp16(t))} vs FP16 ${(best.ppl - fp16(t)) / fp16(t) <= 0.025 ? '(within 2.5%: met)' : '(NOT within 2.5%)'}`);
+    const best = rows.filter((r) => r.text === t && r.mode === 'w4a8-is').sort((a, b) => a.ppl - b.ppl)[0];
+    if (best) checks.push(`- best w4a8-is on ${t}: ${best.method} g${best.group} ${best.ppl.toFixed(4)}, ${pct(best.ppl, fp16(t))} vs fp16 ${(best.ppl - fp16(t)) / fp16(t) <= 0.025 ? '(within 2.5%: met)' : '(NOT within 2.5%)'}`);
   }
   return [
     '# Accuracy: RTN, GPTQ and AWQ with integer scales (docs-llama-30m)',
     '',
     `Perplexity of \`${path.basename(MODEL)}\` on the first ${MAX_TOKENS} tokens of \`persuasion.txt\` (a novel: out of the model's`,
     "training domain) and `docs-valid.txt` (held-out documentation: in domain), ctx 512 (BOS + 511, non-overlapping",
-    'chunks, the project\'s reference method). Every method quantizes once; integer scales (W4A8-IS) are derived from the',
+    'chunks, the project\'s reference method). Every method quantizes once; integer scales (w4a8-is) are derived from the',
     "method's fp16 group scales by `computeIntegerScales` (amplifier auto) with no further calibration. Calibration for GPTQ",
     `and AWQ: ${JSON.stringify(meta['calibration'])}.`,
     '',
@@ -74,12 +75,12 @@ export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unkno
     '- The calibration text is documentation (the training domain): GPTQ fits it, so its gains are larger on',
     '  docs-valid than on persuasion (a novel); GPTQ g64 is better than g128 on docs-valid but not on persuasion.',
     '  AWQ (which only rescales channels and clips) transfers better to the out-of-domain text.',
-    '- The "best W4A8-IS within 2.5% of FP16" target is not met by these methods on this 30M model (RTN alone is',
-    '  +4.6%); the W4A8-IS-vs-FS and GPTQ/AWQ-beat-RTN targets are.',
+    '- The "best w4a8-is within 2.5% of fp16" target is not met by these methods on this 30M model (RTN alone is',
+    '  +4.6%); the w4a8-is vs w4a8-fs and GPTQ/AWQ-beat-RTN targets are.',
     '- awq+sq0.5 (added with `--add awq --smooth 0.5`): SmoothQuant α = 0.5 before AWQ shrinks the A8 cost',
-    '  (W4A8-FS − W4A16 ≈ 0) but the W4 error grows, so it is not better than AWQ alone on this model.',
-    '- Per-channel: W4A8-IS with one group per channel is W4A8-FS bit for bit here (every channel reaches its',
-    '  exact shift); W4A8-PC is the per-channel kernel path (fp32 epilogue), within rounding of it.',
+    '  (w4a8-fs − w4a16 ≈ 0) but the W4 error grows, so it is not better than AWQ alone on this model.',
+    '- Per-channel: w4a8-is with one group per channel is w4a8-fs bit for bit here (every channel reaches its',
+    '  exact shift); w4a8-pc is the per-channel kernel path (fp32 epilogue), within rounding of it.',
     '- Quantization times below were measured while other jobs shared the 2 cores (see the final report for a',
     '  dedicated GPTQ timing).',
     '',
@@ -95,7 +96,7 @@ export function accuracyMarkdown(rows: AccuracyRow[], meta: Record<string, unkno
 async function render(rows: AccuracyRow[], meta: Record<string, unknown>, out: string): Promise<void> {
   fs.writeFileSync(path.join(out, 'accuracy.md'), accuracyMarkdown(rows, meta));
   const { writeChartPng } = await import('./plot.ts');
-  const label = (r: AccuracyRow) => (r.mode === 'FP16' ? 'FP16' : `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`);
+  const label = (r: AccuracyRow) => (r.mode === 'fp16' ? 'fp16' : `${r.method} ${r.group === -1 ? 'per-ch' : `g${r.group}`}`);
   const values = rows.map((r) => ({ text: r.text, config: label(r), mode: r.mode, ppl: Number(r.ppl.toFixed(4)) }));
   const order = [...new Set(values.map((v) => v.config))];
   // one PNG, one panel per text (own y scale, not from zero): perplexity per method/group, colored by mode
@@ -112,8 +113,8 @@ async function render(rows: AccuracyRow[], meta: Record<string, unknown>, out: s
         { mark: { type: 'point', filled: true, size: 90 },
           encoding: { x: { field: 'config', type: 'nominal', sort: order, title: null, axis: { labelAngle: -30 } },
                       y: { field: 'ppl', type: 'quantitative', scale: { zero: false }, title: 'perplexity' },
-                      color: { field: 'mode', type: 'nominal', sort: ['FP16', ...MODES, 'W4A8-PC'] },
-                      shape: { field: 'mode', type: 'nominal', sort: ['FP16', ...MODES, 'W4A8-PC'] } } },
+                      color: { field: 'mode', type: 'nominal', sort: ['fp16', ...MODES, 'w4a8-pc'] },
+                      shape: { field: 'mode', type: 'nominal', sort: ['fp16', ...MODES, 'w4a8-pc'] } } },
       ],
     },
   };
@@ -156,13 +157,13 @@ async function main(): Promise<void> {
       save();
     }
   };
-  measure('FP16', (x) => measureModes(model, x, undefined, ['FP16'], { ctx: CTX }).map((r) => ({ ...r, group: 0 })));
+  measure('fp16', (x) => measureModes(model, x, undefined, ['fp16'], { ctx: CTX }).map((r) => ({ ...r, group: 0 })));
   for (const c of configs) {
     const bar = progress(`${methodLabel(c)} g${c.group}`, model.config.nLayers);
     const q = quantizeWithMethod(model, c, windows, 'auto', () => bar.tick());
     bar.done();
     (meta['seconds'] as Record<string, number>)[`${methodLabel(c)} g${c.group}`] = Number(q.seconds.toFixed(1));
-    measure(`${q.label} g${c.group}`, (x) => measureModes(model, x, q, c.group === -1 ? [...MODES, 'W4A8-PC'] : MODES, { ctx: CTX }));
+    measure(`${q.label} g${c.group}`, (x) => measureModes(model, x, q, c.group === -1 ? [...MODES, 'w4a8-pc'] : MODES, { ctx: CTX }));
   }
   await render(rows, meta, out);
 }

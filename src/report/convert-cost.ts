@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { roundToF16 } from '../core/dtype.ts';
+import type { QuantMode } from '../core/modes.ts';
 import { openSafetensorsDir, writeSafetensorsSharded, type TensorToWrite } from '../io/safetensors.ts';
 import { dequantizeForeign, packForeignLinear, type ForeignConfig, type ForeignLinear } from '../io/autoquant.ts';
 import { LINEAR_PATTERN } from '../io/qformat.ts';
@@ -16,7 +17,7 @@ import { denseLinear, mapLinears } from '../model/weights.ts';
 import type { Linear } from '../model/linear.ts';
 import { perplexity } from '../eval/perplexity.ts';
 import { writeConvertedModel } from '../quant/convert.ts';
-import { loadQuantizedLinears, type QuantMode } from '../quant/quantized-linears.ts';
+import { loadQuantizedLinears } from '../quant/quantized-linears.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 
 const SHARED = path.resolve(import.meta.dirname, '../../../shared');

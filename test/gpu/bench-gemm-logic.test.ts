@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { median, type GemmResults } from '../../src/bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, gemmSpeedupPoints, parseGemmResults } from '../../src/bench/gemm-report.ts';
-import { RUNNERS } from '../../src/bench/gemm-runners.ts';
+import { isWeightBytes, RUNNERS } from '../../src/bench/gemm-runners.ts';
+import { formatLayerTable, layerShapes, parseLayerArchs, type LayerResults } from '../../src/bench/gemm-layer.ts';
 import { parseMs, parseShapes, SHAPE_SETS } from '../../src/bench/gemm-shapes.ts';
 
 const RESULTS: GemmResults = {
@@ -13,9 +14,9 @@ const RESULTS: GemmResults = {
   rows: [
     { shape: 's', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 30 },
     { shape: 's', K: 4096, N: 4096, M: 16, impl: 'int8', us: 20 },
-    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8_is', us: 10 },
-    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8_fs', us: 12 },
-    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8_pc', us: 8 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8-is', us: 10 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8-fs', us: 12 },
+    { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a8-pc', us: 8 },
     { shape: 's', K: 4096, N: 4096, M: 16, impl: 'w4a16', us: null, note: 'unsupported here' },
   ],
 };
@@ -37,10 +38,10 @@ test('median of odd and even counts', () => {
 test('the table shows µs, TOP/s, GB/s, ratios vs fp16 and int8, IS/FS and IS/PC, and n/a rows', () => {
   const lines = formatGemmTable(RESULTS).split('\n');
   const row = (impl: string) => lines.find((l) => l.split(/\s+/)[2] === impl)!.split(/\s+/);
-  const is = row('w4a8_is');
+  const is = row('w4a8-is');
   assert.equal(is[3], '10.0');
   assert.equal(is[4], ((2 * 16 * 4096 * 4096) / 10e-6 / 1e12).toFixed(1));
-  const isBytes = RUNNERS.find((r) => r.impl === 'w4a8_is')!.bytes(16, 4096, 4096);
+  const isBytes = RUNNERS.find((r) => r.impl === 'w4a8-is')!.bytes(16, 4096, 4096);
   assert.equal(is[5], (isBytes / 10e-6 / 1e9).toFixed(0));
   assert.equal(is[6], '3.00'); // 30 / 10
   assert.equal(is[7], '2.00'); // 20 / 10
@@ -53,7 +54,7 @@ test('the table shows µs, TOP/s, GB/s, ratios vs fp16 and int8, IS/FS and IS/PC
 test('plot points are speed-ups over fp16 of the same shape and M; null timings are left out', () => {
   const pts = gemmSpeedupPoints(RESULTS);
   assert.deepEqual(pts.map((p) => [p.impl, p.speedup]),
-    [['fp16', 1], ['int8', 1.5], ['w4a8_is', 3], ['w4a8_fs', 2.5], ['w4a8_pc', 3.75]]);
+    [['fp16', 1], ['int8', 1.5], ['w4a8-is', 3], ['w4a8-fs', 2.5], ['w4a8-pc', 3.75]]);
 });
 
 test('results JSON: a written file parses back; malformed ones are one-line errors naming the file', () => {
@@ -75,15 +76,43 @@ test('the summary gives min / median / max of each IS ratio per M over shapes', 
     rows: [
       ...RESULTS.rows,
       { shape: 't', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 40 },
-      { shape: 't', K: 4096, N: 4096, M: 16, impl: 'w4a8_is', us: 20 },
+      { shape: 't', K: 4096, N: 4096, M: 16, impl: 'w4a8-is', us: 20 },
       { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 50 },
-      { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'w4a8_is', us: 10 },
+      { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'w4a8-is', us: 10 },
     ],
   };
   const lines = formatGemmSummary(two).split('\n');
   assert.match(lines[0]!, /^summary over 3 shape\(s\)/);
   const row = lines.find((l) => /^\s*16\s/.test(l))!;
   // IS ×fp16: t 2.00, s 3.00, u 5.00 → min 2.00, median 3.00, max 5.00; IS ×int8 (s only): 2.00;
-  // IS/FS (s only): 1.20; IS/PC (s only): 0.80
-  assert.match(row, /2\.00 \/ 3\.00 \/ 5\.00\s+2\.00 \/ 2\.00 \/ 2\.00\s+1\.20 \/ 1\.20 \/ 1\.20\s+0\.80 \/ 0\.80 \/ 0\.80$/);
+  // IS/FS (s only): 1.20; IS/PC (s only): 0.80; IS ×read: no read rows, so -
+  assert.match(row, /2\.00 \/ 3\.00 \/ 5\.00\s+2\.00 \/ 2\.00 \/ 2\.00\s+1\.20 \/ 1\.20 \/ 1\.20\s+0\.80 \/ 0\.80 \/ 0\.80\s+-$/);
+});
+
+test('results JSON from before the spelling change (impl w4a8_is) reads back under the current names', () => {
+  const old = { ...RESULTS, rows: RESULTS.rows.map((r) => ({ ...r, impl: r.impl.replace('-', '_') })) };
+  assert.deepEqual(parseGemmResults(JSON.stringify(old), 'old.json').rows.map((r) => r.impl), RESULTS.rows.map((r) => r.impl));
+});
+
+test('the read row is the W4A8-IS weight + scale bytes; the layer table gives GB/s, % of copy, ×fp16 and time vs read', () => {
+  const read = RUNNERS.find((r) => r.impl === 'read')!;
+  assert.equal(read.bytes(16, 4096, 11008), 11008 * 4096 / 2 + 32 * 11008 * 4 + 11008);
+  assert.equal(read.bytes(1, 4096, 4096), isWeightBytes(4096, 4096));
+  const layers: LayerResults = {
+    device: 'test GPU', date: '2026-01-01T00:00:00Z', commit: 'abc', copyGBs: 4000,
+    rows: [
+      { shape: 'llama2-7b.layer', M: 1, impl: 'fp16', us: 100, bytes: 400e6 },
+      { shape: 'llama2-7b.layer', M: 1, impl: 'w4a8-is', us: 40, bytes: 120e6 },
+      { shape: 'llama2-7b.layer', M: 1, impl: 'read', us: 32, bytes: 112e6 },
+      { shape: 'llama2-7b.layer', M: 1, impl: 'int8', us: null, bytes: 1, note: 'nope' },
+    ],
+  };
+  const lines = formatLayerTable(layers).split('\n');
+  const row = (impl: string) => lines.find((l) => l.split(/\s+/)[2] === impl)!.split(/\s+/);
+  const is = row('w4a8-is');
+  assert.deepEqual(is.slice(3), ['40.0', '3000', '75%', '2.50', '1.25']); // 120 MB / 40 µs = 3 TB/s; 100/40; 40/32
+  assert.match(lines.find((l) => l.includes('int8'))!, /n\/a.*nope/);
+  assert.deepEqual(parseLayerArchs('llama2-7b, llama3-8b'), ['llama2-7b', 'llama3-8b']);
+  assert.deepEqual(layerShapes('llama3-8b').map((s) => s.name.split('.')[1]), ['qkv', 'o', 'gate_up', 'down']);
+  assert.throws(() => parseLayerArchs('gpt5'), (e: unknown) => e instanceof IntscaleError && /--layer: unknown architecture 'gpt5'/.test(e.message));
 });

@@ -17,7 +17,8 @@ import { archPreset } from '../../src/model/arch-presets.ts';
 import { generate } from '../../src/eval/generate.ts';
 import { gpuPerplexity, loadOnGpu, openGpu, type GpuContext } from '../../src/eval/gpu-eval.ts';
 import { CudaEngine } from '../../src/backends/cuda/engine.ts';
-import { quantizeDeviceModel, type DeviceModel, type EngineMode } from '../../src/backends/cuda/device-model.ts';
+import type { Mode, QuantMode } from '../../src/core/modes.ts';
+import { quantizeDeviceModel, type DeviceModel } from '../../src/backends/cuda/device-model.ts';
 import { randomDeviceModel } from '../../src/backends/cuda/load-device.ts';
 import { generateOnGpu, prefill } from '../../src/backends/cuda/run.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
@@ -31,7 +32,7 @@ const skip = reason ? `skipped: ${reason}` : false;
 const skipReal = skip || (sharedMissing ? `skipped: ${sharedMissing}` : false);
 
 /** CPU engine perplexities of docs-llama-30m, first 4,088 tokens of persuasion.txt, ctx 512 (`intscale compare --device cpu`, 2026-12-01: g128 for W4A16/FS/IS, per channel for PC). */
-const CPU_PPL: Record<Exclude<EngineMode, 'fp16'>, number> = {
+const CPU_PPL: Record<QuantMode, number> = {
   'w4a16': 27.696006, 'w4a8-fs': 27.741820, 'w4a8-is': 27.740555, 'w4a8-pc': 28.361545,
 };
 const FP16_REFERENCE = 26.5106;
@@ -42,7 +43,7 @@ let ctx: GpuContext | undefined;
 const gpuCtx = () => (ctx ??= openGpu());
 let fp16Cached: DeviceModel | undefined;
 const fp16Model = () => (fp16Cached ??= loadOnGpu(gpuCtx(), MODEL_30M, { mode: 'fp16' }));
-const withMode = <T>(mode: EngineMode, f: (m: DeviceModel) => T): T => {
+const withMode = <T>(mode: Mode, f: (m: DeviceModel) => T): T => {
   const c = gpuCtx(), base = fp16Model();
   if (mode === 'fp16') return f(base);
   const s = c.gpu.stream();
@@ -59,7 +60,7 @@ const top = (logits: Float32Array, n: number) => [...logits.keys()].sort((a, b) 
 test('docs-llama-30m perplexity on the GPU: FP16 within 0.1% of the reference, every W4 mode within 0.2% of the CPU engine', { skip: skipReal, timeout: 600_000 }, () => {
   const cpu = loadModel(MODEL_30M);
   const ids = cpu.tokenizer.encode(fs.readFileSync(PERSUASION, 'utf8'), { addBos: false });
-  for (const mode of ['fp16', 'w4a16', 'w4a8-fs', 'w4a8-is', 'w4a8-pc'] as EngineMode[]) {
+  for (const mode of ['fp16', 'w4a16', 'w4a8-fs', 'w4a8-is', 'w4a8-pc'] as Mode[]) {
     const ppl = withMode(mode, (m) => gpuPerplexity(gpuCtx(), m, ids, { ctx: 512, maxTokens: 4088, bosId: 1 }).ppl);
     const want = mode === 'fp16' ? FP16_REFERENCE : CPU_PPL[mode];
     const rel = Math.abs(ppl - want) / want;
@@ -90,7 +91,7 @@ test('docs-llama-30m on the GPU: top-5 of the reference prompt = the CPU engine\
       assert.ok(Math.abs(logits[a!]! - logits[b!]!) <= 1e-2, `prompt ${i}: GPU differs at token ${first} where the CPU's top-2 differ by ${logits[a!]! - logits[b!]!}`);
     });
     // mixed lengths in one batch vs each alone: prefill logits and one decode step (fp16 rounding only)
-    for (const mode of ['fp16', 'w4a8-is'] as EngineMode[]) {
+    for (const mode of ['fp16', 'w4a8-is'] as Mode[]) {
       withMode(mode, (m) => {
         const e = new CudaEngine(c.gpu, m, { maxBatch: 3, maxSeq: 64 }, c.kernels);
         try {
@@ -178,7 +179,7 @@ test('quantized checkpoints: tampered or foreign tensors give the CPU loader\'s 
  * step, both sides), i.e. one int8 step on those: ≈ √0.12·(amax/127)/rms(x) ≈ 1% per linear input
  * for amax ≈ 4·rms, over 4 linears per layer and 2 layers → ≈ 3%: W4A8 gets 6e-2.
  */
-const LOGITS_TOL: Record<EngineMode, number> = { 'fp16': 1e-2, 'w4a16': 1e-2, 'w4a8-fs': 6e-2, 'w4a8-is': 6e-2, 'w4a8-pc': 6e-2 };
+const LOGITS_TOL: Record<Mode, number> = { 'fp16': 1e-2, 'w4a16': 1e-2, 'w4a8-fs': 6e-2, 'w4a8-is': 6e-2, 'w4a8-pc': 6e-2 };
 
 test('2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336): GPU logits = CPU engine within the derived tolerance, every mode', { skip, timeout: 600_000 }, () => {
   const c = gpuCtx();
@@ -224,7 +225,7 @@ test('2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336): GPU log
       r.forEach((v, i) => { num += (g[i]! - v) ** 2; den += v * v; });
       return Math.sqrt(num / den);
     };
-    const check = (mode: EngineMode, ref: Float32Array, got: Float32Array) => {
+    const check = (mode: Mode, ref: Float32Array, got: Float32Array) => {
       const err = relErr(got, ref);
       process.stderr.write(`# 2-layer llama3-8b shapes, ${mode}: ‖GPU − CPU‖/‖CPU‖ = ${err.toExponential(2)} (tol ${LOGITS_TOL[mode]})\n`);
       assert.ok(err <= LOGITS_TOL[mode], `${mode}: ${err}`);

@@ -100,7 +100,7 @@ test('quantize --method gptq/awq with --calib: config records the method, AWQ fo
   }
 });
 
-test('compare --methods rtn,gptq,awq --json: FP16 once, three modes per method', { skip: sharedMissing }, () => {
+test('compare --methods rtn,gptq,awq --json: fp16 once, three modes per method', { skip: sharedMissing }, () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-calib-'));
   try {
     const src = tinyDir(tmp);
@@ -108,8 +108,8 @@ test('compare --methods rtn,gptq,awq --json: FP16 once, three modes per method',
       '--calib', PERSUASION, '--calib-samples', '3', '--calib-len', '48', '--json');
     assert.equal(r.code, 0, r.stderr);
     const rows = (JSON.parse(r.stdout) as { rows: { mode: string; method: string; ppl: number }[] }).rows;
-    assert.deepEqual(rows.map((x) => `${x.method}/${x.mode}`), ['-/FP16',
-      'rtn/W4A16', 'rtn/W4A8-FS', 'rtn/W4A8-IS', 'gptq/W4A16', 'gptq/W4A8-FS', 'gptq/W4A8-IS', 'awq/W4A16', 'awq/W4A8-FS', 'awq/W4A8-IS']);
+    assert.deepEqual(rows.map((x) => `${x.method}/${x.mode}`), ['-/fp16',
+      'rtn/w4a16', 'rtn/w4a8-fs', 'rtn/w4a8-is', 'gptq/w4a16', 'gptq/w4a8-fs', 'gptq/w4a8-is', 'awq/w4a16', 'awq/w4a8-fs', 'awq/w4a8-is']);
     for (const x of rows) assert.ok(Number.isFinite(x.ppl) && x.ppl > 1);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -50,7 +50,7 @@ test('non-finite logits (fp32 overflow) end eval and compare with an error, exit
   for (const args of [['--json'], []]) {
     oneLine(cli('eval', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', '--device', 'cpu', ...args), /model\.bin: perplexity is NaN: the model produced non-finite logits/);
   }
-  oneLine(cli('compare', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', '--group', '-1', '--json', '--device', 'cpu'), /model\.bin: FP16: perplexity is NaN/);
+  oneLine(cli('compare', path.join(dir, 'model.bin'), '--text', text, '--ctx', '64', '--group', '-1', '--json', '--device', 'cpu'), /model\.bin: fp16: perplexity is NaN/);
 });
 
 test('--out: empty, below a regular file, a dangling symlink, a missing parent: one line, nothing touched', () => {

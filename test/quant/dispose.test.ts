@@ -60,11 +60,12 @@ test('compareModes releases every mode\'s quantized linears: a second compare le
   const { model } = tinyModel('half', false);
   const rng = new Rng(9);
   const ids = Array.from({ length: 60 }, () => rng.int(2, model.config.vocabSize - 1));
-  const opts = { group: -1, ctx: 16, modes: ['FP16', 'W4A16', 'W4A8-FS', 'W4A8-IS', 'W4A8-PC'] as const };
+  const opts = { group: -1, ctx: 16, modes: ['fp16', 'w4a16', 'w4a8-fs', 'w4a8-is', 'w4a8-pc'] as const };
   const first = compareModes(model, ids, { ...opts, modes: [...opts.modes] }); // warm-up: scratch slots grow
   const before = heapLiveBytes();
   const second = compareModes(model, ids, { ...opts, modes: [...opts.modes] });
   assert.equal(heapLiveBytes(), before);
   assert.deepEqual(second.rows.map((r) => r.ppl), first.rows.map((r) => r.ppl));
+  assert.deepEqual(second.rows.map((r) => r.mode), opts.modes);  // rows carry the modes' one spelling (src/core/modes.ts)
   assert.ok(second.rows.every((r) => Number.isFinite(r.ppl) && r.ppl > 1));
 });

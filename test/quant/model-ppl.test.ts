@@ -18,13 +18,13 @@ import { MODEL_30M, PERSUASION, sharedMissing } from './helpers.ts';
 const IS_VS_FS_PPL_TOL = 0.003;
 const FP16_REFERENCE = 26.5106;
 
-test('W4A8-IS perplexity within 0.3% of W4A8-FS (docs-llama-30m, g128, 4,088 tokens)', { skip: sharedMissing }, () => {
+test('w4a8-is perplexity within 0.3% of w4a8-fs (docs-llama-30m, g128, 4,088 tokens)', { skip: sharedMissing }, () => {
   const model = loadModel(MODEL_30M);
   const ids = model.tokenizer.encode(fs.readFileSync(PERSUASION, 'utf8'));
-  const { rows } = compareModes(model, ids, { group: 128, maxTokens: 4088, modes: ['W4A8-FS', 'W4A8-IS'] });
+  const { rows } = compareModes(model, ids, { group: 128, maxTokens: 4088, modes: ['w4a8-fs', 'w4a8-is'] });
   const [fs8, is8] = rows.map((r) => r.ppl) as [number, number];
   const rel = Math.abs(is8 - fs8) / fs8;
-  process.stderr.write(`# docs-llama-30m g128 4088 tokens: W4A8-FS ${fs8.toFixed(4)}, W4A8-IS ${is8.toFixed(4)} (${(100 * rel).toFixed(3)}%)\n`);
+  process.stderr.write(`# docs-llama-30m g128 4088 tokens: w4a8-fs ${fs8.toFixed(4)}, w4a8-is ${is8.toFixed(4)} (${(100 * rel).toFixed(3)}%)\n`);
   assert.ok(rel <= IS_VS_FS_PPL_TOL, `IS ${is8} vs FS ${fs8}: ${(100 * rel).toFixed(3)}%`);
   // W4A8 RTN costs some perplexity, but not much on this model
   for (const p of [fs8, is8]) assert.ok(p > FP16_REFERENCE && p < FP16_REFERENCE * 1.1, `ppl ${p}`);

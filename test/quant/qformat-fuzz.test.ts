@@ -22,7 +22,8 @@ import { typedView } from '../../src/io/safetensors-reader.ts';
 import { f16ArrayToF32 } from '../../src/core/dtype.ts';
 import { rint } from '../../src/quant/fp32.ts';
 import { writeQuantizedModel } from '../../src/quant/quantize-model.ts';
-import { loadQuantizedLinears, type QuantMode } from '../../src/quant/quantized-linears.ts';
+import type { QuantMode } from '../../src/core/modes.ts';
+import { loadQuantizedLinears } from '../../src/quant/quantized-linears.ts';
 import type { Linear } from '../../src/model/linear.ts';
 import { makeModelDir, randomActivations } from './helpers.ts';
 

@@ -11,7 +11,7 @@ import { IntscaleError } from '../../src/core/errors.ts';
 import { Gpu } from '../../src/gpu/runtime.ts';
 import { archPreset, ARCH_PRESETS } from '../../src/model/arch-presets.ts';
 import { checkGpuConfig } from '../../src/backends/cuda/load-device.ts';
-import { parseEngineMode } from '../../src/backends/cuda/device-model.ts';
+import { MODES, parseMode } from '../../src/core/modes.ts';
 import { formatE2eTable, parseE2eResults, type E2eResults } from '../../src/bench/e2e.ts';
 import { e2ePlotSpec } from '../../src/bench/plot-e2e.ts';
 
@@ -29,8 +29,12 @@ test('arch presets carry the real shapes; the GPU engine accepts them and refuse
   assert.throws(() => checkGpuConfig({ ...l3, headDim: 96 }, 'm'), /head size 96 is not supported by the GPU attention kernels/);
   assert.throws(() => checkGpuConfig({ ...l3, arch: 'mixtral' }, 'm'), /mixture of experts/);
   assert.throws(() => checkGpuConfig({ ...l3, hiddenDim: 20480 }, 'm'), /exceed the GPU row kernels/);
-  assert.equal(parseEngineMode('W4A8_IS'), 'w4a8-is');
-  assert.throws(() => parseEngineMode('w8a8'), IntscaleError);
+  for (const m of MODES) assert.equal(parseMode(m), m);
+  // one spelling per mode: the old variants are errors that list the spellings
+  for (const other of ['W4A8_IS', 'W4A8-IS', 'w4a8_is', 'is', 'FP16', 'w8a8']) {
+    assert.throws(() => parseMode(other), /--mode: unknown mode '.*' \(fp16, w4a16, w4a8-fs, w4a8-is, w4a8-pc\)/);
+  }
+  assert.throws(() => parseMode('x', '--modes'), /--modes: unknown mode 'x'/);
 });
 
 test('--device: cuda without a GPU is one error line naming why; the default runs on the CPU with one notice', { skip: noGpu ? (fs.existsSync(MODEL) ? false : `skipped: needs ${MODEL}`) : 'skipped: a GPU is present (the CPU fallback is what this checks)' }, () => {

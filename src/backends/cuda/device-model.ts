@@ -3,25 +3,17 @@
 // turns an fp16 linear into a W4 one (RTN per group, integer scales, repacking: weights.cu) and the
 // tail shared with loading a quantized checkpoint (repack + scale layouts on the GPU).
 import { fail } from '../../core/errors.ts';
+import type { Mode, QuantMode } from '../../core/modes.ts';
 import type { W4GemmKind } from '../../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import { freeLinear, type DeviceLinear } from './device-linear.ts';
 import type { EngineKernels } from './kernels.ts';
 
-/** How the decoder projections run (embeddings and the LM head stay fp16 in every mode). */
-export type EngineMode = 'fp16' | 'w4a16' | 'w4a8-fs' | 'w4a8-is' | 'w4a8-pc';
-export const ENGINE_MODES: readonly EngineMode[] = ['fp16', 'w4a16', 'w4a8-fs', 'w4a8-is', 'w4a8-pc'];
-
-export const W4_KIND: Record<Exclude<EngineMode, 'fp16'>, W4GemmKind> = {
+/** The GPU kernel kind of each W4 mode. */
+export const W4_KIND: Record<QuantMode, W4GemmKind> = {
   'w4a16': 'w4a16', 'w4a8-fs': 'fs', 'w4a8-is': 'is', 'w4a8-pc': 'pc',
 };
-
-export function parseEngineMode(text: string): EngineMode {
-  const m = text.toLowerCase().replace('_', '-') as EngineMode;
-  if (!ENGINE_MODES.includes(m)) fail('--mode', `unknown mode '${text}' (${ENGINE_MODES.join(', ')})`);
-  return m;
-}
 
 export interface DeviceLayer {
   attnNorm: DeviceBuffer;
@@ -36,7 +28,7 @@ export interface DeviceLayer {
 
 export interface DeviceModel {
   config: ModelConfig;
-  mode: EngineMode;
+  mode: Mode;
   /** fp16 [vocab, dim] */
   embed: DeviceBuffer;
   layers: DeviceLayer[];
@@ -133,12 +125,12 @@ export function quantizeLinearOnGpu(gpu: Gpu, k: EngineKernels, s: Stream, w: De
 }
 
 /** A variant of an fp16 model in a W4 mode (quantized on the GPU); shares embeddings, norms, head. */
-export function quantizeDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, src: DeviceModel, mode: Exclude<EngineMode, 'fp16'>,
+export function quantizeDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, src: DeviceModel, mode: QuantMode,
   group = 128, onLayer?: (done: number, total: number) => void): DeviceModel {
   if (src.mode !== 'fp16') fail('quantize', `the source model must be fp16 (is ${src.mode})`);
   const kind = W4_KIND[mode];
   checkW4Shapes(src.config, mode === 'w4a8-pc' ? -1 : group);
-  if (kind === 'w4a16' && group !== 128) fail('--group', 'W4A16 runs group 128 on the GPU');
+  if (kind === 'w4a16' && group !== 128) fail('--group', 'w4a16 runs group 128 on the GPU');
   if ((kind === 'is' || kind === 'fs') && ![32, 64, 128].includes(group)) fail('--group', `W4A8 runs groups 32, 64, 128 on the GPU (got ${group})`);
   const made: DeviceLinear[] = [];
   const q = (w: DeviceLinear, name: string) => {

@@ -4,6 +4,7 @@
 // weights are never all resident); or from an architecture preset with seeded random fp16 weights
 // made on the GPU (shape-true speed models: nothing read from disk).
 import { fail } from '../../core/errors.ts';
+import type { Mode } from '../../core/modes.ts';
 import { readQuantizedLayer, type QuantizationConfig } from '../../io/qformat.ts';
 import type { TensorSource } from '../../io/safetensors.ts';
 import { openValidatedModelDir } from '../../io/validate-model.ts';
@@ -12,14 +13,14 @@ import type { ModelConfig } from '../../model/config.ts';
 import { packInt4 } from '../../quant/pack-int4.ts';
 import { freeLinear, type DeviceLinear, type LinearRole } from './device-linear.ts';
 import {
-  W4_KIND, checkW4Shapes, finishW4, quantizeLinearOnGpu, type DeviceLayer, type DeviceModel, type EngineMode,
+  W4_KIND, checkW4Shapes, finishW4, quantizeLinearOnGpu, type DeviceLayer, type DeviceModel,
 } from './device-model.ts';
 import { ATTN_HEAD_DIMS, RMS_MAX_DIM, SWIGLU_MAX_HIDDEN, type EngineKernels } from './kernels.ts';
 import { TensorUploader } from './upload.ts';
 
 export interface DeviceLoadOptions {
   /** Default: fp16 for an fp16 checkpoint, the checkpoint's own mode for an intscale one. */
-  mode?: EngineMode;
+  mode?: Mode;
   /** Group size when quantizing an fp16 checkpoint on the GPU (default 128). */
   group?: number;
   onProgress?: (done: number, total: number) => void;
@@ -70,7 +71,7 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
   const group = qconfig ? qconfig.group_size : opts.group ?? 128;
   try {
     if (qconfig && mode === 'fp16') fail(dir, 'is an intscale W4 checkpoint: it cannot run in fp16 mode');
-    if (qconfig && mode === 'w4a8-pc' && qconfig.group_size !== -1) fail(dir, `runs W4A8-PC only when quantized per channel (group_size -1, got ${qconfig.group_size})`);
+    if (qconfig && mode === 'w4a8-pc' && qconfig.group_size !== -1) fail(dir, `runs w4a8-pc only when quantized per channel (group_size -1, got ${qconfig.group_size})`);
     if (mode !== 'fp16') checkW4Shapes(config, mode === 'w4a8-pc' ? -1 : group);
   } catch (e) {
     src.close();
@@ -153,7 +154,7 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
  * by rows on the device, then repacked there.
  */
 function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names: string[], ns: number[], K: number,
-  qconfig: QuantizationConfig, mode: EngineMode): DeviceLinear {
+  qconfig: QuantizationConfig, mode: Mode): DeviceLinear {
   if (mode === 'fp16') fail('load', 'unreachable');
   const kind = W4_KIND[mode], group = qconfig.group_size;
   const N = ns.reduce((a, c) => a + c, 0), G = group === -1 ? K : group, groups = K / G;

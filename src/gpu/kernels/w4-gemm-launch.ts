@@ -1,5 +1,7 @@
-// Typed launch wrapper of the W4 GEMM kernels (w4_gemm.cu beside this file), used by the benchmark and the
-// GPU tests: compile once, plan with planW4Gemm, keep a zeroed split-K workspace, and pass the
+// Typed launch wrapper of the W4 GEMM kernels (w4_gemm.cu, w4_gemm_wgmma.cu, w4_gemv.cu beside this file),
+// used by the engine, the benchmark and the GPU tests: plan with planW4Gemm, compile only the planned
+// kind and group's entries of the planned file (plan.defines; once per process, and cached on disk
+// keyed by source and options), keep a zeroed split-K workspace, and pass the
 // documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
@@ -32,7 +34,7 @@ export class W4GemmLaunch {
   constructor(private readonly gpu: Gpu, readonly kind: W4GemmKind, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, arch: gpu.arch, ...opts });
-    this.kernel = gpu.compile(this.plan.source).fn(this.plan.entry);
+    this.kernel = gpu.compile(this.plan.source, { defines: this.plan.defines }).fn(this.plan.entry);
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);
@@ -44,7 +46,7 @@ export class W4GemmLaunch {
     }
   }
 
-  /** pdl: programmatic dependent launch, honoured by the kernels that wait for it (tiles v8/v16). */
+  /** pdl: programmatic dependent launch (every W4 kernel pdl_waits before reading what a predecessor wrote). */
   launch(ops: W4Operands, stream?: Stream, pdl = false): void {
     const needs = (what: keyof W4Operands, ok: boolean) => {
       if (!ok) fail(`W4 GEMM ${this.kind}`, `operand ${what} is required`);
@@ -53,8 +55,7 @@ export class W4GemmLaunch {
     needs('gscales', this.kind === 'pc' || ops.gscales !== undefined);
     needs('chan', !(this.kind === 'is' || this.kind === 'pc') || ops.chan !== undefined);
     const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
-    const waits = this.plan.tile === 'v8' || this.plan.tile === 'v16';  // w4_gemv.cu pdl_waits; the other tiles do not
-    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl: pdl && waits }, [
+    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, [
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
       p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
     ]);

@@ -59,6 +59,8 @@ export function wgmmaEligible(kind: W4GemmKind, group: number, n: number, arch: 
 export interface W4GemmPlan {
   /** Kernel source file: W4_GEMM_WGMMA_SOURCE (tile w), W4_GEMV_SOURCE (v8, v16) or W4_GEMM_SOURCE. */
   readonly source: string;
+  /** Compile `source` with these defines: it then builds only this kind and group's entries (w4SelectDefines). */
+  readonly defines: Readonly<Record<string, number>>;
   readonly entry: string;
   readonly tile: W4Tile;
   readonly grid: [number, number, number];
@@ -110,7 +112,11 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
   }
 }
 
-/** NVRTC defines that compile only this kind's kernels of w4_gemm.cu (all tiles): faster builds. */
+/**
+ * NVRTC defines that compile only this kind and group's kernels (all its tiles) of w4_gemm.cu,
+ * w4_gemm_wgmma.cu or w4_gemv.cu: faster builds. Each file guards its entries with
+ * `#if !defined(W4_SELECT) || defined(W4_SELECT_<NAME>)`.
+ */
 export function w4SelectDefines(kind: W4GemmKind, group: number): Record<string, number> {
   const name = kind === 'pc' ? 'PC' : kind === 'w4a16' ? 'W4A16' : `${kind.toUpperCase()}_G${group}`;
   return { W4_SELECT: 1, [`W4_SELECT_${name}`]: 1 };
@@ -194,6 +200,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const tilesForCounters = tile === 'w' ? wGrid : grid[0] * grid[1];
   return {
     source: tile === 'w' ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
+    defines: w4SelectDefines(kind, group),
     entry: w4EntryName(kind, group, tile),
     tile,
     grid,

@@ -171,6 +171,10 @@ DEVI void gemm_body(const void* __restrict__ A, const float* __restrict__ sx, co
   const int kt1 = (int)(((long long)KT * (blockIdx.z + 1)) / gridDim.z);
   const int nkt = kt1 - kt0;
   const u32 s0 = smem_addr(g_smem);
+  // Programmatic dependent launch (sm_90; a no-op otherwise): everything below may read what the
+  // preceding kernel wrote; let the next kernel launch and reach its own wait meanwhile.
+  pdl_wait();
+  pdl_trigger();
 #ifdef W4_BULK
   __shared__ __attribute__((aligned(8))) unsigned long long s_bar[STAGES];
   if (tid == 0) {
@@ -579,25 +583,4 @@ W4_ENTRY(w4a8_gemm_pc, MODE_PC, 128, l, W4_PC_L_MINB)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, s, 1)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, m, 2)
 W4_ENTRY(w4a16_gemm_g128, MODE_A16, 128, l, 1)
-#endif
-
-#ifdef W4_BENCH_EXTRA  // tiles explored by gpu-dev/bench.cu only (x: deeper pipeline, y: BM=32)
-#define TILE_x 1, 4, 1, 4, 8
-#define TILE_y 1, 4, 2, 4, 4
-#define TILE_L 4, 4, 2, 4, 4
-#define TILE_q 2, 4, 4, 4, 4, 2, 2  // r with two MMA chains in flight per warp
-#define TILE_t 2, 4, 4, 4, 4, 4, 4  // r with four, B loaded 4 chains ahead (spills 8 bytes)
-#define THREADS_q 256
-#define THREADS_t 256
-#define THREADS_x 128
-#define THREADS_y 128
-#define THREADS_L 512
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, x, 1)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, y, 1)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, L, 1)
-W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, L, 1)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, q, W4_R_MINB)
-W4_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128, t, W4_R_MINB)
-W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, q, W4_R_MINB)
-W4_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128, t, W4_R_MINB)
 #endif

@@ -181,6 +181,29 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     const int r0 = tid >> 3, c = tid & 7;
     const u32 dst0 = (u32)(r0 * 128 + ((c ^ (r0 & 7)) << 4));  // (r0 + 16 i) & 7 == r0 & 7
     const u64 rowStep16 = (u64)16 * K;
+    // Programmatic dependent launch: the weights and group scales of the first tile's first stages
+    // do not depend on the preceding kernel, so thread 0 requests them before pdl_wait; the
+    // activations (and, in the consumers' epilogue, sx and the residual) come after it.
+    int pre = 0;  // stages whose weight copies are already issued (thread 0 only)
+    if (tid == 0 && (int)blockIdx.x < tiles) {
+      int n0, t0;
+      tile_coords(blockIdx.x, nN, nT, n0, t0);
+      const u64 wtile = (u64)(n0 >> 3) * KTall * 512;
+      pre = KT < W4W_STAGES ? KT : W4W_STAGES;
+      for (int j = 0; j < pre; ++j) {
+        const u32 st = base + j * STAGE_BYTES, full = smem_addr(&s_full[j]);
+        const int kt = ktBegin + j;
+#ifndef W4W_PROBE_SKIP_W
+        mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
+        bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
+#else
+        mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
+#endif
+        if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
+      }
+    }
+    pdl_wait();
+    pdl_trigger();
     int it = 0;  // k-tiles produced so far (all tiles): ring slot it % STAGES, its use count it / STAGES
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int n0, t0;
@@ -191,7 +214,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       const u32 st = base + s * STAGE_BYTES;
       const u32 full = smem_addr(&s_full[s]);
       if (it >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((it / W4W_STAGES) - 1) & 1u);
-      if (tid == 0) {
+      if (tid == 0 && it >= pre) {
 #ifndef W4W_PROBE_SKIP_W
         mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
         bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
@@ -230,6 +253,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 
   // ---------------- consumer warpgroups 1, 2 ----------------
   setmaxnreg_inc<W4W_CONSUMER_REGS>();
+  pdl_wait();  // (returns at once after the producer's: the epilogue reads sx and the residual)
+  pdl_trigger();
   const int cw = wg - 1;                  // consumer index: weight rows 64·cw .. 64·cw + 63 of the tile
   const int warp = (tid >> 5) & 3;        // warp within the warpgroup: rows 16·warp ..
   const int rowA = 64 * cw + 16 * warp + (lane >> 2);  // this thread's rows rowA and rowA + 8 (tile-local)
@@ -479,6 +504,14 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   extern "C" __global__ void NAME(W4W_PARAMS) { __trap(); }
 #endif
 
+// -DW4_SELECT plus -DW4_SELECT_IS_G128, _FS_G128 or _PC (w4_gemm.cu's defines, w4SelectDefines in
+// w4-gemm-plan.ts) compiles only that kernel; without W4_SELECT every entry point is built.
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
 W4W_ENTRY(w4a8_gemm_is_g128_w, MODE_IS)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
 W4W_ENTRY(w4a8_gemm_fs_g128_w, MODE_FS)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 W4W_ENTRY(w4a8_gemm_pc_w, MODE_PC)
+#endif

@@ -238,10 +238,26 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }
 
+// -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
+// defines) compiles only that kind's v8 and v16 kernels; without W4_SELECT every entry point is built.
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
 GV_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G64)
 GV_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_IS_G32)
 GV_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
 GV_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G64)
 GV_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_FS_G32)
 GV_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 GV_ENTRY(w4a8_gemm_pc, MODE_PC, 128)
+#endif
