@@ -105,7 +105,7 @@ function randomTyped(gpu: Gpu, count: number, seed: number, make: (rng: Rng) => 
   return buf;
 }
 
-function w4Runner(impl: 'w4a8-is' | 'w4a8-fs' | 'w4a8-pc' | 'w4a16', kind: W4GemmKind, tile?: W4Tile): GemmRunner {
+function w4Runner(impl: 'w4a8-is' | 'w4a8-fs' | 'w4a8-pc' | 'w4a16', kind: W4GemmKind, force: W4Force = {}): GemmRunner {
   const a16 = kind === 'w4a16';
   const scaleBytes = (K: number, N: number) =>
     kind === 'pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'is' ? N : 0);
@@ -122,7 +122,7 @@ function w4Runner(impl: 'w4a8-is' | 'w4a8-fs' | 'w4a8-pc' | 'w4a16', kind: W4Gem
       }
     },
     prepare(gpu, M, K, N, copies) {
-      const launch = new W4GemmLaunch(gpu, kind, BENCH_GROUP, M, N, K, tile ? { tile } : {});
+      const launch = new W4GemmLaunch(gpu, kind, BENCH_GROUP, M, N, K, force);
       const wBytes = N * K / 2;
       const groups = kind === 'pc' ? 1 : K / BENCH_GROUP;
       const wp = randomI8(gpu, wBytes * copies, 3, true);
@@ -185,9 +185,15 @@ function readRunner(): GemmRunner {
   };
 }
 
-/** The W4 runners with the tile forced (rows the tile cannot run are reported with a note). */
-export function w4RunnersWithTile(tile: W4Tile): GemmRunner[] {
-  return [w4Runner('w4a8-is', 'is', tile), w4Runner('w4a8-fs', 'fs', tile), w4Runner('w4a8-pc', 'pc', tile), w4Runner('w4a16', 'w4a16', tile)];
+/** A tile and/or split-K factor forced on the W4 runners instead of the planner's choice. */
+export interface W4Force {
+  tile?: W4Tile;
+  splits?: number;
+}
+
+/** The W4 runners with the tile and/or split-K forced (rows that cannot run so are reported with a note). */
+export function w4RunnersForced(force: W4Force): GemmRunner[] {
+  return [w4Runner('w4a8-is', 'is', force), w4Runner('w4a8-fs', 'fs', force), w4Runner('w4a8-pc', 'pc', force), w4Runner('w4a16', 'w4a16', force)];
 }
 
 /** Every impl this build can run, in table order. */

@@ -7,7 +7,7 @@ import { fail } from '../core/errors.ts';
 import { checkPlotTarget, parseIntOption } from './options.ts';
 import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
-import { IMPLS, RUNNERS, w4RunnersWithTile } from '../bench/gemm-runners.ts';
+import { IMPLS, RUNNERS, w4RunnersForced } from '../bench/gemm-runners.ts';
 import { W4_TILES, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
 import { formatLayerTable, parseLayerArchs, runLayerBench, type LayerResults } from '../bench/gemm-layer.ts';
@@ -20,6 +20,7 @@ interface GemmOptions {
   layer?: string;
   pdl?: boolean;
   w4Tile?: string;
+  w4Splits?: string;
   json?: string;
   plot?: string;
   force?: boolean;
@@ -41,6 +42,7 @@ export function registerBenchGemm(bench: Command): void {
     .option('--force', 'let --plot overwrite an existing file')
     .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
     .option('--w4-tile <tile>', `force one W4 kernel tile (${Object.keys(W4_TILES).join(', ')}) instead of the planner's choice`)
+    .option('--w4-splits <n>', 'force the W4 kernels\' split-K factor (tiles s, m, l, r, w) instead of the planner\'s choice')
     .option('--trials <n>', 'timed graph replays per measurement (median)', '10')
     .action(async (opts: GemmOptions) => {
       if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
@@ -61,9 +63,10 @@ export function registerBenchGemm(bench: Command): void {
         const ms = parseMs(opts.m ?? (opts.layer ? LAYER_M : DEFAULT_M).join(','));
         const trials = parseIntOption('--trials', opts.trials, 1);
         let runners = RUNNERS;
-        if (opts.w4Tile) {
-          if (!(opts.w4Tile in W4_TILES)) fail('--w4-tile', `unknown tile '${opts.w4Tile}' (known: ${Object.keys(W4_TILES).join(', ')})`);
-          const forced = w4RunnersWithTile(opts.w4Tile as W4Tile);
+        if (opts.w4Tile || opts.w4Splits) {
+          if (opts.w4Tile && !(opts.w4Tile in W4_TILES)) fail('--w4-tile', `unknown tile '${opts.w4Tile}' (known: ${Object.keys(W4_TILES).join(', ')})`);
+          const splits = opts.w4Splits ? parseIntOption('--w4-splits', opts.w4Splits, 1) : undefined;
+          const forced = w4RunnersForced({ tile: opts.w4Tile as W4Tile | undefined, splits });
           runners = RUNNERS.map((r) => forced.find((f) => f.impl === r.impl) ?? r);
         }
         if (opts.impl) {

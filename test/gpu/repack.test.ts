@@ -210,7 +210,7 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
   assert.equal(p.source, W4_GEMM_WGMMA_SOURCE);
   assert.deepEqual(p.grid, [132, 1, 1]);  // persistent: one block per SM
-  assert.deepEqual(planW4Gemm('pc', 128, 256, 512, 4096, { arch: 'sm_90a' }).grid, [8, 1, 1]);  // no more blocks than tiles
+  assert.deepEqual(planW4Gemm('pc', 128, 256, 512, 4096, { arch: 'sm_90a', splits: 1 }).grid, [8, 1, 1]);  // no more blocks than tiles
   assert.deepEqual(p.block, [384, 1, 1]);
   assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
   assert.equal(planW4Gemm('pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
@@ -219,9 +219,16 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
-  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');   // small grid, short K
-  assert.equal(planW4Gemm('is', 128, 64, 22016, 11008, { arch: 'sm_90a' }).tile, 'w');  // grid >= half the SMs
-  assert.notEqual(planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'w'); // down-proj: m + split-K
+  // long-K shapes on small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4
+  // splits of 21-22 k-tiles; 64 tiles at M = 256 as 2; K = 4096 never splits
+  const down = planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
+  assert.deepEqual([down.tile, down.splits, down.grid, down.counters], ['w', 4, [32, 4, 1], 32]);
+  assert.equal(planW4Gemm('pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
+  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
+  assert.equal(planW4Gemm('is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
+  // FS keeps the m tile and its split-K there (FS through tile w's split-K was slow)
+  assert.equal(planW4Gemm('fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');
+  assert.equal(planW4Gemm('fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');

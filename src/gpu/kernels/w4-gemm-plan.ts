@@ -38,8 +38,6 @@ export const W4_GEMM_WGMMA_SOURCE = 'src/gpu/kernels/w4_gemm_wgmma.cu';
 export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 /** Smallest M that takes the wgmma tile by default (H100 timings, docs/KERNELS.md). */
 export const W4_WGMMA_MIN_M = 17;
-/** From this M on tile w wins on every shape, whatever its grid (below it, see planW4Gemm). */
-const W4_WGMMA_ALWAYS_M = 256;
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
 function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
@@ -143,6 +141,25 @@ export function checkW4Shape(m: number, n: number, k: number): void {
   if (!Number.isInteger(k) || k < 128 || k % 128 !== 0) fail(where, `K = ${k} must be a positive multiple of 128`);
 }
 
+/** Tile w's split-K: most splits, fewest k-tiles per split, and only K longer than this many k-tiles. */
+const W_MAX_SPLITS = 4;
+const W_MIN_KTILES_PER_SPLIT = 16;
+const W_SPLIT_MIN_KTILES = 32;
+
+/**
+ * Split-K factor of the persistent wgmma tile w (IS, PC), fit on the H200 (bench gemm
+ * --w4-splits, docs/KERNELS.md): split only long-K shapes (K > 4096: the down-projections, where
+ * S = 2-4 made IS 1.3-2.1x faster at M = 64-256), and only as far as every tile-split still runs
+ * in one round (tiles · S <= SMs). Splits that leave a block several tile-splits were up to 2x
+ * slower, and K = 4096 shapes gained at most 8% (M = 64) or lost up to 20% (M = 128-256).
+ */
+export function wgmmaSplits(tiles: number, kTiles: number, smCount: number): number {
+  if (kTiles <= W_SPLIT_MIN_KTILES) return 1;
+  let S = 1;
+  while (S < W_MAX_SPLITS && tiles * (S + 1) <= smCount && kTiles / (S + 1) >= W_MIN_KTILES_PER_SPLIT) S++;
+  return S;
+}
+
 /** Choose entry point, grid and split-K for y[M,N] = x[M,K]·Wᵀ. */
 export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number, k: number, opts: W4PlanOptions = {}): W4GemmPlan {
   checkW4Shape(m, n, k);
@@ -158,13 +175,13 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(kind, group, n, opts.arch);
   const canV = gemvEligible(kind, m, n);
-  // Tile w from M = 17 on (H100, docs/KERNELS.md): faster than m at M = 32..128 except where its
-  // persistent grid (one block per 128x128 tile) stays small and K is long (down-projections:
-  // N = 4096, K >= 11008 keep m and its split-K). Tile w's own split-K (forced `splits`) is exact
-  // but not chosen by default: at M = 128 it made IS 1.6x faster on down-projections yet FS 1.3-2.8x
-  // slower and short-K shapes slower for every kind (docs/KERNELS.md).
+  // Tile w from M = 17 on. Its persistent grid (one block per 128x128 tile) leaves SMs idle on
+  // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
+  // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
+  // tile w's split-K was 1.5-3x slower, cause not found; H200, docs/KERNELS.md).
   const wGrid = Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / W4_TILES.w.bm);
-  const wWins = m >= W4_WGMMA_ALWAYS_M || (m >= W4_WGMMA_MIN_M && (wGrid >= smCount / 2 || k <= 4096));
+  const wSplits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, k / 128, smCount);
+  const wWins = m >= W4_WGMMA_MIN_M && (kind !== 'fs' || wGrid >= smCount / 2 || k <= 4096);
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
   const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? 'w' : useR ? 'r' : byM;
@@ -185,7 +202,7 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   } else if (isGemvTile(tile)) {
     splits = 1;
   } else if (tile === 'w') {
-    splits = 1;
+    splits = wSplits;
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
