@@ -153,84 +153,88 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
   }));
 
   const result: CalibrationResult = { weights: new Map(), norms: new Map(), notes: [] };
-  for (let l = 0; l < c.nLayers; l++) {
-    const started = performance.now();
-    const L = w.layers[l]!, pre = `model.layers.${l}.`;
-    const copy = (name: string, lin: typeof L.wq): Float32Array => {
-      const raw = rawWeightOf(lin);
-      if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
-      return Float32Array.from(raw);
-    };
-    const wq = { w: copy('self_attn.q_proj', L.wq), N: qDim }, wk = { w: copy('self_attn.k_proj', L.wk), N: kvDim };
-    const wv = { w: copy('self_attn.v_proj', L.wv), N: kvDim }, wo = { w: copy('self_attn.o_proj', L.wo), N: dim };
-    const wg = { w: copy('mlp.gate_proj', L.w1), N: hid }, wu = { w: copy('mlp.up_proj', L.w3), N: hid };
-    const wd = { w: copy('mlp.down_proj', L.w2), N: dim };
-    const ga = Float32Array.from(L.attnNorm), gf = Float32Array.from(L.ffnNorm);
-    const note: LayerNote = { layer: l, seconds: 0 };
-    const put = (name: string, qw: QuantizedWeight): Float32Array => { result.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
+  const heapRows: Float32Array[] = []; // returned after use, and on any error
+  try {
+    for (let l = 0; l < c.nLayers; l++) {
+      const started = performance.now();
+      const L = w.layers[l]!, pre = `model.layers.${l}.`;
+      const copy = (name: string, lin: typeof L.wq): Float32Array => {
+        const raw = rawWeightOf(lin);
+        if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
+        return Float32Array.from(raw);
+      };
+      const wq = { w: copy('self_attn.q_proj', L.wq), N: qDim }, wk = { w: copy('self_attn.k_proj', L.wk), N: kvDim };
+      const wv = { w: copy('self_attn.v_proj', L.wv), N: kvDim }, wo = { w: copy('self_attn.o_proj', L.wo), N: dim };
+      const wg = { w: copy('mlp.gate_proj', L.w1), N: hid }, wu = { w: copy('mlp.up_proj', L.w3), N: hid };
+      const wd = { w: copy('mlp.down_proj', L.w2), N: dim };
+      const ga = Float32Array.from(L.attnNorm), gf = Float32Array.from(L.ffnNorm);
+      const note: LayerNote = { layer: l, seconds: 0 };
+      const put = (name: string, qw: QuantizedWeight): Float32Array => { result.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
 
-    // q/k/v: input = input_layernorm(x)
-    let xa = rmsNormRows(x, ga, M, dim, eps);
-    const sa = statsOf(xa, M, dim, gram, channels);
-    const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
-    if (folds) xa = rmsNormRows(x, ga, M, dim, eps);
-    const qa = new GroupQuantizer(o, sa);
-    const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
-    const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
-    const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
+      // q/k/v: input = input_layernorm(x)
+      let xa = rmsNormRows(x, ga, M, dim, eps);
+      const sa = statsOf(xa, M, dim, gram, channels);
+      const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
+      if (folds) xa = rmsNormRows(x, ga, M, dim, eps);
+      const qa = new GroupQuantizer(o, sa);
+      const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
+      const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
+      const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
 
-    // o: input = attention output with the quantized q/k/v
-    // big intermediates live in the shared heap, where the pool's threads work on them in place
-    const heapRows: Float32Array[] = [];
-    const inHeap = (n: number) => { const a = heapF32(n); heapRows.push(a); return a; };
-    const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), linearRows(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
-                             linearRows(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
-    heapRows.splice(0).forEach(heapFree);
-    xa = new Float32Array(0);
-    const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
-    const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
-    const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
-
-    // gate/up: input = post_attention_layernorm(x2)
-    let xc = rmsNormRows(x2, gf, M, dim, eps);
-    const sc = statsOf(xc, M, dim, gram, channels);
-    const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
-    if (folds) xc = rmsNormRows(x2, gf, M, dim, eps);
-    let alphaD: number | undefined;
-    if (folds) {
-      // down's per-channel scales, folded into up's rows before up is quantized: from a preview
-      // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
-      const xp = xc.subarray(0, previewRows * dim);
-      const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
-                                 linearRows(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
-      const sp = statsOf(preview, previewRows, hid, searchesAwqScales(o));
+      // o: input = attention output with the quantized q/k/v
+      // big intermediates live in the shared heap, where the pool's threads work on them in place
+      const inHeap = (n: number) => { const a = heapF32(n); heapRows.push(a); return a; };
+      const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), linearRows(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
+                               linearRows(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
       heapRows.splice(0).forEach(heapFree);
-      alphaD = channelScales(o, [wd], sp, (s) => {
-        const r = Float32Array.from(s, (v) => 1 / v);
-        for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
-        return r;
-      });
-    }
-    const qc = new GroupQuantizer(o, sc);
-    const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
-    const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+      xa = new Float32Array(0);
+      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
+      const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
+      const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
 
-    // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
-    const xd = swigluRows(linearRows(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), linearRows(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
-    xc = new Float32Array(0);
-    const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
-    const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
-    x = addRows(x2, linearRows(xd, M, hid, dd, dim));
+      // gate/up: input = post_attention_layernorm(x2)
+      let xc = rmsNormRows(x2, gf, M, dim, eps);
+      const sc = statsOf(xc, M, dim, gram, channels);
+      const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
+      if (folds) xc = rmsNormRows(x2, gf, M, dim, eps);
+      let alphaD: number | undefined;
+      if (folds) {
+        // down's per-channel scales, folded into up's rows before up is quantized: from a preview
+        // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
+        const xp = xc.subarray(0, previewRows * dim);
+        const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
+                                   linearRows(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
+        const sp = statsOf(preview, previewRows, hid, searchesAwqScales(o));
+        heapRows.splice(0).forEach(heapFree);
+        alphaD = channelScales(o, [wd], sp, (s) => {
+          const r = Float32Array.from(s, (v) => 1 / v);
+          for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
+          return r;
+        });
+      }
+      const qc = new GroupQuantizer(o, sc);
+      const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
+      const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+
+      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
+      const xd = swigluRows(linearRows(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), linearRows(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
+      xc = new Float32Array(0);
+      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
+      const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
+      x = addRows(x2, linearRows(xd, M, hid, dd, dim));
+      heapRows.splice(0).forEach(heapFree);
+
+      if (folds) {
+        result.norms.set(`${pre}input_layernorm.weight`, ga);
+        result.norms.set(`${pre}post_attention_layernorm.weight`, gf);
+      }
+      if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
+      note.seconds = (performance.now() - started) / 1000;
+      result.notes.push(note);
+      onLayer?.(note, c.nLayers);
+    }
+  } finally {
     heapRows.splice(0).forEach(heapFree);
-
-    if (folds) {
-      result.norms.set(`${pre}input_layernorm.weight`, ga);
-      result.norms.set(`${pre}post_attention_layernorm.weight`, gf);
-    }
-    if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
-    note.seconds = (performance.now() - started) / 1000;
-    result.notes.push(note);
-    onLayer?.(note, c.nLayers);
   }
   return result;
 }
