@@ -36,6 +36,8 @@ export interface CompareRun {
   calib?: CalibOptions;
   smooth?: number;
   actOrder?: boolean;
+  /** GPTQ: AWQ's scales first */
+  awqScales?: boolean;
 }
 
 /** `--methods a,b,c`: each one of rtn, gptq, awq. */
@@ -64,6 +66,7 @@ export function runCompare(run: CompareRun): CompareRow[] {
   if (ids.length < 2) fail(run.textFile, 'too little text to measure perplexity');
   const methods: MethodOptions[] = (run.methods ?? ['rtn']).map((method) => ({
     method, group: run.group, clip: run.clip, ...(run.smooth !== undefined ? { smooth: run.smooth } : {}), ...(run.actOrder ? { actOrder: true } : {}),
+    ...(run.awqScales && method === 'gptq' ? { awqScales: true } : {}),
   }));
   const needCalib = methods.some(needsCalibration);
   if (needCalib && !run.calib) fail('--calib', `${methods.filter(needsCalibration).map((m) => m.method).join(', ')} need calibration text (--calib FILE)`);
@@ -137,7 +140,8 @@ export function register(program: Command): void {
     .option('--methods <list>', 'comma-separated quantization methods: rtn, gptq, awq (gptq/awq/--smooth: CPU)', 'rtn')
     .option('--no-act-order', 'GPTQ: natural column order (default: act-order with static groups)')
     .option('--amplifier <a>', 'integer-scale amplifier: auto, layer or K', 'auto')
-    .option('--clip', 'clip search per group', false)
+    .option('--clip', 'clip search per group (rtn: squared error; gptq: output error on the calibration inputs)', false)
+    .option('--awq-scales', "GPTQ: AWQ's per-input-channel scales first, then GPTQ", false)
     .option('--json', 'print JSON {"rows":[{"mode","method","group","ppl"}]}')
     .option('--plot <png>', 'write a bar chart of the perplexities (a new file)')
     .option('--force', 'let --plot overwrite an existing file')
@@ -150,7 +154,7 @@ export function register(program: Command): void {
       const group = parseGroupOption(String(o['group']));
       if (o['plot'] !== undefined) checkPlotTarget(String(o['plot']), o['force'] === true);
       const rows = runCompare({
-        methods, ...calibOpts, actOrder: o['actOrder'] !== false,
+        methods, ...calibOpts, actOrder: o['actOrder'] !== false, awqScales: o['awqScales'] === true,
         modelDir, device: cpuOnly && o['device'] === undefined ? 'cpu' : chooseDevice(o['device'] === undefined ? undefined : String(o['device']), modelDir), textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
         ctx: parseIntOption('--ctx', String(o['ctx']), 2),
         ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens']), 1) } : {}),

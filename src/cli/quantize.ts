@@ -22,12 +22,13 @@ export function register(program: Command): void {
     .option('--abits <n>', 'activation bits at run time: 8 or 16', '8')
     .option('--scale <s>', 'scales used at run time: int or float', 'int')
     .option('--amplifier <a>', 'integer-scale amplifier: auto (per channel), layer, or a fixed shift K', 'auto')
-    .option('--clip', 'search a clip ratio per group minimizing its squared error', false)
+    .option('--clip', 'rtn: search a clip ratio per group minimizing its squared error; gptq: per group, the clip ratio minimizing its output error on the calibration inputs', false)
     .option('--json', 'print the per-layer report as JSON');
   registerCalibOptions(cmd)
     .option('--no-act-order', 'GPTQ: natural column order (default: act-order, i.e. columns by decreasing Hessian diagonal, with static groups)')
     .option('--percdamp <f>', 'GPTQ: relative Hessian dampening', '0.01')
     .option('--block-size <n>', 'GPTQ: columns per lazy-update block', '128')
+    .option('--awq-scales', "GPTQ: search AWQ's per-input-channel scales first (folded like AWQ's), then run GPTQ on the scaled weights", false)
     .action(async (modelDir: string, o: Record<string, string | boolean>) => {
       const opts = {
         method: String(o['method']),
@@ -41,6 +42,7 @@ export function register(program: Command): void {
         actOrder: o['actOrder'] !== false,
         percdamp: parseFloatOption('--percdamp', String(o['percdamp'])),
         blockSize: parseIntOption('--block-size', String(o['blockSize']), 1),
+        awqScales: o['awqScales'] === true,
       };
       let layers: ReturnType<typeof progress> | undefined;
       let bar: ReturnType<typeof progress> | undefined;

@@ -21,6 +21,9 @@ export interface MatmulExports {
   /** y[m, n] = Σ_k x[m, k]·w[n, k] for m in [m0, m1), n in [n0, n1); pointers/strides in bytes. */
   mm(x: number, ldx: number, w: number, ldw: number, y: number, ldy: number,
      m0: number, m1: number, n0: number, n1: number, K: number): void;
+  /** float64, subtracting: y[m, n] −= Σ_k x[m, k]·w[n, k]; same arguments as mm (pointers/strides in bytes). */
+  mm64(x: number, ldx: number, w: number, ldw: number, y: number, ldy: number,
+       m0: number, m1: number, n0: number, n1: number, K: number): void;
 }
 export const kernel = new WebAssembly.Instance(wasmModule, { env: { memory } }).exports as unknown as MatmulExports;
 
@@ -120,6 +123,14 @@ export function toHeap(a: Float32Array): Float32Array {
   const h = heapF32(a.length);
   h.set(a);
   return h;
+}
+
+/** A zeroed Float64Array of n doubles in a named scratch slot (see scratchF32), 8-byte aligned. */
+export function scratchF64(slot: string, n: number): Float64Array {
+  const s = scratchF32(slot, 2 * n);
+  const a = new Float64Array(s.buffer, s.byteOffset, n);
+  a.fill(0);
+  return a;
 }
 
 export function isInHeap(a: ArrayBufferView): boolean {

@@ -97,9 +97,10 @@ export interface QuantizedModelInMemory {
   seconds: number;
 }
 
-/** A method's label in tables: rtn, gptq, awq, with +sq<α> for SmoothQuant. */
+/** A method's label in tables: rtn, gptq, awq; awq+gptq for GPTQ after AWQ's scales, +clip for GPTQ's clip search, +sq<α> for SmoothQuant. */
 export function methodLabel(o: MethodOptions): string {
-  return `${o.method}${o.smooth !== undefined ? `+sq${o.smooth}` : ''}`;
+  const gptq = o.method === 'gptq';
+  return `${gptq && o.awqScales ? 'awq+' : ''}${o.method}${gptq && o.clip ? '+clip' : ''}${o.smooth !== undefined ? `+sq${o.smooth}` : ''}`;
 }
 
 /** Quantize a dense model in memory with a method (calibrated ones need `windows`); the model is not changed. */

@@ -46,8 +46,11 @@ export interface MethodParams {
   calib?: { file: string; samples: number; len: number; seed: number };
   /** SmoothQuant migration strength α */
   smooth?: number;
+  /** rtn: weight-space clip search; gptq: output-error clip search of each group's scale */
   clip?: boolean;
   act_order?: boolean;
+  /** gptq: AWQ's per-input-channel scales searched and folded before GPTQ */
+  awq_scales?: boolean;
   percdamp?: number;
   block_size?: number;
   /** per-input-channel scale folds used (AWQ, SmoothQuant) */

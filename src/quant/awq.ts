@@ -10,10 +10,11 @@
 // The caller folds diag(s)⁻¹ into whatever produces the input (calibrate.ts).
 import { matmulF32 } from '../core/matmul.ts';
 import { rintClamp } from './fp32.ts';
-import { dequantize, QMAX_W, quantizeRtn, resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
+import { clipGroupScales, CLIP_SEARCH_RATIOS } from './group-clip.ts';
+import { dequantize, QMAX_W, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 
 export const AWQ_GRID = 20;
-export const AWQ_CLIP_RATIOS: readonly number[] = Array.from({ length: 11 }, (_, i) => Math.fround((20 - i) / 20));
+export const AWQ_CLIP_RATIOS: readonly number[] = CLIP_SEARCH_RATIOS;
 
 export interface LinearWeight {
   w: Float32Array;
@@ -72,39 +73,14 @@ export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: 
   return { ...best!, lossRtn };
 }
 
-/** Quantize W[N, K] with the clip ratio per (channel, group) that minimizes the group's output error. */
+/** Quantize W[N, K] with the clip ratio per (channel, group) that minimizes the group's output error (group-clip.ts). */
 export function awqClipQuantize(w: Float32Array, N: number, K: number, h: Float64Array, group: number, name = 'weight'): QuantizedWeight {
   const G = resolveGroupSize(group, K, name), groups = K / G;
   const q = new Int8Array(N * K), scales = new Float32Array(N * groups);
-  const hg = new Float32Array(G * G), d = new Float32Array(N * G), absmax = new Float32Array(N);
-  const bestErr = new Float64Array(N), bestScale = new Float32Array(N);
   for (let g = 0; g < groups; g++) {
-    const k0 = g * G;
-    for (let i = 0; i < G; i++) for (let j = 0; j < G; j++) hg[i * G + j] = h[(k0 + i) * K + k0 + j]!;
+    const k0 = g * G, best = clipGroupScales(w, N, K, k0, G, h, K);
     for (let n = 0; n < N; n++) {
-      let m = 0;
-      for (let k = 0; k < G; k++) m = Math.max(m, Math.abs(w[n * K + k0 + k]!));
-      absmax[n] = m;
-    }
-    bestErr.fill(Infinity);
-    for (const r of AWQ_CLIP_RATIOS) {
-      for (let n = 0; n < N; n++) {
-        const s = scaleFromAbsmax(Math.fround(r * absmax[n]!));
-        for (let k = 0; k < G; k++) {
-          const x = w[n * K + k0 + k]!;
-          const qv = s === 0 ? 0 : rintClamp(Math.fround(x / s), -QMAX_W, QMAX_W);
-          d[n * G + k] = Math.fround(qv * s) - x;
-        }
-      }
-      const t = matmulF32(d, N, G, hg, G);
-      for (let n = 0; n < N; n++) {
-        let e = 0;
-        for (let k = 0; k < G; k++) e += t[n * G + k]! * d[n * G + k]!;
-        if (e < bestErr[n]!) { bestErr[n] = e; bestScale[n] = scaleFromAbsmax(Math.fround(r * absmax[n]!)); }
-      }
-    }
-    for (let n = 0; n < N; n++) {
-      const s = bestScale[n]!;
+      const s = best[n]!;
       scales[n * groups + g] = s;
       for (let k = k0; k < k0 + G; k++) q[n * K + k] = s === 0 ? 0 : rintClamp(Math.fround(w[n * K + k]! / s), -QMAX_W, QMAX_W);
     }

@@ -10,6 +10,7 @@
 // `previewSamples` windows). o_proj gets no per-channel scales (the v→o fold is not used: with
 // grouped-query attention one v channel feeds several o channels).
 import { fail } from '../core/errors.ts';
+import { heapF32, heapFree } from '../core/matmul.ts';
 import { roundToF16 } from '../core/dtype.ts';
 import type { Model } from '../model/llama.ts';
 import { rawWeightOf } from '../model/weights.ts';
@@ -26,7 +27,7 @@ export const CALIB_METHODS: readonly CalibMethod[] = ['rtn', 'gptq', 'awq'];
 export interface MethodOptions {
   method: CalibMethod;
   group: number;
-  /** RTN: the spec's per-group clip search (weight space). */
+  /** RTN: the spec's per-group clip search (weight space); GPTQ: the output-error clip search of each group's scale (group-clip.ts). */
   clip?: boolean;
   /** SmoothQuant migration strength α, any method. */
   smooth?: number;
@@ -34,6 +35,8 @@ export interface MethodOptions {
   actOrder?: boolean;
   percdamp?: number;
   blockSize?: number;
+  /** GPTQ: AWQ's per-input-channel scale search (awq.ts) first, folded like AWQ's, then GPTQ on the scaled weights. */
+  awqScales?: boolean;
   /** Windows used to preview down_proj's input for its per-channel scales (AWQ, --smooth). */
   previewSamples?: number;
 }
@@ -58,6 +61,16 @@ export interface CalibrationResult {
 /** Does the method (with its options) need calibration data at all? */
 export function needsCalibration(o: MethodOptions): boolean {
   return o.method !== 'rtn' || o.smooth !== undefined;
+}
+
+/** Does the method search AWQ's per-input-channel scales (awq, or gptq with awqScales)? */
+export function searchesAwqScales(o: MethodOptions): boolean {
+  return o.method === 'awq' || (o.method === 'gptq' && o.awqScales === true);
+}
+
+/** Does the method fold per-input-channel scales into the model (AWQ's or SmoothQuant's)? */
+export function foldsChannelScales(o: MethodOptions): boolean {
+  return searchesAwqScales(o) || o.smooth !== undefined;
 }
 
 const ones = (n: number) => new Float32Array(n).fill(1);
@@ -85,7 +98,7 @@ function applyInputScale(r: Float32Array, linears: LinearWeight[], stats: InputS
 /** The per-input-channel scales s (W·diag(s), x/s) of --smooth and AWQ, in that order, combined. */
 function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputStats, fold: (s: Float32Array) => Float32Array): number | undefined {
   if (o.smooth !== undefined) applyInputScale(fold(smoothScales(stats.absMax, linears, stats.K, o.smooth)), linears, stats);
-  if (o.method !== 'awq') return undefined;
+  if (!searchesAwqScales(o)) return undefined;
   const found = awqSearchScales(linears, stats.K, stats.hessian(), stats.absMean(), o.group);
   applyInputScale(fold(found.scales), linears, stats);
   return found.alpha;
@@ -100,7 +113,7 @@ class GroupQuantizer {
     const K = this.stats.K, o = this.o;
     if (o.method === 'gptq') {
       this.prepared ??= prepareHessian(this.stats.hessian(), K, { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
-      return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
+      return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
     // AWQ skips the clip search for q/k (their output error does not measure the attention scores')
     if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats.hessian(), o.group, name);
@@ -129,7 +142,7 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
   const qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim, hid = c.hiddenDim;
   for (const K of [dim, qDim, hid]) resolveGroupSize(o.group, K, 'calibration');
   const gram = o.method !== 'rtn';
-  const channels = o.method === 'awq' || o.smooth !== undefined; // per-channel magnitudes: AWQ, SmoothQuant
+  const folds = foldsChannelScales(o), channels = folds; // per-channel magnitudes: AWQ, SmoothQuant
   const rope = calibRope(c, T);
   const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
 
@@ -140,77 +153,88 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
   }));
 
   const result: CalibrationResult = { weights: new Map(), norms: new Map(), notes: [] };
-  for (let l = 0; l < c.nLayers; l++) {
-    const started = performance.now();
-    const L = w.layers[l]!, pre = `model.layers.${l}.`;
-    const copy = (name: string, lin: typeof L.wq): Float32Array => {
-      const raw = rawWeightOf(lin);
-      if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
-      return Float32Array.from(raw);
-    };
-    const wq = { w: copy('self_attn.q_proj', L.wq), N: qDim }, wk = { w: copy('self_attn.k_proj', L.wk), N: kvDim };
-    const wv = { w: copy('self_attn.v_proj', L.wv), N: kvDim }, wo = { w: copy('self_attn.o_proj', L.wo), N: dim };
-    const wg = { w: copy('mlp.gate_proj', L.w1), N: hid }, wu = { w: copy('mlp.up_proj', L.w3), N: hid };
-    const wd = { w: copy('mlp.down_proj', L.w2), N: dim };
-    const ga = Float32Array.from(L.attnNorm), gf = Float32Array.from(L.ffnNorm);
-    const note: LayerNote = { layer: l, seconds: 0 };
-    const put = (name: string, qw: QuantizedWeight): Float32Array => { result.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
+  const heapRows: Float32Array[] = []; // returned after use, and on any error
+  try {
+    for (let l = 0; l < c.nLayers; l++) {
+      const started = performance.now();
+      const L = w.layers[l]!, pre = `model.layers.${l}.`;
+      const copy = (name: string, lin: typeof L.wq): Float32Array => {
+        const raw = rawWeightOf(lin);
+        if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
+        return Float32Array.from(raw);
+      };
+      const wq = { w: copy('self_attn.q_proj', L.wq), N: qDim }, wk = { w: copy('self_attn.k_proj', L.wk), N: kvDim };
+      const wv = { w: copy('self_attn.v_proj', L.wv), N: kvDim }, wo = { w: copy('self_attn.o_proj', L.wo), N: dim };
+      const wg = { w: copy('mlp.gate_proj', L.w1), N: hid }, wu = { w: copy('mlp.up_proj', L.w3), N: hid };
+      const wd = { w: copy('mlp.down_proj', L.w2), N: dim };
+      const ga = Float32Array.from(L.attnNorm), gf = Float32Array.from(L.ffnNorm);
+      const note: LayerNote = { layer: l, seconds: 0 };
+      const put = (name: string, qw: QuantizedWeight): Float32Array => { result.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
 
-    // q/k/v: input = input_layernorm(x)
-    let xa = rmsNormRows(x, ga, M, dim, eps);
-    const sa = statsOf(xa, M, dim, gram, channels);
-    const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
-    if (o.smooth !== undefined || o.method === 'awq') xa = rmsNormRows(x, ga, M, dim, eps);
-    const qa = new GroupQuantizer(o, sa);
-    const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
-    const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
-    const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
+      // q/k/v: input = input_layernorm(x)
+      let xa = rmsNormRows(x, ga, M, dim, eps);
+      const sa = statsOf(xa, M, dim, gram, channels);
+      const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
+      if (folds) xa = rmsNormRows(x, ga, M, dim, eps);
+      const qa = new GroupQuantizer(o, sa);
+      const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
+      const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
+      const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
 
-    // o: input = attention output with the quantized q/k/v
-    const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq), linearRows(xa, M, dim, dk, kvDim, L.bk),
-                             linearRows(xa, M, dim, dv, kvDim, L.bv), S, T, c, rope);
-    xa = new Float32Array(0);
-    const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
-    const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
-    const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
+      // o: input = attention output with the quantized q/k/v
+      // big intermediates live in the shared heap, where the pool's threads work on them in place
+      const inHeap = (n: number) => { const a = heapF32(n); heapRows.push(a); return a; };
+      const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), linearRows(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
+                               linearRows(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
+      heapRows.splice(0).forEach(heapFree);
+      xa = new Float32Array(0);
+      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
+      const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
+      const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
 
-    // gate/up: input = post_attention_layernorm(x2)
-    let xc = rmsNormRows(x2, gf, M, dim, eps);
-    const sc = statsOf(xc, M, dim, gram, channels);
-    const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
-    if (o.smooth !== undefined || o.method === 'awq') xc = rmsNormRows(x2, gf, M, dim, eps);
-    let alphaD: number | undefined;
-    if (o.smooth !== undefined || o.method === 'awq') {
-      // down's per-channel scales, folded into up's rows before up is quantized: from a preview
-      // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
-      const xp = xc.subarray(0, previewRows * dim);
-      const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid), linearRows(xp, previewRows, dim, wu.w, hid));
-      const sp = statsOf(preview, previewRows, hid, o.method === 'awq');
-      alphaD = channelScales(o, [wd], sp, (s) => {
-        const r = Float32Array.from(s, (v) => 1 / v);
-        for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
-        return r;
-      });
+      // gate/up: input = post_attention_layernorm(x2)
+      let xc = rmsNormRows(x2, gf, M, dim, eps);
+      const sc = statsOf(xc, M, dim, gram, channels);
+      const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
+      if (folds) xc = rmsNormRows(x2, gf, M, dim, eps);
+      let alphaD: number | undefined;
+      if (folds) {
+        // down's per-channel scales, folded into up's rows before up is quantized: from a preview
+        // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
+        const xp = xc.subarray(0, previewRows * dim);
+        const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
+                                   linearRows(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
+        const sp = statsOf(preview, previewRows, hid, searchesAwqScales(o));
+        heapRows.splice(0).forEach(heapFree);
+        alphaD = channelScales(o, [wd], sp, (s) => {
+          const r = Float32Array.from(s, (v) => 1 / v);
+          for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
+          return r;
+        });
+      }
+      const qc = new GroupQuantizer(o, sc);
+      const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
+      const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+
+      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
+      const xd = swigluRows(linearRows(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), linearRows(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
+      xc = new Float32Array(0);
+      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
+      const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
+      x = addRows(x2, linearRows(xd, M, hid, dd, dim));
+      heapRows.splice(0).forEach(heapFree);
+
+      if (folds) {
+        result.norms.set(`${pre}input_layernorm.weight`, ga);
+        result.norms.set(`${pre}post_attention_layernorm.weight`, gf);
+      }
+      if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
+      note.seconds = (performance.now() - started) / 1000;
+      result.notes.push(note);
+      onLayer?.(note, c.nLayers);
     }
-    const qc = new GroupQuantizer(o, sc);
-    const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
-    const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
-
-    // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
-    const xd = swigluRows(linearRows(xc, M, dim, dg, hid), linearRows(xc, M, dim, du, hid));
-    xc = new Float32Array(0);
-    const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
-    const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
-    x = addRows(x2, linearRows(xd, M, hid, dd, dim));
-
-    if (o.smooth !== undefined || o.method === 'awq') {
-      result.norms.set(`${pre}input_layernorm.weight`, ga);
-      result.norms.set(`${pre}post_attention_layernorm.weight`, gf);
-    }
-    if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
-    note.seconds = (performance.now() - started) / 1000;
-    result.notes.push(note);
-    onLayer?.(note, c.nLayers);
+  } finally {
+    heapRows.splice(0).forEach(heapFree);
   }
   return result;
 }

@@ -16,11 +16,18 @@
 // - without act-order a group's scales are computed when its first column is reached, from the
 //   weights as updated by every earlier column (the reference reads the block-start values for
 //   groups that start inside a block; with G = blockSize = 128 the two are identical).
+// - clip (optional): each group's scale is the clip search's (group-clip.ts: the ratio r·absmax
+//   minimizing the group's output error dᵀ·H_g·d against the dampened Hessian) instead of absmax/7,
+//   on the same weights (the original ones for static groups, the updated ones otherwise): AWQ's
+//   clip, applied to GPTQ's groups before their columns are quantized.
 import { fail } from '../core/errors.ts';
 import { matmulF32 } from '../core/matmul.ts';
+import { runTasks } from '../core/matmul-pool.ts';
+import { GPTQ_PARAM_WORDS, TASK_GPTQ_COLUMNS } from '../core/pool-tasks.ts';
+import { ptr, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
+import { clipGroupScales } from './group-clip.ts';
 import { inverseCholeskyUpper } from './linalg.ts';
-import { QMAX_W, resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
-import { rintClamp } from './fp32.ts';
+import { resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
 
 export interface GptqOptions {
   group: number;
@@ -30,6 +37,8 @@ export interface GptqOptions {
   blockSize?: number;
   /** Process columns by decreasing Hessian diagonal, with static groups (default false). */
   actOrder?: boolean;
+  /** Each group's scale by the output-error clip search of group-clip.ts (default false: absmax/7). */
+  clip?: boolean;
   name?: string;
 }
 
@@ -50,6 +59,8 @@ export interface PreparedHessian {
   readonly dead: Uint8Array;
   /** U upper, H_perm⁻¹ = UᵀU, [K, K] in permuted order */
   readonly u: Float64Array;
+  /** the dampened Hessian in natural order (the clip search's objective) */
+  readonly h: Float64Array;
 }
 
 export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string } = {}): PreparedHessian {
@@ -64,13 +75,13 @@ export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: 
     if (h[k * K + k] === 0) { dead[k] = 1; h[k * K + k] = 1; }
   }
   const perm = opts.actOrder ? actOrderPermutation(h, K) : Int32Array.from({ length: K }, (_, i) => i);
+  let mean = 0;
+  for (let i = 0; i < K; i++) mean += h[i * K + i]!;
+  const damp = (percdamp * mean) / K;
+  for (let i = 0; i < K; i++) h[i * K + i]! += damp;
   const hp = new Float64Array(K * K);
   for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[perm[i]! * K + perm[j]!]!;
-  let mean = 0;
-  for (let i = 0; i < K; i++) mean += hp[i * K + i]!;
-  const damp = (percdamp * mean) / K;
-  for (let i = 0; i < K; i++) hp[i * K + i]! += damp;
-  return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name) };
+  return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name), h };
 }
 
 /** Group scales s[n, g] = fp16(absmax/7) of W (row-major [N, K]) over columns of natural groups. */
@@ -83,6 +94,17 @@ function staticScales(w: Float64Array, N: number, K: number, G: number): Float32
       for (let k = g * G; k < (g + 1) * G; k++) m = Math.max(m, Math.abs(Math.fround(w[n * K + k]!)));
       s[n * groups + g] = scaleFromAbsmax(m);
     }
+  return s;
+}
+
+/** Static group scales by the clip search (group-clip.ts) on the original W against the natural-order Hessian. */
+function staticClipScales(w: Float64Array, N: number, K: number, G: number, h: Float64Array): Float32Array {
+  const groups = K / G;
+  const s = new Float32Array(N * groups);
+  for (let g = 0; g < groups; g++) {
+    const best = clipGroupScales(w, N, K, g * G, G, h, K);
+    for (let n = 0; n < N; n++) s[n * groups + g] = best[n]!;
+  }
   return s;
 }
 
@@ -106,39 +128,46 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
   const w0 = Float64Array.from(w);
   for (let k = 0; k < K; k++) if (dead[k]) for (let n = 0; n < N; n++) w0[n * K + k] = 0;
   for (let i = 0; i < w0.length; i++) if (!Number.isFinite(w0[i]!)) fail(name, `non-finite weight in row ${Math.floor(i / K)}`);
-  const scales = actOrder ? staticScales(w0, N, K, G) : new Float32Array(N * groups);
-  // permuted working copy
-  const wp = new Float64Array(N * K);
+  const scales = !actOrder ? new Float32Array(N * groups) : opts.clip ? staticClipScales(w0, N, K, G, ph.h) : staticScales(w0, N, K, G);
+  // the working state lives in the shared heap: the column loop runs as row-range tasks on the
+  // matmul pool's threads (pool-tasks.ts gptqColumns; rows are independent in GPTQ)
+  const wp = scratchF64('gptq.wp', N * K); // permuted working copy
   for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) wp[n * K + i] = w0[n * K + perm[i]!]!;
-  const qp = new Int8Array(N * K);
-  const err = new Float64Array(N * B);
-  let loss = 0;
+  const uh = scratchF64('gptq.u', K * K);
+  uh.set(u);
+  const err = scratchF64('gptq.err', N * B), lossRows = scratchF64('gptq.loss', N);
+  const sh = scratchF32('gptq.scales', N * groups);
+  sh.set(scales);
+  const permH = new Int32Array(scratchF32('gptq.perm', K).buffer, scratchF32('gptq.perm', K).byteOffset, K);
+  permH.set(perm);
+  const qSlot = scratchF32('gptq.q', Math.ceil((N * K) / 4));
+  const qp = new Int8Array(qSlot.buffer, qSlot.byteOffset, N * K);
+  const params = new Int32Array(scratchF32('gptq.params', GPTQ_PARAM_WORDS).buffer, scratchF32('gptq.params', GPTQ_PARAM_WORDS).byteOffset, GPTQ_PARAM_WORDS);
+  params.set([ptr(wp), ptr(uh), ptr(err), ptr(sh), ptr(permH), ptr(qp), ptr(lossRows), K, G, groups, B]);
+  const rowsPerTask = Math.max(4, Math.ceil(N / 16));
+  const columns = (i1: number, i2: number, c0: number, c1: number) => { if (c1 > c0) runTasks(TASK_GPTQ_COLUMNS, [ptr(params), i1, i2, c0, c1], N, rowsPerTask); };
 
   for (let i1 = 0; i1 < K; i1 += B) {
     const i2 = Math.min(i1 + B, K), cnt = i2 - i1;
-    for (let i = i1; i < i2; i++) {
-      const col = perm[i]!, g = (col / G) | 0;
-      if (!actOrder && col % G === 0) {
+    let c0 = i1;
+    // without act-order a group's scales come from the weights as updated when its first column
+    // is reached: the column run stops there, the scales are set, and it resumes
+    if (!actOrder)
+      for (let i = i1; i < i2; i++) {
+        if (i % G !== 0) continue;
+        columns(i1, i2, c0, i);
+        c0 = i;
+        const g = i / G, clipped = opts.clip ? clipGroupScales(wp, N, K, i, G, ph.h, K) : undefined;
         for (let n = 0; n < N; n++) {
           let m = 0;
           for (let k = i; k < i + G; k++) m = Math.max(m, Math.abs(Math.fround(wp[n * K + k]!)));
-          const s = scaleFromAbsmax(m);
+          const s = clipped ? clipped[n]! : scaleFromAbsmax(m);
           if (!Number.isFinite(s)) fail(name, `row ${n} group ${g}: absmax ${m} overflows an fp16 scale`);
           scales[n * groups + g] = s;
+          sh[n * groups + g] = s;
         }
       }
-      const ri = i * K, d = u[ri + i]!;
-      for (let n = 0; n < N; n++) {
-        const row = n * K, x = wp[row + i]!, s = scales[n * groups + g]!;
-        const q = s === 0 ? 0 : rintClamp(Math.fround(Math.fround(x) / s), -QMAX_W, QMAX_W);
-        qp[row + i] = q;
-        const e = (x - q * s) / d;
-        loss += (e * e) / 2;
-        err[n * B + (i - i1)] = e;
-        if (e === 0) continue;
-        for (let j = i + 1; j < i2; j++) wp[row + j]! -= e * u[ri + j]!;
-      }
-    }
+    columns(i1, i2, c0, i2);
     if (i2 === K) break;
     // lazy update of the columns after the block: W[:, i2:] -= Err · U[i1:i2, i2:], one fp32
     // matmul (as the reference runs it in fp32) added into the float64 weights
@@ -153,6 +182,8 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
       for (let j = 0; j < rest; j++) wp[row + j]! -= upd[o + j]!;
     }
   }
+  let loss = 0;
+  for (let n = 0; n < N; n++) loss += lossRows[n]!;
 
   const q = new Int8Array(N * K);
   for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) q[n * K + perm[i]!] = qp[n * K + i]!;

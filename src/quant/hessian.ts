@@ -1,14 +1,18 @@
 // Calibration statistics of one linear input: the Gram matrix XᵀX (float64 sum over every
 // calibration row), the per-channel mean and max |x| (AWQ, SmoothQuant), and the row count.
-// Each chunk's XᵀX is one fp32 matmul (the WebAssembly SIMD kernel, worker threads) of ≤ 512 rows,
-// only its lower band triangle computed, and added into the float64 sum, so fp32 rounding stays per chunk.
+// Each chunk's XᵀX is an fp32 product (the WebAssembly SIMD kernel) of ≤ 512 rows, computed in bands
+// of 64 output rows up to the diagonal and added into a float64 sum, so fp32 rounding stays per
+// chunk; the transpose and the bands run as tasks on the matmul pool's threads (pool-tasks.ts).
 import { fail } from '../core/errors.ts';
-import { matmulF32 } from '../core/matmul.ts';
+import { isInHeap } from '../core/matmul.ts';
+import { poolThreads, runTasks } from '../core/matmul-pool.ts';
+import { TASK_GRAM_BAND, TASK_TRANSPOSE } from '../core/pool-tasks.ts';
+import { ptr, scratchF32 } from '../core/wasm-heap.ts';
 
 /** Rows per fp32 Gram chunk (its rounding error grows with the rows summed in fp32). */
 export const GRAM_CHUNK_ROWS = 512;
-/** Output rows per matmul band: only bands on or below the diagonal are computed. */
-const BAND = 256;
+/** Output rows per matmul band: only the parts of bands on or below the diagonal are computed. */
+const BAND = 64;
 
 export class InputStats {
   /** Σ xᵀx [K, K], symmetric */
@@ -37,23 +41,24 @@ export class InputStats {
         }
     }
     this.rows += rows;
-    if (!this.withGram) return;
-    for (let r0 = 0; r0 < rows; r0 += GRAM_CHUNK_ROWS) this.addGram(x, r0, Math.min(rows, r0 + GRAM_CHUNK_ROWS));
+    if (!this.withGram || rows === 0) return;
+    // the float64 sum of this call's chunks lives in the heap, where the pool's threads add their bands
+    const slot = scratchF32('gram.acc', 2 * K * K);
+    const acc = new Float64Array(slot.buffer, slot.byteOffset, K * K);
+    acc.fill(0);
+    for (let r0 = 0; r0 < rows; r0 += GRAM_CHUNK_ROWS) this.addGram(x, r0, Math.min(rows, r0 + GRAM_CHUNK_ROWS), acc);
+    for (let i = 0; i < K; i++) for (let j = 0; j <= i; j++) this.gram[i * K + j]! += acc[i * K + j]!;
   }
 
-  private addGram(x: Float32Array, r0: number, r1: number): void {
+  private addGram(x: Float32Array, r0: number, r1: number, acc: Float64Array): void {
     const K = this.K, M = r1 - r0;
-    const xt = new Float32Array(K * M); // xᵀ [K, M]
-    for (let r = 0; r < M; r++) for (let k = 0; k < K; k++) xt[k * M + r] = x[(r0 + r) * K + k]!;
-    for (let b0 = 0; b0 < K; b0 += BAND) {
-      const b1 = Math.min(K, b0 + BAND);
-      // rows b0..b1 of XᵀX, columns 0..b1 (the part on or below the diagonal)
-      const block = matmulF32(xt.subarray(b0 * M, b1 * M), b1 - b0, M, xt, b1);
-      for (let i = b0; i < b1; i++) {
-        const o = (i - b0) * b1;
-        for (let j = 0; j <= i; j++) this.gram[i * K + j]! += block[o + j]!;
-      }
-    }
+    const chunk = x.subarray(r0 * K, r1 * K);
+    const src = isInHeap(chunk) ? chunk : scratchF32('gram.x', M * K);
+    if (src !== chunk) src.set(chunk);
+    const xt = scratchF32('gram.xt', K * M); // xᵀ [K, M]
+    runTasks(TASK_TRANSPOSE, [ptr(src), M, K, ptr(xt)], K, 16);
+    const per = BAND * K, blocks = scratchF32('gram.blocks', per * poolThreads());
+    runTasks(TASK_GRAM_BAND, [ptr(xt), M, K, ptr(acc), BAND, ptr(blocks), per * 4], Math.ceil(K / BAND), 1);
   }
 
   /** GPTQ's Hessian 2·XᵀX/n as a full symmetric [K, K] matrix. */

@@ -5,7 +5,10 @@
 // weight arrays so that a stage can run with some linears already quantized (dequantized).
 import { fail } from '../core/errors.ts';
 import { rmsNorm } from '../backends/cpu/ops.ts';
-import { matmulF32 } from '../core/matmul.ts';
+import { heapFree, isInHeap, matmulF32, toHeap } from '../core/matmul.ts';
+import { poolThreads, runTasks } from '../core/matmul-pool.ts';
+import { attentionScratchFloats, TASK_ATTENTION, TASK_SWIGLU } from '../core/pool-tasks.ts';
+import { ptr, scratchF32 } from '../core/wasm-heap.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { applyRope, ropeTables, type RopeTables } from '../model/rope.ts';
 
@@ -19,20 +22,33 @@ export function rmsNormRows(x: Float32Array, weight: Float32Array, rows: number,
   return out;
 }
 
-/** y[rows, N] = x[rows, K]·Wᵀ (+ bias), W [N, K] fp32, in row chunks. */
-export function linearRows(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array): Float32Array {
+/** y[rows, N] = x[rows, K]·Wᵀ (+ bias), W [N, K] fp32, in row chunks; into `out` when given (a heap array is written in place). */
+export function linearRows(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array, out?: Float32Array): Float32Array {
   if (w.length !== N * K) fail('calibration', `weight has ${w.length} values, expected ${N}x${K}`);
-  const y = new Float32Array(rows * N);
+  if (out && out.length !== rows * N) fail('calibration', `output has ${out.length} values, expected ${rows}x${N}`);
+  const y = out ?? new Float32Array(rows * N);
+  const direct = isInHeap(y), hw = isInHeap(w) ? w : toHeap(w); // the weight copied into the heap once, not per chunk
   for (let r0 = 0; r0 < rows; r0 += ROW_CHUNK) {
     const m = Math.min(ROW_CHUNK, rows - r0);
-    y.set(matmulF32(x.subarray(r0 * K, (r0 + m) * K), m, K, w, N), r0 * N);
+    const xs = x.subarray(r0 * K, (r0 + m) * K);
+    if (direct) matmulF32(xs, m, K, hw, N, y.subarray(r0 * N, (r0 + m) * N));
+    else y.set(matmulF32(xs, m, K, hw, N), r0 * N);
   }
+  if (hw !== w) heapFree(hw);
   if (bias) for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) y[r * N + n]! += bias[n]!;
   return y;
 }
 
-/** gate ← silu(gate)·up (SwiGLU), in place; returns gate. */
+/** Elements per SwiGLU task on the pool's threads. */
+const SWIGLU_TASK = 1 << 16;
+
+/** gate ← silu(gate)·up (SwiGLU), in place; returns gate. Heap arrays run on the pool's threads. */
 export function swigluRows(gate: Float32Array, up: Float32Array): Float32Array {
+  if (up.length !== gate.length) fail('calibration', `SwiGLU inputs differ in length (${gate.length}, ${up.length})`);
+  if (isInHeap(gate) && isInHeap(up)) {
+    runTasks(TASK_SWIGLU, [ptr(gate), ptr(up), gate.length], gate.length, SWIGLU_TASK);
+    return gate;
+  }
   for (let i = 0; i < gate.length; i++) {
     const g = gate[i]!;
     gate[i] = (g / (1 + Math.exp(-g))) * up[i]!;
@@ -53,48 +69,23 @@ export function calibRope(c: ModelConfig, T: number): RopeTables {
 /**
  * Causal grouped-query attention of S sequences of T positions: q [S·T, nHeads·hd], k and v
  * [S·T, nKv·hd] (q and k are rotated in place). Returns the attention output [S·T, nHeads·hd].
+ * The (sequence, KV head) pairs run as tasks on the matmul pool's threads (pool-tasks.ts: scores
+ * only for keys up to each block of query rows, the causal part), over q, k, v in the heap (copied
+ * there unless they already are).
  */
 export function attentionRows(q: Float32Array, k: Float32Array, v: Float32Array, S: number, T: number,
                               c: ModelConfig, rope: RopeTables): Float32Array {
-  const hd = c.headDim, qDim = c.nHeads * hd, kvDim = c.nKvHeads * hd, rep = c.nHeads / c.nKvHeads;
-  const W = c.slidingWindow ?? Infinity, scale = 1 / Math.sqrt(hd);
-  const out = new Float32Array(S * T * qDim);
-  // the rep query heads sharing a KV head go through one scores matmul and one P·V matmul
-  const qh = new Float32Array(rep * T * hd), kh = new Float32Array(T * hd), vt = new Float32Array(hd * T);
-  for (let s = 0; s < S; s++) {
-    const r0 = s * T;
+  const hd = c.headDim, qDim = c.nHeads * hd, kvDim = c.nKvHeads * hd;
+  for (let s = 0; s < S; s++)
     for (let t = 0; t < T; t++) {
-      applyRope(q, (r0 + t) * qDim, c.nHeads, t, rope, c.rope.layout);
-      applyRope(k, (r0 + t) * kvDim, c.nKvHeads, t, rope, c.rope.layout);
+      applyRope(q, (s * T + t) * qDim, c.nHeads, t, rope, c.rope.layout);
+      applyRope(k, (s * T + t) * kvDim, c.nKvHeads, t, rope, c.rope.layout);
     }
-    for (let g = 0; g < c.nKvHeads; g++) {
-      for (let t = 0; t < T; t++)
-        for (let d = 0; d < hd; d++) {
-          kh[t * hd + d] = k[(r0 + t) * kvDim + g * hd + d]!;
-          vt[d * T + t] = v[(r0 + t) * kvDim + g * hd + d]!;
-        }
-      for (let i = 0; i < rep; i++) {
-        const h = g * rep + i;
-        for (let t = 0; t < T; t++) qh.set(q.subarray((r0 + t) * qDim + h * hd, (r0 + t) * qDim + (h + 1) * hd), (i * T + t) * hd);
-      }
-      const p = matmulF32(qh, rep * T, hd, kh, T); // scores [rep·T, T]
-      for (let row = 0; row < rep * T; row++) {
-        const t = row % T, o = row * T, lo = Math.max(0, t - W + 1), hi = t + 1;
-        let max = -Infinity;
-        for (let j = lo; j < hi; j++) if (p[o + j]! > max) max = p[o + j]!;
-        let sum = 0;
-        for (let j = lo; j < hi; j++) { const e = Math.exp((p[o + j]! - max) * scale); p[o + j] = e; sum += e; }
-        const inv = 1 / sum;
-        p.fill(0, o, o + lo);
-        for (let j = lo; j < hi; j++) p[o + j]! *= inv;
-        p.fill(0, o + hi, o + T);
-      }
-      const a = matmulF32(p, rep * T, T, vt, hd); // [rep·T, hd]
-      for (let i = 0; i < rep; i++) {
-        const h = g * rep + i;
-        for (let t = 0; t < T; t++) out.set(a.subarray((i * T + t) * hd, (i * T + t + 1) * hd), (r0 + t) * qDim + h * hd);
-      }
-    }
-  }
-  return out;
+  const inHeap = (a: Float32Array, slot: string) => { if (isInHeap(a)) return a; const h = scratchF32(slot, a.length); h.set(a); return h; };
+  const hq = inHeap(q, 'attn.q'), hk = inHeap(k, 'attn.k'), hv = inHeap(v, 'attn.v');
+  const ho = scratchF32('attn.out', S * T * qDim);
+  const per = attentionScratchFloats(T, hd), scratch = scratchF32('attn.scratch', per * poolThreads());
+  const W = c.slidingWindow ?? 0;
+  runTasks(TASK_ATTENTION, [ptr(hq), ptr(hk), ptr(hv), ptr(ho), S, T, c.nHeads, c.nKvHeads, hd, W, ptr(scratch), per * 4], S * c.nKvHeads, 1);
+  return Float32Array.from(ho);
 }

@@ -3,7 +3,11 @@
 // cholesky(cholesky_inverse(cholesky(H)), upper=True) computes), without forming H⁻¹: factor H
 // "upside down" as H = M·Mᵀ with M upper triangular (Cholesky of the index-reversed matrix); then
 // H⁻¹ = M⁻ᵀ·M⁻¹, so U = M⁻¹ (upper, positive diagonal, hence the same unique factor).
+// Large matrices go through a blocked version of the same (float64 GEMM tasks on the pool's threads).
 import { fail } from '../core/errors.ts';
+import { poolThreads, runTasks } from '../core/matmul-pool.ts';
+import { TASK_PANEL64, TASK_SYRK64, TASK_TRINV64 } from '../core/pool-tasks.ts';
+import { ptr, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
 
 /** M upper triangular with A = M·Mᵀ (A symmetric positive definite). Fails on a non-PD matrix. */
 export function upperCholeskyUL(a: Float64Array, n: number, where = 'cholesky'): Float64Array {
@@ -46,7 +50,57 @@ export function invertUpper(m: Float64Array, n: number): Float64Array {
   return u;
 }
 
+/** Block size of the blocked factorization; below BLOCKED_MIN the unblocked loops above are used. */
+const NB = 64;
+const BLOCKED_MIN = 192;
+
 /** U upper triangular with H⁻¹ = Uᵀ·U (H symmetric positive definite). */
 export function inverseCholeskyUpper(h: Float64Array, n: number, where = 'cholesky'): Float64Array {
-  return invertUpper(upperCholeskyUL(h, n, where), n);
+  if (h.length !== n * n) fail(where, `matrix has ${h.length} values, expected ${n}x${n}`);
+  if (n < BLOCKED_MIN) return invertUpper(upperCholeskyUL(h, n, where), n);
+  return inverseCholeskyUpperBlocked(h, n, where);
+}
+
+/**
+ * The same U by blocked float64 algorithms whose O(n³) parts run as mm64 tasks on the matmul
+ * pool's threads (src/core/pool-tasks.ts): with J the index reversal, J·H·J = L·Lᵀ (L lower; then
+ * M = J·L·J is the upside-down factor above) by a right-looking blocked Cholesky, X = L⁻¹ by
+ * independent block columns, and U = M⁻¹ = J·X·J. Same math as the unblocked path, different
+ * summation order (float64 rounding only).
+ */
+export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 'cholesky'): Float64Array {
+  const a = scratchF64('chol.a', n * n);
+  for (let i = 0; i < n; i++) {
+    const src = (n - 1 - i) * n + n - 1, dst = i * n;
+    for (let j = 0; j <= i; j++) a[dst + j] = h[src - j]!;
+  }
+  for (let j0 = 0; j0 < n; j0 += NB) {
+    const j1 = Math.min(n, j0 + NB);
+    // the diagonal block (its trailing updates are done): unblocked, in place
+    for (let j = j0; j < j1; j++) {
+      const rj = j * n;
+      let d = a[rj + j]!;
+      for (let c = j0; c < j; c++) d -= a[rj + c]! * a[rj + c]!;
+      if (!(d > 0)) fail(where, `matrix is not positive definite (pivot ${n - 1 - j} = ${d}); increase the dampening`);
+      a[rj + j] = Math.sqrt(d);
+      for (let i = j + 1; i < j1; i++) {
+        const ri = i * n;
+        let s = a[ri + j]!;
+        for (let c = j0; c < j; c++) s -= a[ri + c]! * a[rj + c]!;
+        a[ri + j] = s / a[rj + j]!;
+      }
+    }
+    if (j1 === n) break;
+    runTasks(TASK_PANEL64, [ptr(a), n, j0, j1], n - j1, 16);
+    runTasks(TASK_SYRK64, [ptr(a), n, j0, j1, NB], Math.ceil((n - j1) / NB), 1);
+  }
+  const xt = scratchF64('chol.xt', n * n); // Xᵀ, X = L⁻¹ (zeroed)
+  const tmp = scratchF32('chol.tmp', 2 * NB * NB * poolThreads());
+  runTasks(TASK_TRINV64, [ptr(a), ptr(xt), n, NB, ptr(tmp), NB * NB * 8], Math.ceil(n / NB), 1);
+  const u = new Float64Array(n * n); // U[r, c] = X[n−1−r, n−1−c] = Xᵀ[n−1−c, n−1−r]
+  for (let r = 0; r < n; r++) {
+    const o = r * n;
+    for (let c = r; c < n; c++) u[o + c] = xt[(n - 1 - c) * n + n - 1 - r]!;
+  }
+  return u;
 }

@@ -17,7 +17,7 @@ import { f32ArrayToF16 } from '../core/dtype.ts';
 import { loadModel } from '../model/load.ts';
 import { releaseWeights } from '../model/weights.ts';
 import { loadCalibration, type CalibOptions } from './calib-data.ts';
-import { calibrateModel, needsCalibration, type CalibrationResult, type LayerNote, type MethodOptions } from './calibrate.ts';
+import { calibrateModel, foldsChannelScales, needsCalibration, type CalibrationResult, type LayerNote, type MethodOptions } from './calibrate.ts';
 import { GPTQ_DEFAULTS } from './gptq.ts';
 import type { QuantizedWeight } from './rtn.ts';
 import { toF32 } from '../io/safetensors-reader.ts';
@@ -46,6 +46,8 @@ export interface QuantizeOptions {
   actOrder?: boolean;
   percdamp?: number;
   blockSize?: number;
+  /** GPTQ: AWQ's per-input-channel scale search first (folded like AWQ's), then GPTQ */
+  awqScales?: boolean;
   /** streaming shard size (default STREAM_SHARD_BYTES) */
   maxShardBytes?: number;
 }
@@ -61,6 +63,7 @@ export function methodOptionsOf(opts: QuantizeOptions): MethodOptions {
     ...(opts.actOrder !== undefined ? { actOrder: opts.actOrder } : {}),
     ...(opts.percdamp !== undefined ? { percdamp: opts.percdamp } : {}),
     ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+    ...(opts.awqScales ? { awqScales: true } : {}),
   };
 }
 
@@ -74,8 +77,9 @@ function methodParams(opts: QuantizeOptions): MethodParams | undefined {
     p.act_order = opts.actOrder ?? false;
     p.percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
     p.block_size = opts.blockSize ?? GPTQ_DEFAULTS.blockSize;
+    if (opts.awqScales) p.awq_scales = true;
   }
-  if (opts.method === 'awq' || opts.smooth !== undefined) p.folds = FOLDS;
+  if (foldsChannelScales(methodOptionsOf(opts))) p.folds = FOLDS;
   return Object.keys(p).length > 0 ? p : undefined;
 }
 
@@ -84,6 +88,7 @@ export function checkQuantizeOptions(opts: QuantizeOptions): QuantizationConfig 
   if (!(QUANT_METHODS as readonly string[]).includes(opts.method)) fail('--method', `unknown method '${opts.method}' (supported: ${QUANT_METHODS.join(', ')})`);
   if (opts.smooth !== undefined && !(opts.smooth >= 0 && opts.smooth <= 1)) fail('--smooth', `alpha must be in [0, 1] (got ${opts.smooth})`);
   if (opts.percdamp !== undefined && !(opts.percdamp >= 0 && opts.percdamp < 1)) fail('--percdamp', `must be in [0, 1) (got ${opts.percdamp})`);
+  if (opts.awqScales && opts.method !== 'gptq') fail('--awq-scales', `applies to --method gptq (AWQ's scales before GPTQ), not ${opts.method}`);
   if (needsCalibration(methodOptionsOf(opts)) && !opts.calib)
     fail('--calib', `${opts.method}${opts.smooth !== undefined ? ' with --smooth' : ''} needs calibration text (--calib FILE)`);
   if (opts.wbits !== 4) fail('--wbits', `unsupported weight bits ${opts.wbits} (supported: 4)`);
@@ -118,7 +123,7 @@ export function quantizeLayer(src: TensorSource, name: string, opts: QuantizeOpt
   if (qw.outFeatures !== N || qw.inFeatures !== K) fail(name, `calibrated weight is ${qw.outFeatures}x${qw.inFeatures}, expected ${N}x${K}`);
   const is = computeIntegerScales(qw, opts.amplifier, name);
   // AWQ / SmoothQuant quantize W·diag(s), not W: their weight MSE is against s·q, not the source
-  const folded = calibrated !== undefined && (opts.method === 'awq' || opts.smooth !== undefined);
+  const folded = calibrated !== undefined && foldsChannelScales(methodOptionsOf(opts));
   return { layer: { name, qw, is }, report: integerScaleReport(name, qw, is, folded ? undefined : w) };
 }
 

@@ -71,6 +71,23 @@ test('quantize --method gptq/awq with --calib: config records the method, AWQ fo
       const logits = new Session(m).forward([1, 100, 200, 300]);
       assert.ok(logits.every(Number.isFinite));
     }
+    // GPTQ after AWQ's scales, with the clip search: recorded, folded into the norms, runs
+    const both = path.join(tmp, 'awq-gptq');
+    const r2 = cli('quantize', src, '--out', both, '--group', '32', '--method', 'gptq', '--awq-scales', '--clip', ...calib);
+    assert.equal(r2.code, 0, r2.stderr);
+    const q2 = (JSON.parse(fs.readFileSync(path.join(both, 'config.json'), 'utf8')) as { quantization_config: { method: string; method_params: Record<string, unknown> } }).quantization_config;
+    assert.equal(q2.method, 'gptq');
+    assert.equal(q2.method_params['awq_scales'], true);
+    assert.equal(q2.method_params['clip'], true);
+    assert.equal(typeof q2.method_params['folds'], 'string');
+    const a2 = openSafetensorsDir(src), b2 = openSafetensorsDir(both), norm = 'model.layers.1.post_attention_layernorm.weight';
+    assert.ok(a2.readF32(norm).some((v, i) => v !== b2.readF32(norm)[i]), 'AWQ scales are folded into the norms');
+    a2.close(); b2.close();
+    assert.ok(new Session(loadModel(both)).forward([1, 100, 200]).every(Number.isFinite));
+    const wrong = cli('quantize', src, '--out', path.join(tmp, 'y'), '--method', 'awq', '--awq-scales', ...calib);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^intscale: --awq-scales: applies to --method gptq/);
+    assert.equal(wrong.stderr.trim().split('\n').length, 1);
     const bad = cli('quantize', src, '--out', path.join(tmp, 'x'), '--method', 'gptq', '--group', '32');
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^intscale: --calib: gptq needs calibration text/);

@@ -131,7 +131,7 @@ function logitError(model: Model, o: MethodOptions, calib: number[][], heldOut: 
   }
 }
 
-test('GPTQ, AWQ and SmoothQuant+GPTQ beat RTN on held-out output error (g32, small model)', () => {
+test('GPTQ, GPTQ --clip, AWQ, AWQ+GPTQ and SmoothQuant+GPTQ beat RTN on held-out output error (g32, small model)', () => {
   const model = smallModel(21);
   const rng = new Rng(22);
   const calib = randomWindows(rng, 16, 32, 64), heldOut = randomWindows(rng, 4, 32, 64);
@@ -142,8 +142,10 @@ test('GPTQ, AWQ and SmoothQuant+GPTQ beat RTN on held-out output error (g32, sma
   const gptqAo = err({ method: 'gptq', group: 32, actOrder: true });
   const awq = err({ method: 'awq', group: 32 });
   const smoothGptq = err({ method: 'gptq', group: 32, smooth: 0.5 });
-  process.stderr.write(`# logit MSE: rtn ${rtn.toExponential(3)} gptq ${gptq.toExponential(3)} gptq-ao ${gptqAo.toExponential(3)} awq ${awq.toExponential(3)} smooth+gptq ${smoothGptq.toExponential(3)}\n`);
-  for (const [name, e] of [['gptq', gptq], ['gptq act-order', gptqAo], ['awq', awq], ['smooth+gptq', smoothGptq]] as const) assert.ok(e < rtn, `${name} ${e} vs rtn ${rtn}`);
+  const gptqClip = err({ method: 'gptq', group: 32, actOrder: true, clip: true });
+  const awqGptq = err({ method: 'gptq', group: 32, actOrder: true, awqScales: true });
+  process.stderr.write(`# logit MSE: rtn ${rtn.toExponential(3)} gptq ${gptq.toExponential(3)} gptq-ao ${gptqAo.toExponential(3)} awq ${awq.toExponential(3)} smooth+gptq ${smoothGptq.toExponential(3)} gptq+clip ${gptqClip.toExponential(3)} awq+gptq ${awqGptq.toExponential(3)}\n`);
+  for (const [name, e] of [['gptq', gptq], ['gptq act-order', gptqAo], ['awq', awq], ['smooth+gptq', smoothGptq], ['gptq+clip', gptqClip], ['awq+gptq', awqGptq]] as const) assert.ok(e < rtn, `${name} ${e} vs rtn ${rtn}`);
   // the dense model is restored after each evaluation
   assert.ok(maxRelDiff(engineLogits(model, heldOut), ref) === 0);
 });

@@ -213,4 +213,127 @@
             (br $C)))
         (local.set $m (i32.add (local.get $m) (i32.const 1)))
         (br $R))))
+;; ---- float64: mm64(x, ldx, w, ldw, y, ldy, m0, m1, n0, n1, K) SUBTRACTS the products,
+;;   y[m, n] -= Σ_k x[m, k] · w[n, k]          (k in [0, K), f64, strides in BYTES)
+;; for the blocked Cholesky factorization and triangular inverse of GPTQ (src/quant/linalg.ts).
+;; 2 × 4 tile of f64x2 accumulators (two k per step; lanes summed lane 0 + lane 1, then the odd
+;; last k), 1 × 4 tiles for an odd last row, one dot product per leftover column.
+
+  ;; Σ_k x[k]·w[k] over K values (bytes kb8 = K·8), f64x2 then the odd tail.
+  (func $dot64 (param $px i32) (param $pw i32) (param $kb16 i32) (param $kb i32) (result f64)
+    (local $k i32) (local $a v128) (local $s f64)
+    (local.set $a (v128.const f64x2 0 0))
+    (block $done
+      (loop $L
+        (br_if $done (i32.ge_u (local.get $k) (local.get $kb16)))
+        (local.set $a (f64x2.add (local.get $a)
+          (f64x2.mul (v128.load (i32.add (local.get $px) (local.get $k)))
+                     (v128.load (i32.add (local.get $pw) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $L)))
+    (local.set $s (f64.add (f64x2.extract_lane 0 (local.get $a)) (f64x2.extract_lane 1 (local.get $a))))
+    (if (i32.lt_u (local.get $k) (local.get $kb))
+      (then (local.set $s (f64.add (local.get $s)
+        (f64.mul (f64.load (i32.add (local.get $px) (local.get $k)))
+                 (f64.load (i32.add (local.get $pw) (local.get $k))))))))
+    (local.get $s))
+
+  ;; y[0] -= Σ a (lanes) + the odd tail term, for one output at py.
+  (func $sub64 (param $py i32) (param $a v128) (param $px i32) (param $pw i32) (param $k i32) (param $kb i32)
+    (local $s f64)
+    (local.set $s (f64.add (f64x2.extract_lane 0 (local.get $a)) (f64x2.extract_lane 1 (local.get $a))))
+    (if (i32.lt_u (local.get $k) (local.get $kb))
+      (then (local.set $s (f64.add (local.get $s)
+        (f64.mul (f64.load (i32.add (local.get $px) (local.get $k)))
+                 (f64.load (i32.add (local.get $pw) (local.get $k))))))))
+    (f64.store (local.get $py) (f64.sub (f64.load (local.get $py)) (local.get $s))))
+
+  (func $tile64 (param $px0 i32) (param $ldx i32) (param $pw0 i32) (param $ldw i32)
+                (param $py0 i32) (param $ldy i32) (param $kb16 i32) (param $kb i32) (param $two i32)
+    (local $px1 i32) (local $pw1 i32) (local $pw2 i32) (local $pw3 i32) (local $k i32) (local $py1 i32)
+    (local $x0 v128) (local $x1 v128) (local $wv v128)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128)
+    (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128)
+    ;; a single row reads row 0 twice and stores only row 0
+    (local.set $px1 (select (i32.add (local.get $px0) (local.get $ldx)) (local.get $px0) (local.get $two)))
+    (local.set $pw1 (i32.add (local.get $pw0) (local.get $ldw)))
+    (local.set $pw2 (i32.add (local.get $pw1) (local.get $ldw)))
+    (local.set $pw3 (i32.add (local.get $pw2) (local.get $ldw)))
+    (block $done
+      (loop $L
+        (br_if $done (i32.ge_u (local.get $k) (local.get $kb16)))
+        (local.set $x0 (v128.load (i32.add (local.get $px0) (local.get $k))))
+        (local.set $x1 (v128.load (i32.add (local.get $px1) (local.get $k))))
+        (local.set $wv (v128.load (i32.add (local.get $pw0) (local.get $k))))
+        (local.set $a00 (f64x2.add (local.get $a00) (f64x2.mul (local.get $x0) (local.get $wv))))
+        (local.set $a10 (f64x2.add (local.get $a10) (f64x2.mul (local.get $x1) (local.get $wv))))
+        (local.set $wv (v128.load (i32.add (local.get $pw1) (local.get $k))))
+        (local.set $a01 (f64x2.add (local.get $a01) (f64x2.mul (local.get $x0) (local.get $wv))))
+        (local.set $a11 (f64x2.add (local.get $a11) (f64x2.mul (local.get $x1) (local.get $wv))))
+        (local.set $wv (v128.load (i32.add (local.get $pw2) (local.get $k))))
+        (local.set $a02 (f64x2.add (local.get $a02) (f64x2.mul (local.get $x0) (local.get $wv))))
+        (local.set $a12 (f64x2.add (local.get $a12) (f64x2.mul (local.get $x1) (local.get $wv))))
+        (local.set $wv (v128.load (i32.add (local.get $pw3) (local.get $k))))
+        (local.set $a03 (f64x2.add (local.get $a03) (f64x2.mul (local.get $x0) (local.get $wv))))
+        (local.set $a13 (f64x2.add (local.get $a13) (f64x2.mul (local.get $x1) (local.get $wv))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $L)))
+    (call $sub64 (local.get $py0) (local.get $a00) (local.get $px0) (local.get $pw0) (local.get $k) (local.get $kb))
+    (call $sub64 (i32.add (local.get $py0) (i32.const 8)) (local.get $a01) (local.get $px0) (local.get $pw1) (local.get $k) (local.get $kb))
+    (call $sub64 (i32.add (local.get $py0) (i32.const 16)) (local.get $a02) (local.get $px0) (local.get $pw2) (local.get $k) (local.get $kb))
+    (call $sub64 (i32.add (local.get $py0) (i32.const 24)) (local.get $a03) (local.get $px0) (local.get $pw3) (local.get $k) (local.get $kb))
+    (if (local.get $two)
+      (then
+        (local.set $py1 (i32.add (local.get $py0) (local.get $ldy)))
+        (call $sub64 (local.get $py1) (local.get $a10) (local.get $px1) (local.get $pw0) (local.get $k) (local.get $kb))
+        (call $sub64 (i32.add (local.get $py1) (i32.const 8)) (local.get $a11) (local.get $px1) (local.get $pw1) (local.get $k) (local.get $kb))
+        (call $sub64 (i32.add (local.get $py1) (i32.const 16)) (local.get $a12) (local.get $px1) (local.get $pw2) (local.get $k) (local.get $kb))
+        (call $sub64 (i32.add (local.get $py1) (i32.const 24)) (local.get $a13) (local.get $px1) (local.get $pw3) (local.get $k) (local.get $kb)))))
+
+  (func $mm64 (export "mm64")
+    (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $y i32) (param $ldy i32)
+    (param $m0 i32) (param $m1 i32) (param $n0 i32) (param $n1 i32) (param $K i32)
+    (local $kb i32) (local $kb16 i32) (local $m i32) (local $n i32) (local $nQuadEnd i32) (local $py i32)
+    (local.set $kb (i32.shl (local.get $K) (i32.const 3)))
+    (local.set $kb16 (i32.and (local.get $kb) (i32.const -16)))
+    (local.set $nQuadEnd (i32.sub (local.get $n1)
+      (i32.and (i32.sub (local.get $n1) (local.get $n0)) (i32.const 3))))
+    (local.set $m (local.get $m0))
+    (block $mDone
+      (loop $M
+        (br_if $mDone (i32.ge_u (local.get $m) (local.get $m1)))
+        (local.set $n (local.get $n0))
+        (block $qDone
+          (loop $Q
+            (br_if $qDone (i32.ge_u (local.get $n) (local.get $nQuadEnd)))
+            (call $tile64
+              (i32.add (local.get $x) (i32.mul (local.get $m) (local.get $ldx))) (local.get $ldx)
+              (i32.add (local.get $w) (i32.mul (local.get $n) (local.get $ldw))) (local.get $ldw)
+              (i32.add (i32.add (local.get $y) (i32.mul (local.get $m) (local.get $ldy)))
+                       (i32.shl (local.get $n) (i32.const 3))) (local.get $ldy)
+              (local.get $kb16) (local.get $kb)
+              (i32.lt_u (i32.add (local.get $m) (i32.const 1)) (local.get $m1)))
+            (local.set $n (i32.add (local.get $n) (i32.const 4)))
+            (br $Q)))
+        ;; leftover columns of these (one or two) rows
+        (block $rDone
+          (loop $R
+            (br_if $rDone (i32.ge_u (local.get $n) (local.get $n1)))
+            (local.set $py (i32.add (i32.add (local.get $y) (i32.mul (local.get $m) (local.get $ldy)))
+                                    (i32.shl (local.get $n) (i32.const 3))))
+            (f64.store (local.get $py) (f64.sub (f64.load (local.get $py))
+              (call $dot64 (i32.add (local.get $x) (i32.mul (local.get $m) (local.get $ldx)))
+                           (i32.add (local.get $w) (i32.mul (local.get $n) (local.get $ldw)))
+                           (local.get $kb16) (local.get $kb))))
+            (if (i32.lt_u (i32.add (local.get $m) (i32.const 1)) (local.get $m1))
+              (then
+                (local.set $py (i32.add (local.get $py) (local.get $ldy)))
+                (f64.store (local.get $py) (f64.sub (f64.load (local.get $py))
+                  (call $dot64 (i32.add (local.get $x) (i32.mul (i32.add (local.get $m) (i32.const 1)) (local.get $ldx)))
+                               (i32.add (local.get $w) (i32.mul (local.get $n) (local.get $ldw)))
+                               (local.get $kb16) (local.get $kb))))))
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (br $R)))
+        (local.set $m (i32.add (local.get $m) (i32.const 2)))
+        (br $M))))
 )
