@@ -460,9 +460,12 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
           const Acc* p = mine + z * slice + (u64)r * N + 8 * ((i >> 1) & 1);
           asm volatile("" : "+l"(p));  // computed here, not hoisted: 64 live addresses would spill
           const Acc w = ld_cg(p);
-          if (z == 0) set(i, w);
-          else if constexpr (MODE == MODE_FS) set(i, fadd_rn(get(i), w));
-          else set(i, (Acc)((u32)get(i) + (u32)w));
+          // branch-free: the sum is formed for z = 0 too and discarded by the select. A branch
+          // around the fp32 add (an asm statement nvcc does not if-convert) split every element
+          // into its own basic block, so FS issued its 64 L2 loads one at a time (PTX: 128
+          // branches in FS's reduction against IS's 67; see docs/KERNELS.md)
+          const Acc sum = MODE == MODE_FS ? (Acc)fadd_rn(get(i), w) : (Acc)((u32)get(i) + (u32)w);
+          set(i, z == 0 ? w : sum);
         }
       }
     }
