@@ -194,6 +194,16 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     // Programmatic dependent launch: the weights and group scales of the first tile's first stages
     // do not depend on the preceding kernel, so thread 0 requests them before pdl_wait; the
     // activations (and, in the consumers' epilogue, sx and the residual) come after it.
+    // (thread 0) the bulk copies of weight k-tile kt and its group scales into stage st, completing on `full`
+    auto issue_weights = [&](u32 st, u32 full, u64 wtile, int kt, int n0) {
+#ifndef W4W_PROBE_SKIP_W
+      mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
+      bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
+#else
+      mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
+#endif
+      if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
+    };
     int pre = 0;  // stages whose weight copies are already issued (thread 0 only)
     if (tid == 0 && (int)blockIdx.x < tiles) {
       int n0, t0;
@@ -203,13 +213,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       for (int j = 0; j < pre; ++j) {
         const u32 st = base + j * STAGE_BYTES, full = smem_addr(&s_full[j]);
         const int kt = ktBegin + j;
-#ifndef W4W_PROBE_SKIP_W
-        mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
-        bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
-#else
-        mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
-#endif
-        if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
+        issue_weights(st, full, wtile, kt, n0);
       }
     }
     pdl_wait();
@@ -225,13 +229,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       const u32 full = smem_addr(&s_full[s]);
       if (it >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((it / W4W_STAGES) - 1) & 1u);
       if (tid == 0 && it >= pre) {
-#ifndef W4W_PROBE_SKIP_W
-        mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
-        bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
-#else
-        mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
-#endif
-        if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
+        issue_weights(st, full, wtile, kt, n0);
       }
 #ifndef W4W_PROBE_SKIP_X
       if (t0 + BT <= M) {
