@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     struct { const char* name; void (*fn)(W4W_PARAMS); const void* g; const void* c; } ks[] = {
       {"is", w4a8_gemm_is_g128_w, S, shift}, {"pc", w4a8_gemm_pc_w, nullptr, S}};
     for (auto& k : ks) {
-      CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, W4W_SMEM));
+      CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, WStage<W4W_BT>::SMEM));
       int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
       const int tiles = (N / 128) * ((M + 127) / 128);
       dim3 grid(tiles < sms ? tiles : sms);  // persistent
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
       for (int r = 0; r < 18; ++r) {
         cudaEventRecord(e0);
-        k.fn<<<grid, W4W_THREADS, W4W_SMEM>>>(A, sx, W, k.g, k.c, nullptr, out, nullptr, nullptr, M, N, K);
+        k.fn<<<grid, W4W_THREADS, WStage<W4W_BT>::SMEM>>>(A, sx, W, k.g, k.c, nullptr, out, nullptr, nullptr, M, N, K);
         cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
         float ms; cudaEventElapsedTime(&ms, e0, e1);
         if (r >= 3) t.push_back(ms * 1000);
