@@ -9,7 +9,7 @@ import { progress } from '../core/progress.ts';
 import type { Gpu, Stream } from '../gpu/runtime.ts';
 import { currentCommit, median, timeGraph } from './gemm.ts';
 import { SHAPE_SETS, type GemmShape } from './gemm-shapes.ts';
-import type { GemmImpl, GemmRunner, PreparedGemm } from './gemm-runners.ts';
+import { IMPLS, type GemmImpl, type GemmRunner, type PreparedGemm } from './gemm-runners.ts';
 
 export interface LayerRow {
   /** e.g. 'llama2-7b.layer' */
@@ -147,4 +147,23 @@ export function formatLayerTable(results: LayerResults): string {
   for (const row of table) lines.push(row.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
   lines.push('(GB/s: the chain\'s bytes / time; %copy: of the device copy measured in this run; vs read: time / the read chain of the W4A8-IS bytes)');
   return lines.join('\n');
+}
+
+/** Whether parsed results JSON is a `--layer` run (it carries the copy bandwidth). */
+export function isLayerResults(data: unknown): data is LayerResults {
+  return typeof data === 'object' && data !== null && 'copyGBs' in data;
+}
+
+/** Check results read back with --from (one-line errors naming the file). */
+export function checkLayerResults(d: LayerResults, file: string): LayerResults {
+  if (typeof d.device !== 'string' || typeof d.date !== 'string' || typeof d.commit !== 'string' ||
+    !(typeof d.copyGBs === 'number' && d.copyGBs > 0) || !Array.isArray(d.rows)) {
+    fail(file, 'expected {"device", "date", "commit", "copyGBs", "rows": [...]}');
+  }
+  d.rows.forEach((r, i) => {
+    const ok = r && typeof r.shape === 'string' && Number.isInteger(r.M) && r.M > 0 && (IMPLS as readonly string[]).includes(r.impl) &&
+      (r.us === null || (typeof r.us === 'number' && r.us > 0)) && typeof r.bytes === 'number' && r.bytes > 0;
+    if (!ok) fail(file, `rows[${i}] is not {shape, M, impl, us, bytes}`);
+  });
+  return d;
 }

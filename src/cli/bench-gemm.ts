@@ -10,7 +10,7 @@ import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/g
 import { IMPLS, RUNNERS, w4RunnersForced } from '../bench/gemm-runners.ts';
 import { W4_TILES, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
-import { formatLayerTable, parseLayerArchs, runLayerBench, type LayerResults } from '../bench/gemm-layer.ts';
+import { checkLayerResults, formatLayerTable, isLayerResults, parseLayerArchs, runLayerBench, type LayerResults } from '../bench/gemm-layer.ts';
 import { Gpu } from '../gpu/runtime.ts';
 
 interface GemmOptions {
@@ -38,7 +38,7 @@ export function registerBenchGemm(bench: Command): void {
     .option('--pdl', 'launch the single GEMMs with programmatic dependent launch too (--layer always does)')
     .option('--impl <list>', `impls to run (default: all available of ${IMPLS.join(', ')})`)
     .option('--json <file>', 'write {device, date, commit, rows} here')
-    .option('--plot <file>', 'write a PNG of speed-up over cuBLAS fp16 vs M (a new file)')
+    .option('--plot <file>', 'write a PNG (speed-up over cuBLAS fp16 vs M; with --layer, µs per layer) (a new file)')
     .option('--force', 'let --plot overwrite an existing file')
     .option('--from <file>', 'read results from a JSON written by --json instead of measuring (no GPU needed)')
     .option('--w4-tile <tile>', `force one W4 kernel tile (${Object.keys(W4_TILES).join(', ')}) instead of the planner's choice`)
@@ -47,8 +47,7 @@ export function registerBenchGemm(bench: Command): void {
     .action(async (opts: GemmOptions) => {
       if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
       let results: GemmResults;
-      if (opts.layer && opts.from) fail('--layer', 'cannot be combined with --from');
-      if (opts.layer && opts.plot) fail('--layer', 'has no plot (--plot is for single GEMMs)');
+      if (opts.layer && opts.from) fail('--layer', 'cannot be combined with --from (a --layer JSON is recognized by itself)');
       if (opts.from) {
         let text: string;
         try {
@@ -56,6 +55,8 @@ export function registerBenchGemm(bench: Command): void {
         } catch (err) {
           fail(opts.from, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
+        const layers = layerResultsIn(text);
+        if (layers) return reportLayers(checkLayerResults(layers, opts.from), opts);
         results = parseGemmResults(text, opts.from);
       } else {
         const archs = opts.layer ? parseLayerArchs(opts.layer) : [];
@@ -81,8 +82,7 @@ export function registerBenchGemm(bench: Command): void {
         if (opts.layer) {
           const layers = runLayerBench(gpu, archs, ms, runners, trials);
           if (opts.json) writeJson(opts.json, layers);
-          process.stdout.write(`${formatLayerTable(layers)}\n`);
-          return;
+          return reportLayers(layers, opts);
         }
         results = runGemmBench(gpu, { shapes, ms, runners, trials, pdl: opts.pdl === true });
         if (opts.json) writeJson(opts.json, results);
@@ -104,4 +104,23 @@ function writeJson(file: string, value: GemmResults | LayerResults): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
   fs.renameSync(tmp, file);
+}
+
+/** Print the layer table and write its plot when asked. */
+async function reportLayers(layers: LayerResults, opts: GemmOptions): Promise<void> {
+  process.stdout.write(`${formatLayerTable(layers)}\n`);
+  if (opts.plot) {
+    const { writeLayerPlot } = await import('../bench/plot-layer.ts');
+    await writeLayerPlot(layers, opts.plot, opts.force === true);
+  }
+}
+
+/** The parsed JSON when it is a `--layer` run, else undefined (single-GEMM results or not JSON: parseGemmResults says why). */
+function layerResultsIn(text: string): LayerResults | undefined {
+  try {
+    const data: unknown = JSON.parse(text);
+    return isLayerResults(data) ? data : undefined;
+  } catch {
+    return undefined;
+  }
 }

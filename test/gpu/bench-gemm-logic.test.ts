@@ -6,7 +6,8 @@ import { IntscaleError } from '../../src/core/errors.ts';
 import { median, type GemmResults } from '../../src/bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, gemmSpeedupPoints, parseGemmResults } from '../../src/bench/gemm-report.ts';
 import { isWeightBytes, RUNNERS } from '../../src/bench/gemm-runners.ts';
-import { formatLayerTable, layerShapes, parseLayerArchs, type LayerResults } from '../../src/bench/gemm-layer.ts';
+import { checkLayerResults, formatLayerTable, isLayerResults, layerShapes, parseLayerArchs, type LayerResults } from '../../src/bench/gemm-layer.ts';
+import { layerPlotSpec } from '../../src/bench/plot-layer.ts';
 import { parseMs, parseShapes, SHAPE_SETS } from '../../src/bench/gemm-shapes.ts';
 
 const RESULTS: GemmResults = {
@@ -124,4 +125,23 @@ test('plot points: the read row (a roofline for memory-bound GEMMs) only up to M
   ]);
   const pts = gemmSpeedupPoints({ ...RESULTS, rows });
   assert.deepEqual(pts.filter((p) => p.impl === 'read').map((p) => [p.M, p.speedup]), [[16, 6]]);
+});
+
+test('layer results JSON: recognized by its copy bandwidth, checked on --from, plotted as bars per arch and M', () => {
+  const layers: LayerResults = {
+    device: 'test GPU', date: '2026-01-01T00:00:00Z', commit: 'abc', copyGBs: 4000,
+    rows: [
+      { shape: 'llama2-7b.layer', M: 16, impl: 'w4a8-is', us: 40, bytes: 1e8 },
+      { shape: 'llama2-7b.layer', M: 1, impl: 'read', us: 25, bytes: 1e8 },
+      { shape: 'llama2-7b.layer', M: 1, impl: 'int8', us: null, bytes: 1, note: 'n/a' },
+    ],
+  };
+  assert.ok(isLayerResults(layers));
+  assert.ok(!isLayerResults(RESULTS));
+  assert.deepEqual(checkLayerResults(JSON.parse(JSON.stringify(layers)), 'l.json'), layers);
+  for (const bad of [{ ...layers, copyGBs: 0 }, { ...layers, rows: [{ ...layers.rows[0], impl: 'magic' }] }, { ...layers, rows: [{ ...layers.rows[0], bytes: -1 }] }]) {
+    assert.throws(() => checkLayerResults(bad as LayerResults, 'l.json'), (e: unknown) => e instanceof IntscaleError && /^l\.json: /.test(e.message));
+  }
+  const spec = layerPlotSpec(layers) as unknown as { data: { values: { arch: string; M: number; impl: string }[] } };
+  assert.deepEqual(spec.data.values.map((v) => [v.arch, v.M, v.impl]), [['llama2-7b', 16, 'w4a8-is'], ['llama2-7b', 1, 'read']]);
 });
