@@ -189,7 +189,8 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   // Tile w from M = 17 on. Its persistent grid (one block per 128x128 tile) leaves SMs idle on
   // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
   // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
-  // tile w's split-K was 1.5-3x slower, cause not found; H200, docs/KERNELS.md).
+  // tile w's split-K was 1.5-3x slower on the H200; the likely cause, a branch per element in the
+  // reduction, is fixed in the kernel but not yet re-measured: docs/KERNELS.md).
   // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile).
   const wTile: W4Tile = m <= W4_TILES.w64.bm ? 'w64' : 'w';
   const wTiles = (bm: number) => Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / bm);
