@@ -4,7 +4,8 @@
 import { f32ArrayToF16 } from '../core/dtype.ts';
 import { Rng } from '../core/rng.ts';
 import { CublasLtGemm } from '../gpu/gemm-baselines.ts';
-import { checkW4Shape, type W4GemmKind, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
+import { checkW4Shape, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
+import type { QuantMode } from '../core/modes.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
 import { W4GemmLaunch } from '../gpu/kernels/w4-gemm-launch.ts';
 
@@ -105,10 +106,11 @@ function randomTyped(gpu: Gpu, count: number, seed: number, make: (rng: Rng) => 
   return buf;
 }
 
-function w4Runner(impl: 'w4a8-is' | 'w4a8-fs' | 'w4a8-pc' | 'w4a16', kind: W4GemmKind, force: W4Force = {}): GemmRunner {
+function w4Runner(kind: QuantMode, force: W4Force = {}): GemmRunner {
+  const impl = kind;
   const a16 = kind === 'w4a16';
   const scaleBytes = (K: number, N: number) =>
-    kind === 'pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'is' ? N : 0);
+    kind === 'w4a8-pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'w4a8-is' ? N : 0);
   return {
     impl,
     bytes: (M, K, N) => N * K / 2 + scaleBytes(K, N) + M * K * (a16 ? 2 : 1) + (a16 ? 0 : 4 * M) + 2 * M * N,
@@ -124,19 +126,19 @@ function w4Runner(impl: 'w4a8-is' | 'w4a8-fs' | 'w4a8-pc' | 'w4a16', kind: W4Gem
     prepare(gpu, M, K, N, copies) {
       const launch = new W4GemmLaunch(gpu, kind, BENCH_GROUP, M, N, K, force);
       const wBytes = N * K / 2;
-      const groups = kind === 'pc' ? 1 : K / BENCH_GROUP;
+      const groups = kind === 'w4a8-pc' ? 1 : K / BENCH_GROUP;
       const wp = randomI8(gpu, wBytes * copies, 3, true);
       const a = a16 ? randomF16(gpu, M * K * 2, 1, 4) : randomI8(gpu, M * K, 4);
       const sx = randomTyped(gpu, M, 5, (r) => 0.01 + r.next() * 0.05, Float32Array);
       const out = gpu.alloc(M * N * 2);
       // Per copy: group scales [K/G, N] (IS int32, FS fp32, W4A16 fp16) and channel values [N].
       const gElems = groups * N;
-      const gBytesEach = kind === 'pc' ? 0 : gElems * (a16 ? 2 : 4);
-      const gscales = kind === 'is' ? randomTyped(gpu, gElems * copies, 6, (r) => r.int(1, 400), Int32Array)
-        : kind === 'fs' ? randomTyped(gpu, gElems * copies, 6, (r) => 1e-3 * (1 + r.next()), Float32Array)
+      const gBytesEach = kind === 'w4a8-pc' ? 0 : gElems * (a16 ? 2 : 4);
+      const gscales = kind === 'w4a8-is' ? randomTyped(gpu, gElems * copies, 6, (r) => r.int(1, 400), Int32Array)
+        : kind === 'w4a8-fs' ? randomTyped(gpu, gElems * copies, 6, (r) => 1e-3 * (1 + r.next()), Float32Array)
         : kind === 'w4a16' ? randomF16(gpu, gElems * copies * 2, 1e-3, 6) : undefined;
-      const chan = kind === 'is' ? randomTyped(gpu, N, 7, (r) => r.int(8, 16), Int8Array)
-        : kind === 'pc' ? randomTyped(gpu, N, 7, (r) => 1e-3 * (1 + r.next()), Float32Array) : undefined;
+      const chan = kind === 'w4a8-is' ? randomTyped(gpu, N, 7, (r) => r.int(8, 16), Int8Array)
+        : kind === 'w4a8-pc' ? randomTyped(gpu, N, 7, (r) => 1e-3 * (1 + r.next()), Float32Array) : undefined;
       return {
         kernel: launch.plan.entry,
         launch: (copy, stream, pdl) => launch.launch({
@@ -193,12 +195,12 @@ export interface W4Force {
 
 /** The W4 runners with the tile and/or split-K forced (rows that cannot run so are reported with a note). */
 export function w4RunnersForced(force: W4Force): GemmRunner[] {
-  return [w4Runner('w4a8-is', 'is', force), w4Runner('w4a8-fs', 'fs', force), w4Runner('w4a8-pc', 'pc', force), w4Runner('w4a16', 'w4a16', force)];
+  return [w4Runner('w4a8-is', force), w4Runner('w4a8-fs', force), w4Runner('w4a8-pc', force), w4Runner('w4a16', force)];
 }
 
 /** Every impl this build can run, in table order. */
 export const RUNNERS: GemmRunner[] = [
   cublasRunner('fp16'), cublasRunner('int8'),
-  w4Runner('w4a8-is', 'is'), w4Runner('w4a8-fs', 'fs'), w4Runner('w4a8-pc', 'pc'), w4Runner('w4a16', 'w4a16'),
+  w4Runner('w4a8-is'), w4Runner('w4a8-fs'), w4Runner('w4a8-pc'), w4Runner('w4a16'),
   readRunner(),
 ];

@@ -1,7 +1,7 @@
 // The modes a model runs its decoder projections in, spelled one way in code, on the CLI (--mode,
 // --modes) and in JSON ("mode" fields): fp16 (the dense weights) and the four W4 modes. The GPU
-// kernels' own names for the W4 kinds ('is' | 'fs' | 'pc' | 'w4a16') are W4GemmKind
-// (src/gpu/kernels/w4-gemm-plan.ts), mapped from these by W4_KIND (src/backends/cuda/device-model.ts).
+// kernels take these too; their entry-point names and W4_SELECT defines use short forms (is, fs,
+// pc), which only src/gpu/kernels/w4-gemm-plan.ts maps to.
 import { fail } from './errors.ts';
 
 /**

@@ -145,8 +145,8 @@ test('planner tiles match the TILE_*/THREADS_* constants and entry points of w4_
     assert.deepEqual(W4_TILES[tile], { bm: wm * mt * 16, bn: wn * nt * 8, threads: wm * wn * 32, stages });
     assert.equal(Number(th[1]), wm * wn * 32);
   }
-  for (const [kind, group] of [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', -1], ['w4a16', 128]] as const) {
-    const tiles: W4Tile[] = group === 128 || kind === 'pc' ? ['s', 'm', 'l'] : ['s', 'm'];
+  for (const [kind, group] of [['w4a8-is', 128], ['w4a8-is', 64], ['w4a8-is', 32], ['w4a8-fs', 128], ['w4a8-fs', 64], ['w4a8-fs', 32], ['w4a8-pc', -1], ['w4a16', 128]] as const) {
+    const tiles: W4Tile[] = group === 128 || kind === 'w4a8-pc' ? ['s', 'm', 'l'] : ['s', 'm'];
     for (const tile of tiles) {
       const base = w4EntryName(kind, group, tile).replace(/_[sml]$/, '');
       assert.ok(new RegExp(`W4_ENTRY\\(${base}, \\w+, \\d+, ${tile},`).test(src), `${base}_${tile} missing in w4_gemm.cu`);
@@ -154,29 +154,29 @@ test('planner tiles match the TILE_*/THREADS_* constants and entry points of w4_
   }
   // the W4_SELECT defines: test/gpu/w4-select-defines.test.ts
   // IS g128 small tile: 6 stages x (16x128 A + 128x64 W) + 7 scale slots x 128x4
-  assert.equal(w4SmemBytes('is', 128, 's'), 6 * (16 * 128 + 128 * 64) + 7 * 128 * 4);
-  assert.equal(planW4Gemm('is', 64, 4096, 4096, 4096).entry, 'w4a8_gemm_is_g64_m');
+  assert.equal(w4SmemBytes('w4a8-is', 128, 's'), 6 * (16 * 128 + 128 * 64) + 7 * 128 * 4);
+  assert.equal(planW4Gemm('w4a8-is', 64, 4096, 4096, 4096).entry, 'w4a8_gemm_is_g64_m');
 });
 
 test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-line errors', () => {
-  const p1 = planW4Gemm('is', 128, 1, 4096, 4096, { tile: 's' });
+  const p1 = planW4Gemm('w4a8-is', 128, 1, 4096, 4096, { tile: 's' });
   assert.equal(p1.tile, 's');
   assert.ok(p1.grid[0] * p1.grid[1] * p1.splits >= 132, 'small M should use split-K to fill 132 SMs');
   assert.ok(p1.splits <= 4096 / 128);
   assert.equal(p1.workspaceBytes, p1.splits > 1 ? p1.splits * 1 * 4096 * 4 : 0);
   assert.equal(p1.counters, p1.splits > 1 ? p1.grid[0] * p1.grid[1] : 0);
-  const pl = planW4Gemm('fs', 128, 4096, 4096, 4096);
+  const pl = planW4Gemm('w4a8-fs', 128, 4096, 4096, 4096);
   assert.equal(pl.tile, 'l');
   assert.deepEqual(pl.grid, [32, 32, 1]);
   assert.equal(pl.workspaceBytes, 0);
-  assert.throws(() => planW4Gemm('is', 128, 1, 4100, 4096), /multiple of 8/);
-  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4000), /multiple of 128/);
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 1, 4100, 4096), /multiple of 8/);
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 1, 4096, 4000), /multiple of 128/);
   assert.throws(() => planW4Gemm('w4a16', 64, 1, 4096, 4096), /unsupported/);
-  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { tile: 's', splits: 33 }), /splits/);
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 1, 4096, 4096, { tile: 's', splits: 33 }), /splits/);
 });
 
 test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with N % 16 == 0, any arch, no split-K', () => {
-  const p = planW4Gemm('is', 128, 1, 4096, 11008);
+  const p = planW4Gemm('w4a8-is', 128, 1, 4096, 11008);
   assert.equal(p.tile, 'v8');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_v8');
   assert.equal(p.source, W4_GEMV_SOURCE);
@@ -184,14 +184,14 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.deepEqual(p.block, [256, 1, 1]);
   assert.equal(p.smem, 0);
   assert.equal(p.workspaceBytes, 0);
-  assert.equal(planW4Gemm('fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
-  assert.equal(planW4Gemm('pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
-  assert.equal(planW4Gemm('is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
-  assert.equal(planW4Gemm('is', 128, 4, 4104, 4096).tile, 's');    // N % 16 != 0
+  assert.equal(planW4Gemm('w4a8-fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
+  assert.equal(planW4Gemm('w4a8-pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
+  assert.equal(planW4Gemm('w4a8-is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
+  assert.equal(planW4Gemm('w4a8-is', 128, 4, 4104, 4096).tile, 's');    // N % 16 != 0
   assert.equal(planW4Gemm('w4a16', 128, 4, 4096, 4096).entry, 'w4a16_gemm_g128_v8'); // fp16 activations too
   assert.equal(planW4Gemm('w4a16', 128, 16, 4096, 4096).entry, 'w4a16_gemm_g128_v16');
-  assert.throws(() => planW4Gemm('is', 128, 9, 4096, 4096, { tile: 'v8' }), /tile v8 needs/);
-  assert.throws(() => planW4Gemm('is', 128, 1, 4096, 4096, { tile: 'v8', splits: 2 }), /no split-K/);
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 9, 4096, 4096, { tile: 'v8' }), /tile v8 needs/);
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 1, 4096, 4096, { tile: 'v8', splits: 2 }), /no split-K/);
 });
 
 test('w4_gemv.cu: block constants agree with the planner; entries for every kind and group', () => {
@@ -199,60 +199,60 @@ test('w4_gemv.cu: block constants agree with the planner; entries for every kind
   const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
   assert.equal(W4_TILES.v8.bn, def('GV_ROWS'));
   assert.equal(W4_TILES.v8.threads, def('GV_THREADS'));
-  for (const [kind, group] of [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', 128]] as const) {
+  for (const [kind, group] of [['w4a8-is', 128], ['w4a8-is', 64], ['w4a8-is', 32], ['w4a8-fs', 128], ['w4a8-fs', 64], ['w4a8-fs', 32], ['w4a8-pc', 128]] as const) {
     const base = w4EntryName(kind, group, 'v8').replace(/_v8$/, '');
     assert.ok(new RegExp(`GV_ENTRY\\(${base}, MODE_\\w+, ${group}\\)`).test(src), `${base} missing in w4_gemv.cu`);
   }
 });
 
 test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N % 128 == 0, M >= W4_WGMMA_MIN_M', () => {
-  const p = planW4Gemm('is', 128, 4096, 22016, 4096, { arch: 'sm_90a' });
+  const p = planW4Gemm('w4a8-is', 128, 4096, 22016, 4096, { arch: 'sm_90a' });
   assert.equal(p.tile, 'w');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
   assert.equal(p.source, W4_GEMM_WGMMA_SOURCE);
   assert.deepEqual(p.grid, [132, 1, 1]);  // persistent: one block per SM
-  assert.deepEqual(planW4Gemm('pc', 128, 256, 512, 4096, { arch: 'sm_90a', splits: 1 }).grid, [8, 1, 1]);  // no more blocks than tiles
+  assert.deepEqual(planW4Gemm('w4a8-pc', 128, 256, 512, 4096, { arch: 'sm_90a', splits: 1 }).grid, [8, 1, 1]);  // no more blocks than tiles
   assert.deepEqual(p.block, [384, 1, 1]);
   assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
-  assert.equal(planW4Gemm('pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
-  assert.equal(planW4Gemm('fs', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g128_w');
-  assert.equal(planW4Gemm('is', 128, 4096, 4096, 4096, { arch: 'sm_80' }).source, W4_GEMM_SOURCE);  // not Hopper
-  assert.notEqual(planW4Gemm('is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
-  assert.notEqual(planW4Gemm('is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
+  assert.equal(planW4Gemm('w4a8-pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
+  assert.equal(planW4Gemm('w4a8-fs', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g128_w');
+  assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { arch: 'sm_80' }).source, W4_GEMM_SOURCE);  // not Hopper
+  assert.notEqual(planW4Gemm('w4a8-is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
+  assert.notEqual(planW4Gemm('w4a8-is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   // small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4 splits of
   // 21-22 k-tiles, 64 tiles at M = 256 as 2
-  const down = planW4Gemm('is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
+  const down = planW4Gemm('w4a8-is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
   assert.deepEqual([down.tile, down.entry, down.splits, down.grid, down.counters], ['w64', 'w4a8_gemm_is_g128_w64', 4, [32, 4, 1], 32]);
   // up to M = 64 the 64-token tile w64: its own smem, its own tile count
-  assert.equal(planW4Gemm('is', 128, 65, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
-  assert.equal(planW4Gemm('pc', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w64');
-  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 6 * 17408 + 8 * 64 * 20 * 4);
-  assert.deepEqual(planW4Gemm('is', 128, 100, 512, 4096, { arch: 'sm_90a', tile: 'w64', splits: 1 }).grid, [8, 1, 1]);  // 4 x 2 tiles
-  assert.equal(planW4Gemm('pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
-  assert.equal(planW4Gemm('is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 2);   // K = 4096: S = 2 up to M = 64
-  assert.equal(planW4Gemm('is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
-  assert.equal(planW4Gemm('is', 128, 64, 12288, 4096, { arch: 'sm_90a' }).splits, 1);  // 96 tiles: 2 splits need 2 rounds
-  assert.equal(planW4Gemm('is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
+  assert.equal(planW4Gemm('w4a8-is', 128, 65, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('w4a8-pc', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w64');
+  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 6 * 17408 + 8 * 64 * 20 * 4);
+  assert.deepEqual(planW4Gemm('w4a8-is', 128, 100, 512, 4096, { arch: 'sm_90a', tile: 'w64', splits: 1 }).grid, [8, 1, 1]);  // 4 x 2 tiles
+  assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
+  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 2);   // K = 4096: S = 2 up to M = 64
+  assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
+  assert.equal(planW4Gemm('w4a8-is', 128, 64, 12288, 4096, { arch: 'sm_90a' }).splits, 1);  // 96 tiles: 2 splits need 2 rounds
+  assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
   // FS keeps the m tile and its split-K there (FS through tile w's split-K was slow)
-  assert.equal(planW4Gemm('fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');
-  assert.equal(planW4Gemm('fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
-  assert.equal(planW4Gemm('is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
-  assert.equal(planW4Gemm('is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
-  assert.notEqual(planW4Gemm('is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
-  assert.throws(() => planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
-  const forced = planW4Gemm('is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });  // w's split-K, on request
+  assert.equal(planW4Gemm('w4a8-fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');
+  assert.equal(planW4Gemm('w4a8-fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
+  assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('w4a8-is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
+  assert.notEqual(planW4Gemm('w4a8-is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
+  const forced = planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });  // w's split-K, on request
   assert.deepEqual([forced.grid, forced.splits, forced.workspaceBytes, forced.counters], [[66, 2, 1], 2, 2 * 4096 * 4096 * 4, 1024]);
-  assert.equal(planW4Gemm('is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w64');
-  assert.equal(planW4Gemm('is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');  // v8 has no split-K
+  assert.equal(planW4Gemm('w4a8-is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w64');
+  assert.equal(planW4Gemm('w4a8-is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');  // v8 has no split-K
 });
 
 test('w4_gemm_wgmma.cu: tile and smem constants agree with the planner; one entry per kind', () => {
   const src = readFileSync(new URL('../../src/gpu/kernels/w4_gemm_wgmma.cu', import.meta.url), 'utf8');
   const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
   assert.deepEqual(W4_TILES.w, { bm: def('W4W_BT'), bn: def('W4W_BN'), threads: def('W4W_THREADS'), stages: def('W4W_STAGES') });
-  for (const kind of ['is', 'fs', 'pc'] as const) {
+  for (const kind of ['w4a8-is', 'w4a8-fs', 'w4a8-pc'] as const) {
     assert.ok(src.includes(`W4W_ENTRY(${w4EntryName(kind, 128, 'w')},`), `${kind} entry missing`);
-    assert.ok(src.includes(`W4W_ENTRY(${w4EntryName(kind, 128, 'w64')}, `) && src.includes(`${w4EntryName(kind, 128, 'w64')}, MODE_${kind.toUpperCase()}, ${W4_TILES.w64.bm})`), `${kind} w64 entry missing`);
+    assert.ok(src.includes(`W4W_ENTRY(${w4EntryName(kind, 128, 'w64')}, `) && src.includes(`${w4EntryName(kind, 128, 'w64')}, MODE_${kind.slice(5).toUpperCase()}, ${W4_TILES.w64.bm})`), `${kind} w64 entry missing`);
   }
 });

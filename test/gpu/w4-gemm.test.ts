@@ -4,12 +4,13 @@
 // poisoned (0xffff = fp16 NaN) before every launch and scanned whole afterwards; sampled positions
 // (w4-reference.ts) are compared. M ∈ {1,3,16,17,64,127,256,1000}, K ∈ {4096,11008,14336},
 // N ∈ {4096,12288,22016} are each covered (a sample of the cross product). Skipped without a GPU.
+import type { QuantMode } from '../../src/core/modes.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { f16ToF32, f32ArrayToF16, f32ToF16 } from '../../src/core/dtype.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { W4GemmLaunch } from '../../src/gpu/kernels/w4-gemm-launch.ts';
-import { QUANTIZE_ACT, type W4GemmKind, type W4Tile } from '../../src/gpu/kernels/w4-gemm-plan.ts';
+import { QUANTIZE_ACT, type W4Tile } from '../../src/gpu/kernels/w4-gemm-plan.ts';
 import { packFloatScales, packHalfScales, packIntScales, repackWeights } from '../../src/gpu/repack.ts';
 import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';
 import { packInt4 } from '../../src/quant/pack-int4.ts';
@@ -23,12 +24,12 @@ const skip = reason ? `skipped: ${reason}` : false;
 const POISON = 0xffff;
 
 /** Weight shapes (K, N, G) with the M values run on each: every required K, N and M appears. */
-const CASES: { K: number; N: number; G: number; Ms: number[]; kinds: W4GemmKind[] }[] = [
-  { K: 4096, N: 22016, G: 128, Ms: [1, 17, 256], kinds: ['is', 'fs', 'pc', 'w4a16'] },
-  { K: 11008, N: 4096, G: 128, Ms: [3, 64, 1000], kinds: ['is', 'fs', 'pc', 'w4a16'] },
-  { K: 14336, N: 12288, G: 128, Ms: [16, 127], kinds: ['is', 'fs', 'pc', 'w4a16'] },
-  { K: 4096, N: 4096, G: 64, Ms: [5, 100], kinds: ['is', 'fs'] },
-  { K: 4096, N: 4096, G: 32, Ms: [2, 100], kinds: ['is', 'fs'] },
+const CASES: { K: number; N: number; G: number; Ms: number[]; kinds: QuantMode[] }[] = [
+  { K: 4096, N: 22016, G: 128, Ms: [1, 17, 256], kinds: ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'] },
+  { K: 11008, N: 4096, G: 128, Ms: [3, 64, 1000], kinds: ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'] },
+  { K: 14336, N: 12288, G: 128, Ms: [16, 127], kinds: ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'] },
+  { K: 4096, N: 4096, G: 64, Ms: [5, 100], kinds: ['w4a8-is', 'w4a8-fs'] },
+  { K: 4096, N: 4096, G: 32, Ms: [2, 100], kinds: ['w4a8-is', 'w4a8-fs'] },
 ];
 
 interface DeviceCase {
@@ -61,7 +62,7 @@ function uploadCase(gpu: Gpu, c: W4Case, rng: Rng): DeviceCase {
 }
 
 /** Launch one kind on the first M rows with a poisoned output; return the fp16 output bits. */
-function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: W4GemmKind, M: number, opts: { splits?: number; residual?: boolean; tile?: W4Tile } = {}): Uint16Array {
+function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: QuantMode, M: number, opts: { splits?: number; residual?: boolean; tile?: W4Tile } = {}): Uint16Array {
   const launch = new W4GemmLaunch(gpu, kind, c.G, M, c.N, c.K, { splits: opts.splits, tile: opts.tile });
   assert.ok(!opts.tile || launch.plan.tile === opts.tile);
   try {
@@ -70,8 +71,8 @@ function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: W4GemmKind, M: number
       a: kind === 'w4a16' ? d.x16 : d.qx,
       sx: d.sx,
       wp: kind === 'w4a16' ? d.wp16 : d.wp8,
-      gscales: kind === 'is' ? d.iscales : kind === 'fs' ? d.fscales : kind === 'w4a16' ? d.hscales : undefined,
-      chan: kind === 'is' ? d.shifts : kind === 'pc' ? d.pcScales : undefined,
+      gscales: kind === 'w4a8-is' ? d.iscales : kind === 'w4a8-fs' ? d.fscales : kind === 'w4a16' ? d.hscales : undefined,
+      chan: kind === 'w4a8-is' ? d.shifts : kind === 'w4a8-pc' ? d.pcScales : undefined,
       residual: opts.residual ? d.residual : undefined,
       out: d.out,
     });
@@ -85,19 +86,19 @@ function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: W4GemmKind, M: number
 }
 
 /** Compare each kind's output with the reference at every position (partials computed once per position). */
-function checkOutputs(c: W4Case, M: number, outs: Map<W4GemmKind, Uint16Array>, positions: [number, number][], residual?: Uint16Array): void {
+function checkOutputs(c: W4Case, M: number, outs: Map<QuantMode, Uint16Array>, positions: [number, number][], residual?: Uint16Array): void {
   for (const [t, n] of positions) {
     const p = groupPartials(c, t, n);
     const r = residual ? f16ToF32(residual[t * c.N + n]!) : 0;
     for (const [kind, out] of outs) {
       const label = `${kind} M=${M} K=${c.K} N=${c.N} G=${c.G}`;
       const got = out[t * c.N + n]!;
-      if (kind === 'is' || kind === 'pc') {
-        const y = kind === 'is' ? isAt(c, t, n, p) : pcAt(c, t, n, p);
+      if (kind === 'w4a8-is' || kind === 'w4a8-pc') {
+        const y = kind === 'w4a8-is' ? isAt(c, t, n, p) : pcAt(c, t, n, p);
         const want = f32ToF16(residual ? Math.fround(y + r) : y);
         if (got !== want) assert.fail(`${label}: y[${t},${n}] = ${f16ToF32(got)} (0x${got.toString(16)}), expected ${f16ToF32(want)} (bit-exact)`);
       } else {
-        const ref = kind === 'fs' ? fsAt(c, t, n, p) : w4a16At(c, t, n);
+        const ref = kind === 'w4a8-fs' ? fsAt(c, t, n, p) : w4a16At(c, t, n);
         const exact = ref.exact + r, bound = ref.bound;  // the residual is added in fp32 before the one rounding
         const tol = FP16_OUT_REL_TOL * Math.abs(exact) + bound + 2 ** -24;
         const err = Math.abs(f16ToF32(got) - exact);
@@ -137,12 +138,12 @@ test('split-K forced on and off gives the same bit-exact IS result, twice in a r
   const d = uploadCase(gpu, c, rng);
   try {
     const positions = samplePositions(rng, 33, 1024);
-    const base = runKind(gpu, c, d, 'is', 33, { splits: 1 });
-    checkOutputs(c, 33, new Map([['is', base]]), positions);
+    const base = runKind(gpu, c, d, 'w4a8-is', 33, { splits: 1 });
+    checkOutputs(c, 33, new Map([['w4a8-is', base]]), positions);
     for (const splits of [2, 4, 32]) {
-      for (let rep = 0; rep < 2; rep++) assert.deepEqual(runKind(gpu, c, d, 'is', 33, { splits }), base, `splits=${splits} rep ${rep}`);
+      for (let rep = 0; rep < 2; rep++) assert.deepEqual(runKind(gpu, c, d, 'w4a8-is', 33, { splits }), base, `splits=${splits} rep ${rep}`);
     }
-    const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, 33, { residual: true })] as const));
+    const withResidual = new Map((['w4a8-is', 'w4a8-pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, 33, { residual: true })] as const));
     checkOutputs(c, 33, withResidual, positions, d.residualHost);
   } finally {
     freeAll(d);
@@ -162,22 +163,22 @@ test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS within bounds, =
     try {
       for (const M of [64, 33, 17]) {
         const positions = samplePositions(rng, M, N);
-        const kinds: W4GemmKind[] = ['is', 'fs', 'pc'];
+        const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc'];
         const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1 })] as const));
         checkOutputs(c, M, outs, positions);
-        for (const kind of ['is', 'pc'] as const) {
+        for (const kind of ['w4a8-is', 'w4a8-pc'] as const) {
           assert.deepEqual(outs.get(kind), runKind(gpu, c, d, kind, M, { tile: 'l' }), `${kind} tile w64 = tile l bit for bit (M=${M}, K=${K})`);
         }
-        const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1, residual: true })] as const));
+        const withResidual = new Map((['w4a8-is', 'w4a8-pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1, residual: true })] as const));
         checkOutputs(c, M, withResidual, positions, d.residualHost);
         if (K >= 640) {  // uneven splits (odd k-tiles per split), twice each: counters self-clean
           for (const splits of [2, 3]) {
             for (let rep = 0; rep < 2; rep++) {
-              for (const kind of ['is', 'pc'] as const) {
+              for (const kind of ['w4a8-is', 'w4a8-pc'] as const) {
                 assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w64', splits }), outs.get(kind), `${kind} w64 splits=${splits} rep ${rep} (M=${M}, K=${K})`);
               }
             }
-            checkOutputs(c, M, new Map([['fs', runKind(gpu, c, d, 'fs', M, { tile: 'w64', splits })]]), positions);
+            checkOutputs(c, M, new Map([['w4a8-fs', runKind(gpu, c, d, 'w4a8-fs', M, { tile: 'w64', splits })]]), positions);
           }
         }
       }
@@ -196,22 +197,22 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and 
     const d = uploadCase(gpu, c, rng);
     try {
       const positions = samplePositions(rng, M, N);
-      const kinds: W4GemmKind[] = ['is', 'fs', 'pc'];
+      const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc'];
       const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w' })] as const));
       checkOutputs(c, M, outs, positions);
-      assert.deepEqual(outs.get('is'), runKind(gpu, c, d, 'is', M, { tile: 'l' }), `IS tile w = tile l bit for bit (M=${M})`);
-      assert.deepEqual(outs.get('pc'), runKind(gpu, c, d, 'pc', M, { tile: 'l' }), `PC tile w = tile l bit for bit (M=${M})`);
-      const withResidual = new Map((['is', 'pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
+      assert.deepEqual(outs.get('w4a8-is'), runKind(gpu, c, d, 'w4a8-is', M, { tile: 'l' }), `IS tile w = tile l bit for bit (M=${M})`);
+      assert.deepEqual(outs.get('w4a8-pc'), runKind(gpu, c, d, 'w4a8-pc', M, { tile: 'l' }), `PC tile w = tile l bit for bit (M=${M})`);
+      const withResidual = new Map((['w4a8-is', 'w4a8-pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
       checkOutputs(c, M, withResidual, positions, d.residualHost);
       if (K >= 1024) {  // split-K through the workspace: uneven splits, twice each (counters must self-clean)
         for (const splits of [3, 5]) {
           for (let rep = 0; rep < 2; rep++) {
-            for (const kind of ['is', 'pc'] as const) {
+            for (const kind of ['w4a8-is', 'w4a8-pc'] as const) {
               assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w', splits }), outs.get(kind), `${kind} w splits=${splits} rep ${rep} (M=${M})`);
             }
           }
-          checkOutputs(c, M, new Map([['fs', runKind(gpu, c, d, 'fs', M, { tile: 'w', splits })]]), positions);
-          checkOutputs(c, M, new Map([['is', runKind(gpu, c, d, 'is', M, { tile: 'w', splits, residual: true })]]), positions, d.residualHost);
+          checkOutputs(c, M, new Map([['w4a8-fs', runKind(gpu, c, d, 'w4a8-fs', M, { tile: 'w', splits })]]), positions);
+          checkOutputs(c, M, new Map([['w4a8-is', runKind(gpu, c, d, 'w4a8-is', M, { tile: 'w', splits, residual: true })]]), positions, d.residualHost);
         }
       }
     } finally {
@@ -231,11 +232,11 @@ test('small-M tiles v8/v16: IS and PC bit-exact, FS and W4A16 within bounds, = t
       for (const M of [1, 8, 9, 16]) {
         const tile: W4Tile = M <= 8 ? 'v8' : 'v16';
         const positions = samplePositions(rng, M, N);
-        const kinds: W4GemmKind[] = G === 128 ? ['is', 'fs', 'pc', 'w4a16'] : ['is', 'fs'];
+        const kinds: QuantMode[] = G === 128 ? ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'] : ['w4a8-is', 'w4a8-fs'];
         const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile })] as const));
         checkOutputs(c, M, outs, positions);
-        assert.deepEqual(outs.get('is'), runKind(gpu, c, d, 'is', M, { tile: 's' }), `IS ${tile} = tile s (M=${M}, N=${N}, G=${G})`);
-        const residualKinds: W4GemmKind[] = G === 128 ? ['is', 'w4a16'] : ['is'];
+        assert.deepEqual(outs.get('w4a8-is'), runKind(gpu, c, d, 'w4a8-is', M, { tile: 's' }), `IS ${tile} = tile s (M=${M}, N=${N}, G=${G})`);
+        const residualKinds: QuantMode[] = G === 128 ? ['w4a8-is', 'w4a16'] : ['w4a8-is'];
         const withResidual = new Map(residualKinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile, residual: true })] as const));
         checkOutputs(c, M, withResidual, positions, d.residualHost);
       }

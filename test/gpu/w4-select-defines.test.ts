@@ -4,6 +4,7 @@
 // defined(W4_SELECT_<NAME>)` guards of the .cu file (read from the source text); without defines every
 // entry is built; the defines reach NVRTC's options (the compile cache hashes those); and W4GemmLaunch
 // compiles with them.
+import type { QuantMode } from '../../src/core/modes.ts';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { nvrtcOptions } from '../../src/gpu/compile.ts';
 import type { Gpu } from '../../src/gpu/runtime.ts';
 import { W4GemmLaunch } from '../../src/gpu/kernels/w4-gemm-launch.ts';
 import {
-  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE, planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4Tile,
+  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE, planW4Gemm, type W4GemmPlan, type W4Tile,
 } from '../../src/gpu/kernels/w4-gemm-plan.ts';
 
 interface GuardedEntry {
@@ -48,7 +49,7 @@ function built(entries: GuardedEntry[], defines: Readonly<Record<string, number>
 const base = (entry: string) => entry.replace(/_(s|m|l|r|w64|w|v8|v16)$/, '');
 
 const SOURCES = [W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE];
-const KINDS: [W4GemmKind, number][] = [['is', 128], ['is', 64], ['is', 32], ['fs', 128], ['fs', 64], ['fs', 32], ['pc', -1], ['w4a16', 128]];
+const KINDS: [QuantMode, number][] = [['w4a8-is', 128], ['w4a8-is', 64], ['w4a8-is', 32], ['w4a8-fs', 128], ['w4a8-fs', 64], ['w4a8-fs', 32], ['w4a8-pc', -1], ['w4a16', 128]];
 const TILES: W4Tile[] = ['s', 'm', 'l', 'r', 'w', 'w64', 'v8', 'v16'];
 
 /** Every plan the planner accepts over kinds, groups and forced tiles (sm_90a, so tile w is possible). */
@@ -90,10 +91,10 @@ test('plan.defines build exactly the planned kind and group of plan.source, the 
 });
 
 test('plan.defines reach the NVRTC options, which the compile cache hashes', () => {
-  const p = planW4Gemm('is', 128, 1, 4096, 4096);
+  const p = planW4Gemm('w4a8-is', 128, 1, 4096, 4096);
   const options = nvrtcOptions('sm_90a', { defines: p.defines });
   assert.ok(options.includes('-DW4_SELECT=1') && options.includes('-DW4_SELECT_IS_G128=1'), options.join(' '));
-  assert.notDeepEqual(options, nvrtcOptions('sm_90a', { defines: planW4Gemm('fs', 128, 1, 4096, 4096).defines }));
+  assert.notDeepEqual(options, nvrtcOptions('sm_90a', { defines: planW4Gemm('w4a8-fs', 128, 1, 4096, 4096).defines }));
 });
 
 test('W4GemmLaunch compiles its plan.source with plan.defines and takes the planned entry', () => {
@@ -108,7 +109,7 @@ test('W4GemmLaunch compiles its plan.source with plan.defines and takes the plan
     alloc: () => ({ free() {} }),
     memset() {},
   } as unknown as Gpu;
-  const launch = new W4GemmLaunch(fakeGpu, 'fs', 64, 3, 4096, 4096);
+  const launch = new W4GemmLaunch(fakeGpu, 'w4a8-fs', 64, 3, 4096, 4096);
   assert.deepEqual(calls, [{ file: launch.plan.source, defines: launch.plan.defines, entry: launch.plan.entry }]);
   assert.deepEqual(launch.plan.defines, { W4_SELECT: 1, W4_SELECT_FS_G64: 1 });
 });

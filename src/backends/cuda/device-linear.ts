@@ -6,13 +6,13 @@
 import { fail } from '../../core/errors.ts';
 import { CublasLtGemm, WORKSPACE_BYTES } from '../../gpu/gemm-baselines.ts';
 import { W4GemmLaunch } from '../../gpu/kernels/w4-gemm-launch.ts';
-import type { W4GemmKind } from '../../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { LinearHandle } from '../../model/forward.ts';
 import type { Ptr } from './kernels.ts';
+import type { Mode, QuantMode } from '../../core/modes.ts';
 
 /** How a linear's weights are stored and run. */
-export type LinearKind = 'fp16' | W4GemmKind;
+export type LinearKind = Mode;
 
 /** What a linear's input must be: fp16 rows, or int8 rows with per-row fp32 scales. */
 export type InputFormat = 'f16' | 'q8';
@@ -32,7 +32,7 @@ export interface DeviceLinear extends LinearHandle {
 }
 
 export function inputFormat(l: DeviceLinear): InputFormat {
-  return l.kind === 'is' || l.kind === 'fs' || l.kind === 'pc' ? 'q8' : 'f16';
+  return l.kind === 'w4a8-is' || l.kind === 'w4a8-fs' || l.kind === 'w4a8-pc' ? 'q8' : 'f16';
 }
 
 export function freeLinear(l: DeviceLinear): void {
@@ -62,7 +62,7 @@ export class GemmRunner {
     let byM = this.w4.get(l);
     if (!byM) this.w4.set(l, (byM = new Map()));
     let g = byM.get(M);
-    if (!g) byM.set(M, (g = new W4GemmLaunch(this.gpu, l.kind as W4GemmKind, l.group!, M, l.outFeatures, l.inFeatures)));
+    if (!g) byM.set(M, (g = new W4GemmLaunch(this.gpu, l.kind as QuantMode, l.group!, M, l.outFeatures, l.inFeatures)));
     return g;
   }
 

@@ -4,16 +4,11 @@
 // tail shared with loading a quantized checkpoint (repack + scale layouts on the GPU).
 import { fail } from '../../core/errors.ts';
 import type { Mode, QuantMode } from '../../core/modes.ts';
-import type { W4GemmKind } from '../../gpu/kernels/w4-gemm-plan.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import { freeLinear, type DeviceLinear } from './device-linear.ts';
 import type { EngineKernels } from './kernels.ts';
 
-/** The GPU kernel kind of each W4 mode. */
-export const W4_KIND: Record<QuantMode, W4GemmKind> = {
-  'w4a16': 'w4a16', 'w4a8-fs': 'fs', 'w4a8-is': 'is', 'w4a8-pc': 'pc',
-};
 
 export interface DeviceLayer {
   attnNorm: DeviceBuffer;
@@ -60,18 +55,18 @@ function readFlag(gpu: Gpu, buf: DeviceBuffer): number {
  * device (plus, for IS, int32 ŝ [N, K/G] and int8 shifts [N]): repack and transpose on the GPU.
  * Consumes (frees) canon, scales and iscales; the shift buffer becomes the linear's `chan` for IS.
  */
-export function finishW4(gpu: Gpu, k: EngineKernels, s: Stream, kind: W4GemmKind, N: number, K: number, G: number,
+export function finishW4(gpu: Gpu, k: EngineKernels, s: Stream, kind: QuantMode, N: number, K: number, G: number,
   canon: DeviceBuffer, scales: DeviceBuffer, integer?: { iscales: DeviceBuffer; shift: DeviceBuffer }): DeviceLinear {
   const groups = K / G;
   const weight = gpu.alloc(N * K / 2);
   k.repack(canon, weight, N, K, kind === 'w4a16' ? 'w4a16' : 'w4a8', s);
   let gscales: DeviceBuffer | undefined, chan: DeviceBuffer | undefined;
-  if (kind === 'is') {
+  if (kind === 'w4a8-is') {
     if (!integer) fail('finishW4', 'IS needs integer scales');
     gscales = gpu.alloc(N * groups * 4);
     k.transposeScales(integer.iscales, gscales, N, groups, 'i32', s);
     chan = integer.shift;
-  } else if (kind === 'fs') {
+  } else if (kind === 'w4a8-fs') {
     gscales = gpu.alloc(N * groups * 4);
     k.transposeScales(scales, gscales, N, groups, 'f16->f32', s);
   } else if (kind === 'w4a16') {
@@ -85,16 +80,16 @@ export function finishW4(gpu: Gpu, k: EngineKernels, s: Stream, kind: W4GemmKind
   s.sync();
   canon.free();
   scales.free();
-  if (kind !== 'is') integer?.shift.free();
+  if (kind !== 'w4a8-is') integer?.shift.free();
   integer?.iscales.free();
   return { kind, weight, group: G, gscales, chan, outFeatures: N, inFeatures: K, role: 'w4' };
 }
 
 /** RTN-quantize an fp16 linear on the GPU (bit-exact with src/quant/rtn.ts and integer-scale.ts 'auto'). */
-export function quantizeLinearOnGpu(gpu: Gpu, k: EngineKernels, s: Stream, w: DeviceLinear, kind: W4GemmKind, group: number,
+export function quantizeLinearOnGpu(gpu: Gpu, k: EngineKernels, s: Stream, w: DeviceLinear, kind: QuantMode, group: number,
   name: string): DeviceLinear {
   if (w.kind !== 'fp16') fail(name, 'only fp16 linears can be quantized');
-  const N = w.outFeatures, K = w.inFeatures, G = kind === 'pc' ? K : group, groups = K / G;
+  const N = w.outFeatures, K = w.inFeatures, G = kind === 'w4a8-pc' ? K : group, groups = K / G;
   const canon = gpu.alloc(N * K / 2), scales = gpu.alloc(N * groups * 2), bad = gpu.alloc(4);
   try {
     gpu.memset(bad, 0);
@@ -103,7 +98,7 @@ export function quantizeLinearOnGpu(gpu: Gpu, k: EngineKernels, s: Stream, w: De
     const row = readFlag(gpu, bad);
     if (row) fail(name, `non-finite weight in row ${row - 1}`);
     let integer: { iscales: DeviceBuffer; shift: DeviceBuffer } | undefined;
-    if (kind === 'is') {
+    if (kind === 'w4a8-is') {
       integer = { iscales: gpu.alloc(N * groups * 4), shift: gpu.alloc(N) };
       k.integerScales(scales, canon, integer.iscales, integer.shift, bad, N, K, G, s);
       s.sync();
@@ -128,10 +123,10 @@ export function quantizeLinearOnGpu(gpu: Gpu, k: EngineKernels, s: Stream, w: De
 export function quantizeDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, src: DeviceModel, mode: QuantMode,
   group = 128, onLayer?: (done: number, total: number) => void): DeviceModel {
   if (src.mode !== 'fp16') fail('quantize', `the source model must be fp16 (is ${src.mode})`);
-  const kind = W4_KIND[mode];
+  const kind = mode;
   checkW4Shapes(src.config, mode === 'w4a8-pc' ? -1 : group);
   if (kind === 'w4a16' && group !== 128) fail('--group', 'w4a16 runs group 128 on the GPU');
-  if ((kind === 'is' || kind === 'fs') && ![32, 64, 128].includes(group)) fail('--group', `W4A8 runs groups 32, 64, 128 on the GPU (got ${group})`);
+  if ((kind === 'w4a8-is' || kind === 'w4a8-fs') && ![32, 64, 128].includes(group)) fail('--group', `W4A8 runs groups 32, 64, 128 on the GPU (got ${group})`);
   const made: DeviceLinear[] = [];
   const q = (w: DeviceLinear, name: string) => {
     const l = quantizeLinearOnGpu(gpu, k, s, w, kind, group, name);

@@ -13,7 +13,7 @@ import type { ModelConfig } from '../../model/config.ts';
 import { packInt4 } from '../../quant/pack-int4.ts';
 import { freeLinear, type DeviceLinear, type LinearRole } from './device-linear.ts';
 import {
-  W4_KIND, checkW4Shapes, finishW4, quantizeLinearOnGpu, type DeviceLayer, type DeviceModel,
+  checkW4Shapes, finishW4, quantizeLinearOnGpu, type DeviceLayer, type DeviceModel,
 } from './device-model.ts';
 import { ATTN_HEAD_DIMS, RMS_MAX_DIM, SWIGLU_MAX_HIDDEN, type EngineKernels } from './kernels.ts';
 import { TensorUploader } from './upload.ts';
@@ -105,7 +105,7 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
       const lin = b.fp16Linear(weight, N, K, role);
       if (mode === 'fp16') return b.keep(lin);
       try {
-        return b.keep({ ...quantizeLinearOnGpu(gpu, k, s, lin, W4_KIND[mode], group, label), role });
+        return b.keep({ ...quantizeLinearOnGpu(gpu, k, s, lin, mode, group, label), role });
       } finally {
         weight.free();
       }
@@ -156,11 +156,11 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
 function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names: string[], ns: number[], K: number,
   qconfig: QuantizationConfig, mode: Mode): DeviceLinear {
   if (mode === 'fp16') fail('load', 'unreachable');
-  const kind = W4_KIND[mode], group = qconfig.group_size;
+  const kind = mode, group = qconfig.group_size;
   const N = ns.reduce((a, c) => a + c, 0), G = group === -1 ? K : group, groups = K / G;
   const gpu = b.gpu;
   const canon = gpu.alloc(N * K / 2), scales = gpu.alloc(N * groups * 2);
-  const iscales = kind === 'is' ? gpu.alloc(N * groups * 4) : undefined, shift = kind === 'is' ? gpu.alloc(N) : undefined;
+  const iscales = kind === 'w4a8-is' ? gpu.alloc(N * groups * 4) : undefined, shift = kind === 'w4a8-is' ? gpu.alloc(N) : undefined;
   let row = 0;
   const parts = () => names.forEach((name, i) => {
     const layer = readQuantizedLayer(src, name, qconfig);

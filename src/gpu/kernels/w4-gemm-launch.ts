@@ -5,7 +5,8 @@
 // documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
-import { planW4Gemm, type W4GemmKind, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import { planW4Gemm, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import type { QuantMode } from '../../core/modes.ts';
 import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
 
 export interface W4Operands {
@@ -31,7 +32,7 @@ export class W4GemmLaunch {
   private readonly workspace?: DeviceBuffer;
   private readonly counters?: DeviceBuffer;
 
-  constructor(private readonly gpu: Gpu, readonly kind: W4GemmKind, readonly group: number,
+  constructor(private readonly gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, arch: gpu.arch, ...opts });
     this.kernel = gpu.compile(this.plan.source, { defines: this.plan.defines }).fn(this.plan.entry);
@@ -52,8 +53,8 @@ export class W4GemmLaunch {
       if (!ok) fail(`W4 GEMM ${this.kind}`, `operand ${what} is required`);
     };
     needs('sx', this.kind === 'w4a16' || ops.sx !== undefined);
-    needs('gscales', this.kind === 'pc' || ops.gscales !== undefined);
-    needs('chan', !(this.kind === 'is' || this.kind === 'pc') || ops.chan !== undefined);
+    needs('gscales', this.kind === 'w4a8-pc' || ops.gscales !== undefined);
+    needs('chan', !(this.kind === 'w4a8-is' || this.kind === 'w4a8-pc') || ops.chan !== undefined);
     const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
     this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, [
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),

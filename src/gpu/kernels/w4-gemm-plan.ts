@@ -2,9 +2,15 @@
 // memory and split-K factor for a GEMM shape, plus the shape limits. Pure (no GPU): the runtime's
 // wrappers call planW4Gemm and launch with the documented parameter list (docs/KERNELS.md).
 import { fail } from '../../core/errors.ts';
+import type { QuantMode } from '../../core/modes.ts';
 
-/** IS = integer group scales, FS = float group scales, PC = per channel, w4a16 = fp16 activations. */
-export type W4GemmKind = 'is' | 'fs' | 'pc' | 'w4a16';
+/**
+ * The kernels' own short name of a W4 mode, as it appears in entry points (w4a8_gemm_is_g128_w)
+ * and W4_SELECT defines: IS = integer group scales, FS = float group scales, PC = per channel,
+ * w4a16 = fp16 activations. Callers pass the mode (src/core/modes.ts); only this file maps it.
+ */
+type KernelKind = 'is' | 'fs' | 'pc' | 'w4a16';
+const KERNEL_KIND: Record<QuantMode, KernelKind> = { 'w4a8-is': 'is', 'w4a8-fs': 'fs', 'w4a8-pc': 'pc', 'w4a16': 'w4a16' };
 /**
  * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
  * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128 and PC; N % 128 == 0):
@@ -51,12 +57,14 @@ function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
 }
 
 /** Whether tiles v8/v16 can run this kind and shape (N % 16 == 0, M ≤ 16; W4A16 g128 only; any arch). */
-export function gemvEligible(kind: W4GemmKind, m: number, n: number, group = 128): boolean {
+export function gemvEligible(mode: QuantMode, m: number, n: number, group = 128): boolean {
+  const kind = KERNEL_KIND[mode];
   return (kind !== 'w4a16' || group === 128) && n % 16 === 0 && m <= 16;
 }
 
 /** Whether tile w can run this kind on this target (sm_90a, g128 or PC, N % 128 == 0). */
-export function wgmmaEligible(kind: W4GemmKind, group: number, n: number, arch: string | undefined): boolean {
+export function wgmmaEligible(mode: QuantMode, group: number, n: number, arch: string | undefined): boolean {
+  const kind = KERNEL_KIND[mode];
   return arch === 'sm_90a' && n % 128 === 0 && (kind === 'pc' || ((kind === 'is' || kind === 'fs') && group === 128));
 }
 
@@ -90,7 +98,8 @@ export interface W4PlanOptions {
 }
 
 /** Kernel entry-point name for a kind, group size and tile. */
-export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): string {
+export function w4EntryName(mode: QuantMode, group: number, tile: W4Tile): string {
+  const kind = KERNEL_KIND[mode];
   if (isGemvTile(tile)) {
     if (kind === 'w4a16') {
       if (group !== 128) fail('w4a16 GEMM', `group size ${group} unsupported on GPU (128 only)`);
@@ -124,13 +133,15 @@ export function w4EntryName(kind: W4GemmKind, group: number, tile: W4Tile): stri
  * w4_gemm_wgmma.cu or w4_gemv.cu: faster builds. Each file guards its entries with
  * `#if !defined(W4_SELECT) || defined(W4_SELECT_<NAME>)`.
  */
-export function w4SelectDefines(kind: W4GemmKind, group: number): Record<string, number> {
+export function w4SelectDefines(mode: QuantMode, group: number): Record<string, number> {
+  const kind = KERNEL_KIND[mode];
   const name = kind === 'pc' ? 'PC' : kind === 'w4a16' ? 'W4A16' : `${kind.toUpperCase()}_G${group}`;
   return { W4_SELECT: 1, [`W4_SELECT_${name}`]: 1 };
 }
 
 /** Dynamic shared memory of one entry point (formula of w4_gemm.cu's header). */
-export function w4SmemBytes(kind: W4GemmKind, group: number, tile: W4Tile): number {
+export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): number {
+  const kind = KERNEL_KIND[mode];
   const t = W4_TILES[tile];
   // w4_gemm_wgmma.cu: 1024 (alignment) + STAGES·(X 128·128 + W 128·64 + scales 128·4, rounded up to
   // 1024 B) + epilogue 8 warps·64 tokens·20 floats
@@ -172,7 +183,8 @@ export function wgmmaSplits(tiles: number, kTiles: number, smCount: number, m: n
 }
 
 /** Choose entry point, grid and split-K for y[M,N] = x[M,K]·Wᵀ. */
-export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number, k: number, opts: W4PlanOptions = {}): W4GemmPlan {
+export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number, k: number, opts: W4PlanOptions = {}): W4GemmPlan {
+  const kind = KERNEL_KIND[mode];
   checkW4Shape(m, n, k);
   const g = kind === 'pc' ? k : group;
   if (kind !== 'pc' && k % g !== 0) fail(`w4 GEMM ${m}x${n}x${k}`, `K is not a multiple of the group size ${g}`);
@@ -184,8 +196,8 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const byM: W4Tile = m <= 16 ? 's' : m <= 128 || ((kind === 'is' || kind === 'fs') && group !== 128) ? 'm' : 'l';
   const lBlocks = Math.ceil(n / W4_TILES.l.bn) * Math.ceil(m / W4_TILES.l.bm);
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
-  const canW = wgmmaEligible(kind, group, n, opts.arch);
-  const canV = gemvEligible(kind, m, n, group);
+  const canW = wgmmaEligible(mode, group, n, opts.arch);
+  const canV = gemvEligible(mode, m, n, group);
   // Tile w from M = 17 on. Its persistent grid (one block per 128x128 tile) leaves SMs idle on
   // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
   // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
@@ -231,12 +243,12 @@ export function planW4Gemm(kind: W4GemmKind, group: number, m: number, n: number
   const tilesForCounters = isWgmmaTile(tile) ? wGrid : grid[0] * grid[1];
   return {
     source: isWgmmaTile(tile) ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
-    defines: w4SelectDefines(kind, group),
-    entry: w4EntryName(kind, group, tile),
+    defines: w4SelectDefines(mode, group),
+    entry: w4EntryName(mode, group, tile),
     tile,
     grid,
     block: [t.threads, 1, 1],
-    smem: w4SmemBytes(kind, group, tile),
+    smem: w4SmemBytes(mode, group, tile),
     splits,
     workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
     counters: splits > 1 ? tilesForCounters : 0,
