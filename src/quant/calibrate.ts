@@ -119,16 +119,21 @@ function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputSt
 /** Quantizes the linears of one input group from that input's statistics. */
 class GroupQuantizer {
   private prepared: PreparedHessian | undefined;
-  constructor(private readonly o: MethodOptions, private readonly stats: InputStats) {}
+  private readonly K: number;
+  /** dropped once GPTQ has its factor (the Gram is K×K float64: 970 MB at K = 11008) */
+  private stats: InputStats | undefined;
+  constructor(private readonly o: MethodOptions, stats: InputStats) { this.K = stats.K; this.stats = stats; }
 
   quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
-    const K = this.stats.K, o = this.o;
+    const K = this.K, o = this.o;
     if (o.method === 'gptq') {
-      this.prepared ??= prepareHessian(this.stats.hessian(), K, { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
+      // the fresh Hessian is consumed (no copy)
+      this.prepared ??= prepareHessian(this.stats!.hessian(), K, { actOrder: o.actOrder ?? false, name, consume: true, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
+      this.stats = undefined;
       return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
     // AWQ skips the clip search for q/k (their output error does not measure the attention scores')
-    if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats.hessian(), o.group, name);
+    if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats!.hessian(), o.group, name);
     return quantizeRtn(w, N, K, { group: o.group, clip: o.clip ?? false, name });
   }
 }

@@ -2,7 +2,7 @@
 // fp16) on this machine: writes a synthetic source with --layers L decoder layers (default 32;
 // random weights, one random block reused, which does not change the work), runs
 // writeQuantizedModel (g128 + integer scales, shards streamed) and prints the time, the time per
-// decoder layer and the peak RSS (sampled every 200 ms; /usr/bin/time -v gives the exact one).
+// decoder layer and the peak RSS (sampled every 200 ms and after each layer, i.e. a lower bound: /usr/bin/time -v gives the true one).
 // --method rtn (default) or gptq / awq, with --calib FILE (default the shared docs-calib.txt),
 // --calib-samples N (8) and --calib-len T (128): the calibrated methods tokenize with the
 // docs-llama-30m tokenizer (4096 ids, inside the 32000-row embedding), copied into the source.
@@ -55,6 +55,7 @@ const method = arg('--method', 'rtn');
 const calibrated = method !== 'rtn';
 const opts: QuantizeOptions = {
   method, wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false,
+  ...(method === 'gptq' ? { actOrder: true } : {}), // the CLI's default
   ...(calibrated ? { calib: { file: arg('--calib', path.join(SHARED, 'data/calib/docs-calib.txt')), samples: Number(arg('--calib-samples', '8')), len: Number(arg('--calib-len', '128')), seed: 0 } } : {}),
 };
 const root = arg('--dir', fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-7b-')));
@@ -75,6 +76,7 @@ try {
     undefined,
     (note, total) => {
       layerSeconds.push(note.seconds);
+      peak = Math.max(peak, process.memoryUsage().rss); // the sampler cannot run while a layer computes
       process.stderr.write(`  ${method} layer ${note.layer + 1}/${total}: ${note.seconds.toFixed(1)} s, at ${((performance.now() - t) / 1000).toFixed(1)} s, rss ${gib()} GiB, peak ${(peak / 2 ** 30).toFixed(2)} GiB\n`);
     });
   const s = (performance.now() - t) / 1000;
