@@ -47,6 +47,7 @@ export function register(program: Command): void {
       let layers: ReturnType<typeof progress> | undefined;
       let bar: ReturnType<typeof progress> | undefined;
       const reports = await writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
+        if (layers) return; // calibrated: each decoder layer's linears are written as it finishes, one bar for both
         bar ??= progress('quantize', total);
         bar.tick();
         if (i === total - 1) bar.done();

@@ -72,7 +72,7 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
     const q = a[0], k = a[1], v = a[2], out = a[3], T = a[5], nHeads = a[6], nKv = a[7], hd = a[8];
     const W = a[9] > 0 ? a[9] : Infinity, scratch = a[10] + thread * a[11];
     const qDim = nHeads * hd, kvDim = nKv * hd, rep = nHeads / nKv, scale = 1 / Math.sqrt(hd);
-    const vt = scratch, p = scratch + hd * T * 4, vtF = vt >> 2, pF = p >> 2, vF = v >> 2;
+    const vt = scratch, p = scratch + hd * T * 4, vtF = vt >>> 2, pF = p >>> 2, vF = v >>> 2;
     for (let task = lo; task < hi; task++) {
       const s = (task / nKv) | 0, g = task % nKv, r0 = s * T;
       for (let t = 0; t < T; t++) {
@@ -104,7 +104,7 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   }
   function swiglu(a, lo, hi) {
     const f = new Float32Array(memory.buffer);
-    const gate = a[0] >> 2, up = a[1] >> 2;
+    const gate = a[0] >>> 2, up = a[1] >>> 2;
     for (let i = lo; i < hi; i++) {
       const x = f[gate + i];
       f[gate + i] = (x / (1 + Math.exp(-x))) * f[up + i];
@@ -112,7 +112,7 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   }
   function transpose(a, lo, hi) {
     const f = new Float32Array(memory.buffer);
-    const src = a[0] >> 2, M = a[1], K = a[2], dst = a[3] >> 2;
+    const src = a[0] >>> 2, M = a[1], K = a[2], dst = a[3] >>> 2;
     for (let k = lo; k < hi; k++) {
       const o = dst + k * M;
       for (let m = 0; m < M; m++) f[o + m] = f[src + m * K + k];
@@ -120,8 +120,8 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   }
   function gramBand(a, lo, hi, thread) {
     const f = new Float32Array(memory.buffer), f64 = new Float64Array(memory.buffer);
-    const xt = a[0], M = a[1], K = a[2], acc = a[3] >> 3, band = a[4], blk = a[5] + thread * a[6];
-    const nBands = Math.ceil(K / band), blkF = blk >> 2;
+    const xt = a[0], M = a[1], K = a[2], acc = a[3] >>> 3, band = a[4], blk = a[5] + thread * a[6];
+    const nBands = Math.ceil(K / band), blkF = blk >>> 2;
     for (let t = lo; t < hi; t++) {
       const b0 = (nBands - 1 - t) * band, b1 = Math.min(K, b0 + band);
       mm(xt + b0 * M * 4, M * 4, xt, M * 4, blk, b1 * 4, 0, b1 - b0, 0, b1, M);
@@ -133,7 +133,7 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   }
   function panel64(a, lo, hi) {
     const f = new Float64Array(memory.buffer);
-    const A = a[0] >> 3, n = a[1], j0 = a[2], j1 = a[3];
+    const A = a[0] >>> 3, n = a[1], j0 = a[2], j1 = a[3];
     for (let i = j1 + lo; i < j1 + hi; i++) {
       const ri = A + i * n;
       for (let j = j0; j < j1; j++) {
@@ -155,7 +155,7 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   function trinv64(a, lo, hi, thread) {
     const f = new Float64Array(memory.buffer);
     const Lp = a[0], XTp = a[1], n = a[2], nb = a[3], tmpP = a[4] + thread * a[5];
-    const L = Lp >> 3, XT = XTp >> 3, tmp = tmpP >> 3;
+    const L = Lp >>> 3, XT = XTp >>> 3, tmp = tmpP >>> 3;
     for (let t = lo; t < hi; t++) {
       const j0 = t * nb, j1 = Math.min(n, j0 + nb), w = j1 - j0;
       for (let c = j0; c < j1; c++) {
@@ -189,9 +189,9 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
   }
   function gptqColumns(a, lo, hi) {
     const buf = memory.buffer, f64 = new Float64Array(buf), f32 = new Float32Array(buf), i32 = new Int32Array(buf), i8 = new Int8Array(buf);
-    const P = a[0] >> 2, i1 = a[1], i2 = a[2], c0 = a[3], c1 = a[4];
-    const wp = i32[P] >> 3, u = i32[P + 1] >> 3, err = i32[P + 2] >> 3, sc = i32[P + 3] >> 2, perm = i32[P + 4] >> 2;
-    const qp = i32[P + 5], loss = i32[P + 6] >> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
+    const P = a[0] >>> 2, i1 = a[1], i2 = a[2], c0 = a[3], c1 = a[4];
+    const wp = i32[P] >>> 3, u = i32[P + 1] >>> 3, err = i32[P + 2] >>> 3, sc = i32[P + 3] >>> 2, perm = i32[P + 4] >>> 2;
+    const qp = i32[P + 5], loss = i32[P + 6] >>> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
     for (let n = lo; n < hi; n++) {
       const row = wp + n * K;
       let l = 0;

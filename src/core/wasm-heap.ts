@@ -150,6 +150,15 @@ export function scratchF32(slot: string, n: number): Float32Array {
   return s.length === n ? s : s.subarray(0, n);
 }
 
+/** Give a scratch slot's region back to the heap (the next scratchF32 of that slot allocates afresh):
+ *  for the K×K float64 slots of the calibration methods, which at K = 11008 (970 MB each) do not all fit in the 4 GiB heap at once. */
+export function releaseScratch(slot: string): void {
+  const s = scratchSlots.get(slot);
+  if (!s) return;
+  scratchSlots.delete(slot);
+  heapFree(s);
+}
+
 /** Byte offset of a heap view (valid for the kernel). */
 export function ptr(a: ArrayBufferView): number {
   return a.byteOffset;

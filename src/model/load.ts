@@ -45,17 +45,23 @@ export function loadModel(p: string, opts: LoadOptions = {}): LoadedModel {
   // config and tensors checked against each other before anything is loaded (src/io/validate-model.ts)
   const { config, quant, src } = openValidatedModelDir(dir);
   try {
-    const tokJson = path.join(dir, 'tokenizer.json');
-    if (!fs.existsSync(tokJson)) fail(dir, 'no tokenizer.json');
-    const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
-    if (tokenizer.vocabSize > config.vocabSize) {
-      fail(dir, `the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize} (ids past the embedding)`);
-    }
+    const tokenizer = loadDirTokenizer(dir, config);
     const weights = loadHfWeights(src, config, dir, opts.onProgress, quant ? quantizedLinearHook(src, quant) : undefined);
     return { config, tokenizer, weights, format: 'hf', path: p };
   } finally {
     src.close();
   }
+}
+
+/** The tokenizer of a Hugging Face directory (tokenizer.json), checked against the config's vocabulary. */
+export function loadDirTokenizer(dir: string, config: ModelConfig): Tokenizer {
+  const tokJson = path.join(dir, 'tokenizer.json');
+  if (!fs.existsSync(tokJson)) fail(dir, 'no tokenizer.json');
+  const tokenizer = loadHfTokenizer(tokJson, path.join(dir, 'tokenizer_config.json'));
+  if (tokenizer.vocabSize > config.vocabSize) {
+    fail(dir, `the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize} (ids past the embedding)`);
+  }
+  return tokenizer;
 }
 
 /** Read the standard HF LLaMA tensor names into ModelWeights (fp32, shapes checked). */

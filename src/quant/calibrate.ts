@@ -9,11 +9,13 @@
 // quantized; its statistics come from a preview of the fp gate/up outputs on the first
 // `previewSamples` windows). o_proj gets no per-channel scales (the v→o fold is not used: with
 // grouped-query attention one v channel feeds several o channels).
+// The weights come from a CalibrationSource (calib-source.ts) one layer at a time, and each layer's
+// result is yielded before the next is read: a streaming caller writes it out and keeps nothing.
 import { fail } from '../core/errors.ts';
 import { heapF32, heapFree } from '../core/matmul.ts';
 import { roundToF16 } from '../core/dtype.ts';
 import type { Model } from '../model/llama.ts';
-import { rawWeightOf } from '../model/weights.ts';
+import { modelCalibrationSource, type CalibrationSource } from './calib-source.ts';
 import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
 import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
 import { InputStats } from './hessian.ts';
@@ -48,6 +50,16 @@ export interface LayerNote {
   seconds: number;
   /** AWQ's chosen α per input group */
   awqAlpha?: { attn: number; mlp: number; down: number };
+}
+
+/** One calibrated decoder layer, as calibrationLayers yields it. */
+export interface LayerResult {
+  layer: number;
+  /** the layer's quantized weights, by HF name without `.weight` */
+  weights: Map<string, QuantizedWeight>;
+  /** its replaced norm weights (fp16-exact; only when scales are folded), by HF tensor name */
+  norms: Map<string, Float32Array>;
+  note: LayerNote;
 }
 
 export interface CalibrationResult {
@@ -107,16 +119,21 @@ function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputSt
 /** Quantizes the linears of one input group from that input's statistics. */
 class GroupQuantizer {
   private prepared: PreparedHessian | undefined;
-  constructor(private readonly o: MethodOptions, private readonly stats: InputStats) {}
+  private readonly K: number;
+  /** dropped once GPTQ has its factor (the Gram is K×K float64: 970 MB at K = 11008) */
+  private stats: InputStats | undefined;
+  constructor(private readonly o: MethodOptions, stats: InputStats) { this.K = stats.K; this.stats = stats; }
 
   quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
-    const K = this.stats.K, o = this.o;
+    const K = this.K, o = this.o;
     if (o.method === 'gptq') {
-      this.prepared ??= prepareHessian(this.stats.hessian(), K, { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
+      // the fresh Hessian is consumed (no copy)
+      this.prepared ??= prepareHessian(this.stats!.hessian(), K, { actOrder: o.actOrder ?? false, name, consume: true, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
+      this.stats = undefined;
       return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
     // AWQ skips the clip search for q/k (their output error does not measure the attention scores')
-    if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats.hessian(), o.group, name);
+    if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats!.hessian(), o.group, name);
     return quantizeRtn(w, N, K, { group: o.group, clip: o.clip ?? false, name });
   }
 }
@@ -133,7 +150,23 @@ function statsOf(x: Float32Array, rows: number, K: number, gram: boolean, channe
  */
 export function calibrateModel(model: Model, windows: readonly (readonly number[])[], o: MethodOptions,
                                onLayer?: (note: LayerNote, total: number) => void): CalibrationResult {
-  const c = model.config, w = model.weights;
+  const result: CalibrationResult = { weights: new Map(), norms: new Map(), notes: [] };
+  for (const step of calibrationLayers(modelCalibrationSource(model), windows, o)) {
+    for (const [k, v] of step.weights) result.weights.set(k, v);
+    for (const [k, v] of step.norms) result.norms.set(k, v);
+    result.notes.push(step.note);
+    onLayer?.(step.note, model.config.nLayers);
+  }
+  return result;
+}
+
+/**
+ * The pipeline, one decoder layer per step: layer l's weights are read from `source` when step l
+ * starts and the step yields its quantized weights; only the activations (the next layer's input)
+ * are carried over. Stopping early (return / throw in the consumer) frees the heap scratch.
+ */
+export function* calibrationLayers(source: CalibrationSource, windows: readonly (readonly number[])[], o: MethodOptions): Generator<LayerResult, void, undefined> {
+  const c = source.config;
   if (c.arch === 'mixtral') fail('calibration', 'mixture-of-experts models are not supported');
   if (windows.length === 0) fail('calibration', 'no calibration windows');
   const T = windows[0]!.length, S = windows.length, M = S * T, dim = c.dim, eps = c.normEps;
@@ -146,30 +179,25 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
   const rope = calibRope(c, T);
   const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
 
-  let x: Float32Array = new Float32Array(M * dim);
-  windows.forEach((ids, s) => ids.forEach((id, t) => {
+  for (const ids of windows) for (const id of ids)
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('calibration', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
-    x.set(w.embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim);
-  }));
+  let x: Float32Array = new Float32Array(M * dim);
+  {
+    const embedding = source.embedding(); // dropped once the first layer's inputs are copied
+    windows.forEach((ids, s) => ids.forEach((id, t) => x.set(embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim)));
+  }
 
-  const result: CalibrationResult = { weights: new Map(), norms: new Map(), notes: [] };
   const heapRows: Float32Array[] = []; // returned after use, and on any error
   try {
     for (let l = 0; l < c.nLayers; l++) {
       const started = performance.now();
-      const L = w.layers[l]!, pre = `model.layers.${l}.`;
-      const copy = (name: string, lin: typeof L.wq): Float32Array => {
-        const raw = rawWeightOf(lin);
-        if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
-        return Float32Array.from(raw);
-      };
-      const wq = { w: copy('self_attn.q_proj', L.wq), N: qDim }, wk = { w: copy('self_attn.k_proj', L.wk), N: kvDim };
-      const wv = { w: copy('self_attn.v_proj', L.wv), N: kvDim }, wo = { w: copy('self_attn.o_proj', L.wo), N: dim };
-      const wg = { w: copy('mlp.gate_proj', L.w1), N: hid }, wu = { w: copy('mlp.up_proj', L.w3), N: hid };
-      const wd = { w: copy('mlp.down_proj', L.w2), N: dim };
-      const ga = Float32Array.from(L.attnNorm), gf = Float32Array.from(L.ffnNorm);
+      const L = source.layer(l), pre = `model.layers.${l}.`;
+      const wq = { w: L.wq, N: qDim }, wk = { w: L.wk, N: kvDim }, wv = { w: L.wv, N: kvDim }, wo = { w: L.wo, N: dim };
+      const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid }, wd = { w: L.w2, N: dim };
+      const ga = L.attnNorm, gf = L.ffnNorm;
       const note: LayerNote = { layer: l, seconds: 0 };
-      const put = (name: string, qw: QuantizedWeight): Float32Array => { result.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
+      const step: LayerResult = { layer: l, weights: new Map(), norms: new Map(), note };
+      const put = (name: string, qw: QuantizedWeight): Float32Array => { step.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
 
       // q/k/v: input = input_layernorm(x)
       let xa = rmsNormRows(x, ga, M, dim, eps);
@@ -225,16 +253,14 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
       heapRows.splice(0).forEach(heapFree);
 
       if (folds) {
-        result.norms.set(`${pre}input_layernorm.weight`, ga);
-        result.norms.set(`${pre}post_attention_layernorm.weight`, gf);
+        step.norms.set(`${pre}input_layernorm.weight`, ga);
+        step.norms.set(`${pre}post_attention_layernorm.weight`, gf);
       }
       if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
       note.seconds = (performance.now() - started) / 1000;
-      result.notes.push(note);
-      onLayer?.(note, c.nLayers);
+      yield step;
     }
   } finally {
     heapRows.splice(0).forEach(heapFree);
   }
-  return result;
 }

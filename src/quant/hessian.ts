@@ -7,7 +7,7 @@ import { fail } from '../core/errors.ts';
 import { isInHeap } from '../core/matmul.ts';
 import { poolThreads, runTasks } from '../core/matmul-pool.ts';
 import { TASK_GRAM_BAND, TASK_TRANSPOSE } from '../core/pool-tasks.ts';
-import { ptr, scratchF32 } from '../core/wasm-heap.ts';
+import { ptr, releaseScratch, scratchF32 } from '../core/wasm-heap.ts';
 
 /** Rows per fp32 Gram chunk (its rounding error grows with the rows summed in fp32). */
 export const GRAM_CHUNK_ROWS = 512;
@@ -48,6 +48,7 @@ export class InputStats {
     acc.fill(0);
     for (let r0 = 0; r0 < rows; r0 += GRAM_CHUNK_ROWS) this.addGram(x, r0, Math.min(rows, r0 + GRAM_CHUNK_ROWS), acc);
     for (let i = 0; i < K; i++) for (let j = 0; j <= i; j++) this.gram[i * K + j]! += acc[i * K + j]!;
+    releaseScratch('gram.acc'); // K×K float64: not kept while the factorizations need theirs (linalg.ts)
   }
 
   private addGram(x: Float32Array, r0: number, r1: number, acc: Float64Array): void {

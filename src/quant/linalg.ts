@@ -7,7 +7,7 @@
 import { fail } from '../core/errors.ts';
 import { poolThreads, runTasks } from '../core/matmul-pool.ts';
 import { TASK_PANEL64, TASK_SYRK64, TASK_TRINV64 } from '../core/pool-tasks.ts';
-import { ptr, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
+import { ptr, releaseScratch, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
 
 /** M upper triangular with A = M·Mᵀ (A symmetric positive definite). Fails on a non-PD matrix. */
 export function upperCholeskyUL(a: Float64Array, n: number, where = 'cholesky'): Float64Array {
@@ -102,5 +102,7 @@ export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 
     const o = r * n;
     for (let c = r; c < n; c++) u[o + c] = xt[(n - 1 - c) * n + n - 1 - r]!;
   }
+  releaseScratch('chol.a'); // n×n float64 each: given back for the next large factorization or Gram (hessian.ts)
+  releaseScratch('chol.xt');
   return u;
 }

@@ -1,7 +1,9 @@
 // Quantizing a whole Hugging Face model directory into an intscale checkpoint (W4 per group by RTN,
 // or by GPTQ / AWQ / SmoothQuant from calibration windows through the layer-by-layer pipeline of
 // calibrate.ts, then integer scales from the method's float scales): option checks, which linears
-// to quantize, one layer at a time with shards streamed as they fill (safetensors-stream.ts), and
+// to quantize, one layer at a time with shards streamed as they fill (safetensors-stream.ts; the
+// calibrated methods read each decoder layer's dense weights only when the pipeline reaches it,
+// calib-source.ts, and write its linears before the next layer is read), and
 // the write of the output directory through a temp dir (src/io/output-dir.ts; qformat.ts owns the format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,10 +16,10 @@ import type { TensorSource } from '../io/safetensors.ts';
 import { ShardStreamWriter, STREAM_SHARD_BYTES } from '../io/safetensors-stream.ts';
 import { DIGEST_KEY, layerDigest } from '../io/qformat-digest.ts';
 import { f32ArrayToF16 } from '../core/dtype.ts';
-import { loadModel } from '../model/load.ts';
-import { releaseWeights } from '../model/weights.ts';
+import { loadDirTokenizer } from '../model/load.ts';
 import { loadCalibration, type CalibOptions } from './calib-data.ts';
-import { calibrateModel, foldsChannelScales, needsCalibration, type CalibrationResult, type LayerNote, type MethodOptions } from './calibrate.ts';
+import { calibrationLayers, foldsChannelScales, needsCalibration, type LayerNote, type LayerResult, type MethodOptions } from './calibrate.ts';
+import { tensorCalibrationSource } from './calib-source.ts';
 import { GPTQ_DEFAULTS } from './gptq.ts';
 import type { QuantizedWeight } from './rtn.ts';
 import { toF32 } from '../io/safetensors-reader.ts';
@@ -25,7 +27,7 @@ import {
   QUANT_METHOD, QUANT_METHODS, REPORT_FILE, SUPPORTED_MODEL_TYPES, layerTensors,
   type MethodParams, type QuantizationConfig, type QuantizedLayer, type QuantMethodName,
 } from '../io/qformat.ts';
-import { allProjections, FLOAT_DTYPES, openValidatedModelDir } from '../io/validate-model.ts';
+import { allProjections, FLOAT_DTYPES, openValidatedModelDir, type ValidatedModelDir } from '../io/validate-model.ts';
 import { beginOutputDir, type PendingOutputDir } from '../io/output-dir.ts';
 import { quantizeRtn, resolveGroupSize, SUPPORTED_GROUPS } from './rtn.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
@@ -148,15 +150,16 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
     pending = beginOutputDir(outDir, onNote);
     const tmp = pending.tmp;
     const linearSet = new Set(linears.map((n) => `${n}.weight`));
-    const calibrated = needsCalibration(methodOptionsOf(opts)) ? calibrate(srcDir, opts, onCalibLayer) : undefined;
+    // calibrated methods: one decoder layer per step, its dense weights read when the step starts
+    const steps = needsCalibration(methodOptionsOf(opts)) ? calibrationSteps(srcDir, model, opts) : undefined;
     // streaming: each layer's tensors go to the current shard as soon as they exist (at most one
     // shard, STREAM_SHARD_BYTES, is held); the per-layer checksums go into the last header and the index
     const writer = new ShardStreamWriter(tmp, { format: 'pt', quant_method: QUANT_METHOD }, opts.maxShardBytes ?? STREAM_SHARD_BYTES);
     const digests: Record<string, string> = {};
     const reports: IsLayerReport[] = [];
-    for (const [i, name] of linears.entries()) {
-      const qw = calibrated?.weights.get(name);
-      if (calibrated && !qw) fail(name, 'was not quantized by the calibration pipeline');
+    const norms = new Map<string, Float32Array>(); // folded norms (small), written with the other dense tensors
+    const emit = async (i: number, qw?: QuantizedWeight) => {
+      const name = linears[i]!;
       const { layer, report } = quantizeLayer(src, name, opts, qw);
       const layerOut = layerTensors(layer);
       writer.add(layerOut);
@@ -164,13 +167,27 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
       reports.push(report);
       onLayer?.(report, i, linears.length);
       await yieldForSignals(); // SIGINT/SIGTERM between layers: the temp dir goes, exit 130/143
-    }
+    };
+    let next = 0;
+    if (steps) {
+      for (const step of steps) {
+        onCalibLayer?.(step.note, model.config.nLayers);
+        for (const [k, v] of step.norms) norms.set(k, v);
+        const pre = `model.layers.${step.layer}.`;
+        for (; next < linears.length && linears[next]!.startsWith(pre); next++) {
+          const qw = step.weights.get(linears[next]!);
+          if (!qw) fail(linears[next]!, 'was not quantized by the calibration pipeline');
+          await emit(next, qw);
+        }
+      }
+      if (next < linears.length) fail(linears[next]!, 'was not quantized by the calibration pipeline');
+    } else for (; next < linears.length; next++) await emit(next);
     for (const name of src.names()) {
       if (linearSet.has(name)) continue;
       const info = src.info(name);
       const data = src.read(name);
       if (FLOAT_DTYPES.includes(info.dtype)) assertFiniteTensor(name, toF32(info.dtype, data), info.shape[1] ?? info.shape[0]);
-      const norm = calibrated?.norms.get(name);
+      const norm = norms.get(name);
       if (norm) writer.add([info.dtype === 'F16' ? { name, dtype: 'F16', shape: info.shape, data: f32ArrayToF16(norm) } : { name, dtype: 'F32', shape: info.shape, data: norm }]);
       else writer.add([{ name, dtype: info.dtype, shape: info.shape, data }]);
     }
@@ -196,13 +213,11 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
   }
 }
 
-/** Run the calibration pipeline on the dense model in srcDir (loaded into the CPU engine, released after). */
-function calibrate(srcDir: string, opts: QuantizeOptions, onLayer?: (note: LayerNote, total: number) => void): CalibrationResult {
-  const model = loadModel(srcDir);
-  try {
-    const windows = loadCalibration(opts.calib!, model.tokenizer, model.config.bosId ?? model.tokenizer.bosId ?? 1, model.config.maxSeq);
-    return calibrateModel(model, windows, methodOptionsOf(opts), onLayer);
-  } finally {
-    releaseWeights(model.weights);
-  }
+/** The calibration pipeline over the checkpoint's tensors, streaming (calib-source.ts): the
+ *  tokenizer and windows first, then one decoder layer's dense fp32 weights per step. */
+function calibrationSteps(srcDir: string, model: ValidatedModelDir, opts: QuantizeOptions): Iterable<LayerResult> {
+  const c = model.config;
+  const tokenizer = loadDirTokenizer(srcDir, c);
+  const windows = loadCalibration(opts.calib!, tokenizer, c.bosId ?? tokenizer.bosId ?? 1, c.maxSeq);
+  return calibrationLayers(tensorCalibrationSource(model.src, c), windows, methodOptionsOf(opts));
 }

@@ -1,15 +1,22 @@
-// Streaming RTN quantize of a LLaMA-2-7B-shaped checkpoint (dim 4096, hidden 11008, vocab 32000,
+// Streaming quantize of a LLaMA-2-7B-shaped checkpoint (dim 4096, hidden 11008, vocab 32000,
 // fp16) on this machine: writes a synthetic source with --layers L decoder layers (default 32;
 // random weights, one random block reused, which does not change the work), runs
-// writeQuantizedModel (RTN g128 + integer scales, shards streamed), and prints the time, the time per
-// decoder layer and the peak RSS. Run: node --import tsx src/report/stream-7b.ts [--layers L] [--dir D]
+// writeQuantizedModel (g128 + integer scales, shards streamed) and prints the time, the time per
+// decoder layer and the peak RSS (sampled every 200 ms and after each layer, i.e. a lower bound: /usr/bin/time -v gives the true one).
+// --method rtn (default) or gptq / awq, with --calib FILE (default the shared docs-calib.txt),
+// --calib-samples N (8) and --calib-len T (128): the calibrated methods tokenize with the
+// docs-llama-30m tokenizer (4096 ids, inside the 32000-row embedding), copied into the source.
+// Run: node --import tsx src/report/stream-7b.ts [--layers L] [--dir D] [--method gptq] [--calib-samples N] [--calib-len T]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Rng } from '../core/rng.ts';
 import { f32ToF16 } from '../core/dtype.ts';
 import { ShardStreamWriter } from '../io/safetensors-stream.ts';
-import { writeQuantizedModel } from '../quant/quantize-model.ts';
+import { writeQuantizedModel, type QuantizeOptions } from '../quant/quantize-model.ts';
+
+const SHARED = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../shared');
+const TOKENIZER_DIR = path.join(SHARED, 'models/docs-llama-30m');
 
 const D = 4096, H = 11008, V = 32000;
 
@@ -44,6 +51,13 @@ function writeSource(dir: string, layers: number): void {
 }
 
 const layers = Number(arg('--layers', '32'));
+const method = arg('--method', 'rtn');
+const calibrated = method !== 'rtn';
+const opts: QuantizeOptions = {
+  method, wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false,
+  ...(method === 'gptq' ? { actOrder: true } : {}), // the CLI's default
+  ...(calibrated ? { calib: { file: arg('--calib', path.join(SHARED, 'data/calib/docs-calib.txt')), samples: Number(arg('--calib-samples', '8')), len: Number(arg('--calib-len', '128')), seed: 0 } } : {}),
+};
 const root = arg('--dir', fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-7b-')));
 const src = path.join(root, 'src'), out = path.join(root, 'q');
 let peak = 0;
@@ -51,14 +65,24 @@ const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().r
 try {
   let t = performance.now();
   writeSource(src, layers);
+  if (calibrated) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(src, f));
   process.stderr.write(`source (${layers} layers) written in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   peak = 0;
   t = performance.now();
-  await writeQuantizedModel(src, out, { method: 'rtn', wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false },
-    (_r, i, total) => { if ((i + 1) % 7 === 0) process.stderr.write(`  layer ${(i + 1) / 7}/${total / 7} at ${((performance.now() - t) / 1000).toFixed(1)} s, rss ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB\n`); });
+  const gib = () => (process.memoryUsage().rss / 2 ** 30).toFixed(2);
+  const layerSeconds: number[] = [];
+  await writeQuantizedModel(src, out, opts,
+    (_r, i, total) => { if (!calibrated && (i + 1) % 7 === 0) process.stderr.write(`  layer ${(i + 1) / 7}/${total / 7} at ${((performance.now() - t) / 1000).toFixed(1)} s, rss ${gib()} GiB\n`); },
+    undefined,
+    (note, total) => {
+      layerSeconds.push(note.seconds);
+      peak = Math.max(peak, process.memoryUsage().rss); // the sampler cannot run while a layer computes
+      process.stderr.write(`  ${method} layer ${note.layer + 1}/${total}: ${note.seconds.toFixed(1)} s, at ${((performance.now() - t) / 1000).toFixed(1)} s, rss ${gib()} GiB, peak ${(peak / 2 ** 30).toFixed(2)} GiB\n`);
+    });
   const s = (performance.now() - t) / 1000;
   peak = Math.max(peak, process.memoryUsage().rss);
-  const result = { layers, seconds: Number(s.toFixed(1)), seconds_per_layer: Number((s / layers).toFixed(2)), peak_rss_gib: Number((peak / 2 ** 30).toFixed(2)), extrapolated_32_layers_s: Number(((s / layers) * 32).toFixed(0)) };
+  const result = { method, ...(opts.calib ? { calib_samples: opts.calib.samples, calib_len: opts.calib.len } : {}), layers, seconds: Number(s.toFixed(1)), seconds_per_layer: Number((s / layers).toFixed(2)), peak_rss_gib: Number((peak / 2 ** 30).toFixed(2)), extrapolated_32_layers_s: Number(((s / layers) * 32).toFixed(0)),
+    ...(calibrated ? { calib_seconds_per_layer: layerSeconds.map((x) => Number(x.toFixed(1))) } : {}) };
   process.stdout.write(JSON.stringify(result) + '\n');
 } finally {
   clearInterval(sample);

@@ -123,6 +123,22 @@ test('inverse-Hessian factor: UᵀU = H⁻¹ with U upper triangular', () => {
   }
 });
 
+test('prepareHessian with consume: the same factor, in the caller\'s array, without a copy', () => {
+  const rng = new Rng(1003);
+  const K = 200; // above the blocked factorization's threshold, so its scratch slots are released and reallocated
+  const x = correlatedInputs(rng, 3 * K, K), h = hessianOf(x, 3 * K, K);
+  for (let k = 0; k < K; k++) h[5 * K + k] = h[k * K + 5] = 0; // a dead input: its fix is written into the consumed array
+  for (const actOrder of [false, true]) {
+    const copy = prepareHessian(h, K, { actOrder }), mine = Float64Array.from(h);
+    const consumed = prepareHessian(mine, K, { actOrder, consume: true });
+    assert.equal(consumed.h, mine);
+    assert.notEqual(copy.h, h);
+    assert.deepEqual(consumed.u, copy.u);
+    assert.deepEqual(consumed.h, copy.h);
+    assert.deepEqual(consumed.perm, copy.perm);
+  }
+});
+
 test('non-positive-definite Hessian: one-line error', () => {
   const h = Float64Array.from([1, 2, 2, 1]);
   assert.throws(() => inverseCholeskyUpper(h, 2, 'layer.x'), /layer\.x: matrix is not positive definite/);
