@@ -123,13 +123,12 @@ export function quantizeLinearOnGpu(gpu: Gpu, k: EngineKernels, s: Stream, w: De
 export function quantizeDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, src: DeviceModel, mode: QuantMode,
   group = 128, onLayer?: (done: number, total: number) => void): DeviceModel {
   if (src.mode !== 'fp16') fail('quantize', `the source model must be fp16 (is ${src.mode})`);
-  const kind = mode;
   checkW4Shapes(src.config, mode === 'w4a8-pc' ? -1 : group);
-  if (kind === 'w4a16' && group !== 128) fail('--group', 'w4a16 runs group 128 on the GPU');
-  if ((kind === 'w4a8-is' || kind === 'w4a8-fs') && ![32, 64, 128].includes(group)) fail('--group', `W4A8 runs groups 32, 64, 128 on the GPU (got ${group})`);
+  if (mode === 'w4a16' && group !== 128) fail('--group', 'w4a16 runs group 128 on the GPU');
+  if ((mode === 'w4a8-is' || mode === 'w4a8-fs') && ![32, 64, 128].includes(group)) fail('--group', `W4A8 runs groups 32, 64, 128 on the GPU (got ${group})`);
   const made: DeviceLinear[] = [];
   const q = (w: DeviceLinear, name: string) => {
-    const l = quantizeLinearOnGpu(gpu, k, s, w, kind, group, name);
+    const l = quantizeLinearOnGpu(gpu, k, s, w, mode, group, name);
     made.push(l);
     return l;
   };

@@ -156,11 +156,11 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
 function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names: string[], ns: number[], K: number,
   qconfig: QuantizationConfig, mode: Mode): DeviceLinear {
   if (mode === 'fp16') fail('load', 'unreachable');
-  const kind = mode, group = qconfig.group_size;
+  const group = qconfig.group_size;
   const N = ns.reduce((a, c) => a + c, 0), G = group === -1 ? K : group, groups = K / G;
   const gpu = b.gpu;
   const canon = gpu.alloc(N * K / 2), scales = gpu.alloc(N * groups * 2);
-  const iscales = kind === 'w4a8-is' ? gpu.alloc(N * groups * 4) : undefined, shift = kind === 'w4a8-is' ? gpu.alloc(N) : undefined;
+  const iscales = mode === 'w4a8-is' ? gpu.alloc(N * groups * 4) : undefined, shift = mode === 'w4a8-is' ? gpu.alloc(N) : undefined;
   let row = 0;
   const parts = () => names.forEach((name, i) => {
     const layer = readQuantizedLayer(src, name, qconfig);
@@ -184,7 +184,7 @@ function quantizedFused(src: TensorSource, up: TensorUploader, b: Builder, names
     for (const buf of [canon, scales, iscales, shift]) buf?.free();
     throw e;
   }
-  return finishW4(gpu, b.k, b.s, kind, N, K, G, canon, scales, iscales && shift ? { iscales, shift } : undefined);
+  return finishW4(gpu, b.k, b.s, mode, N, K, G, canon, scales, iscales && shift ? { iscales, shift } : undefined);
 }
 
 /** Seeded random fp16 weights of `config`'s shapes, made on the GPU (linears ~N(0, 0.02²), norms ~1). */
