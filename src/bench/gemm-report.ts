@@ -5,12 +5,11 @@ import { fail } from '../core/errors.ts';
 import { IMPLS, RUNNERS, type GemmImpl } from './gemm-runners.ts';
 import type { GemmResults, GemmRow } from './gemm.ts';
 
-/** Bytes moved per impl (for GB/s); impls not in this build fall back to their W4 footprint. */
+/** Bytes moved per impl (for GB/s): the runner's own count (every impl of IMPLS has a runner). */
 function bytesFor(impl: GemmImpl, M: number, K: number, N: number): number {
   const r = RUNNERS.find((x) => x.impl === impl);
-  if (r) return r.bytes(M, K, N);
-  const act = impl === 'w4a16' ? 2 : 1;
-  return N * K / 2 + (4 * N * K) / 128 + act * M * K + 2 * M * N;
+  if (!r) fail('bench gemm', `no runner for impl '${impl}'`);
+  return r.bytes(M, K, N);
 }
 
 export function formatGemmTable(results: GemmResults): string {

@@ -106,15 +106,23 @@ function randomTyped(gpu: Gpu, count: number, seed: number, make: (rng: Rng) => 
   return buf;
 }
 
+/**
+ * Weight + scale bytes of one W4 GEMM at the bench's group size: int4 weights, then IS int32 ŝ
+ * [K/G, N] + int8 shifts [N], FS fp32 [K/G, N], W4A16 fp16 [K/G, N], or PC fp32 scales + int8 per row.
+ */
+export function w4WeightBytes(mode: QuantMode, K: number, N: number): number {
+  const scaleBytes = mode === 'w4a8-pc' ? 5 * N
+    : (K / BENCH_GROUP) * N * (mode === 'w4a16' ? 2 : 4) + (mode === 'w4a8-is' ? N : 0);
+  return N * K / 2 + scaleBytes;
+}
+
 function w4Runner(kind: QuantMode, force: W4Force = {}): GemmRunner {
   const impl = kind;
   const a16 = kind === 'w4a16';
-  const scaleBytes = (K: number, N: number) =>
-    kind === 'w4a8-pc' ? 5 * N : (K / BENCH_GROUP) * N * (a16 ? 2 : 4) + (kind === 'w4a8-is' ? N : 0);
   return {
     impl,
-    bytes: (M, K, N) => N * K / 2 + scaleBytes(K, N) + M * K * (a16 ? 2 : 1) + (a16 ? 0 : 4 * M) + 2 * M * N,
-    weightBytes: (K, N) => N * K / 2 + scaleBytes(K, N),
+    bytes: (M, K, N) => w4WeightBytes(kind, K, N) + M * K * (a16 ? 2 : 1) + (a16 ? 0 : 4 * M) + 2 * M * N,
+    weightBytes: (K, N) => w4WeightBytes(kind, K, N),
     unsupported: (M, K, N) => {
       try {
         checkW4Shape(M, N, K);
@@ -153,11 +161,6 @@ function w4Runner(kind: QuantMode, force: W4Force = {}): GemmRunner {
   };
 }
 
-/** Weight + scale bytes of the W4A8-IS g128 kernels: int4 weights, int32 ŝ [K/128, N], int8 shifts [N]. */
-export function isWeightBytes(K: number, N: number): number {
-  return N * K / 2 + (K / BENCH_GROUP) * N * 4 + N;
-}
-
 /**
  * The `read` row: a streaming read (src/gpu/kernels/stream_read.cu) of exactly the W4A8-IS
  * kernel's weight + scale bytes, rotated and timed like the GEMMs: the memory roofline of each
@@ -166,11 +169,11 @@ export function isWeightBytes(K: number, N: number): number {
 function readRunner(): GemmRunner {
   return {
     impl: 'read',
-    bytes: (_M, K, N) => isWeightBytes(K, N),
-    weightBytes: (K, N) => isWeightBytes(K, N),
+    bytes: (_M, K, N) => w4WeightBytes('w4a8-is', K, N),
+    weightBytes: (K, N) => w4WeightBytes('w4a8-is', K, N),
     prepare(gpu, _M, K, N, copies) {
       const kernel = gpu.compile('src/gpu/kernels/stream_read.cu').fn('stream_read');
-      const bytes = Math.ceil(isWeightBytes(K, N) / 16) * 16;
+      const bytes = Math.ceil(w4WeightBytes('w4a8-is', K, N) / 16) * 16;
       const buf = randomI8(gpu, bytes * copies, 8, true);
       const blocks = 8 * gpu.smCount;
       const sink = gpu.alloc(blocks * 4);

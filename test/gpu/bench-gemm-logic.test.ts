@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { median, type GemmResults } from '../../src/bench/gemm.ts';
 import { formatGemmSummary, formatGemmTable, gemmSpeedupPoints, parseGemmResults } from '../../src/bench/gemm-report.ts';
-import { isWeightBytes, RUNNERS } from '../../src/bench/gemm-runners.ts';
+import { RUNNERS, w4WeightBytes } from '../../src/bench/gemm-runners.ts';
 import { checkLayerResults, formatLayerTable, isLayerResults, layerShapes, parseLayerArchs, type LayerResults } from '../../src/bench/gemm-layer.ts';
 import { layerPlotSpec } from '../../src/bench/plot-layer.ts';
 import { parseMs, parseShapes, SHAPE_SETS } from '../../src/bench/gemm-shapes.ts';
@@ -98,7 +98,8 @@ test('results JSON from before the spelling change (impl w4a8_is) reads back und
 test('the read row is the W4A8-IS weight + scale bytes; the layer table gives GB/s, % of copy, ×fp16 and time vs read', () => {
   const read = RUNNERS.find((r) => r.impl === 'read')!;
   assert.equal(read.bytes(16, 4096, 11008), 11008 * 4096 / 2 + 32 * 11008 * 4 + 11008);
-  assert.equal(read.bytes(1, 4096, 4096), isWeightBytes(4096, 4096));
+  assert.equal(read.bytes(1, 4096, 4096), w4WeightBytes('w4a8-is', 4096, 4096));
+  assert.equal(read.bytes(1, 4096, 4096), RUNNERS.find((r) => r.impl === 'w4a8-is')!.weightBytes(4096, 4096));
   const layers: LayerResults = {
     device: 'test GPU', date: '2026-01-01T00:00:00Z', commit: 'abc', copyGBs: 4000,
     rows: [
