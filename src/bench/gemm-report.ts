@@ -46,12 +46,20 @@ export function formatGemmTable(results: GemmResults): string {
 
 /** Parse and check a results JSON written by `bench gemm --json`. */
 export function parseGemmResults(text: string, file: string): GemmResults {
-  let data: unknown;
+  return checkGemmResults(parseResultsJson(text, file), file);
+}
+
+/** JSON text of a `bench gemm` results file (single GEMMs or --layer), parsed. */
+export function parseResultsJson(text: string, file: string): unknown {
   try {
-    data = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     fail(file, `not JSON: ${(err as Error).message}`);
   }
+}
+
+/** Check parsed single-GEMM results (old impl spellings renamed in place). */
+export function checkGemmResults(data: unknown, file: string): GemmResults {
   const d = data as Partial<GemmResults>;
   if (typeof d !== 'object' || d === null || typeof d.device !== 'string' || typeof d.date !== 'string' ||
     typeof d.commit !== 'string' || !Array.isArray(d.rows)) {

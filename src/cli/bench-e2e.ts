@@ -1,10 +1,9 @@
 // The `e2e` subcommand of `intscale bench`: end-to-end prefill/decode speed of the GPU engine on
 // shape-true random models, all modes in one process (src/bench/e2e.ts); JSON, table and the
 // Figure-1-style plot. `--from results.json` re-prints and plots saved results without a GPU.
-import fs from 'node:fs';
 import type { Command } from 'commander';
-import { fail } from '../core/errors.ts';
 import { parseIntOption } from './options.ts';
+import { readResultsFile, writeResultsJson } from './results-file.ts';
 import { formatE2eTable, parseE2eResults, runE2eBench, type E2eResults } from '../bench/e2e.ts';
 import { MODES, parseMode } from '../core/modes.ts';
 import { archPreset } from '../model/arch-presets.ts';
@@ -32,13 +31,7 @@ export function registerBenchE2e(bench: Command): void {
     .action(async (o: E2eCliOptions) => {
       let results: E2eResults;
       if (o.from) {
-        let text: string;
-        try {
-          text = fs.readFileSync(o.from, 'utf8');
-        } catch (err) {
-          fail(o.from, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-        }
-        results = parseE2eResults(text, o.from);
+        results = parseE2eResults(readResultsFile(o.from), o.from);
       } else {
         const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
         const archs = list(o.arch);
@@ -49,7 +42,7 @@ export function registerBenchE2e(bench: Command): void {
         const layers = o.layers === undefined ? undefined : parseIntOption('--layers', o.layers, 1);
         const gpu = Gpu.open();
         results = runE2eBench(gpu, { archs, batches, prompt, gen, modes, timeline: o.timeline ?? false, ...(layers ? { layers } : {}) });
-        if (o.json) writeJsonAtomically(o.json, results);
+        if (o.json) writeResultsJson(o.json, results);
       }
       process.stdout.write(`${formatE2eTable(results)}\n`);
       if (o.plot) {
@@ -57,15 +50,4 @@ export function registerBenchE2e(bench: Command): void {
         await writeE2ePlot(results, o.plot);
       }
     });
-}
-
-function writeJsonAtomically(file: string, data: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, `${JSON.stringify(data, null, 1)}\n`);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    fail(file, `cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
 }

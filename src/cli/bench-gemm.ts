@@ -1,12 +1,12 @@
 // The `gemm` subcommand of `intscale bench`: GPU GEMM timings per (shape, M, impl), printed as a
 // table, optionally saved as JSON and plotted. `--from results.json` re-prints and plots saved
 // results without a GPU. `--layer ARCH` times one decoder layer's GEMM chain instead (gemm-layer.ts).
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { checkPlotTarget, parseIntOption } from './options.ts';
 import { runGemmBench, type GemmResults } from '../bench/gemm.ts';
-import { formatGemmSummary, formatGemmTable, parseGemmResults } from '../bench/gemm-report.ts';
+import { checkGemmResults, formatGemmSummary, formatGemmTable, parseResultsJson } from '../bench/gemm-report.ts';
+import { readResultsFile, writeResultsJson } from './results-file.ts';
 import { IMPLS, RUNNERS, w4RunnersForced } from '../bench/gemm-runners.ts';
 import { W4_TILES, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import { DEFAULT_M, parseMs, parseShapes } from '../bench/gemm-shapes.ts';
@@ -49,15 +49,9 @@ export function registerBenchGemm(bench: Command): void {
       let results: GemmResults;
       if (opts.layer && opts.from) fail('--layer', 'cannot be combined with --from (a --layer JSON is recognized by itself)');
       if (opts.from) {
-        let text: string;
-        try {
-          text = fs.readFileSync(opts.from, 'utf8');
-        } catch (err) {
-          fail(opts.from, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-        }
-        const layers = layerResultsIn(text);
-        if (layers) return reportLayers(checkLayerResults(layers, opts.from), opts);
-        results = parseGemmResults(text, opts.from);
+        const data = parseResultsJson(readResultsFile(opts.from), opts.from);
+        if (isLayerResults(data)) return reportLayers(checkLayerResults(data, opts.from), opts);
+        results = checkGemmResults(data, opts.from);
       } else {
         const archs = opts.layer ? parseLayerArchs(opts.layer) : [];
         const shapes = opts.layer ? [] : parseShapes(opts.shapes);
@@ -81,11 +75,11 @@ export function registerBenchGemm(bench: Command): void {
         const gpu = Gpu.open();
         if (opts.layer) {
           const layers = runLayerBench(gpu, archs, ms, runners, trials);
-          if (opts.json) writeJson(opts.json, layers);
+          if (opts.json) writeResultsJson(opts.json, layers);
           return reportLayers(layers, opts);
         }
         results = runGemmBench(gpu, { shapes, ms, runners, trials, pdl: opts.pdl === true });
-        if (opts.json) writeJson(opts.json, results);
+        if (opts.json) writeResultsJson(opts.json, results);
       }
       process.stdout.write(`${formatGemmTable(results)}\n\n${formatGemmSummary(results)}\n`);
       if (opts.plot) {
@@ -99,28 +93,11 @@ export function registerBenchGemm(bench: Command): void {
 /** Token counts of `--layer` by default: decode batches, where the chain's launch overlap matters. */
 const LAYER_M = [1, 16, 64, 256];
 
-/** Write results JSON atomically (temporary name, then rename). */
-function writeJson(file: string, value: GemmResults | LayerResults): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
-  fs.renameSync(tmp, file);
-}
-
 /** Print the layer table and write its plot when asked. */
 async function reportLayers(layers: LayerResults, opts: GemmOptions): Promise<void> {
   process.stdout.write(`${formatLayerTable(layers)}\n`);
   if (opts.plot) {
     const { writeLayerPlot } = await import('../bench/plot-layer.ts');
     await writeLayerPlot(layers, opts.plot, opts.force === true);
-  }
-}
-
-/** The parsed JSON when it is a `--layer` run, else undefined (single-GEMM results or not JSON: parseGemmResults says why). */
-function layerResultsIn(text: string): LayerResults | undefined {
-  try {
-    const data: unknown = JSON.parse(text);
-    return isLayerResults(data) ? data : undefined;
-  } catch {
-    return undefined;
   }
 }
