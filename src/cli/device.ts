@@ -1,7 +1,6 @@
 // `--device cpu|cuda` for the commands that run a model: explicit choices are checked (cuda needs
 // a usable GPU and a model the GPU engine supports); without the option, cuda when both hold,
 // else the CPU engine with a one-line `note:` on stderr saying why (silent with INTSCALE_QUIET=1).
-import * as path from 'node:path';
 import { fail, IntscaleError } from '../core/errors.ts';
 import { Gpu } from '../gpu/runtime.ts';
 import { readModelConfig } from '../io/validate-model.ts';

@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { IntscaleError } from '../../src/core/errors.ts';
 import { Gpu } from '../../src/gpu/runtime.ts';
 import { archPreset, ARCH_PRESETS } from '../../src/model/arch-presets.ts';
 import { checkGpuConfig } from '../../src/backends/cuda/load-device.ts';

@@ -23,7 +23,7 @@ export class EngineKernels {
   /** Launch with programmatic dependent launch (every kernel here pdl_waits first; sm_90+). */
   pdl = false;
 
-  constructor(private readonly gpu: Gpu) {
+  constructor(gpu: Gpu) {
     const load = (file: string, names: string[]) => {
       const mod = gpu.compile(`${SRC}${file}`);
       for (const n of names) this.k[n] = mod.fn(n);

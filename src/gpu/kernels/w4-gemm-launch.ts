@@ -32,7 +32,7 @@ export class W4GemmLaunch {
   private readonly workspace?: DeviceBuffer;
   private readonly counters?: DeviceBuffer;
 
-  constructor(private readonly gpu: Gpu, readonly kind: QuantMode, readonly group: number,
+  constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, arch: gpu.arch, ...opts });
     this.kernel = gpu.compile(this.plan.source, { defines: this.plan.defines }).fn(this.plan.entry);
