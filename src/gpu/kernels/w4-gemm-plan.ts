@@ -57,7 +57,7 @@ function isGemvTile(tile: W4Tile): tile is 'v8' | 'v16' {
 }
 
 /** Whether tiles v8/v16 can run this kind and shape (N % 16 == 0, M ≤ 16; W4A16 g128 only; any arch). */
-export function gemvEligible(mode: QuantMode, m: number, n: number, group = 128): boolean {
+export function gemvEligible(mode: QuantMode, m: number, n: number, group: number): boolean {
   const kind = KERNEL_KIND[mode];
   return (kind !== 'w4a16' || group === 128) && n % 16 === 0 && m <= 16;
 }
