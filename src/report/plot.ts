@@ -1,11 +1,11 @@
 // Charts for reports: a bar chart and a line chart from plain rows, rendered vega-lite → vega →
 // SVG → PNG (@resvg/resvg-js), no browser. Used by `compare --plot` and `bench gemm`. An existing
-// file is never replaced unless the caller asks (--force).
+// file is never replaced unless the caller asks (--force). The render stack (vega-lite, vega, resvg)
+// loads on the first render, so building specs needs none of it (the GPU machine's test run
+// carries no plot stack).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as vl from 'vega-lite';
-import * as vega from 'vega';
-import { Resvg } from '@resvg/resvg-js';
+import type * as vl from 'vega-lite';
 import { fail } from '../core/errors.ts';
 import { fsProblem } from '../core/fs-errors.ts';
 import { removeOnInterrupt } from '../core/interrupt.ts';
@@ -76,7 +76,8 @@ export function lineChartSpec(rows: Row[], o: ChartOptions): vl.TopLevelSpec {
 
 /** Render a vega-lite spec to SVG text. */
 export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
-  const compiled = vl.compile(spec).spec;
+  const [vlite, vega] = await Promise.all([import('vega-lite'), import('vega')]);
+  const compiled = vlite.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -90,6 +91,7 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
 export async function writeChartPng(spec: vl.TopLevelSpec, file: string, scale = 2, overwrite = false): Promise<void> {
   if (!overwrite && fs.existsSync(file)) fail(file, 'already exists (use --force to overwrite it)');
   const svg = await renderSvg(spec);
+  const { Resvg } = await import('@resvg/resvg-js');
   const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: { loadSystemFonts: true }, background: 'white' }).render().asPng();
   const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}`);
   const guard = removeOnInterrupt(tmp);
