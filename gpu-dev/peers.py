@@ -1,6 +1,7 @@
-# gpu-dev/peers.py — peer timings for the kernel table: cuBLAS fp16 (torch.matmul, x @ Wᵀ) and
-# cuBLASLt int8 (torch._int_mm), same shapes as bench.cu's timing table, weights rotated through
-# >= 200 MB so L2 does not hold them. Prints CSV to stdout (M,K,N,kind,us).
+# gpu-dev/peers.py — peer timings for the kernel table: cuBLAS fp16 (torch.matmul, x @ Wᵀ),
+# cuBLASLt int8 (torch._int_mm) and tinygemm W4A16 g128 (torch._weight_int4pack_mm, bf16
+# activations: the W4A16 peer the issue names), same shapes as bench.cu's timing table, weights
+# rotated through >= 200 MB so L2 does not hold them. Prints CSV to stdout (M,K,N,kind,us).
 import sys
 import torch
 
@@ -46,3 +47,19 @@ for K, N in SHAPES:
             print(f'# int8 failed at M={M}: {e}', file=sys.stderr)
     del w16, w8
     torch.cuda.empty_cache()
+    try:
+        nbuf4 = max(2, (200 << 20) // (N * K // 2) + 1)
+        w4 = []
+        for _ in range(nbuf4):
+            q = torch.randint(0, 16, (N, K), device='cuda', dtype=torch.int32)
+            w4.append(torch._convert_weight_to_int4pack((q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8), 8))
+        sz = torch.randn(K // 128, N, 2, device='cuda', dtype=torch.bfloat16)
+        for M in MS:
+            iters = 10 if M >= 4096 else 50
+            xb = torch.randn(M, K, device='cuda', dtype=torch.bfloat16)
+            t4 = bench(lambda i: torch._weight_int4pack_mm(xb, w4[i], 128, sz), nbuf4, iters)
+            print(f'{M},{K},{N},tinygemm_w4a16,{t4:.2f}', flush=True)
+        del w4
+        torch.cuda.empty_cache()
+    except Exception as e:  # noqa: BLE001
+        print(f'# tinygemm failed at K={K} N={N}: {e}', file=sys.stderr)

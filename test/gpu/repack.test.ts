@@ -205,7 +205,7 @@ test('w4_gemv.cu: block constants agree with the planner; entries for every kind
   }
 });
 
-test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N % 128 == 0, M >= W4_WGMMA_MIN_M', () => {
+test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC with N % 128 == 0, M >= W4_WGMMA_MIN_M', () => {
   const p = planW4Gemm('w4a8-is', 128, 4096, 22016, 4096, { arch: 'sm_90a' });
   assert.equal(p.tile, 'w');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
@@ -219,7 +219,13 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS g128 and PC with N 
   assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { arch: 'sm_80' }).source, W4_GEMM_SOURCE);  // not Hopper
   assert.notEqual(planW4Gemm('w4a8-is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('w4a8-is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
-  assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
+  // W4A16 g128 too (fp16 activations: a 128-token stage is 41 KB, so 4 stages; 64-token 25 KB, 6)
+  const a16 = planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' });
+  assert.deepEqual([a16.tile, a16.entry, a16.smem], ['w', 'w4a16_gemm_g128_w', 1024 + 4 * 41984 + 8 * 64 * 20 * 4]);
+  assert.deepEqual([planW4Gemm('w4a16', 128, 64, 4096, 4096, { arch: 'sm_90a' }).entry, planW4Gemm('w4a16', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem],
+    ['w4a16_gemm_g128_w64', 1024 + 6 * 25600 + 8 * 64 * 20 * 4]);
+  assert.ok(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).smem <= 232448);  // the H100/H200 opt-in limit
+  assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_80' }).tile, 'w');
   // small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4 splits of
   // 21-22 k-tiles, 64 tiles at M = 256 as 2
   const down = planW4Gemm('w4a8-is', 128, 64, 4096, 11008, { arch: 'sm_90a' });

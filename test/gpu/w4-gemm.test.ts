@@ -152,7 +152,7 @@ test('split-K forced on and off gives the same bit-exact IS result, twice in a r
 
 const hopper = reason ? skip : Gpu.open().arch === 'sm_90a' ? false : `skipped: the wgmma tile needs sm_90a (this GPU is ${Gpu.open().arch})`;
 
-test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS within bounds, = tile l; K/128 of 3, 5 and 32 k-tiles; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
+test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS and W4A16 within bounds, = tile l; K/128 of 3, 5 and 32 k-tiles; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 350;
   // K = 384: 3 k-tiles (the drained tail only); 640: one 4-k-tile body + a tail; 4096: 8 bodies
@@ -163,13 +163,13 @@ test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS within bounds, =
     try {
       for (const M of [64, 33, 17]) {
         const positions = samplePositions(rng, M, N);
-        const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc'];
+        const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'];
         const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1 })] as const));
         checkOutputs(c, M, outs, positions);
         for (const kind of ['w4a8-is', 'w4a8-pc'] as const) {
           assert.deepEqual(outs.get(kind), runKind(gpu, c, d, kind, M, { tile: 'l' }), `${kind} tile w64 = tile l bit for bit (M=${M}, K=${K})`);
         }
-        const withResidual = new Map((['w4a8-is', 'w4a8-pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1, residual: true })] as const));
+        const withResidual = new Map((['w4a8-is', 'w4a8-pc', 'w4a16'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1, residual: true })] as const));
         checkOutputs(c, M, withResidual, positions, d.residualHost);
         if (K >= 640) {  // uneven splits (odd k-tiles per split), twice each: counters self-clean
           for (const splits of [2, 3]) {
@@ -178,7 +178,7 @@ test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS within bounds, =
                 assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w64', splits }), outs.get(kind), `${kind} w64 splits=${splits} rep ${rep} (M=${M}, K=${K})`);
               }
             }
-            checkOutputs(c, M, new Map([['w4a8-fs', runKind(gpu, c, d, 'w4a8-fs', M, { tile: 'w64', splits })]]), positions);
+            checkOutputs(c, M, new Map((['w4a8-fs', 'w4a16'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits })] as const)), positions);
           }
         }
       }
@@ -188,7 +188,7 @@ test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS within bounds, =
   }
 });
 
-test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and residual add, same as tile l; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
+test('wgmma tile w (sm_90a): IS and PC bit-exact, FS and W4A16 within bounds, M tails and residual add, same as tile l; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 300;
   for (const { M, K, N } of [{ M: 300, K: 4096, N: 4096 }, { M: 129, K: 1024, N: 12288 }, { M: 1, K: 512, N: 256 }]) {
@@ -197,12 +197,12 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and 
     const d = uploadCase(gpu, c, rng);
     try {
       const positions = samplePositions(rng, M, N);
-      const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc'];
+      const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'];
       const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w' })] as const));
       checkOutputs(c, M, outs, positions);
       assert.deepEqual(outs.get('w4a8-is'), runKind(gpu, c, d, 'w4a8-is', M, { tile: 'l' }), `IS tile w = tile l bit for bit (M=${M})`);
       assert.deepEqual(outs.get('w4a8-pc'), runKind(gpu, c, d, 'w4a8-pc', M, { tile: 'l' }), `PC tile w = tile l bit for bit (M=${M})`);
-      const withResidual = new Map((['w4a8-is', 'w4a8-pc'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
+      const withResidual = new Map((['w4a8-is', 'w4a8-pc', 'w4a16'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
       checkOutputs(c, M, withResidual, positions, d.residualHost);
       if (K >= 1024) {  // split-K through the workspace: uneven splits, twice each (counters must self-clean)
         for (const splits of [3, 5]) {
@@ -211,7 +211,7 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS within bounds, M tails and 
               assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w', splits }), outs.get(kind), `${kind} w splits=${splits} rep ${rep} (M=${M})`);
             }
           }
-          checkOutputs(c, M, new Map([['w4a8-fs', runKind(gpu, c, d, 'w4a8-fs', M, { tile: 'w', splits })]]), positions);
+          checkOutputs(c, M, new Map((['w4a8-fs', 'w4a16'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', splits })] as const)), positions);
           checkOutputs(c, M, new Map([['w4a8-is', runKind(gpu, c, d, 'w4a8-is', M, { tile: 'w', splits, residual: true })]]), positions, d.residualHost);
         }
       }

@@ -13,7 +13,7 @@ type KernelKind = 'is' | 'fs' | 'pc' | 'w4a16';
 const KERNEL_KIND: Record<QuantMode, KernelKind> = { 'w4a8-is': 'is', 'w4a8-fs': 'fs', 'w4a8-pc': 'pc', 'w4a16': 'w4a16' };
 /**
  * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
- * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128 and PC; N % 128 == 0):
+ * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128, PC and W4A16 g128; N % 128 == 0):
  *     bm = tokens per block, bn = weight rows per block; w64 = the same with 64-token tiles (M <= 64).
  * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128 and PC; N % 16 == 0).
  */
@@ -62,10 +62,10 @@ export function gemvEligible(mode: QuantMode, m: number, n: number, group: numbe
   return (kind !== 'w4a16' || group === 128) && n % 16 === 0 && m <= 16;
 }
 
-/** Whether tile w can run this kind on this target (sm_90a, g128 or PC, N % 128 == 0). */
+/** Whether tile w can run this kind on this target (sm_90a, IS/FS/W4A16 g128 or PC, N % 128 == 0). */
 export function wgmmaEligible(mode: QuantMode, group: number, n: number, arch: string | undefined): boolean {
   const kind = KERNEL_KIND[mode];
-  return arch === 'sm_90a' && n % 128 === 0 && (kind === 'pc' || ((kind === 'is' || kind === 'fs') && group === 128));
+  return arch === 'sm_90a' && n % 128 === 0 && (kind === 'pc' || group === 128);
 }
 
 export interface W4GemmPlan {
@@ -109,8 +109,8 @@ export function w4EntryName(mode: QuantMode, group: number, tile: W4Tile): strin
     return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g${group}_${tile}`;
   }
   if (isWgmmaTile(tile)) {
-    if (kind === 'w4a16' || (kind !== 'pc' && group !== 128)) fail(`w4 ${kind.toUpperCase()} GEMM`, `the wgmma tile ${tile} runs IS/FS g128 and PC only (group ${group})`);
-    return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : `w4a8_gemm_${kind}_g128_${tile}`;
+    if (kind !== 'pc' && group !== 128) fail(`w4 ${kind.toUpperCase()} GEMM`, `the wgmma tile ${tile} runs IS/FS/W4A16 g128 and PC only (group ${group})`);
+    return kind === 'pc' ? `w4a8_gemm_pc_${tile}` : kind === 'w4a16' ? `w4a16_gemm_g128_${tile}` : `w4a8_gemm_${kind}_g128_${tile}`;
   }
   switch (kind) {
     case 'is':
@@ -143,11 +143,15 @@ export function w4SelectDefines(mode: QuantMode, group: number): Record<string, 
 export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): number {
   const kind = KERNEL_KIND[mode];
   const t = W4_TILES[tile];
-  // w4_gemm_wgmma.cu: 1024 (alignment) + STAGES·(X 128·128 + W 128·64 + scales 128·4, rounded up to
-  // 1024 B) + epilogue 8 warps·64 tokens·20 floats
-  if (isGemvTile(tile)) return 0;  // static shared memory only
-  if (isWgmmaTile(tile)) return 1024 + t.stages * Math.ceil((t.bm * 128 + t.bn * 64 + t.bn * 4) / 1024) * 1024 + 8 * 64 * 20 * 4;
   const eb = kind === 'w4a16' ? 2 : 1;
+  // w4_gemm_wgmma.cu (WStage): 1024 (alignment) + STAGES·(X BT·128·EB + W 128·64 + scales 128·4
+  // (W4A16: 128·2), rounded up to 1024 B) + epilogue 8 warps·64 tokens·20 floats; W4A16's
+  // 128-token tile has 4 stages (41 KB each), every other 6
+  if (isGemvTile(tile)) return 0;  // static shared memory only
+  if (isWgmmaTile(tile)) {
+    const stages = kind === 'w4a16' && tile === 'w' ? 4 : t.stages;
+    return 1024 + stages * Math.ceil((t.bm * 128 * eb + t.bn * 64 + t.bn * (eb === 2 ? 2 : 4)) / 1024) * 1024 + 8 * 64 * 20 * 4;
+  }
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
   const groupsPerTile = kind === 'pc' ? 0 : 128 / group;
   return t.stages * (t.bm * 128 * eb + t.bn * 64) + (t.stages + 1) * groupsPerTile * t.bn * sb;

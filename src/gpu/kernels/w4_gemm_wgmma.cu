@@ -1,16 +1,20 @@
-// w4_gemm_wgmma.cu — the large-M W4A8 GEMMs on Hopper tensor cores (sm_90a `wgmma`): integer group
-// scales (IS g128), float group scales (FS g128) and per channel (PC), one kernel body whose only
-// difference between kinds is the group fold. nvcc and NVRTC; shared helpers in ptx.cuh. On any
-// other target the entry points compile to a trap (CI builds this file for sm_80 too).
+// w4_gemm_wgmma.cu — the large-M W4 GEMMs on Hopper tensor cores (sm_90a `wgmma`): W4A8 with
+// integer group scales (IS g128), float group scales (FS g128) and per channel (PC), one kernel body
+// whose only difference between those kinds is the group fold; and W4A16 g128 (fp16 activations,
+// Marlin/Machete style: the weights dequantized to fp16 in registers, f16 wgmma, fp32 accumulation).
+// nvcc and NVRTC; shared helpers in ptx.cuh. On any other target the entry points compile to a trap
+// (CI builds this file for sm_80 too).
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K). Persistent: grid =
 //   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/BT)
 //   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (4-byte [S, M, N],
 //   any contents) and counters (u32 per tile, zero before the first launch, left zero), exactly as
-//   w4_gemm.cu's split-K. block = 384, dynamic smem = WStage<BT>::SMEM (below). Token tile BT = 128
+//   w4_gemm.cu's split-K. block = 384, dynamic smem = WStage<BT, A16>::SMEM (below). Token tile BT = 128
 //   (entries *_w) or 64 (entries *_w64, for M <= 64: half the MMA work of a 128-token tile).
 //   Limits: N % 128 == 0, K % 128 == 0, M >= 1.
+//   W4A16 (entries w4a16_gemm_g128_w, _w64): A fp16 [M, K], sx unused, Wp in the 'w4a16' repack
+//   layout (src/gpu/repack.ts), gscales fp16 [K/128, N], chan unused; split-K partials fp32.
 //
 // Design (docs/KERNELS.md, "Tile w"):
 // - Transposed product D[n, t] = Σ_k W[n,k]·X[t,k]: the weights are wgmma's A operand, taken from
@@ -32,13 +36,19 @@
 //   tile while the consumers finish the current one.
 // - Epilogue: y in fp32 (QUANT_SPEC order), transposed through smem per warp, 16-byte stores
 //   (+ fp16 residual, one rounding).
+// - W4A16: the same producer, ring, raster, split-K and epilogue; a k-tile's activations are two
+//   128B-swizzled sub-tiles (k 0-63, 64-127) of BT rows. The 'w4a16' repack's 16-byte chunk is the
+//   f16 A fragment directly (nibble h of word j: k = 32j + 8h + 2t, its pair in nibble 4 + h), so a
+//   thread dequantizes its 8 words into 8 k16 steps: w = fp16(q)·s (exact q, one rounding, as the
+//   mma.sync tiles do). No fold: the wgmmas of all k-tiles accumulate into one fp32 tile, so a k-tile
+//   is one batch of 8 × m64n{BT}k16 and its stage is released as soon as the next batch is issued.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL,
 // W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
 // the main loop's compute ceiling) and W4W_PROBE_NO_FENCE (wrong results, timing only).
 
 #include "ptx.cuh"
 
-enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };
 
 // Tile and pipeline (host mirror: W4_TILES.w and w4SmemBytes in w4-gemm-plan.ts)
 #define W4W_BN 128        // weight rows per block (2 consumer warpgroups × 64)
@@ -63,17 +73,20 @@ static_assert(128 * W4W_PRODUCER_REGS + 256 * W4W_CONSUMER_REGS <= 384 * 168,
 #endif
 enum {
   W_BYTES = W4W_BN * 64,                  // packed int4 weight k-tile
-  S_BYTES = W4W_BN * 4,                   // group scales of the k-tile (IS int32 / FS fp32)
   EPI_STRIDE = 20,                        // floats per token row in the epilogue transpose (16 + pad)
   EPI_BYTES = 8 * 64 * EPI_STRIDE * 4,    // 8 consumer warps × 64 tokens
 };
 // A stage of a BT-token tile (W4W_BT = 128, or 64 for tile w64): the activation k-tile (BT rows of
-// 128 B, 128B-swizzled), the weight k-tile and the group scales, rounded up to 1024 B (swizzled
-// tiles need 1024-B bases); dynamic smem = 1024 (alignment) + STAGES stages + the epilogue.
-template <int BT> struct WStage {
-  static constexpr int X_BYTES = BT * 128;
+// 128 B, 128B-swizzled; W4A16: two such sub-tiles), the weight k-tile and the group scales (IS int32
+// / FS fp32 / W4A16 fp16), rounded up to 1024 B (swizzled tiles need 1024-B bases); dynamic smem =
+// 1024 (alignment) + STAGES stages + the epilogue. W4A16's 128-token stage (41 KB) fits 4 stages.
+// (Host mirror: w4SmemBytes in w4-gemm-plan.ts.)
+template <int BT, bool A16> struct WStage {
+  static constexpr int X_BYTES = BT * 128 * (A16 ? 2 : 1);
+  static constexpr int S_BYTES = W4W_BN * (A16 ? 2 : 4);
   static constexpr int BYTES = (X_BYTES + W_BYTES + S_BYTES + 1023) / 1024 * 1024;
-  static constexpr int SMEM = 1024 + W4W_STAGES * BYTES + EPI_BYTES;
+  static constexpr int STAGES = A16 && BT == 128 ? 4 : W4W_STAGES;
+  static constexpr int SMEM = 1024 + STAGES * BYTES + EPI_BYTES;
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -141,6 +154,42 @@ DEVI void wgmma_rs_m64n64k32(int (&d)[32], const u32 (&a)[4], u64 desc_b, int sc
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
 }
 
+// wgmma m64n64k16 f16·f16 → f32: A (the dequantized W4A16 weights) from 4 registers, B (64 tokens
+// of fp16 activations, K-major) by smem descriptor; scale_d = 0 starts from zero.
+DEVI void wgmma_rs_m64n64k16_f16(float (&d)[32], const u32 (&a)[4], u64 desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+}
+// wgmma m64n128k16 f16·f16 → f32: A (the dequantized W4A16 weights) from 4 registers, B (128 tokens
+// of fp16 activations, K-major) by smem descriptor; scale_d = 0 starts from zero.
+DEVI void wgmma_rs_m64n128k16_f16(float (&d)[64], const u32 (&a)[4], u64 desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+}
+DEVI u32 lds_u16(u32 addr) {
+  unsigned short v;
+  asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
+  return v;
+}
+
 template <int V> struct IC { static constexpr int value = V; };  // compile-time int for generic lambdas
 
 // Tile id → (weight rows n0, tokens t0) in a grouped raster: consecutive ids walk up to
@@ -160,12 +209,18 @@ template <int MODE, int BT>
 DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ sx, const unsigned char* __restrict__ Wp,
                    const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                    u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
-  typedef typename AccT<MODE == MODE_FS>::type Acc;
-  constexpr bool GROUPED = MODE != MODE_PC;
+  constexpr bool A16 = MODE == MODE_A16;
+  typedef typename AccT<MODE == MODE_FS || A16>::type Acc;
+  constexpr bool GROUPED = MODE != MODE_PC;            // group scales in every stage
+  constexpr bool FOLD = GROUPED && !A16;               // a group fold per k-tile (IS, FS)
   static_assert(BT == 128 || BT == 64, "token tile: 128 (two n64 halves per k-tile) or 64 (one)");
-  constexpr int X_BYTES = WStage<BT>::X_BYTES, STAGE_BYTES = WStage<BT>::BYTES;
+  typedef WStage<BT, A16> Stage;
+  constexpr int X_BYTES = Stage::X_BYTES, S_BYTES = Stage::S_BYTES, STAGE_BYTES = Stage::BYTES;
+  constexpr int STAGES = Stage::STAGES;
+  constexpr int EB = A16 ? 2 : 1;  // bytes per activation element
+  constexpr int KS = A16 ? 8 : 4;  // MMA k-steps per k-tile: k16 (f16) or k32 (s8)
   constexpr int NV = BT / 2;  // accumulators per thread: 64 (BT = 128) or 32
-  __shared__ __attribute__((aligned(8))) u64 s_full[W4W_STAGES], s_empty[W4W_STAGES];
+  __shared__ __attribute__((aligned(8))) u64 s_full[STAGES], s_empty[STAGES];
   __shared__ u32 s_last;  // split-K: this block finished the tile last
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
   const int nN = N / W4W_BN, nT = (M + BT - 1) / BT, tiles = nN * nT;  // persistent: tile += gridDim.x
@@ -175,7 +230,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const int KT = (int)((long long)KTall * ((int)blockIdx.y + 1) / (int)gridDim.y) - ktBegin;
   const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
   if (tid == 0) {
-    for (int s = 0; s < W4W_STAGES; ++s) {
+    for (int s = 0; s < STAGES; ++s) {
       mbar_init(smem_addr(&s_full[s]), 128 + 1);  // 128 producer cp.async arrivals + the bulk-copy arrive
       mbar_init(smem_addr(&s_empty[s]), 256);     // every consumer thread
     }
@@ -190,7 +245,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     // (coalesced; one row per thread was 1.7x slower end to end). Chunk c lands at c ^ (row & 7).
     const int r0 = tid >> 3, c = tid & 7;
     const u32 dst0 = (u32)(r0 * 128 + ((c ^ (r0 & 7)) << 4));  // (r0 + 16 i) & 7 == r0 & 7
-    const u64 rowStep16 = (u64)16 * K;
+    const u64 rowBytes = (u64)K * EB, rowStep16 = 16 * rowBytes;
     // Programmatic dependent launch: the weights and group scales of the first tile's first stages
     // do not depend on the preceding kernel, so thread 0 requests them before pdl_wait; the
     // activations (and, in the consumers' epilogue, sx and the residual) come after it.
@@ -202,14 +257,14 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #else
       mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
 #endif
-      if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * 4, S_BYTES, full);
+      if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * (S_BYTES / W4W_BN), S_BYTES, full);
     };
     int pre = 0;  // stages whose weight copies are already issued (thread 0 only)
     if (tid == 0 && (int)blockIdx.x < tiles) {
       int n0, t0;
       tile_coords<BT>(blockIdx.x, nN, nT, n0, t0);
       const u64 wtile = (u64)(n0 >> 3) * KTall * 512;
-      pre = KT < W4W_STAGES ? KT : W4W_STAGES;
+      pre = KT < STAGES ? KT : STAGES;
       for (int j = 0; j < pre; ++j) {
         const u32 st = base + j * STAGE_BYTES, full = smem_addr(&s_full[j]);
         const int kt = ktBegin + j;
@@ -224,10 +279,10 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     tile_coords<BT>(tile, nN, nT, n0, t0);
     const u64 wtile = (u64)(n0 >> 3) * KTall * 512;          // this column block's first weight k-tile
     for (int kt = ktBegin; kt < ktBegin + KT; ++kt, ++it) {
-      const int s = it % W4W_STAGES;
+      const int s = it % STAGES;
       const u32 st = base + s * STAGE_BYTES;
       const u32 full = smem_addr(&s_full[s]);
-      if (it >= W4W_STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((it / W4W_STAGES) - 1) & 1u);
+      if (it >= STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((it / STAGES) - 1) & 1u);
       if (tid == 0 && it >= pre) {
         issue_weights(st, full, wtile, kt, n0);
       }
@@ -235,10 +290,11 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       if (t0 + BT <= M) {
         // full token tile: one pointer stepped 16 rows at a time; the opaque step keeps ptxas from
         // precomputing all 8 row addresses (16 registers: the 40-register producer would spill)
-        const signed char* src = X + (u64)(t0 + r0) * K + kt * 128 + c * 16;
+        const signed char* src = X + (u64)(t0 + r0) * rowBytes + kt * 128 * EB + c * 16;
 #pragma unroll
         for (int i = 0; i < BT / 16; ++i) {
-          cp_async16_zfill(st + dst0 + i * 16 * 128, src, 16u);
+#pragma unroll
+          for (int h = 0; h < EB; ++h) cp_async16_zfill(st + h * BT * 128 + dst0 + i * 16 * 128, src + h * 128, 16u);
           src += rowStep16;
           asm volatile("" : "+l"(src));
         }
@@ -247,8 +303,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #pragma unroll 2
         for (int i = 0; i < BT / 16; ++i) {
           const int t = t0 + r0 + 16 * i;
-          cp_async16_zfill(st + dst0 + i * 16 * 128, X + (u64)(t < M ? t : M - 1) * K + kt * 128 + c * 16,
-                           t < M ? 16u : 0u);
+          const signed char* src = X + (u64)(t < M ? t : M - 1) * rowBytes + kt * 128 * EB + c * 16;
+#pragma unroll
+          for (int h = 0; h < EB; ++h) cp_async16_zfill(st + h * BT * 128 + dst0 + i * 16 * 128, src + h * 128, t < M ? 16u : 0u);
         }
       }
 #endif
@@ -279,12 +336,12 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // of the body, so k-tile kt-1 is folded while kt runs (step64). PC: PA + PB at the end.
   int PA[32], PB[32];
   Acc acc[NV];  // IS/FS: Σ over groups; acc[i] (i < 32) belongs to PA[i], acc[32 + i] to PB[i] (BT = 128)
-  u32 a[2][4][4];
+  u32 a[2][KS][4];
   Acc sc0, sc1;  // the latest k-tile's group scales of rows rowA, rowA + 8
   int it0 = 0;   // k-tiles consumed before this tile (ring slot and phase continue across tiles)
   const u32 scOff = X_BYTES + W_BYTES + rowA * 4;
   auto fold = [&](const int (&Ph)[32], int accBase, Acc s0, Acc s1) {
-    if constexpr (GROUPED) {
+    if constexpr (FOLD) {
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const Acc sc = (i & 2) ? s1 : s0;  // d[4j + 0,1]: row rowA; d[4j + 2,3]: row rowA + 8
@@ -295,23 +352,39 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       }
     }
   };
-  auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[(it0 + kt) % W4W_STAGES])); };
-  // Wait for k-tile kt's stage and unpack its weights into A-fragment set PAR; returns the stage base.
+  auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[(it0 + kt) % STAGES])); };
+  // Wait for k-tile kt's stage and unpack its weights into A-fragment set PAR (W4A16: dequantize
+  // with the stage's fp16 group scales of rows rowA, rowA + 8); returns the stage base.
   auto arrive = [&](int kt, auto par_c) -> u32 {
     constexpr int PAR = decltype(par_c)::value;
     const int it = it0 + kt;
-    const u32 st = base + (it % W4W_STAGES) * STAGE_BYTES;
-    mbar_wait(smem_addr(&s_full[it % W4W_STAGES]), (u32)(it / W4W_STAGES) & 1u);
+    const u32 st = base + (it % STAGES) * STAGE_BYTES;
+    mbar_wait(smem_addr(&s_full[it % STAGES]), (u32)(it / STAGES) & 1u);
 #ifndef W4W_PROBE_NO_FENCE
     fence_proxy_async();  // the activation tile was written by cp.async (generic proxy); wgmma reads it
 #endif
     u32 w0[4], w1[4];
     lds_v4(st + wOff, w0);
     lds_v4(st + wOff + 512, w1);
+    if constexpr (A16) {
+      const u32 hA = lds_u16(st + X_BYTES + W_BYTES + rowA * 2), hB = lds_u16(st + X_BYTES + W_BYTES + (rowA + 8) * 2);
+      const u32 sA = hA | (hA << 16), sB = hB | (hB << 16);
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      unpack_s4(w0[ks], a[PAR][ks][0], a[PAR][ks][2]);
-      unpack_s4(w1[ks], a[PAR][ks][1], a[PAR][ks][3]);
+      for (int j = 0; j < 4; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {  // k16 step 2j + e: nibbles 2e (k 2t, 2t+1) and 2e + 1 (k 8 + 2t, ..)
+          a[PAR][2 * j + e][0] = dequant_a16(w0[j], 2 * e, sA);
+          a[PAR][2 * j + e][2] = dequant_a16(w0[j], 2 * e + 1, sA);
+          a[PAR][2 * j + e][1] = dequant_a16(w1[j], 2 * e, sB);
+          a[PAR][2 * j + e][3] = dequant_a16(w1[j], 2 * e + 1, sB);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        unpack_s4(w0[ks], a[PAR][ks][0], a[PAR][ks][2]);
+        unpack_s4(w1[ks], a[PAR][ks][1], a[PAR][ks][3]);
+      }
     }
     return st;
   };
@@ -321,7 +394,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     constexpr int PAR = decltype(par_c)::value;
     constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
     const u32 st = arrive(kt, par_c);
-    const int keep = GROUPED ? 0 : kt > 0;  // scale-d of the k-tile's first wgmma (PC: accumulate)
+    const int keep = FOLD ? 0 : kt > 0;  // scale-d of the k-tile's first wgmma (PC: accumulate)
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(PA, a[PAR][ks], desc_sw128(st + ks * 32), ks ? 1 : keep);
@@ -357,7 +430,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     const u32 st = arrive(kt, par_c);
     // scale-d of the k-tile's first wgmma: 0 (grouped: a fresh partial sum); PC accumulates once
     // its set holds a k-tile (PA from kt = 1 on, PB from kt = 2 on; the drained tail uses PA only)
-    const int keep = GROUPED ? 0 : PAR ? kt > 1 : kt > 0;
+    const int keep = FOLD ? 0 : PAR ? kt > 1 : kt > 0;
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(P, a[PAR][ks], desc_sw128(st + ks * 32), ks ? 1 : keep);
@@ -378,11 +451,35 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       fold(P, 0, sc0, sc1);
     }
   };
+  // W4A16: one batch of KS × m64n{BT}k16 per k-tile into acc (fp32, the whole K); k-tile kt-1's
+  // stage is released once kt's batch is issued and kt-1's has completed.
+  auto stepA16 = [&](int kt, auto par_c, auto first_c, auto drain_c) {
+    constexpr int PAR = decltype(par_c)::value;
+    constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
+    const u32 st = arrive(kt, par_c);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+      const u64 desc = desc_sw128(st + (ks >> 2) * BT * 128 + (ks & 3) * 32);  // sub-tile ks / 4, 16 k at (ks % 4)·32 B
+      if constexpr (BT == 128) wgmma_rs_m64n128k16_f16(*(float(*)[64])acc, a[PAR][ks], desc, ks ? 1 : kt > 0);
+      else wgmma_rs_m64n64k16_f16(*(float(*)[32])acc, a[PAR][ks], desc, ks ? 1 : kt > 0);
+    }
+    wgmma_commit();
+    if constexpr (!FIRST) {
+      wgmma_wait<1>();  // k-tile kt-1's batch is done: its stage (and A-fragment set) are free
+      release(kt - 1);
+    }
+    if constexpr (DRAIN) {
+      wgmma_wait<0>();
+      release(kt);
+    }
+  };
   auto run = [&](int kt, auto par_c, auto first_c, auto drain_c) {
-    if constexpr (BT == 64) step64(kt, par_c, first_c, drain_c);
+    if constexpr (A16) stepA16(kt, par_c, first_c, drain_c);
+    else if constexpr (BT == 64) step64(kt, par_c, first_c, drain_c);
     else step(kt, par_c, first_c, drain_c);
   };
-  const u32 epi = base + W4W_STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
+  const u32 epi = base + STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it0 += KT) {
 #pragma unroll
   for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
@@ -462,7 +559,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
           // around the fp32 add (an asm statement nvcc does not if-convert) split every element
           // into its own basic block, so FS issued its 64 L2 loads one at a time (PTX: 128
           // branches in FS's reduction against IS's 67; see docs/KERNELS.md)
-          const Acc sum = MODE == MODE_FS ? (Acc)fadd_rn(get(i), w) : (Acc)((u32)get(i) + (u32)w);
+          const Acc sum = MODE == MODE_FS || A16 ? (Acc)fadd_rn(get(i), w) : (Acc)((u32)get(i) + (u32)w);
           set(i, z == 0 ? w : sum);
         }
       }
@@ -470,7 +567,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   }
 
   // ---------------- epilogue ----------------
-  // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n.
+  // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n;
+  // W4A16 acc.
   const int nA = n0 + rowA, nB = nA + 8;
   float cA, cB;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
   if constexpr (MODE == MODE_IS) {
@@ -494,7 +592,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       for (int c = 0; c < 2; ++c) {
         const int tl = jj * 8 + 2 * q + c;  // token within this half
         const int t = t0 + half * 64 + tl;
-        const float s = t < M ? sx[t] : 0.0f;
+        const float s = A16 ? 1.0f : t < M ? sx[t] : 0.0f;  // (W4A16 has no sx)
         float yA, yB;
         if constexpr (MODE == MODE_IS) {
           yA = fmul_rn(fmul_rn(i2f_rn(acc[4 * j + c]), s), cA);
@@ -503,6 +601,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
           const int* Ph = j < 8 ? PA : PB;
           yA = fmul_rn(fmul_rn(i2f_rn(Ph[4 * (j & 7) + c]), s), cA);
           yB = fmul_rn(fmul_rn(i2f_rn(Ph[4 * (j & 7) + 2 + c]), s), cB);
+        } else if constexpr (A16) {
+          yA = acc[4 * j + c];
+          yB = acc[4 * j + 2 + c];
         } else {
           yA = fmul_rn(acc[4 * j + c], s);
           yB = fmul_rn(acc[4 * j + 2 + c], s);
@@ -573,4 +674,8 @@ W4W_ENTRY(w4a8_gemm_fs_g128_w64, MODE_FS, 64)
 #if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 W4W_ENTRY(w4a8_gemm_pc_w, MODE_PC, 128)
 W4W_ENTRY(w4a8_gemm_pc_w64, MODE_PC, 64)
+#endif
+#if !defined(W4_SELECT) || defined(W4_SELECT_W4A16)
+W4W_ENTRY(w4a16_gemm_g128_w, MODE_A16, 128)
+W4W_ENTRY(w4a16_gemm_g128_w64, MODE_A16, 64)
 #endif
