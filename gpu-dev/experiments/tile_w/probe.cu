@@ -20,10 +20,15 @@ int main(int argc, char** argv) {
     signed char* shift = fill<signed char>(N, 4, 8, 16);
     float* sx; CK(cudaMalloc(&sx, M * 4)); CK(cudaMemset(sx, 0, M * 4));
     unsigned short* out; CK(cudaMalloc(&out, (size_t)M * N * 2));
-    struct { const char* name; void (*fn)(W4W_PARAMS); const void* g; const void* c; } ks[] = {
-      {"is", w4a8_gemm_is_g128_w, S, shift}, {"pc", w4a8_gemm_pc_w, nullptr, S}};
+    // W4A16: fp16 activations and scales in [2^-4, 1) (bit patterns 0x2C00..0x3BFF: finite, positive)
+    unsigned short* A16 = fill<unsigned short>((size_t)M * K, 5, 0x2C00, 0x3BFF);
+    unsigned short* S16 = fill<unsigned short>((size_t)(K / 128) * N, 6, 0x2C00, 0x3BFF);
+    struct { const char* name; void (*fn)(W4W_PARAMS); const void* a; const void* g; const void* c; int smem; } ks[] = {
+      {"is", w4a8_gemm_is_g128_w, A, S, shift, WStage<W4W_BT, false>::SMEM},
+      {"pc", w4a8_gemm_pc_w, A, nullptr, S, WStage<W4W_BT, false>::SMEM},
+      {"a16", w4a16_gemm_g128_w, A16, S16, nullptr, WStage<W4W_BT, true>::SMEM}};
     for (auto& k : ks) {
-      CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, WStage<W4W_BT>::SMEM));
+      CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
       int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
       const int tiles = (N / 128) * ((M + 127) / 128);
       dim3 grid(tiles < sms ? tiles : sms);  // persistent
@@ -31,7 +36,7 @@ int main(int argc, char** argv) {
       cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
       for (int r = 0; r < 18; ++r) {
         cudaEventRecord(e0);
-        k.fn<<<grid, W4W_THREADS, WStage<W4W_BT>::SMEM>>>(A, sx, W, k.g, k.c, nullptr, out, nullptr, nullptr, M, N, K);
+        k.fn<<<grid, W4W_THREADS, k.smem>>>(k.a, sx, W, k.g, k.c, nullptr, out, nullptr, nullptr, M, N, K);
         cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
         float ms; cudaEventElapsedTime(&ms, e0, e1);
         if (r >= 3) t.push_back(ms * 1000);
@@ -41,6 +46,6 @@ int main(int argc, char** argv) {
       const float us = t[t.size() / 2];
       printf("%-14s %s %5d %6d %6d %9.1f %7.0f\n", variant, k.name, M, N, K, us, 2.0 * M * N * K / us / 1e6);
     }
-    cudaFree(A); cudaFree(W); cudaFree(S); cudaFree(shift); cudaFree(sx); cudaFree(out);
+    cudaFree(A); cudaFree(A16); cudaFree(S16); cudaFree(W); cudaFree(S); cudaFree(shift); cudaFree(sx); cudaFree(out);
   }
 }

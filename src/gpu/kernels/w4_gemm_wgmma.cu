@@ -42,7 +42,7 @@
 //   thread dequantizes its 8 words into 8 k16 steps: w = fp16(q)·s (exact q, one rounding, as the
 //   mma.sync tiles do). No fold: the wgmmas of all k-tiles accumulate into one fp32 tile, so a k-tile
 //   is one batch of 8 × m64n{BT}k16 and its stage is released as soon as the next batch is issued.
-// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL,
+// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL(_A16),
 // W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
 // the main loop's compute ceiling) and W4W_PROBE_NO_FENCE (wrong results, timing only).
 
@@ -67,6 +67,9 @@ static_assert(128 * W4W_PRODUCER_REGS + 256 * W4W_CONSUMER_REGS <= 384 * 168,
               "setmaxnreg.inc would wait forever for registers the block does not have");
 #ifndef W4W_UNROLL
 #define W4W_UNROLL 4      // k-tiles per main-loop body (wgmma batches drain once per body): 4 or 8
+#endif
+#ifndef W4W_UNROLL_A16
+#define W4W_UNROLL_A16 4  // the same for W4A16
 #endif
 #ifndef W4W_GROUP_M
 #define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
@@ -487,20 +490,21 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   for (int i = 0; i < NV; ++i) acc[i] = 0;
   sc0 = sc1 = 0;
   int kt = 0;
-  static_assert(W4W_UNROLL == 4 || W4W_UNROLL == 8, "the body below is written out for 4 or 8 k-tiles");
-  for (; kt + W4W_UNROLL <= KT; kt += W4W_UNROLL) {
+  constexpr int UNROLL = A16 ? W4W_UNROLL_A16 : W4W_UNROLL;
+  static_assert(UNROLL == 4 || UNROLL == 8, "the body below is written out for 4 or 8 k-tiles");
+  for (; kt + UNROLL <= KT; kt += UNROLL) {
     run(kt, IC<0>(), IC<1>(), IC<0>());
     run(kt + 1, IC<1>(), IC<0>(), IC<0>());
     run(kt + 2, IC<0>(), IC<0>(), IC<0>());
-    run(kt + 3, IC<1>(), IC<0>(), IC<W4W_UNROLL == 4>());
-    if constexpr (W4W_UNROLL == 8) {
+    run(kt + 3, IC<1>(), IC<0>(), IC<UNROLL == 4>());
+    if constexpr (UNROLL == 8) {
       run(kt + 4, IC<0>(), IC<0>(), IC<0>());
       run(kt + 5, IC<1>(), IC<0>(), IC<0>());
       run(kt + 6, IC<0>(), IC<0>(), IC<0>());
       run(kt + 7, IC<1>(), IC<0>(), IC<1>());
     }
   }
-  for (; kt < KT; ++kt) run(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % W4W_UNROLL tail: drained each
+  for (; kt < KT; ++kt) run(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % UNROLL tail: drained each
   if constexpr (MODE == MODE_PC && BT == 64) {
 #pragma unroll
     for (int i = 0; i < 32; ++i) PA[i] = (int)((u32)PA[i] + (u32)PB[i]);  // even + odd k-tiles (exact)
@@ -547,21 +551,22 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     consumer_sync();
     if (!s_last) continue;
     fence_gpu();
-    for (int z = 0; z < S; ++z) {  // slices in split order: acc = slice 0 + slice 1 + ...
+    // Slices in split order: acc = slice 0 + slice 1 + ... Branch-free: rows past M load row M-1
+    // (in bounds; their sums are never stored), so each slice's NV loads issue back to back
+    // instead of one basic block (and one L2 round trip) per element.
+    const int lastRow = M - 1 - t0;
+    for (int z = 0; z < S; ++z) {
+      Acc w[NV];
 #pragma unroll
       for (int i = 0; i < NV; ++i) {
         const int r = 8 * (i >> 2) + 2 * q + (i & 1);
-        if (t0 + r < M) {
-          const Acc* p = mine + z * slice + (u64)r * N + 8 * ((i >> 1) & 1);
-          asm volatile("" : "+l"(p));  // computed here, not hoisted: 64 live addresses would spill
-          const Acc w = ld_cg(p);
-          // branch-free: the sum is formed for z = 0 too and discarded by the select. A branch
-          // around the fp32 add (an asm statement nvcc does not if-convert) split every element
-          // into its own basic block, so FS issued its 64 L2 loads one at a time (PTX: 128
-          // branches in FS's reduction against IS's 67; see docs/KERNELS.md)
-          const Acc sum = MODE == MODE_FS || A16 ? (Acc)fadd_rn(get(i), w) : (Acc)((u32)get(i) + (u32)w);
-          set(i, z == 0 ? w : sum);
-        }
+        const Acc* p = mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1);
+        w[i] = ld_cg(p);
+      }
+#pragma unroll
+      for (int i = 0; i < NV; ++i) {
+        const Acc sum = MODE == MODE_FS || A16 ? (Acc)fadd_rn(get(i), w[i]) : (Acc)((u32)get(i) + (u32)w[i]);
+        set(i, z == 0 ? w[i] : sum);
       }
     }
   }
