@@ -240,8 +240,8 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 12288, 4096, { arch: 'sm_90a' }).splits, 1);  // 96 tiles: 2 splits need 2 rounds
   assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
-  // FS keeps the m tile and its split-K there (FS through tile w's split-K was slow)
-  assert.equal(planW4Gemm('w4a8-fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, 'm');
+  // FS splits like IS (its reduction is branch-free too)
+  assert.deepEqual([planW4Gemm('w4a8-fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, planW4Gemm('w4a8-fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).splits], ['w64', 4]);
   assert.equal(planW4Gemm('w4a8-fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
   assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('w4a8-is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');

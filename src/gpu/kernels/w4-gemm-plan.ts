@@ -173,7 +173,7 @@ const W_SHORT_K_KTILES = 32;
 const W_SHORT_K_MAX_M = 64;
 
 /**
- * Split-K factor of the persistent wgmma tile w (IS, PC), fit on the H200 (bench gemm
+ * Split-K factor of the persistent wgmma tile w (every kind), fit on the H200 (bench gemm
  * --w4-splits, docs/KERNELS.md): only as far as every tile-split still runs in one round
  * (tiles · S <= SMs; splits that leave a block several tile-splits were up to 2x slower) with at
  * least 16 k-tiles each. Long K (the down-projections): S = 2-4 made IS 1.3-2.1x faster at
@@ -202,15 +202,14 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   const useR = kind === 'is' && group === 128 && byM === 'l' && (m >= 1024 || (m >= 512 && lBlocks >= 4 * smCount));
   const canW = wgmmaEligible(mode, group, n, opts.arch);
   const canV = gemvEligible(mode, m, n, group);
-  // Tile w from M = 17 on. Its persistent grid (one block per 128x128 tile) leaves SMs idle on
-  // N = 4096 at M <= 256; on long-K shapes (down-projections) IS and PC then take split-K
-  // (wgmmaSplits), FS the m tile and its split-K where the grid is under half the SMs (FS through
-  // tile w's split-K was 1.5-3x slower on the H200; the likely cause, a branch per element in the
-  // reduction, is fixed in the kernel but not yet re-measured: docs/KERNELS.md).
+  // Tile w from M = 17 on, every kind. Its persistent grid (one block per 128x128 tile) leaves SMs
+  // idle on N = 4096 at M <= 256; there it takes split-K (wgmmaSplits). (FS once kept S = 1 and
+  // fell back to the m tile: its split-K reduction issued one L2 load per basic block; with the
+  // branch-free reduction FS splits as well as IS: docs/KERNELS.md.)
   // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile).
   const wTile: W4Tile = m <= W4_TILES.w64.bm ? 'w64' : 'w';
   const wTiles = (bm: number) => Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / bm);
-  const wWins = m >= W4_WGMMA_MIN_M && (kind !== 'fs' || wTiles(W4_TILES[wTile].bm) >= smCount / 2 || k <= 4096);
+  const wWins = m >= W4_WGMMA_MIN_M;
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
   const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? wTile : useR ? 'r' : byM;
@@ -232,7 +231,7 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   } else if (isGemvTile(tile)) {
     splits = 1;
   } else if (isWgmmaTile(tile)) {
-    splits = kind === 'fs' ? 1 : wgmmaSplits(wGrid, kTiles, smCount, m);
+    splits = wgmmaSplits(wGrid, kTiles, smCount, m);
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;

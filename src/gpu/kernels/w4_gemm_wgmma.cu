@@ -69,7 +69,7 @@ static_assert(128 * W4W_PRODUCER_REGS + 256 * W4W_CONSUMER_REGS <= 384 * 168,
 #define W4W_UNROLL 4      // k-tiles per main-loop body (wgmma batches drain once per body): 4 or 8
 #endif
 #ifndef W4W_UNROLL_A16
-#define W4W_UNROLL_A16 4  // the same for W4A16
+#define W4W_UNROLL_A16 8  // the same for W4A16 (8: 1.3-1.7% faster at M >= 1024 on the H200)
 #endif
 #ifndef W4W_GROUP_M
 #define W4W_GROUP_M 8     // raster: a wave walks 8 token tiles per weight column (L2 reuse of W)
