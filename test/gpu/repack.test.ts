@@ -236,8 +236,11 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 6 * 17408 + 8 * 64 * 20 * 4);
   assert.deepEqual(planW4Gemm('w4a8-is', 128, 100, 512, 4096, { arch: 'sm_90a', tile: 'w64', splits: 1 }).grid, [8, 1, 1]);  // 4 x 2 tiles
   assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
-  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 2);   // K = 4096: S = 2 up to M = 64
-  assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 1);
+  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 4);   // K = 4096: 32 tiles, 8 k-tiles each
+  assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 4);
+  assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 4096, { arch: 'sm_90a' }).splits, 2);  // 64 tiles
+  assert.equal(planW4Gemm('w4a16', 128, 128, 6144, 4096, { arch: 'sm_90a' }).splits, 2);    // 48 tiles: 3 splits need 2 rounds
+  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 768, { arch: 'sm_90a' }).splits, 1);    // 6 k-tiles: too short to split
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 12288, 4096, { arch: 'sm_90a' }).splits, 1);  // 96 tiles: 2 splits need 2 rounds
   assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
   // FS splits like IS (its reduction is branch-free too)

@@ -167,20 +167,17 @@ export function checkW4Shape(m: number, n: number, k: number): void {
 
 /** Tile w's split-K: most splits, fewest k-tiles per split. */
 const W_MAX_SPLITS = 4;
-const W_MIN_KTILES_PER_SPLIT = 16;
-/** Shapes with at most this many k-tiles (K = 4096) split only up to this M (one partial token tile). */
-const W_SHORT_K_KTILES = 32;
-const W_SHORT_K_MAX_M = 64;
+const W_MIN_KTILES_PER_SPLIT = 8;
 
 /**
  * Split-K factor of the persistent wgmma tile w (every kind), fit on the H200 (bench gemm
- * --w4-splits, docs/KERNELS.md): only as far as every tile-split still runs in one round
- * (tiles · S <= SMs; splits that leave a block several tile-splits were up to 2x slower) with at
- * least 16 k-tiles each. Long K (the down-projections): S = 2-4 made IS 1.3-2.1x faster at
- * M = 64-256. K = 4096: S = 2 gained 10% at M = 64, S = 2-4 lost up to 20% at M = 128-256.
+ * --w4-splits, docs/KERNELS.md): as far as every tile-split still runs in one round (tiles · S <=
+ * SMs; splits that leave a block several tile-splits were up to 2x slower) with at least 8 k-tiles
+ * each, S <= 4. Long K (the down-projections): S = 2-4 made IS 1.3-2.7x faster at M = 64-256.
+ * K = 4096 (32 k-tiles), after the branch-free reduction: S = 2-4 gains 5-12% wherever the tiles
+ * fit (o-proj M = 128: 20.5 -> 18.4 µs at S = 4; before that fix the same splits lost up to 20%).
  */
-export function wgmmaSplits(tiles: number, kTiles: number, smCount: number, m: number): number {
-  if (kTiles <= W_SHORT_K_KTILES && m > W_SHORT_K_MAX_M) return 1;
+export function wgmmaSplits(tiles: number, kTiles: number, smCount: number): number {
   let S = 1;
   while (S < W_MAX_SPLITS && tiles * (S + 1) <= smCount && kTiles / (S + 1) >= W_MIN_KTILES_PER_SPLIT) S++;
   return S;
@@ -231,7 +228,7 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   } else if (isGemvTile(tile)) {
     splits = 1;
   } else if (isWgmmaTile(tile)) {
-    splits = wgmmaSplits(wGrid, kTiles, smCount, m);
+    splits = wgmmaSplits(wGrid, kTiles, smCount);
   } else {
     // Blocks to aim for (fit on H100 timings, docs/KERNELS.md): s 2.5 per SM (3 fit), m 2, l and r 1.
     const target = (tile === 's' ? 2.5 : tile === 'm' ? 2 : 1) * smCount;
