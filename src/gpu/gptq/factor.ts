@@ -3,15 +3,15 @@
 // computes in float64 on the CPU. The diagonal decides dead inputs, act-order and dampening on the
 // host (diagonalPlan, shared with the CPU path); the matrix never leaves the device.
 //
-// Like linalg.ts, without forming H⁻¹: the index-reversed A = J·H·J is factored A = L·Lᵀ by a
-// right-looking blocked Cholesky (diagonal blocks and their inverses by gptq_chol_diag; panels
-// L₂₁ = A₂₁·L₁₁⁻ᵀ and trailing updates A₂₂ −= L₂₁·L₂₁ᵀ as cuBLASLt GEMMs), then X = L⁻¹ block row
-// by block row (X[I, :I] = −L_II⁻¹·(L[I, :I]·X[:I, :I])), and U = J·X·J.
+// Like linalg.ts, without forming H⁻¹: the index-reversed A = J·H·J is factored A = L·Lᵀ and
+// inverted, X = L⁻¹, by the blocked steps of factor-steps.ts (diagonal blocks by gptq_chol_diag,
+// the rest cuBLASLt GEMMs), and U = J·X·J.
 import { fail } from '../../core/errors.ts';
 import { diagonalPlan } from '../../quant/gptq.ts';
 import type { DeviceBuffer, Gpu } from '../runtime.ts';
 import { CHOL_BLOCK, type GptqKernels } from './gptq-kernels.ts';
-import type { LtMatmul, RowMajorGemm } from './lt-matmul.ts';
+import type { LtMatmul } from './lt-matmul.ts';
+import { factorSteps, type Ref } from './factor-steps.ts';
 
 export interface DeviceFactor {
   readonly K: number;
@@ -29,8 +29,6 @@ export interface DeviceFactor {
 export interface FactorContext { gpu: Gpu; kernels: GptqKernels; mm: LtMatmul }
 
 const F32 = 4;
-const f32Gemm = (m: number, n: number, k: number, transB: boolean, lda: number, ldb: number, ldc: number): RowMajorGemm =>
-  ({ m, n, k, transA: false, transB, lda, ldb, ldc, inType: 'f32' });
 
 /** The factor of H = scale·gram (+ fixes), gram [K, K] fp32 on the device (left unchanged). */
 export function factorOnDevice(ctx: FactorContext, gram: DeviceBuffer, K: number, scale: number,
@@ -55,20 +53,13 @@ export function factorOnDevice(ctx: FactorContext, gram: DeviceBuffer, K: number
   kernels.prepareHessian(gram, a, permDev, deadDev, s32, Math.fround(plan.damp), K);
   const nb = CHOL_BLOCK;
   const panel = gpu.alloc(K * nb * F32);
-  const at = (buf: DeviceBuffer, r: number, c: number) => buf.ptr + BigInt((r * K + c) * F32);
+  const bufs = { A: a, X: x, P: panel };
+  const at = (r: Ref) => bufs[r.buf].ptr + BigInt((r.row * r.ld + r.col) * F32);
   try {
-    for (let j0 = 0; j0 < K; j0 += nb) {
-      const b = Math.min(nb, K - j0), j1 = j0 + b, r = K - j1;
-      kernels.cholDiag(a, x, bad, K, j0, b); // L₁₁ into A, L₁₁⁻¹ into X
-      if (r === 0) break;
-      mm.run(f32Gemm(r, b, b, true, K, K, b), at(a, j1, j0), at(x, j0, j0), panel.ptr, 1, 0); // L₂₁ = A₂₁·L₁₁⁻ᵀ
-      mm.run(f32Gemm(r, r, b, true, b, b, K), panel.ptr, panel.ptr, at(a, j1, j1), -1, 1); // A₂₂ −= L₂₁·L₂₁ᵀ
-      kernels.copyBlock(panel, b, at(a, j1, j0), K, r, b);
-    }
-    for (let r0 = nb; r0 < K; r0 += nb) {
-      const b = Math.min(nb, K - r0);
-      mm.run(f32Gemm(b, r0, r0, false, K, K, r0), at(a, r0, 0), x.ptr, panel.ptr, 1, 0); // T = L[I, :I]·X[:I, :I]
-      mm.run(f32Gemm(b, r0, b, false, K, r0, K), at(x, r0, r0), panel.ptr, at(x, r0, 0), -1, 0); // X[I, :I] = −L_II⁻¹·T
+    for (const s of factorSteps(K, nb)) {
+      if (s.op === 'chol') kernels.cholDiag(a, x, bad, K, s.j0, s.nb);
+      else if (s.op === 'gemm') mm.run(s.g, at(s.a), at(s.b), at(s.c), s.alpha, s.beta);
+      else kernels.copyBlock(at(s.src), s.src.ld, at(s.dst), s.dst.ld, s.rows, s.cols);
     }
     kernels.reverseUpper(x, a, K); // U = J·X·J, into A's memory
     const badRow = gpu.download(bad, new Int32Array(1))[0]!;

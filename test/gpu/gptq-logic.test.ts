@@ -1,0 +1,155 @@
+// The GPU GPTQ's host-side logic, no GPU needed: the row-major → column-major cuBLASLt mapping
+// against a column-major GEMM emulator, the blocked factor's step plan run in float64 against
+// linalg.ts's U (H⁻¹ = UᵀU), prepareHessian's diagonal rules on a hand-worked case, the
+// --calib-device decision table and the benchmark's layer shapes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IntscaleError } from '../../src/core/errors.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { alignmentOf, columnMajorCall, type RowMajorGemm } from '../../src/gpu/gptq/lt-matmul.ts';
+import { factorSteps, type Ref } from '../../src/gpu/gptq/factor-steps.ts';
+import { gpuGptqUnsupported } from '../../src/gpu/gptq/solver.ts';
+import { diagonalPlan } from '../../src/quant/gptq.ts';
+import { inverseCholeskyUpper } from '../../src/quant/linalg.ts';
+import { chooseCalibDevice, parseCalibDevice } from '../../src/cli/calib-device.ts';
+import { layerGroups } from '../../src/bench/gptq.ts';
+
+/** Float64 in a different summation order only. */
+const F64_TOL = 1e-9;
+
+function rowMajorReference(g: RowMajorGemm, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number, beta: number): void {
+  for (let r = 0; r < g.m; r++)
+    for (let col = 0; col < g.n; col++) {
+      let s = 0;
+      for (let k = 0; k < g.k; k++) s += (g.transA ? a[k * g.lda + r]! : a[r * g.lda + k]!) * (g.transB ? b[col * g.ldb + k]! : b[k * g.ldb + col]!);
+      c[r * g.ldc + col] = alpha * s + beta * c[r * g.ldc + col]!;
+    }
+}
+
+/** What cuBLASLt computes for the call (column-major, op N/T): D = α·op(A')·op(B') + β·C. */
+function columnMajorEmulator(g: RowMajorGemm, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number, beta: number): void {
+  const call = columnMajorCall(g);
+  const A = b, B = a; // A' = the row-major B, B' = the row-major A
+  const el = (buf: Float64Array, op: 'N' | 'T', ld: number, i: number, j: number) => (op === 'N' ? buf[i + j * ld]! : buf[j + i * ld]!);
+  for (const [what, l, op] of [['A', call.a, call.a.op], ['B', call.b, call.b.op]] as const) {
+    // op(A') is [m', k'], op(B') is [k', n']: stored as such for N, transposed for T
+    const [r, c] = what === 'A' ? [call.m, call.k] : [call.k, call.n];
+    const [rows, cols] = op === 'N' ? [r, c] : [c, r];
+    assert.deepEqual([l.rows, l.cols], [rows, cols], `${what}' layout matches its op`);
+    assert.ok(l.ld >= l.rows, `${what}' ld ${l.ld} ≥ rows ${l.rows}`);
+  }
+  assert.ok(call.c.ld >= call.c.rows);
+  for (let i = 0; i < call.m; i++)
+    for (let j = 0; j < call.n; j++) {
+      let s = 0;
+      for (let k = 0; k < call.k; k++) s += el(A, call.a.op, call.a.ld, i, k) * el(B, call.b.op, call.b.ld, k, j);
+      c[i + j * call.c.ld] = alpha * s + beta * c[i + j * call.c.ld]!;
+    }
+}
+
+test('row-major GEMMs map to column-major cuBLASLt calls that compute them (all four op pairs, padded leading dimensions)', () => {
+  const rng = new Rng(3);
+  for (const transA of [false, true]) for (const transB of [false, true]) {
+    const m = 5, n = 7, k = 3;
+    const lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
+    const g: RowMajorGemm = { m, n, k, transA, transB, lda, ldb, ldc, inType: 'f32' };
+    const a = Float64Array.from(rng.normals((transA ? k : m) * lda));
+    const b = Float64Array.from(rng.normals((transB ? n : k) * ldb));
+    const c0 = Float64Array.from(rng.normals(m * ldc));
+    const want = Float64Array.from(c0), got = Float64Array.from(c0);
+    rowMajorReference(g, a, b, want, -1.5, 0.5);
+    columnMajorEmulator(g, a, b, got, -1.5, 0.5);
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(want[i]! - got[i]!) < 1e-12, `transA ${transA} transB ${transB}: element ${i}`);
+  }
+});
+
+test('alignmentOf: the largest power of two up to 256 dividing the address', () => {
+  assert.equal(alignmentOf(0x1000n), 256);
+  assert.equal(alignmentOf(0x1004n), 4);
+  assert.equal(alignmentOf(0x1080n), 128);
+  assert.equal(alignmentOf(0x1001n), 1);
+});
+
+/** Runs the factor's steps in float64 the way factor.ts runs them on the GPU (chol as gptq_chol_diag). */
+function runStepsF64(aIn: Float64Array, K: number, nb: number): Float64Array {
+  const bufs = { A: Float64Array.from(aIn), X: new Float64Array(K * K), P: new Float64Array(K * nb) };
+  const view = (r: Ref) => bufs[r.buf].subarray(r.row * r.ld + r.col);
+  for (const s of factorSteps(K, nb)) {
+    if (s.op === 'gemm') rowMajorReference(s.g, view(s.a), view(s.b), view(s.c), s.alpha, s.beta);
+    else if (s.op === 'copy') {
+      const src = view(s.src), dst = view(s.dst);
+      for (let r = 0; r < s.rows; r++) for (let c = 0; c < s.cols; c++) dst[r * s.dst.ld + c] = src[r * s.src.ld + c]!;
+    } else {
+      const A = bufs.A, X = bufs.X, { j0, nb: b } = s, at = (r: number, c: number) => (j0 + r) * K + j0 + c;
+      for (let j = 0; j < b; j++) {
+        A[at(j, j)] = Math.sqrt(A[at(j, j)]!);
+        for (let i = j + 1; i < b; i++) A[at(i, j)]! /= A[at(j, j)]!;
+        for (let i = j + 1; i < b; i++) for (let k = j + 1; k <= i; k++) A[at(i, k)]! -= A[at(i, j)]! * A[at(k, j)]!;
+      }
+      for (let c = 0; c < b; c++)
+        for (let i = c; i < b; i++) {
+          let sum = i === c ? 1 : 0;
+          for (let k = c; k < i; k++) sum -= A[at(i, k)]! * X[at(k, c)]!;
+          X[at(i, c)] = sum / A[at(i, i)]!;
+        }
+    }
+  }
+  return bufs.X;
+}
+
+test('the blocked factor steps give linalg.ts\'s U (H⁻¹ = UᵀU) after the index reversal, K not a multiple of the block', () => {
+  const rng = new Rng(5);
+  for (const [K, nb] of [[200, 64], [130, 128], [96, 32]] as const) {
+    const rows = K + 20, x = rng.normals(rows * K);
+    const h = new Float64Array(K * K);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < K; i++) { const xi = x[r * K + i]!; for (let j = 0; j < K; j++) h[i * K + j]! += xi * x[r * K + j]!; }
+    for (let i = 0; i < K; i++) h[i * K + i]! += 1;
+    const a = new Float64Array(K * K); // J·H·J
+    for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) a[i * K + j] = h[(K - 1 - i) * K + (K - 1 - j)]!;
+    const X = runStepsF64(a, K, nb), want = inverseCholeskyUpper(h, K);
+    let worst = 0, scale = 0;
+    for (let r = 0; r < K; r++) for (let c = 0; c < K; c++) {
+      const u = c >= r ? X[(K - 1 - r) * K + (K - 1 - c)]! : 0;
+      worst = Math.max(worst, Math.abs(u - want[r * K + c]!));
+      scale = Math.max(scale, Math.abs(want[r * K + c]!));
+    }
+    assert.ok(worst <= F64_TOL * scale, `K=${K} nb=${nb}: max |ΔU| = ${worst} (max |U| ${scale})`);
+  }
+});
+
+test('diagonalPlan: dead inputs get 1, act-order sorts the fixed diagonal (stable), damp = percdamp·mean', () => {
+  const p = diagonalPlan(Float64Array.from([0, 3, 1, 3, 2]), { percdamp: 0.01, actOrder: true });
+  assert.deepEqual([...p.dead], [1, 0, 0, 0, 0]);
+  assert.deepEqual([...p.perm], [1, 3, 4, 0, 2]);
+  assert.ok(Math.abs(p.damp - 0.02) < 1e-15);
+  assert.deepEqual([...diagonalPlan(Float64Array.from([2, 1]), { actOrder: false }).perm], [0, 1]);
+  assert.throws(() => diagonalPlan(Float64Array.from([1, NaN])), /non-finite Hessian diagonal at 1/);
+  assert.throws(() => diagonalPlan(Float64Array.from([1]), { percdamp: 1 }), /percdamp 1 outside \[0, 1\)/);
+});
+
+test('--calib-device: cpu/cuda/auto decisions, one-line refusals for cuda', () => {
+  const noGpu = () => 'no GPU: no NVIDIA driver found';
+  const gpu = () => undefined;
+  assert.equal(parseCalibDevice('auto'), 'auto');
+  assert.throws(() => parseCalibDevice('gpu'), /--calib-device: expected cpu, cuda or auto, got 'gpu'/);
+  assert.deepEqual(chooseCalibDevice('auto', { usesGptq: true }, gpu), { device: 'cuda' });
+  assert.deepEqual(chooseCalibDevice('auto', { usesGptq: true }, noGpu), { device: 'cpu' });
+  assert.deepEqual(chooseCalibDevice('cpu', { usesGptq: true }, () => assert.fail('no GPU probe for cpu')), { device: 'cpu' });
+  assert.deepEqual(chooseCalibDevice('auto', { usesGptq: false }, () => assert.fail('no GPU probe without GPTQ')), { device: 'cpu' });
+  const clip = chooseCalibDevice('auto', { usesGptq: true, clip: true }, gpu);
+  assert.equal(clip.device, 'cpu');
+  assert.match(clip.note ?? '', /clip search \(--clip\) runs on the CPU only/);
+  const oneLine = (re: RegExp) => (e: unknown) => e instanceof IntscaleError && re.test(e.message) && !e.message.includes('\n');
+  assert.throws(() => chooseCalibDevice('cuda', { usesGptq: true }, noGpu), oneLine(/^--calib-device cuda: no GPU/));
+  assert.throws(() => chooseCalibDevice('cuda', { usesGptq: false }, gpu), oneLine(/only GPTQ has a CUDA backend/));
+  assert.throws(() => chooseCalibDevice('cuda', { usesGptq: true, blockSize: 256 }, gpu), oneLine(/at most 128 columns \(got --block-size 256\)/));
+  assert.equal(gpuGptqUnsupported({ blockSize: 128 }), undefined);
+});
+
+test('bench gptq: the LLaMA-2-7B layer\'s input groups and shapes', () => {
+  const g = layerGroups('llama2-7b');
+  assert.deepEqual(g.map((x) => x.K), [4096, 4096, 4096, 11008]);
+  assert.deepEqual(g.map((x) => x.linears.map((l) => `${l.name}:${l.N}`).join(',')),
+    ['q_proj:4096,k_proj:4096,v_proj:4096', 'o_proj:4096', 'gate_proj:11008,up_proj:11008', 'down_proj:4096']);
+  assert.deepEqual(layerGroups('llama3-8b')[0]!.linears.map((l) => l.N), [4096, 1024, 1024]);
+});
