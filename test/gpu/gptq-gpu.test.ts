@@ -7,7 +7,7 @@
 // pipeline with the CUDA solver against the CPU pipeline. Skipped without a GPU.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { f16ArrayToF32, f32ArrayToF16 } from '../../src/core/dtype.ts';
+import { f32ArrayToF16 } from '../../src/core/dtype.ts';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { Gpu } from '../../src/gpu/runtime.ts';
@@ -18,68 +18,18 @@ import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { gptqQuantize, prepareHessian } from '../../src/quant/gptq.ts';
 import type { GptqDevice } from '../../src/quant/gptq-device.ts';
-import { hessianError, InputStats } from '../../src/quant/hessian.ts';
-import { dequantize, quantizeRtn, type QuantizedWeight } from '../../src/quant/rtn.ts';
+import { InputStats } from '../../src/quant/hessian.ts';
+import { quantizeRtn } from '../../src/quant/rtn.ts';
+import { CASE_ROWS, CASES, DEAD, inputs, MIN_SAME_Q, objective, OBJECTIVE_REL_TOL, PIPELINE_MIN_SAME_Q, sameFraction, TIE, U_REL_TOL, weights } from './gptq-fixtures.ts';
 
 const reason = Gpu.unavailableReason();
 const skip = reason ? `skipped: ${reason}` : false;
-
-/** Fraction of int4 values that must equal the CPU's (fp32 vs float64 moves a few values across rounding boundaries). */
-const MIN_SAME_Q = 0.99;
-/** |objective_gpu − objective_cpu| / objective_cpu allowed. */
-const OBJECTIVE_REL_TOL = 0.01;
-/** ‖U_gpu − U_cpu‖_F / ‖U_cpu‖_F allowed (fp32 blocked Cholesky and inverse of a dampened Hessian). */
-const U_REL_TOL = 2e-3;
-/** Relative gap of two Hessian diagonal entries under which fp32 and float64 may order them differently. */
-const TIE = 1e-4;
-/** Fraction of int4 values of the whole calibrated model that must equal the CPU pipeline's (differences compound over layers). */
-const PIPELINE_MIN_SAME_Q = 0.97;
-
-/** Heavy-tailed weights: per-row scale, 2% of values ×8. */
-function weights(rng: Rng, N: number, K: number): Float32Array {
-  const w = new Float32Array(N * K);
-  for (let n = 0; n < N; n++) {
-    const s = 0.02 * (0.3 + 1.5 * rng.next());
-    for (let k = 0; k < K; k++) w[n * K + k] = rng.normal() * s * (rng.next() < 0.02 ? 8 : 1);
-  }
-  return w;
-}
-
-/** fp16-exact activations with per-channel scales, a few loud channels and one dead input. */
-function inputs(rng: Rng, rows: number, K: number, dead: number): Float32Array {
-  const scale = Float32Array.from({ length: K }, (_, k) => Math.exp(0.5 * rng.normal()) * (k % 29 === 3 ? 12 : 1));
-  const x = new Float32Array(rows * K);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) x[r * K + k] = k === dead ? 0 : rng.normal() * scale[k]!;
-  return f16ArrayToF32(f32ArrayToF16(x));
-}
-
-function sameFraction(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let same = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
-  return same / a.length;
-}
-
-function objective(w: Float32Array, qw: QuantizedWeight, h: Float64Array, N: number, K: number): number {
-  const dq = dequantize(qw), d = new Float64Array(N * K);
-  for (let i = 0; i < d.length; i++) d[i] = w[i]! - dq[i]!;
-  return hessianError(d, N, K, h);
-}
-
-interface Case { name: string; N: number; K: number; group: number; blockSize?: number; actOrder: boolean; input: 'f16' | 'f32' }
-const CASES: Case[] = [
-  { name: 'g128, natural order, fp16 inputs', N: 72, K: 512, group: 128, actOrder: false, input: 'f16' },
-  { name: 'g128, act-order, fp16 inputs', N: 72, K: 512, group: 128, actOrder: true, input: 'f16' },
-  { name: 'g64, K = 320 (not a multiple of the block), natural, fp32 inputs', N: 40, K: 320, group: 64, actOrder: false, input: 'f32' },
-  { name: 'g64, K = 320, act-order, fp32 inputs', N: 40, K: 320, group: 64, actOrder: true, input: 'f32' },
-  { name: 'g128 with 64-column blocks (a group spans two blocks), natural', N: 33, K: 384, group: 128, blockSize: 64, actOrder: false, input: 'f16' },
-  { name: 'per channel (the group spans every block), natural', N: 24, K: 320, group: -1, actOrder: false, input: 'f32' },
-];
 
 test('CUDA GPTQ matches the CPU GPTQ: int4 values, scales, objective, factor', { skip }, (t) => {
   const gpu = Gpu.open(), solver = new GpuGptq(gpu);
   try {
     CASES.forEach((c, ci) => {
-      const rng = new Rng(100 + ci), rows = 768, dead = 37;
+      const rng = new Rng(100 + ci), rows = CASE_ROWS, dead = DEAD;
       const x = inputs(rng, rows, c.K, dead), w = weights(rng, c.N, c.K);
       const stats = new InputStats(c.K, true, false);
       stats.add(x, rows);

@@ -1,6 +1,8 @@
 // The GPU GPTQ's host-side logic, no GPU needed: the row-major → column-major cuBLASLt mapping
 // against a column-major GEMM emulator, the blocked factor's step plan run in float64 against
-// linalg.ts's U (H⁻¹ = UᵀU), prepareHessian's diagonal rules on a hand-worked case, the
+// linalg.ts's U (H⁻¹ = UᵀU), the column loop's fp32 data flow (gptq_block's arithmetic, operation
+// for operation, and the lazy fp32 update) within the GPU test's tolerances of the float64 CPU
+// GPTQ on the GPU test's cases, prepareHessian's diagonal rules on a hand-worked case, the
 // --calib-device decision table and the benchmark's layer shapes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,7 +11,11 @@ import { Rng } from '../../src/core/rng.ts';
 import { alignmentOf, columnMajorCall, type RowMajorGemm } from '../../src/gpu/gptq/lt-matmul.ts';
 import { factorSteps, type Ref } from '../../src/gpu/gptq/factor-steps.ts';
 import { gpuGptqUnsupported } from '../../src/gpu/gptq/solver.ts';
-import { diagonalPlan } from '../../src/quant/gptq.ts';
+import { diagonalPlan, gptqQuantize, prepareHessian, type PreparedHessian } from '../../src/quant/gptq.ts';
+import { InputStats } from '../../src/quant/hessian.ts';
+import { rintClamp } from '../../src/quant/fp32.ts';
+import { resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from '../../src/quant/rtn.ts';
+import { CASE_ROWS, CASES, DEAD, inputs, MIN_SAME_Q, objective, OBJECTIVE_REL_TOL, sameFraction, U_REL_TOL, weights } from './gptq-fixtures.ts';
 import { inverseCholeskyUpper } from '../../src/quant/linalg.ts';
 import { chooseCalibDevice, parseCalibDevice } from '../../src/cli/calib-device.ts';
 import { layerGroups } from '../../src/bench/gptq.ts';
@@ -17,12 +23,13 @@ import { layerGroups } from '../../src/bench/gptq.ts';
 /** Float64 in a different summation order only. */
 const F64_TOL = 1e-9;
 
-function rowMajorReference(g: RowMajorGemm, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number, beta: number): void {
+/** `rd`: the rounding after each operation (identity: float64; Math.fround: fp32). */
+function rowMajorReference(g: RowMajorGemm, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number, beta: number, rd = (v: number) => v): void {
   for (let r = 0; r < g.m; r++)
     for (let col = 0; col < g.n; col++) {
       let s = 0;
-      for (let k = 0; k < g.k; k++) s += (g.transA ? a[k * g.lda + r]! : a[r * g.lda + k]!) * (g.transB ? b[col * g.ldb + k]! : b[k * g.ldb + col]!);
-      c[r * g.ldc + col] = alpha * s + beta * c[r * g.ldc + col]!;
+      for (let k = 0; k < g.k; k++) s = rd(s + rd((g.transA ? a[k * g.lda + r]! : a[r * g.lda + k]!) * (g.transB ? b[col * g.ldb + k]! : b[k * g.ldb + col]!)));
+      c[r * g.ldc + col] = rd(rd(alpha * s) + rd(beta * c[r * g.ldc + col]!));
     }
 }
 
@@ -71,26 +78,26 @@ test('alignmentOf: the largest power of two up to 256 dividing the address', () 
 });
 
 /** Runs the factor's steps in float64 the way factor.ts runs them on the GPU (chol as gptq_chol_diag). */
-function runStepsF64(aIn: Float64Array, K: number, nb: number): Float64Array {
+function runSteps(aIn: Float64Array, K: number, nb: number, rd = (v: number) => v): Float64Array {
   const bufs = { A: Float64Array.from(aIn), X: new Float64Array(K * K), P: new Float64Array(K * nb) };
   const view = (r: Ref) => bufs[r.buf].subarray(r.row * r.ld + r.col);
   for (const s of factorSteps(K, nb)) {
-    if (s.op === 'gemm') rowMajorReference(s.g, view(s.a), view(s.b), view(s.c), s.alpha, s.beta);
+    if (s.op === 'gemm') rowMajorReference(s.g, view(s.a), view(s.b), view(s.c), s.alpha, s.beta, rd);
     else if (s.op === 'copy') {
       const src = view(s.src), dst = view(s.dst);
       for (let r = 0; r < s.rows; r++) for (let c = 0; c < s.cols; c++) dst[r * s.dst.ld + c] = src[r * s.src.ld + c]!;
     } else {
       const A = bufs.A, X = bufs.X, { j0, nb: b } = s, at = (r: number, c: number) => (j0 + r) * K + j0 + c;
       for (let j = 0; j < b; j++) {
-        A[at(j, j)] = Math.sqrt(A[at(j, j)]!);
-        for (let i = j + 1; i < b; i++) A[at(i, j)]! /= A[at(j, j)]!;
-        for (let i = j + 1; i < b; i++) for (let k = j + 1; k <= i; k++) A[at(i, k)]! -= A[at(i, j)]! * A[at(k, j)]!;
+        A[at(j, j)] = rd(Math.sqrt(A[at(j, j)]!));
+        for (let i = j + 1; i < b; i++) A[at(i, j)] = rd(A[at(i, j)]! / A[at(j, j)]!);
+        for (let i = j + 1; i < b; i++) for (let k = j + 1; k <= i; k++) A[at(i, k)] = rd(A[at(i, k)]! - rd(A[at(i, j)]! * A[at(k, j)]!));
       }
       for (let c = 0; c < b; c++)
         for (let i = c; i < b; i++) {
           let sum = i === c ? 1 : 0;
-          for (let k = c; k < i; k++) sum -= A[at(i, k)]! * X[at(k, c)]!;
-          X[at(i, c)] = sum / A[at(i, i)]!;
+          for (let k = c; k < i; k++) sum = rd(sum - rd(A[at(i, k)]! * X[at(k, c)]!));
+          X[at(i, c)] = rd(sum / A[at(i, i)]!);
         }
     }
   }
@@ -106,7 +113,7 @@ test('the blocked factor steps give linalg.ts\'s U (H⁻¹ = UᵀU) after the in
     for (let i = 0; i < K; i++) h[i * K + i]! += 1;
     const a = new Float64Array(K * K); // J·H·J
     for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) a[i * K + j] = h[(K - 1 - i) * K + (K - 1 - j)]!;
-    const X = runStepsF64(a, K, nb), want = inverseCholeskyUpper(h, K);
+    const X = runSteps(a, K, nb), want = inverseCholeskyUpper(h, K);
     let worst = 0, scale = 0;
     for (let r = 0; r < K; r++) for (let c = 0; c < K; c++) {
       const u = c >= r ? X[(K - 1 - r) * K + (K - 1 - c)]! : 0;
@@ -152,4 +159,91 @@ test('bench gptq: the LLaMA-2-7B layer\'s input groups and shapes', () => {
   assert.deepEqual(g.map((x) => x.linears.map((l) => `${l.name}:${l.N}`).join(',')),
     ['q_proj:4096,k_proj:4096,v_proj:4096', 'o_proj:4096', 'gate_proj:11008,up_proj:11008', 'down_proj:4096']);
   assert.deepEqual(layerGroups('llama3-8b')[0]!.linears.map((l) => l.N), [4096, 1024, 1024]);
+});
+
+/** gptq.cu's column loop in TypeScript, fp32 operation for operation (gptq_permute_weights,
+ *  gptq_static_scales, gptq_block per row, the lazy fp32 GEMM, gptq_unpermute_q), against an fp32 U. */
+function emulateGpuColumnLoop(w: Float32Array, N: number, K: number, ph: PreparedHessian, group: number, B: number): QuantizedWeight {
+  const f = Math.fround, { perm, dead } = ph, u = Float32Array.from(ph.u);
+  const G = resolveGroupSize(group, K), groups = K / G, actOrder = perm.some((p, i) => p !== i);
+  const wp = new Float32Array(N * K), qp = new Int8Array(N * K), scales = new Float32Array(N * groups);
+  for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) wp[n * K + i] = dead[perm[i]!] ? 0 : w[n * K + perm[i]!]!;
+  if (actOrder) {
+    const inv = new Int32Array(K);
+    perm.forEach((k, i) => { inv[k] = i; });
+    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      let m = 0;
+      for (let k = g * G; k < (g + 1) * G; k++) m = Math.max(m, Math.abs(wp[n * K + inv[k]!]!));
+      scales[n * groups + g] = scaleFromAbsmax(m);
+    }
+  }
+  for (let i1 = 0; i1 < K; i1 += B) {
+    const cnt = Math.min(B, K - i1), i2 = i1 + cnt, err = new Float32Array(N * cnt);
+    for (let n = 0; n < N; n++) {
+      const row = n * K, wr = wp.slice(row + i1, row + i2);
+      let s = !actOrder && i1 % G !== 0 ? scales[n * groups + ((i1 / G) | 0)]! : 0;
+      for (let c = 0; c < cnt; c++) {
+        const i = i1 + c;
+        if (actOrder) s = scales[n * groups + ((perm[i]! / G) | 0)]!;
+        else if (i % G === 0) {
+          let m = 0;
+          for (let c2 = c; c2 < Math.min(cnt, c + G); c2++) m = Math.max(m, Math.abs(wr[c2]!));
+          for (let k = i2; k < i + G; k++) m = Math.max(m, Math.abs(wp[row + k]!));
+          s = scaleFromAbsmax(m);
+          scales[n * groups + i / G] = s;
+        }
+        const x = wr[c]!, q = s === 0 ? 0 : rintClamp(f(x / s), -7, 7);
+        qp[row + i] = q;
+        const e = f(f(x - f(q * s)) / u[i * K + i]!);
+        err[n * cnt + c] = e;
+        for (let c2 = c + 1; c2 < cnt; c2++) wr[c2] = f(wr[c2]! - f(e * u[i * K + i1 + c2]!));
+      }
+    }
+    for (let n = 0; n < N; n++) for (let j = i2; j < K; j++) {
+      let acc = 0;
+      for (let c = 0; c < cnt; c++) acc = f(acc + f(err[n * cnt + c]! * u[(i1 + c) * K + j]!));
+      wp[n * K + j] = f(wp[n * K + j]! - acc);
+    }
+  }
+  const q = new Int8Array(N * K);
+  for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) q[n * K + perm[i]!] = qp[n * K + i]!;
+  return { outFeatures: N, inFeatures: K, groupSize: G, q, scales };
+}
+
+test('the GPU column loop\'s fp32 arithmetic stays within the GPU test\'s tolerances of the float64 CPU GPTQ (its cases)', (t) => {
+  CASES.forEach((c, ci) => {
+    const rng = new Rng(100 + ci), x = inputs(rng, CASE_ROWS, c.K, DEAD), w = weights(rng, c.N, c.K);
+    const stats = new InputStats(c.K, true, false);
+    stats.add(x, CASE_ROWS);
+    const h = stats.hessian(), ph = prepareHessian(h, c.K, { actOrder: c.actOrder });
+    const B = c.blockSize ?? 128;
+    const cpu = gptqQuantize(w, c.N, c.K, ph, { group: c.group, actOrder: c.actOrder, blockSize: B }).qw;
+    const emu = emulateGpuColumnLoop(w, c.N, c.K, ph, c.group, B);
+    const sameQ = sameFraction(emu.q, cpu.q), og = objective(w, emu, h, c.N, c.K), oc = objective(w, cpu, h, c.N, c.K);
+    t.diagnostic(`${c.name}: same q ${(100 * sameQ).toFixed(2)}%, objective fp32/f64 ${(og / oc).toFixed(5)}`);
+    assert.ok(sameQ >= MIN_SAME_Q, `${c.name}: ${(100 * sameQ).toFixed(2)}% equal`);
+    assert.ok(Math.abs(og - oc) <= OBJECTIVE_REL_TOL * oc, `${c.name}: objective ${og} vs ${oc}`);
+    if (c.actOrder) assert.equal(sameFraction(emu.scales, cpu.scales), 1, `${c.name}: static scales`);
+  });
+});
+
+test('the blocked factor in fp32 (what the GPU runs) stays within the GPU test\'s U tolerance on its Hessians', (t) => {
+  for (const ci of [0, 1]) { // K = 512, natural and act-order
+    const c = CASES[ci]!, rng = new Rng(100 + ci), x = inputs(rng, CASE_ROWS, c.K, DEAD);
+    const stats = new InputStats(c.K, true, false);
+    stats.add(x, CASE_ROWS);
+    const ph = prepareHessian(stats.hessian(), c.K, { actOrder: c.actOrder }), K = c.K;
+    const hp = ph.h, f = Math.fround, a = new Float64Array(K * K); // J·P·H·Pᵀ·J in fp32
+    for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) a[i * K + j] = f(hp[ph.perm[K - 1 - i]! * K + ph.perm[K - 1 - j]!]!);
+    const X = runSteps(a, K, 128, f);
+    let num = 0, den = 0;
+    for (let r = 0; r < K; r++) for (let col = r; col < K; col++) {
+      const d = X[(K - 1 - r) * K + (K - 1 - col)]! - ph.u[r * K + col]!;
+      num += d * d;
+      den += ph.u[r * K + col]! ** 2;
+    }
+    const err = Math.sqrt(num / den);
+    t.diagnostic(`${c.name}: fp32 factor, ‖ΔU‖/‖U‖ = ${err.toExponential(2)}`);
+    assert.ok(err <= U_REL_TOL / 4, `${c.name}: ${err} (the GPU test allows ${U_REL_TOL}; its GEMMs sum in another order)`);
+  }
 });
