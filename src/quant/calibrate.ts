@@ -18,7 +18,7 @@ import type { Model } from '../model/llama.ts';
 import { modelCalibrationSource, type CalibrationSource } from './calib-source.ts';
 import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
 import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
-import type { GptqDevice, GptqGroup } from './gptq-device.ts';
+import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
 import { InputStats } from './hessian.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from './layer-forward.ts';
 import { dequantize, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
@@ -46,9 +46,18 @@ export interface MethodOptions {
   gptqDevice?: GptqDevice;
 }
 
-/** GPTQ on a device that also computes the Gram matrix from the inputs (the CPU's is needed only by AWQ's scale search). */
+/** GPTQ on a device that also sums the Gram matrix (not with folded per-channel scales: they rescale
+ *  the CPU's statistics, whose Hessian is then uploaded; AWQ's search needs it on the CPU anyway). */
 function gramOnDevice(o: MethodOptions): boolean {
-  return o.method === 'gptq' && o.gptqDevice !== undefined && !searchesAwqScales(o);
+  return o.method === 'gptq' && o.gptqDevice !== undefined && !foldsChannelScales(o);
+}
+
+/** The Gram matrix of an input's rows x [rows, K] on the GPTQ device, when gramOnDevice. */
+function deviceGramOf(o: MethodOptions, x: Float32Array, rows: number, K: number): DeviceGram | undefined {
+  if (!gramOnDevice(o)) return undefined;
+  const g = o.gptqDevice!.gram(K);
+  g.add(x, rows);
+  return g;
 }
 
 export const PREVIEW_SAMPLES = 32;
@@ -131,16 +140,15 @@ class GroupQuantizer {
   private readonly K: number;
   /** dropped once GPTQ has its factor (the Gram is K×K float64: 970 MB at K = 11008) */
   private stats: InputStats | undefined;
-  /** `x`: the group's inputs [rows, K], for a GPTQ device that computes the Gram matrix itself (gramOnDevice) */
-  constructor(private readonly o: MethodOptions, stats: InputStats, private x?: Float32Array) { this.K = stats.K; this.stats = stats; }
+  /** `deviceGram`: the input's Gram matrix on the GPTQ device (deviceGramOf), else the device gets the CPU's Hessian */
+  constructor(private readonly o: MethodOptions, stats: InputStats, private readonly deviceGram?: DeviceGram) { this.K = stats.K; this.stats = stats; }
 
   quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
     const K = this.K, o = this.o;
     if (o.method === 'gptq' && o.gptqDevice) {
       const opts = { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) };
-      this.onDevice ??= o.gptqDevice.beginGroup(gramOnDevice(o) ? { x: this.x!, rows: this.stats!.rows } : { hessian: this.stats!.hessian() }, K, opts);
+      this.onDevice ??= o.gptqDevice.beginGroup(this.deviceGram ? { gram: this.deviceGram } : { hessian: this.stats!.hessian() }, K, opts);
       this.stats = undefined;
-      this.x = undefined;
       return this.onDevice.quantize(w, N, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
     if (o.method === 'gptq') {
@@ -221,7 +229,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const sa = statsOf(xa, M, dim, gram, channels);
       const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
       if (folds) xa = rmsNormRows(x, ga, M, dim, eps);
-      const qa = new GroupQuantizer(o, sa, xa);
+      const qa = new GroupQuantizer(o, sa, deviceGramOf(o, xa, M, dim));
       const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
       const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
       const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
@@ -233,7 +241,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
                                linearRows(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
       heapRows.splice(0).forEach(heapFree);
       xa = new Float32Array(0);
-      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false), xb);
+      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false), deviceGramOf(o, xb, M, qDim));
       const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
       const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
 
@@ -257,14 +265,14 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
           return r;
         });
       }
-      const qc = new GroupQuantizer(o, sc, xc);
+      const qc = new GroupQuantizer(o, sc, deviceGramOf(o, xc, M, dim));
       const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
       const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
 
       // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
       const xd = swigluRows(linearRows(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), linearRows(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
       xc = new Float32Array(0);
-      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false), xd);
+      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false), deviceGramOf(o, xd, M, hid));
       const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
       x = addRows(x2, linearRows(xd, M, hid, dd, dim));
       heapRows.splice(0).forEach(heapFree);

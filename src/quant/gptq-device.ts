@@ -5,8 +5,19 @@
 // the result is the same canonical QuantizedWeight gptq.ts returns.
 import type { GptqOptions, GptqResult } from './gptq.ts';
 
-/** The inputs of one group of linears (q/k/v, o, gate/up, down): the calibration rows x [rows, K] (fp32), or a CPU Hessian 2·XᵀX/n. */
-export type GptqGroupInput = { x: Float32Array; rows: number } | { hessian: Float64Array };
+/** Σxᵀx of one input summed on the device: rows may come in any number of add() calls (row chunks). */
+export interface DeviceGram {
+  readonly K: number;
+  readonly rows: number;
+  /** Add `rows` rows of x [rows, K] (fp32, row-major). */
+  add(x: Float32Array, rows: number): void;
+  /** Give its device memory back (beginGroup does, once it has the factor). */
+  free(): void;
+}
+
+/** The inputs of one group of linears (q/k/v, o, gate/up, down): their Gram matrix summed on the
+ *  device (consumed: freed once factored), or a CPU Hessian 2·XᵀX/n. */
+export type GptqGroupInput = { gram: DeviceGram } | { hessian: Float64Array };
 
 export interface GptqGroup {
   /** GPTQ of W [N, K] (fp32, row-major) against the group's factor (gptqQuantize's options and result). */
@@ -16,6 +27,8 @@ export interface GptqGroup {
 export interface GptqDevice {
   /** e.g. "cuda (NVIDIA H200)", for notes */
   readonly label: string;
+  /** A new, empty Gram accumulator for inputs of width K. */
+  gram(K: number): DeviceGram;
   /** Factor one group's Hessian (prepareHessian's dead-input fix, act-order permutation and dampening).
    *  Only one group is live at a time: beginning a group gives the previous one's device memory back. */
   beginGroup(input: GptqGroupInput, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string }): GptqGroup;

@@ -38,17 +38,12 @@ test('CUDA GPTQ matches the CPU GPTQ: int4 values, scales, objective, factor', {
       const opts = { group: c.group, actOrder: c.actOrder, ...(c.blockSize ? { blockSize: c.blockSize } : {}) };
       const cpu = gptqQuantize(w, c.N, c.K, ph, opts);
 
-      let f;
-      if (c.input === 'f16') {
-        const xd = gpu.upload(f32ArrayToF16(x)), gram = gpu.alloc(c.K * c.K * 4);
-        solver.gramInto(gram, xd, rows, c.K, 'f16', false);
-        f = solver.factor(gram, rows, c.K, { actOrder: c.actOrder });
-        xd.free(); gram.free();
-      } else {
-        const gram = solver.gramOfHost(x, rows, c.K);
-        f = solver.factor(gram, rows, c.K, { actOrder: c.actOrder });
-        gram.free();
-      }
+      // the Gram matrix in two GEMMs (the second accumulates), from fp16 or fp32 rows on the device
+      const xd = gpu.upload(c.input === 'f16' ? f32ArrayToF16(x) : x), gram = gpu.alloc(c.K * c.K * 4), split = 300;
+      solver.gramInto(gram, xd, split, c.K, c.input, false);
+      solver.gramInto(gram, xd.ptr + BigInt(split * c.K * (c.input === 'f16' ? 2 : 4)), rows - split, c.K, c.input, true);
+      const f = solver.factor(gram, rows, c.K, { actOrder: c.actOrder });
+      xd.free(); gram.free();
       try {
         assert.deepEqual([...f.dead], [...ph.dead], `${c.name}: dead inputs`);
         // act-order from the fp32 diagonal: only near-ties (relative gap < TIE) may sort differently
@@ -94,12 +89,17 @@ test('CUDA GPTQ: one-line errors for a non-positive-definite Hessian, a non-fini
     for (let k = 0; k < K; k++) neg[k * K + k] = -1;
     assert.throws(() => solver.beginGroup({ hessian: neg }, K, { name: 'lin' }), oneLine(/^lin: matrix is not positive definite .*increase the dampening/));
     const rng = new Rng(9), x = inputs(rng, 128, K, -1);
-    const group = solver.beginGroup({ x, rows: 128 }, K, { name: 'lin' });
+    const acc = solver.gram(K);
+    acc.add(x.subarray(0, 100 * K), 100);
+    acc.add(x.subarray(100 * K), 28);
+    const group = solver.beginGroup({ gram: acc }, K, { name: 'lin' });
     const w = weights(rng, 8, K);
     w[2 * K + 5] = NaN;
     assert.throws(() => group.quantize(w, 8, { group: 32, name: 'lin' }), oneLine(/^lin: non-finite weight in row 2$/));
     assert.throws(() => group.quantize(weights(rng, 8, K), 8, { group: 32, clip: true, name: 'lin' }), oneLine(/clip search \(--clip\) runs on the CPU only/));
-    solver.beginGroup({ x, rows: 128 }, K, {}); // releases the earlier group
+    const again = solver.gram(K);
+    again.add(x, 128);
+    solver.beginGroup({ gram: again }, K, {}); // releases the earlier group
     assert.throws(() => group.quantize(weights(rng, 8, K), 8, { group: 32, name: 'lin' }), oneLine(/group was released/));
   } finally {
     solver.dispose();
@@ -125,11 +125,12 @@ function smallModel(seed: number): Model {
   return { config, weights };
 }
 
-test('the calibration pipeline with the CUDA GPTQ matches the CPU pipeline (natural order; act-order with AWQ scales: the Hessian path)', { skip }, () => {
+test('the calibration pipeline with the CUDA GPTQ matches the CPU pipeline (natural order: the device Gram; act-order with AWQ scales: the CPU Hessian uploaded)', { skip }, () => {
   const solver = new GpuGptq(Gpu.open());
   let groups = 0, linears = 0;
   const counting: GptqDevice = {
     label: solver.label,
+    gram: (K) => solver.gram(K),
     beginGroup(input, K, opts) {
       groups++;
       const g = solver.beginGroup(input, K, opts);

@@ -7,7 +7,7 @@
 // As a GptqDevice (src/quant/gptq-device.ts) it serves the calibration pipeline.
 import { fail } from '../../core/errors.ts';
 import { GPTQ_DEFAULTS, type GptqOptions, type GptqResult } from '../../quant/gptq.ts';
-import type { GptqDevice, GptqGroup, GptqGroupInput } from '../../quant/gptq-device.ts';
+import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../../quant/gptq-device.ts';
 import { resolveGroupSize } from '../../quant/rtn.ts';
 import { Gpu, type DeviceBuffer } from '../runtime.ts';
 import { factorOnDevice, type DeviceFactor } from './factor.ts';
@@ -47,24 +47,9 @@ export class GpuGptq implements GptqDevice {
     this.mm.run({ m: K, n: K, k: rows, transA: true, transB: false, lda: K, ldb: K, ldc: K, inType }, xp, xp, gram.ptr, 1, accumulate ? 1 : 0);
   }
 
-  /** A new Gram matrix Σxᵀx of host rows x [rows, K] (fp32 GEMMs over uploaded chunks). */
-  gramOfHost(x: Float32Array, rows: number, K: number): DeviceBuffer {
-    if (x.length < rows * K) fail('calibration', `input has ${x.length} values, expected ${rows}x${K}`);
-    const gram = this.gpu.alloc(K * K * 4);
-    const chunk = this.gpu.alloc(Math.min(rows, GRAM_UPLOAD_ROWS) * K * 4);
-    try {
-      for (let r0 = 0; r0 < rows; r0 += GRAM_UPLOAD_ROWS) {
-        const r1 = Math.min(rows, r0 + GRAM_UPLOAD_ROWS);
-        this.gpu.copyToDevice(chunk, x.subarray(r0 * K, r1 * K));
-        this.gramInto(gram, chunk, r1 - r0, K, 'f32', r0 > 0);
-      }
-    } catch (e) {
-      gram.free();
-      throw e;
-    } finally {
-      chunk.free();
-    }
-    return gram;
+  /** A new, empty Σxᵀx accumulator on the device; host rows are uploaded in chunks and summed by fp32 GEMMs. */
+  gram(K: number): DeviceGram {
+    return new HostRowsGram(this, K);
   }
 
   /** The factor of H = (2/rows)·gram with prepareHessian's fixes (the caller frees it). */
@@ -124,8 +109,10 @@ export class GpuGptq implements GptqDevice {
       const h = this.gpu.upload(Float32Array.from(input.hessian));
       try { factor = this.factor(h, 2, K, opts); } finally { h.free(); } // scale 2/2 = 1: already 2·XᵀX/n
     } else {
-      const gram = this.gramOfHost(input.x, input.rows, K);
-      try { factor = this.factor(gram, input.rows, K, opts); } finally { gram.free(); }
+      const g = input.gram;
+      if (!(g instanceof HostRowsGram) || g.solver !== this) fail(opts.name ?? 'gptq', 'the Gram accumulator belongs to another GPTQ device');
+      if (g.K !== K) fail(opts.name ?? 'gptq', `Gram matrix is for K = ${g.K}, expected ${K}`);
+      try { factor = this.factor(g.matrix(), g.rows, K, opts); } finally { g.free(); }
     }
     this.live = factor;
     return {
@@ -140,5 +127,42 @@ export class GpuGptq implements GptqDevice {
     this.live?.free();
     this.live = undefined;
     this.mm.destroy();
+  }
+}
+
+/** Σxᵀx of host rows on the device (GpuGptq.gram): each add() uploads its rows in chunks of
+ *  GRAM_UPLOAD_ROWS and sums them into one fp32 [K, K] matrix by fp32 GEMMs. */
+class HostRowsGram implements DeviceGram {
+  rows = 0;
+  private buf: DeviceBuffer | undefined;
+  constructor(readonly solver: GpuGptq, readonly K: number) {}
+
+  add(x: Float32Array, rows: number): void {
+    const K = this.K, gpu = this.solver.gpu;
+    if (x.length < rows * K) fail('calibration', `input has ${x.length} values, expected ${rows}x${K}`);
+    if (rows === 0) return;
+    this.buf ??= gpu.alloc(K * K * 4);
+    const chunk = gpu.alloc(Math.min(rows, GRAM_UPLOAD_ROWS) * K * 4);
+    try {
+      for (let r0 = 0; r0 < rows; r0 += GRAM_UPLOAD_ROWS) {
+        const r1 = Math.min(rows, r0 + GRAM_UPLOAD_ROWS);
+        gpu.copyToDevice(chunk, x.subarray(r0 * K, r1 * K));
+        this.solver.gramInto(this.buf, chunk, r1 - r0, K, 'f32', this.rows > 0 || r0 > 0);
+      }
+    } finally {
+      chunk.free();
+    }
+    this.rows += rows;
+  }
+
+  /** The summed matrix (fails before any row). */
+  matrix(): DeviceBuffer {
+    if (!this.buf) fail('calibration', 'no calibration rows');
+    return this.buf;
+  }
+
+  free(): void {
+    if (this.buf && !this.buf.freed) this.buf.free();
+    this.buf = undefined;
   }
 }
