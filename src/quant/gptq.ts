@@ -46,16 +46,13 @@ export const GPTQ_DEFAULTS = { percdamp: 0.01, blockSize: 128 } as const;
 
 /** The permutation act-order uses: indices by decreasing diag(H) (stable). */
 export function actOrderPermutation(h: Float64Array, K: number): Int32Array {
-  return permutationByDecreasing(Float64Array.from({ length: K }, (_, k) => h[k * K + k]!));
-}
-
-function permutationByDecreasing(diag: Float64Array): Int32Array {
-  const idx = Array.from({ length: diag.length }, (_, i) => i);
-  idx.sort((a, b) => diag[b]! - diag[a]! || a - b);
+  const idx = Array.from({ length: K }, (_, i) => i);
+  idx.sort((a, b) => h[b * K + b]! - h[a * K + a]! || a - b);
   return Int32Array.from(idx);
 }
 
-/** What prepareHessian derives from the diagonal alone (the GPU solver, src/gpu/gptq/, uses it too). */
+/** What prepareHessian derives from the diagonal alone, by its rules (the GPU solver, src/gpu/gptq/,
+ *  uses it; test/gpu/gptq-logic.test.ts checks the two agree). */
 export interface DiagonalPlan {
   /** inputs never seen (H[k,k] = 0): their diagonal becomes 1 */
   readonly dead: Uint8Array;
@@ -74,10 +71,11 @@ export function diagonalPlan(diag: Float64Array, opts: { percdamp?: number; actO
     if (!Number.isFinite(fixed[k]!)) fail(name, `non-finite Hessian diagonal at ${k}`);
     if (fixed[k] === 0) { dead[k] = 1; fixed[k] = 1; }
   }
-  const perm = opts.actOrder ? permutationByDecreasing(fixed) : Int32Array.from({ length: K }, (_, i) => i);
+  const idx = Array.from({ length: K }, (_, i) => i);
+  if (opts.actOrder) idx.sort((a, b) => fixed[b]! - fixed[a]! || a - b);
   let mean = 0;
   for (let i = 0; i < K; i++) mean += fixed[i]!;
-  return { dead, perm, damp: (percdamp * mean) / K };
+  return { dead, perm: Int32Array.from(idx), damp: (percdamp * mean) / K };
 }
 
 /** The Hessian after dead-column fixing, permutation and dampening, and its factor U (shared by the linears of one input). */
@@ -97,9 +95,19 @@ export interface PreparedHessian {
 export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string; consume?: boolean } = {}): PreparedHessian {
   const name = opts.name ?? 'gptq';
   if (hIn.length !== K * K) fail(name, `Hessian has ${hIn.length} values, expected ${K}x${K}`);
-  const { dead, perm, damp } = diagonalPlan(Float64Array.from({ length: K }, (_, k) => hIn[k * K + k]!), { ...opts, name });
+  const percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
+  if (!(percdamp >= 0 && percdamp < 1)) fail(name, `percdamp ${percdamp} outside [0, 1)`);
   const h = opts.consume ? hIn : Float64Array.from(hIn);
-  for (let i = 0; i < K; i++) h[i * K + i] = (dead[i] ? 1 : h[i * K + i]!) + damp;
+  const dead = new Uint8Array(K);
+  for (let k = 0; k < K; k++) {
+    if (!Number.isFinite(h[k * K + k]!)) fail(name, `non-finite Hessian diagonal at ${k}`);
+    if (h[k * K + k] === 0) { dead[k] = 1; h[k * K + k] = 1; }
+  }
+  const perm = opts.actOrder ? actOrderPermutation(h, K) : Int32Array.from({ length: K }, (_, i) => i);
+  let mean = 0;
+  for (let i = 0; i < K; i++) mean += h[i * K + i]!;
+  const damp = (percdamp * mean) / K;
+  for (let i = 0; i < K; i++) h[i * K + i]! += damp;
   const hp = new Float64Array(K * K);
   for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[perm[i]! * K + perm[j]!]!;
   return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name), h };

@@ -134,6 +134,21 @@ test('diagonalPlan: dead inputs get 1, act-order sorts the fixed diagonal (stabl
   assert.throws(() => diagonalPlan(Float64Array.from([1]), { percdamp: 1 }), /percdamp 1 outside \[0, 1\)/);
 });
 
+test('diagonalPlan agrees with prepareHessian (dead inputs, permutation, dampened diagonal) on random Hessians', () => {
+  const rng = new Rng(8);
+  for (const actOrder of [false, true]) {
+    const K = 48, rows = 64, x = rng.normals(rows * K);
+    for (let r = 0; r < rows; r++) for (const k of [5, 30]) x[r * K + k] = 0; // two dead inputs
+    const h = new Float64Array(K * K);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j]! += (2 * x[r * K + i]! * x[r * K + j]!) / rows;
+    const ph = prepareHessian(h, K, { actOrder, percdamp: 0.05 });
+    const plan = diagonalPlan(Float64Array.from({ length: K }, (_, k) => h[k * K + k]!), { actOrder, percdamp: 0.05 });
+    assert.deepEqual([...plan.dead], [...ph.dead]);
+    assert.deepEqual([...plan.perm], [...ph.perm]);
+    for (let k = 0; k < K; k++) assert.equal(ph.h![k * K + k], (plan.dead[k] ? 1 : h[k * K + k]!) + plan.damp, `diagonal ${k}`);
+  }
+});
+
 test('--calib-device: cpu/cuda/auto decisions, one-line refusals for cuda', () => {
   const noGpu = () => 'no GPU: no NVIDIA driver found';
   const gpu = () => undefined;
