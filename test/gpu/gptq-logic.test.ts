@@ -248,7 +248,7 @@ test('the blocked factor in fp32 (what the GPU runs) stays within the GPU test\'
     const stats = new InputStats(c.K, true, false);
     stats.add(x, CASE_ROWS);
     const ph = prepareHessian(stats.hessian(), c.K, { actOrder: c.actOrder }), K = c.K;
-    const hp = ph.h, f = Math.fround, a = new Float64Array(K * K); // J·P·H·Pᵀ·J in fp32
+    const hp = ph.h!, f = Math.fround, a = new Float64Array(K * K); // J·P·H·Pᵀ·J in fp32
     for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) a[i * K + j] = f(hp[ph.perm[K - 1 - i]! * K + ph.perm[K - 1 - j]!]!);
     const X = runSteps(a, K, 128, f);
     let num = 0, den = 0;
