@@ -5,7 +5,7 @@
 // cuda refuses in one line instead of falling back. The layer forward of the calibration pipeline
 // and AWQ / SmoothQuant statistics stay on the CPU either way.
 import { fail } from '../core/errors.ts';
-import type { GptqDevice } from '../quant/gptq-device.ts';
+import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../quant/gptq-device.ts';
 import { Gpu } from '../gpu/runtime.ts';
 import { GpuGptq, gpuGptqUnsupported } from '../gpu/gptq/solver.ts';
 
@@ -38,13 +38,30 @@ export function chooseCalibDevice(option: CalibDevice, run: { usesGptq: boolean;
   return { device: 'cuda' };
 }
 
-/** The GPTQ device to hand the pipeline (undefined: the CPU), with the decision's note on stderr (quiet with INTSCALE_QUIET=1). */
+/** The GPTQ device to hand the pipeline (undefined: the CPU), with the decision's note on stderr (quiet
+ *  with INTSCALE_QUIET=1). The solver (NVRTC compile, cuBLASLt) is made on first use, so options are
+ *  checked before any GPU work and a run that fails early prints only its error. */
 export function openGptqDevice(option: string, run: { usesGptq: boolean; clip?: boolean; blockSize?: number }): GptqDevice | undefined {
   const choice = chooseCalibDevice(parseCalibDevice(option), run, () => Gpu.unavailableReason());
-  const say = (line: string) => { if (process.env['INTSCALE_QUIET'] !== '1') process.stderr.write(`note: ${line}\n`); };
   if (choice.note) say(choice.note);
-  if (choice.device === 'cpu') return undefined;
-  const device = new GpuGptq();
-  say(`GPTQ's Hessian, factor and column loop run on ${device.label} (the layer forward on the CPU)`);
-  return device;
+  return choice.device === 'cpu' ? undefined : new GpuGptqOnFirstUse();
+}
+
+function say(line: string): void {
+  if (process.env['INTSCALE_QUIET'] !== '1') process.stderr.write(`note: ${line}\n`);
+}
+
+class GpuGptqOnFirstUse implements GptqDevice {
+  readonly label = 'cuda';
+  private solver: GpuGptq | undefined;
+  private get gpu(): GpuGptq {
+    if (!this.solver) {
+      this.solver = new GpuGptq();
+      say(`GPTQ's Hessian, factor and column loop run on ${this.solver.label} (the layer forward on the CPU)`);
+    }
+    return this.solver;
+  }
+  gram(K: number): DeviceGram { return this.gpu.gram(K); }
+  beginGroup(input: GptqGroupInput, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string }): GptqGroup { return this.gpu.beginGroup(input, K, opts); }
+  dispose(): void { this.solver?.dispose(); }
 }
