@@ -2,8 +2,8 @@
 // matrix, the factor, the column loop: src/gpu/gptq/). auto (the default) takes the GPU when one is
 // usable and the options allow it, silently the CPU on a machine without one, and the CPU with a
 // one-line note when a GPU is there but the options need the CPU (--clip, --block-size > 128);
-// cuda refuses in one line instead of falling back. The layer forward of the calibration pipeline
-// and AWQ / SmoothQuant statistics stay on the CPU either way.
+// cuda refuses in one line instead of falling back. On the GPU the calibration forward's linears run
+// there too; its attention, norms and SwiGLU and AWQ / SmoothQuant statistics stay on the CPU.
 import { fail } from '../core/errors.ts';
 import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../quant/gptq-device.ts';
 import { Gpu } from '../gpu/runtime.ts';
@@ -57,11 +57,14 @@ class GpuGptqOnFirstUse implements GptqDevice {
   private get gpu(): GpuGptq {
     if (!this.solver) {
       this.solver = new GpuGptq();
-      say(`GPTQ's Hessian, factor and column loop run on ${this.solver.label} (the layer forward on the CPU)`);
+      say(`GPTQ's Hessian, factor and column loop run on ${this.solver.label}, and the layer forward's linears`);
     }
     return this.solver;
   }
   gram(K: number): DeviceGram { return this.gpu.gram(K); }
   beginGroup(input: GptqGroupInput, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string }): GptqGroup { return this.gpu.beginGroup(input, K, opts); }
+  linearRows(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array, out?: Float32Array): Float32Array {
+    return this.gpu.linearRows(x, rows, K, w, N, bias, out);
+  }
   dispose(): void { this.solver?.dispose(); }
 }

@@ -202,6 +202,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   const gram = o.method !== 'rtn' && !gramOnDevice(o);
   const folds = foldsChannelScales(o), channels = folds; // per-channel magnitudes: AWQ, SmoothQuant
   const rope = calibRope(c, T);
+  const lin: typeof linearRows = o.gptqDevice?.linearRows ? (...a) => o.gptqDevice!.linearRows!(...a) : linearRows; // the forward's linears
   const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
 
   for (const ids of windows) for (const id of ids)
@@ -237,13 +238,13 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       // o: input = attention output with the quantized q/k/v
       // big intermediates live in the shared heap, where the pool's threads work on them in place
       const inHeap = (n: number) => { const a = heapF32(n); heapRows.push(a); return a; };
-      const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), linearRows(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
-                               linearRows(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
+      const xb = attentionRows(lin(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), lin(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
+                               lin(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
       heapRows.splice(0).forEach(heapFree);
       xa = new Float32Array(0);
       const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false), deviceGramOf(o, xb, M, qDim));
       const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
-      const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
+      const x2 = addRows(x, lin(xb, M, qDim, dO, dim));
 
       // gate/up: input = post_attention_layernorm(x2)
       let xc = rmsNormRows(x2, gf, M, dim, eps);
@@ -255,8 +256,8 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         // down's per-channel scales, folded into up's rows before up is quantized: from a preview
         // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
         const xp = xc.subarray(0, previewRows * dim);
-        const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
-                                   linearRows(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
+        const preview = swigluRows(lin(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
+                                   lin(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
         const sp = statsOf(preview, previewRows, hid, searchesAwqScales(o));
         heapRows.splice(0).forEach(heapFree);
         alphaD = channelScales(o, [wd], sp, (s) => {
@@ -270,11 +271,11 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
 
       // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
-      const xd = swigluRows(linearRows(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), linearRows(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
+      const xd = swigluRows(lin(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), lin(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
       xc = new Float32Array(0);
       const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false), deviceGramOf(o, xd, M, hid));
       const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
-      x = addRows(x2, linearRows(xd, M, hid, dd, dim));
+      x = addRows(x2, lin(xd, M, hid, dd, dim));
       heapRows.splice(0).forEach(heapFree);
 
       if (folds) {

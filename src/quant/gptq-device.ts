@@ -2,7 +2,8 @@
 // (the CUDA one: src/gpu/gptq/solver.ts). Pure types: the pipeline imports no GPU code.
 // A device solver takes over GPTQ's heavy parts: the Gram matrix XᵀX of a linear group's inputs, the
 // dampened, permuted Hessian's factor U (H⁻¹ = UᵀU) and the column loop with its lazy updates;
-// the result is the same canonical QuantizedWeight gptq.ts returns.
+// the result is the same canonical QuantizedWeight gptq.ts returns. Optionally it runs the linears of
+// the pipeline's layer forward too.
 import type { GptqOptions, GptqResult } from './gptq.ts';
 
 /** Σxᵀx of one input summed on the device: rows may come in any number of add() calls (row chunks). */
@@ -32,6 +33,8 @@ export interface GptqDevice {
   /** Factor one group's Hessian (prepareHessian's dead-input fix, act-order permutation and dampening).
    *  Only one group is live at a time: beginning a group gives the previous one's device memory back. */
   beginGroup(input: GptqGroupInput, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string }): GptqGroup;
+  /** The calibration forward's linears on the device, linearRows' contract (layer-forward.ts); absent: the CPU's. */
+  linearRows?(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array, out?: Float32Array): Float32Array;
   /** Give every device resource back (the object is unusable afterwards). */
   dispose(): void;
 }

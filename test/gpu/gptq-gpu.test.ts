@@ -3,8 +3,9 @@
 // values on at least MIN_SAME_Q of the weights, the GPTQ objective tr((W−Ŵ)H(W−Ŵ)ᵀ) within
 // OBJECTIVE_REL_TOL of the CPU's (and below RTN's: GPTQ actually ran), the factor U within U_REL_TOL;
 // natural order and act-order (static groups: identical scales), K not a multiple of the block, a
-// group spanning blocks, per channel, fp16 and fp32 inputs; one-line errors; and the calibration
-// pipeline with the CUDA solver against the CPU pipeline. Skipped without a GPU.
+// group spanning blocks, per channel, fp16 and fp32 inputs; one-line errors; the forward's linears
+// against the CPU's; and the calibration pipeline with the CUDA solver and forward linears against
+// the CPU pipeline. Skipped without a GPU.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { f32ArrayToF16 } from '../../src/core/dtype.ts';
@@ -16,11 +17,15 @@ import type { ModelConfig } from '../../src/model/config.ts';
 import type { Model } from '../../src/model/llama.ts';
 import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
+import { linearRows } from '../../src/quant/layer-forward.ts';
 import { gptqQuantize, prepareHessian } from '../../src/quant/gptq.ts';
 import type { GptqDevice } from '../../src/quant/gptq-device.ts';
 import { InputStats } from '../../src/quant/hessian.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
 import { CASE_ROWS, CASES, DEAD, inputs, MIN_SAME_Q, objective, OBJECTIVE_REL_TOL, PIPELINE_MIN_SAME_Q, sameFraction, TIE, U_REL_TOL, weights } from './gptq-fixtures.ts';
+
+/** fp32 unit roundoff: two fp32 dot products in different orders differ by at most ~K·eps·Σ|x·w| each. */
+const FP32_EPS = 2 ** -24;
 
 const reason = Gpu.unavailableReason();
 const skip = reason ? `skipped: ${reason}` : false;
@@ -106,6 +111,26 @@ test('CUDA GPTQ: one-line errors for a non-positive-definite Hessian, a non-fini
   }
 });
 
+test("the CUDA forward linear (fp32 GEMM) matches the CPU's linearRows within fp32 summation error, chunked, with bias", { skip }, () => {
+  const solver = new GpuGptq(Gpu.open());
+  try {
+    const rng = new Rng(12);
+    for (const [rows, K, N] of [[5, 64, 96], [1030, 320, 200]] as const) {
+      const x = rng.normals(rows * K), w = rng.normals(N * K, 0.05), bias = rng.normals(N);
+      const want = linearRows(x, rows, K, w, N, bias), got = solver.linearRows(x, rows, K, w, N, bias, new Float32Array(rows * N));
+      let worst = 0;
+      for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) {
+        let mag = Math.abs(bias[n]!);
+        for (let k = 0; k < K; k++) mag += Math.abs(x[r * K + k]! * w[n * K + k]!);
+        worst = Math.max(worst, Math.abs(got[r * N + n]! - want[r * N + n]!) / (mag * K * FP32_EPS));
+      }
+      assert.ok(worst <= 2, `rows ${rows} K ${K} N ${N}: error ${worst} × K·eps·Σ|x·w|`);
+    }
+  } finally {
+    solver.dispose();
+  }
+});
+
 /** A 2-layer LLaMA with dims divisible by 32 and loud residual channels. */
 function smallModel(seed: number): Model {
   const config: ModelConfig = {
@@ -125,9 +150,9 @@ function smallModel(seed: number): Model {
   return { config, weights };
 }
 
-test('the calibration pipeline with the CUDA GPTQ matches the CPU pipeline (natural order: the device Gram; act-order with AWQ scales: the CPU Hessian uploaded)', { skip }, () => {
+test('the calibration pipeline with the CUDA GPTQ and forward linears matches the CPU pipeline (natural order: the device Gram; act-order with AWQ scales: the CPU Hessian uploaded)', { skip }, () => {
   const solver = new GpuGptq(Gpu.open());
-  let groups = 0, linears = 0;
+  let groups = 0, linears = 0, forward = 0;
   const counting: GptqDevice = {
     label: solver.label,
     gram: (K) => solver.gram(K),
@@ -136,6 +161,7 @@ test('the calibration pipeline with the CUDA GPTQ matches the CPU pipeline (natu
       const g = solver.beginGroup(input, K, opts);
       return { quantize: (w, N, o) => { linears++; return g.quantize(w, N, o); } };
     },
+    linearRows: (...a) => { forward++; return solver.linearRows(...a); },
     dispose: () => solver.dispose(),
   };
   try {
@@ -154,6 +180,7 @@ test('the calibration pipeline with the CUDA GPTQ matches the CPU pipeline (natu
     }
     assert.equal(groups, 2 * 2 * 4, 'one device group per input (4 per layer, 2 layers, 2 runs)');
     assert.equal(linears, 2 * 2 * 7, 'every linear on the device');
+    assert.equal(forward, 2 * 7 + 2 * (7 + 2), "the forward's linears on the device (+ gate/up of the fold's preview)");
   } finally {
     counting.dispose();
   }

@@ -4,7 +4,8 @@
 // quantizes the block for every row (rows are independent given U) and the block's errors update
 // the later columns in one GEMM, W[:, i2:] −= Err·U[i1:i2, i2:]. Output: gptqQuantize's canonical
 // QuantizedWeight (int4 values + fp16-exact scales) and loss. The clip search (--clip) is CPU-only.
-// As a GptqDevice (src/quant/gptq-device.ts) it serves the calibration pipeline.
+// As a GptqDevice (src/quant/gptq-device.ts) it serves the calibration pipeline, whose forward's
+// linears it runs too (forward-linear.ts).
 import { fail } from '../../core/errors.ts';
 import { GPTQ_DEFAULTS, type GptqOptions, type GptqResult } from '../../quant/gptq.ts';
 import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../../quant/gptq-device.ts';
@@ -13,6 +14,7 @@ import { Gpu, type DeviceBuffer } from '../runtime.ts';
 import { factorOnDevice, type DeviceFactor } from './factor.ts';
 import { GPTQ_MAX_BLOCK, GptqKernels, type Ptr } from './gptq-kernels.ts';
 import { LtMatmul } from './lt-matmul.ts';
+import { deviceLinearRows } from './forward-linear.ts';
 
 /** Calibration rows uploaded per Gram GEMM when the inputs come from the host (bounds device memory). */
 const GRAM_UPLOAD_ROWS = 8192;
@@ -121,6 +123,10 @@ export class GpuGptq implements GptqDevice {
         return this.quantize(w, N, factor, o);
       },
     };
+  }
+
+  linearRows(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array, out?: Float32Array): Float32Array {
+    return deviceLinearRows(this.gpu, this.mm, x, rows, K, w, N, bias, out);
   }
 
   dispose(): void {
