@@ -1,5 +1,6 @@
 // The calibration flags shared by `quantize` and `compare`: --calib FILE, --calib-samples,
 // --calib-len, --seed, --smooth ALPHA; parsed into CalibOptions and the SmoothQuant α.
+// (--calib-device is read by calib-device.ts.)
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { CALIB_DEFAULTS, type CalibOptions } from '../quant/calib-data.ts';
@@ -11,7 +12,8 @@ export function registerCalibOptions(cmd: Command): Command {
     .option('--calib-samples <n>', 'calibration windows', String(CALIB_DEFAULTS.samples))
     .option('--calib-len <n>', 'positions per calibration window (BOS + text)', String(CALIB_DEFAULTS.len))
     .option('--seed <n>', 'seed of the window sampling', String(CALIB_DEFAULTS.seed))
-    .option('--smooth <alpha>', 'SmoothQuant: migrate activation outliers into the weights with strength alpha (0..1)');
+    .option('--smooth <alpha>', 'SmoothQuant: migrate activation outliers into the weights with strength alpha (0..1)')
+    .option('--calib-device <d>', "where GPTQ's Hessian, factor and column loop run: cpu, cuda or auto (the GPU when usable)", 'auto');
 }
 
 /** A decimal number option. */

@@ -13,6 +13,8 @@ import { compareMethods, defaultModes, formatCompareTable, type CompareRow } fro
 import { loadCalibration, type CalibOptions } from '../quant/calib-data.ts';
 import { CALIB_METHODS, needsCalibration, type CalibMethod, type MethodOptions } from '../quant/calibrate.ts';
 import { calibOptionsOf, registerCalibOptions } from './calib-options.ts';
+import { openGptqDevice } from './calib-device.ts';
+import type { GptqDevice } from '../quant/gptq-device.ts';
 import { gpuCompare, loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
 import { loadHfTokenizer } from '../io/tokenizer.ts';
 import { readModelConfig } from '../io/validate-model.ts';
@@ -38,6 +40,8 @@ export interface CompareRun {
   actOrder?: boolean;
   /** GPTQ: AWQ's scales first */
   awqScales?: boolean;
+  /** GPTQ's heavy parts on a GPU (calib-device.ts); default: the CPU */
+  gptqDevice?: GptqDevice;
 }
 
 /** `--methods a,b,c`: each one of rtn, gptq, awq. */
@@ -67,6 +71,7 @@ export function runCompare(run: CompareRun): CompareRow[] {
   const methods: MethodOptions[] = (run.methods ?? ['rtn']).map((method) => ({
     method, group: run.group, clip: run.clip, ...(run.smooth !== undefined ? { smooth: run.smooth } : {}), ...(run.actOrder ? { actOrder: true } : {}),
     ...(run.awqScales && method === 'gptq' ? { awqScales: true } : {}),
+    ...(run.gptqDevice && method === 'gptq' ? { gptqDevice: run.gptqDevice } : {}),
   }));
   const needCalib = methods.some(needsCalibration);
   if (needCalib && !run.calib) fail('--calib', `${methods.filter(needsCalibration).map((m) => m.method).join(', ')} need calibration text (--calib FILE)`);
@@ -153,12 +158,18 @@ export function register(program: Command): void {
       const cpuOnly = methods.some((m) => m !== 'rtn') || calibOpts.smooth !== undefined;
       const group = parseGroupOption(String(o['group']));
       if (o['plot'] !== undefined) checkPlotTarget(String(o['plot']), o['force'] === true);
-      const rows = runCompare({
-        methods, ...calibOpts, actOrder: o['actOrder'] !== false, awqScales: o['awqScales'] === true,
-        modelDir, device: cpuOnly && o['device'] === undefined ? 'cpu' : chooseDevice(o['device'] === undefined ? undefined : String(o['device']), modelDir), textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
-        ctx: parseIntOption('--ctx', String(o['ctx']), 2),
-        ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens']), 1) } : {}),
-      });
+      const gptqDevice = openGptqDevice(String(o['calibDevice']), { usesGptq: methods.includes('gptq') && calibOpts.calib !== undefined, clip: o['clip'] === true });
+      let rows: CompareRow[];
+      try {
+        rows = runCompare({
+          methods, ...calibOpts, ...(gptqDevice ? { gptqDevice } : {}), actOrder: o['actOrder'] !== false, awqScales: o['awqScales'] === true,
+          modelDir, device: cpuOnly && o['device'] === undefined ? 'cpu' : chooseDevice(o['device'] === undefined ? undefined : String(o['device']), modelDir), textFile: String(o['text']), group, clip: o['clip'] === true, amplifier: parseAmplifier(String(o['amplifier'])),
+          ctx: parseIntOption('--ctx', String(o['ctx']), 2),
+          ...(o['maxTokens'] !== undefined ? { maxTokens: parseIntOption('--max-tokens', String(o['maxTokens']), 1) } : {}),
+        });
+      } finally {
+        gptqDevice?.dispose();
+      }
       if (o['json']) process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n');
       else process.stdout.write(`${formatCompareTable(rows)}\n`);
       if (o['plot'] !== undefined) {

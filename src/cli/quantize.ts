@@ -9,6 +9,7 @@ import { parseAmplifier } from '../quant/integer-scale.ts';
 import { formatIsReportTable, precisionWarnings } from '../quant/is-report.ts';
 import { parseIntOption } from './options.ts';
 import { calibOptionsOf, parseFloatOption, registerCalibOptions } from './calib-options.ts';
+import { openGptqDevice } from './calib-device.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -46,7 +47,8 @@ export function register(program: Command): void {
       };
       let layers: ReturnType<typeof progress> | undefined;
       let bar: ReturnType<typeof progress> | undefined;
-      const reports = await writeQuantizedModel(modelDir, String(o['out']), opts, (_r, i, total) => {
+      const gptqDevice = openGptqDevice(String(o['calibDevice']), { usesGptq: opts.method === 'gptq' && opts.calib !== undefined, clip: opts.clip, blockSize: opts.blockSize });
+      const reports = await writeQuantizedModel(modelDir, String(o['out']), { ...opts, ...(gptqDevice ? { gptqDevice } : {}) }, (_r, i, total) => {
         if (layers) return; // calibrated: each decoder layer's linears are written as it finishes, one bar for both
         bar ??= progress('quantize', total);
         bar.tick();
@@ -55,7 +57,7 @@ export function register(program: Command): void {
         layers ??= progress(`${opts.method} calibration (decoder layers)`, total);
         layers.tick();
         if (note.layer === total - 1) layers.done();
-      });
+      }).finally(() => gptqDevice?.dispose());
       for (const w of precisionWarnings(reports)) process.stderr.write(`warning: ${w}\n`);
       if (o['json']) process.stdout.write(JSON.stringify({ layers: reports }, null, 1) + '\n');
       else process.stdout.write(`${formatIsReportTable(reports)}\nwrote ${String(o['out'])} (${reports.length} quantized linears)\n`);

@@ -18,6 +18,7 @@ import type { Model } from '../model/llama.ts';
 import { modelCalibrationSource, type CalibrationSource } from './calib-source.ts';
 import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
 import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
+import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
 import { InputStats } from './hessian.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from './layer-forward.ts';
 import { dequantize, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
@@ -41,6 +42,22 @@ export interface MethodOptions {
   awqScales?: boolean;
   /** Windows used to preview down_proj's input for its per-channel scales (AWQ, --smooth). */
   previewSamples?: number;
+  /** GPTQ: the solver for the heavy parts (Gram matrix, factor, column loop) on a GPU (gptq-device.ts); default: the CPU. */
+  gptqDevice?: GptqDevice;
+}
+
+/** GPTQ on a device that also sums the Gram matrix (not with folded per-channel scales: they rescale
+ *  the CPU's statistics, whose Hessian is then uploaded; AWQ's search needs it on the CPU anyway). */
+function gramOnDevice(o: MethodOptions): boolean {
+  return o.method === 'gptq' && o.gptqDevice !== undefined && !foldsChannelScales(o);
+}
+
+/** The Gram matrix of an input's rows x [rows, K] on the GPTQ device, when gramOnDevice. */
+function deviceGramOf(o: MethodOptions, x: Float32Array, rows: number, K: number): DeviceGram | undefined {
+  if (!gramOnDevice(o)) return undefined;
+  const g = o.gptqDevice!.gram(K);
+  g.add(x, rows);
+  return g;
 }
 
 export const PREVIEW_SAMPLES = 32;
@@ -119,13 +136,21 @@ function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputSt
 /** Quantizes the linears of one input group from that input's statistics. */
 class GroupQuantizer {
   private prepared: PreparedHessian | undefined;
+  private onDevice: GptqGroup | undefined;
   private readonly K: number;
   /** dropped once GPTQ has its factor (the Gram is K×K float64: 970 MB at K = 11008) */
   private stats: InputStats | undefined;
-  constructor(private readonly o: MethodOptions, stats: InputStats) { this.K = stats.K; this.stats = stats; }
+  /** `deviceGram`: the input's Gram matrix on the GPTQ device (deviceGramOf), else the device gets the CPU's Hessian */
+  constructor(private readonly o: MethodOptions, stats: InputStats, private readonly deviceGram?: DeviceGram) { this.K = stats.K; this.stats = stats; }
 
   quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
     const K = this.K, o = this.o;
+    if (o.method === 'gptq' && o.gptqDevice) {
+      const opts = { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) };
+      this.onDevice ??= o.gptqDevice.beginGroup(this.deviceGram ? { gram: this.deviceGram } : { hessian: this.stats!.hessian() }, K, opts);
+      this.stats = undefined;
+      return this.onDevice.quantize(w, N, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
+    }
     if (o.method === 'gptq') {
       // the fresh Hessian is consumed (no copy)
       this.prepared ??= prepareHessian(this.stats!.hessian(), K, { actOrder: o.actOrder ?? false, name, consume: true, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
@@ -174,9 +199,10 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   if (T > c.maxSeq) fail('calibration', `windows of ${T} positions exceed the model's context of ${c.maxSeq}`);
   const qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim, hid = c.hiddenDim;
   for (const K of [dim, qDim, hid]) resolveGroupSize(o.group, K, 'calibration');
-  const gram = o.method !== 'rtn';
+  const gram = o.method !== 'rtn' && !gramOnDevice(o);
   const folds = foldsChannelScales(o), channels = folds; // per-channel magnitudes: AWQ, SmoothQuant
   const rope = calibRope(c, T);
+  const lin: typeof linearRows = o.gptqDevice?.linearRows ? (...a) => o.gptqDevice!.linearRows!(...a) : linearRows; // the forward's linears
   const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
 
   for (const ids of windows) for (const id of ids)
@@ -204,7 +230,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const sa = statsOf(xa, M, dim, gram, channels);
       const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
       if (folds) xa = rmsNormRows(x, ga, M, dim, eps);
-      const qa = new GroupQuantizer(o, sa);
+      const qa = new GroupQuantizer(o, sa, deviceGramOf(o, xa, M, dim));
       const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
       const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
       const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
@@ -212,13 +238,13 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       // o: input = attention output with the quantized q/k/v
       // big intermediates live in the shared heap, where the pool's threads work on them in place
       const inHeap = (n: number) => { const a = heapF32(n); heapRows.push(a); return a; };
-      const xb = attentionRows(linearRows(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), linearRows(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
-                               linearRows(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
+      const xb = attentionRows(lin(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), lin(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
+                               lin(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
       heapRows.splice(0).forEach(heapFree);
       xa = new Float32Array(0);
-      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false));
+      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false), deviceGramOf(o, xb, M, qDim));
       const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
-      const x2 = addRows(x, linearRows(xb, M, qDim, dO, dim));
+      const x2 = addRows(x, lin(xb, M, qDim, dO, dim));
 
       // gate/up: input = post_attention_layernorm(x2)
       let xc = rmsNormRows(x2, gf, M, dim, eps);
@@ -230,8 +256,8 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         // down's per-channel scales, folded into up's rows before up is quantized: from a preview
         // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
         const xp = xc.subarray(0, previewRows * dim);
-        const preview = swigluRows(linearRows(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
-                                   linearRows(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
+        const preview = swigluRows(lin(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
+                                   lin(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
         const sp = statsOf(preview, previewRows, hid, searchesAwqScales(o));
         heapRows.splice(0).forEach(heapFree);
         alphaD = channelScales(o, [wd], sp, (s) => {
@@ -240,16 +266,16 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
           return r;
         });
       }
-      const qc = new GroupQuantizer(o, sc);
+      const qc = new GroupQuantizer(o, sc, deviceGramOf(o, xc, M, dim));
       const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
       const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
 
       // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
-      const xd = swigluRows(linearRows(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), linearRows(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
+      const xd = swigluRows(lin(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), lin(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
       xc = new Float32Array(0);
-      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false));
+      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false), deviceGramOf(o, xd, M, hid));
       const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
-      x = addRows(x2, linearRows(xd, M, hid, dd, dim));
+      x = addRows(x2, lin(xd, M, hid, dd, dim));
       heapRows.splice(0).forEach(heapFree);
 
       if (folds) {

@@ -51,6 +51,33 @@ export function actOrderPermutation(h: Float64Array, K: number): Int32Array {
   return Int32Array.from(idx);
 }
 
+/** What prepareHessian derives from the diagonal alone, by its rules (the GPU solver, src/gpu/gptq/,
+ *  uses it; test/gpu/gptq-logic.test.ts checks the two agree). */
+export interface DiagonalPlan {
+  /** inputs never seen (H[k,k] = 0): their diagonal becomes 1 */
+  readonly dead: Uint8Array;
+  /** act-order: by decreasing (fixed) diagonal, stable; else the identity */
+  readonly perm: Int32Array;
+  /** added to every diagonal entry after the dead fix: percdamp·mean(fixed diagonal) */
+  readonly damp: number;
+}
+
+export function diagonalPlan(diag: Float64Array, opts: { percdamp?: number; actOrder?: boolean; name?: string } = {}): DiagonalPlan {
+  const name = opts.name ?? 'gptq', K = diag.length;
+  const percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
+  if (!(percdamp >= 0 && percdamp < 1)) fail(name, `percdamp ${percdamp} outside [0, 1)`);
+  const fixed = Float64Array.from(diag), dead = new Uint8Array(K);
+  for (let k = 0; k < K; k++) {
+    if (!Number.isFinite(fixed[k]!)) fail(name, `non-finite Hessian diagonal at ${k}`);
+    if (fixed[k] === 0) { dead[k] = 1; fixed[k] = 1; }
+  }
+  const idx = Array.from({ length: K }, (_, i) => i);
+  if (opts.actOrder) idx.sort((a, b) => fixed[b]! - fixed[a]! || a - b);
+  let mean = 0;
+  for (let i = 0; i < K; i++) mean += fixed[i]!;
+  return { dead, perm: Int32Array.from(idx), damp: (percdamp * mean) / K };
+}
+
 /** The Hessian after dead-column fixing, permutation and dampening, and its factor U (shared by the linears of one input). */
 export interface PreparedHessian {
   readonly K: number;

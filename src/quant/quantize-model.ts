@@ -32,6 +32,7 @@ import { beginOutputDir, type PendingOutputDir } from '../io/output-dir.ts';
 import { quantizeRtn, resolveGroupSize, SUPPORTED_GROUPS } from './rtn.ts';
 import { computeIntegerScales, type Amplifier } from './integer-scale.ts';
 import { integerScaleReport, type IsLayerReport } from './is-report.ts';
+import type { GptqDevice } from './gptq-device.ts';
 
 export interface QuantizeOptions {
   method: string;
@@ -52,6 +53,8 @@ export interface QuantizeOptions {
   awqScales?: boolean;
   /** streaming shard size (default STREAM_SHARD_BYTES) */
   maxShardBytes?: number;
+  /** GPTQ's heavy parts on a GPU (src/cli/calib-device.ts); default: the CPU */
+  gptqDevice?: GptqDevice;
 }
 
 /** Where the per-channel scales of AWQ / SmoothQuant go (recorded in method_params.folds). */
@@ -66,6 +69,7 @@ export function methodOptionsOf(opts: QuantizeOptions): MethodOptions {
     ...(opts.percdamp !== undefined ? { percdamp: opts.percdamp } : {}),
     ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
     ...(opts.awqScales ? { awqScales: true } : {}),
+    ...(opts.gptqDevice ? { gptqDevice: opts.gptqDevice } : {}),
   };
 }
 

@@ -24,6 +24,11 @@ export const CUBLASLT_MATMUL_DESC_TRANSA = 3;
 export const CUBLASLT_MATMUL_DESC_TRANSB = 4;
 // cublasLtMatmulPreferenceAttributes_t
 export const CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1;
+/** uint32 each: the least alignment of A, B, C, D's pointers the chosen algorithm may assume (default 256). */
+export const CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES = 5;
+export const CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES = 6;
+export const CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES = 7;
+export const CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8;
 /** sizeof(cublasLtMatmulHeuristicResult_t): algo (uint64[8]) + size_t + status + float + int[4]. */
 export const HEURISTIC_RESULT_BYTES = 96;
 export const HEURISTIC_ALGO_BYTES = 64;
