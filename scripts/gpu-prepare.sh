@@ -7,8 +7,16 @@
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-mkdir -p .git/info
-bash ../shared/gpu-host/pack-node.sh
+if [[ -f .git ]]; then
+  # a linked worktree (.git is a file): pack-node.sh writes .git/info/exclude, so take the main
+  # checkout's packed Node instead (.device/ is in .gitignore either way)
+  main=$(dirname "$(git rev-parse --path-format=absolute --git-common-dir)")
+  if [[ ! -f $main/.device/node.xz ]]; then echo "gpu-prepare: a worktree; run scripts/gpu-prepare.sh in $main first" >&2; exit 2; fi
+  mkdir -p .device && cp "$main/.device/node.xz" "$main/.device/unpack-node.sh" .device/
+else
+  mkdir -p .git/info
+  bash ../shared/gpu-host/pack-node.sh
+fi
 if [[ ! -d .device/nm/node_modules || package-lock.json -nt .device/nm/node_modules ]]; then
   rm -rf .device/nm && mkdir -p .device/nm
   cp package.json package-lock.json .device/nm/
