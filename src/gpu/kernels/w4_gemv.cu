@@ -20,7 +20,7 @@
 // Programmatic dependent launch (sm_90): the weights of the first round are loaded before
 // pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
-// GV_MINB, GV_UNROLL_1 + GV_UNROLL_2.
+// GV_MINB, GV_MINB_V16, GV_UNROLL_1 + GV_UNROLL_2.
 
 #include "ptx.cuh"
 
@@ -32,6 +32,10 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #endif
 #ifndef GV_MINB
 #define GV_MINB 3    // blocks per SM (__launch_bounds__): caps registers at 80
+#endif
+#ifndef GV_MINB_V16
+#define GV_MINB_V16 4  // v16 at g128, PC and W4A16: 4 blocks (<= 64 registers, no spills; H200 probe:
+                       // IS M = 16 up to 8% faster, gpu-dev/experiments/gemv). g32/g64 spill there: GV_MINB
 #endif
 #ifndef GV_UNROLL_1
 #define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
@@ -375,7 +379,7 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
     gemv_body<MODE, G, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {                      \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, G == 128 ? GV_MINB_V16 : GV_MINB) NAME##_v16(GV_PARAMS) { \
     gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }
 
@@ -383,7 +387,7 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {              \
     gemv_a16_body<1>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
   }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v16(GV_PARAMS) {             \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB_V16) NAME##_v16(GV_PARAMS) {         \
     gemv_a16_body<2>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
   }
 
