@@ -191,7 +191,7 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
     const buf = memory.buffer, f64 = new Float64Array(buf), f32 = new Float32Array(buf), i32 = new Int32Array(buf), i8 = new Int8Array(buf);
     const P = a[0] >>> 2, i1 = a[1], i2 = a[2], c0 = a[3], c1 = a[4];
     const wp = i32[P] >>> 3, u = i32[P + 1] >>> 3, err = i32[P + 2] >>> 3, sc = i32[P + 3] >>> 2, perm = i32[P + 4] >>> 2;
-    const qp = i32[P + 5], loss = i32[P + 6] >>> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
+    const qp = i32[P + 5] >>> 0, loss = i32[P + 6] >>> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
     for (let n = lo; n < hi; n++) {
       const row = wp + n * K;
       let l = 0;
