@@ -2,7 +2,9 @@
 // to stderr: the process RSS now, the peak RSS since the previous trace point (Linux: VmHWM from
 // /proc/self/status, reset after each line through /proc/self/clear_refs), V8's JS heap, the
 // ArrayBuffers outside it, and the WebAssembly heap (its size, which never shrinks, and the bytes
-// allocated in it). Off by default: one environment check per call.
+// allocated in it). Off by default: one environment check per call. Resetting the high-water mark
+// also resets what getrusage (and so /usr/bin/time -v) reports as the maximum RSS: in a traced run the
+// true peak is the largest `peak` printed.
 import * as fs from 'node:fs';
 import { heapLiveBytes, memory } from './wasm-heap.ts';
 

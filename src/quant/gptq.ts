@@ -25,7 +25,7 @@ import { matmulF32 } from '../core/matmul.ts';
 import { runTasks } from '../core/matmul-pool.ts';
 import { GPTQ_PARAM_WORDS, TASK_GPTQ_COLUMNS } from '../core/pool-tasks.ts';
 import { memTrace } from '../core/mem-trace.ts';
-import { ptr, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
+import { ptr, releaseScratch, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
 import { clipGroupScales } from './group-clip.ts';
 import { inverseCholeskyUpper } from './linalg.ts';
 import { resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
@@ -199,5 +199,8 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
 
   const q = new Int8Array(N * K);
   for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) q[n * K + perm[i]!] = qp[n * K + i]!;
+  // the working copy (N×K float64: 360 MB at 7B's gate/up) and its int8 twin go back to the heap,
+  // where the next input's Gram accumulator and factorization need the room
+  for (const slot of ['gptq.wp', 'gptq.q', 'gptq.err', 'matmul.y']) releaseScratch(slot);
   return { qw: { outFeatures: N, inFeatures: K, groupSize: G, q, scales }, loss };
 }
