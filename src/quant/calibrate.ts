@@ -15,7 +15,8 @@
 // adds its chunks' rows to the statistics (hessian.ts sums them in the same 512-row chunks whatever the
 // split, so the result is the same bit for bit), and only the layer's input/residual x [S·T, dim] and
 // the attention output [S·T, nHeads·hd] (fp32) are kept whole; the MLP's [rows, hidden] intermediates
-// exist one chunk at a time (recomputed for the layer's output when there is more than one chunk).
+// exist one chunk at a time (down_proj's input is kept whole for the layer's output only when it is
+// small, mlpKeepBytes; otherwise it is recomputed chunk by chunk from the quantized gate/up).
 import { fail } from '../core/errors.ts';
 import { heapF32, heapFree } from '../core/matmul.ts';
 import { memTrace } from '../core/mem-trace.ts';
@@ -49,11 +50,16 @@ export interface MethodOptions {
   previewSamples?: number;
   /** Token rows per pipeline chunk (whole windows, at least one; default CALIB_CHUNK_ROWS). */
   chunkRows?: number;
+  /** down_proj's input [rows, hidden] fp32 is kept for the layer's output when it takes at most this
+   *  many bytes, else recomputed chunk by chunk (default MLP_KEEP_BYTES). */
+  mlpKeepBytes?: number;
 }
 
 export const PREVIEW_SAMPLES = 32;
 /** Default rows per chunk: at LLaMA-2-7B shapes the MLP's two [rows, 11008] fp32 chunks are 90 MB each. */
 export const CALIB_CHUNK_ROWS = 2048;
+/** Default for mlpKeepBytes: docs-llama-30m's 128 × 512 windows (402 MB) are kept; LLaMA-2-7B's (2.9 GB) are recomputed. */
+export const MLP_KEEP_BYTES = 512 * 2 ** 20;
 
 export interface LayerNote {
   layer: number;
@@ -290,18 +296,24 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       let du = put('mlp.up_proj', wu, qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
       memTrace(`L${l} gate/up quantized`);
 
-      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; one chunk stays in gb for the output
+      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; kept for the output if it is one
+      // chunk (in gb) or small enough, else recomputed there
       const sd = collect(hid, gram, false);
-      for (const ch of chunks) sd.add(mlp(gf, ch, dg, du), ch.rows);
+      const again = chunks.length > 1 && M * hid * 4 > (o.mlpKeepBytes ?? MLP_KEEP_BYTES);
+      const kept = chunks.length > 1 && !again ? new Float32Array(M * hid) : undefined;
+      for (const ch of chunks) {
+        const xd = mlp(gf, ch, dg, du);
+        sd.add(xd, ch.rows);
+        kept?.set(xd, ch.r0 * hid);
+      }
       release(dg, du); // re-made for the output pass if it needs them: the factorization's heap comes first
       memTrace(`L${l} down stats`);
       const qd = new GroupQuantizer(o, sd);
       const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
       memTrace(`L${l} down quantized`);
-      const again = chunks.length > 1;
       if (again) { dg = dequantized('mlp.gate_proj'); du = dequantized('mlp.up_proj'); }
       for (const ch of chunks) {
-        const xd = again ? mlp(gf, ch, dg, du) : gb.subarray(0, ch.rows * hid);
+        const xd = again ? mlp(gf, ch, dg, du) : kept ? rowsOf(kept, ch, hid) : gb.subarray(0, ch.rows * hid);
         addRows(rowsOf(x, ch, dim), linearRows(xd, ch.rows, hid, dd, dim, undefined, ob.subarray(0, ch.rows * dim)));
       }
       release(dd, ...(again ? [dg, du] : []));

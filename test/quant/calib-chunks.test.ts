@@ -1,6 +1,7 @@
 // The row-chunked calibration pipeline: every stage over chunks of whole windows gives bit for bit
 // what one chunk of all rows gives (int4 values, scales, folded norms; GPTQ with and without
-// act-order and --clip, AWQ, GPTQ + AWQ scales, RTN + SmoothQuant), with 600 rows so that the Gram
+// act-order and --clip, AWQ, GPTQ + AWQ scales, RTN + SmoothQuant; down_proj's input kept or recomputed
+// for the layer output), with 600 rows so that the Gram
 // matrix's 512-row chunks straddle the pipeline's chunks; the statistics (hessian.ts) are the same for
 // any split of their rows; GPTQ's factor written into the Hessian's array (keepHessian: false) is
 // the kept path's. Seeded random model with q/k/v biases and loud channels. Small shapes: fast.
@@ -53,8 +54,9 @@ for (const [label, o] of METHODS) {
     const model = smallModel(11), w = windows(new Rng(12));
     const whole = calibrateModel(model, w, { ...o, chunkRows: S * T });
     const heapBefore = heapLiveBytes(); // the scratch slots (kept for reuse) are as large as they get
-    for (const chunkRows of [T, 250]) { // one window per chunk; two windows (200 rows) per chunk
-      const chunked = calibrateModel(model, w, { ...o, chunkRows });
+    // one window per chunk with down_proj's input recomputed for the output; two windows (200 rows) per chunk, kept
+    for (const [chunkRows, mlpKeepBytes] of [[T, 0], [250, 2 ** 30]] as const) {
+      const chunked = calibrateModel(model, w, { ...o, chunkRows, mlpKeepBytes });
       assert.deepEqual([...chunked.weights.keys()], [...whole.weights.keys()]);
       for (const [name, want] of whole.weights) {
         const got = chunked.weights.get(name)!;
