@@ -19,6 +19,7 @@
 // small, mlpKeepBytes; otherwise it is recomputed chunk by chunk from the quantized gate/up).
 import { fail } from '../core/errors.ts';
 import { heapF32, heapFree } from '../core/matmul.ts';
+import { collectDropped, dropped } from '../core/gc.ts';
 import { memTrace } from '../core/mem-trace.ts';
 import { roundToF16 } from '../core/dtype.ts';
 import type { Model } from '../model/llama.ts';
@@ -161,6 +162,12 @@ class GroupQuantizer {
     }
     return quantizeRtn(w, N, K, { group: o.group, clip: o.clip ?? false, name });
   }
+
+  /** Drops the statistics, Hessian and factor once the input's linears are done (K×K float64 each). */
+  release(): void {
+    if (this.prepared || this.h || this.stats?.withGram) dropped(8 * this.K * this.K);
+    this.prepared = this.h = this.stats = undefined;
+  }
 }
 
 /**
@@ -229,16 +236,18 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
 
     for (let l = 0; l < c.nLayers; l++) {
       const started = performance.now();
+      collectDropped(); // the previous layer's arrays, before this one's are read
+      // each stage reads its weights when it starts (a streaming source reads them then)
       const L = source.layer(l), pre = `model.layers.${l}.`;
-      memTrace(`L${l} weights read`);
-      const wq = { w: L.wq, N: qDim }, wk = { w: L.wk, N: kvDim }, wv = { w: L.wv, N: kvDim }, wo = { w: L.wo, N: dim };
-      const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid }, wd = { w: L.w2, N: dim };
+      const wq = { w: L.wq, N: qDim }, wk = { w: L.wk, N: kvDim }, wv = { w: L.wv, N: kvDim };
+      memTrace(`L${l} q/k/v weights read`);
       const ga = L.attnNorm, gf = L.ffnNorm;
       const note: LayerNote = { layer: l, seconds: 0 };
       const step: LayerResult = { layer: l, weights: new Map(), norms: new Map(), note };
       /** records a quantized linear, drops its fp32 source weight, returns its dequantized weights in the heap */
       const put = (name: string, lw: { w: Float32Array }, qw: QuantizedWeight): Float32Array => {
         step.weights.set(`${pre}${name}`, qw);
+        dropped(lw.w.byteLength);
         lw.w = new Float32Array(0);
         return dequantize(qw, inHeap(qw.outFeatures * qw.inFeatures));
       };
@@ -253,6 +262,8 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const dk = put('self_attn.k_proj', wk, qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
       memTrace(`L${l} qkv stats`);
       const dv = put('self_attn.v_proj', wv, qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
+      qa.release();
+      collectDropped();
 
       // o: input = attention output with the quantized q/k/v (input_layernorm as folded)
       let xb = new Float32Array(M * qDim);
@@ -265,8 +276,9 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       }
       release(dq, dk, dv);
       memTrace(`L${l} qkv quantized+attn`);
-      const qo = new GroupQuantizer(o, sb);
+      const qo = new GroupQuantizer(o, sb), wo = { w: L.wo, N: dim };
       const dO = put('self_attn.o_proj', wo, qo.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
+      qo.release();
       memTrace(`L${l} o quantized`);
 
       // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x
@@ -276,7 +288,12 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         sc.add(normed(gf, ch), ch.rows);
       }
       release(dO);
+      dropped(xb.byteLength);
       xb = new Float32Array(0);
+      collectDropped();
+      const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
+      let down: LinearWeight | undefined; // read here only if the fold needs it early
+      const wdOf = () => (down ??= { w: L.w2, N: dim });
       const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
       let alphaD: number | undefined;
       if (folds) {
@@ -284,7 +301,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
         const sp = collect(hid, searchesAwqScales(o), true);
         for (const ch of previewChunks) sp.add(mlp(gf, ch, wg.w, wu.w), ch.rows);
-        alphaD = channelScales(o, [wd], sp, (s) => {
+        alphaD = channelScales(o, [wdOf()], sp, (s) => {
           const r = Float32Array.from(s, (v) => 1 / v);
           for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
           return r;
@@ -294,6 +311,8 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const qc = new GroupQuantizer(o, sc);
       let dg = put('mlp.gate_proj', wg, qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
       let du = put('mlp.up_proj', wu, qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+      qc.release();
+      collectDropped();
       memTrace(`L${l} gate/up quantized`);
 
       // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; kept for the output if it is one
@@ -308,8 +327,10 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       }
       release(dg, du); // re-made for the output pass if it needs them: the factorization's heap comes first
       memTrace(`L${l} down stats`);
-      const qd = new GroupQuantizer(o, sd);
+      const qd = new GroupQuantizer(o, sd), wd = wdOf();
       const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
+      qd.release();
+      collectDropped();
       memTrace(`L${l} down quantized`);
       if (again) { dg = dequantized('mlp.gate_proj'); du = dequantized('mlp.up_proj'); }
       for (const ch of chunks) {
