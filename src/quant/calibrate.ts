@@ -25,7 +25,7 @@ import { roundToF16 } from '../core/dtype.ts';
 import type { Model } from '../model/llama.ts';
 import { modelCalibrationSource, type CalibrationSource } from './calib-source.ts';
 import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
-import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
+import { gptqQuantize, prepareHessian, prepareHessianFromGram, releasePrepared, type PreparedHessian } from './gptq.ts';
 import { InputStats } from './hessian.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows, windowChunks, type RowChunk } from './layer-forward.ts';
 import { dequantize, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
@@ -148,10 +148,11 @@ class GroupQuantizer {
     const K = this.K, o = this.o;
     if (o.method === 'gptq') {
       if (!this.prepared) {
-        // the Gram matrix becomes the Hessian in place, and without --clip its array then holds U
-        const st = this.stats!;
+        // without --clip the factorization reads the Gram accumulator in the heap (no K×K copy in
+        // JS; U in the heap); --clip keeps H: the Gram matrix becomes it in place
+        const st = this.stats!, po = { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) };
         this.stats = undefined;
-        this.prepared = prepareHessian(st.hessian(true), K, { actOrder: o.actOrder ?? false, name, consume: true, keepHessian: o.clip ?? false, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
+        this.prepared = o.clip ? prepareHessian(st.hessian(true), K, { ...po, consume: true }) : prepareHessianFromGram(st.takeGram(), st.rows, K, po);
       }
       return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
@@ -166,6 +167,7 @@ class GroupQuantizer {
   /** Drops the statistics, Hessian and factor once the input's linears are done (K×K float64 each). */
   release(): void {
     if (this.prepared || this.h || this.stats?.withGram) dropped(8 * this.K * this.K);
+    if (this.prepared) releasePrepared(this.prepared);
     this.prepared = this.h = this.stats = undefined;
   }
 }
@@ -223,6 +225,8 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
     for (const a of arrays) { const i = heapArrays.indexOf(a); if (i >= 0) { heapArrays.splice(i, 1); heapFree(a); } }
   };
   const collect = (K: number, withGram: boolean, withChannels: boolean) => { const st = new InputStats(K, withGram, withChannels); live.push(st); return st; };
+  const quantizers: GroupQuantizer[] = []; // their factors in the heap: released after use, and on any error
+  const quantizer = (st: InputStats) => { const q = new GroupQuantizer(o, st); quantizers.push(q); return q; };
   try {
     // per-chunk buffers in the heap, where the pool's threads work on them in place
     const xn = inHeap(R * dim), qb = inHeap(R * qDim), kb = inHeap(R * kvDim), vb = inHeap(R * kvDim);
@@ -257,7 +261,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const sa = collect(dim, gram, channels);
       for (const ch of chunks) sa.add(normed(ga, ch), ch.rows);
       const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
-      const qa = new GroupQuantizer(o, sa);
+      const qa = quantizer(sa);
       const dq = put('self_attn.q_proj', wq, qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
       const dk = put('self_attn.k_proj', wk, qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
       memTrace(`L${l} qkv stats`);
@@ -276,7 +280,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       }
       release(dq, dk, dv);
       memTrace(`L${l} qkv quantized+attn`);
-      const qo = new GroupQuantizer(o, sb), wo = { w: L.wo, N: dim };
+      const qo = quantizer(sb), wo = { w: L.wo, N: dim };
       const dO = put('self_attn.o_proj', wo, qo.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
       qo.release();
       memTrace(`L${l} o quantized`);
@@ -308,7 +312,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         });
         sp.dispose();
       }
-      const qc = new GroupQuantizer(o, sc);
+      const qc = quantizer(sc);
       let dg = put('mlp.gate_proj', wg, qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
       let du = put('mlp.up_proj', wu, qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
       qc.release();
@@ -327,7 +331,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       }
       release(dg, du); // re-made for the output pass if it needs them: the factorization's heap comes first
       memTrace(`L${l} down stats`);
-      const qd = new GroupQuantizer(o, sd), wd = wdOf();
+      const qd = quantizer(sd), wd = wdOf();
       const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
       qd.release();
       collectDropped();
@@ -339,6 +343,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       }
       release(dd, ...(again ? [dg, du] : []));
       live.splice(0).forEach((st) => st.dispose());
+      quantizers.splice(0);
       memTrace(`L${l} done`);
 
       if (folds) {
@@ -352,5 +357,6 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   } finally {
     heapArrays.splice(0).forEach(heapFree);
     live.splice(0).forEach((st) => st.dispose());
+    quantizers.splice(0).forEach((q) => q.release());
   }
 }

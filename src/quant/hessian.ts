@@ -7,7 +7,9 @@
 // and added into one float64 accumulator in the shared heap, so fp32 rounding stays per chunk; the
 // transpose and the bands run as tasks on the matmul pool's threads (pool-tasks.ts). The first read
 // (gram, hessian(), absMean()) adds the pending rows, copies the accumulator out and gives its heap
-// space back; dispose() gives it back without reading (errors, abandoned statistics).
+// space back; takeGram() hands the accumulator itself over instead (GPTQ's factorization reads it in
+// place, gptq.ts prepareHessianFromGram); dispose() gives it back without reading (errors, abandoned
+// statistics).
 import { fail } from '../core/errors.ts';
 import { heapFree, isInHeap } from '../core/matmul.ts';
 import { poolThreads, runTasks } from '../core/matmul-pool.ts';
@@ -108,6 +110,27 @@ export class InputStats {
     } finally {
       this.dispose();
     }
+  }
+
+  /** The Gram matrix's lower triangle as the heap accumulator itself (no JS copy), handed to the
+   *  caller, who gives it back with heapFree (a no-op for the JS array it is once the statistics were
+   *  read, e.g. scaled by AWQ's fold); these statistics then have no Gram matrix. */
+  takeGram(): Float64Array {
+    if (!this.withGram) fail('calibration', 'statistics were collected without the Gram matrix');
+    if (this.consumed) fail('calibration', 'the Gram matrix was consumed');
+    if (this.finished) {
+      const g = this.gramData;
+      this.gramData = new Float64Array(0);
+      this.consumed = true;
+      return g;
+    }
+    if (this.pendingRows > 0) this.addGram(this.pending!, 0, this.pendingRows);
+    const g = this.accumulator();
+    this.acc = undefined;
+    this.consumed = true;
+    this.gramData = new Float64Array(0);
+    this.dispose();
+    return g;
   }
 
   /** Gives the heap parts back (the statistics stay readable only if they were read before). */

@@ -53,7 +53,7 @@ export function invertUpper(m: Float64Array, n: number): Float64Array {
 
 /** Block size of the blocked factorization; below BLOCKED_MIN the unblocked loops above are used. */
 const NB = 64;
-const BLOCKED_MIN = 192;
+export const BLOCKED_MIN = 192;
 
 /** U upper triangular with H⁻¹ = Uᵀ·U (H symmetric positive definite).
  *  `perm`: factor H_perm[i, j] = H[perm[i], perm[j]] instead, without forming it (the blocked path
@@ -84,13 +84,24 @@ export function inverseCholeskyUpper(h: Float64Array, n: number, where = 'choles
  * returning (970 MB each at n = 11008).
  */
 export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 'cholesky', perm?: Int32Array, out?: Float64Array): Float64Array {
+  return factorBlocked(n, where, (a) => {
+    // a's lower triangle = (J·H_perm·J)[i, j] = H[p(n−1−i), p(n−1−j)]
+    for (let i = 0; i < n; i++) {
+      const dst = i * n, ri = (perm ? perm[n - 1 - i]! : n - 1 - i) * n;
+      if (perm) for (let j = 0; j <= i; j++) a[dst + j] = h[ri + perm[n - 1 - j]!]!;
+      else for (let j = 0; j <= i; j++) a[dst + j] = h[ri + n - 1 - j]!;
+    }
+  }, () => out ?? new Float64Array(n * n));
+}
+
+/**
+ * The blocked factorization with `fill` writing the lower triangle of J·H·J (in the factorization's
+ * order) into its n×n scratch, and U written into `result()` (asked for once that scratch is given
+ * back; zeros are written below the diagonal).
+ */
+export function factorBlocked(n: number, where: string, fill: (a: Float64Array) => void, result: () => Float64Array): Float64Array {
   const a = scratchF64('chol.a', n * n);
-  // a's lower triangle = (J·H_perm·J)[i, j] = H[p(n−1−i), p(n−1−j)]
-  for (let i = 0; i < n; i++) {
-    const dst = i * n, ri = (perm ? perm[n - 1 - i]! : n - 1 - i) * n;
-    if (perm) for (let j = 0; j <= i; j++) a[dst + j] = h[ri + perm[n - 1 - j]!]!;
-    else for (let j = 0; j <= i; j++) a[dst + j] = h[ri + n - 1 - j]!;
-  }
+  fill(a);
   for (let j0 = 0; j0 < n; j0 += NB) {
     const j1 = Math.min(n, j0 + NB);
     // the diagonal block (its trailing updates are done): unblocked, in place
@@ -116,10 +127,10 @@ export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 
   runTasks(TASK_TRINV64, [ptr(a), ptr(xt), n, NB, ptr(tmp), NB * NB * 8], Math.ceil(n / NB), 1);
   memTrace(`${where} factored`);
   releaseScratch('chol.a'); // n×n float64: given back before U is allocated
-  const u = out ?? new Float64Array(n * n); // U[r, c] = X[n−1−r, n−1−c] = Xᵀ[n−1−c, n−1−r]
+  const u = result(); // U[r, c] = X[n−1−r, n−1−c] = Xᵀ[n−1−c, n−1−r]
   for (let r = 0; r < n; r++) {
     const o = r * n;
-    if (out) out.fill(0, o, o + r);
+    u.fill(0, o, o + r);
     for (let c = r; c < n; c++) u[o + c] = xt[(n - 1 - c) * n + n - 1 - r]!;
   }
   releaseScratch('chol.xt'); // given back for the next large factorization or Gram (hessian.ts)

@@ -3,8 +3,8 @@
 // act-order and --clip, AWQ, GPTQ + AWQ scales, RTN + SmoothQuant; down_proj's input kept or recomputed
 // for the layer output), with 600 rows so that the Gram
 // matrix's 512-row chunks straddle the pipeline's chunks; the statistics (hessian.ts) are the same for
-// any split of their rows; GPTQ's factor written into the Hessian's array (keepHessian: false) is
-// the kept path's. Seeded random model with q/k/v biases and loud channels. Small shapes: fast.
+// any split of their rows; GPTQ's factor written into the Hessian's array (keepHessian: false), and
+// the one read straight from the Gram accumulator in the heap, are the kept path's. Seeded random model with q/k/v biases and loud channels. Small shapes: fast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/rng.ts';
@@ -13,7 +13,7 @@ import type { ModelConfig } from '../../src/model/config.ts';
 import type { Model } from '../../src/model/llama.ts';
 import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
-import { prepareHessian } from '../../src/quant/gptq.ts';
+import { prepareHessian, prepareHessianFromGram, releasePrepared } from '../../src/quant/gptq.ts';
 import { GRAM_CHUNK_ROWS, InputStats } from '../../src/quant/hessian.ts';
 import { windowChunks } from '../../src/quant/layer-forward.ts';
 
@@ -117,4 +117,26 @@ test('prepareHessian keepHessian: false writes the kept path\'s factor into the 
     }
   }
   assert.throws(() => prepareHessian(new Float64Array(4).fill(1), 2, { keepHessian: false }), /keepHessian: false needs consume: true/);
+});
+
+test('prepareHessianFromGram: the factor read from the heap Gram accumulator is prepareHessian\'s, bit for bit', () => {
+  const rng = new Rng(32);
+  for (const K of [40, 200]) { // below and above the blocked factorization's threshold
+    const rows = 3 * K, x = rng.normals(rows * K, 1);
+    for (let r = 0; r < rows; r++) x[r * K + 9] = 0; // a dead input
+    const half = rows >> 1, stats = () => { const st = new InputStats(K); st.add(x, half); st.add(x.subarray(half * K), rows - half); return st; };
+    for (const actOrder of [false, true]) {
+      const ref = prepareHessian(stats().hessian(), K, { actOrder });
+      const before = heapLiveBytes(), st = stats(), got = prepareHessianFromGram(st.takeGram(), st.rows, K, { actOrder });
+      assert.deepEqual(Array.from(got.u), Array.from(ref.u), `K=${K} act-order ${actOrder}`);
+      assert.deepEqual(got.perm, ref.perm);
+      assert.deepEqual(got.dead, ref.dead);
+      assert.equal(got.dead[9], 1);
+      releasePrepared(got);
+      assert.ok(heapLiveBytes() <= before, 'the Gram accumulator and U are given back');
+    }
+  }
+  const st = new InputStats(4);
+  st.add(Float32Array.from({ length: 8 }, () => NaN), 2);
+  assert.throws(() => prepareHessianFromGram(st.takeGram(), st.rows, 4), /non-finite activations in input channel 0/);
 });
