@@ -36,7 +36,7 @@ export class InputStats {
 
   /** withChannels: also the per-channel mean/max |x| (AWQ, SmoothQuant); GPTQ needs only the Gram matrix. */
   constructor(readonly K: number, readonly withGram = true, readonly withChannels = true) {
-    this.gramData = new Float64Array(withGram ? K * K : 0); // pages untouched until finish() writes them
+    this.gramData = new Float64Array(0); // K×K once read (finish); never, when takeGram hands the accumulator over
     this.absSum = new Float64Array(withChannels ? K : 0);
     this.absMax = new Float32Array(withChannels ? K : 0);
   }
@@ -104,8 +104,9 @@ export class InputStats {
     try {
       if (!this.withGram) return;
       if (this.pendingRows > 0) this.addGram(this.pending!, 0, this.pendingRows);
+      const K = this.K, g = this.gramData = new Float64Array(K * K);
       if (!this.acc) return;
-      const K = this.K, acc = this.accumulator(), g = this.gramData;
+      const acc = this.accumulator();
       for (let i = 0; i < K; i++) g.set(acc.subarray(i * K, i * K + i + 1), i * K);
     } finally {
       this.dispose();
