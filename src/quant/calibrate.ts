@@ -14,7 +14,7 @@
 // Inside a layer every stage runs over chunks of whole windows (at most `chunkRows` rows): each pass
 // adds its chunks' rows to the statistics (hessian.ts sums them in the same 512-row chunks whatever the
 // split, so the result is the same bit for bit), and only the layer's input/residual x [S·T, dim] and
-// the attention output [S·T, nHeads·hd] (fp32) are kept whole; the MLP's [rows, hidden] intermediates
+// the attention output [S·T, nHeads·hd] (fp32, in the heap: at most ≈ 3 GiB with the rest) are kept whole; the MLP's [rows, hidden] intermediates
 // exist one chunk at a time (down_proj's input is kept whole for the layer's output only when it is
 // small, mlpKeepBytes; otherwise it is recomputed chunk by chunk from the quantized gate/up).
 import { fail } from '../core/errors.ts';
@@ -270,7 +270,9 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       collectDropped();
 
       // o: input = attention output with the quantized q/k/v (input_layernorm as folded)
-      let xb = new Float32Array(M * qDim);
+      // in the heap, so that it is given back the moment o's output is added (a dropped JS array of
+      // 1 GiB at 7B and 128 × 512 windows lingered until a collection that a dead register could defer)
+      const xb = inHeap(M * qDim);
       const sb = collect(qDim, gram, false);
       for (const ch of chunks) {
         const xa = normed(ga, ch), n = ch.rows;
@@ -291,9 +293,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         addRows(rowsOf(x, ch, dim), linearRows(rowsOf(xb, ch, qDim), ch.rows, qDim, dO, dim, undefined, ob.subarray(0, ch.rows * dim)));
         sc.add(normed(gf, ch), ch.rows);
       }
-      release(dO);
-      dropped(xb.byteLength);
-      xb = new Float32Array(0);
+      release(dO, xb);
       collectDropped();
       const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
       let down: LinearWeight | undefined; // read here only if the fold needs it early

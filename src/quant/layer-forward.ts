@@ -85,13 +85,13 @@ export function attentionRows(q: Float32Array, k: Float32Array, v: Float32Array,
     }
   const inHeap = (a: Float32Array, slot: string) => { if (isInHeap(a)) return a; const h = scratchF32(slot, a.length); h.set(a); return h; };
   const hq = inHeap(q, 'attn.q'), hk = inHeap(k, 'attn.k'), hv = inHeap(v, 'attn.v');
-  const ho = scratchF32('attn.out', S * T * qDim);
+  if (into && into.length !== S * T * qDim) fail('calibration', `attention output has ${into.length} values, expected ${S * T}x${qDim}`);
+  const ho = into && isInHeap(into) ? into : scratchF32('attn.out', S * T * qDim); // a heap `into` is written in place
   const per = attentionScratchFloats(T, hd), scratch = scratchF32('attn.scratch', per * poolThreads());
   const W = c.slidingWindow ?? 0;
   runTasks(TASK_ATTENTION, [ptr(hq), ptr(hk), ptr(hv), ptr(ho), S, T, c.nHeads, c.nKvHeads, hd, W, ptr(scratch), per * 4], S * c.nKvHeads, 1);
   if (!into) return Float32Array.from(ho);
-  if (into.length !== ho.length) fail('calibration', `attention output has ${into.length} values, expected ${S * T}x${qDim}`);
-  into.set(ho);
+  if (ho !== into) into.set(ho);
   return into;
 }
 
