@@ -8,7 +8,7 @@
 // transpose and the bands run as tasks on the matmul pool's threads (pool-tasks.ts). The first read
 // (gram, hessian(), absMean()) adds the pending rows, copies the accumulator out and gives its heap
 // space back; takeGram() hands the accumulator itself over instead (GPTQ's factorization reads it in
-// place, gptq.ts prepareHessianFromGram); dispose() gives it back without reading (errors, abandoned
+// place, gptq-gram.ts); dispose() gives it back without reading (errors, abandoned
 // statistics).
 import { fail } from '../core/errors.ts';
 import { heapFree, isInHeap } from '../core/matmul.ts';

@@ -13,7 +13,8 @@ import type { ModelConfig } from '../../src/model/config.ts';
 import type { Model } from '../../src/model/llama.ts';
 import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
-import { prepareHessian, prepareHessianFromGram, releasePrepared } from '../../src/quant/gptq.ts';
+import { prepareHessian } from '../../src/quant/gptq.ts';
+import { prepareHessianFromGram, releasePrepared } from '../../src/quant/gptq-gram.ts';
 import { GRAM_CHUNK_ROWS, InputStats } from '../../src/quant/hessian.ts';
 import { windowChunks } from '../../src/quant/layer-forward.ts';
 
