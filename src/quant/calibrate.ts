@@ -213,6 +213,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   {
     const embedding = source.embedding(); // dropped once the first layer's inputs are copied
     windows.forEach((ids, s) => ids.forEach((id, t) => x.set(embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim)));
+    dropped(embedding.byteLength); // a streaming source's fresh copy (524 MB fp32 at 7B), collected before layer 0 is read
   }
   const chunks = windowChunks(S, T, o.chunkRows ?? CALIB_CHUNK_ROWS);
   const previewChunks = windowChunks(Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES), T, o.chunkRows ?? CALIB_CHUNK_ROWS);
@@ -356,6 +357,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       yield step;
     }
   } finally {
+    dropped(x.byteLength); // collected by the caller once this generator is done (gc.ts collectDropped)
     heapArrays.splice(0).forEach(heapFree);
     live.splice(0).forEach((st) => st.dispose());
     quantizers.splice(0).forEach((q) => q.release());
