@@ -58,7 +58,8 @@ export function attentionScratchFloats(T: number, hd: number): number {
  *   L[I, I]·X[I, J] = −Σ_{K=J}^{I−1} L[I, K]·X[K, J] (one mm64 into the thread's scratch, then
  *   forward substitution). Block columns are independent.
  * gptqColumns: a = [params, i1, i2, c0, c1]; params (GPTQ_PARAM_WORDS int32 in the heap) =
- *   [wp, u, err, scales, perm, qp, loss, K, G, groups, B]: for the rows [lo, hi) of the permuted
+ *   [wp, u, err, scales, perm, qp, loss, K, G, groups, B] (u: the block's diagonal block U[i1:i2, i1:i2],
+ *   [B, B] float64): for the rows [lo, hi) of the permuted
  *   float64 weights wp [N, K], GPTQ's columns c0..c1 of the block [i1, i2) (gptq.ts): q =
  *   clamp(rint(fp32(fp32(w)/s)), ±7) into qp (int8), err = (w − q·s)/U[i,i] into err [N, B]
  *   (float64), the later columns of the block updated by −err·U[i, j]; loss[n] += err²/2.
@@ -191,12 +192,12 @@ export const POOL_TASKS_SOURCE = `(function makeTasks(memory, k) {
     const buf = memory.buffer, f64 = new Float64Array(buf), f32 = new Float32Array(buf), i32 = new Int32Array(buf), i8 = new Int8Array(buf);
     const P = a[0] >>> 2, i1 = a[1], i2 = a[2], c0 = a[3], c1 = a[4];
     const wp = i32[P] >>> 3, u = i32[P + 1] >>> 3, err = i32[P + 2] >>> 3, sc = i32[P + 3] >>> 2, perm = i32[P + 4] >>> 2;
-    const qp = i32[P + 5], loss = i32[P + 6] >>> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
+    const qp = i32[P + 5] >>> 0, loss = i32[P + 6] >>> 3, K = i32[P + 7], G = i32[P + 8], groups = i32[P + 9], B = i32[P + 10];
     for (let n = lo; n < hi; n++) {
       const row = wp + n * K;
       let l = 0;
       for (let i = c0; i < c1; i++) {
-        const g = (i32[perm + i] / G) | 0, ri = u + i * K, d = f64[ri + i];
+        const g = (i32[perm + i] / G) | 0, ri = u + (i - i1) * B - i1, d = f64[ri + i];
         const x = f64[row + i], s = f32[sc + n * groups + g];
         let q = s === 0 ? 0 : rint(Math.fround(Math.fround(x) / s));
         q = q < -7 ? -7 : q > 7 ? 7 : q;

@@ -8,7 +8,7 @@
 //    minimizing the group's output error dᵀ·H_g·d (H_g the group's diagonal block of H; ties: the
 //    larger r). Quantization itself is the spec's: s = fp16(absmax'/7), q = clamp(rint(w/s), ±7).
 // The caller folds diag(s)⁻¹ into whatever produces the input (calibrate.ts).
-import { matmulF32 } from '../core/matmul.ts';
+import { heapFree, matmulF32, toHeap } from '../core/matmul.ts';
 import { rintClamp } from './fp32.ts';
 import { clipGroupScales, CLIP_SEARCH_RATIOS } from './group-clip.ts';
 import { dequantize, QMAX_W, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
@@ -50,25 +50,29 @@ export interface AwqScaleResult {
 /** Search AWQ's per-input-channel scales for linears sharing an input with Gram matrix h and mean |x|. */
 export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: Float64Array, absMean: Float64Array,
                                 group: number, grid = AWQ_GRID): AwqScaleResult {
-  const hf = Float32Array.from(h);
+  const hh = toHeap(Float32Array.from(h)); // in the heap once, not copied per α and linear (K×K fp32: 485 MB at K = 11008)
   let best: AwqScaleResult | undefined;
   let lossRtn = NaN;
-  for (let i = 0; i < grid; i++) {
-    const alpha = i / grid;
-    const s = new Float32Array(K);
-    let max = 0, min = Infinity;
-    for (let k = 0; k < K; k++) {
-      const v = Math.pow(Math.max(absMean[k]!, 1e-4), alpha);
-      s[k] = v;
-      max = Math.max(max, v);
-      min = Math.min(min, v);
+  try {
+    for (let i = 0; i < grid; i++) {
+      const alpha = i / grid;
+      const s = new Float32Array(K);
+      let max = 0, min = Infinity;
+      for (let k = 0; k < K; k++) {
+        const v = Math.pow(Math.max(absMean[k]!, 1e-4), alpha);
+        s[k] = v;
+        max = Math.max(max, v);
+        min = Math.min(min, v);
+      }
+      const norm = Math.sqrt(max * min);
+      for (let k = 0; k < K; k++) s[k] = s[k]! / norm;
+      let loss = 0;
+      for (const l of linears) loss += outputError(scaledRtnDelta(l.w, l.N, K, s, group), l.N, K, hh);
+      if (i === 0) lossRtn = loss;
+      if (!best || loss < best.loss) best = { scales: s, alpha, loss, lossRtn: 0 };
     }
-    const norm = Math.sqrt(max * min);
-    for (let k = 0; k < K; k++) s[k] = s[k]! / norm;
-    let loss = 0;
-    for (const l of linears) loss += outputError(scaledRtnDelta(l.w, l.N, K, s, group), l.N, K, hf);
-    if (i === 0) lossRtn = loss;
-    if (!best || loss < best.loss) best = { scales: s, alpha, loss, lossRtn: 0 };
+  } finally {
+    heapFree(hh);
   }
   return { ...best!, lossRtn };
 }

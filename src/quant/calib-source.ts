@@ -1,8 +1,9 @@
 // Where the calibration pipeline (calibrate.ts) gets its dense weights: the embedding once (for the
 // first layer's inputs), then one decoder layer at a time, as fresh fp32 arrays the pipeline may
 // modify (the per-channel folds scale them in place). Two sources: a checkpoint's tensors
-// (streaming: a layer is read and converted to fp32 only when the pipeline reaches it, and nothing
-// keeps it after that layer), and a model already loaded in the CPU engine (copies of its weights).
+// (streaming: a layer's linears are read and converted to fp32 only when the pipeline's stage that
+// needs them starts, and nothing keeps them after that stage), and a model already loaded in the CPU
+// engine (copies of its weights, made on access).
 import { fail } from '../core/errors.ts';
 import { assertFiniteTensor } from '../core/finite.ts';
 import type { TensorSource } from '../io/safetensors.ts';
@@ -11,7 +12,8 @@ import type { Model } from '../model/llama.ts';
 import type { Linear } from '../model/linear.ts';
 import { rawWeightOf } from '../model/weights.ts';
 
-/** One decoder layer's dense fp32 weights (row-major [out, in]; HF names in the comments). */
+/** One decoder layer's dense fp32 weights (row-major [out, in]; HF names in the comments). The
+ *  linears are getters: each access reads (or copies) a fresh array, so take each once. */
 export interface DenseLayer {
   /** input_layernorm */
   attnNorm: Float32Array;
@@ -55,8 +57,9 @@ export function modelCalibrationSource(model: Model): CalibrationSource {
       };
       return {
         attnNorm: Float32Array.from(L.attnNorm), ffnNorm: Float32Array.from(L.ffnNorm),
-        wq: copy('self_attn.q_proj', L.wq), wk: copy('self_attn.k_proj', L.wk), wv: copy('self_attn.v_proj', L.wv),
-        wo: copy('self_attn.o_proj', L.wo), w1: copy('mlp.gate_proj', L.w1), w2: copy('mlp.down_proj', L.w2), w3: copy('mlp.up_proj', L.w3),
+        get wq() { return copy('self_attn.q_proj', L.wq); }, get wk() { return copy('self_attn.k_proj', L.wk); },
+        get wv() { return copy('self_attn.v_proj', L.wv); }, get wo() { return copy('self_attn.o_proj', L.wo); },
+        get w1() { return copy('mlp.gate_proj', L.w1); }, get w2() { return copy('mlp.down_proj', L.w2); }, get w3() { return copy('mlp.up_proj', L.w3); },
         ...(L.bq ? { bq: L.bq } : {}), ...(L.bk ? { bk: L.bk } : {}), ...(L.bv ? { bv: L.bv } : {}),
       };
     },
@@ -82,9 +85,10 @@ export function tensorCalibrationSource(src: TensorSource, c: ModelConfig): Cali
       const p = `model.layers.${l}.`;
       const layer: DenseLayer = {
         attnNorm: read(`${p}input_layernorm.weight`, [dim]), ffnNorm: read(`${p}post_attention_layernorm.weight`, [dim]),
-        wq: read(`${p}self_attn.q_proj.weight`, [qDim, dim]), wk: read(`${p}self_attn.k_proj.weight`, [kvDim, dim]),
-        wv: read(`${p}self_attn.v_proj.weight`, [kvDim, dim]), wo: read(`${p}self_attn.o_proj.weight`, [dim, qDim]),
-        w1: read(`${p}mlp.gate_proj.weight`, [hid, dim]), w2: read(`${p}mlp.down_proj.weight`, [dim, hid]), w3: read(`${p}mlp.up_proj.weight`, [hid, dim]),
+        get wq() { return read(`${p}self_attn.q_proj.weight`, [qDim, dim]); }, get wk() { return read(`${p}self_attn.k_proj.weight`, [kvDim, dim]); },
+        get wv() { return read(`${p}self_attn.v_proj.weight`, [kvDim, dim]); }, get wo() { return read(`${p}self_attn.o_proj.weight`, [dim, qDim]); },
+        get w1() { return read(`${p}mlp.gate_proj.weight`, [hid, dim]); }, get w2() { return read(`${p}mlp.down_proj.weight`, [dim, hid]); },
+        get w3() { return read(`${p}mlp.up_proj.weight`, [hid, dim]); },
       };
       if (c.qkvBias) {
         layer.bq = read(`${p}self_attn.q_proj.bias`, [qDim]);

@@ -11,16 +11,25 @@
 // grouped-query attention one v channel feeds several o channels).
 // The weights come from a CalibrationSource (calib-source.ts) one layer at a time, and each layer's
 // result is yielded before the next is read: a streaming caller writes it out and keeps nothing.
+// Inside a layer every stage runs over chunks of whole windows (at most `chunkRows` rows): each pass
+// adds its chunks' rows to the statistics (hessian.ts sums them in the same 512-row chunks whatever the
+// split, so the result is the same bit for bit), and only the layer's input/residual x [S·T, dim] and
+// the attention output [S·T, nHeads·hd] (fp32, in the heap: at most ≈ 3 GiB with the rest) are kept whole; the MLP's [rows, hidden] intermediates
+// exist one chunk at a time (down_proj's input is kept whole for the layer's output only when it is
+// small, mlpKeepBytes; otherwise it is recomputed chunk by chunk from the quantized gate/up).
 import { fail } from '../core/errors.ts';
 import { heapF32, heapFree } from '../core/matmul.ts';
+import { collectDropped, dropped } from '../core/gc.ts';
+import { memTrace } from '../core/mem-trace.ts';
 import { roundToF16 } from '../core/dtype.ts';
 import type { Model } from '../model/llama.ts';
 import { modelCalibrationSource, type CalibrationSource } from './calib-source.ts';
 import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
 import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
+import { prepareHessianFromGram, releasePrepared } from './gptq-gram.ts';
 import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
 import { InputStats } from './hessian.ts';
-import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from './layer-forward.ts';
+import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows, windowChunks, type RowChunk } from './layer-forward.ts';
 import { dequantize, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 import { smoothScales } from './smooth.ts';
 
@@ -42,6 +51,11 @@ export interface MethodOptions {
   awqScales?: boolean;
   /** Windows used to preview down_proj's input for its per-channel scales (AWQ, --smooth). */
   previewSamples?: number;
+  /** Token rows per pipeline chunk (whole windows, at least one; default CALIB_CHUNK_ROWS). */
+  chunkRows?: number;
+  /** down_proj's input [rows, hidden] fp32 is kept for the layer's output when it takes at most this
+   *  many bytes, else recomputed chunk by chunk (default MLP_KEEP_BYTES). */
+  mlpKeepBytes?: number;
   /** GPTQ: the solver for the heavy parts (Gram matrix, factor, column loop) on a GPU (gptq-device.ts); default: the CPU. */
   gptqDevice?: GptqDevice;
 }
@@ -52,15 +66,16 @@ function gramOnDevice(o: MethodOptions): boolean {
   return o.method === 'gptq' && o.gptqDevice !== undefined && !foldsChannelScales(o);
 }
 
-/** The Gram matrix of an input's rows x [rows, K] on the GPTQ device, when gramOnDevice. */
-function deviceGramOf(o: MethodOptions, x: Float32Array, rows: number, K: number): DeviceGram | undefined {
-  if (!gramOnDevice(o)) return undefined;
-  const g = o.gptqDevice!.gram(K);
-  g.add(x, rows);
-  return g;
+/** A Gram accumulator of width K on the GPTQ device, when gramOnDevice (rows are added chunk by chunk). */
+function deviceGram(o: MethodOptions, K: number): DeviceGram | undefined {
+  return gramOnDevice(o) ? o.gptqDevice!.gram(K) : undefined;
 }
 
 export const PREVIEW_SAMPLES = 32;
+/** Default rows per chunk: at LLaMA-2-7B shapes the MLP's two [rows, 11008] fp32 chunks are 90 MB each. */
+export const CALIB_CHUNK_ROWS = 2048;
+/** Default for mlpKeepBytes: docs-llama-30m's 128 × 512 windows (402 MB) are kept; LLaMA-2-7B's (2.9 GB) are recomputed. */
+export const MLP_KEEP_BYTES = 512 * 2 ** 20;
 
 export interface LayerNote {
   layer: number;
@@ -140,33 +155,44 @@ class GroupQuantizer {
   private readonly K: number;
   /** dropped once GPTQ has its factor (the Gram is K×K float64: 970 MB at K = 11008) */
   private stats: InputStats | undefined;
-  /** `deviceGram`: the input's Gram matrix on the GPTQ device (deviceGramOf), else the device gets the CPU's Hessian */
+  /** `deviceGram`: the input's Gram matrix on the GPTQ device (deviceGram), else the device gets the CPU's Hessian */
   constructor(private readonly o: MethodOptions, stats: InputStats, private readonly deviceGram?: DeviceGram) { this.K = stats.K; this.stats = stats; }
+
+  /** AWQ's clip objective, computed once per input (the same values hessian() gives per call) */
+  private h: Float64Array | undefined;
 
   quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
     const K = this.K, o = this.o;
     if (o.method === 'gptq' && o.gptqDevice) {
       const opts = { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) };
-      this.onDevice ??= o.gptqDevice.beginGroup(this.deviceGram ? { gram: this.deviceGram } : { hessian: this.stats!.hessian() }, K, opts);
+      this.onDevice ??= o.gptqDevice.beginGroup(this.deviceGram ? { gram: this.deviceGram } : { hessian: this.stats!.hessian(true) }, K, opts);
       this.stats = undefined;
       return this.onDevice.quantize(w, N, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
     if (o.method === 'gptq') {
-      // the fresh Hessian is consumed (no copy)
-      this.prepared ??= prepareHessian(this.stats!.hessian(), K, { actOrder: o.actOrder ?? false, name, consume: true, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) });
-      this.stats = undefined;
+      if (!this.prepared) {
+        // without --clip the factorization reads the Gram accumulator in the heap (no K×K copy in
+        // JS; U in the heap); --clip keeps H: the Gram matrix becomes it in place
+        const st = this.stats!, po = { actOrder: o.actOrder ?? false, name, ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}) };
+        this.stats = undefined;
+        this.prepared = o.clip ? prepareHessian(st.hessian(true), K, { ...po, consume: true }) : prepareHessianFromGram(st.takeGram(), st.rows, K, po);
+      }
       return gptqQuantize(w, N, K, this.prepared, { group: o.group, actOrder: o.actOrder ?? false, clip: o.clip ?? false, name, ...(o.blockSize !== undefined ? { blockSize: o.blockSize } : {}) }).qw;
     }
     // AWQ skips the clip search for q/k (their output error does not measure the attention scores')
-    if (o.method === 'awq' && !isQueryOrKey) return awqClipQuantize(w, N, K, this.stats!.hessian(), o.group, name);
+    if (o.method === 'awq' && !isQueryOrKey) {
+      this.h ??= this.stats!.hessian(true);
+      return awqClipQuantize(w, N, K, this.h, o.group, name);
+    }
     return quantizeRtn(w, N, K, { group: o.group, clip: o.clip ?? false, name });
   }
-}
 
-function statsOf(x: Float32Array, rows: number, K: number, gram: boolean, channels = true): InputStats {
-  const s = new InputStats(K, gram, channels);
-  s.add(x, rows);
-  return s;
+  /** Drops the statistics, Hessian and factor once the input's linears are done (K×K float64 each). */
+  release(): void {
+    if (this.prepared || this.h || this.stats?.withGram) dropped(8 * this.K * this.K);
+    if (this.prepared) releasePrepared(this.prepared);
+    this.prepared = this.h = this.stats = undefined;
+  }
 }
 
 /**
@@ -203,80 +229,151 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   const folds = foldsChannelScales(o), channels = folds; // per-channel magnitudes: AWQ, SmoothQuant
   const rope = calibRope(c, T);
   const lin: typeof linearRows = o.gptqDevice?.linearRows ? (...a) => o.gptqDevice!.linearRows!(...a) : linearRows; // the forward's linears
-  const previewRows = Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES) * T;
 
   for (const ids of windows) for (const id of ids)
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('calibration', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
-  let x: Float32Array = new Float32Array(M * dim);
+  const x: Float32Array = new Float32Array(M * dim); // the layer input, then (in place) the residual and the layer output
   {
     const embedding = source.embedding(); // dropped once the first layer's inputs are copied
     windows.forEach((ids, s) => ids.forEach((id, t) => x.set(embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim)));
+    dropped(embedding.byteLength); // a streaming source's fresh copy (524 MB fp32 at 7B), collected before layer 0 is read
   }
+  const chunks = windowChunks(S, T, o.chunkRows ?? CALIB_CHUNK_ROWS);
+  const previewChunks = windowChunks(Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES), T, o.chunkRows ?? CALIB_CHUNK_ROWS);
+  const R = Math.max(...chunks.map((ch) => ch.rows));
+  const rowsOf = (a: Float32Array, ch: RowChunk, width: number) => a.subarray(ch.r0 * width, ch.r1 * width);
 
-  const heapRows: Float32Array[] = []; // returned after use, and on any error
+  const heapArrays: Float32Array[] = []; // chunk buffers and dequantized weights: returned after use, and on any error
+  const live: InputStats[] = []; // statistics being collected (their heap accumulators), disposed on any error
+  const inHeap = (n: number) => { const a = heapF32(n); heapArrays.push(a); return a; };
+  const release = (...arrays: Float32Array[]) => {
+    for (const a of arrays) { const i = heapArrays.indexOf(a); if (i >= 0) { heapArrays.splice(i, 1); heapFree(a); } }
+  };
+  const collect = (K: number, withGram: boolean, withChannels: boolean) => { const st = new InputStats(K, withGram, withChannels); live.push(st); return st; };
+  const quantizers: GroupQuantizer[] = []; // their factors in the heap: released after use, and on any error
+  const quantizer = (st: InputStats, dg?: DeviceGram) => { const q = new GroupQuantizer(o, st, dg); quantizers.push(q); return q; };
   try {
+    // per-chunk buffers in the heap, where the pool's threads work on them in place
+    const xn = inHeap(R * dim), qb = inHeap(R * qDim), kb = inHeap(R * kvDim), vb = inHeap(R * kvDim);
+    const gb = inHeap(R * hid), ub = inHeap(R * hid), ob = inHeap(R * dim);
+    const normed = (gamma: Float32Array, ch: RowChunk) => rmsNormRows(rowsOf(x, ch, dim), gamma, ch.rows, dim, eps, xn.subarray(0, ch.rows * dim));
+    /** SwiGLU of the chunk's MLP input (normed x with `gamma`) through gate/up weights (heap or not); into gb. */
+    const mlp = (gamma: Float32Array, ch: RowChunk, wgate: Float32Array, wup: Float32Array) => {
+      const xc = normed(gamma, ch), n = ch.rows * hid;
+      return swigluRows(lin(xc, ch.rows, dim, wgate, hid, undefined, gb.subarray(0, n)), lin(xc, ch.rows, dim, wup, hid, undefined, ub.subarray(0, n)));
+    };
+
     for (let l = 0; l < c.nLayers; l++) {
       const started = performance.now();
+      collectDropped(); // the previous layer's arrays, before this one's are read
+      // each stage reads its weights when it starts (a streaming source reads them then)
       const L = source.layer(l), pre = `model.layers.${l}.`;
-      const wq = { w: L.wq, N: qDim }, wk = { w: L.wk, N: kvDim }, wv = { w: L.wv, N: kvDim }, wo = { w: L.wo, N: dim };
-      const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid }, wd = { w: L.w2, N: dim };
+      const wq = { w: L.wq, N: qDim }, wk = { w: L.wk, N: kvDim }, wv = { w: L.wv, N: kvDim };
+      memTrace(`L${l} q/k/v weights read`);
       const ga = L.attnNorm, gf = L.ffnNorm;
       const note: LayerNote = { layer: l, seconds: 0 };
       const step: LayerResult = { layer: l, weights: new Map(), norms: new Map(), note };
-      const put = (name: string, qw: QuantizedWeight): Float32Array => { step.weights.set(`${pre}${name}`, qw); return dequantize(qw); };
+      /** records a quantized linear, drops its fp32 source weight, returns its dequantized weights in the heap */
+      const put = (name: string, lw: { w: Float32Array }, qw: QuantizedWeight): Float32Array => {
+        step.weights.set(`${pre}${name}`, qw);
+        dropped(lw.w.byteLength);
+        lw.w = new Float32Array(0);
+        return dequantize(qw, inHeap(qw.outFeatures * qw.inFeatures));
+      };
+      const dequantized = (name: string) => { const qw = step.weights.get(`${pre}${name}`)!; return dequantize(qw, inHeap(qw.outFeatures * qw.inFeatures)); };
 
       // q/k/v: input = input_layernorm(x)
-      let xa = rmsNormRows(x, ga, M, dim, eps);
-      const sa = statsOf(xa, M, dim, gram, channels);
+      const sa = collect(dim, gram, channels), devA = deviceGram(o, dim);
+      for (const ch of chunks) { const xa = normed(ga, ch); sa.add(xa, ch.rows); devA?.add(xa, ch.rows); }
       const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
-      if (folds) xa = rmsNormRows(x, ga, M, dim, eps);
-      const qa = new GroupQuantizer(o, sa, deviceGramOf(o, xa, M, dim));
-      const dq = put('self_attn.q_proj', qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
-      const dk = put('self_attn.k_proj', qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
-      const dv = put('self_attn.v_proj', qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
+      const qa = quantizer(sa, devA);
+      const dq = put('self_attn.q_proj', wq, qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
+      const dk = put('self_attn.k_proj', wk, qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
+      memTrace(`L${l} qkv stats`);
+      const dv = put('self_attn.v_proj', wv, qa.quantize(wv.w, kvDim, `${pre}self_attn.v_proj`));
+      qa.release();
+      collectDropped();
 
-      // o: input = attention output with the quantized q/k/v
-      // big intermediates live in the shared heap, where the pool's threads work on them in place
-      const inHeap = (n: number) => { const a = heapF32(n); heapRows.push(a); return a; };
-      const xb = attentionRows(lin(xa, M, dim, dq, qDim, L.bq, inHeap(M * qDim)), lin(xa, M, dim, dk, kvDim, L.bk, inHeap(M * kvDim)),
-                               lin(xa, M, dim, dv, kvDim, L.bv, inHeap(M * kvDim)), S, T, c, rope);
-      heapRows.splice(0).forEach(heapFree);
-      xa = new Float32Array(0);
-      const ob = new GroupQuantizer(o, statsOf(xb, M, qDim, gram, false), deviceGramOf(o, xb, M, qDim));
-      const dO = put('self_attn.o_proj', ob.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
-      const x2 = addRows(x, lin(xb, M, qDim, dO, dim));
+      // o: input = attention output with the quantized q/k/v (input_layernorm as folded)
+      // in the heap, so that it is given back the moment o's output is added (a dropped JS array of
+      // 1 GiB at 7B and 128 × 512 windows lingered until a collection that a dead register could defer)
+      const xb = inHeap(M * qDim);
+      const sb = collect(qDim, gram, false), devB = deviceGram(o, qDim);
+      for (const ch of chunks) {
+        const xa = normed(ga, ch), n = ch.rows;
+        const out = attentionRows(lin(xa, n, dim, dq, qDim, L.bq, qb.subarray(0, n * qDim)), lin(xa, n, dim, dk, kvDim, L.bk, kb.subarray(0, n * kvDim)),
+                                  lin(xa, n, dim, dv, kvDim, L.bv, vb.subarray(0, n * kvDim)), ch.s1 - ch.s0, T, c, rope, rowsOf(xb, ch, qDim));
+        sb.add(out, n);
+        devB?.add(out, n);
+      }
+      release(dq, dk, dv);
+      memTrace(`L${l} qkv quantized+attn`);
+      const qo = quantizer(sb, devB), wo = { w: L.wo, N: dim };
+      const dO = put('self_attn.o_proj', wo, qo.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
+      qo.release();
+      memTrace(`L${l} o quantized`);
 
-      // gate/up: input = post_attention_layernorm(x2)
-      let xc = rmsNormRows(x2, gf, M, dim, eps);
-      const sc = statsOf(xc, M, dim, gram, channels);
+      // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x
+      const sc = collect(dim, gram, channels), devC = deviceGram(o, dim);
+      for (const ch of chunks) {
+        addRows(rowsOf(x, ch, dim), lin(rowsOf(xb, ch, qDim), ch.rows, qDim, dO, dim, undefined, ob.subarray(0, ch.rows * dim)));
+        const xc = normed(gf, ch);
+        sc.add(xc, ch.rows);
+        devC?.add(xc, ch.rows);
+      }
+      release(dO, xb);
+      collectDropped();
+      const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
+      let down: LinearWeight | undefined; // read here only if the fold needs it early
+      const wdOf = () => (down ??= { w: L.w2, N: dim });
       const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
-      if (folds) xc = rmsNormRows(x2, gf, M, dim, eps);
       let alphaD: number | undefined;
       if (folds) {
         // down's per-channel scales, folded into up's rows before up is quantized: from a preview
         // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
-        const xp = xc.subarray(0, previewRows * dim);
-        const preview = swigluRows(lin(xp, previewRows, dim, wg.w, hid, undefined, inHeap(previewRows * hid)),
-                                   lin(xp, previewRows, dim, wu.w, hid, undefined, inHeap(previewRows * hid)));
-        const sp = statsOf(preview, previewRows, hid, searchesAwqScales(o));
-        heapRows.splice(0).forEach(heapFree);
-        alphaD = channelScales(o, [wd], sp, (s) => {
+        const sp = collect(hid, searchesAwqScales(o), true);
+        for (const ch of previewChunks) sp.add(mlp(gf, ch, wg.w, wu.w), ch.rows);
+        alphaD = channelScales(o, [wdOf()], sp, (s) => {
           const r = Float32Array.from(s, (v) => 1 / v);
           for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
           return r;
         });
+        sp.dispose();
       }
-      const qc = new GroupQuantizer(o, sc, deviceGramOf(o, xc, M, dim));
-      const dg = put('mlp.gate_proj', qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
-      const du = put('mlp.up_proj', qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+      const qc = quantizer(sc, devC);
+      let dg = put('mlp.gate_proj', wg, qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
+      let du = put('mlp.up_proj', wu, qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+      qc.release();
+      collectDropped();
+      memTrace(`L${l} gate/up quantized`);
 
-      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up
-      const xd = swigluRows(lin(xc, M, dim, dg, hid, undefined, inHeap(M * hid)), lin(xc, M, dim, du, hid, undefined, inHeap(M * hid)));
-      xc = new Float32Array(0);
-      const qd = new GroupQuantizer(o, statsOf(xd, M, hid, gram, false), deviceGramOf(o, xd, M, hid));
-      const dd = put('mlp.down_proj', qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
-      x = addRows(x2, lin(xd, M, hid, dd, dim));
-      heapRows.splice(0).forEach(heapFree);
+      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; kept for the output if it is one
+      // chunk (in gb) or small enough, else recomputed there
+      const sd = collect(hid, gram, false), devD = deviceGram(o, hid);
+      const again = chunks.length > 1 && M * hid * 4 > (o.mlpKeepBytes ?? MLP_KEEP_BYTES);
+      const kept = chunks.length > 1 && !again ? new Float32Array(M * hid) : undefined;
+      for (const ch of chunks) {
+        const xd = mlp(gf, ch, dg, du);
+        sd.add(xd, ch.rows);
+        devD?.add(xd, ch.rows);
+        kept?.set(xd, ch.r0 * hid);
+      }
+      release(dg, du); // re-made for the output pass if it needs them: the factorization's heap comes first
+      memTrace(`L${l} down stats`);
+      const qd = quantizer(sd, devD), wd = wdOf();
+      const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
+      qd.release();
+      collectDropped();
+      memTrace(`L${l} down quantized`);
+      if (again) { dg = dequantized('mlp.gate_proj'); du = dequantized('mlp.up_proj'); }
+      for (const ch of chunks) {
+        const xd = again ? mlp(gf, ch, dg, du) : kept ? rowsOf(kept, ch, hid) : gb.subarray(0, ch.rows * hid);
+        addRows(rowsOf(x, ch, dim), lin(xd, ch.rows, hid, dd, dim, undefined, ob.subarray(0, ch.rows * dim)));
+      }
+      release(dd, ...(again ? [dg, du] : []));
+      live.splice(0).forEach((st) => st.dispose());
+      quantizers.splice(0);
+      memTrace(`L${l} done`);
 
       if (folds) {
         step.norms.set(`${pre}input_layernorm.weight`, ga);
@@ -287,6 +384,9 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       yield step;
     }
   } finally {
-    heapRows.splice(0).forEach(heapFree);
+    dropped(x.byteLength); // collected by the caller once this generator is done (gc.ts collectDropped)
+    heapArrays.splice(0).forEach(heapFree);
+    live.splice(0).forEach((st) => st.dispose());
+    quantizers.splice(0).forEach((q) => q.release());
   }
 }

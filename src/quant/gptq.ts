@@ -24,7 +24,8 @@ import { fail } from '../core/errors.ts';
 import { matmulF32 } from '../core/matmul.ts';
 import { runTasks } from '../core/matmul-pool.ts';
 import { GPTQ_PARAM_WORDS, TASK_GPTQ_COLUMNS } from '../core/pool-tasks.ts';
-import { ptr, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
+import { memTrace } from '../core/mem-trace.ts';
+import { ptr, releaseScratch, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
 import { clipGroupScales } from './group-clip.ts';
 import { inverseCholeskyUpper } from './linalg.ts';
 import { resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
@@ -86,17 +87,21 @@ export interface PreparedHessian {
   readonly dead: Uint8Array;
   /** U upper, H_perm⁻¹ = UᵀU, [K, K] in permuted order */
   readonly u: Float64Array;
-  /** the dampened Hessian in natural order (the clip search's objective) */
-  readonly h: Float64Array;
+  /** the dampened Hessian in natural order (the clip search's objective); absent when prepared with keepHessian: false */
+  readonly h?: Float64Array;
 }
 
 /** `consume`: hIn is the caller's scratch and becomes the result's `h` (modified in place) instead of
- *  being copied (one K×K float64 less: 970 MB at K = 11008). */
-export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string; consume?: boolean } = {}): PreparedHessian {
+ *  being copied (one K×K float64 less: 970 MB at K = 11008). `keepHessian: false` (with consume):
+ *  the result has no `h` and U is written into hIn's array instead (one K×K less again; GPTQ without
+ *  --clip never reads H after the factorization). The permuted Hessian is never formed. */
+export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string; consume?: boolean; keepHessian?: boolean } = {}): PreparedHessian {
   const name = opts.name ?? 'gptq';
   if (hIn.length !== K * K) fail(name, `Hessian has ${hIn.length} values, expected ${K}x${K}`);
   const percdamp = opts.percdamp ?? GPTQ_DEFAULTS.percdamp;
   if (!(percdamp >= 0 && percdamp < 1)) fail(name, `percdamp ${percdamp} outside [0, 1)`);
+  const keep = opts.keepHessian ?? true;
+  if (!keep && !opts.consume) fail(name, 'keepHessian: false needs consume: true (U is written into the Hessian\'s array)');
   const h = opts.consume ? hIn : Float64Array.from(hIn);
   const dead = new Uint8Array(K);
   for (let k = 0; k < K; k++) {
@@ -108,19 +113,20 @@ export function prepareHessian(hIn: Float64Array, K: number, opts: { percdamp?: 
   for (let i = 0; i < K; i++) mean += h[i * K + i]!;
   const damp = (percdamp * mean) / K;
   for (let i = 0; i < K; i++) h[i * K + i]! += damp;
-  const hp = new Float64Array(K * K);
-  for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[perm[i]! * K + perm[j]!]!;
-  return { K, perm, dead, u: inverseCholeskyUpper(hp, K, name), h };
+  memTrace(`${name} hessian`);
+  const u = inverseCholeskyUpper(h, K, name, opts.actOrder ? perm : undefined, keep ? undefined : h);
+  return keep ? { K, perm, dead, u, h } : { K, perm, dead, u };
 }
 
-/** Group scales s[n, g] = fp16(absmax/7) of W (row-major [N, K]) over columns of natural groups. */
-function staticScales(w: Float64Array, N: number, K: number, G: number): Float32Array {
+/** Group scales s[n, g] = fp16(absmax/7) of W over columns of natural groups, read from the permuted
+ *  working copy wp [N, K] (wp[n, inv[k]] = W[n, k]). */
+function staticScales(wp: Float64Array, inv: Int32Array, N: number, K: number, G: number): Float32Array {
   const groups = K / G;
   const s = new Float32Array(N * groups);
   for (let n = 0; n < N; n++)
     for (let g = 0; g < groups; g++) {
       let m = 0;
-      for (let k = g * G; k < (g + 1) * G; k++) m = Math.max(m, Math.abs(Math.fround(w[n * K + k]!)));
+      for (let k = g * G; k < (g + 1) * G; k++) m = Math.max(m, Math.abs(Math.fround(wp[n * K + inv[k]!]!)));
       s[n * groups + g] = scaleFromAbsmax(m);
     }
   return s;
@@ -154,16 +160,19 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
   const groups = K / G, { perm, u, dead } = ph;
   const actOrder = perm.some((p, i) => p !== i);
 
-  const w0 = Float64Array.from(w);
-  for (let k = 0; k < K; k++) if (dead[k]) for (let n = 0; n < N; n++) w0[n * K + k] = 0;
-  for (let i = 0; i < w0.length; i++) if (!Number.isFinite(w0[i]!)) fail(name, `non-finite weight in row ${Math.floor(i / K)}`);
-  const scales = !actOrder ? new Float32Array(N * groups) : opts.clip ? staticClipScales(w0, N, K, G, ph.h) : staticScales(w0, N, K, G);
+  if (opts.clip && !ph.h) fail(name, 'clip search needs the Hessian (prepared with keepHessian: false)');
   // the working state lives in the shared heap: the column loop runs as row-range tasks on the
   // matmul pool's threads (pool-tasks.ts gptqColumns; rows are independent in GPTQ)
-  const wp = scratchF64('gptq.wp', N * K); // permuted working copy
-  for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) wp[n * K + i] = w0[n * K + perm[i]!]!;
-  const uh = scratchF64('gptq.u', K * K);
-  uh.set(u);
+  const wp = scratchF64('gptq.wp', N * K); // permuted working copy, dead inputs' weights 0
+  for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) wp[n * K + i] = dead[perm[i]!] ? 0 : w[n * K + perm[i]!]!;
+  for (let i = 0; i < N * K; i++) if (!Number.isFinite(wp[i]!)) fail(name, `non-finite weight in row ${Math.floor(i / K)}`);
+  const inv = new Int32Array(K);
+  for (let i = 0; i < K; i++) inv[perm[i]!] = i;
+  // static groups' scales from the original weights (the clip search reads them in natural order)
+  const natural = () => Float64Array.from({ length: N * K }, (_, j) => wp[j - (j % K) + inv[j % K]!]!);
+  const scales = !actOrder ? new Float32Array(N * groups) : opts.clip ? staticClipScales(natural(), N, K, G, ph.h!) : staticScales(wp, inv, N, K, G);
+  // the column task reads U only inside the current block: its B×B diagonal block, copied per block
+  const uh = scratchF64('gptq.u', B * B);
   const err = scratchF64('gptq.err', N * B), lossRows = scratchF64('gptq.loss', N);
   const sh = scratchF32('gptq.scales', N * groups);
   sh.set(scales);
@@ -178,6 +187,7 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
 
   for (let i1 = 0; i1 < K; i1 += B) {
     const i2 = Math.min(i1 + B, K), cnt = i2 - i1;
+    for (let r = 0; r < cnt; r++) uh.set(u.subarray((i1 + r) * K + i1, (i1 + r) * K + i2), r * B);
     let c0 = i1;
     // without act-order a group's scales come from the weights as updated when its first column
     // is reached: the column run stops there, the scales are set, and it resumes
@@ -186,7 +196,7 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
         if (i % G !== 0) continue;
         columns(i1, i2, c0, i);
         c0 = i;
-        const g = i / G, clipped = opts.clip ? clipGroupScales(wp, N, K, i, G, ph.h, K) : undefined;
+        const g = i / G, clipped = opts.clip ? clipGroupScales(wp, N, K, i, G, ph.h!, K) : undefined;
         for (let n = 0; n < N; n++) {
           let m = 0;
           for (let k = i; k < i + G; k++) m = Math.max(m, Math.abs(Math.fround(wp[n * K + k]!)));
@@ -216,5 +226,8 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
 
   const q = new Int8Array(N * K);
   for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) q[n * K + perm[i]!] = qp[n * K + i]!;
+  // the working copy (N×K float64: 360 MB at 7B's gate/up) and its int8 twin go back to the heap,
+  // where the next input's Gram accumulator and factorization need the room
+  for (const slot of ['gptq.wp', 'gptq.q', 'gptq.err', 'matmul.y']) releaseScratch(slot);
   return { qw: { outFeatures: N, inFeatures: K, groupSize: G, q, scales }, loss };
 }

@@ -2,7 +2,8 @@
 // sequences of T positions each, rows stacked [S·T, ·], every sequence starting at position 0),
 // for the layer-by-layer calibration pipeline (calibrate.ts). Same math as the CPU engine
 // (src/model/llama.ts and src/backends/cpu/ops.ts: RMSNorm — shared —, RoPE, causal GQA attention, SwiGLU), written over plain fp32
-// weight arrays so that a stage can run with some linears already quantized (dequantized).
+// weight arrays so that a stage can run with some linears already quantized (dequantized), over
+// all rows at once or over chunks of whole windows (windowChunks).
 import { fail } from '../core/errors.ts';
 import { rmsNorm } from '../backends/cpu/ops.ts';
 import { heapFree, isInHeap, matmulF32, toHeap } from '../core/matmul.ts';
@@ -15,9 +16,10 @@ import { applyRope, ropeTables, type RopeTables } from '../model/rope.ts';
 /** Rows per matmul call (keeps the shared-heap scratch small). */
 const ROW_CHUNK = 4096;
 
-/** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight: the CPU engine's rmsNorm, into a new array. */
-export function rmsNormRows(x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): Float32Array {
-  const out = new Float32Array(rows * dim);
+/** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight: the CPU engine's rmsNorm, into a new array (or `into`). */
+export function rmsNormRows(x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number, into?: Float32Array): Float32Array {
+  if (into && into.length !== rows * dim) fail('calibration', `norm output has ${into.length} values, expected ${rows}x${dim}`);
+  const out = into ?? new Float32Array(rows * dim);
   rmsNorm(out, x, weight, rows, dim, eps);
   return out;
 }
@@ -74,7 +76,7 @@ export function calibRope(c: ModelConfig, T: number): RopeTables {
  * there unless they already are).
  */
 export function attentionRows(q: Float32Array, k: Float32Array, v: Float32Array, S: number, T: number,
-                              c: ModelConfig, rope: RopeTables): Float32Array {
+                              c: ModelConfig, rope: RopeTables, into?: Float32Array): Float32Array {
   const hd = c.headDim, qDim = c.nHeads * hd, kvDim = c.nKvHeads * hd;
   for (let s = 0; s < S; s++)
     for (let t = 0; t < T; t++) {
@@ -83,9 +85,26 @@ export function attentionRows(q: Float32Array, k: Float32Array, v: Float32Array,
     }
   const inHeap = (a: Float32Array, slot: string) => { if (isInHeap(a)) return a; const h = scratchF32(slot, a.length); h.set(a); return h; };
   const hq = inHeap(q, 'attn.q'), hk = inHeap(k, 'attn.k'), hv = inHeap(v, 'attn.v');
-  const ho = scratchF32('attn.out', S * T * qDim);
+  if (into && into.length !== S * T * qDim) fail('calibration', `attention output has ${into.length} values, expected ${S * T}x${qDim}`);
+  const ho = into && isInHeap(into) ? into : scratchF32('attn.out', S * T * qDim); // a heap `into` is written in place
   const per = attentionScratchFloats(T, hd), scratch = scratchF32('attn.scratch', per * poolThreads());
   const W = c.slidingWindow ?? 0;
   runTasks(TASK_ATTENTION, [ptr(hq), ptr(hk), ptr(hv), ptr(ho), S, T, c.nHeads, c.nKvHeads, hd, W, ptr(scratch), per * 4], S * c.nKvHeads, 1);
-  return Float32Array.from(ho);
+  if (!into) return Float32Array.from(ho);
+  if (ho !== into) into.set(ho);
+  return into;
+}
+
+/** A run of whole calibration windows [s0, s1), i.e. rows [r0, r1) of the stacked activations. */
+export interface RowChunk { s0: number; s1: number; r0: number; r1: number; rows: number }
+
+/** The S windows of T rows cut into chunks of at most `maxRows` rows (at least one window each). */
+export function windowChunks(S: number, T: number, maxRows: number): RowChunk[] {
+  if (!(Number.isInteger(maxRows) && maxRows >= 1)) fail('calibration', `chunk rows ${maxRows} must be a positive integer`);
+  const per = Math.max(1, Math.floor(maxRows / T)), out: RowChunk[] = [];
+  for (let s0 = 0; s0 < S; s0 += per) {
+    const s1 = Math.min(S, s0 + per);
+    out.push({ s0, s1, r0: s0 * T, r1: s1 * T, rows: (s1 - s0) * T });
+  }
+  return out;
 }

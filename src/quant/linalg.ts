@@ -8,6 +8,7 @@ import { fail } from '../core/errors.ts';
 import { poolThreads, runTasks } from '../core/matmul-pool.ts';
 import { TASK_PANEL64, TASK_SYRK64, TASK_TRINV64 } from '../core/pool-tasks.ts';
 import { ptr, releaseScratch, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
+import { memTrace } from '../core/mem-trace.ts';
 
 /** M upper triangular with A = M·Mᵀ (A symmetric positive definite). Fails on a non-PD matrix. */
 export function upperCholeskyUL(a: Float64Array, n: number, where = 'cholesky'): Float64Array {
@@ -52,13 +53,26 @@ export function invertUpper(m: Float64Array, n: number): Float64Array {
 
 /** Block size of the blocked factorization; below BLOCKED_MIN the unblocked loops above are used. */
 const NB = 64;
-const BLOCKED_MIN = 192;
+export const BLOCKED_MIN = 192;
 
-/** U upper triangular with H⁻¹ = Uᵀ·U (H symmetric positive definite). */
-export function inverseCholeskyUpper(h: Float64Array, n: number, where = 'cholesky'): Float64Array {
+/** U upper triangular with H⁻¹ = Uᵀ·U (H symmetric positive definite).
+ *  `perm`: factor H_perm[i, j] = H[perm[i], perm[j]] instead, without forming it (the blocked path
+ *  reads H straight into its scratch). `out`: U is written there (zeros below the diagonal); it may
+ *  be `h` itself, which is read in full before U is written (one n×n float64 less). */
+export function inverseCholeskyUpper(h: Float64Array, n: number, where = 'cholesky', perm?: Int32Array, out?: Float64Array): Float64Array {
   if (h.length !== n * n) fail(where, `matrix has ${h.length} values, expected ${n}x${n}`);
-  if (n < BLOCKED_MIN) return invertUpper(upperCholeskyUL(h, n, where), n);
-  return inverseCholeskyUpperBlocked(h, n, where);
+  if (perm && perm.length !== n) fail(where, `permutation has ${perm.length} entries, expected ${n}`);
+  if (out && out.length !== n * n) fail(where, `output has ${out.length} values, expected ${n}x${n}`);
+  if (n >= BLOCKED_MIN) return inverseCholeskyUpperBlocked(h, n, where, perm, out);
+  let hp = h;
+  if (perm) {
+    hp = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) hp[i * n + j] = h[perm[i]! * n + perm[j]!]!;
+  }
+  const u = invertUpper(upperCholeskyUL(hp, n, where), n);
+  if (!out) return u;
+  out.set(u);
+  return out;
 }
 
 /**
@@ -66,14 +80,28 @@ export function inverseCholeskyUpper(h: Float64Array, n: number, where = 'choles
  * pool's threads (src/core/pool-tasks.ts): with J the index reversal, J·H·J = L·Lᵀ (L lower; then
  * M = J·L·J is the upside-down factor above) by a right-looking blocked Cholesky, X = L⁻¹ by
  * independent block columns, and U = M⁻¹ = J·X·J. Same math as the unblocked path, different
- * summation order (float64 rounding only).
+ * summation order (float64 rounding only). Heap: two n×n float64 scratch slots, given back before
+ * returning (970 MB each at n = 11008).
  */
-export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 'cholesky'): Float64Array {
+export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 'cholesky', perm?: Int32Array, out?: Float64Array): Float64Array {
+  return factorBlocked(n, where, (a) => {
+    // a's lower triangle = (J·H_perm·J)[i, j] = H[p(n−1−i), p(n−1−j)]
+    for (let i = 0; i < n; i++) {
+      const dst = i * n, ri = (perm ? perm[n - 1 - i]! : n - 1 - i) * n;
+      if (perm) for (let j = 0; j <= i; j++) a[dst + j] = h[ri + perm[n - 1 - j]!]!;
+      else for (let j = 0; j <= i; j++) a[dst + j] = h[ri + n - 1 - j]!;
+    }
+  }, () => out ?? new Float64Array(n * n));
+}
+
+/**
+ * The blocked factorization with `fill` writing the lower triangle of J·H·J (in the factorization's
+ * order) into its n×n scratch, and U written into `result()` (asked for once that scratch is given
+ * back; zeros are written below the diagonal).
+ */
+export function factorBlocked(n: number, where: string, fill: (a: Float64Array) => void, result: () => Float64Array): Float64Array {
   const a = scratchF64('chol.a', n * n);
-  for (let i = 0; i < n; i++) {
-    const src = (n - 1 - i) * n + n - 1, dst = i * n;
-    for (let j = 0; j <= i; j++) a[dst + j] = h[src - j]!;
-  }
+  fill(a);
   for (let j0 = 0; j0 < n; j0 += NB) {
     const j1 = Math.min(n, j0 + NB);
     // the diagonal block (its trailing updates are done): unblocked, in place
@@ -97,12 +125,14 @@ export function inverseCholeskyUpperBlocked(h: Float64Array, n: number, where = 
   const xt = scratchF64('chol.xt', n * n); // Xᵀ, X = L⁻¹ (zeroed)
   const tmp = scratchF32('chol.tmp', 2 * NB * NB * poolThreads());
   runTasks(TASK_TRINV64, [ptr(a), ptr(xt), n, NB, ptr(tmp), NB * NB * 8], Math.ceil(n / NB), 1);
-  const u = new Float64Array(n * n); // U[r, c] = X[n−1−r, n−1−c] = Xᵀ[n−1−c, n−1−r]
+  memTrace(`${where} factored`);
+  releaseScratch('chol.a'); // n×n float64: given back before U is allocated
+  const u = result(); // U[r, c] = X[n−1−r, n−1−c] = Xᵀ[n−1−c, n−1−r]
   for (let r = 0; r < n; r++) {
     const o = r * n;
+    u.fill(0, o, o + r);
     for (let c = r; c < n; c++) u[o + c] = xt[(n - 1 - c) * n + n - 1 - r]!;
   }
-  releaseScratch('chol.a'); // n×n float64 each: given back for the next large factorization or Gram (hessian.ts)
-  releaseScratch('chol.xt');
+  releaseScratch('chol.xt'); // given back for the next large factorization or Gram (hessian.ts)
   return u;
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import { assertFiniteTensor } from '../core/finite.ts';
 import { withFsErrors } from '../core/fs-errors.ts';
+import { collectDropped } from '../core/gc.ts';
 import { yieldForSignals } from '../core/interrupt.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { TensorSource } from '../io/safetensors.ts';
@@ -185,6 +186,7 @@ export async function writeQuantizedModel(srcDir: string, outDir: string, opts: 
         }
       }
       if (next < linears.length) fail(linears[next]!, 'was not quantized by the calibration pipeline');
+      collectDropped(); // the pipeline's activations (1 GiB at 7B and 128 × 512 windows), before the dense tensors are copied
     } else for (; next < linears.length; next++) await emit(next);
     for (const name of src.names()) {
       if (linearSet.has(name)) continue;

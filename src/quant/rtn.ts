@@ -101,10 +101,11 @@ function bestClipScale(w: Float32Array, start: number, size: number, absmax: num
 }
 
 /** Dequantized weights q·s as fp32 [N, K] (exact: |q| ≤ 8 times an fp16 value fits fp32). */
-export function dequantize(qw: QuantizedWeight): Float32Array {
+export function dequantize(qw: QuantizedWeight, into?: Float32Array): Float32Array {
   const { outFeatures: N, inFeatures: K, groupSize: G } = qw;
   const groups = K / G;
-  const out = new Float32Array(N * K);
+  if (into && into.length !== N * K) fail('dequantize', `output has ${into.length} values, expected ${N}x${K}`);
+  const out = into ?? new Float32Array(N * K);
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) out[n * K + k] = qw.q[n * K + k]! * qw.scales[n * groups + ((k / G) | 0)]!;
   }

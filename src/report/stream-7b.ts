@@ -2,7 +2,9 @@
 // fp16) on this machine: writes a synthetic source with --layers L decoder layers (default 32;
 // random weights, one random block reused, which does not change the work), runs
 // writeQuantizedModel (g128 + integer scales, shards streamed) and prints the time, the time per
-// decoder layer and the peak RSS (sampled every 200 ms and after each layer, i.e. a lower bound: /usr/bin/time -v gives the true one).
+// decoder layer and the peak RSS (Linux: the kernel's high-water mark VmHWM, reset after the source is
+// written; elsewhere sampled every 200 ms and after each layer, a lower bound). INTSCALE_MEMTRACE=1 adds
+// a line per pipeline stage (src/core/mem-trace.ts).
 // --method rtn (default) or gptq / awq, with --calib FILE (default the shared docs-calib.txt),
 // --calib-samples N (8) and --calib-len T (128): the calibrated methods tokenize with the
 // docs-llama-30m tokenizer (4096 ids, inside the 32000-row embedding), copied into the source.
@@ -10,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { rssNow } from '../core/mem-trace.ts';
 import { Rng } from '../core/rng.ts';
 import { f32ToF16 } from '../core/dtype.ts';
 import { ShardStreamWriter } from '../io/safetensors-stream.ts';
@@ -68,6 +71,7 @@ try {
   if (calibrated) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(src, f));
   process.stderr.write(`source (${layers} layers) written in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   peak = 0;
+  try { fs.writeFileSync('/proc/self/clear_refs', '5'); } catch { /* not Linux */ } // the source's buffers are not the run's
   t = performance.now();
   const gib = () => (process.memoryUsage().rss / 2 ** 30).toFixed(2);
   const layerSeconds: number[] = [];
@@ -80,7 +84,7 @@ try {
       process.stderr.write(`  ${method} layer ${note.layer + 1}/${total}: ${note.seconds.toFixed(1)} s, at ${((performance.now() - t) / 1000).toFixed(1)} s, rss ${gib()} GiB, peak ${(peak / 2 ** 30).toFixed(2)} GiB\n`);
     });
   const s = (performance.now() - t) / 1000;
-  peak = Math.max(peak, process.memoryUsage().rss);
+  peak = Math.max(peak, process.memoryUsage().rss, process.env['INTSCALE_MEMTRACE'] === '1' ? 0 : rssNow().hwm);
   const result = { method, ...(opts.calib ? { calib_samples: opts.calib.samples, calib_len: opts.calib.len } : {}), layers, seconds: Number(s.toFixed(1)), seconds_per_layer: Number((s / layers).toFixed(2)), peak_rss_gib: Number((peak / 2 ** 30).toFixed(2)), extrapolated_32_layers_s: Number(((s / layers) * 32).toFixed(0)),
     ...(calibrated ? { calib_seconds_per_layer: layerSeconds.map((x) => Number(x.toFixed(1))) } : {}) };
   process.stdout.write(JSON.stringify(result) + '\n');

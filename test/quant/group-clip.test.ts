@@ -85,7 +85,7 @@ test('GPTQ --clip with a diagonal Hessian is RTN with the brute-force clip scale
     for (let n = 0; n < N; n++)
       for (let g = 0; g < K / G; g++) {
         const s = got.scales[n * (K / G) + g]!;
-        const { best, errs } = bruteForce(w.subarray(n * K), g * G, G, ph.h, K);
+        const { best, errs } = bruteForce(w.subarray(n * K), g * G, G, ph.h!, K);
         assert.ok(errs.get(s)! <= best * (1 + ERR_TOL) + 1e-30, `act-order ${actOrder} row ${n} group ${g}`);
         for (let k = g * G; k < (g + 1) * G; k++)
           assert.equal(got.q[n * K + k], s === 0 ? 0 : rintClamp(Math.fround(w[n * K + k]! / s), -7, 7) | 0, `q at row ${n} col ${k}`);
@@ -100,7 +100,7 @@ test('GPTQ --clip with act-order: static group scales are the clip search\'s on 
   const ph = prepareHessian(h, K, { actOrder: true });
   const clip = gptqQuantize(w, N, K, ph, { group: G, actOrder: true, clip: true });
   for (let g = 0; g < K / G; g++) {
-    const s = clipGroupScales(w, N, K, g * G, G, ph.h, K);
+    const s = clipGroupScales(w, N, K, g * G, G, ph.h!, K);
     for (let n = 0; n < N; n++) assert.equal(clip.qw.scales[n * (K / G) + g], s[n]);
   }
   const plain = gptqQuantize(w, N, K, ph, { group: G, actOrder: true });
