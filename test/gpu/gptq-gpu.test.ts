@@ -13,9 +13,7 @@ import { IntscaleError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { Gpu } from '../../src/gpu/runtime.ts';
 import { GpuGptq } from '../../src/gpu/gptq/solver.ts';
-import type { ModelConfig } from '../../src/model/config.ts';
 import type { Model } from '../../src/model/llama.ts';
-import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { linearRows } from '../../src/quant/layer-forward.ts';
 import { gptqQuantize, prepareHessian } from '../../src/quant/gptq.ts';
@@ -23,6 +21,7 @@ import type { GptqDevice } from '../../src/quant/gptq-device.ts';
 import { InputStats } from '../../src/quant/hessian.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
 import { CASE_ROWS, CASES, DEAD, inputs, MIN_SAME_Q, objective, OBJECTIVE_REL_TOL, PIPELINE_MIN_SAME_Q, sameFraction, TIE, U_REL_TOL, weights } from './gptq-fixtures.ts';
+import { smallLlama } from '../quant/small-llama.ts';
 
 /** fp32 unit roundoff: two fp32 dot products in different orders differ by at most ~K·eps·Σ|x·w| each. */
 const FP32_EPS = 2 ** -24;
@@ -131,24 +130,7 @@ test("the CUDA forward linear (fp32 GEMM) matches the CPU's linearRows within fp
   }
 });
 
-/** A 2-layer LLaMA with dims divisible by 32 and loud residual channels. */
-function smallModel(seed: number): Model {
-  const config: ModelConfig = {
-    arch: 'llama', dim: 64, hiddenDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16,
-    vocabSize: 64, maxSeq: 64, normEps: 1e-5, rope: { theta: 10000, layout: 'half' }, tieEmbeddings: false, qkvBias: false,
-  };
-  const rng = new Rng(seed);
-  const m = (r: number, c: number, std: number) => denseLinear(rng.normals(r * c, std), r, c);
-  const norm = () => Float32Array.from({ length: 64 }, (_, i) => (i % 13 === 0 ? 8 : 1) * (1 + 0.1 * rng.normal()));
-  const weights: ModelWeights = {
-    embedding: rng.normals(64 * 64, 1), finalNorm: norm(), lmHead: m(64, 64, 0.2),
-    layers: Array.from({ length: 2 }, () => ({
-      attnNorm: norm(), ffnNorm: norm(), wq: m(64, 64, 0.15), wk: m(32, 64, 0.15), wv: m(32, 64, 0.15),
-      wo: m(64, 64, 0.15), w1: m(128, 64, 0.15), w2: m(64, 128, 0.1), w3: m(128, 64, 0.15),
-    })),
-  };
-  return { config, weights };
-}
+const smallModel = (seed: number): Model => smallLlama(seed);
 
 test('the calibration pipeline with the CUDA GPTQ and forward linears matches the CPU pipeline (natural order: the device Gram; act-order with AWQ scales: the CPU Hessian uploaded)', { skip }, () => {
   const solver = new GpuGptq(Gpu.open());

@@ -9,36 +9,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/rng.ts';
 import { heapLiveBytes } from '../../src/core/wasm-heap.ts';
-import type { ModelConfig } from '../../src/model/config.ts';
 import type { Model } from '../../src/model/llama.ts';
-import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { prepareHessian } from '../../src/quant/gptq.ts';
 import { prepareHessianFromGram, releasePrepared } from '../../src/quant/gptq-gram.ts';
 import { GRAM_CHUNK_ROWS, InputStats } from '../../src/quant/hessian.ts';
 import { windowChunks } from '../../src/quant/layer-forward.ts';
+import { smallLlama } from './small-llama.ts';
 
 const S = 6, T = 100; // 600 rows: one full Gram chunk of 512 and a partial one
 
-function smallModel(seed: number): Model {
-  const config: ModelConfig = {
-    arch: 'llama', dim: 64, hiddenDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16,
-    vocabSize: 64, maxSeq: 128, normEps: 1e-5, rope: { theta: 10000, layout: 'half' }, tieEmbeddings: false, qkvBias: true,
-  };
-  const rng = new Rng(seed);
-  const m = (r: number, c: number, std: number) => rng.normals(r * c, std);
-  const norm = () => Float32Array.from({ length: 64 }, (_, i) => (i % 13 === 0 ? 8 : 1) * (1 + 0.1 * rng.normal()));
-  const weights: ModelWeights = {
-    embedding: m(64, 64, 1), finalNorm: norm(), lmHead: denseLinear(m(64, 64, 0.2), 64, 64),
-    layers: Array.from({ length: 2 }, () => ({
-      attnNorm: norm(), ffnNorm: norm(),
-      wq: denseLinear(m(64, 64, 0.15), 64, 64), wk: denseLinear(m(32, 64, 0.15), 32, 64), wv: denseLinear(m(32, 64, 0.15), 32, 64),
-      wo: denseLinear(m(64, 64, 0.15), 64, 64), w1: denseLinear(m(128, 64, 0.15), 128, 64), w2: denseLinear(m(64, 128, 0.1), 64, 128),
-      w3: denseLinear(m(128, 64, 0.15), 128, 64), bq: m(1, 64, 0.1), bk: m(1, 32, 0.1), bv: m(1, 32, 0.1),
-    })),
-  };
-  return { config, weights };
-}
+const smallModel = (seed: number): Model => smallLlama(seed, { maxSeq: 128, qkvBias: true });
 
 const windows = (rng: Rng) => Array.from({ length: S }, () => [1, ...Array.from({ length: T - 1 }, () => rng.int(0, 63))]);
 

@@ -6,40 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/rng.ts';
 import { roundToF16 } from '../../src/core/dtype.ts';
-import type { ModelConfig } from '../../src/model/config.ts';
 import { Session, type Model } from '../../src/model/llama.ts';
-import { denseLinear, type ModelWeights } from '../../src/model/weights.ts';
 import { sampleWindows } from '../../src/quant/calib-data.ts';
 import { calibrateModel, foldIntoNorm, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from '../../src/quant/layer-forward.ts';
 import { installQuantized, withIntegerScales } from '../../src/quant/install-quantized.ts';
 import { rawWeightOf } from '../../src/model/weights.ts';
+import { smallLlama } from './small-llama.ts';
 
 /** Max |layer-forward logits − engine logits| relative to max |logit| (same fp32 math, other summation order). */
 const FORWARD_TOL = 1e-4;
 /** Norm fold: |fold − original| relative to max |output| (fp16 rounding of γ' compensated exactly in W). */
 const FOLD_TOL = 1e-5;
 
-/** A small LLaMA with dims divisible by 32 and a few loud residual channels (as real LLMs have). */
-function smallModel(seed: number): Model {
-  const config: ModelConfig = {
-    arch: 'llama', dim: 64, hiddenDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16,
-    vocabSize: 64, maxSeq: 64, normEps: 1e-5, rope: { theta: 10000, layout: 'half' }, tieEmbeddings: false, qkvBias: false,
-  };
-  const rng = new Rng(seed);
-  const m = (r: number, c: number, std: number) => rng.normals(r * c, std);
-  const norm = () => Float32Array.from({ length: 64 }, (_, i) => (i % 13 === 0 ? 8 : 1) * (1 + 0.1 * rng.normal()));
-  const weights: ModelWeights = {
-    embedding: m(64, 64, 1), finalNorm: norm(), lmHead: denseLinear(m(64, 64, 0.2), 64, 64),
-    layers: Array.from({ length: 2 }, () => ({
-      attnNorm: norm(), ffnNorm: norm(),
-      wq: denseLinear(m(64, 64, 0.15), 64, 64), wk: denseLinear(m(32, 64, 0.15), 32, 64), wv: denseLinear(m(32, 64, 0.15), 32, 64),
-      wo: denseLinear(m(64, 64, 0.15), 64, 64), w1: denseLinear(m(128, 64, 0.15), 128, 64), w2: denseLinear(m(64, 128, 0.1), 64, 128),
-      w3: denseLinear(m(128, 64, 0.15), 128, 64),
-    })),
-  };
-  return { config, weights };
-}
+const smallModel = (seed: number): Model => smallLlama(seed);
 
 function randomWindows(rng: Rng, n: number, T: number, vocab: number): number[][] {
   return Array.from({ length: n }, () => [1, ...Array.from({ length: T - 1 }, () => rng.int(0, vocab - 1))]);
