@@ -205,21 +205,19 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   // branch-free reduction FS splits as well as IS: docs/KERNELS.md.)
   // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile).
   const wTile: W4Tile = m <= W4_TILES.w64.bm ? 'w64' : 'w';
-  const wTiles = (bm: number) => Math.ceil(n / W4_TILES.w.bn) * Math.ceil(m / bm);
-  const wWins = m >= W4_WGMMA_MIN_M;
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
-  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && wWins ? wTile : useR ? 'r' : byM;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? wTile : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (isWgmmaTile(tile) && !canW) {
-    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS g128 or PC, and N % 128 == 0`);
+    fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS/W4A16 g128 or PC, and N % 128 == 0`);
   }
-  const wGrid = wTiles(W4_TILES[tile].bm);
   if (isGemvTile(tile) && (!canV || m > W4_TILES[tile].bm)) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs M <= ${W4_TILES[tile].bm}, N % 16 == 0 and (W4A16) group 128`);
   }
   const t = W4_TILES[tile];
   const kTiles = k / 128;
+  const wGrid = Math.ceil(n / t.bn) * Math.ceil(m / t.bm);  // tile w / w64: its bn × bm tiles
   let splits: number;
   if (opts.splits !== undefined) {
     splits = opts.splits;

@@ -260,7 +260,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #else
       mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
 #endif
-      if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * (S_BYTES / W4W_BN), S_BYTES, full);
+      if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * (S_BYTES / W4W_BN), S_BYTES, full);  // SB bytes a scale
     };
     int pre = 0;  // stages whose weight copies are already issued (thread 0 only)
     if (tid == 0 && (int)blockIdx.x < tiles) {
@@ -342,7 +342,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   u32 a[2][KS][4];
   Acc sc0, sc1;  // the latest k-tile's group scales of rows rowA, rowA + 8
   int it0 = 0;   // k-tiles consumed before this tile (ring slot and phase continue across tiles)
-  const u32 scOff = X_BYTES + W_BYTES + rowA * 4;
+  constexpr int SB = S_BYTES / W4W_BN;  // bytes per group scale
+  const u32 scOff = X_BYTES + W_BYTES + rowA * SB;  // row rowA's scale in a stage; rowA + 8's at + 8·SB
   auto fold = [&](const int (&Ph)[32], int accBase, Acc s0, Acc s1) {
     if constexpr (FOLD) {
 #pragma unroll
@@ -370,7 +371,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     lds_v4(st + wOff, w0);
     lds_v4(st + wOff + 512, w1);
     if constexpr (A16) {
-      const u32 hA = lds_u16(st + X_BYTES + W_BYTES + rowA * 2), hB = lds_u16(st + X_BYTES + W_BYTES + (rowA + 8) * 2);
+      const u32 hA = lds_u16(st + scOff), hB = lds_u16(st + scOff + 8 * SB);
       const u32 sA = hA | (hA << 16), sB = hB | (hB << 16);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -408,7 +409,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       fold(PB, 32, sc0, sc1);  // (still k-tile kt-1's scales)
     }
     if constexpr (GROUPED) {
-      const u32 b0 = lds_u32(st + scOff), b1 = lds_u32(st + scOff + 32);  // rows rowA, rowA + 8
+      const u32 b0 = lds_u32(st + scOff), b1 = lds_u32(st + scOff + 8 * SB);  // rows rowA, rowA + 8
       sc0 = MODE == MODE_FS ? (Acc)bits_to_float(b0) : (Acc)(int)b0;
       sc1 = MODE == MODE_FS ? (Acc)bits_to_float(b1) : (Acc)(int)b1;
     }
@@ -444,7 +445,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       fold(Pprev, 0, sc0, sc1);  // (still k-tile kt-1's scales)
     }
     if constexpr (GROUPED) {
-      const u32 b0 = lds_u32(st + scOff), b1 = lds_u32(st + scOff + 32);
+      const u32 b0 = lds_u32(st + scOff), b1 = lds_u32(st + scOff + 8 * SB);
       sc0 = MODE == MODE_FS ? (Acc)bits_to_float(b0) : (Acc)(int)b0;
       sc1 = MODE == MODE_FS ? (Acc)bits_to_float(b1) : (Acc)(int)b1;
     }
