@@ -2,9 +2,11 @@
 // matrix, the factor, the column loop: src/gpu/gptq/). auto (the default) takes the GPU when one is
 // usable and the options allow it, silently the CPU on a machine without one, and the CPU with a
 // one-line note when a GPU is there but the options need the CPU (--clip, --block-size > 128);
-// cuda refuses in one line instead of falling back. On the GPU the calibration forward's linears run
-// there too; its attention, norms and SwiGLU and AWQ / SmoothQuant statistics stay on the CPU.
+// cuda refuses in one line instead of falling back. On the GPU the calibration's layer forward runs
+// there too (src/gpu/calib/layer-ops.ts); AWQ / SmoothQuant statistics stay on the CPU.
 import { fail } from '../core/errors.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { LayerOps } from '../quant/calib-ops.ts';
 import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../quant/gptq-device.ts';
 import { Gpu } from '../gpu/runtime.ts';
 import { GpuGptq, gpuGptqUnsupported } from '../gpu/gptq/solver.ts';
@@ -57,14 +59,12 @@ class GpuGptqOnFirstUse implements GptqDevice {
   private get gpu(): GpuGptq {
     if (!this.solver) {
       this.solver = new GpuGptq();
-      say(`GPTQ's Hessian, factor and column loop run on ${this.solver.label}, and the layer forward's linears`);
+      say(`GPTQ's Hessian, factor and column loop run on ${this.solver.label}, and the layer forward`);
     }
     return this.solver;
   }
   gram(K: number): DeviceGram { return this.gpu.gram(K); }
   beginGroup(input: GptqGroupInput, K: number, opts: { percdamp?: number; actOrder?: boolean; name?: string }): GptqGroup { return this.gpu.beginGroup(input, K, opts); }
-  linearRows(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array, out?: Float32Array): Float32Array {
-    return this.gpu.linearRows(x, rows, K, w, N, bias, out);
-  }
+  layerOps(c: ModelConfig): LayerOps { return this.gpu.layerOps(c); }
   dispose(): void { this.solver?.dispose(); }
 }

@@ -17,8 +17,9 @@
 // the attention output [S·T, nHeads·hd] (fp32, in the heap: at most ≈ 3 GiB with the rest) are kept whole; the MLP's [rows, hidden] intermediates
 // exist one chunk at a time (down_proj's input is kept whole for the layer's output only when it is
 // small, mlpKeepBytes; otherwise it is recomputed chunk by chunk from the quantized gate/up).
+// The forward's arithmetic goes through LayerOps (calib-ops.ts): the CPU's (calib-ops-cpu.ts), or the
+// GPTQ device's (its activations stay on the device: the CUDA one's, src/gpu/calib/layer-ops.ts).
 import { fail } from '../core/errors.ts';
-import { heapF32, heapFree } from '../core/matmul.ts';
 import { collectDropped, dropped } from '../core/gc.ts';
 import { memTrace } from '../core/mem-trace.ts';
 import { roundToF16 } from '../core/dtype.ts';
@@ -29,8 +30,10 @@ import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
 import { prepareHessianFromGram, releasePrepared } from './gptq-gram.ts';
 import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
 import { InputStats } from './hessian.ts';
-import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows, windowChunks, type RowChunk } from './layer-forward.ts';
-import { dequantize, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
+import type { Act, LayerOps, OpsWeight } from './calib-ops.ts';
+import { CpuLayerOps } from './calib-ops-cpu.ts';
+import { windowChunks, type RowChunk } from './layer-forward.ts';
+import { quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 import { smoothScales } from './smooth.ts';
 
 export type CalibMethod = 'rtn' | 'gptq' | 'awq';
@@ -51,10 +54,10 @@ export interface MethodOptions {
   awqScales?: boolean;
   /** Windows used to preview down_proj's input for its per-channel scales (AWQ, --smooth). */
   previewSamples?: number;
-  /** Token rows per pipeline chunk (whole windows, at least one; default CALIB_CHUNK_ROWS). */
+  /** Token rows per pipeline chunk (whole windows, at least one; default: the layer ops' chunkRows). */
   chunkRows?: number;
   /** down_proj's input [rows, hidden] fp32 is kept for the layer's output when it takes at most this
-   *  many bytes, else recomputed chunk by chunk (default MLP_KEEP_BYTES). */
+   *  many bytes, else recomputed chunk by chunk (default: the layer ops' keepBytes). */
   mlpKeepBytes?: number;
   /** GPTQ: the solver for the heavy parts (Gram matrix, factor, column loop) on a GPU (gptq-device.ts); default: the CPU. */
   gptqDevice?: GptqDevice;
@@ -72,10 +75,6 @@ function deviceGram(o: MethodOptions, K: number): DeviceGram | undefined {
 }
 
 export const PREVIEW_SAMPLES = 32;
-/** Default rows per chunk: at LLaMA-2-7B shapes the MLP's two [rows, 11008] fp32 chunks are 90 MB each. */
-export const CALIB_CHUNK_ROWS = 2048;
-/** Default for mlpKeepBytes: docs-llama-30m's 128 × 512 windows (402 MB) are kept; LLaMA-2-7B's (2.9 GB) are recomputed. */
-export const MLP_KEEP_BYTES = 512 * 2 ** 20;
 
 export interface LayerNote {
   layer: number;
@@ -227,40 +226,40 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   for (const K of [dim, qDim, hid]) resolveGroupSize(o.group, K, 'calibration');
   const gram = o.method !== 'rtn' && !gramOnDevice(o);
   const folds = foldsChannelScales(o), channels = folds; // per-channel magnitudes: AWQ, SmoothQuant
-  const rope = calibRope(c, T);
-  const lin: typeof linearRows = o.gptqDevice?.linearRows ? (...a) => o.gptqDevice!.linearRows!(...a) : linearRows; // the forward's linears
-
   for (const ids of windows) for (const id of ids)
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) fail('calibration', `token id ${id} outside the vocabulary of ${c.vocabSize}`);
-  const x: Float32Array = new Float32Array(M * dim); // the layer input, then (in place) the residual and the layer output
-  {
-    const embedding = source.embedding(); // dropped once the first layer's inputs are copied
-    windows.forEach((ids, s) => ids.forEach((id, t) => x.set(embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim)));
-    dropped(embedding.byteLength); // a streaming source's fresh copy (524 MB fp32 at 7B), collected before layer 0 is read
-  }
-  const chunks = windowChunks(S, T, o.chunkRows ?? CALIB_CHUNK_ROWS);
-  const previewChunks = windowChunks(Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES), T, o.chunkRows ?? CALIB_CHUNK_ROWS);
-  const R = Math.max(...chunks.map((ch) => ch.rows));
-  const rowsOf = (a: Float32Array, ch: RowChunk, width: number) => a.subarray(ch.r0 * width, ch.r1 * width);
 
-  const heapArrays: Float32Array[] = []; // chunk buffers and dequantized weights: returned after use, and on any error
+  const ops: LayerOps = o.gptqDevice?.layerOps?.(c) ?? new CpuLayerOps(c); // where the forward runs
   const live: InputStats[] = []; // statistics being collected (their heap accumulators), disposed on any error
-  const inHeap = (n: number) => { const a = heapF32(n); heapArrays.push(a); return a; };
-  const release = (...arrays: Float32Array[]) => {
-    for (const a of arrays) { const i = heapArrays.indexOf(a); if (i >= 0) { heapArrays.splice(i, 1); heapFree(a); } }
-  };
   const collect = (K: number, withGram: boolean, withChannels: boolean) => { const st = new InputStats(K, withGram, withChannels); live.push(st); return st; };
   const quantizers: GroupQuantizer[] = []; // their factors in the heap: released after use, and on any error
   const quantizer = (st: InputStats, dg?: DeviceGram) => { const q = new GroupQuantizer(o, st, dg); quantizers.push(q); return q; };
+  /** a's rows into an input's statistics and its device Gram (if any) */
+  const feed = (a: Act, st: InputStats, dg: DeviceGram | undefined) => ops.accumulate(a, st, dg);
+  let xBytes = 0;
   try {
-    // per-chunk buffers in the heap, where the pool's threads work on them in place
-    const xn = inHeap(R * dim), qb = inHeap(R * qDim), kb = inHeap(R * kvDim), vb = inHeap(R * kvDim);
-    const gb = inHeap(R * hid), ub = inHeap(R * hid), ob = inHeap(R * dim);
-    const normed = (gamma: Float32Array, ch: RowChunk) => rmsNormRows(rowsOf(x, ch, dim), gamma, ch.rows, dim, eps, xn.subarray(0, ch.rows * dim));
-    /** SwiGLU of the chunk's MLP input (normed x with `gamma`) through gate/up weights (heap or not); into gb. */
-    const mlp = (gamma: Float32Array, ch: RowChunk, wgate: Float32Array, wup: Float32Array) => {
-      const xc = normed(gamma, ch), n = ch.rows * hid;
-      return swigluRows(lin(xc, ch.rows, dim, wgate, hid, undefined, gb.subarray(0, n)), lin(xc, ch.rows, dim, wup, hid, undefined, ub.subarray(0, n)));
+    let x: Act; // the layer input, then (in place) the residual and the layer output
+    {
+      const host = new Float32Array(M * dim), embedding = source.embedding(); // dropped once the first layer's inputs are copied
+      windows.forEach((ids, s) => ids.forEach((id, t) => host.set(embedding.subarray(id * dim, (id + 1) * dim), (s * T + t) * dim)));
+      dropped(embedding.byteLength); // a streaming source's fresh copy (524 MB fp32 at 7B), collected before layer 0 is read
+      x = ops.fromHost(host, M, dim);
+      xBytes = host.byteLength;
+    }
+    const chunks = windowChunks(S, T, o.chunkRows ?? ops.chunkRows);
+    const previewChunks = windowChunks(Math.min(S, o.previewSamples ?? PREVIEW_SAMPLES), T, o.chunkRows ?? ops.chunkRows);
+    const R = Math.max(...chunks.map((ch) => ch.rows));
+    const rowsOf = (a: Act, ch: RowChunk) => ops.rows(a, ch.r0, ch.r1);
+    const firstRows = (a: Act, ch: RowChunk) => ops.rows(a, 0, ch.rows); // a chunk buffer's part for this chunk
+
+    // per-chunk buffers (on the CPU in the heap, where the pool's threads work on them in place)
+    const xn = ops.alloc(R, dim), qb = ops.alloc(R, qDim), kb = ops.alloc(R, kvDim), vb = ops.alloc(R, kvDim);
+    const gb = ops.alloc(R, hid), ub = ops.alloc(R, hid), ob = ops.alloc(R, dim);
+    const normed = (gamma: Float32Array, ch: RowChunk) => ops.rmsNorm(rowsOf(x, ch), gamma, eps, firstRows(xn, ch));
+    /** SwiGLU of the chunk's MLP input (normed x with `gamma`) through gate/up weights; into gb. */
+    const mlp = (gamma: Float32Array, ch: RowChunk, wgate: OpsWeight, wup: OpsWeight) => {
+      const xc = normed(gamma, ch);
+      return ops.swiglu(ops.linear(xc, wgate, undefined, firstRows(gb, ch)), ops.linear(xc, wup, undefined, firstRows(ub, ch)));
     };
 
     for (let l = 0; l < c.nLayers; l++) {
@@ -273,18 +272,18 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const ga = L.attnNorm, gf = L.ffnNorm;
       const note: LayerNote = { layer: l, seconds: 0 };
       const step: LayerResult = { layer: l, weights: new Map(), norms: new Map(), note };
-      /** records a quantized linear, drops its fp32 source weight, returns its dequantized weights in the heap */
-      const put = (name: string, lw: { w: Float32Array }, qw: QuantizedWeight): Float32Array => {
+      /** records a quantized linear, drops its fp32 source weight, returns its dequantized weights for the forward */
+      const put = (name: string, lw: { w: Float32Array }, qw: QuantizedWeight): OpsWeight => {
         step.weights.set(`${pre}${name}`, qw);
         dropped(lw.w.byteLength);
         lw.w = new Float32Array(0);
-        return dequantize(qw, inHeap(qw.outFeatures * qw.inFeatures));
+        return ops.dequantized(qw);
       };
-      const dequantized = (name: string) => { const qw = step.weights.get(`${pre}${name}`)!; return dequantize(qw, inHeap(qw.outFeatures * qw.inFeatures)); };
+      const dequantized = (name: string) => ops.dequantized(step.weights.get(`${pre}${name}`)!);
 
       // q/k/v: input = input_layernorm(x)
       const sa = collect(dim, gram, channels), devA = deviceGram(o, dim);
-      for (const ch of chunks) { const xa = normed(ga, ch); sa.add(xa, ch.rows); devA?.add(xa, ch.rows); }
+      for (const ch of chunks) feed(normed(ga, ch), sa, devA);
       const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
       const qa = quantizer(sa, devA);
       const dq = put('self_attn.q_proj', wq, qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
@@ -297,16 +296,15 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       // o: input = attention output with the quantized q/k/v (input_layernorm as folded)
       // in the heap, so that it is given back the moment o's output is added (a dropped JS array of
       // 1 GiB at 7B and 128 × 512 windows lingered until a collection that a dead register could defer)
-      const xb = inHeap(M * qDim);
+      const xb = ops.alloc(M, qDim);
       const sb = collect(qDim, gram, false), devB = deviceGram(o, qDim);
       for (const ch of chunks) {
-        const xa = normed(ga, ch), n = ch.rows;
-        const out = attentionRows(lin(xa, n, dim, dq, qDim, L.bq, qb.subarray(0, n * qDim)), lin(xa, n, dim, dk, kvDim, L.bk, kb.subarray(0, n * kvDim)),
-                                  lin(xa, n, dim, dv, kvDim, L.bv, vb.subarray(0, n * kvDim)), ch.s1 - ch.s0, T, c, rope, rowsOf(xb, ch, qDim));
-        sb.add(out, n);
-        devB?.add(out, n);
+        const xa = normed(ga, ch);
+        const out = ops.attention(ops.linear(xa, dq, L.bq, firstRows(qb, ch)), ops.linear(xa, dk, L.bk, firstRows(kb, ch)),
+                                  ops.linear(xa, dv, L.bv, firstRows(vb, ch)), ch.s1 - ch.s0, T, rowsOf(xb, ch));
+        feed(out, sb, devB);
       }
-      release(dq, dk, dv);
+      for (const w of [dq, dk, dv]) ops.freeWeight(w);
       memTrace(`L${l} qkv quantized+attn`);
       const qo = quantizer(sb, devB), wo = { w: L.wo, N: dim };
       const dO = put('self_attn.o_proj', wo, qo.quantize(wo.w, dim, `${pre}self_attn.o_proj`));
@@ -316,12 +314,11 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x
       const sc = collect(dim, gram, channels), devC = deviceGram(o, dim);
       for (const ch of chunks) {
-        addRows(rowsOf(x, ch, dim), lin(rowsOf(xb, ch, qDim), ch.rows, qDim, dO, dim, undefined, ob.subarray(0, ch.rows * dim)));
-        const xc = normed(gf, ch);
-        sc.add(xc, ch.rows);
-        devC?.add(xc, ch.rows);
+        ops.addInto(rowsOf(x, ch), ops.linear(rowsOf(xb, ch), dO, undefined, firstRows(ob, ch)));
+        feed(normed(gf, ch), sc, devC);
       }
-      release(dO, xb);
+      ops.freeWeight(dO);
+      ops.free(xb);
       collectDropped();
       const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
       let down: LinearWeight | undefined; // read here only if the fold needs it early
@@ -332,7 +329,10 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         // down's per-channel scales, folded into up's rows before up is quantized: from a preview
         // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
         const sp = collect(hid, searchesAwqScales(o), true);
-        for (const ch of previewChunks) sp.add(mlp(gf, ch, wg.w, wu.w), ch.rows);
+        const pg = ops.weight(wg.w, hid, dim), pu = ops.weight(wu.w, hid, dim);
+        for (const ch of previewChunks) feed(mlp(gf, ch, pg, pu), sp, undefined);
+        ops.freeWeight(pg);
+        ops.freeWeight(pu);
         alphaD = channelScales(o, [wdOf()], sp, (s) => {
           const r = Float32Array.from(s, (v) => 1 / v);
           for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
@@ -350,15 +350,15 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; kept for the output if it is one
       // chunk (in gb) or small enough, else recomputed there
       const sd = collect(hid, gram, false), devD = deviceGram(o, hid);
-      const again = chunks.length > 1 && M * hid * 4 > (o.mlpKeepBytes ?? MLP_KEEP_BYTES);
-      const kept = chunks.length > 1 && !again ? new Float32Array(M * hid) : undefined;
+      const again = chunks.length > 1 && M * hid * 4 > (o.mlpKeepBytes ?? ops.keepBytes);
+      const kept = chunks.length > 1 && !again ? ops.alloc(M, hid, 'js') : undefined;
       for (const ch of chunks) {
         const xd = mlp(gf, ch, dg, du);
-        sd.add(xd, ch.rows);
-        devD?.add(xd, ch.rows);
-        kept?.set(xd, ch.r0 * hid);
+        feed(xd, sd, devD);
+        if (kept) ops.copy(rowsOf(kept, ch), xd);
       }
-      release(dg, du); // re-made for the output pass if it needs them: the factorization's heap comes first
+      ops.freeWeight(dg); // re-made for the output pass if it needs them: the factorization's memory comes first
+      ops.freeWeight(du);
       memTrace(`L${l} down stats`);
       const qd = quantizer(sd, devD), wd = wdOf();
       const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
@@ -367,10 +367,12 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       memTrace(`L${l} down quantized`);
       if (again) { dg = dequantized('mlp.gate_proj'); du = dequantized('mlp.up_proj'); }
       for (const ch of chunks) {
-        const xd = again ? mlp(gf, ch, dg, du) : kept ? rowsOf(kept, ch, hid) : gb.subarray(0, ch.rows * hid);
-        addRows(rowsOf(x, ch, dim), lin(xd, ch.rows, hid, dd, dim, undefined, ob.subarray(0, ch.rows * dim)));
+        const xd = again ? mlp(gf, ch, dg, du) : kept ? rowsOf(kept, ch) : firstRows(gb, ch);
+        ops.addInto(rowsOf(x, ch), ops.linear(xd, dd, undefined, firstRows(ob, ch)));
       }
-      release(dd, ...(again ? [dg, du] : []));
+      ops.freeWeight(dd);
+      if (again) { ops.freeWeight(dg); ops.freeWeight(du); }
+      if (kept) ops.free(kept);
       live.splice(0).forEach((st) => st.dispose());
       quantizers.splice(0);
       memTrace(`L${l} done`);
@@ -384,8 +386,8 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       yield step;
     }
   } finally {
-    dropped(x.byteLength); // collected by the caller once this generator is done (gc.ts collectDropped)
-    heapArrays.splice(0).forEach(heapFree);
+    dropped(xBytes); // collected by the caller once this generator is done (gc.ts collectDropped)
+    ops.releaseAll();
     live.splice(0).forEach((st) => st.dispose());
     quantizers.splice(0).forEach((q) => q.release());
   }

@@ -3,9 +3,9 @@
 // values on at least MIN_SAME_Q of the weights, the GPTQ objective tr((W−Ŵ)H(W−Ŵ)ᵀ) within
 // OBJECTIVE_REL_TOL of the CPU's (and below RTN's: GPTQ actually ran), the factor U within U_REL_TOL;
 // natural order and act-order (static groups: identical scales), K not a multiple of the block, a
-// group spanning blocks, per channel, fp16 and fp32 inputs; one-line errors; the forward's linears
-// against the CPU's; and the calibration pipeline with the CUDA solver and forward linears against
-// the CPU pipeline. Skipped without a GPU.
+// group spanning blocks, per channel, fp16 and fp32 inputs; one-line errors; and the calibration
+// pipeline with the CUDA solver and layer forward against the CPU pipeline (the forward's ops one by
+// one: calib-forward.test.ts). Skipped without a GPU.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { f32ArrayToF16 } from '../../src/core/dtype.ts';
@@ -15,7 +15,6 @@ import { Gpu } from '../../src/gpu/runtime.ts';
 import { GpuGptq } from '../../src/gpu/gptq/solver.ts';
 import type { Model } from '../../src/model/llama.ts';
 import { calibrateModel, type MethodOptions } from '../../src/quant/calibrate.ts';
-import { linearRows } from '../../src/quant/layer-forward.ts';
 import { gptqQuantize, prepareHessian } from '../../src/quant/gptq.ts';
 import type { GptqDevice } from '../../src/quant/gptq-device.ts';
 import { InputStats } from '../../src/quant/hessian.ts';
@@ -23,8 +22,6 @@ import { quantizeRtn } from '../../src/quant/rtn.ts';
 import { CASE_ROWS, CASES, DEAD, inputs, MIN_SAME_Q, objective, OBJECTIVE_REL_TOL, PIPELINE_MIN_SAME_Q, sameFraction, TIE, U_REL_TOL, weights } from './gptq-fixtures.ts';
 import { smallLlama } from '../quant/small-llama.ts';
 
-/** fp32 unit roundoff: two fp32 dot products in different orders differ by at most ~K·eps·Σ|x·w| each. */
-const FP32_EPS = 2 ** -24;
 
 const reason = Gpu.unavailableReason();
 const skip = reason ? `skipped: ${reason}` : false;
@@ -110,29 +107,9 @@ test('CUDA GPTQ: one-line errors for a non-positive-definite Hessian, a non-fini
   }
 });
 
-test("the CUDA forward linear (fp32 GEMM) matches the CPU's linearRows within fp32 summation error, chunked, with bias", { skip }, () => {
-  const solver = new GpuGptq(Gpu.open());
-  try {
-    const rng = new Rng(12);
-    for (const [rows, K, N] of [[5, 64, 96], [1030, 320, 200]] as const) {
-      const x = rng.normals(rows * K), w = rng.normals(N * K, 0.05), bias = rng.normals(N);
-      const want = linearRows(x, rows, K, w, N, bias), got = solver.linearRows(x, rows, K, w, N, bias, new Float32Array(rows * N));
-      let worst = 0;
-      for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) {
-        let mag = Math.abs(bias[n]!);
-        for (let k = 0; k < K; k++) mag += Math.abs(x[r * K + k]! * w[n * K + k]!);
-        worst = Math.max(worst, Math.abs(got[r * N + n]! - want[r * N + n]!) / (mag * K * FP32_EPS));
-      }
-      assert.ok(worst <= 2, `rows ${rows} K ${K} N ${N}: error ${worst} × K·eps·Σ|x·w|`);
-    }
-  } finally {
-    solver.dispose();
-  }
-});
-
 const smallModel = (seed: number): Model => smallLlama(seed);
 
-test('the calibration pipeline with the CUDA GPTQ and forward linears matches the CPU pipeline (natural order: the device Gram; act-order with AWQ scales: the CPU Hessian uploaded)', { skip }, () => {
+test('the calibration pipeline with the CUDA GPTQ and layer forward matches the CPU pipeline (natural order: the device Gram of device rows; act-order with AWQ scales: the CPU Hessian from downloaded rows, uploaded)', { skip }, () => {
   const solver = new GpuGptq(Gpu.open());
   let groups = 0, linears = 0, forward = 0;
   const counting: GptqDevice = {
@@ -143,7 +120,11 @@ test('the calibration pipeline with the CUDA GPTQ and forward linears matches th
       const g = solver.beginGroup(input, K, opts);
       return { quantize: (w, N, o) => { linears++; return g.quantize(w, N, o); } };
     },
-    linearRows: (...a) => { forward++; return solver.linearRows(...a); },
+    layerOps(c) {
+      const ops = solver.layerOps(c), linear = ops.linear.bind(ops);
+      ops.linear = (...a) => { forward++; return linear(...a); };
+      return ops;
+    },
     dispose: () => solver.dispose(),
   };
   try {

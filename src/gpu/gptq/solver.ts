@@ -4,9 +4,10 @@
 // quantizes the block for every row (rows are independent given U) and the block's errors update
 // the later columns in one GEMM, W[:, i2:] −= Err·U[i1:i2, i2:]. Output: gptqQuantize's canonical
 // QuantizedWeight (int4 values + fp16-exact scales) and loss. The clip search (--clip) is CPU-only.
-// As a GptqDevice (src/quant/gptq-device.ts) it serves the calibration pipeline, whose forward's
-// linears it runs too (forward-linear.ts).
+// As a GptqDevice (src/quant/gptq-device.ts) it serves the calibration pipeline, whose layer forward
+// it runs too (../calib/layer-ops.ts: the activations stay on the device and feed the Gram directly).
 import { fail } from '../../core/errors.ts';
+import type { ModelConfig } from '../../model/config.ts';
 import { GPTQ_DEFAULTS, type GptqOptions, type GptqResult } from '../../quant/gptq.ts';
 import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../../quant/gptq-device.ts';
 import { resolveGroupSize } from '../../quant/rtn.ts';
@@ -14,7 +15,7 @@ import { Gpu, type DeviceBuffer } from '../runtime.ts';
 import { factorOnDevice, type DeviceFactor } from './factor.ts';
 import { GPTQ_MAX_BLOCK, GptqKernels, type Ptr } from './gptq-kernels.ts';
 import { LtMatmul } from './lt-matmul.ts';
-import { deviceLinearRows } from './forward-linear.ts';
+import { CudaLayerOps, type DeviceRowsGram } from '../calib/layer-ops.ts';
 
 /** Calibration rows uploaded per Gram GEMM when the inputs come from the host (bounds device memory). */
 const GRAM_UPLOAD_ROWS = 8192;
@@ -49,9 +50,10 @@ export class GpuGptq implements GptqDevice {
     this.mm.run({ m: K, n: K, k: rows, transA: true, transB: false, lda: K, ldb: K, ldc: K, inType }, xp, xp, gram.ptr, 1, accumulate ? 1 : 0);
   }
 
-  /** A new, empty Σxᵀx accumulator on the device; host rows are uploaded in chunks and summed by fp32 GEMMs. */
+  /** A new, empty Σxᵀx accumulator on the device, summed by fp32 GEMMs: of host rows (uploaded in
+   *  chunks) or of device rows (the layer ops' activations). */
   gram(K: number): DeviceGram {
-    return new HostRowsGram(this, K);
+    return new RowsGram(this, K);
   }
 
   /** The factor of H = (2/rows)·gram with prepareHessian's fixes (the caller frees it). */
@@ -112,7 +114,7 @@ export class GpuGptq implements GptqDevice {
       try { factor = this.factor(h, 2, K, opts); } finally { h.free(); } // scale 2/2 = 1: already 2·XᵀX/n
     } else {
       const g = input.gram;
-      if (!(g instanceof HostRowsGram) || g.solver !== this) fail(opts.name ?? 'gptq', 'the Gram accumulator belongs to another GPTQ device');
+      if (!(g instanceof RowsGram) || g.solver !== this) fail(opts.name ?? 'gptq', 'the Gram accumulator belongs to another GPTQ device');
       if (g.K !== K) fail(opts.name ?? 'gptq', `Gram matrix is for K = ${g.K}, expected ${K}`);
       try { factor = this.factor(g.matrix(), g.rows, K, opts); } finally { g.free(); }
     }
@@ -125,8 +127,9 @@ export class GpuGptq implements GptqDevice {
     };
   }
 
-  linearRows(x: Float32Array, rows: number, K: number, w: Float32Array, N: number, bias?: Float32Array, out?: Float32Array): Float32Array {
-    return deviceLinearRows(this.gpu, this.mm, x, rows, K, w, N, bias, out);
+  /** The calibration forward on this GPU, its GEMMs through this solver's cuBLASLt handle. */
+  layerOps(c: ModelConfig): CudaLayerOps {
+    return new CudaLayerOps(this.gpu, this.mm, c);
   }
 
   dispose(): void {
@@ -136,9 +139,9 @@ export class GpuGptq implements GptqDevice {
   }
 }
 
-/** Σxᵀx of host rows on the device (GpuGptq.gram): each add() uploads its rows in chunks of
- *  GRAM_UPLOAD_ROWS and sums them into one fp32 [K, K] matrix by fp32 GEMMs. */
-class HostRowsGram implements DeviceGram {
+/** Σxᵀx on the device (GpuGptq.gram) in one fp32 [K, K] matrix, by fp32 GEMMs: add() uploads host rows
+ *  in chunks of GRAM_UPLOAD_ROWS, addDevice() takes rows already on the device. */
+export class RowsGram implements DeviceRowsGram {
   rows = 0;
   private buf: DeviceBuffer | undefined;
   constructor(readonly solver: GpuGptq, readonly K: number) {}
@@ -158,6 +161,13 @@ class HostRowsGram implements DeviceGram {
     } finally {
       chunk.free();
     }
+    this.rows += rows;
+  }
+
+  addDevice(x: bigint, rows: number): void {
+    if (rows === 0) return;
+    this.buf ??= this.solver.gpu.alloc(this.K * this.K * 4);
+    this.solver.gramInto(this.buf, x, rows, this.K, 'f32', this.rows > 0);
     this.rows += rows;
   }
 
