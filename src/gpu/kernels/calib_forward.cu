@@ -112,7 +112,7 @@ calib_attention(const float* __restrict__ q, const float* __restrict__ k, const 
   }
 
   if (live) {
-    float mx = -INFINITY;
+    float mx = __int_as_float(0xff800000);  // -inf (NVRTC has no math.h)
     for (int j = jLo + lane; j <= t; j += 32) mx = fmaxf(mx, ps[warp * T + j]);
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     double sum = 0;
