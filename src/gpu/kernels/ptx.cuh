@@ -69,6 +69,27 @@ DEVI void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
 DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 #endif
 
+// ---- split-K across blocks: partials through L2, a per-tile arrival counter ---------------------
+DEVI void fence_gpu() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
+DEVI u32 atom_add_u32(u32* p, u32 v) {
+  u32 old;
+  asm volatile("atom.global.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+// .cg: the non-coherent L1 must not serve a stale copy of another block's partial
+DEVI void st_cg(int* p, int v) { asm volatile("st.global.cg.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory"); }
+DEVI void st_cg(float* p, float v) { asm volatile("st.global.cg.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory"); }
+DEVI int ld_cg(const int* p) {
+  int v;
+  asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+DEVI float ld_cg(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+  return v;
+}
+
 // ---- fp16 tensor-core MMA and f16x2 arithmetic (the W4A16 kernels) -------------------------------
 // m16n8k16 f16·f16 → f32, accumulating into c
 DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {

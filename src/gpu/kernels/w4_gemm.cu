@@ -51,7 +51,6 @@ DEVI void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
 DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 DEVI void bar_sync() { asm volatile("bar.sync 0;\n" ::: "memory"); }
-DEVI void fence_gpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
 
 DEVI void lds_v2(u32 addr, int& a, int& b) {
   asm volatile("ld.shared.v2.b32 {%0,%1}, [%2];" : "=r"(a), "=r"(b) : "r"(addr));
@@ -104,11 +103,6 @@ DEVI void ld_cg2(const float* p, float& a, float& b) {
 }
 DEVI int add_acc(int a, int b) { return a + b; }
 DEVI float add_acc(float a, float b) { return fadd_rn(a, b); }
-DEVI u32 atom_add_u32(u32* p, u32 v) {
-  u32 old;
-  asm volatile("atom.global.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-  return old;
-}
 
 // ---- the kernel body --------------------------------------------------------------------------
 

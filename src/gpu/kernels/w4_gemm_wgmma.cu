@@ -114,25 +114,6 @@ DEVI void lds_v4f(u32 addr, float* r) {
   asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]) : "r"(addr));
 }
 DEVI void consumer_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }  // the 2 consumer warpgroups
-DEVI void fence_gpu() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
-DEVI u32 atom_add_u32(u32* p, u32 v) {
-  u32 old;
-  asm volatile("atom.global.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-  return old;
-}
-// split-K partials through L2 (.cg: the non-coherent L1 must not serve a stale copy)
-DEVI void st_cg(int* p, int v) { asm volatile("st.global.cg.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory"); }
-DEVI void st_cg(float* p, float v) { asm volatile("st.global.cg.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory"); }
-DEVI int ld_cg(const int* p) {
-  int v;
-  asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-DEVI float ld_cg(const float* p) {
-  float v;
-  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
-  return v;
-}
 DEVI u32 lds_u32(u32 addr) {
   u32 v;
   asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
