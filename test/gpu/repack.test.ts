@@ -175,15 +175,15 @@ test('planW4Gemm: tile by M, split-K fills the GPU at small M, limits are one-li
   assert.throws(() => planW4Gemm('w4a8-is', 128, 1, 4096, 4096, { tile: 's', splits: 33 }), /splits/);
 });
 
-test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with N % 16 == 0, any arch', () => {
+test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with N % 16 == 0, any arch, no split-K', () => {
   const p = planW4Gemm('w4a8-is', 128, 1, 4096, 11008);
   assert.equal(p.tile, 'v8');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_v8');
   assert.equal(p.source, W4_GEMV_SOURCE);
-  assert.deepEqual(p.grid, [256, 2, 1]);  // 256 row tiles, split in 2 (gemvSplits)
+  assert.deepEqual(p.grid, [256, 1, 1]);
   assert.deepEqual(p.block, [256, 1, 1]);
   assert.equal(p.smem, 0);
-  assert.deepEqual([p.workspaceBytes, p.counters], [2 * 1 * 4096 * 4, 256]);
+  assert.equal(p.workspaceBytes, 0);
   assert.equal(planW4Gemm('w4a8-fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
   assert.equal(planW4Gemm('w4a8-pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
   assert.equal(planW4Gemm('w4a8-is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
@@ -191,6 +191,7 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.equal(planW4Gemm('w4a16', 128, 4, 4096, 4096).entry, 'w4a16_gemm_g128_v8'); // fp16 activations too
   assert.equal(planW4Gemm('w4a16', 128, 16, 4096, 4096).entry, 'w4a16_gemm_g128_v16');
   assert.throws(() => planW4Gemm('w4a8-is', 128, 9, 4096, 4096, { tile: 'v8' }), /tile v8 needs/);
+  assert.throws(() => planW4Gemm('w4a8-is', 128, 1, 4096, 4096, { tile: 'v8', splits: 2 }), /no split-K/);
 });
 
 test('w4_gemv.cu: block constants agree with the planner; entries for every kind and group', () => {
@@ -252,13 +253,7 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   const forced = planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });  // w's split-K, on request
   assert.deepEqual([forced.grid, forced.splits, forced.workspaceBytes, forced.counters], [[66, 2, 1], 2, 2 * 4096 * 4096 * 4, 1024]);
   assert.equal(planW4Gemm('w4a8-is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w64');
-  const v = planW4Gemm('w4a8-is', 128, 4, 1024, 4096, { splits: 4 });  // v8's split-K, on request
-  assert.deepEqual([v.tile, v.grid, v.workspaceBytes, v.counters], ['v8', [64, 4, 1], 4 * 4 * 1024 * 4, 64]);
-  // v8/v16 split-K: the S that fills the last wave of 132 SMs x 4 blocks best, >= 16 k-tiles per split
-  assert.equal(planW4Gemm('w4a8-is', 128, 16, 4096, 4096).splits, 2);     // 256 row tiles: half a wave unsplit
-  assert.equal(planW4Gemm('w4a8-is', 128, 1, 12288, 4096).splits, 2);     // 768: 1.45 waves -> 2.91
-  assert.equal(planW4Gemm('w4a8-is', 128, 16, 22016, 4096).splits, 1);    // 1376: 2.6 waves, no S fills better
-  assert.equal(planW4Gemm('w4a8-is', 128, 1, 4096, 1024).splits, 1);      // 8 k-tiles: too short to split
+  assert.equal(planW4Gemm('w4a8-is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');  // v8 has no split-K
 });
 
 test('w4_gemm_wgmma.cu: tile and smem constants agree with the planner; one entry per kind', () => {

@@ -183,25 +183,6 @@ export function wgmmaSplits(tiles: number, kTiles: number, smCount: number): num
   return S;
 }
 
-/** Split-K of the small-M tiles v8/v16 (grid (N/16, S)): at most 4 splits of at least 16 k-tiles each
- *  (two per warp: one full load round). */
-const V_MAX_SPLITS = 4;
-const V_MIN_KTILES_PER_SPLIT = 16;
-/** Resident v8/v16 blocks per SM (≤ 64 registers and 20-41 KB of smem: 4 fit; launch_bounds asks 3-4). */
-const V_BLOCKS_PER_SM = 4;
-
-/**
- * Split-K factor of v8/v16: the S whose grid fills its last wave best (waves = row tiles · S /
- * (SMs · 4); a memory-bound grid with equal blocks takes ceil(waves) rounds), the smallest S
- * within 2% of the best fill; 1 when no S > 1 has 16 k-tiles per split.
- */
-export function gemvSplits(rowTiles: number, kTiles: number, smCount: number): number {
-  const fill = (S: number) => { const waves = (rowTiles * S) / (smCount * V_BLOCKS_PER_SM); return waves / Math.ceil(waves); };
-  let best = 1;
-  for (let S = 2; S <= V_MAX_SPLITS && kTiles / S >= V_MIN_KTILES_PER_SPLIT; S++) if (fill(S) > fill(best) * 1.02) best = S;
-  return best;
-}
-
 /** Choose entry point, grid and split-K for y[M,N] = x[M,K]·Wᵀ. */
 export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number, k: number, opts: W4PlanOptions = {}): W4GemmPlan {
   const kind = KERNEL_KIND[mode];
@@ -224,7 +205,9 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   // branch-free reduction FS splits as well as IS: docs/KERNELS.md.)
   // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile).
   const wTile: W4Tile = m <= W4_TILES.w64.bm ? 'w64' : 'w';
-  const byKernel: W4Tile = canV ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? wTile : useR ? 'r' : byM;
+  // A forced split-K factor > 1 rules out v8/v16 (they have none).
+  const split = opts.splits !== undefined && opts.splits > 1;
+  const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? wTile : useR ? 'r' : byM;
   const tile: W4Tile = opts.tile ?? byKernel;
   if (isWgmmaTile(tile) && !canW) {
     fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} needs sm_90a (got ${opts.arch ?? 'no arch'}), IS/FS/W4A16 g128 or PC, and N % 128 == 0`);
@@ -239,8 +222,9 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   if (opts.splits !== undefined) {
     splits = opts.splits;
     if (!Number.isInteger(splits) || splits < 1 || splits > kTiles) fail(`w4 GEMM ${m}x${n}x${k}`, `splits = ${splits} must be in 1..${kTiles}`);
+    if (splits > 1 && isGemvTile(tile)) fail(`w4 GEMM ${m}x${n}x${k}`, `tile ${tile} has no split-K`);
   } else if (isGemvTile(tile)) {
-    splits = gemvSplits(Math.ceil(n / t.bn), kTiles, smCount);
+    splits = 1;  // split-K across v blocks was slower at every shape and S (shorter blocks: h200-gemm-probe-gemv-splits-da6b6ba.txt)
   } else if (isWgmmaTile(tile)) {
     splits = wgmmaSplits(wGrid, kTiles, smCount);
   } else {
@@ -250,11 +234,11 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     splits = Math.max(1, Math.min(Math.round(target / blocks), Math.floor(kTiles / 2)));
   }
   // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
-  // v tiles: (one block per 16 weight rows, splits); mma.sync tiles: (N/BN, M/BM, splits)
+  // v tiles: one block per 16 weight rows; mma.sync tiles: (N/BN, M/BM, splits)
   const grid: [number, number, number] = isWgmmaTile(tile) ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
-    : isGemvTile(tile) ? [Math.ceil(n / t.bn), splits, 1]
+    : isGemvTile(tile) ? [Math.ceil(n / t.bn), 1, 1]
     : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
-  const tilesForCounters = isWgmmaTile(tile) ? wGrid : isGemvTile(tile) ? grid[0] : grid[0] * grid[1];
+  const tilesForCounters = isWgmmaTile(tile) ? wGrid : grid[0] * grid[1];
   return {
     source: isWgmmaTile(tile) ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     defines: w4SelectDefines(mode, group),

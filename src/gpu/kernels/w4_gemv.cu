@@ -20,7 +20,7 @@
 // Programmatic dependent launch (sm_90): the weights of the first round are loaded before
 // pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
-// GV_MINB, GV_MINB_V16, GV_UNROLL_1 + GV_UNROLL_2.
+// GV_MINB, GV_MINB_V16, GV_UNROLL_1 + GV_UNROLL_2, GV_ACT_L1.
 
 #include "ptx.cuh"
 
@@ -36,6 +36,9 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #ifndef GV_MINB_V16
 #define GV_MINB_V16 4  // v16 at g128, PC and W4A16: 4 blocks (<= 64 registers, no spills; H200 probe:
                        // IS M = 16 up to 8% faster, gpu-dev/experiments/gemv). g32/g64 spill there: GV_MINB
+#endif
+#ifndef GV_ACT_L1
+#define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
 #endif
 #ifndef GV_UNROLL_1
 #define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
@@ -59,6 +62,11 @@ DEVI u32 ldg_u16(const u16* p) {  // W4A16 group scales
   asm volatile("ld.global.nc.u16 %0, [%1];" : "=h"(v) : "l"(p));
   return v;
 }
+// activations (16 bytes, zero fill past M): L2 only (cp.async.cg), or L1 too with GV_ACT_L1
+DEVI void cp_act16(u32 dst, const void* src, u32 src_bytes) {
+  if (GV_ACT_L1) asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+  else cp_async16_zfill(dst, src, src_bytes);
+}
 DEVI void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
   if (fresh)
@@ -72,59 +80,10 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
 }
 
 
-// ---- split-K across blocks (grid.y = S > 1) ----
-// Block (x, z) sums k-tiles [KT·z/S, KT·(z+1)/S). Its warp 0 stores the row tile's sums in slice z
-// of the workspace [S][M][N]; the last split to arrive (per-row-tile counter, left zero for the next
-// launch) adds the slices in split order (int32: exact, so IS and PC equal S = 1 bit for bit; fp32:
-// a fixed order, deterministic) and writes the outputs. S = 1: no workspace, no counters.
-DEVI int split_begin(int KT, int next = 0) { return (int)(((long long)KT * (blockIdx.y + next)) / gridDim.y); }
-DEVI int add_sum(int a, int b) { return (int)((u32)a + (u32)b); }  // wraps: never (QUANT_SPEC)
-DEVI float add_sum(float a, float b) { return fadd_rn(a, b); }
-
-/** Warp 0, its (token, row) sums v of this split; true: this block writes the outputs (v: every split's sum). */
-template <int NT, typename Acc>
-DEVI bool split_reduce(Acc (&v)[NT][4], void* ws, u32* counters, int M, int N, int rA, int rB, int q, int lane) {
-  const int S = gridDim.y;
-  if (S == 1) return true;
-  const u64 slice = (u64)M * N;
-  Acc* const base = (Acc*)ws;
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int t = j * 8 + 2 * q + (e & 1);
-      if (t < M) st_cg(base + blockIdx.y * slice + (u64)t * N + (e < 2 ? rA : rB), v[j][e]);
-    }
-  fence_gpu();
-  __syncwarp();
-  u32 last = 0;
-  if (lane == 0) {
-    last = atom_add_u32(counters + blockIdx.x, 1u) == (u32)S - 1;
-    if (last) counters[blockIdx.x] = 0;
-  }
-  if (!__shfl_sync(0xffffffffu, last, 0)) return false;
-  fence_gpu();
-  for (int z = 0; z < S; ++z) {
-    Acc w[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {  // rows past M read row M - 1 (in bounds, never written): no branches
-        const int t = j * 8 + 2 * q + (e & 1);
-        w[j][e] = ld_cg(base + z * slice + (u64)(t < M ? t : M - 1) * N + (e < 2 ? rA : rB));
-      }
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) v[j][e] = z == 0 ? w[j][e] : add_sum(v[j][e], w[j][e]);
-  }
-  return true;
-}
-
 template <int MODE, int G, int NT>
 DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
-                    u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
+                    u16* __restrict__ out, int M, int N, int K) {
   typedef typename AccT<MODE == MODE_FS>::type Acc;
   constexpr bool GROUPED = MODE != MODE_PC;
   constexpr int GV_UNROLL = NT == 1 ? GV_UNROLL_1 : GV_UNROLL_2;  // k-tiles loaded per warp before any is computed
@@ -164,8 +123,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
 
-  const int kBeg = split_begin(KT), kEnd = split_begin(KT, 1);  // this split's k-tiles
-  for (int kt0 = kBeg + warp; kt0 < kEnd; kt0 += GV_WARPS * GV_UNROLL) {
+  for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
     U4 w[GV_UNROLL][2];
     u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
     // weights first: they do not depend on the preceding kernel, so under programmatic dependent
@@ -173,23 +131,23 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
 #pragma unroll
     for (int u = 0; u < GV_UNROLL; ++u) {
       const int kt = kt0 + u * GV_WARPS;
-      if (kt < kEnd) {
+      if (kt < KT) {
         const U4* wp = wrow + (u64)kt * rows * 32;
         w[u][0] = ldg_stream16(wp);
         w[u][1] = ldg_stream16(wp + 32);
       }
     }
-    if (kt0 == kBeg + warp) pdl_wait();  // the activations are the preceding kernel's output
+    if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
 #pragma unroll
     for (int u = 0; u < GV_UNROLL; ++u) {
       const int kt = kt0 + u * GV_WARPS;
-      if (kt < kEnd) {
+      if (kt < KT) {
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int tok = ct + 4 * h;
-            cp_async16_zfill(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
+            cp_act16(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
           }
         if constexpr (GROUPED) {
 #pragma unroll
@@ -205,7 +163,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     __syncwarp();
 #pragma unroll
     for (int u = 0; u < GV_UNROLL; ++u) {
-      if (kt0 + u * GV_WARPS < kEnd) {
+      if (kt0 + u * GV_WARPS < KT) {
         u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k-step ks
 #pragma unroll
         for (int j = 0; j < NT; ++j)
@@ -266,24 +224,20 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     cA = ((const float*)chan)[rA];
     cB = ((const float*)chan)[rB];
   }
-  Acc v[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      v[j][e] = red[0][j * 4 + e][lane];
+      Acc v = red[0][j * 4 + e][lane];
 #pragma unroll
-      for (int w = 1; w < GV_WARPS; ++w) v[j][e] = add_sum(v[j][e], red[w][j * 4 + e][lane]);
-    }
-  if (!split_reduce<NT>(v, ws, counters, M, N, rA, rB, q, lane)) return;
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
+      for (int w = 1; w < GV_WARPS; ++w) {
+        if constexpr (MODE == MODE_FS) v = fadd_rn(v, red[w][j * 4 + e][lane]);
+        else v = (int)((u32)v + (u32)red[w][j * 4 + e][lane]);
+      }
       const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
       if (t >= M) continue;
       const float s = sx[t], c = e < 2 ? cA : cB;
-      float y = MODE == MODE_FS ? fmul_rn((float)v[j][e], s) : fmul_rn(fmul_rn(i2f_rn((int)v[j][e]), s), c);
+      float y = MODE == MODE_FS ? fmul_rn((float)v, s) : fmul_rn(fmul_rn(i2f_rn((int)v), s), c);
       if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
       out[(u64)t * N + n] = f2h_rn(y);
     }
@@ -299,8 +253,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
 // added in warp order, then + residual and one rounding to fp16.
 template <int NT>
 DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, const u16* __restrict__ gsc,
-                        const u16* __restrict__ residual, u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters,
-                        int M, int N, int K) {
+                        const u16* __restrict__ residual, u16* __restrict__ out, int M, int N, int K) {
   constexpr int UNROLL = NT == 1 ? GV_UNROLL_1 : 1;  // (v16: 2 rounds of fp16 activations exceed 48 KB)
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane & 3, g = lane >> 2;
   const int n0 = blockIdx.x * GV_ROWS, KT = K >> 7;
@@ -328,24 +281,23 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
 
-  const int kBeg = split_begin(KT), kEnd = split_begin(KT, 1);
-  for (int kt0 = kBeg + warp; kt0 < kEnd; kt0 += GV_WARPS * UNROLL) {
+  for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * UNROLL) {
     U4 w[UNROLL][2];
     u32 sc[UNROLL][2];
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kt = kt0 + u * GV_WARPS;
-      if (kt < kEnd) {
+      if (kt < KT) {
         const U4* wp = wrow + (u64)kt * rows * 32;
         w[u][0] = ldg_stream16(wp);
         w[u][1] = ldg_stream16(wp + 32);
       }
     }
-    if (kt0 == kBeg + warp) pdl_wait();
+    if (kt0 == warp) pdl_wait();
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kt = kt0 + u * GV_WARPS;
-      if (kt < kEnd) {
+      if (kt < KT) {
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -353,7 +305,7 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
               const int tok = ct + 4 * h;
-              cp_async16_zfill(xw + ((((u * NT + j) * 2 + hh) * 8 + tok) * 128) + ((cc ^ tok) << 4),
+              cp_act16(xw + ((((u * NT + j) * 2 + hh) * 8 + tok) * 128) + ((cc ^ tok) << 4),
                                xsrc[j][h] + kt * 256 + hh * 128, xbytes[j][h]);
             }
         const u16* s = gsc + (u64)kt * N;
@@ -366,7 +318,7 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
     __syncwarp();
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      if (kt0 + u * GV_WARPS < kEnd) {
+      if (kt0 + u * GV_WARPS < KT) {
         const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
         const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
 #pragma unroll
@@ -413,25 +365,17 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
     for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = acc[j][e];
   __syncthreads();
   if (warp != 0) return;
-  float v[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      v[j][e] = red[0][j * 4 + e][lane];
+      float v = red[0][j * 4 + e][lane];
 #pragma unroll
-      for (int w = 1; w < GV_WARPS; ++w) v[j][e] = fadd_rn(v[j][e], red[w][j * 4 + e][lane]);
-    }
-  if (!split_reduce<NT>(v, ws, counters, M, N, rA, rB, q, lane)) return;
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
+      for (int w = 1; w < GV_WARPS; ++w) v = fadd_rn(v, red[w][j * 4 + e][lane]);
       const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
       if (t >= M) continue;
-      float y = v[j][e];
-      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
-      out[(u64)t * N + n] = f2h_rn(y);
+      if (residual) v = fadd_rn(v, h2f(residual[(u64)t * N + n]));
+      out[(u64)t * N + n] = f2h_rn(v);
     }
 }
 
@@ -441,18 +385,18 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
 #define GV_ENTRY(NAME, MODE, G)                                                                         \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
-    gemv_body<MODE, G, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K);             \
+    gemv_body<MODE, G, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, G == 128 ? GV_MINB_V16 : GV_MINB) NAME##_v16(GV_PARAMS) { \
-    gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K);             \
+    gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }
 
 #define GV_ENTRY_A16(NAME)                                                                              \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {              \
-    gemv_a16_body<1>((const u16*)A, Wp, (const u16*)gsc, residual, out, ws, counters, M, N, K);                       \
+    gemv_a16_body<1>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB_V16) NAME##_v16(GV_PARAMS) {         \
-    gemv_a16_body<2>((const u16*)A, Wp, (const u16*)gsc, residual, out, ws, counters, M, N, K);                       \
+    gemv_a16_body<2>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
   }
 
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
