@@ -1,4 +1,4 @@
-// `--calib-device cpu|cuda|auto` (quantize, compare): where GPTQ's heavy parts run (the Gram
+// `--calib-device cpu|cuda|auto` (quantize, compare): where GPTQ's calibration runs (the layer forward, the Gram
 // matrix, the factor, the column loop: src/gpu/gptq/). auto (the default) takes the GPU when one is
 // usable and the options allow it, silently the CPU on a machine without one, and the CPU with a
 // one-line note when a GPU is there but the options need the CPU (--clip, --block-size > 128);

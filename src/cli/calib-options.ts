@@ -13,7 +13,7 @@ export function registerCalibOptions(cmd: Command): Command {
     .option('--calib-len <n>', 'positions per calibration window (BOS + text)', String(CALIB_DEFAULTS.len))
     .option('--seed <n>', 'seed of the window sampling', String(CALIB_DEFAULTS.seed))
     .option('--smooth <alpha>', 'SmoothQuant: migrate activation outliers into the weights with strength alpha (0..1)')
-    .option('--calib-device <d>', "where GPTQ's Hessian, factor and column loop run: cpu, cuda or auto (the GPU when usable)", 'auto');
+    .option('--calib-device <d>', "where GPTQ's calibration (layer forward, Hessian, factor, column loop) runs: cpu, cuda or auto (the GPU when usable)", 'auto');
 }
 
 /** A decimal number option. */
