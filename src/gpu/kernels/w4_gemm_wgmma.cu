@@ -114,11 +114,6 @@ DEVI void lds_v4f(u32 addr, float* r) {
   asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]) : "r"(addr));
 }
 DEVI void consumer_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }  // the 2 consumer warpgroups
-DEVI u32 lds_u32(u32 addr) {
-  u32 v;
-  asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
-  return v;
-}
 // K-major operand in 128B-swizzle mode: 128-byte rows, 8-row atoms 1024 B apart (SBO), LBO unused.
 DEVI u64 desc_sw128(u32 addr) {
   return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);

@@ -20,7 +20,7 @@
 // Programmatic dependent launch (sm_90): the weights of the first round are loaded before
 // pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
-// GV_MINB, GV_MINB_V16, GV_UNROLL_1 + GV_UNROLL_2, GV_ACT_L1.
+// GV_MINB, GV_MINB_V16, GV_UNROLL_1 + GV_UNROLL_2, GV_ACT_L1, GV_STAGES.
 
 #include "ptx.cuh"
 
@@ -39,6 +39,9 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #endif
 #ifndef GV_ACT_L1
 #define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
+#endif
+#ifndef GV_STAGES
+#define GV_STAGES 0  // > 0: a per-warp cp.async ring of GV_STAGES k-tiles (weights, activations, scales)
 #endif
 #ifndef GV_UNROLL_1
 #define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
@@ -68,6 +71,9 @@ DEVI void cp_act16(u32 dst, const void* src, u32 src_bytes) {
   else cp_async16_zfill(dst, src, src_bytes);
 }
 DEVI void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> DEVI void cp_async_wait_group() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
 DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
   if (fresh)
     asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
@@ -95,12 +101,10 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
   // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts)
   const int n8 = n0 >> 3, blk = n8 >> 4, rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
   const U4* wrow = Wp + ((u64)blk * 16 * KT + (n8 & 15)) * 32 + lane;  // + kt·rows·32; row n8+1: + 32
-  // Activations go through a per-warp smem buffer: [u][token tile j][token 0..7][128 B], 16-byte
-  // chunk c of a token row stored at chunk c ^ token (conflict-free ldmatrix). Lane l copies chunks
-  // (l % 8) of tokens l / 8 and l / 8 + 4 with cp.async (zero fill past M); ldmatrix.x4 then hands
-  // lane (g, q) the MMA B fragments (bytes 4q.. and 16 + 4q.. of token g) of two k-steps.
-  __shared__ __attribute__((aligned(128))) unsigned char xs[GV_WARPS][GV_UNROLL][NT][8][128];
-  const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
+  // Activations go through a per-warp smem buffer: [u or stage][token tile j][token 0..7][128 B],
+  // 16-byte chunk c of a token row stored at chunk c ^ token (conflict-free ldmatrix). Lane l copies
+  // chunks (l % 8) of tokens l / 8 and l / 8 + 4 with cp.async (zero fill past M); ldmatrix.x4 then
+  // hands lane (g, q) the MMA B fragments (bytes 4q.. and 16 + 4q.. of token g) of two k-steps.
   const int ct = lane >> 3, cc = lane & 7;  // copy: tokens ct, ct + 4; chunk cc
   const signed char* xsrc[NT][2];
   u32 xbytes[NT][2];
@@ -123,87 +127,155 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
 
-  for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
-    U4 w[GV_UNROLL][2];
-    u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
-    // weights first: they do not depend on the preceding kernel, so under programmatic dependent
-    // launch the first round streams while that kernel finishes
+  // one k-tile: the activations' B fragments (ldmatrix from the buffer at xk), 4 k-steps of MMAs on
+  // the two n8 rows' weight words w0/w1, each group folded at its end with its scales s (rows rA, rB)
+  auto ktile = [&](const u32 (&w0)[4], const u32 (&w1)[4], u32 xk, const u32 (&s)[GPT > 0 ? GPT : 1][2]) {
+    u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k-step ks
 #pragma unroll
-    for (int u = 0; u < GV_UNROLL; ++u) {
-      const int kt = kt0 + u * GV_WARPS;
-      if (kt < KT) {
-        const U4* wp = wrow + (u64)kt * rows * 32;
-        w[u][0] = ldg_stream16(wp);
-        w[u][1] = ldg_stream16(wp + 32);
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        u32 r[4];
+        ldsm_x4(xk + (j * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
+      }
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      u32 a[4];
+      unpack_s4(w0[ks], a[0], a[2]);
+      unpack_s4(w1[ks], a[1], a[3]);
+#pragma unroll
+      for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+      if constexpr (GROUPED) {
+        if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
+          const int gi = ks / KS_PER_G;
+          const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(s[gi][0]) : (Acc)(int)s[gi][0];
+          const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(s[gi][1]) : (Acc)(int)s[gi][1];
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const Acc sv = e < 2 ? s0 : s1;
+              if constexpr (MODE == MODE_IS)
+                acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)sv);  // wraps: never (QUANT_SPEC)
+              else
+                acc[j][e] = ffma_rn(i2f_rn(P[j][e]), sv, acc[j][e]);
+            }
+        }
       }
     }
-    if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
-#pragma unroll
-    for (int u = 0; u < GV_UNROLL; ++u) {
-      const int kt = kt0 + u * GV_WARPS;
-      if (kt < KT) {
+  };
+
+  if constexpr (GV_STAGES > 0) {
+    // Per-warp ring of GV_STAGES k-tiles in smem: weights (2 × 16 B per lane), activations and the
+    // 16 rows' group scales all arrive by cp.async, so a warp keeps GV_STAGES − 1 k-tiles in flight
+    // while it computes one, without holding loads in registers. One commit group per k-tile.
+    constexpr int ST = GV_STAGES > 0 ? GV_STAGES : 1, SCW = GPT > 0 ? GPT * 16 : 4;  // SCW: u32 scales per stage (16 rows × groups)
+    __shared__ __attribute__((aligned(128))) unsigned char rx[GV_WARPS][ST][NT][8][128];
+    __shared__ __attribute__((aligned(16))) U4 rw[GV_WARPS][ST][2][32];
+    __shared__ __attribute__((aligned(16))) u32 rs[GV_WARPS][ST][SCW];
+    const u32 xr = smem_addr(&rx[warp][0][0][0][0]), wr = smem_addr(&rw[warp][0][0][0]), sr = smem_addr(&rs[warp][0][0]);
+    const int nk = KT > warp ? (KT - warp + GV_WARPS - 1) / GV_WARPS : 0;  // this warp's k-tiles warp, warp + GV_WARPS, ...
+    auto issue_weights = [&](int i) {  // weights and scales: independent of the preceding kernel
+      if (i >= nk) return;
+      const int kt = warp + i * GV_WARPS, st = i % ST;
+      const U4* wp = wrow + (u64)kt * rows * 32;
+      cp_async16(wr + ((st * 2) * 32 + lane) * 16, wp);
+      cp_async16(wr + ((st * 2 + 1) * 32 + lane) * 16, wp + 32);
+      if constexpr (GROUPED) {
+        if (lane < GPT * 4) {  // 4 lanes per group: rows n0 .. n0 + 15, 16 B each
+          const int gi = lane >> 2, part = lane & 3;
+          cp_async16(sr + (st * SCW + gi * 16 + part * 4) * 4, (const u32*)gsc + (u64)(kt * GPT + gi) * N + n0 + part * 4);
+        }
+      }
+    };
+    auto issue_acts = [&](int i) {  // activations, then the k-tile's commit (empty past the last: uniform counts)
+      if (i < nk) {
+        const int kt = warp + i * GV_WARPS, st = i % ST;
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int tok = ct + 4 * h;
-            cp_act16(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
+            cp_act16(xr + (((st * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
           }
-        if constexpr (GROUPED) {
+      }
+      cp_async_commit();
+    };
+    for (int i = 0; i < ST - 1; ++i) issue_weights(i);
+    pdl_wait();  // the activations are the preceding kernel's output
+    for (int i = 0; i < ST - 1; ++i) issue_acts(i);
+    for (int i = 0; i < nk; ++i) {
+      issue_weights(i + ST - 1);  // into the stage k-tile i − 1 used (its reads ended at the last __syncwarp)
+      issue_acts(i + ST - 1);
+      cp_async_wait_group<ST - 1>();  // k-tile i's group is complete
+      __syncwarp();
+      const int st = i % ST;
+      u32 w0[4], w1[4], sc[GPT > 0 ? GPT : 1][2] = {};
+      lds_v4(wr + ((st * 2) * 32 + lane) * 16, w0);
+      lds_v4(wr + ((st * 2 + 1) * 32 + lane) * 16, w1);
+      if constexpr (GROUPED) {
 #pragma unroll
-          for (int gi = 0; gi < GPT; ++gi) {
-            const u32* s = (const u32*)gsc + (u64)(kt * GPT + gi) * N;
-            sc[u][gi][0] = ldg_u32(s + rA);
-            sc[u][gi][1] = ldg_u32(s + rB);
-          }
+        for (int gi = 0; gi < GPT; ++gi) {
+          sc[gi][0] = lds_u32(sr + (st * SCW + gi * 16 + g) * 4);
+          sc[gi][1] = lds_u32(sr + (st * SCW + gi * 16 + g + 8) * 4);
         }
       }
+      ktile(w0, w1, xr + st * NT * 8 * 128, sc);
+      __syncwarp();  // every lane's reads of this stage are done before it is refilled
     }
-    cp_async_wait_all();
-    __syncwarp();
+  } else {
+    __shared__ __attribute__((aligned(128))) unsigned char xs[GV_WARPS][GV_UNROLL][NT][8][128];
+    const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
+    for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
+      U4 w[GV_UNROLL][2];
+      u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
+      // weights first: they do not depend on the preceding kernel, so under programmatic dependent
+      // launch the first round streams while that kernel finishes
 #pragma unroll
-    for (int u = 0; u < GV_UNROLL; ++u) {
-      if (kt0 + u * GV_WARPS < KT) {
-        u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k-step ks
+      for (int u = 0; u < GV_UNROLL; ++u) {
+        const int kt = kt0 + u * GV_WARPS;
+        if (kt < KT) {
+          const U4* wp = wrow + (u64)kt * rows * 32;
+          w[u][0] = ldg_stream16(wp);
+          w[u][1] = ldg_stream16(wp + 32);
+        }
+      }
+      if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
+      for (int u = 0; u < GV_UNROLL; ++u) {
+        const int kt = kt0 + u * GV_WARPS;
+        if (kt < KT) {
 #pragma unroll
-          for (int p = 0; p < 2; ++p) {
-            u32 r[4];
-            ldsm_x4(xw + ((u * NT + j) * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+          for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
-          }
-        const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
-        const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
-#pragma unroll
-        for (int ks = 0; ks < 4; ++ks) {
-          u32 a[4];
-          unpack_s4(w0[ks], a[0], a[2]);
-          unpack_s4(w1[ks], a[1], a[3]);
-#pragma unroll
-          for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+            for (int h = 0; h < 2; ++h) {
+              const int tok = ct + 4 * h;
+              cp_act16(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
+            }
           if constexpr (GROUPED) {
-            if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
-              const int gi = ks / KS_PER_G;
-              const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][0]) : (Acc)(int)sc[u][gi][0];
-              const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(sc[u][gi][1]) : (Acc)(int)sc[u][gi][1];
 #pragma unroll
-              for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                  const Acc s = e < 2 ? s0 : s1;
-                  if constexpr (MODE == MODE_IS)
-                    acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)s);  // wraps: never (QUANT_SPEC)
-                  else
-                    acc[j][e] = ffma_rn(i2f_rn(P[j][e]), s, acc[j][e]);
-                }
+            for (int gi = 0; gi < GPT; ++gi) {
+              const u32* sp = (const u32*)gsc + (u64)(kt * GPT + gi) * N;
+              sc[u][gi][0] = ldg_u32(sp + rA);
+              sc[u][gi][1] = ldg_u32(sp + rB);
             }
           }
         }
       }
+      cp_async_wait_all();
+      __syncwarp();
+#pragma unroll
+      for (int u = 0; u < GV_UNROLL; ++u) {
+        if (kt0 + u * GV_WARPS < KT) {
+          const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
+          const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
+          ktile(w0, w1, xw + u * NT * 8 * 128, sc[u]);
+        }
+      }
+      __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
     }
-    __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
   }
 
   pdl_wait();     // (warps past the last k-tile) sx and residual come from preceding kernels too
