@@ -199,6 +199,9 @@ test('w4_gemv.cu: block constants agree with the planner; entries for every kind
   const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
   assert.equal(W4_TILES.v8.bn, def('GV_ROWS'));
   assert.equal(W4_TILES.v8.threads, def('GV_THREADS'));
+  assert.equal(W4_TILES.v16.threads, 32 * def('GV_WARPS_V16'));  // W4A8's v16 ring
+  assert.deepEqual([planW4Gemm('w4a8-is', 128, 16, 4096, 4096).block, planW4Gemm('w4a16', 128, 16, 4096, 4096).block, planW4Gemm('w4a16', 128, 4, 4096, 4096).block],
+    [[128, 1, 1], [256, 1, 1], [256, 1, 1]]);  // W4A16's v16 keeps 8 warps
   for (const [kind, group] of [['w4a8-is', 128], ['w4a8-is', 64], ['w4a8-is', 32], ['w4a8-fs', 128], ['w4a8-fs', 64], ['w4a8-fs', 32], ['w4a8-pc', 128]] as const) {
     const base = w4EntryName(kind, group, 'v8').replace(/_v8$/, '');
     assert.ok(new RegExp(`GV_ENTRY\\(${base}, MODE_\\w+, ${group}\\)`).test(src), `${base} missing in w4_gemv.cu`);

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
         signed char* shift = fill<signed char>(N, 4, 8, 16);
         float* sx; CK(cudaMalloc(&sx, M * 4)); CK(cudaMemset(sx, 0, M * 4));
         unsigned short* out; CK(cudaMalloc(&out, (size_t)M * N * 2));
+        const int threads = a16 || M <= 8 ? GV_THREADS : 32 * GV_WARPS_V16;  // W4A8's v16: the ring's block
         auto fn = a16 ? (M <= 8 ? w4a16_gemm_g128_v8 : w4a16_gemm_g128_v16) : (M <= 8 ? w4a8_gemm_is_g128_v8 : w4a8_gemm_is_g128_v16);
         cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
         std::vector<float> t;
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
           cudaEventRecord(e0);
           for (int l = 0; l < 50; ++l) {
             const int c = l % COPIES;
-            fn<<<N / 16, GV_THREADS>>>(A, sx, (const U4*)(W + (size_t)c * N * K / 2), (const char*)S + (size_t)c * (K / 128) * N * sBytes, shift,
+            fn<<<N / 16, threads>>>(A, sx, (const U4*)(W + (size_t)c * N * K / 2), (const char*)S + (size_t)c * (K / 128) * N * sBytes, shift,
                                         nullptr, out, nullptr, nullptr, M, N, K);
           }
           cudaEventRecord(e1); CK(cudaEventSynchronize(e1));

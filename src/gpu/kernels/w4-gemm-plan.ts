@@ -35,7 +35,7 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   w: { bm: 128, bn: 128, threads: 384, stages: 6 },
   w64: { bm: 64, bn: 128, threads: 384, stages: 6 },
   v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
-  v16: { bm: 16, bn: 16, threads: 256, stages: 0 },
+  v16: { bm: 16, bn: 16, threads: 128, stages: 0 },  // W4A8's ring; W4A16's v16 runs 256 (gemvThreads)
 };
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
@@ -49,6 +49,11 @@ export const W4_WGMMA_MIN_M = 17;
 /** Tiles of the wgmma kernels (w4_gemm_wgmma.cu). */
 function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
   return tile === 'w' || tile === 'w64';
+}
+
+/** Threads of a v8/v16 block: W4A16's v16 keeps v8's 8 warps (w4_gemv.cu: only W4A8's v16 has the 4-warp ring). */
+function gemvThreads(kind: string, tile: 'v8' | 'v16'): number {
+  return tile === 'v16' && kind === 'w4a16' ? W4_TILES.v8.threads : W4_TILES[tile].threads;
 }
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
@@ -245,7 +250,7 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     entry: w4EntryName(mode, group, tile),
     tile,
     grid,
-    block: [t.threads, 1, 1],
+    block: [isGemvTile(tile) ? gemvThreads(kind, tile) : t.threads, 1, 1],
     smem: w4SmemBytes(mode, group, tile),
     splits,
     workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,

@@ -4,23 +4,29 @@
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
-//   are unused. grid = (N/16), block = 256, no dynamic smem. Limits: M ≤ 8 (tile v8) or M ≤ 16
-//   (tile v16), N % 16 == 0, K % 128 == 0.
+//   are unused. grid = (N/16), block = 256 (v8, and v16 W4A16) or 32·GV_WARPS_V16 = 128 (v16
+//   W4A8), no dynamic smem. Limits: M ≤ 8 (tile v8) or M ≤ 16 (tile v16), N % 16 == 0, K % 128 == 0.
 //
 // Design: a block owns 16 weight rows (one m16 MMA tile: the weights are the A operand, so the
 // repacked chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) and all tokens
-// (one or two n8 tiles of the B operand). Its 8 warps split K: warp w takes k-tiles w, w+8, ...,
-// in rounds of GV_UNROLL_1 (M ≤ 8) or GV_UNROLL_2 (M ≤ 16) k-tiles: weights (2 × 16 B per lane per
-// k-tile, straight into registers), activations (cp.async into a per-warp smem buffer, read back as
-// MMA fragments with ldmatrix) and group scales are all requested before any is computed; with
-// up to 3 blocks per SM that keeps enough bytes in flight to cover HBM latency without split-K. mma.sync m16n8k32 per 32-wide k-step; at the
-// end of each group the int32 partial sums are folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)).
-// The 8 warps' sums are added in warp order through smem (int32: exact; FS: a fixed order), and
-// warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional residual).
+// (one or two n8 tiles of the B operand). Its warps split K: warp w of W takes k-tiles w, w+W, ...
+// Two ways to stream them:
+// - rounds (v8: 8 warps): GV_UNROLL_1 k-tiles per warp per round, weights (2 × 16 B per lane per
+//   k-tile) straight into registers, activations by cp.async into a per-warp smem buffer (read back
+//   as MMA fragments with ldmatrix) and group scales, all requested before any is computed; 3–4
+//   blocks per SM keep enough bytes in flight without split-K.
+// - a ring (v16 W4A8: 4 warps, GV_STAGES_V16 = 3): weights, activations and the row tile's group
+//   scales of each k-tile arrive by cp.async in a per-warp smem stage, so a warp has 2 k-tiles in
+//   flight while it computes one, without registers held across the wait.
+// mma.sync m16n8k32 per 32-wide k-step; at the end of each group the int32 partial sums are folded
+// (IS: one IMAD with ŝ; FS: fma(fp32(P), s)). The warps' sums are added in warp order through smem
+// (int32: exact; FS: a fixed order), and warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional
+// residual).
 // Programmatic dependent launch (sm_90): the weights of the first round are loaded before
 // pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
-// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
-// GV_MINB, GV_MINB_V16, GV_UNROLL_1 + GV_UNROLL_2, GV_ACT_L1, GV_STAGES.
+// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS (v8,
+// W4A16 v16), GV_STAGES_V16 + GV_WARPS_V16 (v16 W4A8), GV_MINB, GV_MINB_V16, GV_MINB_RING,
+// GV_UNROLL_1 + GV_UNROLL_2, GV_ACT_L1.
 
 #include "ptx.cuh"
 
@@ -40,8 +46,12 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #ifndef GV_ACT_L1
 #define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
 #endif
-#ifndef GV_STAGES
-#define GV_STAGES 0  // > 0: a per-warp cp.async ring of GV_STAGES k-tiles (weights, activations, scales)
+#ifndef GV_STAGES_V16
+#define GV_STAGES_V16 3  // v16 W4A8 (IS/FS/PC): a per-warp cp.async ring of 3 k-tiles (weights,
+#define GV_WARPS_V16 4   // activations, scales) with 4 warps; H200: M = 16 median 7% faster, 15% on
+#endif                   // long K (h200-gemm-probe-gemv-ring-01f17d6.txt). 0 / 8: the round loop
+#ifndef GV_MINB_RING
+#define GV_MINB_RING 4   // blocks per SM asked of the 128-thread ring: no register cap in practice
 #endif
 #ifndef GV_UNROLL_1
 #define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
@@ -86,7 +96,7 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
 }
 
 
-template <int MODE, int G, int NT>
+template <int MODE, int G, int NT, int WARPS, int STAGES>
 DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                     u16* __restrict__ out, int M, int N, int K) {
@@ -167,19 +177,19 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     }
   };
 
-  if constexpr (GV_STAGES > 0) {
-    // Per-warp ring of GV_STAGES k-tiles in smem: weights (2 × 16 B per lane), activations and the
-    // 16 rows' group scales all arrive by cp.async, so a warp keeps GV_STAGES − 1 k-tiles in flight
+  if constexpr (STAGES > 0) {
+    // Per-warp ring of STAGES k-tiles in smem: weights (2 × 16 B per lane), activations and the
+    // 16 rows' group scales all arrive by cp.async, so a warp keeps STAGES − 1 k-tiles in flight
     // while it computes one, without holding loads in registers. One commit group per k-tile.
-    constexpr int ST = GV_STAGES > 0 ? GV_STAGES : 1, SCW = GPT > 0 ? GPT * 16 : 4;  // SCW: u32 scales per stage (16 rows × groups)
-    __shared__ __attribute__((aligned(128))) unsigned char rx[GV_WARPS][ST][NT][8][128];
-    __shared__ __attribute__((aligned(16))) U4 rw[GV_WARPS][ST][2][32];
-    __shared__ __attribute__((aligned(16))) u32 rs[GV_WARPS][ST][SCW];
+    constexpr int ST = STAGES > 0 ? STAGES : 1, SCW = GPT > 0 ? GPT * 16 : 4;  // SCW: u32 scales per stage (16 rows × groups)
+    __shared__ __attribute__((aligned(128))) unsigned char rx[WARPS][ST][NT][8][128];
+    __shared__ __attribute__((aligned(16))) U4 rw[WARPS][ST][2][32];
+    __shared__ __attribute__((aligned(16))) u32 rs[WARPS][ST][SCW];
     const u32 xr = smem_addr(&rx[warp][0][0][0][0]), wr = smem_addr(&rw[warp][0][0][0]), sr = smem_addr(&rs[warp][0][0]);
-    const int nk = KT > warp ? (KT - warp + GV_WARPS - 1) / GV_WARPS : 0;  // this warp's k-tiles warp, warp + GV_WARPS, ...
+    const int nk = KT > warp ? (KT - warp + WARPS - 1) / WARPS : 0;  // this warp's k-tiles warp, warp + WARPS, ...
     auto issue_weights = [&](int i) {  // weights and scales: independent of the preceding kernel
       if (i >= nk) return;
-      const int kt = warp + i * GV_WARPS, st = i % ST;
+      const int kt = warp + i * WARPS, st = i % ST;
       const U4* wp = wrow + (u64)kt * rows * 32;
       cp_async16(wr + ((st * 2) * 32 + lane) * 16, wp);
       cp_async16(wr + ((st * 2 + 1) * 32 + lane) * 16, wp + 32);
@@ -192,7 +202,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     };
     auto issue_acts = [&](int i) {  // activations, then the k-tile's commit (empty past the last: uniform counts)
       if (i < nk) {
-        const int kt = warp + i * GV_WARPS, st = i % ST;
+        const int kt = warp + i * WARPS, st = i % ST;
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -226,16 +236,16 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
       __syncwarp();  // every lane's reads of this stage are done before it is refilled
     }
   } else {
-    __shared__ __attribute__((aligned(128))) unsigned char xs[GV_WARPS][GV_UNROLL][NT][8][128];
+    __shared__ __attribute__((aligned(128))) unsigned char xs[WARPS][GV_UNROLL][NT][8][128];
     const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
-    for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * GV_UNROLL) {
+    for (int kt0 = warp; kt0 < KT; kt0 += WARPS * GV_UNROLL) {
       U4 w[GV_UNROLL][2];
       u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
       // weights first: they do not depend on the preceding kernel, so under programmatic dependent
       // launch the first round streams while that kernel finishes
 #pragma unroll
       for (int u = 0; u < GV_UNROLL; ++u) {
-        const int kt = kt0 + u * GV_WARPS;
+        const int kt = kt0 + u * WARPS;
         if (kt < KT) {
           const U4* wp = wrow + (u64)kt * rows * 32;
           w[u][0] = ldg_stream16(wp);
@@ -245,7 +255,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
       if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
 #pragma unroll
       for (int u = 0; u < GV_UNROLL; ++u) {
-        const int kt = kt0 + u * GV_WARPS;
+        const int kt = kt0 + u * WARPS;
         if (kt < KT) {
 #pragma unroll
           for (int j = 0; j < NT; ++j)
@@ -268,7 +278,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
       __syncwarp();
 #pragma unroll
       for (int u = 0; u < GV_UNROLL; ++u) {
-        if (kt0 + u * GV_WARPS < KT) {
+        if (kt0 + u * WARPS < KT) {
           const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
           const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
           ktile(w0, w1, xw + u * NT * 8 * 128, sc[u]);
@@ -281,7 +291,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
   pdl_wait();     // (warps past the last k-tile) sx and residual come from preceding kernels too
   pdl_trigger();  // the next kernel may launch while this one reduces and writes
   // the 8 warps' sums, added in warp order
-  __shared__ Acc red[GV_WARPS][NT * 4][32];
+  __shared__ Acc red[WARPS][NT * 4][32];
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -302,7 +312,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     for (int e = 0; e < 4; ++e) {
       Acc v = red[0][j * 4 + e][lane];
 #pragma unroll
-      for (int w = 1; w < GV_WARPS; ++w) {
+      for (int w = 1; w < WARPS; ++w) {
         if constexpr (MODE == MODE_FS) v = fadd_rn(v, red[w][j * 4 + e][lane]);
         else v = (int)((u32)v + (u32)red[w][j * 4 + e][lane]);
       }
@@ -457,10 +467,11 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
 #define GV_ENTRY(NAME, MODE, G)                                                                         \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
-    gemv_body<MODE, G, 1>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
+    gemv_body<MODE, G, 1, GV_WARPS, 0>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);  \
   }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, G == 128 ? GV_MINB_V16 : GV_MINB) NAME##_v16(GV_PARAMS) { \
-    gemv_body<MODE, G, 2>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
+  extern "C" __global__ void __launch_bounds__(32 * GV_WARPS_V16,                                       \
+      GV_STAGES_V16 > 0 ? GV_MINB_RING : G == 128 ? GV_MINB_V16 : GV_MINB) NAME##_v16(GV_PARAMS) {       \
+    gemv_body<MODE, G, 2, GV_WARPS_V16, GV_STAGES_V16>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K); \
   }
 
 #define GV_ENTRY_A16(NAME)                                                                              \
