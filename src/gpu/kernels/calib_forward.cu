@@ -22,6 +22,8 @@
 //   calib_dequant(const signed char* q, const float* scales, float* out, int N, int K, int G)
 //       out[n, k] = q[n, k] · scales[n, k / G] (exact: |q| ≤ 7, fp16-exact scales)
 
+#include "ptx.cuh"
+
 #define CF_THREADS 256
 #define AT_ROWS 8     // query rows (warps) per attention block: they share each K/V tile
 #define AT_KEYS 32    // keys per K/V tile: one per lane
