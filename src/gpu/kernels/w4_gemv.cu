@@ -40,8 +40,8 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #define GV_MINB 3    // blocks per SM (__launch_bounds__): caps registers at 80
 #endif
 #ifndef GV_MINB_V16
-#define GV_MINB_V16 4  // v16 at g128, PC and W4A16: 4 blocks (<= 64 registers, no spills; H200 probe:
-                       // IS M = 16 up to 8% faster, gpu-dev/experiments/gemv). g32/g64 spill there: GV_MINB
+#define GV_MINB_V16 4  // 8-warp v16 (W4A16; W4A8 g128/PC with GV_STAGES_V16 = 0): 4 blocks (<= 64
+                       // registers, no spills; H200: IS M = 16 up to 8% faster). g32/g64 spill there: GV_MINB
 #endif
 #ifndef GV_ACT_L1
 #define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
