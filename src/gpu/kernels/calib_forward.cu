@@ -75,6 +75,16 @@ calib_rope(float* __restrict__ v, const float* __restrict__ cos_t, const float* 
   }
 }
 
+// Rows j0 .. j0 + AT_KEYS − 1 of KV head g of one window's k or v (zeros past tLast) into a shared
+// tile with row stride ld; the whole block copies.
+__device__ __forceinline__ void load_kv_tile(float* tile, int ld, const float* __restrict__ src, i64 r0, int j0, int tLast,
+                                             int kvDim, int g, int hd) {
+  for (int e = threadIdx.x; e < AT_KEYS * hd; e += 32 * AT_ROWS) {
+    const int j = e / hd, d = e % hd;
+    tile[j * ld + d] = j0 + j <= tLast ? src[(r0 + j0 + j) * kvDim + (i64)g * hd + d] : 0.0f;
+  }
+}
+
 // One warp per query row t of head h in window s; the block's AT_ROWS rows t0.. share each tile of
 // AT_KEYS keys (and values) in shared memory. Three passes per row, as the CPU: the scores of every
 // key the row sees into shared memory, the softmax (max, e = exp((x − max)·scale) in double, Σe in
@@ -100,10 +110,7 @@ calib_attention(const float* __restrict__ q, const float* __restrict__ k, const 
   const double scale = 1.0 / sqrt((double)hd);
   for (int j0 = jFirst - jFirst % AT_KEYS; j0 <= tLast; j0 += AT_KEYS) {
     __syncthreads();
-    for (int e = threadIdx.x; e < AT_KEYS * hd; e += 32 * AT_ROWS) {
-      const int j = e / hd, d = e % hd;
-      kt[j * ld + d] = j0 + j <= tLast ? k[(r0 + j0 + j) * kvDim + (i64)g * hd + d] : 0.0f;
-    }
+    load_kv_tile(kt, ld, k, r0, j0, tLast, kvDim, g, hd);
     __syncthreads();
     const int j = j0 + lane;
     if (live && j >= jLo && j <= t) {
@@ -133,10 +140,7 @@ calib_attention(const float* __restrict__ q, const float* __restrict__ k, const 
   for (int i = 0; i < AT_MAX_HD / 32; i++) acc[i] = 0.0f;
   for (int j0 = jFirst - jFirst % AT_KEYS; j0 <= tLast; j0 += AT_KEYS) {
     __syncthreads();
-    for (int e = threadIdx.x; e < AT_KEYS * hd; e += 32 * AT_ROWS) {
-      const int j = e / hd, d = e % hd;
-      vt[j * hd + d] = j0 + j <= tLast ? v[(r0 + j0 + j) * kvDim + (i64)g * hd + d] : 0.0f;
-    }
+    load_kv_tile(vt, hd, v, r0, j0, tLast, kvDim, g, hd);
     __syncthreads();
     if (!live) continue;
     const int jEnd = min(AT_KEYS, t - j0 + 1);
