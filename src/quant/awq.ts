@@ -7,8 +7,11 @@
 // 2. clip search per (output channel, group): absmax → fp32(r·absmax), r ∈ {1.00, 0.95, ..., 0.50},
 //    minimizing the group's output error dᵀ·H_g·d (H_g the group's diagonal block of H; ties: the
 //    larger r). Quantization itself is the spec's: s = fp16(absmax'/7), q = clamp(rint(w/s), ±7).
+// Both read H in fp32 (hessian.ts hessianF32, hessianBlocksF32): the search the whole matrix, in the
+// heap, the clip only its diagonal blocks (K·G values).
 // The caller folds diag(s)⁻¹ into whatever produces the input (calibrate.ts).
-import { heapFree, matmulF32, toHeap } from '../core/matmul.ts';
+import { fail } from '../core/errors.ts';
+import { heapF32, heapFree, matmulF32, toHeap } from '../core/matmul.ts';
 import { rintClamp } from './fp32.ts';
 import { clipGroupScales, CLIP_SEARCH_RATIOS } from './group-clip.ts';
 import { dequantize, QMAX_W, quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
@@ -21,21 +24,21 @@ export interface LinearWeight {
   N: number;
 }
 
-/** Σ_n Δw_n·H·Δw_nᵀ with one fp32 matmul (H symmetric, given as fp32) and a float64 sum. */
-export function outputError(dw: Float32Array, N: number, K: number, hF32: Float32Array): number {
-  const t = matmulF32(dw, N, K, hF32, K);
+/** Σ_n Δw_n·H·Δw_nᵀ with one fp32 matmul (H symmetric, given as fp32; ΔW·H into `out` when given) and a float64 sum. */
+export function outputError(dw: Float32Array, N: number, K: number, hF32: Float32Array, out?: Float32Array): number {
+  const t = matmulF32(dw, N, K, hF32, K, out);
   let total = 0;
   for (let i = 0; i < N * K; i++) total += t[i]! * dw[i]!;
   return total;
 }
 
-/** ΔW of RTN applied to W·diag(s), mapped back: Q(W·diag(s))·diag(s)⁻¹ − W. */
-function scaledRtnDelta(w: Float32Array, N: number, K: number, s: Float32Array, group: number): Float32Array {
-  const ws = new Float32Array(N * K);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) ws[n * K + k] = w[n * K + k]! * s[k]!;
-  const dq = dequantize(quantizeRtn(ws, N, K, { group }));
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) dq[n * K + k] = dq[n * K + k]! / s[k]! - w[n * K + k]!;
-  return dq;
+/** ΔW of RTN applied to W·diag(s), mapped back: Q(W·diag(s))·diag(s)⁻¹ − W, into dw [N, K] (`rtn`: RTN's output arrays, reused). */
+function scaledRtnDelta(w: Float32Array, N: number, K: number, s: Float32Array, group: number, dw: Float32Array,
+                        rtn: { q: Int8Array; scales: Float32Array }): Float32Array {
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) dw[n * K + k] = w[n * K + k]! * s[k]!;
+  dequantize(quantizeRtn(dw, N, K, { group }, rtn), dw);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) dw[n * K + k] = dw[n * K + k]! / s[k]! - w[n * K + k]!;
+  return dw;
 }
 
 export interface AwqScaleResult {
@@ -47,10 +50,16 @@ export interface AwqScaleResult {
   lossRtn: number;
 }
 
-/** Search AWQ's per-input-channel scales for linears sharing an input with Gram matrix h and mean |x|. */
-export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: Float64Array, absMean: Float64Array,
+/** Search AWQ's per-input-channel scales for linears sharing an input with fp32 Hessian h [K, K]
+ *  (InputStats.hessianF32: in the heap, where the matmuls read it in place) and mean |x|. */
+export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: Float32Array, absMean: Float64Array,
                                 group: number, grid = AWQ_GRID): AwqScaleResult {
-  const hh = toHeap(Float32Array.from(h)); // in the heap once, not copied per α and linear (K×K fp32: 485 MB at K = 11008)
+  const hh = toHeap(h); // in the heap once, not copied per α and linear (K×K fp32: 485 MB at K = 11008)
+  // one set of scratch for every α and linear (N×K each: 180 MB at 7B's down_proj): ΔW and ΔW·H in
+  // the heap, where the matmul works on them in place, and RTN's int4 values and scales
+  const maxN = Math.max(...linears.map((l) => l.N)), groups = K / resolveGroupSize(group, K);
+  const dw = heapF32(maxN * K), t = heapF32(maxN * K);
+  const rtn = { q: new Int8Array(maxN * K), scales: new Float32Array(maxN * groups) };
   let best: AwqScaleResult | undefined;
   let lossRtn = NaN;
   try {
@@ -67,22 +76,29 @@ export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: 
       const norm = Math.sqrt(max * min);
       for (let k = 0; k < K; k++) s[k] = s[k]! / norm;
       let loss = 0;
-      for (const l of linears) loss += outputError(scaledRtnDelta(l.w, l.N, K, s, group), l.N, K, hh);
+      for (const l of linears) {
+        const n = l.N * K, into = { q: rtn.q.subarray(0, n), scales: rtn.scales.subarray(0, l.N * groups) };
+        loss += outputError(scaledRtnDelta(l.w, l.N, K, s, group, dw.subarray(0, n), into), l.N, K, hh, t);
+      }
       if (i === 0) lossRtn = loss;
       if (!best || loss < best.loss) best = { scales: s, alpha, loss, lossRtn: 0 };
     }
   } finally {
-    heapFree(hh);
+    heapFree(dw);
+    heapFree(t);
+    if (hh !== h) heapFree(hh);
   }
   return { ...best!, lossRtn };
 }
 
-/** Quantize W[N, K] with the clip ratio per (channel, group) that minimizes the group's output error (group-clip.ts). */
-export function awqClipQuantize(w: Float32Array, N: number, K: number, h: Float64Array, group: number, name = 'weight'): QuantizedWeight {
+/** Quantize W[N, K] with the clip ratio per (channel, group) that minimizes the group's output error (group-clip.ts),
+ *  from the Hessian's diagonal blocks hBlocks, fp32 [K/G, G, G] (InputStats.hessianBlocksF32). */
+export function awqClipQuantize(w: Float32Array, N: number, K: number, hBlocks: Float32Array, group: number, name = 'weight'): QuantizedWeight {
   const G = resolveGroupSize(group, K, name), groups = K / G;
+  if (hBlocks.length !== K * G) fail(name, `Hessian blocks have ${hBlocks.length} values, expected ${groups}x${G}x${G}`);
   const q = new Int8Array(N * K), scales = new Float32Array(N * groups);
   for (let g = 0; g < groups; g++) {
-    const k0 = g * G, best = clipGroupScales(w, N, K, k0, G, h, K);
+    const k0 = g * G, best = clipGroupScales(w, N, K, k0, G, hBlocks.subarray(g * G * G, (g + 1) * G * G));
     for (let n = 0; n < N; n++) {
       const s = best[n]!;
       scales[n * groups + g] = s;

@@ -20,12 +20,13 @@
 // The forward's arithmetic goes through LayerOps (calib-ops.ts): the CPU's (calib-ops-cpu.ts), or the
 // GPTQ device's (its activations stay on the device: the CUDA one's, src/gpu/calib/layer-ops.ts).
 import { fail } from '../core/errors.ts';
+import { heapFree } from '../core/matmul.ts';
 import { collectDropped, dropped } from '../core/gc.ts';
 import { memTrace } from '../core/mem-trace.ts';
 import { roundToF16 } from '../core/dtype.ts';
 import type { Model } from '../model/llama.ts';
 import { modelCalibrationSource, type CalibrationSource } from './calib-source.ts';
-import { awqClipQuantize, awqSearchScales, type LinearWeight } from './awq.ts';
+import { awqClipQuantize, awqSearchScales, type AwqScaleResult, type LinearWeight } from './awq.ts';
 import { gptqQuantize, prepareHessian, type PreparedHessian } from './gptq.ts';
 import { prepareHessianFromGram, releasePrepared } from './gptq-gram.ts';
 import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
@@ -130,19 +131,27 @@ export function foldIntoNorm(gamma: Float32Array, s: Float32Array): Float32Array
   return r;
 }
 
-/** The input becomes x·r: the weights' columns are divided by r, the statistics scaled. */
+/** The input becomes x·r: the weights' columns are divided by r, the statistics scaled (in the heap). */
 function applyInputScale(r: Float32Array, linears: LinearWeight[], stats: InputStats): void {
   const K = r.length;
   for (const { w, N } of linears) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w[n * K + k] = w[n * K + k]! / r[k]!;
-  if (stats.withChannels) for (let k = 0; k < K; k++) { stats.absSum[k]! *= r[k]!; stats.absMax[k]! *= r[k]!; }
-  if (stats.withGram) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) stats.gram[i * K + j]! *= r[i]! * r[j]!;
+  stats.scale(r);
 }
 
-/** The per-input-channel scales s (W·diag(s), x/s) of --smooth and AWQ, in that order, combined. */
-function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputStats, fold: (s: Float32Array) => Float32Array): number | undefined {
+/** The per-input-channel scales s (W·diag(s), x/s) of --smooth and AWQ, in that order, combined.
+ *  AWQ's search reads an fp32 Hessian made from the Gram matrix in the heap. `lastUse`: nothing reads
+ *  the Gram matrix after the search (down_proj's preview), so the fp32 Hessian is written over it;
+ *  otherwise (GPTQ's factor and AWQ's clip blocks come from the scaled Gram matrix) it is a copy. */
+function channelScales(o: MethodOptions, linears: LinearWeight[], stats: InputStats, lastUse: boolean, fold: (s: Float32Array) => Float32Array): number | undefined {
   if (o.smooth !== undefined) applyInputScale(fold(smoothScales(stats.absMax, linears, stats.K, o.smooth)), linears, stats);
   if (!searchesAwqScales(o)) return undefined;
-  const found = awqSearchScales(linears, stats.K, stats.hessian(), stats.absMean(), o.group);
+  const h = stats.hessianF32(lastUse);
+  let found: AwqScaleResult;
+  try {
+    found = awqSearchScales(linears, stats.K, h, stats.absMean(), o.group);
+  } finally {
+    heapFree(h);
+  }
   applyInputScale(fold(found.scales), linears, stats);
   return found.alpha;
 }
@@ -157,8 +166,8 @@ class GroupQuantizer {
   /** `deviceGram`: the input's Gram matrix on the GPTQ device (deviceGram), else the device gets the CPU's Hessian */
   constructor(private readonly o: MethodOptions, stats: InputStats, private readonly deviceGram?: DeviceGram) { this.K = stats.K; this.stats = stats; }
 
-  /** AWQ's clip objective, computed once per input (the same values hessian() gives per call) */
-  private h: Float64Array | undefined;
+  /** AWQ's clip objective: the Hessian's diagonal blocks, fp32, computed once per input */
+  private hBlocks: Float32Array | undefined;
 
   quantize(w: Float32Array, N: number, name: string, isQueryOrKey = false): QuantizedWeight {
     const K = this.K, o = this.o;
@@ -180,17 +189,17 @@ class GroupQuantizer {
     }
     // AWQ skips the clip search for q/k (their output error does not measure the attention scores')
     if (o.method === 'awq' && !isQueryOrKey) {
-      this.h ??= this.stats!.hessian(true);
-      return awqClipQuantize(w, N, K, this.h, o.group, name);
+      this.hBlocks ??= this.stats!.hessianBlocksF32(resolveGroupSize(o.group, K, name));
+      return awqClipQuantize(w, N, K, this.hBlocks, o.group, name);
     }
     return quantizeRtn(w, N, K, { group: o.group, clip: o.clip ?? false, name });
   }
 
   /** Drops the statistics, Hessian and factor once the input's linears are done (K×K float64 each). */
   release(): void {
-    if (this.prepared || this.h || this.stats?.withGram) dropped(8 * this.K * this.K);
+    if (this.prepared || this.stats?.withGram) dropped(8 * this.K * this.K);
     if (this.prepared) releasePrepared(this.prepared);
-    this.prepared = this.h = this.stats = undefined;
+    this.prepared = this.hBlocks = this.stats = undefined;
   }
 }
 
@@ -284,7 +293,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       // q/k/v: input = input_layernorm(x)
       const sa = collect(dim, gram, channels), devA = deviceGram(o, dim);
       for (const ch of chunks) feed(normed(ga, ch), sa, devA);
-      const alphaA = channelScales(o, [wq, wk, wv], sa, (s) => foldIntoNorm(ga, s));
+      const alphaA = channelScales(o, [wq, wk, wv], sa, false, (s) => foldIntoNorm(ga, s));
       const qa = quantizer(sa, devA);
       const dq = put('self_attn.q_proj', wq, qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
       const dk = put('self_attn.k_proj', wk, qa.quantize(wk.w, kvDim, `${pre}self_attn.k_proj`, true));
@@ -323,7 +332,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
       let down: LinearWeight | undefined; // read here only if the fold needs it early
       const wdOf = () => (down ??= { w: L.w2, N: dim });
-      const alphaC = channelScales(o, [wg, wu], sc, (s) => foldIntoNorm(gf, s));
+      const alphaC = channelScales(o, [wg, wu], sc, false, (s) => foldIntoNorm(gf, s));
       let alphaD: number | undefined;
       if (folds) {
         // down's per-channel scales, folded into up's rows before up is quantized: from a preview
@@ -333,7 +342,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         for (const ch of previewChunks) feed(mlp(gf, ch, pg, pu), sp, undefined);
         ops.freeWeight(pg);
         ops.freeWeight(pu);
-        alphaD = channelScales(o, [wdOf()], sp, (s) => {
+        alphaD = channelScales(o, [wdOf()], sp, true, (s) => {
           const r = Float32Array.from(s, (v) => 1 / v);
           for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
           return r;

@@ -26,7 +26,7 @@ import { runTasks } from '../core/matmul-pool.ts';
 import { GPTQ_PARAM_WORDS, TASK_GPTQ_COLUMNS } from '../core/pool-tasks.ts';
 import { memTrace } from '../core/mem-trace.ts';
 import { ptr, releaseScratch, scratchF32, scratchF64 } from '../core/wasm-heap.ts';
-import { clipGroupScales } from './group-clip.ts';
+import { clipGroupScales, hessianBlock } from './group-clip.ts';
 import { inverseCholeskyUpper } from './linalg.ts';
 import { resolveGroupSize, scaleFromAbsmax, type QuantizedWeight } from './rtn.ts';
 
@@ -137,7 +137,7 @@ function staticClipScales(w: Float64Array, N: number, K: number, G: number, h: F
   const groups = K / G;
   const s = new Float32Array(N * groups);
   for (let g = 0; g < groups; g++) {
-    const best = clipGroupScales(w, N, K, g * G, G, h, K);
+    const best = clipGroupScales(w, N, K, g * G, G, hessianBlock(h, K, g * G, G));
     for (let n = 0; n < N; n++) s[n * groups + g] = best[n]!;
   }
   return s;
@@ -196,7 +196,7 @@ export function gptqQuantize(w: Float32Array, N: number, K: number, ph: Prepared
         if (i % G !== 0) continue;
         columns(i1, i2, c0, i);
         c0 = i;
-        const g = i / G, clipped = opts.clip ? clipGroupScales(wp, N, K, i, G, ph.h!, K) : undefined;
+        const g = i / G, clipped = opts.clip ? clipGroupScales(wp, N, K, i, G, hessianBlock(ph.h!, K, i, G)) : undefined;
         for (let n = 0; n < N; n++) {
           let m = 0;
           for (let k = i; k < i + G; k++) m = Math.max(m, Math.abs(Math.fround(wp[n * K + k]!)));

@@ -10,15 +10,20 @@ import { QMAX_W, scaleFromAbsmax } from './rtn.ts';
 
 export const CLIP_SEARCH_RATIOS: readonly number[] = Array.from({ length: 11 }, (_, i) => Math.fround((20 - i) / 20));
 
-/**
- * Best scale per row for the group of columns [k0, k0+G) of W (row-major, row stride `ld`).
- * `h` is the [K, K] Hessian (row-major, any symmetric positive semi-definite matrix over the same
- * columns); only its block [k0, k0+G)² is read. Returns one fp16-exact scale per row.
- */
-export function clipGroupScales(w: Float32Array | Float64Array, N: number, ld: number, k0: number, G: number,
-                                h: Float64Array, K: number): Float32Array {
+/** The block [k0, k0+G)² of a full [K, K] Hessian (row-major) as fp32 [G, G], as clipGroupScales reads it. */
+export function hessianBlock(h: Float64Array, K: number, k0: number, G: number): Float32Array {
   const hg = new Float32Array(G * G);
   for (let i = 0; i < G; i++) for (let j = 0; j < G; j++) hg[i * G + j] = h[(k0 + i) * K + k0 + j]!;
+  return hg;
+}
+
+/**
+ * Best scale per row for the group of columns [k0, k0+G) of W (row-major, row stride `ld`).
+ * `hg` is the group's [G, G] block of the Hessian in fp32 (of any symmetric positive semi-definite
+ * matrix over W's columns: hessianBlock, or InputStats.hessianBlocksF32). Returns one fp16-exact scale per row.
+ */
+export function clipGroupScales(w: Float32Array | Float64Array, N: number, ld: number, k0: number, G: number,
+                                hg: Float32Array): Float32Array {
   const absmax = new Float32Array(N), d = new Float32Array(N * G);
   const bestErr = new Float64Array(N).fill(Infinity), best = new Float32Array(N);
   for (let n = 0; n < N; n++) {

@@ -5,16 +5,18 @@
 // a pending buffer), so the result does not depend on how the rows were split. Each chunk's XᵀX is an
 // fp32 product (the WebAssembly SIMD kernel), computed in bands of 64 output rows up to the diagonal
 // and added into one float64 accumulator in the shared heap, so fp32 rounding stays per chunk; the
-// transpose and the bands run as tasks on the matmul pool's threads (pool-tasks.ts). The first read
-// (gram, hessian(), absMean()) adds the pending rows, copies the accumulator out and gives its heap
-// space back; takeGram() hands the accumulator itself over instead (GPTQ's factorization reads it in
-// place, gptq-gram.ts); dispose() gives it back without reading (errors, abandoned
-// statistics).
+// transpose and the bands run as tasks on the matmul pool's threads (pool-tasks.ts). The accumulator
+// stays in the heap, where scale() rescales it (folded per-channel scales) and the calibration methods
+// read it without a JavaScript K×K copy: takeGram() hands it over (GPTQ's factorization, gptq-gram.ts),
+// hessianF32() gives AWQ's search its fp32 Hessian (in place when consumed), hessianBlocksF32() the
+// clip search's diagonal blocks. The first JavaScript read (gram, hessian()) copies it out and gives
+// its heap space back; dispose() gives it back without reading (errors, abandoned statistics).
 import { fail } from '../core/errors.ts';
 import { heapFree, isInHeap } from '../core/matmul.ts';
 import { poolThreads, runTasks } from '../core/matmul-pool.ts';
 import { TASK_GRAM_BAND, TASK_TRANSPOSE } from '../core/pool-tasks.ts';
 import { heapF32, ptr, scratchF32 } from '../core/wasm-heap.ts';
+import { hessianBlocksF32, hessianF32, hessianF32InPlace } from './hessian-f32.ts';
 
 /** Rows per fp32 Gram chunk (its rounding error grows with the rows summed in fp32). */
 export const GRAM_CHUNK_ROWS = 512;
@@ -22,36 +24,38 @@ export const GRAM_CHUNK_ROWS = 512;
 const BAND = 64;
 
 export class InputStats {
+  /** the JavaScript copy once read (gram, hessian()); empty before */
   private gramData: Float64Array;
   readonly absSum: Float64Array;
   readonly absMax: Float32Array;
   rows = 0;
-  /** float64 [K, K] in the heap while rows are added (its lower triangle), then copied to gramData */
+  /** float64 [K, K] in the heap (its lower triangle) until it is read, handed over or disposed */
   private acc: Float32Array | undefined;
   /** up to GRAM_CHUNK_ROWS − 1 rows not yet in the accumulator, [pendingRows, K] fp32 in the heap */
   private pending: Float32Array | undefined;
   private pendingRows = 0;
-  private finished = false;
+  /** no more rows: the pending ones are in the accumulator */
+  private sealed = false;
   private consumed = false;
 
   /** withChannels: also the per-channel mean/max |x| (AWQ, SmoothQuant); GPTQ needs only the Gram matrix. */
   constructor(readonly K: number, readonly withGram = true, readonly withChannels = true) {
-    this.gramData = new Float64Array(0); // K×K once read (finish); never, when takeGram hands the accumulator over
+    this.gramData = new Float64Array(0); // K×K once read (copyOut); never, when the heap's accumulator is used
     this.absSum = new Float64Array(withChannels ? K : 0);
     this.absMax = new Float32Array(withChannels ? K : 0);
   }
 
-  /** Σ xᵀx [K, K]: its lower triangle (the upper one is 0). Ends the adding. */
+  /** Σ xᵀx [K, K]: its lower triangle (the upper one is 0), as a JavaScript copy. Ends the adding. */
   get gram(): Float64Array {
-    this.finish();
     if (this.consumed) fail('calibration', 'the Gram matrix was consumed by hessian()');
+    this.copyOut();
     return this.gramData;
   }
 
   /** Add `rows` rows of x [rows, K] (after earlier calls' rows). */
   add(x: Float32Array, rows: number): void {
     const K = this.K;
-    if (this.finished) fail('calibration', 'statistics were already read; no rows can be added');
+    if (this.sealed) fail('calibration', 'statistics were already read; no rows can be added');
     if (x.length < rows * K) fail('calibration', `input has ${x.length} values, expected ${rows}x${K}`);
     if (this.withChannels) {
       for (let r = 0; r < rows; r++)
@@ -97,64 +101,114 @@ export class InputStats {
     runTasks(TASK_GRAM_BAND, [ptr(xt), M, K, ptr(acc), BAND, ptr(blocks), per * 4], Math.ceil(K / BAND), 1);
   }
 
-  /** Adds the pending rows and moves the accumulator out of the heap (idempotent). */
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    try {
-      if (!this.withGram) return;
-      if (this.pendingRows > 0) this.addGram(this.pending!, 0, this.pendingRows);
-      const K = this.K, g = this.gramData = new Float64Array(K * K);
-      if (!this.acc) return;
+  /** Ends the adding: the pending rows go into the accumulator and their buffer back to the heap (idempotent). */
+  private seal(): void {
+    if (this.sealed) return;
+    this.sealed = true;
+    if (this.pendingRows > 0) this.addGram(this.pending!, 0, this.pendingRows);
+    if (this.pending) heapFree(this.pending);
+    this.pending = undefined;
+    this.pendingRows = 0;
+  }
+
+  /** The Gram matrix's lower triangle: the heap accumulator, or the JavaScript copy once it was read. */
+  private lower(): Float64Array {
+    if (!this.withGram) fail('calibration', 'statistics were collected without the Gram matrix');
+    if (this.consumed) fail('calibration', 'the Gram matrix was consumed');
+    this.seal();
+    return this.gramData.length > 0 ? this.gramData : this.accumulator();
+  }
+
+  /** Copies the Gram matrix out of the heap into gramData and gives the heap space back (idempotent). */
+  private copyOut(): void {
+    this.seal();
+    if (!this.withGram || this.gramData.length > 0) return;
+    const K = this.K, g = this.gramData = new Float64Array(K * K);
+    if (this.acc) {
       const acc = this.accumulator();
       for (let i = 0; i < K; i++) g.set(acc.subarray(i * K, i * K + i + 1), i * K);
-    } finally {
-      this.dispose();
     }
+    this.dispose();
+  }
+
+  /** These statistics give up their Gram matrix (handed over, or read in a form that replaced it). */
+  private consume(): void {
+    this.consumed = true;
+    this.gramData = new Float64Array(0);
+    this.dispose();
   }
 
   /** The Gram matrix's lower triangle as the heap accumulator itself (no JS copy), handed to the
    *  caller, who gives it back with heapFree (a no-op for the JS array it is once the statistics were
-   *  read, e.g. scaled by AWQ's fold); these statistics then have no Gram matrix. */
+   *  read); these statistics then have no Gram matrix. */
   takeGram(): Float64Array {
-    if (!this.withGram) fail('calibration', 'statistics were collected without the Gram matrix');
-    if (this.consumed) fail('calibration', 'the Gram matrix was consumed');
-    if (this.finished) {
-      const g = this.gramData;
-      this.gramData = new Float64Array(0);
-      this.consumed = true;
-      return g;
-    }
-    if (this.pendingRows > 0) this.addGram(this.pending!, 0, this.pendingRows);
-    const g = this.accumulator();
+    const g = this.lower();
     this.acc = undefined;
-    this.consumed = true;
-    this.gramData = new Float64Array(0);
-    this.dispose();
+    this.consume();
     return g;
   }
 
   /** Gives the heap parts back (the statistics stay readable only if they were read before). */
   dispose(): void {
-    this.finished = true;
+    this.sealed = true;
     if (this.acc) heapFree(this.acc);
     if (this.pending) heapFree(this.pending);
     this.acc = this.pending = undefined;
     this.pendingRows = 0;
   }
 
+  /** The input becomes x·r (a folded per-channel scale): the channel statistics and the Gram matrix
+   *  (in the heap, or its copy once read; G[i, j] ·= r_i·r_j) are scaled to match; a consumed Gram
+   *  matrix is not. */
+  scale(r: Float32Array): void {
+    const K = this.K;
+    if (this.withChannels) for (let k = 0; k < K; k++) { this.absSum[k]! *= r[k]!; this.absMax[k]! *= r[k]!; }
+    if (!this.withGram || this.consumed) return;
+    const g = this.lower();
+    for (let i = 0; i < K; i++) for (let j = 0; j <= i; j++) g[i * K + j]! *= r[i]! * r[j]!;
+  }
+
+  /** Checks before the Hessian is formed from the Gram matrix's lower triangle g. */
+  private checkHessian(g: Float64Array): void {
+    const K = this.K;
+    if (this.rows === 0) fail('calibration', 'no calibration rows');
+    for (let k = 0; k < K; k++) if (!Number.isFinite(g[k * K + k]!)) fail('calibration', `non-finite activations in input channel ${k}`);
+  }
+
   /** GPTQ's Hessian 2·XᵀX/n as a full symmetric [K, K] matrix. `consume`: computed in place in the
    *  Gram matrix's array (no K×K copy: 970 MB at K = 11008), which these statistics then no longer have. */
   hessian(consume = false): Float64Array {
     if (!this.withGram) fail('calibration', 'statistics were collected without the Gram matrix');
-    if (this.rows === 0) fail('calibration', 'no calibration rows');
     const K = this.K, g = this.gram, h = consume ? g : new Float64Array(K * K), f = 2 / this.rows;
-    for (let k = 0; k < K; k++) if (!Number.isFinite(g[k * K + k]!)) fail('calibration', `non-finite activations in input channel ${k}`);
+    this.checkHessian(g);
     // in place too: (i, j ≤ i) is read before (j, i), an upper entry, is written; upper entries are never read
     for (let i = 0; i < K; i++)
       for (let j = 0; j <= i; j++) { const v = g[i * K + j]! * f; h[i * K + j] = v; h[j * K + i] = v; }
     if (consume) { this.gramData = new Float64Array(0); this.consumed = true; }
     return h;
+  }
+
+  /** The Hessian 2·XᵀX/n as a full symmetric fp32 [K, K] matrix in the heap (AWQ's scale search; the
+   *  caller gives it back with heapFree), the values of Float32Array.from(hessian()). `consume`: written
+   *  over the Gram accumulator (no second K×K array), which these statistics then no longer have. */
+  hessianF32(consume = false): Float32Array {
+    const g = this.lower(), K = this.K, f = 2 / this.rows;
+    this.checkHessian(g);
+    if (!consume) return hessianF32(g, K, f, heapF32(K * K));
+    const h = hessianF32InPlace(g, K, f);
+    this.acc = undefined; // now h's block, the caller's to give back
+    this.consume();
+    return h;
+  }
+
+  /** The Hessian's diagonal [G, G] blocks, fp32 [K/G, G, G] (the clip search's, group-clip.ts); the Gram
+   *  matrix is then consumed and its heap space given back. */
+  hessianBlocksF32(G: number): Float32Array {
+    const g = this.lower();
+    this.checkHessian(g);
+    const blocks = hessianBlocksF32(g, this.K, G, 2 / this.rows);
+    this.consume();
+    return blocks;
   }
 
   /** mean |x| per channel */

@@ -47,14 +47,17 @@ export function scaleFromAbsmax(absmax: number): number {
   return roundToF16(Math.fround(absmax / QMAX_W));
 }
 
-/** Quantize W[N, K] (row-major fp32) with RTN. */
-export function quantizeRtn(w: Float32Array, outFeatures: number, inFeatures: number, opts: RtnOptions): QuantizedWeight {
+/** Quantize W[N, K] (row-major fp32) with RTN; into `into`'s arrays when given (N·K values, N·K/G scales: reused scratch). */
+export function quantizeRtn(w: Float32Array, outFeatures: number, inFeatures: number, opts: RtnOptions,
+                            into?: { q: Int8Array; scales: Float32Array }): QuantizedWeight {
   const name = opts.name ?? 'weight';
   if (w.length !== outFeatures * inFeatures) fail(name, `has ${w.length} values, expected ${outFeatures}x${inFeatures}`);
   const G = resolveGroupSize(opts.group, inFeatures, name);
   const groups = inFeatures / G;
-  const q = new Int8Array(outFeatures * inFeatures);
-  const scales = new Float32Array(outFeatures * groups);
+  if (into && (into.q.length !== outFeatures * inFeatures || into.scales.length !== outFeatures * groups))
+    fail(name, `output arrays have ${into.q.length} values and ${into.scales.length} scales, expected ${outFeatures * inFeatures} and ${outFeatures * groups}`);
+  const q = into?.q ?? new Int8Array(outFeatures * inFeatures);
+  const scales = into?.scales ?? new Float32Array(outFeatures * groups);
   for (let n = 0; n < outFeatures; n++) {
     for (let g = 0; g < groups; g++) {
       const start = n * inFeatures + g * G;

@@ -7,8 +7,9 @@
 // a line per pipeline stage (src/core/mem-trace.ts).
 // --method rtn (default) or gptq / awq, with --calib FILE (default the shared docs-calib.txt),
 // --calib-samples N (8) and --calib-len T (128): the calibrated methods tokenize with the
-// docs-llama-30m tokenizer (4096 ids, inside the 32000-row embedding), copied into the source.
-// Run: node --import tsx src/report/stream-7b.ts [--layers L] [--dir D] [--method gptq] [--calib-samples N] [--calib-len T]
+// docs-llama-30m tokenizer (4096 ids, inside the 32000-row embedding), copied into the source;
+// --awq-scales (gptq) and --smooth ALPHA (any method) as in `intscale quantize`.
+// Run: node --import tsx src/report/stream-7b.ts [--layers L] [--dir D] [--method gptq] [--calib-samples N] [--calib-len T] [--awq-scales] [--smooth A]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,10 +56,13 @@ function writeSource(dir: string, layers: number): void {
 
 const layers = Number(arg('--layers', '32'));
 const method = arg('--method', 'rtn');
-const calibrated = method !== 'rtn';
+const smooth = process.argv.includes('--smooth') ? Number(arg('--smooth', '')) : undefined;
+const awqScales = process.argv.includes('--awq-scales');
+const calibrated = method !== 'rtn' || smooth !== undefined;
 const opts: QuantizeOptions = {
   method, wbits: 4, group: 128, abits: 8, scale: 'int', amplifier: 'auto', clip: false,
   ...(method === 'gptq' ? { actOrder: true } : {}), // the CLI's default
+  ...(smooth !== undefined ? { smooth } : {}), ...(awqScales ? { awqScales } : {}),
   ...(calibrated ? { calib: { file: arg('--calib', path.join(SHARED, 'data/calib/docs-calib.txt')), samples: Number(arg('--calib-samples', '8')), len: Number(arg('--calib-len', '128')), seed: 0 } } : {}),
 };
 const root = arg('--dir', fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-7b-')));
@@ -85,7 +89,7 @@ try {
     });
   const s = (performance.now() - t) / 1000;
   peak = Math.max(peak, process.memoryUsage().rss, process.env['INTSCALE_MEMTRACE'] === '1' ? 0 : rssNow().hwm);
-  const result = { method, ...(opts.calib ? { calib_samples: opts.calib.samples, calib_len: opts.calib.len } : {}), layers, seconds: Number(s.toFixed(1)), seconds_per_layer: Number((s / layers).toFixed(2)), peak_rss_gib: Number((peak / 2 ** 30).toFixed(2)), extrapolated_32_layers_s: Number(((s / layers) * 32).toFixed(0)),
+  const result = { method, ...(smooth !== undefined ? { smooth } : {}), ...(awqScales ? { awq_scales: true } : {}), ...(opts.calib ? { calib_samples: opts.calib.samples, calib_len: opts.calib.len } : {}), layers, seconds: Number(s.toFixed(1)), seconds_per_layer: Number((s / layers).toFixed(2)), peak_rss_gib: Number((peak / 2 ** 30).toFixed(2)), extrapolated_32_layers_s: Number(((s / layers) * 32).toFixed(0)),
     ...(calibrated ? { calib_seconds_per_layer: layerSeconds.map((x) => Number(x.toFixed(1))) } : {}) };
   process.stdout.write(JSON.stringify(result) + '\n');
 } finally {

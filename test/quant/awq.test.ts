@@ -4,6 +4,7 @@
 // SmoothQuant's formula against a direct evaluation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { heapFree } from '../../src/core/matmul.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { awqClipQuantize, awqSearchScales } from '../../src/quant/awq.ts';
 import { hessianError, InputStats } from '../../src/quant/hessian.ts';
@@ -24,8 +25,9 @@ test('AWQ scale search: no worse than RTN, protects loud channels, objective mat
   const rng = new Rng(7001);
   const N = 48, K = 128, rows = 512;
   const w = randomWeights(rng, N, K, 0.05), x = randomActivations(rng, rows, K); // every 17th channel ×20
-  const st = stats(x, rows, K), h = st.hessian();
-  const r = awqSearchScales([{ w, N }], K, h, st.absMean(), 32);
+  const st = stats(x, rows, K), h = st.hessian(), hF32 = st.hessianF32();
+  const r = awqSearchScales([{ w, N }], K, hF32, st.absMean(), 32);
+  heapFree(hF32);
   assert.ok(r.loss <= r.lossRtn, `${r.loss} vs ${r.lossRtn}`);
   assert.ok(r.alpha > 0, 'outlier channels make a nonzero α pay off');
   let loud = 0, quiet = 0;
@@ -43,9 +45,9 @@ test('AWQ clip search: Hessian-weighted error per layer no worse than RTN, spec 
   const rng = new Rng(7002);
   const N = 32, K = 128, rows = 400;
   const w = randomWeights(rng, N, K, 0.05), x = randomActivations(rng, rows, K);
-  const h = stats(x, rows, K).hessian();
+  const st = stats(x, rows, K), h = st.hessian();
   const rtn = quantizeRtn(w, N, K, { group: 64 });
-  const clip = awqClipQuantize(w, N, K, h, 64);
+  const clip = awqClipQuantize(w, N, K, st.hessianBlocksF32(64), 64);
   const err = (qw: typeof rtn) => hessianError(Float64Array.from(dequantize(qw), (v, i) => v - w[i]!), N, K, h);
   assert.ok(err(clip) <= err(rtn) * (1 + 1e-9), `${err(clip)} vs ${err(rtn)}`);
   for (const v of clip.q) assert.ok(v >= -7 && v <= 7);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/rng.ts';
-import { clipGroupScales, CLIP_SEARCH_RATIOS } from '../../src/quant/group-clip.ts';
+import { clipGroupScales, CLIP_SEARCH_RATIOS, hessianBlock } from '../../src/quant/group-clip.ts';
 import { gptqQuantize, prepareHessian } from '../../src/quant/gptq.ts';
 import { InputStats } from '../../src/quant/hessian.ts';
 import { rintClamp } from '../../src/quant/fp32.ts';
@@ -59,7 +59,7 @@ test('clip search: each row\'s scale is a brute-force minimum of the group\'s ou
   const w = randomWeights(rng, N, K, 0.05), h = correlatedHessian(rng, K, 300);
   let clipped = 0;
   for (let k0 = 0; k0 < K; k0 += G) {
-    const s = clipGroupScales(w, N, K, k0, G, h, K);
+    const s = clipGroupScales(w, N, K, k0, G, hessianBlock(h, K, k0, G));
     for (let n = 0; n < N; n++) {
       const { best, errs } = bruteForce(w.subarray(n * K), k0, G, h, K);
       const got = errs.get(s[n]!);
@@ -100,7 +100,7 @@ test('GPTQ --clip with act-order: static group scales are the clip search\'s on 
   const ph = prepareHessian(h, K, { actOrder: true });
   const clip = gptqQuantize(w, N, K, ph, { group: G, actOrder: true, clip: true });
   for (let g = 0; g < K / G; g++) {
-    const s = clipGroupScales(w, N, K, g * G, G, ph.h!, K);
+    const s = clipGroupScales(w, N, K, g * G, G, hessianBlock(ph.h!, K, g * G, G));
     for (let n = 0; n < N; n++) assert.equal(clip.qw.scales[n * (K / G) + g], s[n]);
   }
   const plain = gptqQuantize(w, N, K, ph, { group: G, actOrder: true });

@@ -54,6 +54,16 @@ test('RTN --clip never increases any group\'s squared error and keeps scales fp1
   for (const s of clippedQ.scales) assert.equal(f16ToF32(f32ToF16(s)), s);
 });
 
+test('quantizeRtn into reused arrays gives RTN\'s values', () => {
+  const rng = new Rng(4103), N = 12, K = 64, w = randomWeights(rng, N, K, 0.05);
+  const want = quantizeRtn(w, N, K, { group: 32 }), into = { q: new Int8Array(N * K).fill(5), scales: new Float32Array(2 * N).fill(3) };
+  const got = quantizeRtn(w, N, K, { group: 32 }, into);
+  assert.equal(got.q, into.q);
+  assert.deepEqual(got.q, want.q);
+  assert.deepEqual(got.scales, want.scales);
+  assert.throws(() => quantizeRtn(w, N, K, { group: 32 }, { q: new Int8Array(1), scales: into.scales }), /output arrays have 1 values/);
+});
+
 test('RTN rejects unsupported group sizes and K not divisible by the group', () => {
   const w = new Float32Array(4 * 96).fill(0.5);
   assert.throws(() => quantizeRtn(w, 4, 96, { group: 48, name: 'L' }), (e: unknown) => e instanceof IntscaleError && /unsupported group size 48/.test(e.message));
