@@ -17,7 +17,8 @@ import { CalibKernels } from './calib-kernels.ts';
 
 /** Rows per chunk: the GEMMs like many rows; LLaMA-2-7B's [8192, 11008] fp32 MLP buffers are 360 MB each. */
 export const CUDA_CHUNK_ROWS = 8192;
-/** down_proj's input is kept on the device up to this size (LLaMA-2-7B at 128 × 512 windows: 2.9 GB). */
+/** down_proj's input is kept on the device up to this size (LLaMA-2-7B at 128 × 512 windows: 2.9 GB),
+ *  and up to a quarter of the GPU's memory; past it the pipeline recomputes it chunk by chunk. */
 export const CUDA_KEEP_BYTES = 16 * 2 ** 30;
 
 class DeviceAct implements Act {
@@ -39,7 +40,7 @@ const takesDeviceRows = (g: DeviceGram): g is DeviceRowsGram => typeof (g as Par
 export class CudaLayerOps implements LayerOps {
   readonly label: string;
   readonly chunkRows = CUDA_CHUNK_ROWS;
-  readonly keepBytes = CUDA_KEEP_BYTES;
+  readonly keepBytes: number;
   private readonly kernels: CalibKernels;
   /** allocations not yet given back (released on errors) */
   private readonly owned = new Set<DeviceBuffer>();
@@ -49,6 +50,7 @@ export class CudaLayerOps implements LayerOps {
   constructor(private readonly gpu: Gpu, private readonly mm: LtMatmul, private readonly c: ModelConfig) {
     this.kernels = new CalibKernels(gpu);
     this.label = `cuda (${gpu.name})`;
+    this.keepBytes = Math.min(CUDA_KEEP_BYTES, gpu.totalMemBytes / 4);
   }
 
   private own(bytes: number): DeviceBuffer {
