@@ -9,6 +9,7 @@ import { heapFree } from '../core/matmul.ts';
 import { memTrace } from '../core/mem-trace.ts';
 import { heapF32 } from '../core/wasm-heap.ts';
 import { GPTQ_DEFAULTS, prepareHessian, type PreparedHessian } from './gptq.ts';
+import { hessianFromLower } from './hessian-f32.ts';
 import { BLOCKED_MIN, factorBlocked } from './linalg.ts';
 
 /**
@@ -28,8 +29,7 @@ export function prepareHessianFromGram(g: Float64Array, rows: number, K: number,
     for (let k = 0; k < K; k++) if (!Number.isFinite(g[k * K + k]!)) fail('calibration', `non-finite activations in input channel ${k}`);
     const f = 2 / rows;
     if (K < BLOCKED_MIN) { // small: H formed as InputStats.hessian() does
-      const h = new Float64Array(K * K);
-      for (let i = 0; i < K; i++) for (let j = 0; j <= i; j++) { const v = g[i * K + j]! * f; h[i * K + j] = v; h[j * K + i] = v; }
+      const h = hessianFromLower(g, K, f, new Float64Array(K * K));
       giveBack();
       return prepareHessian(h, K, { ...opts, consume: true, keepHessian: false });
     }

@@ -1,12 +1,14 @@
-// fp32 forms of the Hessian H = f·G (f = 2/rows) read from the Gram matrix's lower triangle G
-// (float64 [K, K] row-major, as InputStats sums it; the upper triangle is never read), for AWQ:
-// the full symmetric matrix for the scale search's fp32 matmuls, into a given array or written over
-// G's own bytes (no second K×K array: at K = 11008 its 485 MB fit in G's 970 MB), and the diagonal
-// [G, G] blocks of the group clip search. Every entry is fp32(G[max(i, j), min(i, j)]·f), the value
-// Float32Array.from(InputStats.hessian()) holds, so the searches see the same matrix bit for bit.
+// The Hessian H = f·G (f = 2/rows) read from the Gram matrix's lower triangle G (float64 [K, K]
+// row-major, as InputStats sums it; the upper triangle is never read): the full symmetric matrix in
+// float64 (GPTQ, InputStats.hessian) or fp32 (AWQ's scale search, its fp32 matmuls), into a given
+// array; in fp32 also written over G's own bytes (no second K×K array: at K = 11008 its 485 MB fit in
+// G's 970 MB); and the diagonal [G, G] blocks of the group clip search. Every fp32 entry is
+// fp32(G[max(i, j), min(i, j)]·f), the value Float32Array.from(InputStats.hessian()) holds, so the
+// searches see the same matrix bit for bit.
 
-/** H as a full symmetric fp32 [K, K] matrix, into `out`. */
-export function hessianF32(lower: Float64Array, K: number, f: number, out: Float32Array): Float32Array {
+/** H as a full symmetric [K, K] matrix, into `out` (float64: may be `lower` itself: each (i, j ≤ i) is
+ *  read before (j, i), an upper entry, is written). */
+export function hessianFromLower<T extends Float32Array | Float64Array>(lower: Float64Array, K: number, f: number, out: T): T {
   for (let i = 0; i < K; i++)
     for (let j = 0; j <= i; j++) { const v = lower[i * K + j]! * f; out[i * K + j] = v; out[j * K + i] = v; }
   return out;

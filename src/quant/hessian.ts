@@ -16,7 +16,7 @@ import { heapFree, isInHeap } from '../core/matmul.ts';
 import { poolThreads, runTasks } from '../core/matmul-pool.ts';
 import { TASK_GRAM_BAND, TASK_TRANSPOSE } from '../core/pool-tasks.ts';
 import { heapF32, ptr, scratchF32 } from '../core/wasm-heap.ts';
-import { hessianBlocksF32, hessianF32, hessianF32InPlace } from './hessian-f32.ts';
+import { hessianBlocksF32, hessianF32InPlace, hessianFromLower } from './hessian-f32.ts';
 
 /** Rows per fp32 Gram chunk (its rounding error grows with the rows summed in fp32). */
 export const GRAM_CHUNK_ROWS = 512;
@@ -181,9 +181,7 @@ export class InputStats {
     if (!this.withGram) fail('calibration', 'statistics were collected without the Gram matrix');
     const K = this.K, g = this.gram, h = consume ? g : new Float64Array(K * K), f = 2 / this.rows;
     this.checkHessian(g);
-    // in place too: (i, j ≤ i) is read before (j, i), an upper entry, is written; upper entries are never read
-    for (let i = 0; i < K; i++)
-      for (let j = 0; j <= i; j++) { const v = g[i * K + j]! * f; h[i * K + j] = v; h[j * K + i] = v; }
+    hessianFromLower(g, K, f, h); // in place when consumed
     if (consume) { this.gramData = new Float64Array(0); this.consumed = true; }
     return h;
   }
@@ -194,7 +192,7 @@ export class InputStats {
   hessianF32(consume = false): Float32Array {
     const g = this.lower(), K = this.K, f = 2 / this.rows;
     this.checkHessian(g);
-    if (!consume) return hessianF32(g, K, f, heapF32(K * K));
+    if (!consume) return hessianFromLower(g, K, f, heapF32(K * K));
     const h = hessianF32InPlace(g, K, f);
     this.acc = undefined; // now h's block, the caller's to give back
     this.consume();
