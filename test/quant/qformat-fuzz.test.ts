@@ -26,18 +26,11 @@ import type { QuantMode } from '../../src/core/modes.ts';
 import { loadQuantizedLinears } from '../../src/quant/quantized-linears.ts';
 import type { Linear } from '../../src/model/linear.ts';
 import { makeModelDir, randomActivations } from './helpers.ts';
+import { canCountFds, openFdsUnder } from '../unit/open-fds.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-qfuzz-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-/** This process's descriptors open on files under the test's temp folder (Linux; 0 elsewhere): a leak
- *  shows there, while descriptors the runtime opens and closes meanwhile do not. */
-const openFds = (): number => {
-  if (!fs.existsSync('/proc/self/fd')) return 0;
-  const tmpReal = fs.realpathSync(tmp);
-  return fs.readdirSync('/proc/self/fd').filter((fd) => {
-    try { return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(tmpReal); } catch { return false; }
-  }).length;
-};
+const openFds = (): number => openFdsUnder(tmp);
 
 interface TensorSpan { name: string; dtype: DType; shape: number[]; begin: number; end: number }
 
@@ -173,7 +166,7 @@ test('5,000+ mutated quantized checkpoints: identical outputs or one IntscaleErr
   const caughtBy: Record<string, number> = {};
   const iterations = 5200;
   const fdsBefore = openFds();
-  assert.ok(fdsBefore > 0 || !fs.existsSync('/proc/self/fd'), 'the descriptor count sees the open writer');
+  assert.ok(fdsBefore > 0 || !canCountFds(), 'the descriptor count sees the open writer');
   for (let it = 0; it < iterations; it++) {
     const bytes = Buffer.from(base);
     let fileBytes = bytes;

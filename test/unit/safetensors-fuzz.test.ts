@@ -10,19 +10,12 @@ import * as path from 'node:path';
 import { IntscaleError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { openSafetensors, openSafetensorsDir, writeSafetensorsSharded, type TensorSource } from '../../src/io/safetensors.ts';
+import { canCountFds, openFdsUnder } from './open-fds.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-stfuzz-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** This process's descriptors open on files under the test's temp folder (Linux; 0 elsewhere): a leak
- *  shows there, while descriptors the runtime opens and closes meanwhile do not. */
-const openFds = (): number => {
-  if (!fs.existsSync('/proc/self/fd')) return 0;
-  const tmpReal = fs.realpathSync(tmp);
-  return fs.readdirSync('/proc/self/fd').filter((fd) => {
-    try { return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(tmpReal); } catch { return false; }
-  }).length;
-};
+const openFds = (): number => openFdsUnder(tmp);
 
 type Outcome = 'ok' | 'error';
 /** Open, read every tensor both ways, close; an IntscaleError must be one line naming `where`. */
@@ -165,7 +158,7 @@ test('10,000+ mutated safetensors files: success or one-line IntscaleError, noth
     fs.ftruncateSync(writer, bytes.length);
   };
   const fdsBefore = openFds();
-  assert.ok(fdsBefore > 0 || !fs.existsSync('/proc/self/fd'), 'the descriptor count sees the open writer');
+  assert.ok(fdsBefore > 0 || !canCountFds(), 'the descriptor count sees the open writer');
   for (let i = 0; i < iterations; i++) {
     const { bytes, kind } = mutate(rng, base, header, data);
     overwrite(bytes);
@@ -196,7 +189,7 @@ test('1,000 mutated index files: success or one-line IntscaleError naming the in
   const rng = new Rng(77);
   const indexWriter = fs.openSync(indexPath, 'r+');
   const fdsBefore = openFds();
-  assert.ok(fdsBefore > 0 || !fs.existsSync('/proc/self/fd'), 'the descriptor count sees the open writer');
+  assert.ok(fdsBefore > 0 || !canCountFds(), 'the descriptor count sees the open writer');
   let oks = 0;
   for (let i = 0; i < 1000; i++) {
     let bytes: Buffer;
