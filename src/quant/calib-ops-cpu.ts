@@ -17,11 +17,11 @@ export const CPU_CHUNK_ROWS = 2048;
 export const CPU_KEEP_BYTES = 512 * 2 ** 20;
 
 class HostAct implements Act {
-  constructor(readonly data: Float32Array, readonly rows: number, readonly width: number, readonly heapOwned: boolean) {}
+  constructor(readonly data: Float32Array, readonly rows: number, readonly width: number) {}
 }
 
 class HostWeight implements OpsWeight {
-  constructor(readonly w: Float32Array, readonly N: number, readonly K: number, readonly heapOwned: boolean) {}
+  constructor(readonly w: Float32Array, readonly N: number, readonly K: number) {}
 }
 
 const host = (a: Act): HostAct => {
@@ -44,42 +44,42 @@ export class CpuLayerOps implements LayerOps {
   constructor(private readonly c: ModelConfig) {}
 
   alloc(rows: number, width: number, place: HostPlace = 'heap'): Act {
-    if (place === 'js') return new HostAct(new Float32Array(rows * width), rows, width, false);
+    if (place === 'js') return new HostAct(new Float32Array(rows * width), rows, width);
     const a = heapF32(rows * width);
     this.owned.add(a);
-    return new HostAct(a, rows, width, true);
+    return new HostAct(a, rows, width);
   }
 
   fromHost(data: Float32Array, rows: number, width: number): Act {
     if (data.length !== rows * width) fail('calibration', `rows have ${data.length} values, expected ${rows}x${width}`);
-    return new HostAct(data, rows, width, false);
+    return new HostAct(data, rows, width);
   }
 
   rows(a: Act, r0: number, r1: number): Act {
     const h = host(a);
-    return new HostAct(h.data.subarray(r0 * h.width, r1 * h.width), r1 - r0, h.width, false);
+    return new HostAct(h.data.subarray(r0 * h.width, r1 * h.width), r1 - r0, h.width);
   }
 
   free(a: Act): void {
     const h = host(a);
-    if (h.heapOwned && this.owned.delete(h.data)) heapFree(h.data);
+    if (this.owned.delete(h.data)) heapFree(h.data); // a view or a wrapped host array is not in `owned`
   }
 
   read(a: Act): Float32Array { return host(a).data; }
 
   copy(dst: Act, src: Act): void { host(dst).data.set(host(src).data); }
 
-  weight(w: Float32Array, N: number, K: number): OpsWeight { return new HostWeight(w, N, K, false); }
+  weight(w: Float32Array, N: number, K: number): OpsWeight { return new HostWeight(w, N, K); }
 
   dequantized(qw: QuantizedWeight): OpsWeight {
     const a = heapF32(qw.outFeatures * qw.inFeatures);
     this.owned.add(a);
-    return new HostWeight(dequantize(qw, a), qw.outFeatures, qw.inFeatures, true);
+    return new HostWeight(dequantize(qw, a), qw.outFeatures, qw.inFeatures);
   }
 
   freeWeight(w: OpsWeight): void {
     const h = hostWeight(w);
-    if (h.heapOwned && this.owned.delete(h.w)) heapFree(h.w);
+    if (this.owned.delete(h.w)) heapFree(h.w);
   }
 
   rmsNorm(x: Act, gamma: Float32Array, eps: number, out: Act): Act {

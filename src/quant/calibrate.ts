@@ -243,8 +243,6 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
   const collect = (K: number, withGram: boolean, withChannels: boolean) => { const st = new InputStats(K, withGram, withChannels); live.push(st); return st; };
   const quantizers: GroupQuantizer[] = []; // their factors in the heap: released after use, and on any error
   const quantizer = (st: InputStats, dg?: DeviceGram) => { const q = new GroupQuantizer(o, st, dg); quantizers.push(q); return q; };
-  /** a's rows into an input's statistics and its device Gram (if any) */
-  const feed = (a: Act, st: InputStats, dg: DeviceGram | undefined) => ops.accumulate(a, st, dg);
   let xBytes = 0;
   try {
     let x: Act; // the layer input, then (in place) the residual and the layer output
@@ -292,7 +290,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
 
       // q/k/v: input = input_layernorm(x)
       const sa = collect(dim, gram, channels), devA = deviceGram(o, dim);
-      for (const ch of chunks) feed(normed(ga, ch), sa, devA);
+      for (const ch of chunks) ops.accumulate(normed(ga, ch), sa, devA);
       const alphaA = channelScales(o, [wq, wk, wv], sa, false, (s) => foldIntoNorm(ga, s));
       const qa = quantizer(sa, devA);
       const dq = put('self_attn.q_proj', wq, qa.quantize(wq.w, qDim, `${pre}self_attn.q_proj`, true));
@@ -311,7 +309,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         const xa = normed(ga, ch);
         const out = ops.attention(ops.linear(xa, dq, L.bq, firstRows(qb, ch)), ops.linear(xa, dk, L.bk, firstRows(kb, ch)),
                                   ops.linear(xa, dv, L.bv, firstRows(vb, ch)), ch.s1 - ch.s0, T, rowsOf(xb, ch));
-        feed(out, sb, devB);
+        ops.accumulate(out, sb, devB);
       }
       for (const w of [dq, dk, dv]) ops.freeWeight(w);
       memTrace(`L${l} qkv quantized+attn`);
@@ -324,7 +322,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const sc = collect(dim, gram, channels), devC = deviceGram(o, dim);
       for (const ch of chunks) {
         ops.addInto(rowsOf(x, ch), ops.linear(rowsOf(xb, ch), dO, undefined, firstRows(ob, ch)));
-        feed(normed(gf, ch), sc, devC);
+        ops.accumulate(normed(gf, ch), sc, devC);
       }
       ops.freeWeight(dO);
       ops.free(xb);
@@ -339,7 +337,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
         const sp = collect(hid, searchesAwqScales(o), true);
         const pg = ops.weight(wg.w, hid, dim), pu = ops.weight(wu.w, hid, dim);
-        for (const ch of previewChunks) feed(mlp(gf, ch, pg, pu), sp, undefined);
+        for (const ch of previewChunks) ops.accumulate(mlp(gf, ch, pg, pu), sp, undefined);
         ops.freeWeight(pg);
         ops.freeWeight(pu);
         alphaD = channelScales(o, [wdOf()], sp, true, (s) => {
@@ -363,7 +361,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       const kept = chunks.length > 1 && !again ? ops.alloc(M, hid, 'js') : undefined;
       for (const ch of chunks) {
         const xd = mlp(gf, ch, dg, du);
-        feed(xd, sd, devD);
+        ops.accumulate(xd, sd, devD);
         if (kept) ops.copy(rowsOf(kept, ch), xd);
       }
       ops.freeWeight(dg); // re-made for the output pass if it needs them: the factorization's memory comes first

@@ -54,7 +54,8 @@ export class CalibKernels {
   attention(q: bigint, k: bigint, v: bigint, out: bigint, S: number, T: number, nHeads: number, nKv: number, hd: number, window: number): void {
     if (hd > AT_MAX_HD) fail('calibration', `the CUDA attention takes head sizes up to ${AT_MAX_HD} (got ${hd})`);
     if (nHeads % nKv !== 0) fail('calibration', `${nHeads} heads do not share ${nKv} KV heads evenly`);
-    if (T > this.maxWindow(hd)) fail('calibration', `windows of ${T} positions exceed the CUDA attention's ${this.maxWindow(hd)} at head size ${hd} (use a shorter --calib-len)`);
+    const maxT = this.maxWindow(hd);
+    if (T > maxT) fail('calibration', `windows of ${T} positions exceed the CUDA attention's ${maxT} at head size ${hd} (use a shorter --calib-len)`);
     if (S === 0) return;
     this.k.calib_attention.launch({ grid: [Math.ceil(T / AT_ROWS), nHeads, S], block: 32 * AT_ROWS, smem: attentionSmemBytes(T, hd) },
       [p(q), p(k), p(v), p(out), i32(T), i32(nHeads), i32(nKv), i32(hd), i32(window)]);

@@ -85,7 +85,10 @@ export class CudaLayerOps implements LayerOps {
     return new DeviceAct(d.buf, d.offset + r0 * d.width * 4, r1 - r0, d.width);
   }
 
-  free(a: Act): void { this.give(dev(a).buf); }
+  free(a: Act): void {
+    const d = dev(a);
+    if (d.offset === 0 && d.bytes === d.buf.bytes) this.give(d.buf); // a view of some rows is not an allocation (as on the CPU)
+  }
 
   read(a: Act): Float32Array {
     const d = dev(a), n = d.rows * d.width;
