@@ -150,18 +150,16 @@ export class RowsGram implements DeviceRowsGram {
     const K = this.K, gpu = this.solver.gpu;
     if (x.length < rows * K) fail('calibration', `input has ${x.length} values, expected ${rows}x${K}`);
     if (rows === 0) return;
-    this.buf ??= gpu.alloc(K * K * 4);
     const chunk = gpu.alloc(Math.min(rows, GRAM_UPLOAD_ROWS) * K * 4);
     try {
       for (let r0 = 0; r0 < rows; r0 += GRAM_UPLOAD_ROWS) {
         const r1 = Math.min(rows, r0 + GRAM_UPLOAD_ROWS);
         gpu.copyToDevice(chunk, x.subarray(r0 * K, r1 * K));
-        this.solver.gramInto(this.buf, chunk, r1 - r0, K, 'f32', this.rows > 0 || r0 > 0);
+        this.addDevice(chunk.ptr, r1 - r0);
       }
     } finally {
       chunk.free();
     }
-    this.rows += rows;
   }
 
   addDevice(x: bigint, rows: number): void {
