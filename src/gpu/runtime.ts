@@ -330,19 +330,32 @@ export class Kernel {
     return { registers: get(CU_FUNC_ATTRIBUTE_NUM_REGS), localBytes: get(CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES) };
   }
 
+  /** Blocks of `threads` threads and `smem` dynamic bytes that fit on one SM at once (the occupancy calculator). */
+  residentBlocks(threads: number, smem: number): number {
+    this.allowDynamicSmem(smem);
+    const out: Out<number> = [null];
+    check(this.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(out, this.handle, threads, smem),
+      `cuOccupancyMaxActiveBlocksPerMultiprocessor(${this.name}, ${threads} threads, smem ${smem})`);
+    return out[0]!;
+  }
+
+  /** Opt in to `smem` dynamic bytes where that is above the default limit. */
+  private allowDynamicSmem(smem: number): void {
+    if (smem <= this.dynamicSmemLimit) return;
+    if (smem + this.staticSmem > this.maxSmem) {
+      fail(this.name, `asks for ${smem} bytes of dynamic shared memory (+ ${this.staticSmem} static); the GPU allows ${this.maxSmem}`);
+    }
+    check(this.api.cuFuncSetAttribute(this.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
+      `cuFuncSetAttribute(${this.name}, max dynamic smem ${smem})`);
+    this.dynamicSmemLimit = smem;
+  }
+
   /** Launch asynchronously on cfg.stream (or the default stream). */
   launch(cfg: LaunchConfig, args: KernelArg[]): void {
     const [gx, gy, gz] = dim3(cfg.grid, 'grid');
     const [bx, by, bz] = dim3(cfg.block, 'block');
     const smem = cfg.smem ?? 0;
-    if (smem > this.dynamicSmemLimit) {
-      if (smem + this.staticSmem > this.maxSmem) {
-        fail(this.name, `asks for ${smem} bytes of dynamic shared memory (+ ${this.staticSmem} static); the GPU allows ${this.maxSmem}`);
-      }
-      check(this.api.cuFuncSetAttribute(this.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
-        `cuFuncSetAttribute(${this.name}, max dynamic smem ${smem})`);
-      this.dynamicSmemLimit = smem;
-    }
+    this.allowDynamicSmem(smem);
     const stream = cfg.stream?.handle ?? null;
     if (cfg.pdl && this.api.cuLaunchKernelEx) {
       check(this.api.cuLaunchKernelEx(pdlLaunchConfig([gx, gy, gz], [bx, by, bz], smem, stream), this.handle, args.map(encodeArg), null),

@@ -180,10 +180,14 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.equal(p.tile, 'v8');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_v8');
   assert.equal(p.source, W4_GEMV_SOURCE);
-  assert.deepEqual(p.grid, [256, 1, 1]);
-  assert.deepEqual(p.block, [256, 1, 1]);
-  assert.equal(p.smem, 0);
+  assert.deepEqual(p.grid, [256, 1, 1]);  // persistent: min(row tiles, resident blocks)
+  assert.deepEqual(p.block, [128, 1, 1]);
+  assert.equal(p.smem, 4 * 4 * (1024 + 1024 + 128) + 2 * 4 * 4 * 32 * 4);  // 4 warps × 4 stages, 2 reduction buffers
   assert.equal(p.workspaceBytes, 0);
+  // 5 blocks of 38 KiB (+1 KiB) per 228 KiB SM by default, the occupancy calculator's count when given
+  assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 22016, 4096).grid, [660, 1, 1]);
+  assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 22016, 4096, { gemvBlocksPerSm: 3, smCount: 100 }).grid, [300, 1, 1]);
+  assert.equal(planW4Gemm('w4a16', 128, 16, 4096, 4096).smem, 4 * 3 * (2 * 2 * 1024 + 1024 + 128) + 2 * 4 * 2 * 4 * 32 * 4);
   assert.equal(planW4Gemm('w4a8-fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
   assert.equal(planW4Gemm('w4a8-pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
   assert.equal(planW4Gemm('w4a8-is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
@@ -198,10 +202,10 @@ test('w4_gemv.cu: block constants agree with the planner; entries for every kind
   const src = readFileSync(new URL('../../src/gpu/kernels/w4_gemv.cu', import.meta.url), 'utf8');
   const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
   assert.equal(W4_TILES.v8.bn, def('GV_ROWS'));
-  assert.equal(W4_TILES.v8.threads, def('GV_THREADS'));
-  assert.equal(W4_TILES.v16.threads, 32 * def('GV_WARPS_V16'));  // W4A8's v16 ring
-  assert.deepEqual([planW4Gemm('w4a8-is', 128, 16, 4096, 4096).block, planW4Gemm('w4a16', 128, 16, 4096, 4096).block, planW4Gemm('w4a16', 128, 4, 4096, 4096).block],
-    [[128, 1, 1], [256, 1, 1], [256, 1, 1]]);  // W4A16's v16 keeps 8 warps
+  assert.equal(W4_TILES.v8.threads, 32 * def('GV_PWARPS'));
+  assert.equal(W4_TILES.v16.threads, 32 * def('GV_PWARPS'));
+  assert.equal(W4_TILES.v8.stages, def('GV_PSTAGES_V8'));
+  assert.equal(W4_TILES.v16.stages, def('GV_PSTAGES_V16'));
   for (const [kind, group] of [['w4a8-is', 128], ['w4a8-is', 64], ['w4a8-is', 32], ['w4a8-fs', 128], ['w4a8-fs', 64], ['w4a8-fs', 32], ['w4a8-pc', 128]] as const) {
     const base = w4EntryName(kind, group, 'v8').replace(/_v8$/, '');
     assert.ok(new RegExp(`GV_ENTRY\\(${base}, MODE_\\w+, ${group}\\)`).test(src), `${base} missing in w4_gemv.cu`);

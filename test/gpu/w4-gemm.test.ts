@@ -62,8 +62,9 @@ function uploadCase(gpu: Gpu, c: W4Case, rng: Rng): DeviceCase {
 }
 
 /** Launch one kind on the first M rows with a poisoned output; return the fp16 output bits. */
-function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: QuantMode, M: number, opts: { splits?: number; residual?: boolean; tile?: W4Tile } = {}): Uint16Array {
-  const launch = new W4GemmLaunch(gpu, kind, c.G, M, c.N, c.K, { splits: opts.splits, tile: opts.tile });
+function runKind(gpu: Gpu, c: W4Case, d: DeviceCase, kind: QuantMode, M: number,
+  opts: { splits?: number; residual?: boolean; tile?: W4Tile; smCount?: number; gemvBlocksPerSm?: number } = {}): Uint16Array {
+  const launch = new W4GemmLaunch(gpu, kind, c.G, M, c.N, c.K, { splits: opts.splits, tile: opts.tile, smCount: opts.smCount, gemvBlocksPerSm: opts.gemvBlocksPerSm });
   assert.ok(!opts.tile || launch.plan.tile === opts.tile);
   try {
     gpu.memset(d.out, 0xff);
@@ -221,7 +222,7 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS and W4A16 within bounds, M 
   }
 });
 
-test('small-M tiles v8/v16: IS and PC bit-exact, FS and W4A16 within bounds, = tile s bit for bit; partial last column block; residual', { skip, timeout: 300_000 }, () => {
+test('small-M tiles v8/v16: IS and PC bit-exact, FS and W4A16 within bounds, = tile s bit for bit; partial last column block; residual; persistent blocks of many row tiles', { skip, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 400;
   for (const { K, N, G } of [{ K: 4096, N: 4112, G: 128 }, { K: 1152, N: 2048, G: 64 }, { K: 640, N: 512, G: 32 }]) {
@@ -239,6 +240,14 @@ test('small-M tiles v8/v16: IS and PC bit-exact, FS and W4A16 within bounds, = t
         const residualKinds: QuantMode[] = G === 128 ? ['w4a8-is', 'w4a16'] : ['w4a8-is'];
         const withResidual = new Map(residualKinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile, residual: true })] as const));
         checkOutputs(c, M, withResidual, positions, d.residualHost);
+        // few persistent blocks (3 and 1 of them: up to N/16 row tiles each, the ring running across
+        // tile boundaries): every kind's output identical to the full grid's, bit for bit
+        for (const blocks of [3, 1]) {
+          for (const kind of kinds) {
+            const few = runKind(gpu, c, d, kind, M, { tile, smCount: 1, gemvBlocksPerSm: blocks });
+            assert.deepEqual(few, outs.get(kind), `${kind} ${tile} on ${blocks} block(s) = full grid (M=${M}, N=${N}, G=${G})`);
+          }
+        }
       }
     } finally {
       freeAll(d);

@@ -1,57 +1,191 @@
 // Timing probe for the small-M tiles (src/gpu/kernels/w4_gemv.cu) under compile-time variants (-D
-// flags, see ../probe.sh): random operands (correctness: the GPU tests), weights rotated through 8
-// copies (> 2x L2) so every launch streams from HBM, cudaEvent timing over 50 launches, median of 7.
-// Prints "<variant> <kernel> M N K us GB/s" for IS g128 and W4A16 (build with -DW4_SELECT
-// -DW4_SELECT_IS_G128 -DW4_SELECT_W4A16 for fast builds).
+// flags, see ../probe.sh): random operands (correctness: the GPU tests), weights rotated through
+// copies (> 2x L2) so every launch streams from HBM, cudaEvent timing, median of 7.
+// 1. single launches: "<variant> <kind> M N K grid us GB/s" for IS g128 and W4A16, back to back;
+//    the persistent ring (GV_PERSIST) at several grids (blocks per SM: 1, 2, .. resident; "T" = one
+//    block per row tile).
+// 2. layer chains: "<variant> chain <arch> M grid us/layer GB/s": 32 layers of qkv -> o -> gate_up
+//    -> down in one CUDA graph with programmatic dependent launch, as `bench gemm --layer` runs them.
+// Build with -DW4_SELECT -DW4_SELECT_IS_G128 -DW4_SELECT_W4A16 for fast builds.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 #include "../probe_util.h"
 #include "../../../src/gpu/kernels/w4_gemv.cu"
 
+typedef void (*GvFn)(GV_PARAMS);
+struct Cfg { GvFn fn; int threads, smem, grid; };
+static int g_sms = 132;
+
+// kernel and launch configuration of kind (0 IS g128, 1 W4A16) at M; perSm = persistent blocks per
+// SM (0: as many as are resident, -1: one block per row tile)
+static Cfg config(int a16, int M, int N, int perSm) {
+  Cfg c;
+  const bool v8 = M <= 8;
+  c.fn = a16 ? (v8 ? w4a16_gemm_g128_v8 : w4a16_gemm_g128_v16) : (v8 ? w4a8_gemm_is_g128_v8 : w4a8_gemm_is_g128_v16);
+#if GV_PERSIST
+  c.threads = 32 * GV_PWARPS;
+  c.smem = a16 ? (v8 ? GvRing<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>::SMEM : GvRing<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>::SMEM)
+               : (v8 ? GvRing<MODE_IS, 128, 1, GV_PWARPS, GV_PSTAGES_V8>::SMEM : GvRing<MODE_IS, 128, 2, GV_PWARPS, GV_PSTAGES_V16>::SMEM);
+  CK(cudaFuncSetAttribute(c.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, c.smem));
+  int occ = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, c.fn, c.threads, c.smem));
+  const int T = N / 16;
+  c.grid = perSm < 0 ? T : std::min(T, (perSm == 0 || perSm > occ ? occ : perSm) * g_sms);
+#else
+  (void)perSm;
+  c.threads = a16 || v8 ? GV_THREADS : 32 * GV_WARPS_V16;
+  c.smem = 0;
+  c.grid = N / 16;
+#endif
+  return c;
+}
+
+struct Operands { void* A; float* sx; unsigned char* W; void* S; signed char* shift; unsigned short* out; };
+
+static void launch(const Cfg& c, const Operands& o, size_t wOff, size_t sOff, int M, int N, int K, cudaStream_t st, bool pdl) {
+  cudaLaunchConfig_t lc = {};
+  lc.gridDim = dim3(c.grid); lc.blockDim = dim3(c.threads); lc.dynamicSmemBytes = c.smem; lc.stream = st;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization; at[0].val.programmaticStreamSerializationAllowed = 1;
+  lc.attrs = at; lc.numAttrs = pdl ? 1 : 0;
+  CK(cudaLaunchKernelEx(&lc, c.fn, (const void*)o.A, (const float*)o.sx, (const U4*)(o.W + wOff), (const void*)((const char*)o.S + sOff),
+                        (const void*)o.shift, (const u16*)nullptr, (u16*)o.out, (void*)nullptr, (u32*)nullptr, M, N, K));
+}
+
+// n values uniform in [lo, hi] from a hash of (seed, index), made on the device (fast for GBs)
+template <typename T> __global__ void dfill_kernel(T* p, size_t n, unsigned seed, int lo, int span) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    p[i] = (T)(lo + (int)(splitmix64(((u64)seed << 40) ^ i) % (u64)span));
+}
+template <typename T> T* dfill(size_t n, unsigned seed, int lo, int hi) {
+  T* d; CK(cudaMalloc(&d, n * sizeof(T)));
+  dfill_kernel<T><<<1024, 256>>>(d, n, seed, lo, hi - lo + 1);
+  CK(cudaGetLastError());
+  return d;
+}
+
+static float median(std::vector<float> t) { std::sort(t.begin(), t.end()); return t[t.size() / 2]; }
+
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";
+  CK(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, 0));
   const int COPIES = 8;
+#if GV_PERSIST
+  const int grids[] = {0, 1, 2, 3, -1};
+#else
+  const int grids[] = {0};
+#endif
   int shapes[][2] = {{4096, 4096}, {12288, 4096}, {4096, 11008}, {22016, 4096}, {6144, 4096}, {4096, 14336}};
+  const char* only = getenv("PROBE_ONLY");  // "NxK": that shape alone, no chains (for ncu)
   for (auto& s : shapes) {
     const int N = s[0], K = s[1];
-    // the weights once per shape (a host-side fill of 8 copies is slow), the scales once per kind
-    unsigned char* W = fill<unsigned char>((size_t)N * K / 2 * COPIES, 2, 0, 255);
+    char name[32]; snprintf(name, sizeof name, "%dx%d", N, K);
+    if (only && strcmp(only, name) != 0) continue;
+    unsigned char* W = dfill<unsigned char>((size_t)N * K / 2 * COPIES, 2, 0, 255);
     for (int a16 = 0; a16 < 2; ++a16) {
-      void* S = a16 ? (void*)fill<unsigned short>((size_t)(K / 128) * N * COPIES, 3, 0x2000, 0x2c00) : (void*)fill<int>((size_t)(K / 128) * N * COPIES, 3, 1, 400);
+      const size_t sBytes = a16 ? 2 : 4;
+      void* S = a16 ? (void*)dfill<unsigned short>((size_t)(K / 128) * N * COPIES, 3, 0x2000, 0x2c00) : (void*)dfill<int>((size_t)(K / 128) * N * COPIES, 3, 1, 400);
       for (int M : {1, 16}) {
         // W4A16: fp16 activations and scales (bit patterns 0x3000..0x3c00: small positive halves)
-        void* A = a16 ? (void*)fill<unsigned short>((size_t)M * K, 1, 0x3000, 0x3c00) : (void*)fill<signed char>((size_t)M * K, 1, -127, 127);
-        const size_t sBytes = a16 ? 2 : 4;
-        signed char* shift = fill<signed char>(N, 4, 8, 16);
-        float* sx; CK(cudaMalloc(&sx, M * 4)); CK(cudaMemset(sx, 0, M * 4));
-        unsigned short* out; CK(cudaMalloc(&out, (size_t)M * N * 2));
-        const int threads = a16 || M <= 8 ? GV_THREADS : 32 * GV_WARPS_V16;  // W4A8's v16: the ring's block
-        auto fn = a16 ? (M <= 8 ? w4a16_gemm_g128_v8 : w4a16_gemm_g128_v16) : (M <= 8 ? w4a8_gemm_is_g128_v8 : w4a8_gemm_is_g128_v16);
-        cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
-        std::vector<float> t;
-        for (int r = 0; r < 8; ++r) {
-          cudaEventRecord(e0);
-          for (int l = 0; l < 50; ++l) {
-            const int c = l % COPIES;
-            fn<<<N / 16, threads>>>(A, sx, (const U4*)(W + (size_t)c * N * K / 2), (const char*)S + (size_t)c * (K / 128) * N * sBytes, shift,
-                                        nullptr, out, nullptr, nullptr, M, N, K);
+        Operands o;
+        o.A = a16 ? (void*)fill<unsigned short>((size_t)M * K, 1, 0x3000, 0x3c00) : (void*)fill<signed char>((size_t)M * K, 1, -127, 127);
+        o.shift = fill<signed char>(N, 4, 8, 16);
+        CK(cudaMalloc(&o.sx, M * 4)); CK(cudaMemset(o.sx, 0, M * 4));
+        CK(cudaMalloc(&o.out, (size_t)M * N * 2));
+        o.W = W; o.S = S;
+        for (int perSm : grids) {
+          const Cfg c = config(a16, M, N, perSm);
+          if (perSm > 0 && c.grid == config(a16, M, N, 0).grid && perSm != 1) continue;  // same as "resident"
+          cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+          std::vector<float> t;
+          for (int r = 0; r < 8; ++r) {
+            cudaEventRecord(e0);
+            for (int l = 0; l < 50; ++l) {
+              const int cp = l % COPIES;
+              launch(c, o, (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, 0, false);
+            }
+            cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
+            float ms; cudaEventElapsedTime(&ms, e0, e1);
+            if (r > 0) t.push_back(ms * 1000 / 50);
           }
-          cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
-          float ms; cudaEventElapsedTime(&ms, e0, e1);
-          if (r > 0) t.push_back(ms * 1000 / 50);
+          CK(cudaGetLastError());
+          const float us = median(t);
+          const double bytes = (double)N * K / 2 + (double)(K / 128) * N * sBytes;
+          printf("%-10s %-7s %3d %6d %6d %5d %8.2f %7.0f\n", variant, a16 ? "a16" : "is_g128", M, N, K, c.grid, us, bytes / us / 1e3);
         }
-        CK(cudaGetLastError());
-        std::sort(t.begin(), t.end());
-        const float us = t[t.size() / 2];
-        const double bytes = (double)N * K / 2 + (double)(K / 128) * N * sBytes;
-        printf("%-10s %-7s %3d %6d %6d %8.2f %7.0f\n", variant, a16 ? "a16" : "is_g128", M, N, K, us, bytes / us / 1e3);
-        cudaFree(A); cudaFree(shift); cudaFree(sx); cudaFree(out);
+        cudaFree(o.A); cudaFree(o.shift); cudaFree(o.sx); cudaFree(o.out);
       }
       cudaFree(S);
     }
     cudaFree(W);
+  }
+
+  // layer chains: 2 copies of a layer's weights alternate (a layer's W4 bytes exceed L2 already)
+  struct Arch { const char* name; int shapes[4][2]; } archs[] = {
+      {"llama2-7b", {{12288, 4096}, {4096, 4096}, {22016, 4096}, {4096, 11008}}},
+      {"llama3-8b", {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}}}};
+  if (only) return 0;
+  cudaStream_t st; CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  for (auto& a : archs) {
+    Operands ops[2][2][4];  // [a16][M = 1, 16][projection]
+    for (int i = 0; i < 4; ++i) {
+      const int N = a.shapes[i][0], K = a.shapes[i][1];
+      unsigned char* W = dfill<unsigned char>((size_t)N * K / 2 * 2, 5 + i, 0, 255);
+      void* S[2] = {dfill<int>((size_t)(K / 128) * N * 2, 6 + i, 1, 400), dfill<unsigned short>((size_t)(K / 128) * N * 2, 6 + i, 0x2000, 0x2c00)};
+      signed char* shift = dfill<signed char>(N, 4, 8, 16);
+      for (int a16 = 0; a16 < 2; ++a16)
+        for (int mi = 0; mi < 2; ++mi) {
+          const int M = mi ? 16 : 1;
+          Operands& o = ops[a16][mi][i];
+          o.W = W; o.S = S[a16]; o.shift = shift;
+          o.A = a16 ? (void*)dfill<unsigned short>((size_t)M * K, 1, 0x3000, 0x3c00) : (void*)dfill<signed char>((size_t)M * K, 1, -127, 127);
+          CK(cudaMalloc(&o.sx, M * 4)); CK(cudaMemset(o.sx, 0, M * 4));
+          CK(cudaMalloc(&o.out, (size_t)M * N * 2));
+        }
+    }
+    for (int a16 = 0; a16 < 2; ++a16)
+      for (int mi = 0; mi < 2; ++mi)
+        for (int perSm : grids) {
+          const int M = mi ? 16 : 1;
+          const size_t sBytes = a16 ? 2 : 4;
+          double bytes = 0;
+          Cfg cs[4];
+          for (int i = 0; i < 4; ++i) {
+            const int N = a.shapes[i][0], K = a.shapes[i][1];
+            bytes += (double)N * K / 2 + (double)(K / 128) * N * sBytes;
+            cs[i] = config(a16, M, N, perSm);
+          }
+          cudaGraph_t graph; cudaGraphExec_t exec;
+          CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+          for (int layer = 0; layer < 32; ++layer)
+            for (int i = 0; i < 4; ++i) {
+              const int N = a.shapes[i][0], K = a.shapes[i][1], cp = layer & 1;
+              launch(cs[i], ops[a16][mi][i], (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, st, layer + i > 0);
+            }
+          CK(cudaStreamEndCapture(st, &graph));
+          CK(cudaGraphInstantiate(&exec, graph, 0));
+          cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+          std::vector<float> t;
+          for (int r = 0; r < 8; ++r) {
+            cudaEventRecord(e0, st);
+            CK(cudaGraphLaunch(exec, st));
+            cudaEventRecord(e1, st); CK(cudaEventSynchronize(e1));
+            float ms; cudaEventElapsedTime(&ms, e0, e1);
+            if (r > 0) t.push_back(ms * 1000 / 32);
+          }
+          CK(cudaGetLastError());
+          const float us = median(t);
+          printf("%-10s chain   %-9s %s M %2d grid/SM %2d %8.2f us/layer %7.0f GB/s\n", variant, a.name, a16 ? "a16" : "is ", M, perSm, us, bytes / us / 1e3);
+          cudaGraphExecDestroy(exec); cudaGraphDestroy(graph);
+        }
+    for (int i = 0; i < 4; ++i) {
+      cudaFree(ops[0][0][i].W); cudaFree(ops[0][0][i].S); cudaFree(ops[1][0][i].S); cudaFree(ops[0][0][i].shift);
+      for (int a16 = 0; a16 < 2; ++a16)
+        for (int mi = 0; mi < 2; ++mi) { cudaFree(ops[a16][mi][i].A); cudaFree(ops[a16][mi][i].sx); cudaFree(ops[a16][mi][i].out); }
+    }
   }
 }

@@ -63,6 +63,7 @@ export interface CudaApi {
   cuModuleGetFunction(out: Out<Handle>, mod: Handle, name: string): number;
   cuFuncSetAttribute(fn: Handle, attr: number, value: number): number;
   cuFuncGetAttribute(out: Out<number>, attr: number, fn: Handle): number;
+  cuOccupancyMaxActiveBlocksPerMultiprocessor(out: Out<number>, fn: Handle, blockSize: number, dynamicSmem: number): number;
   cuLaunchKernel(fn: Handle, gx: number, gy: number, gz: number, bx: number, by: number, bz: number,
     smem: number, stream: Handle, params: Buffer[] | null, extra: null): number;
   /** Launch with attributes (config: a CUlaunchConfig in a Buffer, see launchConfigBuffer); absent on old drivers. */
@@ -153,6 +154,7 @@ function declare(lib: LibraryHandle, path: string): CudaApi {
     cuModuleGetFunction: f('cuModuleGetFunction', 'int', [out(fn), mod, 'const char *']),
     cuFuncSetAttribute: f('cuFuncSetAttribute', 'int', [fn, 'int', 'int']),
     cuFuncGetAttribute: f('cuFuncGetAttribute', 'int', [out('int'), 'int', fn]),
+    cuOccupancyMaxActiveBlocksPerMultiprocessor: f('cuOccupancyMaxActiveBlocksPerMultiprocessor', 'int', [out('int'), fn, 'int', 'size_t']),
     cuLaunchKernel: f('cuLaunchKernel', 'int',
       [fn, 'uint', 'uint', 'uint', 'uint', 'uint', 'uint', 'uint', stream, 'void **', 'void **']),
     cuLaunchKernelEx: optional(lib, 'cuLaunchKernelEx', 'int', ['void *', fn, 'void **', 'void **']),

@@ -34,8 +34,14 @@ export class W4GemmLaunch {
 
   constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
-    this.plan = planW4Gemm(kind, group, M, N, K, { smCount: gpu.smCount, arch: gpu.arch, ...opts });
-    this.kernel = gpu.compile(this.plan.source, { defines: this.plan.defines }).fn(this.plan.entry);
+    const planOpts = { smCount: gpu.smCount, arch: gpu.arch, ...opts };
+    let plan = planW4Gemm(kind, group, M, N, K, planOpts);
+    this.kernel = gpu.compile(plan.source, { defines: plan.defines }).fn(plan.entry);
+    if ((plan.tile === 'v8' || plan.tile === 'v16') && opts.gemvBlocksPerSm === undefined) {
+      // the persistent small-M kernels: as many blocks as this GPU keeps resident
+      plan = planW4Gemm(kind, group, M, N, K, { ...planOpts, gemvBlocksPerSm: Math.max(1, this.kernel.residentBlocks(plan.block[0], plan.smem)) });
+    }
+    this.plan = plan;
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);

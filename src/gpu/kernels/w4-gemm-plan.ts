@@ -34,9 +34,14 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   r: { bm: 128, bn: 128, threads: 256, stages: 4 },
   w: { bm: 128, bn: 128, threads: 384, stages: 6 },
   w64: { bm: 64, bn: 128, threads: 384, stages: 6 },
-  v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
-  v16: { bm: 16, bn: 16, threads: 128, stages: 0 },  // W4A8's ring; W4A16's v16 runs 256 (gemvThreads)
+  // w4_gemv.cu's persistent ring: GV_PWARPS = 4 warps, GV_PSTAGES_V8 / GV_PSTAGES_V16 items deep
+  v8: { bm: 8, bn: 16, threads: 128, stages: 4 },
+  v16: { bm: 16, bn: 16, threads: 128, stages: 3 },
 };
+
+/** Shared memory of one SM on sm_90 (H100/H200: 228 KiB), of which the runtime reserves 1 KiB per block. */
+const SM_SHARED_BYTES = 233472;
+const BLOCK_RESERVED_SMEM = 1024;
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
 /** The sm_90a wgmma kernels (tile w); same ABI and operand layouts as W4_GEMM_SOURCE. */
@@ -49,11 +54,6 @@ export const W4_WGMMA_MIN_M = 17;
 /** Tiles of the wgmma kernels (w4_gemm_wgmma.cu). */
 function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
   return tile === 'w' || tile === 'w64';
-}
-
-/** Threads of a v8/v16 block: W4A16's v16 keeps v8's 8 warps (w4_gemv.cu: only W4A8's v16 has the 4-warp ring). */
-function gemvThreads(kind: string, tile: 'v8' | 'v16'): number {
-  return tile === 'v16' && kind === 'w4a16' ? W4_TILES.v8.threads : W4_TILES[tile].threads;
 }
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
@@ -100,6 +100,11 @@ export interface W4PlanOptions {
   smCount?: number;
   /** Compile target ('sm_90a' enables tile w); default: none, i.e. mma.sync tiles only. */
   arch?: string;
+  /**
+   * Blocks of the persistent v8/v16 kernels resident per SM (W4GemmLaunch asks the occupancy
+   * calculator); default: as many as their shared memory allows on an sm_90 SM.
+   */
+  gemvBlocksPerSm?: number;
 }
 
 /** Kernel entry-point name for a kind, group size and tile. */
@@ -152,7 +157,7 @@ export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): numbe
   // w4_gemm_wgmma.cu (WStage): 1024 (alignment) + STAGES·(X BT·128·EB + W 128·64 + scales 128·4
   // (W4A16: 128·2), rounded up to 1024 B) + epilogue 8 warps·64 tokens·20 floats; W4A16's
   // 128-token tile has 4 stages (41 KB each), every other 6
-  if (isGemvTile(tile)) return 0;  // static shared memory only
+  if (isGemvTile(tile)) return gemvRingSmemBytes(kind, group, tile);
   if (isWgmmaTile(tile)) {
     const stages = kind === 'w4a16' && tile === 'w' ? 4 : t.stages;
     return 1024 + stages * Math.ceil((t.bm * 128 * eb + t.bn * 64 + t.bn * (eb === 2 ? 2 : 4)) / 1024) * 1024 + 8 * 64 * 20 * 4;
@@ -160,6 +165,20 @@ export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): numbe
   const sb = kind === 'pc' ? 0 : kind === 'w4a16' ? 2 : 4;
   const groupsPerTile = kind === 'pc' ? 0 : 128 / group;
   return t.stages * (t.bm * 128 * eb + t.bn * 64) + (t.stages + 1) * groupsPerTile * t.bn * sb;
+}
+
+/**
+ * Dynamic shared memory of a v8/v16 block (w4_gemv.cu's GvRing; the kernel traps when given less):
+ * per warp and stage the activations (8 tokens per n8 token tile, 128 B per token and 128-k half;
+ * W4A16's fp16 k-tile is two halves), the weights (1 KiB) and the row tile's scales (rounded up to
+ * 128 B), then two reduction buffers of warps × 4 values × 32 lanes per token tile.
+ */
+function gemvRingSmemBytes(kind: KernelKind, group: number, tile: 'v8' | 'v16'): number {
+  const t = W4_TILES[tile];
+  const warps = t.threads / 32, tokenTiles = t.bm / 8, halves = kind === 'w4a16' ? 2 : 1;
+  const scaleBytes = kind === 'w4a16' ? 32 : kind === 'pc' ? 0 : (128 / group) * 16 * 4;
+  const stage = tokenTiles * halves * 8 * 128 + 1024 + Math.ceil(scaleBytes / 128) * 128;
+  return warps * t.stages * stage + 2 * warps * tokenTiles * 4 * 32 * 4;
 }
 
 /** Check a GEMM shape against the kernels' limits (one-line errors). */
@@ -239,9 +258,12 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     splits = Math.max(1, Math.min(Math.round(target / blocks), Math.floor(kTiles / 2)));
   }
   // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
-  // v tiles: one block per 16 weight rows; mma.sync tiles: (N/BN, M/BM, splits)
+  // v tiles are persistent too: as many blocks as are resident (at most one per 16 weight rows),
+  // each looping over row tiles; mma.sync tiles: (N/BN, M/BM, splits)
+  const smem = w4SmemBytes(mode, group, tile);
+  const gemvPerSm = opts.gemvBlocksPerSm ?? Math.max(1, Math.floor(SM_SHARED_BYTES / (smem + BLOCK_RESERVED_SMEM)));
   const grid: [number, number, number] = isWgmmaTile(tile) ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
-    : isGemvTile(tile) ? [Math.ceil(n / t.bn), 1, 1]
+    : isGemvTile(tile) ? [Math.min(Math.ceil(n / t.bn), gemvPerSm * smCount), 1, 1]
     : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
   const tilesForCounters = isWgmmaTile(tile) ? wGrid : grid[0] * grid[1];
   return {
@@ -250,8 +272,8 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     entry: w4EntryName(mode, group, tile),
     tile,
     grid,
-    block: [isGemvTile(tile) ? gemvThreads(kind, tile) : t.threads, 1, 1],
-    smem: w4SmemBytes(mode, group, tile),
+    block: [t.threads, 1, 1],
+    smem,
     splits,
     workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
     counters: splits > 1 ? tilesForCounters : 0,

@@ -30,7 +30,7 @@
 
 #include "ptx.cuh"
 
-enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };  // A16: W4A16 (the persistent ring only)
 #define GV_ROWS 16
 #ifndef GV_WARPS
 #define GV_WARPS 8
@@ -52,6 +52,24 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2 };
 #endif                   // long K (h200-gemm-probe-gemv-ring-01f17d6.txt). 0 / 8: the round loop
 #ifndef GV_MINB_RING
 #define GV_MINB_RING 4   // blocks per SM asked of the 128-thread ring: no register cap in practice
+#endif
+#ifndef GV_PERSIST
+#define GV_PERSIST 1  // v8 and v16 of every mode on the persistent ring (gemv_persist); 0: the rounds / per-block ring
+#endif
+#ifndef GV_PWARPS
+#define GV_PWARPS 4  // warps of a persistent-ring block
+#endif
+#ifndef GV_PSTAGES_V8
+#define GV_PSTAGES_V8 4  // ring depth (items in smem) of v8
+#endif
+#ifndef GV_PSTAGES_V16
+#define GV_PSTAGES_V16 3  // and of v16
+#endif
+#ifndef GV_U8
+#define GV_U8 0  // persistent ring, W4A8: unpack int4 as offset-binary u8 (3 instead of 7 ops a word) + a −8·Σx MMA
+#endif
+#ifndef GV_PMINB
+#define GV_PMINB 4
 #endif
 #ifndef GV_UNROLL_1
 #define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
@@ -95,6 +113,17 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// the same with an unsigned (offset-binary) A operand
+DEVI void mma_u8s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
+  if (fresh)
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+  else
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 
 template <int MODE, int G, int NT, int WARPS, int STAGES>
 DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
@@ -461,10 +490,287 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
     }
 }
 
+// ---- the persistent ring (GV_PERSIST): every mode, one body -------------------------------------
+// grid = min(row tiles, resident blocks): block b takes row tiles b, b + grid, ... Each warp walks
+// one flat sequence of (row tile, k-tile) items (k-tiles warp, warp + WARPS, ... of each tile) on
+// a STAGES-deep cp.async ring in dynamic smem: weights (2 × 16 B per lane), activations and the
+// row tile's scales of an item arrive together, one commit group per item, so a warp keeps
+// STAGES − 1 items in flight while it computes one, across row-tile boundaries: a tile's
+// cross-warp reduction and epilogue run while the next tile's loads stream. One __syncthreads per
+// tile; the reduction buffers alternate by tile parity, so one barrier suffices.
+// Dynamic smem (GvRing::SMEM; the planner's gemvRingSmemBytes must agree, the kernel traps if
+// given less): per warp STAGES × [activations NT·H·1 KB | weights 1 KB | scales], then the
+// reduction buffers 2 × WARPS × NT·4 × 32 × 4 B. H = 2 for W4A16 (a k-tile of fp16 is 256 B).
+template <int MODE, int G, int NT, int WARPS, int STAGES> struct GvRing {
+  static constexpr int H = MODE == MODE_A16 ? 2 : 1;                 // 128-byte halves per token and k-tile
+  static constexpr int X_BYTES = NT * H * 8 * 128;
+  static constexpr int W_BYTES = 2 * 32 * 16;
+  static constexpr int S_RAW = MODE == MODE_A16 ? 32 : MODE == MODE_PC ? 0 : (128 / G) * 16 * 4;
+  static constexpr int S_BYTES = (S_RAW + 127) / 128 * 128;
+  static constexpr int STAGE = X_BYTES + W_BYTES + S_BYTES;
+  static constexpr int RED = 2 * WARPS * NT * 4 * 32 * 4;
+  static constexpr int SMEM = WARPS * STAGES * STAGE + RED;
+};
+DEVI u32 dynamic_smem_bytes() {
+  u32 r;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+  return r;
+}
+DEVI u32 lds_u16(u32 addr) {
+  unsigned short v;
+  asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
+  return v;
+}
+
+template <int MODE, int G, int NT, int WARPS, int STAGES>
+DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
+                       const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
+                       u16* __restrict__ out, int M, int N, int K) {
+  using R = GvRing<MODE, G, NT, WARPS, STAGES>;
+  typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
+  constexpr bool GROUPED = MODE == MODE_IS || MODE == MODE_FS;
+  constexpr int EB = MODE == MODE_A16 ? 2 : 1;    // activation bytes per element
+  constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k32 steps per group (W4A8)
+  constexpr int GPT = GROUPED ? 128 / G : 1;      // groups per k-tile
+  static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
+  extern __shared__ __align__(128) unsigned char gv_smem[];
+  if (dynamic_smem_bytes() < (u32)R::SMEM) __trap();  // the launch's smem disagrees with this build
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
+  const int KT = K >> 7, T = N >> 4;
+  const int nk = KT > warp ? (KT - warp + WARPS - 1) / WARPS : 0;  // this warp's k-tiles per row tile
+  const u32 ring = smem_addr(gv_smem) + warp * STAGES * R::STAGE;
+  Acc* red = (Acc*)(gv_smem + WARPS * STAGES * R::STAGE);  // [2][WARPS][NT·4][32]
+  // activation copy: lane l copies 16-byte chunk l % 8 of tokens l / 8 and l / 8 + 4 of each
+  // token tile (zero fill past M), stored at chunk c ^ token (conflict-free ldmatrix)
+  const int ct = lane >> 3, cc = lane & 7;
+  const unsigned char* xsrc[NT][2];
+  u32 xbytes[NT][2];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int t = j * 8 + ct + 4 * h;
+      xbytes[j][h] = t < M ? 16u : 0u;
+      xsrc[j][h] = (const unsigned char*)X + ((u64)(t < M ? t : 0) * K + cc * 16 / EB) * EB;
+    }
+  const int lt = lane & 7, lm = lane >> 3;  // ldmatrix: token lt of matrix lm
+
+  // item (tile, i): k-tile kt = warp + i·WARPS of row tile `tile` into stage st
+  auto issue_weights = [&](int tile, int i, int st) {  // weights and scales: independent of the preceding kernel
+    if (tile >= T) return;
+    const int kt = warp + i * WARPS, n8 = tile * 2, blk = n8 >> 4;
+    const int rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
+    // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts)
+    const U4* wp = Wp + ((u64)blk * 16 * KT + (u64)kt * rows + (n8 & 15)) * 32 + lane;
+    const u32 sw = ring + st * R::STAGE + R::X_BYTES;
+    cp_async16(sw + lane * 16, wp);
+    cp_async16(sw + 512 + lane * 16, wp + 32);
+    const u32 ss = sw + R::W_BYTES;
+    if constexpr (GROUPED) {
+      if (lane < GPT * 4) {  // 4 lanes per group: rows tile·16 .. + 15, 16 B each
+        const int gi = lane >> 2, part = lane & 3;
+        cp_async16(ss + (gi * 16 + part * 4) * 4, (const u32*)gsc + (u64)(kt * GPT + gi) * N + tile * 16 + part * 4);
+      }
+    } else if constexpr (MODE == MODE_A16) {
+      if (lane < 2) cp_async16(ss + lane * 16, (const u16*)gsc + (u64)kt * N + tile * 16 + lane * 8);
+    }
+  };
+  auto issue_acts = [&](int tile, int i, int st) {  // activations: the preceding kernel's output
+    if (tile >= T) return;
+    const int kt = warp + i * WARPS;
+    const u32 sx0 = ring + st * R::STAGE;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < R::H; ++hh)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int tok = ct + 4 * h;
+          cp_act16(sx0 + ((j * R::H + hh) * 8 + tok) * 128 + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128 * EB + hh * 128, xbytes[j][h]);
+        }
+  };
+  // the issue cursor runs STAGES − 1 items ahead of the compute
+  int itile = nk > 0 ? (int)blockIdx.x : T, ii = 0;
+  auto advance = [&](int& tile, int& i) {
+    if (++i == nk) i = 0, tile += gridDim.x;
+  };
+  {
+    int t = itile, i = ii;
+    for (int s = 0; s < STAGES - 1; ++s) issue_weights(t, i, s), advance(t, i);
+  }
+  pdl_wait();  // activations, sx and the residual come from preceding kernels
+  for (int s = 0; s < STAGES - 1; ++s) {
+    issue_acts(itile, ii, s);
+    cp_async_commit();
+    advance(itile, ii);
+  }
+
+  int sti = STAGES - 1, stc = 0, buf = 0;
+  for (int tile = blockIdx.x; tile < T; tile += gridDim.x) {
+    Acc acc[NT][4];
+    int P[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
+    for (int i = 0; i < nk; ++i) {
+      issue_weights(itile, ii, sti);  // into the stage item i − 1 used (its reads ended at the last __syncwarp)
+      issue_acts(itile, ii, sti);
+      cp_async_commit();
+      advance(itile, ii);
+      sti = sti + 1 == STAGES ? 0 : sti + 1;
+      cp_async_wait_group<STAGES - 1>();  // item i's group is complete
+      __syncwarp();
+      const u32 xk = ring + stc * R::STAGE, sw = xk + R::X_BYTES, ss = sw + R::W_BYTES;
+      u32 w0[4], w1[4];
+      lds_v4(sw + lane * 16, w0);
+      lds_v4(sw + 512 + lane * 16, w1);
+#ifdef GV_NOCOMPUTE  // probe only: the loads and the ring without the MMAs (what the stream alone costs)
+      if (true) {
+        P[0][0] ^= w0[0] ^ w0[1] ^ w0[2] ^ w0[3] ^ w1[0] ^ w1[1] ^ w1[2] ^ w1[3] ^ lds_u32(xk + lane * 4) ^ lds_u32(ss);
+        if constexpr (MODE == MODE_FS || MODE == MODE_A16) acc[0][0] += (float)P[0][0];
+        else acc[0][0] += P[0][0];
+      } else
+#endif
+      if constexpr (MODE == MODE_A16) {
+        const u32 s0 = lds_u16(ss + g * 2), s1 = lds_u16(ss + (g + 8) * 2);
+        const u32 sc0 = s0 | (s0 << 16), sc1 = s1 | (s1 << 16);
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {  // k 0-63, 64-127 of the k-tile: words 2hh, 2hh + 1
+          u32 x[NT][8];  // [j][2·s + b]: B fragments b0, b1 of k16 step s (4 steps per half)
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int p = 0; p < 2; ++p) {
+              u32 r[4];
+              ldsm_x4(xk + ((j * 2 + hh) * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+#pragma unroll
+              for (int e = 0; e < 4; ++e) x[j][4 * p + e] = r[e];
+            }
+#pragma unroll
+          for (int wi = 0; wi < 2; ++wi) {  // word 2hh + wi: k16 steps 2wi, 2wi + 1 of this half
+            u32 lo[4], hi[4];                 // rows g (n8 row 0) and g + 8 (n8 row 1): half2 pairs
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              lo[e] = dequant_a16(w0[2 * hh + wi], e, sc0);
+              hi[e] = dequant_a16(w1[2 * hh + wi], e, sc1);
+            }
+#pragma unroll
+            for (int s = 0; s < 2; ++s) {
+              const u32 a[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
+              const int ks = 2 * wi + s;
+#pragma unroll
+              for (int j = 0; j < NT; ++j) mma_f16(acc[j], a, x[j][2 * ks], x[j][2 * ks + 1]);
+            }
+          }
+        }
+      } else {
+        u32 sc[GPT][2];  // the group scales of rows g, g + 8
+#pragma unroll
+        for (int gi = 0; gi < GPT; ++gi) {
+          sc[gi][0] = GROUPED ? lds_u32(ss + (gi * 16 + g) * 4) : 0u;
+          sc[gi][1] = GROUPED ? lds_u32(ss + (gi * 16 + g + 8) * 4) : 0u;
+        }
+        u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k32 step ks
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int p = 0; p < 2; ++p) {
+            u32 r[4];
+            ldsm_x4(xk + (j * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) x[j][4 * p + e] = r[e];
+          }
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+          u32 a[4];
+#if GV_U8
+          // offset binary u = q + 8 (= q ^ 8 per nibble): the low nibbles in one LOP3, the high ones in
+          // SHF + LOP3; then P += Σ u·x − 8·Σ x = Σ q·x (exact), the second MMA with A = −8 everywhere
+          a[0] = (w0[ks] ^ 0x88888888u) & 0x0F0F0F0Fu;
+          a[2] = ((w0[ks] >> 4) ^ 0x08080808u) & 0x0F0F0F0Fu;
+          a[1] = (w1[ks] ^ 0x88888888u) & 0x0F0F0F0Fu;
+          a[3] = ((w1[ks] >> 4) ^ 0x08080808u) & 0x0F0F0F0Fu;
+          const u32 m8[4] = {0xF8F8F8F8u, 0xF8F8F8F8u, 0xF8F8F8F8u, 0xF8F8F8F8u};
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            mma_u8s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+            mma_s8(P[j], m8, x[j][2 * ks], x[j][2 * ks + 1], false);
+          }
+#else
+          unpack_s4(w0[ks], a[0], a[2]);
+          unpack_s4(w1[ks], a[1], a[3]);
+#pragma unroll
+          for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+#endif
+          if constexpr (GROUPED) {
+            if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold with the scales of rows g, g + 8
+              const int gi = ks / KS_PER_G;
+              const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(sc[gi][0]) : (Acc)(int)sc[gi][0];
+              const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(sc[gi][1]) : (Acc)(int)sc[gi][1];
+#pragma unroll
+              for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                  const Acc sv = e < 2 ? s0 : s1;
+                  if constexpr (MODE == MODE_IS)
+                    acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)sv);  // wraps: never (QUANT_SPEC)
+                  else
+                    acc[j][e] = ffma_rn(i2f_rn(P[j][e]), sv, acc[j][e]);
+                }
+            }
+          }
+        }
+      }
+      __syncwarp();  // every lane's reads of this stage are done before it is refilled
+      stc = stc + 1 == STAGES ? 0 : stc + 1;
+    }
+    if (tile + (int)gridDim.x >= T) pdl_trigger();  // this block's last tile: the next kernel may launch
+    // the warps' sums, added in warp order (int32: exact; fp32: a fixed order) by all threads
+    Acc* rb = red + buf * WARPS * NT * 4 * 32;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) rb[(warp * NT * 4 + j * 4 + e) * 32 + lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
+    __syncthreads();
+    buf ^= 1;
+    for (int v = tid; v < NT * 4 * 32; v += WARPS * 32) {
+      const int je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
+      Acc s = rb[je * 32 + l];
+#pragma unroll
+      for (int w = 1; w < WARPS; ++w) {
+        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[(w * NT * 4 + je) * 32 + l]);
+        else s = (int)((u32)s + (u32)rb[(w * NT * 4 + je) * 32 + l]);
+      }
+      const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
+      if (t >= M) continue;
+      float y;
+      if constexpr (MODE == MODE_A16) y = s;
+      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, sx[t]);
+      else {
+        const float c = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : ((const float*)chan)[n];
+        y = fmul_rn(fmul_rn(i2f_rn((int)s), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
+      }
+      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
+      out[(u64)t * N + n] = f2h_rn(y);
+    }
+  }
+}
+
 #define GV_PARAMS                                                                                       \
   const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,                   \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
+#if GV_PERSIST
+#define GV_ENTRY(NAME, MODE, G)                                                                         \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8(GV_PARAMS) {            \
+    gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(A, sx, Wp, gsc, chan, residual, out, M, N, K);        \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16(GV_PARAMS) {           \
+    gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, M, N, K);       \
+  }
+#define GV_ENTRY_A16(NAME) GV_ENTRY(NAME, MODE_A16, 128)
+#else
 #define GV_ENTRY(NAME, MODE, G)                                                                         \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
     gemv_body<MODE, G, 1, GV_WARPS, 0>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);  \
@@ -481,6 +787,7 @@ DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, co
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB_V16) NAME##_v16(GV_PARAMS) {         \
     gemv_a16_body<2>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
   }
+#endif
 
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
 // defines) compiles only that kind's v8 and v16 kernels; without W4_SELECT every entry point is built.
