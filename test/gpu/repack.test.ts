@@ -180,13 +180,15 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.equal(p.tile, 'v8');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_v8');
   assert.equal(p.source, W4_GEMV_SOURCE);
-  assert.deepEqual(p.grid, [256, 1, 1]);  // persistent: min(row tiles, resident blocks)
+  // persistent stream-K: 5 blocks of 38 KiB (+1 KiB) per 228 KiB SM by default (the occupancy
+  // calculator's count when given), but at least 8 k-tile items per block
+  assert.deepEqual(p.grid, [660, 1, 1]);
   assert.deepEqual(p.block, [128, 1, 1]);
   assert.equal(p.smem, 4 * 4 * (1024 + 1024 + 128) + 2 * 4 * 4 * 32 * 4);  // 4 warps × 4 stages, 2 reduction buffers
-  assert.equal(p.workspaceBytes, 0);
-  // 5 blocks of 38 KiB (+1 KiB) per 228 KiB SM by default, the occupancy calculator's count when given
-  assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 22016, 4096).grid, [660, 1, 1]);
+  assert.equal(p.workspaceBytes, 660 * 2 * 4 * 32 * 4);  // two partial row tiles per block
+  assert.equal(p.counters, 256);                         // one per row tile
   assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 22016, 4096, { gemvBlocksPerSm: 3, smCount: 100 }).grid, [300, 1, 1]);
+  assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 512, 640).grid, [20, 1, 1]);  // 32 row tiles × 5 k-tiles / 8
   assert.equal(planW4Gemm('w4a16', 128, 16, 4096, 4096).smem, 4 * 3 * (2 * 2 * 1024 + 1024 + 128) + 2 * 4 * 2 * 4 * 32 * 4);
   assert.equal(planW4Gemm('w4a8-fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
   assert.equal(planW4Gemm('w4a8-pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');

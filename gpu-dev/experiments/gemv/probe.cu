@@ -21,8 +21,8 @@ struct Cfg { GvFn fn; int threads, smem, grid; };
 static int g_sms = 132;
 
 // kernel and launch configuration of kind (0 IS g128, 1 W4A16) at M; perSm = persistent blocks per
-// SM (0: as many as are resident, -1: one block per row tile)
-static Cfg config(int a16, int M, int N, int perSm) {
+// SM (0: as many as are resident, -1: one fewer than that; never more blocks than items / GV_MIN_ITEMS)
+static Cfg config(int a16, int M, int N, int K, int perSm) {
   Cfg c;
   const bool v8 = M <= 8;
   c.fn = a16 ? (v8 ? w4a16_gemm_g128_v8 : w4a16_gemm_g128_v16) : (v8 ? w4a8_gemm_is_g128_v8 : w4a8_gemm_is_g128_v16);
@@ -33,10 +33,10 @@ static Cfg config(int a16, int M, int N, int perSm) {
   CK(cudaFuncSetAttribute(c.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, c.smem));
   int occ = 0;
   CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, c.fn, c.threads, c.smem));
-  const int T = N / 16;
-  c.grid = perSm < 0 ? T : std::min(T, (perSm == 0 || perSm > occ ? occ : perSm) * g_sms);
+  const int items = N / 16 * (K / 128), blocks = perSm < 0 ? occ - 1 : perSm == 0 || perSm > occ ? occ : perSm;
+  c.grid = std::max(1, std::min(items / GV_MIN_ITEMS, blocks * g_sms));
 #else
-  (void)perSm;
+  (void)perSm; (void)K;
   c.threads = a16 || v8 ? GV_THREADS : 32 * GV_WARPS_V16;
   c.smem = 0;
   c.grid = N / 16;
@@ -44,7 +44,12 @@ static Cfg config(int a16, int M, int N, int perSm) {
   return c;
 }
 
-struct Operands { void* A; float* sx; unsigned char* W; void* S; signed char* shift; unsigned short* out; };
+struct Operands { void* A; float* sx; unsigned char* W; void* S; signed char* shift; unsigned short* out; void* ws; u32* counters; };
+// the stream-K workspace (2 partial tiles per block) and zeroed tile counters of an N-row GEMM
+static void alloc_fixup(Operands& o, int N) {
+  CK(cudaMalloc(&o.ws, (size_t)4 * g_sms * 16 * 2 * 2 * 4 * 32 * 4));  // up to 16 blocks per SM, 2 slots, NT = 2
+  CK(cudaMalloc(&o.counters, (size_t)N / 16 * 4)); CK(cudaMemset(o.counters, 0, (size_t)N / 16 * 4));
+}
 
 static void launch(const Cfg& c, const Operands& o, size_t wOff, size_t sOff, int M, int N, int K, cudaStream_t st, bool pdl) {
   cudaLaunchConfig_t lc = {};
@@ -53,7 +58,7 @@ static void launch(const Cfg& c, const Operands& o, size_t wOff, size_t sOff, in
   at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization; at[0].val.programmaticStreamSerializationAllowed = 1;
   lc.attrs = at; lc.numAttrs = pdl ? 1 : 0;
   CK(cudaLaunchKernelEx(&lc, c.fn, (const void*)o.A, (const float*)o.sx, (const U4*)(o.W + wOff), (const void*)((const char*)o.S + sOff),
-                        (const void*)o.shift, (const u16*)nullptr, (u16*)o.out, (void*)nullptr, (u32*)nullptr, M, N, K));
+                        (const void*)o.shift, (const u16*)nullptr, (u16*)o.out, o.ws, o.counters, M, N, K));
 }
 
 // n values uniform in [lo, hi] from a hash of (seed, index), made on the device (fast for GBs)
@@ -75,7 +80,7 @@ int main(int argc, char** argv) {
   CK(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, 0));
   const int COPIES = 8;
 #if GV_PERSIST
-  const int grids[] = {0, 1, 2, 3, -1};
+  const int grids[] = {0, -1, 3};
 #else
   const int grids[] = {0};
 #endif
@@ -96,10 +101,11 @@ int main(int argc, char** argv) {
         o.shift = fill<signed char>(N, 4, 8, 16);
         CK(cudaMalloc(&o.sx, M * 4)); CK(cudaMemset(o.sx, 0, M * 4));
         CK(cudaMalloc(&o.out, (size_t)M * N * 2));
+        alloc_fixup(o, N);
         o.W = W; o.S = S;
         for (int perSm : grids) {
-          const Cfg c = config(a16, M, N, perSm);
-          if (perSm > 0 && c.grid == config(a16, M, N, 0).grid && perSm != 1) continue;  // same as "resident"
+          const Cfg c = config(a16, M, N, K, perSm);
+          if (perSm > 0 && c.grid == config(a16, M, N, K, 0).grid && perSm != 1) continue;  // same as "resident"
           cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
           std::vector<float> t;
           for (int r = 0; r < 8; ++r) {
@@ -117,7 +123,7 @@ int main(int argc, char** argv) {
           const double bytes = (double)N * K / 2 + (double)(K / 128) * N * sBytes;
           printf("%-10s %-7s %3d %6d %6d %5d %8.2f %7.0f\n", variant, a16 ? "a16" : "is_g128", M, N, K, c.grid, us, bytes / us / 1e3);
         }
-        cudaFree(o.A); cudaFree(o.shift); cudaFree(o.sx); cudaFree(o.out);
+        cudaFree(o.A); cudaFree(o.shift); cudaFree(o.sx); cudaFree(o.out); cudaFree(o.ws); cudaFree(o.counters);
       }
       cudaFree(S);
     }
@@ -145,6 +151,7 @@ int main(int argc, char** argv) {
           o.A = a16 ? (void*)dfill<unsigned short>((size_t)M * K, 1, 0x3000, 0x3c00) : (void*)dfill<signed char>((size_t)M * K, 1, -127, 127);
           CK(cudaMalloc(&o.sx, M * 4)); CK(cudaMemset(o.sx, 0, M * 4));
           CK(cudaMalloc(&o.out, (size_t)M * N * 2));
+          alloc_fixup(o, N);
         }
     }
     for (int a16 = 0; a16 < 2; ++a16)
@@ -157,7 +164,7 @@ int main(int argc, char** argv) {
           for (int i = 0; i < 4; ++i) {
             const int N = a.shapes[i][0], K = a.shapes[i][1];
             bytes += (double)N * K / 2 + (double)(K / 128) * N * sBytes;
-            cs[i] = config(a16, M, N, perSm);
+            cs[i] = config(a16, M, N, K, perSm);
           }
           cudaGraph_t graph; cudaGraphExec_t exec;
           CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
@@ -185,7 +192,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 4; ++i) {
       cudaFree(ops[0][0][i].W); cudaFree(ops[0][0][i].S); cudaFree(ops[1][0][i].S); cudaFree(ops[0][0][i].shift);
       for (int a16 = 0; a16 < 2; ++a16)
-        for (int mi = 0; mi < 2; ++mi) { cudaFree(ops[a16][mi][i].A); cudaFree(ops[a16][mi][i].sx); cudaFree(ops[a16][mi][i].out); }
+        for (int mi = 0; mi < 2; ++mi) {
+          Operands& o = ops[a16][mi][i];
+          cudaFree(o.A); cudaFree(o.sx); cudaFree(o.out); cudaFree(o.ws); cudaFree(o.counters);
+        }
     }
   }
 }

@@ -42,6 +42,8 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
 /** Shared memory of one SM on sm_90 (H100/H200: 228 KiB), of which the runtime reserves 1 KiB per block. */
 const SM_SHARED_BYTES = 233472;
 const BLOCK_RESERVED_SMEM = 1024;
+/** Fewest (row tile, k-tile) items a persistent v8/v16 block gets (GV_MIN_ITEMS in w4_gemv.cu). */
+const GEMV_MIN_ITEMS = 8;
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
 /** The sm_90a wgmma kernels (tile w); same ABI and operand layouts as W4_GEMM_SOURCE. */
@@ -258,14 +260,18 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     splits = Math.max(1, Math.min(Math.round(target / blocks), Math.floor(kTiles / 2)));
   }
   // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
-  // v tiles are persistent too: as many blocks as are resident (at most one per 16 weight rows),
-  // each looping over row tiles; mma.sync tiles: (N/BN, M/BM, splits)
+  // v tiles are persistent stream-K: as many blocks as are resident (but at least GEMV_MIN_ITEMS
+  // k-tiles each), each taking an equal range of the (row tile, k-tile) items; mma.sync tiles:
+  // (N/BN, M/BM, splits)
   const smem = w4SmemBytes(mode, group, tile);
   const gemvPerSm = opts.gemvBlocksPerSm ?? Math.max(1, Math.floor(SM_SHARED_BYTES / (smem + BLOCK_RESERVED_SMEM)));
+  const rowTiles = n / t.bn;
   const grid: [number, number, number] = isWgmmaTile(tile) ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
-    : isGemvTile(tile) ? [Math.min(Math.ceil(n / t.bn), gemvPerSm * smCount), 1, 1]
+    : isGemvTile(tile) ? [Math.max(1, Math.min(Math.floor(rowTiles * kTiles / GEMV_MIN_ITEMS), gemvPerSm * smCount)), 1, 1]
     : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
   const tilesForCounters = isWgmmaTile(tile) ? wGrid : grid[0] * grid[1];
+  // v tiles: two partial row tiles per block ([block][2][bm/8 token tiles × 4 × 32] sums), a counter per row tile
+  const gemvFixup = isGemvTile(tile) ? { workspaceBytes: grid[0] * 2 * (t.bm / 8) * 4 * 32 * 4, counters: rowTiles } : undefined;
   return {
     source: isWgmmaTile(tile) ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     defines: w4SelectDefines(mode, group),
@@ -275,8 +281,8 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     block: [t.threads, 1, 1],
     smem,
     splits,
-    workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
-    counters: splits > 1 ? tilesForCounters : 0,
+    workspaceBytes: gemvFixup?.workspaceBytes ?? (splits > 1 ? splits * m * n * 4 : 0),
+    counters: gemvFixup?.counters ?? (splits > 1 ? tilesForCounters : 0),
   };
 }
 

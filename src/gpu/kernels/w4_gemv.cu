@@ -65,8 +65,8 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };  // A16: W4A16 (th
 #ifndef GV_PSTAGES_V16
 #define GV_PSTAGES_V16 3  // and of v16
 #endif
-#ifndef GV_U8
-#define GV_U8 0  // persistent ring, W4A8: unpack int4 as offset-binary u8 (3 instead of 7 ops a word) + a −8·Σx MMA
+#ifndef GV_MIN_ITEMS
+#define GV_MIN_ITEMS 8  // the planner gives every persistent block at least this many k-tile items (w4-gemm-plan.ts)
 #endif
 #ifndef GV_PMINB
 #define GV_PMINB 4
@@ -109,18 +109,6 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
   else
     asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// the same with an unsigned (offset-binary) A operand
-DEVI void mma_u8s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
-  if (fresh)
-    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
-  else
-    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
@@ -516,6 +504,10 @@ DEVI u32 dynamic_smem_bytes() {
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
   return r;
 }
+template <int MODE, typename Acc> DEVI Acc add_acc(Acc a, Acc b) {  // int32 sums wrap (never, QUANT_SPEC); fp32 rounds
+  if constexpr (MODE == MODE_FS || MODE == MODE_A16) return fadd_rn(a, b);
+  else return (int)((u32)a + (u32)b);
+}
 DEVI u32 lds_u16(u32 addr) {
   unsigned short v;
   asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
@@ -525,8 +517,10 @@ DEVI u32 lds_u16(u32 addr) {
 template <int MODE, int G, int NT, int WARPS, int STAGES>
 DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                        const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
-                       u16* __restrict__ out, int M, int N, int K) {
+                       u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
   using R = GvRing<MODE, G, NT, WARPS, STAGES>;
+  constexpr int VPT = NT * 4 / WARPS;  // reduced values per thread and tile
+  static_assert(NT * 4 % WARPS == 0, "the block's threads share a tile's NT·4·32 sums evenly");
   typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
   constexpr bool GROUPED = MODE == MODE_IS || MODE == MODE_FS;
   constexpr int EB = MODE == MODE_A16 ? 2 : 1;    // activation bytes per element
@@ -537,7 +531,14 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   if (dynamic_smem_bytes() < (u32)R::SMEM) __trap();  // the launch's smem disagrees with this build
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int KT = K >> 7, T = N >> 4;
-  const int nk = KT > warp ? (KT - warp + WARPS - 1) / WARPS : 0;  // this warp's k-tiles per row tile
+  // stream-K: the T·KT (row tile, k-tile) items in tile-major order, an equal contiguous range per
+  // block: [r0, r1) covers tiles t0..t1, the first and last possibly in part (k-tiles kbeg..kend)
+  const int nb = gridDim.x, b = blockIdx.x, I = T * KT;
+  const int r0 = (int)((u64)b * I / nb), r1 = (int)((u64)(b + 1) * I / nb);
+  if (nb > I) __trap();  // a block without items would leave its tiles' counters short (the planner never asks)
+  const int t0 = r0 / KT, t1 = (r1 - 1) / KT;
+  auto kbeg = [&](int t) { return r0 > t * KT ? r0 - t * KT : 0; };
+  auto kend = [&](int t) { return r1 < (t + 1) * KT ? r1 - t * KT : KT; };
   const u32 ring = smem_addr(gv_smem) + warp * STAGES * R::STAGE;
   Acc* red = (Acc*)(gv_smem + WARPS * STAGES * R::STAGE);  // [2][WARPS][NT·4][32]
   // activation copy: lane l copies 16-byte chunk l % 8 of tokens l / 8 and l / 8 + 4 of each
@@ -575,9 +576,8 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       if (lane < 2) cp_async16(ss + lane * 16, (const u16*)gsc + (u64)kt * N + tile * 16 + lane * 8);
     }
   };
-  auto issue_acts = [&](int tile, int i, int st) {  // activations: the preceding kernel's output
-    if (tile >= T) return;
-    const int kt = warp + i * WARPS;
+  auto issue_acts = [&](int tile, int kt, int st) {  // activations: the preceding kernel's output
+    if (tile > t1) return;
     const u32 sx0 = ring + st * R::STAGE;
 #pragma unroll
     for (int j = 0; j < NT; ++j)
@@ -589,24 +589,29 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
           cp_act16(sx0 + ((j * R::H + hh) * 8 + tok) * 128 + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128 * EB + hh * 128, xbytes[j][h]);
         }
   };
-  // the issue cursor runs STAGES − 1 items ahead of the compute
-  int itile = nk > 0 ? (int)blockIdx.x : T, ii = 0;
-  auto advance = [&](int& tile, int& i) {
-    if (++i == nk) i = 0, tile += gridDim.x;
+  // This warp's items: k-tiles kbeg + warp, kbeg + warp + WARPS, ... < kend of each tile in turn.
+  // The issue cursor (itile, ikt) runs STAGES − 1 items ahead of the compute.
+  auto settle = [&](int& tile, int& kt) {  // past the tile's end: the next tile with an item for this warp
+    while (tile <= t1 && kt >= kend(tile)) ++tile, kt = kbeg(tile) + warp;
   };
+  auto advance = [&](int& tile, int& kt) { kt += WARPS, settle(tile, kt); };
+  int itile = t0, ikt = kbeg(t0) + warp;
+  settle(itile, ikt);
   {
-    int t = itile, i = ii;
-    for (int s = 0; s < STAGES - 1; ++s) issue_weights(t, i, s), advance(t, i);
+    int t = itile, kt = ikt;
+    for (int s = 0; s < STAGES - 1; ++s) issue_weights(t, kt, s), advance(t, kt);
   }
   pdl_wait();  // activations, sx and the residual come from preceding kernels
   for (int s = 0; s < STAGES - 1; ++s) {
-    issue_acts(itile, ii, s);
+    issue_acts(itile, ikt, s);
     cp_async_commit();
-    advance(itile, ii);
+    advance(itile, ikt);
   }
 
   int sti = STAGES - 1, stc = 0, buf = 0;
-  for (int tile = blockIdx.x; tile < T; tile += gridDim.x) {
+  for (int tile = t0; tile <= t1; ++tile) {
+    const int kb = kbeg(tile), ke = kend(tile);
+    const int nk = ke - kb > warp ? (ke - kb - warp + WARPS - 1) / WARPS : 0;  // this warp's items of the tile
     Acc acc[NT][4];
     int P[NT][4];
 #pragma unroll
@@ -614,10 +619,10 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
     for (int i = 0; i < nk; ++i) {
-      issue_weights(itile, ii, sti);  // into the stage item i − 1 used (its reads ended at the last __syncwarp)
-      issue_acts(itile, ii, sti);
+      issue_weights(itile, ikt, sti);  // into the stage item i − 1 used (its reads ended at the last __syncwarp)
+      issue_acts(itile, ikt, sti);
       cp_async_commit();
-      advance(itile, ii);
+      advance(itile, ikt);
       sti = sti + 1 == STAGES ? 0 : sti + 1;
       cp_async_wait_group<STAGES - 1>();  // item i's group is complete
       __syncwarp();
@@ -684,25 +689,10 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
           u32 a[4];
-#if GV_U8
-          // offset binary u = q + 8 (= q ^ 8 per nibble): the low nibbles in one LOP3, the high ones in
-          // SHF + LOP3; then P += Σ u·x − 8·Σ x = Σ q·x (exact), the second MMA with A = −8 everywhere
-          a[0] = (w0[ks] ^ 0x88888888u) & 0x0F0F0F0Fu;
-          a[2] = ((w0[ks] >> 4) ^ 0x08080808u) & 0x0F0F0F0Fu;
-          a[1] = (w1[ks] ^ 0x88888888u) & 0x0F0F0F0Fu;
-          a[3] = ((w1[ks] >> 4) ^ 0x08080808u) & 0x0F0F0F0Fu;
-          const u32 m8[4] = {0xF8F8F8F8u, 0xF8F8F8F8u, 0xF8F8F8F8u, 0xF8F8F8F8u};
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            mma_u8s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
-            mma_s8(P[j], m8, x[j][2 * ks], x[j][2 * ks + 1], false);
-          }
-#else
           unpack_s4(w0[ks], a[0], a[2]);
           unpack_s4(w1[ks], a[1], a[3]);
 #pragma unroll
           for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
-#endif
           if constexpr (GROUPED) {
             if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold with the scales of rows g, g + 8
               const int gi = ks / KS_PER_G;
@@ -725,8 +715,9 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       __syncwarp();  // every lane's reads of this stage are done before it is refilled
       stc = stc + 1 == STAGES ? 0 : stc + 1;
     }
-    if (tile + (int)gridDim.x >= T) pdl_trigger();  // this block's last tile: the next kernel may launch
-    // the warps' sums, added in warp order (int32: exact; fp32: a fixed order) by all threads
+    if (tile == t1) pdl_trigger();  // this block's last tile: the next kernel may launch
+    // the warps' sums, added in warp order (int32: exact; fp32: a fixed order); thread tid takes
+    // sums v = tid + r·32·WARPS: value je = v / 32 (token tile j, fragment element e) of lane v % 32
     Acc* rb = red + buf * WARPS * NT * 4 * 32;
 #pragma unroll
     for (int j = 0; j < NT; ++j)
@@ -734,22 +725,53 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       for (int e = 0; e < 4; ++e) rb[(warp * NT * 4 + j * 4 + e) * 32 + lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
     __syncthreads();
     buf ^= 1;
-    for (int v = tid; v < NT * 4 * 32; v += WARPS * 32) {
-      const int je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
-      Acc s = rb[je * 32 + l];
+    Acc sum[VPT];
 #pragma unroll
-      for (int w = 1; w < WARPS; ++w) {
-        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[(w * NT * 4 + je) * 32 + l]);
-        else s = (int)((u32)s + (u32)rb[(w * NT * 4 + je) * 32 + l]);
+    for (int r = 0; r < VPT; ++r) {
+      const int v = tid + r * WARPS * 32;
+      sum[r] = rb[v];
+#pragma unroll
+      for (int w = 1; w < WARPS; ++w) sum[r] = add_acc<MODE>(sum[r], rb[w * NT * 4 * 32 + v]);
+    }
+    if (kb != 0 || ke != KT) {
+      // Part of the tile (stream-K): its blocks' partial sums meet in the workspace,
+      // [block][slot: 0 = the block's first tile, 1 = its last][NT·4·32]; the last block to arrive
+      // adds them in block order (= k order: deterministic) and stores the tile.
+      Acc* part = (Acc*)ws;
+      auto slot = [&](int blk) { return (int)((u64)blk * I / nb) >= tile * KT ? 0 : 1; };  // its range starts in this tile: its first
+#pragma unroll
+      for (int r = 0; r < VPT; ++r) st_cg(part + ((u64)b * 2 + slot(b)) * NT * 4 * 32 + tid + r * WARPS * 32, sum[r]);
+      fence_gpu();
+      __shared__ u32 s_last;
+      __syncthreads();
+      // blocks with items of this tile: those of its first and last items
+      const int bfirst = (int)(((u64)tile * KT * nb + nb - 1) / I), blast = (int)(((u64)(tile + 1) * KT * nb - 1) / I);
+      if (tid == 0) {
+        s_last = atom_add_u32(counters + tile, 1u) == (u32)(blast - bfirst);
+        if (s_last) counters[tile] = 0;  // self-cleaning for the next launch
       }
+      __syncthreads();
+      if (!s_last) continue;
+      fence_gpu();
+#pragma unroll
+      for (int r = 0; r < VPT; ++r) {
+        Acc total = b == bfirst ? sum[r] : ld_cg(part + ((u64)bfirst * 2 + slot(bfirst)) * NT * 4 * 32 + tid + r * WARPS * 32);
+        for (int bb = bfirst + 1; bb <= blast; ++bb)
+          total = add_acc<MODE>(total, bb == b ? sum[r] : ld_cg(part + ((u64)bb * 2 + slot(bb)) * NT * 4 * 32 + tid + r * WARPS * 32));
+        sum[r] = total;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < VPT; ++r) {
+      const int v = tid + r * WARPS * 32, je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
       const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
       if (t >= M) continue;
       float y;
-      if constexpr (MODE == MODE_A16) y = s;
-      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, sx[t]);
+      if constexpr (MODE == MODE_A16) y = sum[r];
+      else if constexpr (MODE == MODE_FS) y = fmul_rn(sum[r], sx[t]);
       else {
         const float c = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : ((const float*)chan)[n];
-        y = fmul_rn(fmul_rn(i2f_rn((int)s), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
+        y = fmul_rn(fmul_rn(i2f_rn((int)sum[r]), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
       }
       if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
       out[(u64)t * N + n] = f2h_rn(y);
@@ -764,10 +786,10 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 #if GV_PERSIST
 #define GV_ENTRY(NAME, MODE, G)                                                                         \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8(GV_PARAMS) {            \
-    gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(A, sx, Wp, gsc, chan, residual, out, M, N, K);        \
+    gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K);        \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16(GV_PARAMS) {           \
-    gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, M, N, K);       \
+    gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K);       \
   }
 #define GV_ENTRY_A16(NAME) GV_ENTRY(NAME, MODE_A16, 128)
 #else
