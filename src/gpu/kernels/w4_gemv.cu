@@ -556,10 +556,10 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
     }
   const int lt = lane & 7, lm = lane >> 3;  // ldmatrix: token lt of matrix lm
 
-  // item (tile, i): k-tile kt = warp + i·WARPS of row tile `tile` into stage st
-  auto issue_weights = [&](int tile, int i, int st) {  // weights and scales: independent of the preceding kernel
-    if (tile >= T) return;
-    const int kt = warp + i * WARPS, n8 = tile * 2, blk = n8 >> 4;
+  // item (tile, kt) into stage st; tile > t1: past this block's range (nothing to load)
+  auto issue_weights = [&](int tile, int kt, int st) {  // weights and scales: independent of the preceding kernel
+    if (tile > t1) return;
+    const int n8 = tile * 2, blk = n8 >> 4;
     const int rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
     // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts)
     const U4* wp = Wp + ((u64)blk * 16 * KT + (u64)kt * rows + (n8 & 15)) * 32 + lane;
