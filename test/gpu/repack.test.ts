@@ -10,7 +10,7 @@ import { IntscaleError } from '../../src/core/errors.ts';
 import { f16ToF32 } from '../../src/core/dtype.ts';
 import { packFloatScales, packHalfScales, packIntScales, packedChunkIndex, repackWeights } from '../../src/gpu/repack.ts';
 import {
-  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE, W4_TILES, W4_WGMMA_MIN_M, planW4Gemm, w4EntryName, w4SmemBytes, type W4Tile,
+  W4_GEMM_SOURCE, W4_GEMM_WGMMA_SOURCE, W4_GEMV_SOURCE, W4_TILES, GEMV_RING, W4_WGMMA_MIN_M, planW4Gemm, w4EntryName, w4SmemBytes, type W4Tile,
 } from '../../src/gpu/kernels/w4-gemm-plan.ts';
 
 function randomCanonical(rng: Rng, n: number, k: number): { packed: Uint8Array; q: Int8Array } {
@@ -180,16 +180,19 @@ test('planW4Gemm: the small-M tiles v8 (M <= 8) and v16 (M <= 16) for W4A8 with 
   assert.equal(p.tile, 'v8');
   assert.equal(p.entry, 'w4a8_gemm_is_g128_v8');
   assert.equal(p.source, W4_GEMV_SOURCE);
-  // persistent stream-K: 5 blocks of 38 KiB (+1 KiB) per 228 KiB SM by default (the occupancy
-  // calculator's count when given), but at least 8 k-tile items per block
-  assert.deepEqual(p.grid, [660, 1, 1]);
-  assert.deepEqual(p.block, [128, 1, 1]);
-  assert.equal(p.smem, 4 * 4 * (1024 + 1024 + 128) + 2 * 4 * 4 * 32 * 4);  // 4 warps × 4 stages, 2 reduction buffers
-  assert.equal(p.workspaceBytes, 660 * 2 * 4 * 32 * 4);  // two partial row tiles per block
-  assert.equal(p.counters, 256);                         // one per row tile
-  assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 22016, 4096, { gemvBlocksPerSm: 3, smCount: 100 }).grid, [300, 1, 1]);
-  assert.deepEqual(planW4Gemm('w4a8-is', 128, 1, 512, 640).grid, [20, 1, 1]);  // 32 row tiles × 5 k-tiles / 8
-  assert.equal(planW4Gemm('w4a16', 128, 16, 4096, 4096).smem, 4 * 3 * (2 * 2 * 1024 + 1024 + 128) + 2 * 4 * 2 * 4 * 32 * 4);
+  assert.deepEqual(p.grid, [256, 1, 1]);  // W4A8's v8: the rounds, one block per 16 weight rows
+  assert.deepEqual(p.block, [256, 1, 1]);
+  assert.equal(p.smem, 0);
+  assert.equal(p.workspaceBytes, 0);
+  // v16 and W4A16's v8: the persistent ring, as many blocks as fit (here by shared memory: 4 per
+  // 228 KiB SM by default, the occupancy calculator's count when given), 4 warps, dynamic smem
+  const ring = planW4Gemm('w4a8-is', 128, 16, 22016, 4096);
+  assert.deepEqual([ring.grid, ring.block], [[528, 1, 1], [128, 1, 1]]);
+  assert.equal(ring.smem, 4 * 3 * (2 * 1024 + 1024 + 128) + 2 * 4 * 2 * 4 * 32 * 4);  // 4 warps × 3 stages, 2 reduction buffers
+  assert.deepEqual(planW4Gemm('w4a8-is', 128, 16, 22016, 4096, { gemvBlocksPerSm: 3, smCount: 100 }).grid, [300, 1, 1]);
+  assert.deepEqual(planW4Gemm('w4a8-is', 128, 16, 4096, 4096).grid, [256, 1, 1]);  // never more blocks than row tiles
+  const a16 = planW4Gemm('w4a16', 128, 1, 22016, 4096);
+  assert.deepEqual([a16.grid, a16.block, a16.smem], [[528, 1, 1], [128, 1, 1], 4 * 4 * (2 * 1024 + 1024 + 128) + 2 * 4 * 4 * 32 * 4]);
   assert.equal(planW4Gemm('w4a8-fs', 32, 16, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g32_v16');
   assert.equal(planW4Gemm('w4a8-pc', 128, 9, 4096, 4096).entry, 'w4a8_gemm_pc_v16');
   assert.equal(planW4Gemm('w4a8-is', 128, 17, 4096, 4096).tile, 'm');   // M > 16
@@ -204,10 +207,10 @@ test('w4_gemv.cu: block constants agree with the planner; entries for every kind
   const src = readFileSync(new URL('../../src/gpu/kernels/w4_gemv.cu', import.meta.url), 'utf8');
   const def = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(src)?.[1]);
   assert.equal(W4_TILES.v8.bn, def('GV_ROWS'));
-  assert.equal(W4_TILES.v8.threads, 32 * def('GV_PWARPS'));
-  assert.equal(W4_TILES.v16.threads, 32 * def('GV_PWARPS'));
-  assert.equal(W4_TILES.v8.stages, def('GV_PSTAGES_V8'));
-  assert.equal(W4_TILES.v16.stages, def('GV_PSTAGES_V16'));
+  assert.equal(W4_TILES.v8.threads, def('GV_THREADS'));  // the rounds
+  assert.equal(GEMV_RING.warps, def('GV_PWARPS'));         // the ring
+  assert.equal(GEMV_RING.stages.v8, def('GV_PSTAGES_V8'));
+  assert.equal(GEMV_RING.stages.v16, def('GV_PSTAGES_V16'));
   for (const [kind, group] of [['w4a8-is', 128], ['w4a8-is', 64], ['w4a8-is', 32], ['w4a8-fs', 128], ['w4a8-fs', 64], ['w4a8-fs', 32], ['w4a8-pc', 128]] as const) {
     const base = w4EntryName(kind, group, 'v8').replace(/_v8$/, '');
     assert.ok(new RegExp(`GV_ENTRY\\(${base}, MODE_\\w+, ${group}\\)`).test(src), `${base} missing in w4_gemv.cu`);

@@ -37,8 +37,8 @@ export class W4GemmLaunch {
     const planOpts = { smCount: gpu.smCount, arch: gpu.arch, ...opts };
     let plan = planW4Gemm(kind, group, M, N, K, planOpts);
     this.kernel = gpu.compile(plan.source, { defines: plan.defines }).fn(plan.entry);
-    if ((plan.tile === 'v8' || plan.tile === 'v16') && opts.gemvBlocksPerSm === undefined) {
-      // the persistent small-M kernels: as many blocks as this GPU keeps resident
+    if (plan.smem > 0 && (plan.tile === 'v8' || plan.tile === 'v16') && opts.gemvBlocksPerSm === undefined) {
+      // the persistent small-M ring: as many blocks as this GPU keeps resident
       plan = planW4Gemm(kind, group, M, N, K, { ...planOpts, gemvBlocksPerSm: Math.max(1, this.kernel.residentBlocks(plan.block[0], plan.smem)) });
     }
     this.plan = plan;

@@ -34,16 +34,17 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   r: { bm: 128, bn: 128, threads: 256, stages: 4 },
   w: { bm: 128, bn: 128, threads: 384, stages: 6 },
   w64: { bm: 64, bn: 128, threads: 384, stages: 6 },
-  // w4_gemv.cu's persistent ring: GV_PWARPS = 4 warps, GV_PSTAGES_V8 / GV_PSTAGES_V16 items deep
-  v8: { bm: 8, bn: 16, threads: 128, stages: 4 },
-  v16: { bm: 16, bn: 16, threads: 128, stages: 3 },
+  // w4_gemv.cu: W4A8's v8 runs the rounds (GV_THREADS); v16 and W4A16's v8 the persistent ring (GEMV_RING)
+  v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
+  v16: { bm: 16, bn: 16, threads: 128, stages: 0 },
 };
+
+/** w4_gemv.cu's persistent ring: GV_PWARPS warps, GV_PSTAGES_V8 / GV_PSTAGES_V16 k-tiles deep per warp. */
+export const GEMV_RING = { warps: 4, stages: { v8: 4, v16: 3 } } as const;
 
 /** Shared memory of one SM on sm_90 (H100/H200: 228 KiB), of which the runtime reserves 1 KiB per block. */
 const SM_SHARED_BYTES = 233472;
 const BLOCK_RESERVED_SMEM = 1024;
-/** Fewest (row tile, k-tile) items a persistent v8/v16 block gets (GV_MIN_ITEMS in w4_gemv.cu). */
-const GEMV_MIN_ITEMS = 8;
 
 export const W4_GEMM_SOURCE = 'src/gpu/kernels/w4_gemm.cu';
 /** The sm_90a wgmma kernels (tile w); same ABI and operand layouts as W4_GEMM_SOURCE. */
@@ -56,6 +57,11 @@ export const W4_WGMMA_MIN_M = 17;
 /** Tiles of the wgmma kernels (w4_gemm_wgmma.cu). */
 function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
   return tile === 'w' || tile === 'w64';
+}
+
+/** Whether a v8/v16 kernel is w4_gemv.cu's persistent ring (v16 of every kind, W4A16's v8) rather than the rounds. */
+function isGemvRing(kind: KernelKind, tile: 'v8' | 'v16'): boolean {
+  return tile === 'v16' || kind === 'w4a16';
 }
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
@@ -103,7 +109,7 @@ export interface W4PlanOptions {
   /** Compile target ('sm_90a' enables tile w); default: none, i.e. mma.sync tiles only. */
   arch?: string;
   /**
-   * Blocks of the persistent v8/v16 kernels resident per SM (W4GemmLaunch asks the occupancy
+   * Blocks of the persistent-ring v8/v16 kernels resident per SM (W4GemmLaunch asks the occupancy
    * calculator); default: as many as their shared memory allows on an sm_90 SM.
    */
   gemvBlocksPerSm?: number;
@@ -170,17 +176,17 @@ export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): numbe
 }
 
 /**
- * Dynamic shared memory of a v8/v16 block (w4_gemv.cu's GvRing; the kernel traps when given less):
+ * Dynamic shared memory of a persistent-ring v8/v16 block (w4_gemv.cu's GvRing; the kernel traps when given less):
  * per warp and stage the activations (8 tokens per n8 token tile, 128 B per token and 128-k half;
  * W4A16's fp16 k-tile is two halves), the weights (1 KiB) and the row tile's scales (rounded up to
  * 128 B), then two reduction buffers of warps × 4 values × 32 lanes per token tile.
  */
 function gemvRingSmemBytes(kind: KernelKind, group: number, tile: 'v8' | 'v16'): number {
-  const t = W4_TILES[tile];
-  const warps = t.threads / 32, tokenTiles = t.bm / 8, halves = kind === 'w4a16' ? 2 : 1;
+  if (!isGemvRing(kind, tile)) return 0;  // the rounds: static shared memory only
+  const warps = GEMV_RING.warps, stages = GEMV_RING.stages[tile], tokenTiles = W4_TILES[tile].bm / 8, halves = kind === 'w4a16' ? 2 : 1;
   const scaleBytes = kind === 'w4a16' ? 32 : kind === 'pc' ? 0 : (128 / group) * 16 * 4;
   const stage = tokenTiles * halves * 8 * 128 + 1024 + Math.ceil(scaleBytes / 128) * 128;
-  return warps * t.stages * stage + 2 * warps * tokenTiles * 4 * 32 * 4;
+  return warps * stages * stage + 2 * warps * tokenTiles * 4 * 32 * 4;
 }
 
 /** Check a GEMM shape against the kernels' limits (one-line errors). */
@@ -260,29 +266,27 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     splits = Math.max(1, Math.min(Math.round(target / blocks), Math.floor(kTiles / 2)));
   }
   // tile w is persistent: grid (blocks per split, splits), each block loops over tiles for its split;
-  // v tiles are persistent stream-K: as many blocks as are resident (but at least GEMV_MIN_ITEMS
-  // k-tiles each), each taking an equal range of the (row tile, k-tile) items; mma.sync tiles:
+  // the v tiles' ring too: as many blocks as are resident (at most one per 16 weight rows), each
+  // looping over row tiles; the v8 rounds: one block per 16 weight rows; mma.sync tiles:
   // (N/BN, M/BM, splits)
   const smem = w4SmemBytes(mode, group, tile);
+  const ring = isGemvTile(tile) && isGemvRing(kind, tile);
   const gemvPerSm = opts.gemvBlocksPerSm ?? Math.max(1, Math.floor(SM_SHARED_BYTES / (smem + BLOCK_RESERVED_SMEM)));
-  const rowTiles = n / t.bn;
   const grid: [number, number, number] = isWgmmaTile(tile) ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
-    : isGemvTile(tile) ? [Math.max(1, Math.min(Math.floor(rowTiles * kTiles / GEMV_MIN_ITEMS), gemvPerSm * smCount)), 1, 1]
+    : isGemvTile(tile) ? [ring ? Math.min(n / t.bn, gemvPerSm * smCount) : n / t.bn, 1, 1]
     : [Math.ceil(n / t.bn), Math.ceil(m / t.bm), splits];
   const tilesForCounters = isWgmmaTile(tile) ? wGrid : grid[0] * grid[1];
-  // v tiles: two partial row tiles per block ([block][2][bm/8 token tiles × 4 × 32] sums), a counter per row tile
-  const gemvFixup = isGemvTile(tile) ? { workspaceBytes: grid[0] * 2 * (t.bm / 8) * 4 * 32 * 4, counters: rowTiles } : undefined;
   return {
     source: isWgmmaTile(tile) ? W4_GEMM_WGMMA_SOURCE : isGemvTile(tile) ? W4_GEMV_SOURCE : W4_GEMM_SOURCE,
     defines: w4SelectDefines(mode, group),
     entry: w4EntryName(mode, group, tile),
     tile,
     grid,
-    block: [t.threads, 1, 1],
+    block: [ring ? 32 * GEMV_RING.warps : t.threads, 1, 1],
     smem,
     splits,
-    workspaceBytes: gemvFixup?.workspaceBytes ?? (splits > 1 ? splits * m * n * 4 : 0),
-    counters: gemvFixup?.counters ?? (splits > 1 ? tilesForCounters : 0),
+    workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
+    counters: splits > 1 ? tilesForCounters : 0,
   };
 }
 

@@ -1,79 +1,64 @@
-// w4_gemv.cu — the small-M W4A8 GEMMs (M ≤ 16 tokens, decode): IS and FS with g32/g64/g128 and
-// per channel (PC). Memory bound: the job is to stream the int4 weights at HBM speed. nvcc (sm_80,
-// sm_90a) and NVRTC; shared helpers in ptx.cuh.
+// w4_gemv.cu — the small-M W4 GEMMs (M ≤ 16 tokens, decode): W4A8 IS and FS with g32/g64/g128,
+// per channel (PC), and W4A16 g128. Memory bound: the job is to stream the int4 weights at HBM
+// speed. nvcc (sm_80, sm_90a) and NVRTC; shared helpers in ptx.cuh.
 //
 // ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K); workspace and counters
-//   are unused. grid = (N/16), block = 256 (v8, and v16 W4A16) or 32·GV_WARPS_V16 = 128 (v16
-//   W4A8), no dynamic smem. Limits: M ≤ 8 (tile v8) or M ≤ 16 (tile v16), N % 16 == 0, K % 128 == 0.
+//   are unused. Limits: M ≤ 8 (tile v8) or M ≤ 16 (tile v16), N % 16 == 0, K % 128 == 0.
+//   - W4A8 v8 (rounds): grid (N/16), block 32·GV_WARPS = 256, no dynamic smem.
+//   - v16 of every mode and W4A16 v8 (persistent ring): grid min(N/16, resident blocks), block
+//     32·GV_PWARPS = 128, dynamic smem GvRing::SMEM (the planner's gemvRingSmemBytes).
 //
-// Design: a block owns 16 weight rows (one m16 MMA tile: the weights are the A operand, so the
-// repacked chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) and all tokens
-// (one or two n8 tiles of the B operand). Its warps split K: warp w of W takes k-tiles w, w+W, ...
-// Two ways to stream them:
-// - rounds (v8: 8 warps): GV_UNROLL_1 k-tiles per warp per round, weights (2 × 16 B per lane per
-//   k-tile) straight into registers, activations by cp.async into a per-warp smem buffer (read back
-//   as MMA fragments with ldmatrix) and group scales, all requested before any is computed; 3–4
-//   blocks per SM keep enough bytes in flight without split-K.
-// - a ring (v16 W4A8: 4 warps, GV_STAGES_V16 = 3): weights, activations and the row tile's group
-//   scales of each k-tile arrive by cp.async in a per-warp smem stage, so a warp has 2 k-tiles in
-//   flight while it computes one, without registers held across the wait.
-// mma.sync m16n8k32 per 32-wide k-step; at the end of each group the int32 partial sums are folded
-// (IS: one IMAD with ŝ; FS: fma(fp32(P), s)). The warps' sums are added in warp order through smem
-// (int32: exact; FS: a fixed order), and warp 0 writes fp16 outputs (QUANT_SPEC epilogue, optional
-// residual).
-// Programmatic dependent launch (sm_90): the weights of the first round are loaded before
-// pdl_wait, activations and scales after; the next kernel is triggered once the main loop is done.
-// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS (v8,
-// W4A16 v16), GV_STAGES_V16 + GV_WARPS_V16 (v16 W4A8), GV_MINB, GV_MINB_V16, GV_MINB_RING,
-// GV_UNROLL_1 + GV_UNROLL_2, GV_ACT_L1.
+// Design: a 16-row weight tile (one m16 MMA tile: the weights are the A operand, so the repacked
+// chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) against all tokens (one or
+// two n8 tiles of the B operand); a block's warps split its K: warp w of W takes k-tiles w, w+W, ...
+// Two ways to stream them (docs/KERNELS.md has the measurements that chose each):
+// - rounds (gemv_rounds, W4A8 v8: 8 warps, one tile per block): GV_UNROLL k-tiles per warp per
+//   round, weights (2 × 16 B per lane per k-tile) straight into registers, activations by cp.async
+//   into a per-warp smem buffer (read back as MMA fragments with ldmatrix) and group scales, all
+//   requested before any is computed; 3–4 blocks per SM keep enough bytes in flight.
+// - the persistent ring (gemv_persist, the rest): weights, activations and scales of each k-tile
+//   arrive by cp.async in a per-warp smem stage, several k-tiles in flight per warp, across the
+//   row tiles a block loops over.
+// W4A8: mma.sync m16n8k32 per 32-wide k-step; at the end of each group the int32 partial sums are
+// folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)). W4A16: the int4 weights dequantized in
+// registers to fp16(q·s) (dequant_a16), m16n8k16 f16 MMAs into fp32. The warps' sums are added in
+// warp order through smem (int32: exact; fp32: a fixed order), then the fp16 outputs (QUANT_SPEC
+// epilogue, optional residual).
+// Programmatic dependent launch (sm_90): weights are requested before pdl_wait, activations and
+// scales after; the next kernel is triggered once the (last) main loop is done.
+// Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
+// GV_MINB, GV_UNROLL (rounds); GV_PWARPS, GV_PSTAGES_V8, GV_PSTAGES_V16, GV_PMINB (ring);
+// GV_ACT_L1; GV_NOCOMPUTE (ring without its MMAs: what the stream alone costs).
 
 #include "ptx.cuh"
 
-enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };  // A16: W4A16 (the persistent ring only)
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };  // A16: W4A16 (the ring only)
 #define GV_ROWS 16
 #ifndef GV_WARPS
-#define GV_WARPS 8
+#define GV_WARPS 8  // rounds
 #define GV_THREADS 256
 #endif
 #ifndef GV_MINB
-#define GV_MINB 3    // blocks per SM (__launch_bounds__): caps registers at 80
+#define GV_MINB 3  // blocks per SM (__launch_bounds__): caps registers at 80
 #endif
-#ifndef GV_MINB_V16
-#define GV_MINB_V16 4  // 8-warp v16 (W4A16; W4A8 g128/PC with GV_STAGES_V16 = 0): 4 blocks (<= 64
-                       // registers, no spills; H200: IS M = 16 up to 8% faster). g32/g64 spill there: GV_MINB
-#endif
-#ifndef GV_ACT_L1
-#define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
-#endif
-#ifndef GV_STAGES_V16
-#define GV_STAGES_V16 3  // v16 W4A8 (IS/FS/PC): a per-warp cp.async ring of 3 k-tiles (weights,
-#define GV_WARPS_V16 4   // activations, scales) with 4 warps; H200: M = 16 median 7% faster, 15% on
-#endif                   // long K (h200-gemm-probe-gemv-ring-01f17d6.txt). 0 / 8: the round loop
-#ifndef GV_MINB_RING
-#define GV_MINB_RING 4   // blocks per SM asked of the 128-thread ring: no register cap in practice
-#endif
-#ifndef GV_PERSIST
-#define GV_PERSIST 1  // v8 and v16 of every mode on the persistent ring (gemv_persist); 0: the rounds / per-block ring
+#ifndef GV_UNROLL
+#define GV_UNROLL 2  // k-tiles loaded per warp before any is computed (H100: 2 beat 4 by ~5%)
 #endif
 #ifndef GV_PWARPS
 #define GV_PWARPS 4  // warps of a persistent-ring block
 #endif
 #ifndef GV_PSTAGES_V8
-#define GV_PSTAGES_V8 4  // ring depth (items in smem) of v8
+#define GV_PSTAGES_V8 4  // ring depth (k-tiles in smem per warp) of v8 (W4A16)
 #endif
 #ifndef GV_PSTAGES_V16
-#define GV_PSTAGES_V16 3  // and of v16
-#endif
-#ifndef GV_MIN_ITEMS
-#define GV_MIN_ITEMS 8  // the planner gives every persistent block at least this many k-tile items (w4-gemm-plan.ts)
+#define GV_PSTAGES_V16 3  // and of v16 (H200: 4 no faster; 3 keeps 4 blocks per SM)
 #endif
 #ifndef GV_PMINB
 #define GV_PMINB 4
 #endif
-#ifndef GV_UNROLL_1
-#define GV_UNROLL_1 2  // k-tiles loaded per warp before any is computed: M <= 8 (H100: 2 beat 4 by ~5%)
-#define GV_UNROLL_2 2  // M <= 16 (1 was up to 1.3x slower)
+#ifndef GV_ACT_L1
+#define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
 #endif
 
 DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
@@ -86,11 +71,6 @@ DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
 DEVI u32 ldg_u32(const void* p) {  // group scales: small, read by many blocks (L1/L2)
   u32 v;
   asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
-  return v;
-}
-DEVI u32 ldg_u16(const u16* p) {  // W4A16 group scales
-  unsigned short v;
-  asm volatile("ld.global.nc.u16 %0, [%1];" : "=h"(v) : "l"(p));
   return v;
 }
 // activations (16 bytes, zero fill past M): L2 only (cp.async.cg), or L1 too with GV_ACT_L1
@@ -113,13 +93,13 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <int MODE, int G, int NT, int WARPS, int STAGES>
-DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
+template <int MODE, int G>
+DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                     u16* __restrict__ out, int M, int N, int K) {
   typedef typename AccT<MODE == MODE_FS>::type Acc;
+  constexpr int NT = 1, WARPS = GV_WARPS;  // one n8 token tile (M <= 8)
   constexpr bool GROUPED = MODE != MODE_PC;
-  constexpr int GV_UNROLL = NT == 1 ? GV_UNROLL_1 : GV_UNROLL_2;  // k-tiles loaded per warp before any is computed
   constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k-steps per group (PC: fold never)
   constexpr int GPT = GROUPED ? 128 / G : 0;      // groups per k-tile
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
@@ -194,115 +174,55 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     }
   };
 
-  if constexpr (STAGES > 0) {
-    // Per-warp ring of STAGES k-tiles in smem: weights (2 × 16 B per lane), activations and the
-    // 16 rows' group scales all arrive by cp.async, so a warp keeps STAGES − 1 k-tiles in flight
-    // while it computes one, without holding loads in registers. One commit group per k-tile.
-    constexpr int ST = STAGES > 0 ? STAGES : 1, SCW = GPT > 0 ? GPT * 16 : 4;  // SCW: u32 scales per stage (16 rows × groups)
-    __shared__ __attribute__((aligned(128))) unsigned char rx[WARPS][ST][NT][8][128];
-    __shared__ __attribute__((aligned(16))) U4 rw[WARPS][ST][2][32];
-    __shared__ __attribute__((aligned(16))) u32 rs[WARPS][ST][SCW];
-    const u32 xr = smem_addr(&rx[warp][0][0][0][0]), wr = smem_addr(&rw[warp][0][0][0]), sr = smem_addr(&rs[warp][0][0]);
-    const int nk = KT > warp ? (KT - warp + WARPS - 1) / WARPS : 0;  // this warp's k-tiles warp, warp + WARPS, ...
-    auto issue_weights = [&](int i) {  // weights and scales: independent of the preceding kernel
-      if (i >= nk) return;
-      const int kt = warp + i * WARPS, st = i % ST;
-      const U4* wp = wrow + (u64)kt * rows * 32;
-      cp_async16(wr + ((st * 2) * 32 + lane) * 16, wp);
-      cp_async16(wr + ((st * 2 + 1) * 32 + lane) * 16, wp + 32);
-      if constexpr (GROUPED) {
-        if (lane < GPT * 4) {  // 4 lanes per group: rows n0 .. n0 + 15, 16 B each
-          const int gi = lane >> 2, part = lane & 3;
-          cp_async16(sr + (st * SCW + gi * 16 + part * 4) * 4, (const u32*)gsc + (u64)(kt * GPT + gi) * N + n0 + part * 4);
-        }
+  __shared__ __attribute__((aligned(128))) unsigned char xs[WARPS][GV_UNROLL][NT][8][128];
+  const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
+  for (int kt0 = warp; kt0 < KT; kt0 += WARPS * GV_UNROLL) {
+    U4 w[GV_UNROLL][2];
+    u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
+    // weights first: they do not depend on the preceding kernel, so under programmatic dependent
+    // launch the first round streams while that kernel finishes
+#pragma unroll
+    for (int u = 0; u < GV_UNROLL; ++u) {
+      const int kt = kt0 + u * WARPS;
+      if (kt < KT) {
+        const U4* wp = wrow + (u64)kt * rows * 32;
+        w[u][0] = ldg_stream16(wp);
+        w[u][1] = ldg_stream16(wp + 32);
       }
-    };
-    auto issue_acts = [&](int i) {  // activations, then the k-tile's commit (empty past the last: uniform counts)
-      if (i < nk) {
-        const int kt = warp + i * WARPS, st = i % ST;
+    }
+    if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
+#pragma unroll
+    for (int u = 0; u < GV_UNROLL; ++u) {
+      const int kt = kt0 + u * WARPS;
+      if (kt < KT) {
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int tok = ct + 4 * h;
-            cp_act16(xr + (((st * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
+            cp_act16(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
           }
-      }
-      cp_async_commit();
-    };
-    for (int i = 0; i < ST - 1; ++i) issue_weights(i);
-    pdl_wait();  // the activations are the preceding kernel's output
-    for (int i = 0; i < ST - 1; ++i) issue_acts(i);
-    for (int i = 0; i < nk; ++i) {
-      issue_weights(i + ST - 1);  // into the stage k-tile i − 1 used (its reads ended at the last __syncwarp)
-      issue_acts(i + ST - 1);
-      cp_async_wait_group<ST - 1>();  // k-tile i's group is complete
-      __syncwarp();
-      const int st = i % ST;
-      u32 w0[4], w1[4], sc[GPT > 0 ? GPT : 1][2] = {};
-      lds_v4(wr + ((st * 2) * 32 + lane) * 16, w0);
-      lds_v4(wr + ((st * 2 + 1) * 32 + lane) * 16, w1);
-      if constexpr (GROUPED) {
+        if constexpr (GROUPED) {
 #pragma unroll
-        for (int gi = 0; gi < GPT; ++gi) {
-          sc[gi][0] = lds_u32(sr + (st * SCW + gi * 16 + g) * 4);
-          sc[gi][1] = lds_u32(sr + (st * SCW + gi * 16 + g + 8) * 4);
-        }
-      }
-      ktile(w0, w1, xr + st * NT * 8 * 128, sc);
-      __syncwarp();  // every lane's reads of this stage are done before it is refilled
-    }
-  } else {
-    __shared__ __attribute__((aligned(128))) unsigned char xs[WARPS][GV_UNROLL][NT][8][128];
-    const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
-    for (int kt0 = warp; kt0 < KT; kt0 += WARPS * GV_UNROLL) {
-      U4 w[GV_UNROLL][2];
-      u32 sc[GV_UNROLL][GPT > 0 ? GPT : 1][2];
-      // weights first: they do not depend on the preceding kernel, so under programmatic dependent
-      // launch the first round streams while that kernel finishes
-#pragma unroll
-      for (int u = 0; u < GV_UNROLL; ++u) {
-        const int kt = kt0 + u * WARPS;
-        if (kt < KT) {
-          const U4* wp = wrow + (u64)kt * rows * 32;
-          w[u][0] = ldg_stream16(wp);
-          w[u][1] = ldg_stream16(wp + 32);
-        }
-      }
-      if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
-#pragma unroll
-      for (int u = 0; u < GV_UNROLL; ++u) {
-        const int kt = kt0 + u * WARPS;
-        if (kt < KT) {
-#pragma unroll
-          for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int tok = ct + 4 * h;
-              cp_act16(xw + (((u * NT + j) * 8 + tok) * 128) + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128, xbytes[j][h]);
-            }
-          if constexpr (GROUPED) {
-#pragma unroll
-            for (int gi = 0; gi < GPT; ++gi) {
-              const u32* sp = (const u32*)gsc + (u64)(kt * GPT + gi) * N;
-              sc[u][gi][0] = ldg_u32(sp + rA);
-              sc[u][gi][1] = ldg_u32(sp + rB);
-            }
+          for (int gi = 0; gi < GPT; ++gi) {
+            const u32* sp = (const u32*)gsc + (u64)(kt * GPT + gi) * N;
+            sc[u][gi][0] = ldg_u32(sp + rA);
+            sc[u][gi][1] = ldg_u32(sp + rB);
           }
         }
       }
-      cp_async_wait_all();
-      __syncwarp();
-#pragma unroll
-      for (int u = 0; u < GV_UNROLL; ++u) {
-        if (kt0 + u * WARPS < KT) {
-          const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
-          const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
-          ktile(w0, w1, xw + u * NT * 8 * 128, sc[u]);
-        }
-      }
-      __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
     }
+    cp_async_wait_all();
+    __syncwarp();
+#pragma unroll
+    for (int u = 0; u < GV_UNROLL; ++u) {
+      if (kt0 + u * WARPS < KT) {
+        const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
+        const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
+        ktile(w0, w1, xw + u * NT * 8 * 128, sc[u]);
+      }
+    }
+    __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
   }
 
   pdl_wait();     // (warps past the last k-tile) sx and residual come from preceding kernels too
@@ -342,143 +262,7 @@ DEVI void gemv_body(const signed char* __restrict__ X, const float* __restrict__
     }
 }
 
-// W4A16 (fp16 activations, fp16 g128 scales, fp32 accumulation): the same block shape, weights
-// as the A operand of m16n8k16 f16 MMAs. The W4A16 repack (repack.ts) puts in word ks of an n8 row's
-// chunk the half2 pairs (k = 32ks + 2t.., 32ks + 8 + 2t..) and (+16, +24) of row g: for the two n8
-// rows of a row tile they are exactly the A fragments of two k16 steps, dequantized in registers as
-// fp16(q·s) (dequant_a16, as the mma.sync W4A16 tiles do). An fp16 k16 step of a token is 32 bytes
-// at the byte positions of an int8 k32 step, so the activations go through the same ldmatrix path,
-// a k-tile (256 B per token) as two 128-byte halves. y = Σ fp16(q·s)·x in fp32, the 8 warps' sums
-// added in warp order, then + residual and one rounding to fp16.
-template <int NT>
-DEVI void gemv_a16_body(const u16* __restrict__ X, const U4* __restrict__ Wp, const u16* __restrict__ gsc,
-                        const u16* __restrict__ residual, u16* __restrict__ out, int M, int N, int K) {
-  constexpr int UNROLL = NT == 1 ? GV_UNROLL_1 : 1;  // (v16: 2 rounds of fp16 activations exceed 48 KB)
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane & 3, g = lane >> 2;
-  const int n0 = blockIdx.x * GV_ROWS, KT = K >> 7;
-  const int n8 = n0 >> 3, blk = n8 >> 4, rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
-  const U4* wrow = Wp + ((u64)blk * 16 * KT + (n8 & 15)) * 32 + lane;
-  // per warp: [u][token tile j][half h][token 0..7][128 B], chunk c of a row at c ^ token
-  __shared__ __attribute__((aligned(128))) unsigned char xs[GV_WARPS][UNROLL][NT][2][8][128];
-  const u32 xw = smem_addr(&xs[warp][0][0][0][0][0]);
-  const int ct = lane >> 3, cc = lane & 7;
-  const unsigned char* xsrc[NT][2];
-  u32 xbytes[NT][2];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int t = j * 8 + ct + 4 * h;
-      xbytes[j][h] = t < M ? 16u : 0u;
-      xsrc[j][h] = (const unsigned char*)X + (u64)(t < M ? t : 0) * K * 2 + cc * 16;
-    }
-  const int lt = lane & 7, lm = lane >> 3;
-  const int rA = n0 + g, rB = rA + 8;
-  float acc[NT][4];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
-
-  for (int kt0 = warp; kt0 < KT; kt0 += GV_WARPS * UNROLL) {
-    U4 w[UNROLL][2];
-    u32 sc[UNROLL][2];
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int kt = kt0 + u * GV_WARPS;
-      if (kt < KT) {
-        const U4* wp = wrow + (u64)kt * rows * 32;
-        w[u][0] = ldg_stream16(wp);
-        w[u][1] = ldg_stream16(wp + 32);
-      }
-    }
-    if (kt0 == warp) pdl_wait();
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int kt = kt0 + u * GV_WARPS;
-      if (kt < KT) {
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int tok = ct + 4 * h;
-              cp_act16(xw + ((((u * NT + j) * 2 + hh) * 8 + tok) * 128) + ((cc ^ tok) << 4),
-                               xsrc[j][h] + kt * 256 + hh * 128, xbytes[j][h]);
-            }
-        const u16* s = gsc + (u64)kt * N;
-        const u32 s0 = ldg_u16(s + rA), s1 = ldg_u16(s + rB);
-        sc[u][0] = s0 | (s0 << 16);
-        sc[u][1] = s1 | (s1 << 16);
-      }
-    }
-    cp_async_wait_all();
-    __syncwarp();
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      if (kt0 + u * GV_WARPS < KT) {
-        const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
-        const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {  // k 0-63, 64-127 of the k-tile: words 2hh, 2hh + 1
-          u32 x[NT][8];  // [j][2·s + b]: B fragments b0, b1 of k16 step s (4 steps per half)
-#pragma unroll
-          for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int p = 0; p < 2; ++p) {
-              u32 r[4];
-              ldsm_x4(xw + (((u * NT + j) * 2 + hh) * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
-#pragma unroll
-              for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
-            }
-#pragma unroll
-          for (int wi = 0; wi < 2; ++wi) {  // word 2hh + wi: k16 steps 2wi, 2wi + 1 of this half
-            const u32 ww0 = w0[2 * hh + wi], ww1 = w1[2 * hh + wi];
-            u32 lo[4], hi[4];  // row g (n8 row 0) and row g + 8 (n8 row 1) half2 pairs
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              lo[i] = dequant_a16(ww0, i, sc[u][0]);
-              hi[i] = dequant_a16(ww1, i, sc[u][1]);
-            }
-#pragma unroll
-            for (int st = 0; st < 2; ++st) {
-              const u32 a[4] = {lo[2 * st], hi[2 * st], lo[2 * st + 1], hi[2 * st + 1]};
-              const int ks = 2 * wi + st;  // k16 step within the half
-#pragma unroll
-              for (int j = 0; j < NT; ++j) mma_f16(acc[j], a, x[j][2 * ks], x[j][2 * ks + 1]);
-            }
-          }
-        }
-      }
-    }
-    __syncwarp();
-  }
-
-  pdl_wait();
-  pdl_trigger();
-  __shared__ float red[GV_WARPS][NT * 4][32];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = acc[j][e];
-  __syncthreads();
-  if (warp != 0) return;
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float v = red[0][j * 4 + e][lane];
-#pragma unroll
-      for (int w = 1; w < GV_WARPS; ++w) v = fadd_rn(v, red[w][j * 4 + e][lane]);
-      const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
-      if (t >= M) continue;
-      if (residual) v = fadd_rn(v, h2f(residual[(u64)t * N + n]));
-      out[(u64)t * N + n] = f2h_rn(v);
-    }
-}
-
-// ---- the persistent ring (GV_PERSIST): every mode, one body -------------------------------------
+// ---- the persistent ring: v16 of every mode, W4A16 v8 ----------------------------------------------
 // grid = min(row tiles, resident blocks): block b takes row tiles b, b + grid, ... Each warp walks
 // one flat sequence of (row tile, k-tile) items (k-tiles warp, warp + WARPS, ... of each tile) on
 // a STAGES-deep cp.async ring in dynamic smem: weights (2 × 16 B per lane), activations and the
@@ -504,10 +288,6 @@ DEVI u32 dynamic_smem_bytes() {
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
   return r;
 }
-template <int MODE, typename Acc> DEVI Acc add_acc(Acc a, Acc b) {  // int32 sums wrap (never, QUANT_SPEC); fp32 rounds
-  if constexpr (MODE == MODE_FS || MODE == MODE_A16) return fadd_rn(a, b);
-  else return (int)((u32)a + (u32)b);
-}
 DEVI u32 lds_u16(u32 addr) {
   unsigned short v;
   asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
@@ -517,10 +297,8 @@ DEVI u32 lds_u16(u32 addr) {
 template <int MODE, int G, int NT, int WARPS, int STAGES>
 DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                        const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
-                       u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
+                       u16* __restrict__ out, int M, int N, int K) {
   using R = GvRing<MODE, G, NT, WARPS, STAGES>;
-  constexpr int VPT = NT * 4 / WARPS;  // reduced values per thread and tile
-  static_assert(NT * 4 % WARPS == 0, "the block's threads share a tile's NT·4·32 sums evenly");
   typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
   constexpr bool GROUPED = MODE == MODE_IS || MODE == MODE_FS;
   constexpr int EB = MODE == MODE_A16 ? 2 : 1;    // activation bytes per element
@@ -531,14 +309,7 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   if (dynamic_smem_bytes() < (u32)R::SMEM) __trap();  // the launch's smem disagrees with this build
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int KT = K >> 7, T = N >> 4;
-  // stream-K: the T·KT (row tile, k-tile) items in tile-major order, an equal contiguous range per
-  // block: [r0, r1) covers tiles t0..t1, the first and last possibly in part (k-tiles kbeg..kend)
-  const int nb = gridDim.x, b = blockIdx.x, I = T * KT;
-  const int r0 = (int)((u64)b * I / nb), r1 = (int)((u64)(b + 1) * I / nb);
-  if (nb > I) __trap();  // a block without items would leave its tiles' counters short (the planner never asks)
-  const int t0 = r0 / KT, t1 = (r1 - 1) / KT;
-  auto kbeg = [&](int t) { return r0 > t * KT ? r0 - t * KT : 0; };
-  auto kend = [&](int t) { return r1 < (t + 1) * KT ? r1 - t * KT : KT; };
+  const int nk = KT > warp ? (KT - warp + WARPS - 1) / WARPS : 0;  // this warp's k-tiles per row tile
   const u32 ring = smem_addr(gv_smem) + warp * STAGES * R::STAGE;
   Acc* red = (Acc*)(gv_smem + WARPS * STAGES * R::STAGE);  // [2][WARPS][NT·4][32]
   // activation copy: lane l copies 16-byte chunk l % 8 of tokens l / 8 and l / 8 + 4 of each
@@ -556,10 +327,10 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
     }
   const int lt = lane & 7, lm = lane >> 3;  // ldmatrix: token lt of matrix lm
 
-  // item (tile, kt) into stage st; tile > t1: past this block's range (nothing to load)
-  auto issue_weights = [&](int tile, int kt, int st) {  // weights and scales: independent of the preceding kernel
-    if (tile > t1) return;
-    const int n8 = tile * 2, blk = n8 >> 4;
+  // item (tile, i): k-tile kt = warp + i·WARPS of row tile `tile` into stage st
+  auto issue_weights = [&](int tile, int i, int st) {  // weights and scales: independent of the preceding kernel
+    if (tile >= T) return;
+    const int kt = warp + i * WARPS, n8 = tile * 2, blk = n8 >> 4;
     const int rows = (N >> 3) - blk * 16 < 16 ? (N >> 3) - blk * 16 : 16;
     // repacked chunk of (n8 row, k-tile kt, lane) = ((blk·16·KT + kt·rows + n8 % 16)·32 + lane) (repack.ts)
     const U4* wp = Wp + ((u64)blk * 16 * KT + (u64)kt * rows + (n8 & 15)) * 32 + lane;
@@ -576,8 +347,9 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       if (lane < 2) cp_async16(ss + lane * 16, (const u16*)gsc + (u64)kt * N + tile * 16 + lane * 8);
     }
   };
-  auto issue_acts = [&](int tile, int kt, int st) {  // activations: the preceding kernel's output
-    if (tile > t1) return;
+  auto issue_acts = [&](int tile, int i, int st) {  // activations: the preceding kernel's output
+    if (tile >= T) return;
+    const int kt = warp + i * WARPS;
     const u32 sx0 = ring + st * R::STAGE;
 #pragma unroll
     for (int j = 0; j < NT; ++j)
@@ -589,29 +361,24 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
           cp_act16(sx0 + ((j * R::H + hh) * 8 + tok) * 128 + ((cc ^ tok) << 4), xsrc[j][h] + kt * 128 * EB + hh * 128, xbytes[j][h]);
         }
   };
-  // This warp's items: k-tiles kbeg + warp, kbeg + warp + WARPS, ... < kend of each tile in turn.
-  // The issue cursor (itile, ikt) runs STAGES − 1 items ahead of the compute.
-  auto settle = [&](int& tile, int& kt) {  // past the tile's end: the next tile with an item for this warp
-    while (tile <= t1 && kt >= kend(tile)) ++tile, kt = kbeg(tile) + warp;
+  // the issue cursor runs STAGES − 1 items ahead of the compute
+  int itile = nk > 0 ? (int)blockIdx.x : T, ii = 0;
+  auto advance = [&](int& tile, int& i) {
+    if (++i == nk) i = 0, tile += gridDim.x;
   };
-  auto advance = [&](int& tile, int& kt) { kt += WARPS, settle(tile, kt); };
-  int itile = t0, ikt = kbeg(t0) + warp;
-  settle(itile, ikt);
   {
-    int t = itile, kt = ikt;
-    for (int s = 0; s < STAGES - 1; ++s) issue_weights(t, kt, s), advance(t, kt);
+    int t = itile, i = ii;
+    for (int s = 0; s < STAGES - 1; ++s) issue_weights(t, i, s), advance(t, i);
   }
   pdl_wait();  // activations, sx and the residual come from preceding kernels
   for (int s = 0; s < STAGES - 1; ++s) {
-    issue_acts(itile, ikt, s);
+    issue_acts(itile, ii, s);
     cp_async_commit();
-    advance(itile, ikt);
+    advance(itile, ii);
   }
 
   int sti = STAGES - 1, stc = 0, buf = 0;
-  for (int tile = t0; tile <= t1; ++tile) {
-    const int kb = kbeg(tile), ke = kend(tile);
-    const int nk = ke - kb > warp ? (ke - kb - warp + WARPS - 1) / WARPS : 0;  // this warp's items of the tile
+  for (int tile = blockIdx.x; tile < T; tile += gridDim.x) {
     Acc acc[NT][4];
     int P[NT][4];
 #pragma unroll
@@ -619,10 +386,10 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
     for (int i = 0; i < nk; ++i) {
-      issue_weights(itile, ikt, sti);  // into the stage item i − 1 used (its reads ended at the last __syncwarp)
-      issue_acts(itile, ikt, sti);
+      issue_weights(itile, ii, sti);  // into the stage item i − 1 used (its reads ended at the last __syncwarp)
+      issue_acts(itile, ii, sti);
       cp_async_commit();
-      advance(itile, ikt);
+      advance(itile, ii);
       sti = sti + 1 == STAGES ? 0 : sti + 1;
       cp_async_wait_group<STAGES - 1>();  // item i's group is complete
       __syncwarp();
@@ -715,9 +482,8 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       __syncwarp();  // every lane's reads of this stage are done before it is refilled
       stc = stc + 1 == STAGES ? 0 : stc + 1;
     }
-    if (tile == t1) pdl_trigger();  // this block's last tile: the next kernel may launch
-    // the warps' sums, added in warp order (int32: exact; fp32: a fixed order); thread tid takes
-    // sums v = tid + r·32·WARPS: value je = v / 32 (token tile j, fragment element e) of lane v % 32
+    if (tile + (int)gridDim.x >= T) pdl_trigger();  // this block's last tile: the next kernel may launch
+    // the warps' sums, added in warp order (int32: exact; fp32: a fixed order) by all threads
     Acc* rb = red + buf * WARPS * NT * 4 * 32;
 #pragma unroll
     for (int j = 0; j < NT; ++j)
@@ -725,53 +491,22 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       for (int e = 0; e < 4; ++e) rb[(warp * NT * 4 + j * 4 + e) * 32 + lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
     __syncthreads();
     buf ^= 1;
-    Acc sum[VPT];
+    for (int v = tid; v < NT * 4 * 32; v += WARPS * 32) {
+      const int je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
+      Acc s = rb[je * 32 + l];
 #pragma unroll
-    for (int r = 0; r < VPT; ++r) {
-      const int v = tid + r * WARPS * 32;
-      sum[r] = rb[v];
-#pragma unroll
-      for (int w = 1; w < WARPS; ++w) sum[r] = add_acc<MODE>(sum[r], rb[w * NT * 4 * 32 + v]);
-    }
-    if (kb != 0 || ke != KT) {
-      // Part of the tile (stream-K): its blocks' partial sums meet in the workspace,
-      // [block][slot: 0 = the block's first tile, 1 = its last][NT·4·32]; the last block to arrive
-      // adds them in block order (= k order: deterministic) and stores the tile.
-      Acc* part = (Acc*)ws;
-      auto slot = [&](int blk) { return (int)((u64)blk * I / nb) >= tile * KT ? 0 : 1; };  // its range starts in this tile: its first
-#pragma unroll
-      for (int r = 0; r < VPT; ++r) st_cg(part + ((u64)b * 2 + slot(b)) * NT * 4 * 32 + tid + r * WARPS * 32, sum[r]);
-      fence_gpu();
-      __shared__ u32 s_last;
-      __syncthreads();
-      // blocks with items of this tile: those of its first and last items
-      const int bfirst = (int)(((u64)tile * KT * nb + nb - 1) / I), blast = (int)(((u64)(tile + 1) * KT * nb - 1) / I);
-      if (tid == 0) {
-        s_last = atom_add_u32(counters + tile, 1u) == (u32)(blast - bfirst);
-        if (s_last) counters[tile] = 0;  // self-cleaning for the next launch
+      for (int w = 1; w < WARPS; ++w) {
+        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[(w * NT * 4 + je) * 32 + l]);
+        else s = (int)((u32)s + (u32)rb[(w * NT * 4 + je) * 32 + l]);
       }
-      __syncthreads();
-      if (!s_last) continue;
-      fence_gpu();
-#pragma unroll
-      for (int r = 0; r < VPT; ++r) {
-        Acc total = b == bfirst ? sum[r] : ld_cg(part + ((u64)bfirst * 2 + slot(bfirst)) * NT * 4 * 32 + tid + r * WARPS * 32);
-        for (int bb = bfirst + 1; bb <= blast; ++bb)
-          total = add_acc<MODE>(total, bb == b ? sum[r] : ld_cg(part + ((u64)bb * 2 + slot(bb)) * NT * 4 * 32 + tid + r * WARPS * 32));
-        sum[r] = total;
-      }
-    }
-#pragma unroll
-    for (int r = 0; r < VPT; ++r) {
-      const int v = tid + r * WARPS * 32, je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
       const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
       if (t >= M) continue;
       float y;
-      if constexpr (MODE == MODE_A16) y = sum[r];
-      else if constexpr (MODE == MODE_FS) y = fmul_rn(sum[r], sx[t]);
+      if constexpr (MODE == MODE_A16) y = s;
+      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, sx[t]);
       else {
         const float c = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : ((const float*)chan)[n];
-        y = fmul_rn(fmul_rn(i2f_rn((int)sum[r]), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
+        y = fmul_rn(fmul_rn(i2f_rn((int)s), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
       }
       if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
       out[(u64)t * N + n] = f2h_rn(y);
@@ -783,33 +518,20 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,                   \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
-#if GV_PERSIST
 #define GV_ENTRY(NAME, MODE, G)                                                                         \
-  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8(GV_PARAMS) {            \
-    gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K);        \
-  }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16(GV_PARAMS) {           \
-    gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, ws, counters, M, N, K);       \
-  }
-#define GV_ENTRY_A16(NAME) GV_ENTRY(NAME, MODE_A16, 128)
-#else
-#define GV_ENTRY(NAME, MODE, G)                                                                         \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {                       \
-    gemv_body<MODE, G, 1, GV_WARPS, 0>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);  \
-  }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(32 * GV_WARPS_V16,                                       \
-      GV_STAGES_V16 > 0 ? GV_MINB_RING : G == 128 ? GV_MINB_V16 : GV_MINB) NAME##_v16(GV_PARAMS) {       \
-    gemv_body<MODE, G, 2, GV_WARPS_V16, GV_STAGES_V16>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K); \
-  }
-
-#define GV_ENTRY_A16(NAME)                                                                              \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8(GV_PARAMS) {              \
-    gemv_a16_body<1>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
+    gemv_rounds<MODE, G>((const signed char*)A, sx, Wp, gsc, chan, residual, out, M, N, K);             \
   }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB_V16) NAME##_v16(GV_PARAMS) {         \
-    gemv_a16_body<2>((const u16*)A, Wp, (const u16*)gsc, residual, out, M, N, K);                       \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16(GV_PARAMS) {        \
+    gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, M, N, K);  \
   }
-#endif
+#define GV_ENTRY_A16(NAME)                                                                              \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8(GV_PARAMS) {         \
+    gemv_persist<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>(A, sx, Wp, gsc, chan, residual, out, M, N, K); \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16(GV_PARAMS) {        \
+    gemv_persist<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, M, N, K); \
+  }
 
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
 // defines) compiles only that kind's v8 and v16 kernels; without W4_SELECT every entry point is built.
