@@ -223,7 +223,7 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   assert.equal(p.entry, 'w4a8_gemm_is_g128_w');
   assert.equal(p.source, W4_GEMM_WGMMA_SOURCE);
   assert.deepEqual(p.grid, [132, 1, 1]);  // persistent: one block per SM
-  assert.deepEqual(planW4Gemm('w4a8-pc', 128, 256, 512, 4096, { arch: 'sm_90a', splits: 1 }).grid, [8, 1, 1]);  // no more blocks than tiles
+  assert.deepEqual(planW4Gemm('w4a8-pc', 128, 256, 512, 4096, { arch: 'sm_90a', tile: 'w', splits: 1 }).grid, [8, 1, 1]);  // no more blocks than tiles
   assert.deepEqual(p.block, [384, 1, 1]);
   assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
   assert.equal(planW4Gemm('w4a8-pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
@@ -242,23 +242,31 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   // 21-22 k-tiles, 64 tiles at M = 256 as 2
   const down = planW4Gemm('w4a8-is', 128, 64, 4096, 11008, { arch: 'sm_90a' });
   assert.deepEqual([down.tile, down.entry, down.splits, down.grid, down.counters], ['w64', 'w4a8_gemm_is_g128_w64', 4, [32, 4, 1], 32]);
-  // up to M = 64 the 64-token tile w64: its own smem, its own tile count
-  assert.equal(planW4Gemm('w4a8-is', 128, 65, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  // the 64-token tile w64 up to M = 64, and above where its tiles fit one round on the SMs or w's
+  // last token tile would be at most half full in several rounds: its own smem, its own tile count
+  assert.equal(planW4Gemm('w4a8-is', 128, 65, 4096, 11008, { arch: 'sm_90a' }).tile, 'w64');     // 32 x 2 tiles
+  assert.equal(planW4Gemm('w4a8-is', 128, 128, 12288, 4096, { arch: 'sm_90a' }).tile, 'w');      // 96 x 2 > 132
+  assert.equal(planW4Gemm('w4a8-is', 128, 192, 12288, 4096, { arch: 'sm_90a' }).tile, 'w64');    // 192 = 128 + 64, w in 2 rounds
+  assert.equal(planW4Gemm('w4a8-is', 128, 192, 6144, 4096, { arch: 'sm_90a' }).tile, 'w');       // w's 96 tiles: one round
+  assert.equal(planW4Gemm('w4a8-is', 128, 320, 22016, 4096, { arch: 'sm_90a' }).tile, 'w');      // M > 256: w
+  assert.equal(planW4Gemm('w4a8-is', 128, 1024, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('w4a8-pc', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w64');
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 6 * 17408 + 8 * 64 * 20 * 4);
   assert.deepEqual(planW4Gemm('w4a8-is', 128, 100, 512, 4096, { arch: 'sm_90a', tile: 'w64', splits: 1 }).grid, [8, 1, 1]);  // 4 x 2 tiles
-  assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 2);
+  assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a', tile: 'w' }).splits, 2);
+  assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 1);  // w64: 128 tiles
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).splits, 4);   // K = 4096: 32 tiles, 8 k-tiles each
-  assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 4);
-  assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 4096, { arch: 'sm_90a' }).splits, 2);  // 64 tiles
-  assert.equal(planW4Gemm('w4a16', 128, 128, 6144, 4096, { arch: 'sm_90a' }).splits, 2);    // 48 tiles: 3 splits need 2 rounds
+  assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a' }).splits, 2);  // w64: 64 tiles
+  assert.equal(planW4Gemm('w4a8-is', 128, 128, 4096, 4096, { arch: 'sm_90a', tile: 'w' }).splits, 4);
+  assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 4096, { arch: 'sm_90a', tile: 'w' }).splits, 2);  // 64 tiles
+  assert.equal(planW4Gemm('w4a16', 128, 128, 6144, 4096, { arch: 'sm_90a', tile: 'w' }).splits, 2);    // 48 tiles: 3 splits need 2 rounds
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 768, { arch: 'sm_90a' }).splits, 1);    // 6 k-tiles: too short to split
   assert.equal(planW4Gemm('w4a8-is', 128, 64, 12288, 4096, { arch: 'sm_90a' }).splits, 1);  // 96 tiles: 2 splits need 2 rounds
   assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 11008, { arch: 'sm_90a' }).splits, 1);  // many tiles: no split
   // FS splits like IS (its reduction is branch-free too)
   assert.deepEqual([planW4Gemm('w4a8-fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).tile, planW4Gemm('w4a8-fs', 128, 64, 4096, 11008, { arch: 'sm_90a' }).splits], ['w64', 4]);
   assert.equal(planW4Gemm('w4a8-fs', 128, 64, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
-  assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w');
+  assert.equal(planW4Gemm('w4a8-is', 128, 256, 4096, 11008, { arch: 'sm_90a' }).tile, 'w64');
   assert.equal(planW4Gemm('w4a8-is', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).tile, 'w64');
   assert.notEqual(planW4Gemm('w4a8-is', 128, W4_WGMMA_MIN_M - 1, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.throws(() => planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);

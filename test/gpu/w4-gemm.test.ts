@@ -153,16 +153,16 @@ test('split-K forced on and off gives the same bit-exact IS result, twice in a r
 
 const hopper = reason ? skip : Gpu.open().arch === 'sm_90a' ? false : `skipped: the wgmma tile needs sm_90a (this GPU is ${Gpu.open().arch})`;
 
-test('wgmma tile w64 (sm_90a, M <= 64): IS and PC bit-exact, FS and W4A16 within bounds, = tile l; K/128 of 3, 5 and 32 k-tiles; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
+test('wgmma tile w64 (sm_90a; M <= 64, and several token tiles up to M = 200): IS and PC bit-exact, FS and W4A16 within bounds, = tile l; K/128 of 3, 5 and 32 k-tiles; split-K identical', { skip: hopper, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 350;
   // K = 384: 3 k-tiles (the drained tail only); 640: one 4-k-tile body + a tail; 4096: 8 bodies
   for (const { K, N } of [{ K: 384, N: 256 }, { K: 640, N: 1024 }, { K: 4096, N: 4096 }]) {
     const rng = new Rng(seed++);
-    const c = makeW4Case(rng, 64, K, N, 128);
+    const c = makeW4Case(rng, 200, K, N, 128);
     const d = uploadCase(gpu, c, rng);
     try {
-      for (const M of [64, 33, 17]) {
+      for (const M of [200, 129, 64, 33, 17]) {
         const positions = samplePositions(rng, M, N);
         const kinds: QuantMode[] = ['w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16'];
         const outs = new Map(kinds.map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1 })] as const));

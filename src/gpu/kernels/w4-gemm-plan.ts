@@ -235,8 +235,14 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   // idle on N = 4096 at M <= 256; there it takes split-K (wgmmaSplits). (FS once kept S = 1 and
   // fell back to the m tile: its split-K reduction issued one L2 load per basic block; with the
   // branch-free reduction FS splits as well as IS: docs/KERNELS.md.)
-  // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile).
-  const wTile: W4Tile = m <= W4_TILES.w64.bm ? 'w64' : 'w';
+  // Up to M = 64 the 64-token tile w64 (half the MMA work of w's 128-token tile); above, w64 where
+  // its tiles still fit one round on the SMs, or (M = 129-256) where w's last token tile would be at
+  // most half full and w needs several rounds anyway (H200, M = 96-256: o-proj 18.7 -> 14.2 µs at
+  // M = 128, LLaMA-3-8B qkv 19.9 -> 15.3, gate_up at M = 192 65.4 -> 52.0; docs/KERNELS.md).
+  const nN = Math.ceil(n / W4_TILES.w.bn);
+  const w64Fits = nN * Math.ceil(m / W4_TILES.w64.bm) <= smCount;
+  const wHalfEmpty = m > 128 && m <= 256 && m % 128 !== 0 && m % 128 <= 64 && nN * Math.ceil(m / W4_TILES.w.bm) > smCount;
+  const wTile: W4Tile = m <= W4_TILES.w64.bm || w64Fits || wHalfEmpty ? 'w64' : 'w';
   // A forced split-K factor > 1 rules out v8/v16 (they have none).
   const split = opts.splits !== undefined && opts.splits > 1;
   const byKernel: W4Tile = canV && !split ? (m <= 8 ? 'v8' : 'v16') : canW && m >= W4_WGMMA_MIN_M ? wTile : useR ? 'r' : byM;
