@@ -1,15 +1,16 @@
 // Timing probe for the small-M tiles (src/gpu/kernels/w4_gemv.cu) under compile-time variants (-D
 // flags, see ../probe.sh): random operands (correctness: the GPU tests), weights rotated through
 // copies (> 2x L2) so every launch streams from HBM, cudaEvent timing, median of 7.
-// 1. single launches: "<variant> <kind> M N K grid us GB/s" for IS g128 and W4A16, back to back;
+// 1. single launches: "<variant> <kind> M N K grid us GB/s" for IS g128, W4A16 and FS g128, back to back;
 //    the persistent ring at several grids (blocks per SM: resident, one fewer, 3; W4A8's v8, the
 //    rounds, has one: a block per row tile).
 // 2. layer chains: "<variant> chain <arch> M grid us/layer GB/s": 32 layers of qkv -> o -> gate_up
-//    -> down in one CUDA graph with programmatic dependent launch, as `bench gemm --layer` runs them.
+//    -> down in one CUDA graph with programmatic dependent launch, o and down adding a residual, as
+//    the engine runs them.
 // 3. (variant "base" only) "pattern": the rounds' weight reads alone, no compute, in the repacked
 //    layout, a 16-row-tile-contiguous one and with the .L2::256B hint: what the access order costs.
 // PROBE_ONLY=NxK: part 1 for that shape alone (for ncu).
-// Build with -DW4_SELECT -DW4_SELECT_IS_G128 -DW4_SELECT_W4A16 for fast builds.
+// Build with -DW4_SELECT -DW4_SELECT_IS_G128 -DW4_SELECT_FS_G128 -DW4_SELECT_W4A16 for fast builds.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <cstdio>
@@ -23,12 +24,14 @@ typedef void (*GvFn)(GV_PARAMS);
 struct Cfg { GvFn fn; int threads, smem, grid; };
 static int g_sms = 132;
 
-// kernel and launch configuration of kind (0 IS g128, 1 W4A16) at M; perSm = persistent blocks per
+// kernel and launch configuration of kind (0 IS g128, 1 W4A16, 2 FS g128) at M; perSm = persistent blocks per
 // SM (0: as many as are resident, -1: one fewer than that; never more than the N/16 row tiles)
-static Cfg config(int a16, int M, int N, int K, int perSm) {
+static const char* KIND_NAME[3] = {"is_g128", "a16", "fs_g128"};
+static Cfg config(int kind, int M, int N, int K, int perSm) {
   Cfg c;
-  const bool v8 = M <= 8;
-  c.fn = a16 ? (v8 ? w4a16_gemm_g128_v8 : w4a16_gemm_g128_v16) : (v8 ? w4a8_gemm_is_g128_v8 : w4a8_gemm_is_g128_v16);
+  const bool v8 = M <= 8, a16 = kind == 1;
+  c.fn = a16 ? (v8 ? w4a16_gemm_g128_v8 : w4a16_gemm_g128_v16)
+       : kind == 2 ? (v8 ? w4a8_gemm_fs_g128_v8 : w4a8_gemm_fs_g128_v16) : (v8 ? w4a8_gemm_is_g128_v8 : w4a8_gemm_is_g128_v16);
   (void)K;
   if (v8 && !a16) {  // W4A8's v8: the rounds, one block per 16 weight rows
     c.threads = GV_THREADS;
@@ -38,7 +41,7 @@ static Cfg config(int a16, int M, int N, int K, int perSm) {
   }
   c.threads = 32 * GV_PWARPS;
   c.smem = a16 ? (v8 ? GvRing<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>::SMEM : GvRing<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>::SMEM)
-               : GvRing<MODE_IS, 128, 2, GV_PWARPS, GV_PSTAGES_V16>::SMEM;
+               : kind == 2 ? GvRing<MODE_FS, 128, 2, GV_PWARPS, GV_PSTAGES_V16>::SMEM : GvRing<MODE_IS, 128, 2, GV_PWARPS, GV_PSTAGES_V16>::SMEM;
   CK(cudaFuncSetAttribute(c.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, c.smem));
   int occ = 0;
   CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, c.fn, c.threads, c.smem));
@@ -47,7 +50,7 @@ static Cfg config(int a16, int M, int N, int K, int perSm) {
   return c;
 }
 
-struct Operands { void* A; float* sx; unsigned char* W; void* S; signed char* shift; unsigned short* out; };
+struct Operands { void* A; float* sx; unsigned char* W; void* S; signed char* shift; unsigned short* out; unsigned short* residual = nullptr; };
 
 static void launch(const Cfg& c, const Operands& o, size_t wOff, size_t sOff, int M, int N, int K, cudaStream_t st, bool pdl) {
   cudaLaunchConfig_t lc = {};
@@ -56,7 +59,7 @@ static void launch(const Cfg& c, const Operands& o, size_t wOff, size_t sOff, in
   at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization; at[0].val.programmaticStreamSerializationAllowed = 1;
   lc.attrs = at; lc.numAttrs = pdl ? 1 : 0;
   CK(cudaLaunchKernelEx(&lc, c.fn, (const void*)o.A, (const float*)o.sx, (const U4*)(o.W + wOff), (const void*)((const char*)o.S + sOff),
-                        (const void*)o.shift, (const u16*)nullptr, (u16*)o.out, (void*)nullptr, (u32*)nullptr, M, N, K));
+                        (const void*)o.shift, (const u16*)o.residual, (u16*)o.out, (void*)nullptr, (u32*)nullptr, M, N, K));
 }
 
 // n values uniform in [lo, hi] from a hash of (seed, index), made on the device (fast for GBs)
@@ -119,9 +122,11 @@ int main(int argc, char** argv) {
     char name[32]; snprintf(name, sizeof name, "%dx%d", N, K);
     if (only && strcmp(only, name) != 0) continue;
     unsigned char* W = dfill<unsigned char>((size_t)N * K / 2 * COPIES, 2, 0, 255);
-    for (int a16 = 0; a16 < 2; ++a16) {
+    for (int kind = 0; kind < 3; ++kind) {
+      const bool a16 = kind == 1;
       const size_t sBytes = a16 ? 2 : 4;
-      void* S = a16 ? (void*)dfill<unsigned short>((size_t)(K / 128) * N * COPIES, 3, 0x2000, 0x2c00) : (void*)dfill<int>((size_t)(K / 128) * N * COPIES, 3, 1, 400);
+      void* S = a16 ? (void*)dfill<unsigned short>((size_t)(K / 128) * N * COPIES, 3, 0x2000, 0x2c00)
+              : kind == 2 ? (void*)dfill<float>((size_t)(K / 128) * N * COPIES, 3, 1, 400) : (void*)dfill<int>((size_t)(K / 128) * N * COPIES, 3, 1, 400);
       for (int M : {1, 16}) {
         // W4A16: fp16 activations and scales (bit patterns 0x3000..0x3c00: small positive halves)
         Operands o;
@@ -131,8 +136,8 @@ int main(int argc, char** argv) {
         CK(cudaMalloc(&o.out, (size_t)M * N * 2));
         o.W = W; o.S = S;
         for (int perSm : grids) {
-          const Cfg c = config(a16, M, N, K, perSm);
-          if (perSm > 0 && c.grid == config(a16, M, N, K, 0).grid && perSm != 1) continue;  // same as "resident"
+          const Cfg c = config(kind, M, N, K, perSm);
+          if (perSm != 0 && c.grid == config(kind, M, N, K, 0).grid) continue;  // same grid as "resident"
           cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
           std::vector<float> t;
           for (int r = 0; r < 8; ++r) {
@@ -148,7 +153,7 @@ int main(int argc, char** argv) {
           CK(cudaGetLastError());
           const float us = median(t);
           const double bytes = (double)N * K / 2 + (double)(K / 128) * N * sBytes;
-          printf("%-10s %-7s %3d %6d %6d %5d %8.2f %7.0f\n", variant, a16 ? "a16" : "is_g128", M, N, K, c.grid, us, bytes / us / 1e3);
+          printf("%-10s %-7s %3d %6d %6d %5d %8.2f %7.0f\n", variant, KIND_NAME[kind], M, N, K, c.grid, us, bytes / us / 1e3);
         }
         cudaFree(o.A); cudaFree(o.shift); cudaFree(o.sx); cudaFree(o.out);
       }
@@ -186,40 +191,44 @@ int main(int argc, char** argv) {
   }
   cudaStream_t st; CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   for (auto& a : archs) {
-    Operands ops[2][2][4];  // [a16][M = 1, 16][projection]
+    Operands ops[3][2][4];  // [kind][M = 1, 16][projection]
     for (int i = 0; i < 4; ++i) {
       const int N = a.shapes[i][0], K = a.shapes[i][1];
       unsigned char* W = dfill<unsigned char>((size_t)N * K / 2 * 2, 5 + i, 0, 255);
-      void* S[2] = {dfill<int>((size_t)(K / 128) * N * 2, 6 + i, 1, 400), dfill<unsigned short>((size_t)(K / 128) * N * 2, 6 + i, 0x2000, 0x2c00)};
+      void* S[3] = {dfill<int>((size_t)(K / 128) * N * 2, 6 + i, 1, 400), dfill<unsigned short>((size_t)(K / 128) * N * 2, 6 + i, 0x2000, 0x2c00),
+                    dfill<float>((size_t)(K / 128) * N * 2, 6 + i, 1, 400)};
       signed char* shift = dfill<signed char>(N, 4, 8, 16);
-      for (int a16 = 0; a16 < 2; ++a16)
+      for (int kind = 0; kind < 3; ++kind)
         for (int mi = 0; mi < 2; ++mi) {
           const int M = mi ? 16 : 1;
-          Operands& o = ops[a16][mi][i];
-          o.W = W; o.S = S[a16]; o.shift = shift;
+          const bool a16 = kind == 1;
+          Operands& o = ops[kind][mi][i];
+          o.W = W; o.S = S[kind]; o.shift = shift;
+          // o-proj and down add the residual stream, as the engine's do
+          o.residual = i == 1 || i == 3 ? dfill<unsigned short>((size_t)M * N, 9, 0x3000, 0x3c00) : nullptr;
           o.A = a16 ? (void*)dfill<unsigned short>((size_t)M * K, 1, 0x3000, 0x3c00) : (void*)dfill<signed char>((size_t)M * K, 1, -127, 127);
           CK(cudaMalloc(&o.sx, M * 4)); CK(cudaMemset(o.sx, 0, M * 4));
           CK(cudaMalloc(&o.out, (size_t)M * N * 2));
           }
     }
-    for (int a16 = 0; a16 < 2; ++a16)
+    for (int kind = 0; kind < 3; ++kind)
       for (int mi = 0; mi < 2; ++mi)
         for (int perSm : grids) {
           const int M = mi ? 16 : 1;
-          const size_t sBytes = a16 ? 2 : 4;
+          const size_t sBytes = kind == 1 ? 2 : 4;
           double bytes = 0;
           Cfg cs[4];
           for (int i = 0; i < 4; ++i) {
             const int N = a.shapes[i][0], K = a.shapes[i][1];
             bytes += (double)N * K / 2 + (double)(K / 128) * N * sBytes;
-            cs[i] = config(a16, M, N, K, perSm);
+            cs[i] = config(kind, M, N, K, perSm);
           }
           cudaGraph_t graph; cudaGraphExec_t exec;
           CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
           for (int layer = 0; layer < 32; ++layer)
             for (int i = 0; i < 4; ++i) {
               const int N = a.shapes[i][0], K = a.shapes[i][1], cp = layer & 1;
-              launch(cs[i], ops[a16][mi][i], (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, st, layer + i > 0);
+              launch(cs[i], ops[kind][mi][i], (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, st, layer + i > 0);
             }
           CK(cudaStreamEndCapture(st, &graph));
           CK(cudaGraphInstantiate(&exec, graph, 0));
@@ -234,14 +243,15 @@ int main(int argc, char** argv) {
           }
           CK(cudaGetLastError());
           const float us = median(t);
-          printf("%-10s chain   %-9s %s M %2d grid/SM %2d %8.2f us/layer %7.0f GB/s\n", variant, a.name, a16 ? "a16" : "is ", M, perSm, us, bytes / us / 1e3);
+          printf("%-10s chain   %-9s %s M %2d grid/SM %2d %8.2f us/layer %7.0f GB/s\n", variant, a.name, KIND_NAME[kind], M, perSm, us, bytes / us / 1e3);
           cudaGraphExecDestroy(exec); cudaGraphDestroy(graph);
         }
     for (int i = 0; i < 4; ++i) {
-      cudaFree(ops[0][0][i].W); cudaFree(ops[0][0][i].S); cudaFree(ops[1][0][i].S); cudaFree(ops[0][0][i].shift);
-      for (int a16 = 0; a16 < 2; ++a16)
+      cudaFree(ops[0][0][i].W); cudaFree(ops[0][0][i].S); cudaFree(ops[1][0][i].S); cudaFree(ops[2][0][i].S); cudaFree(ops[0][0][i].shift);
+      for (int kind = 0; kind < 3; ++kind)
         for (int mi = 0; mi < 2; ++mi) {
-          Operands& o = ops[a16][mi][i];
+          Operands& o = ops[kind][mi][i];
+          cudaFree(o.residual);
           cudaFree(o.A); cudaFree(o.sx); cudaFree(o.out);
         }
     }
