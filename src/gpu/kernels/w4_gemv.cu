@@ -57,9 +57,6 @@ enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };  // A16: W4A16 (th
 #ifndef GV_PMINB
 #define GV_PMINB 4
 #endif
-#ifndef GV_PREFETCH_EPI
-#define GV_PREFETCH_EPI 1  // the epilogue's sx, per-row factors and residual loaded before the main loop (0: after it)
-#endif
 #ifndef GV_ACT_L1
 #define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
 #endif
@@ -96,32 +93,6 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Operands of the rounds' epilogue for warp 0's lane (g, q): per-row factors of rows rA, rB
-// (2^-k_n for IS, s_n for PC, 1 for FS), sx of tokens t0, t0 + 1 and the 4 residuals, loaded into
-// registers as early as their producers allow (GV_PREFETCH_EPI), so the epilogue waits on nothing.
-template <int MODE> struct RoundsEpilogue {
-  int rA, rB, t0;
-  float c[2] = {1.0f, 1.0f}, s[2] = {0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  __device__ __forceinline__ void load(const float* sx, const void* chan, const u16* residual, int M, int N) {
-    if constexpr (MODE == MODE_IS) {
-      c[0] = exp2_neg(((const signed char*)chan)[rA]);
-      c[1] = exp2_neg(((const signed char*)chan)[rB]);
-    } else if constexpr (MODE == MODE_PC) {
-      c[0] = ((const float*)chan)[rA];
-      c[1] = ((const float*)chan)[rB];
-    }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) s[i] = t0 + i < M ? sx[t0 + i] : 0.0f;
-    if (residual) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int t = t0 + (e & 1);
-        r[e] = t < M ? h2f(residual[(u64)t * N + (e < 2 ? rA : rB)]) : 0.0f;
-      }
-    }
-  }
-};
-
 template <int MODE, int G>
 DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
@@ -155,7 +126,6 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
   // ldmatrix row address of lane l: matrix l / 8 (chunk 4p + l / 8 for the p-th x4), token l % 8
   const int lt = lane & 7, lm = lane >> 3;
   const int rA = n0 + g, rB = rA + 8;  // this thread's output rows (c[0,1] and c[2,3])
-  RoundsEpilogue<MODE> epi{rA, rB, 2 * q};  // per-row factors, sx and residuals in registers
 
   Acc acc[NT][4];
   int P[NT][4];
@@ -220,10 +190,7 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
         w[u][1] = ldg_stream16(wp + 32);
       }
     }
-    if (kt0 == warp) {
-      pdl_wait();  // the activations are the preceding kernel's output (and sx, the residual)
-      if (GV_PREFETCH_EPI && warp == 0) epi.load(sx, chan, residual, M, N);  // warp 0 writes the outputs
-    }
+    if (kt0 == warp) pdl_wait();  // the activations are the preceding kernel's output
 #pragma unroll
     for (int u = 0; u < GV_UNROLL; ++u) {
       const int kt = kt0 + u * WARPS;
@@ -268,7 +235,14 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
     for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
   __syncthreads();
   if (warp != 0) return;
-  if (!GV_PREFETCH_EPI) epi.load(sx, chan, residual, M, N);
+  float cA = 1.0f, cB = 1.0f;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
+  if constexpr (MODE == MODE_IS) {
+    cA = exp2_neg(((const signed char*)chan)[rA]);
+    cB = exp2_neg(((const signed char*)chan)[rB]);
+  } else if constexpr (MODE == MODE_PC) {
+    cA = ((const float*)chan)[rA];
+    cB = ((const float*)chan)[rB];
+  }
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -281,9 +255,9 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
       }
       const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
       if (t >= M) continue;
-      const float s = epi.s[e & 1], c = epi.c[e >> 1];
+      const float s = sx[t], c = e < 2 ? cA : cB;
       float y = MODE == MODE_FS ? fmul_rn((float)v, s) : fmul_rn(fmul_rn(i2f_rn((int)v), s), c);
-      if (residual) y = fadd_rn(y, epi.r[e]);
+      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
       out[(u64)t * N + n] = f2h_rn(y);
     }
 }
@@ -325,8 +299,6 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
                        const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                        u16* __restrict__ out, int M, int N, int K) {
   using R = GvRing<MODE, G, NT, WARPS, STAGES>;
-  constexpr int VPT = NT * 4 / WARPS;  // outputs per thread and tile in the epilogue
-  static_assert(NT * 4 % WARPS == 0, "the block's threads share a tile's NT·4·32 outputs evenly");
   typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
   constexpr bool GROUPED = MODE == MODE_IS || MODE == MODE_FS;
   constexpr int EB = MODE == MODE_A16 ? 2 : 1;    // activation bytes per element
@@ -407,21 +379,6 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 
   int sti = STAGES - 1, stc = 0, buf = 0;
   for (int tile = blockIdx.x; tile < T; tile += gridDim.x) {
-    // the epilogue's inputs for this thread's VPT outputs (value v = tid + r·32·WARPS: element je =
-    // v / 32 of lane v % 32's fragments), requested before the k-loop so their latency hides behind it
-    float pre_s[VPT], pre_c[VPT], pre_r[VPT];
-    auto load_epilogue = [&]() {
-#pragma unroll
-      for (int r = 0; r < VPT; ++r) {
-        const int v = tid + r * WARPS * 32, je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
-        const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
-        const bool ok = t < M;
-        pre_s[r] = MODE != MODE_A16 && ok ? sx[t] : 0.0f;
-        pre_c[r] = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : MODE == MODE_PC ? ((const float*)chan)[n] : 1.0f;
-        pre_r[r] = residual && ok ? h2f(residual[(u64)t * N + n]) : 0.0f;
-      }
-    };
-    if (GV_PREFETCH_EPI) load_epilogue();
     Acc acc[NT][4];
     int P[NT][4];
 #pragma unroll
@@ -534,23 +491,24 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       for (int e = 0; e < 4; ++e) rb[(warp * NT * 4 + j * 4 + e) * 32 + lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
     __syncthreads();
     buf ^= 1;
-    if (!GV_PREFETCH_EPI) load_epilogue();
-#pragma unroll
-    for (int r = 0; r < VPT; ++r) {
-      const int v = tid + r * WARPS * 32, je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
-      Acc s = rb[v];
+    for (int v = tid; v < NT * 4 * 32; v += WARPS * 32) {
+      const int je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
+      Acc s = rb[je * 32 + l];
 #pragma unroll
       for (int w = 1; w < WARPS; ++w) {
-        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[w * NT * 4 * 32 + v]);
-        else s = (int)((u32)s + (u32)rb[w * NT * 4 * 32 + v]);
+        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[(w * NT * 4 + je) * 32 + l]);
+        else s = (int)((u32)s + (u32)rb[(w * NT * 4 + je) * 32 + l]);
       }
       const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
       if (t >= M) continue;
       float y;
       if constexpr (MODE == MODE_A16) y = s;
-      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, pre_s[r]);
-      else y = fmul_rn(fmul_rn(i2f_rn((int)s), pre_s[r]), pre_c[r]);  // per-row factor: 2^-k_n (IS), s_n (PC)
-      if (residual) y = fadd_rn(y, pre_r[r]);
+      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, sx[t]);
+      else {
+        const float c = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : ((const float*)chan)[n];
+        y = fmul_rn(fmul_rn(i2f_rn((int)s), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
+      }
+      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
       out[(u64)t * N + n] = f2h_rn(y);
     }
   }
