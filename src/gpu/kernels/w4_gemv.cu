@@ -93,6 +93,53 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// One W4A8 k-tile of a 16-row weight tile: the activations' B fragments (ldmatrix.x4 from the
+// per-warp buffer at xk, 16-byte chunk c of token t at c ^ t; lane l addresses token lt = l % 8 of
+// matrix lm = l / 8), 4 k32 steps of MMAs on the two n8 rows' weight words w0 / w1, and at the end
+// of each group the fold with the scales s of rows g and g + 8 (IS: one IMAD; FS: fma(fp32(P), s);
+// PC: none, P accumulates the whole K).
+template <int MODE, int G, int NT, typename Acc>
+DEVI void w4a8_ktile(Acc (&acc)[NT][4], int (&P)[NT][4], const u32 (&w0)[4], const u32 (&w1)[4], u32 xk, int lt, int lm,
+                     const u32 (&s)[MODE == MODE_PC ? 1 : 128 / G][2]) {
+  constexpr bool GROUPED = MODE != MODE_PC;
+  constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k32 steps per group
+  u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k32 step ks
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int p = 0; p < 2; ++p) {
+      u32 r[4];
+      ldsm_x4(xk + (j * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
+    }
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {
+    u32 a[4];
+    unpack_s4(w0[ks], a[0], a[2]);
+    unpack_s4(w1[ks], a[1], a[3]);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
+    if constexpr (GROUPED) {
+      if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
+        const int gi = ks / KS_PER_G;
+        const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(s[gi][0]) : (Acc)(int)s[gi][0];
+        const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(s[gi][1]) : (Acc)(int)s[gi][1];
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const Acc sv = e < 2 ? s0 : s1;
+            if constexpr (MODE == MODE_IS)
+              acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)sv);  // wraps: never (QUANT_SPEC)
+            else
+              acc[j][e] = ffma_rn(i2f_rn(P[j][e]), sv, acc[j][e]);
+          }
+      }
+    }
+  }
+}
+
 template <int MODE, int G>
 DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
@@ -100,7 +147,6 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
   typedef typename AccT<MODE == MODE_FS>::type Acc;
   constexpr int NT = 1, WARPS = GV_WARPS;  // one n8 token tile (M <= 8)
   constexpr bool GROUPED = MODE != MODE_PC;
-  constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k-steps per group (PC: fold never)
   constexpr int GPT = GROUPED ? 128 / G : 0;      // groups per k-tile
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane & 3, g = lane >> 2;
@@ -134,45 +180,6 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
 
-  // one k-tile: the activations' B fragments (ldmatrix from the buffer at xk), 4 k-steps of MMAs on
-  // the two n8 rows' weight words w0/w1, each group folded at its end with its scales s (rows rA, rB)
-  auto ktile = [&](const u32 (&w0)[4], const u32 (&w1)[4], u32 xk, const u32 (&s)[GPT > 0 ? GPT : 1][2]) {
-    u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k-step ks
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        u32 r[4];
-        ldsm_x4(xk + (j * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) x[j][4 * p + i] = r[i];
-      }
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      u32 a[4];
-      unpack_s4(w0[ks], a[0], a[2]);
-      unpack_s4(w1[ks], a[1], a[3]);
-#pragma unroll
-      for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
-      if constexpr (GROUPED) {
-        if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold
-          const int gi = ks / KS_PER_G;
-          const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(s[gi][0]) : (Acc)(int)s[gi][0];
-          const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(s[gi][1]) : (Acc)(int)s[gi][1];
-#pragma unroll
-          for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const Acc sv = e < 2 ? s0 : s1;
-              if constexpr (MODE == MODE_IS)
-                acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)sv);  // wraps: never (QUANT_SPEC)
-              else
-                acc[j][e] = ffma_rn(i2f_rn(P[j][e]), sv, acc[j][e]);
-            }
-        }
-      }
-    }
-  };
 
   __shared__ __attribute__((aligned(128))) unsigned char xs[WARPS][GV_UNROLL][NT][8][128];
   const u32 xw = smem_addr(&xs[warp][0][0][0][0]);
@@ -219,7 +226,7 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
       if (kt0 + u * WARPS < KT) {
         const u32 w0[4] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w};
         const u32 w1[4] = {w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
-        ktile(w0, w1, xw + u * NT * 8 * 128, sc[u]);
+        w4a8_ktile<MODE, G, NT>(acc, P, w0, w1, xw + u * NT * 8 * 128, lt, lm, sc[u]);
       }
     }
     __syncwarp();  // every lane's ldmatrix is done before the next round's cp.async refills the buffer
@@ -302,7 +309,6 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   typedef typename AccT<MODE == MODE_FS || MODE == MODE_A16>::type Acc;
   constexpr bool GROUPED = MODE == MODE_IS || MODE == MODE_FS;
   constexpr int EB = MODE == MODE_A16 ? 2 : 1;    // activation bytes per element
-  constexpr int KS_PER_G = GROUPED ? G / 32 : 4;  // k32 steps per group (W4A8)
   constexpr int GPT = GROUPED ? 128 / G : 1;      // groups per k-tile
   static_assert(!GROUPED || G == 32 || G == 64 || G == 128, "group size must be 32, 64 or 128");
   extern __shared__ __align__(128) unsigned char gv_smem[];
@@ -443,41 +449,7 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
           sc[gi][0] = GROUPED ? lds_u32(ss + (gi * 16 + g) * 4) : 0u;
           sc[gi][1] = GROUPED ? lds_u32(ss + (gi * 16 + g + 8) * 4) : 0u;
         }
-        u32 x[NT][8];  // [j][2·ks + h]: B fragments b0 (h = 0), b1 (h = 1) of k32 step ks
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int p = 0; p < 2; ++p) {
-            u32 r[4];
-            ldsm_x4(xk + (j * 8 + lt) * 128 + (((4 * p + lm) ^ lt) << 4), r);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) x[j][4 * p + e] = r[e];
-          }
-#pragma unroll
-        for (int ks = 0; ks < 4; ++ks) {
-          u32 a[4];
-          unpack_s4(w0[ks], a[0], a[2]);
-          unpack_s4(w1[ks], a[1], a[3]);
-#pragma unroll
-          for (int j = 0; j < NT; ++j) mma_s8(P[j], a, x[j][2 * ks], x[j][2 * ks + 1], GROUPED && ks % KS_PER_G == 0);
-          if constexpr (GROUPED) {
-            if ((ks + 1) % KS_PER_G == 0) {  // group ends: fold with the scales of rows g, g + 8
-              const int gi = ks / KS_PER_G;
-              const Acc s0 = MODE == MODE_FS ? (Acc)bits_to_float(sc[gi][0]) : (Acc)(int)sc[gi][0];
-              const Acc s1 = MODE == MODE_FS ? (Acc)bits_to_float(sc[gi][1]) : (Acc)(int)sc[gi][1];
-#pragma unroll
-              for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                  const Acc sv = e < 2 ? s0 : s1;
-                  if constexpr (MODE == MODE_IS)
-                    acc[j][e] = (int)((u32)acc[j][e] + (u32)P[j][e] * (u32)sv);  // wraps: never (QUANT_SPEC)
-                  else
-                    acc[j][e] = ffma_rn(i2f_rn(P[j][e]), sv, acc[j][e]);
-                }
-            }
-          }
-        }
+        w4a8_ktile<MODE, G, NT>(acc, P, w0, w1, xk, lt, lm, sc);
       }
       __syncwarp();  // every lane's reads of this stage are done before it is refilled
       stc = stc + 1 == STAGES ? 0 : stc + 1;
