@@ -14,8 +14,10 @@ const KERNEL_KIND: Record<QuantMode, KernelKind> = { 'w4a8-is': 'is', 'w4a8-fs':
 /**
  * r = the l tile with the reordered g128 loop (IS/FS g128 only; ~128 registers, 2 blocks/SM).
  * w = the Hopper wgmma kernel of w4_gemm_wgmma.cu (sm_90a; IS/FS g128, PC and W4A16 g128; N % 128 == 0):
- *     bm = tokens per block, bn = weight rows per block; w64 = the same with 64-token tiles (M <= 64).
- * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128 and PC; N % 16 == 0).
+ *     bm = tokens per block, bn = weight rows per block; w64 = the same with 64-token tiles (M <= 64, and
+ *     above where its tiles fit the SMs in one round).
+ * v8, v16 = the small-M kernels of w4_gemv.cu (M ≤ 8 / M ≤ 16; IS/FS g32/64/128, PC and W4A16 g128; N % 16 == 0):
+ *     W4A8 v8 the register rounds, one block per 16 weight rows; v16 and W4A16 v8 a persistent cp.async ring.
  */
 export type W4Tile = 's' | 'm' | 'l' | 'r' | 'w' | 'w64' | 'v8' | 'v16';
 
