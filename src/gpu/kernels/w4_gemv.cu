@@ -234,6 +234,24 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
 
   pdl_wait();     // (warps past the last k-tile) sx and residual come from preceding kernels too
   pdl_trigger();  // the next kernel may launch while this one reduces and writes
+  // warp 0 writes the outputs: its sx, per-row factors (2^-k_n for IS, s_n for PC, 1 for FS) and
+  // residuals are requested now, so the loads overlap the barrier and the reduction below
+  float cA = 1.0f, cB = 1.0f, es[2] = {0.0f, 0.0f}, er[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (warp == 0) {
+    if constexpr (MODE == MODE_IS) {
+      cA = exp2_neg(((const signed char*)chan)[rA]);
+      cB = exp2_neg(((const signed char*)chan)[rB]);
+    } else if constexpr (MODE == MODE_PC) {
+      cA = ((const float*)chan)[rA];
+      cB = ((const float*)chan)[rB];
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) es[i] = 2 * q + i < M ? sx[2 * q + i] : 0.0f;
+    if (residual) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) er[e] = 2 * q + (e & 1) < M ? h2f(residual[(u64)(2 * q + (e & 1)) * N + (e < 2 ? rA : rB)]) : 0.0f;
+    }
+  }
   // the 8 warps' sums, added in warp order
   __shared__ Acc red[WARPS][NT * 4][32];
 #pragma unroll
@@ -242,14 +260,6 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
     for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
   __syncthreads();
   if (warp != 0) return;
-  float cA = 1.0f, cB = 1.0f;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
-  if constexpr (MODE == MODE_IS) {
-    cA = exp2_neg(((const signed char*)chan)[rA]);
-    cB = exp2_neg(((const signed char*)chan)[rB]);
-  } else if constexpr (MODE == MODE_PC) {
-    cA = ((const float*)chan)[rA];
-    cB = ((const float*)chan)[rB];
-  }
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -262,9 +272,9 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
       }
       const int t = j * 8 + 2 * q + (e & 1), n = e < 2 ? rA : rB;
       if (t >= M) continue;
-      const float s = sx[t], c = e < 2 ? cA : cB;
+      const float s = es[e & 1], c = e < 2 ? cA : cB;
       float y = MODE == MODE_FS ? fmul_rn((float)v, s) : fmul_rn(fmul_rn(i2f_rn((int)v), s), c);
-      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
+      if (residual) y = fadd_rn(y, er[e]);
       out[(u64)t * N + n] = f2h_rn(y);
     }
 }
@@ -455,6 +465,21 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       stc = stc + 1 == STAGES ? 0 : stc + 1;
     }
     if (tile + (int)gridDim.x >= T) pdl_trigger();  // this block's last tile: the next kernel may launch
+    // This thread's outputs v = tid + r·32·WARPS (element je = v / 32 of lane v % 32's fragments):
+    // their sx, per-row factor and residual are requested now, so the loads overlap the barrier and
+    // the reduction below (live only across them, not across the k-loop).
+    constexpr int VPT = NT * 4 / WARPS;
+    static_assert(NT * 4 % WARPS == 0, "the block's threads share a tile's NT·4·32 outputs evenly");
+    float es[VPT], ec[VPT], er[VPT];
+#pragma unroll
+    for (int r = 0; r < VPT; ++r) {
+      const int v = tid + r * WARPS * 32, je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
+      const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
+      const bool ok = t < M;
+      es[r] = MODE != MODE_A16 && ok ? sx[t] : 0.0f;
+      ec[r] = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : MODE == MODE_PC ? ((const float*)chan)[n] : 1.0f;
+      er[r] = residual && ok ? h2f(residual[(u64)t * N + n]) : 0.0f;
+    }
     // the warps' sums, added in warp order (int32: exact; fp32: a fixed order) by all threads
     Acc* rb = red + buf * WARPS * NT * 4 * 32;
 #pragma unroll
@@ -463,24 +488,22 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       for (int e = 0; e < 4; ++e) rb[(warp * NT * 4 + j * 4 + e) * 32 + lane] = MODE == MODE_PC ? (Acc)P[j][e] : acc[j][e];
     __syncthreads();
     buf ^= 1;
-    for (int v = tid; v < NT * 4 * 32; v += WARPS * 32) {
-      const int je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
-      Acc s = rb[je * 32 + l];
+#pragma unroll
+    for (int r = 0; r < VPT; ++r) {
+      const int v = tid + r * WARPS * 32, je = v >> 5, l = v & 31, e = je & 3, j = je >> 2;
+      Acc s = rb[v];
 #pragma unroll
       for (int w = 1; w < WARPS; ++w) {
-        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[(w * NT * 4 + je) * 32 + l]);
-        else s = (int)((u32)s + (u32)rb[(w * NT * 4 + je) * 32 + l]);
+        if constexpr (MODE == MODE_FS || MODE == MODE_A16) s = fadd_rn(s, rb[w * NT * 4 * 32 + v]);
+        else s = (int)((u32)s + (u32)rb[w * NT * 4 * 32 + v]);
       }
       const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
       if (t >= M) continue;
       float y;
       if constexpr (MODE == MODE_A16) y = s;
-      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, sx[t]);
-      else {
-        const float c = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : ((const float*)chan)[n];
-        y = fmul_rn(fmul_rn(i2f_rn((int)s), sx[t]), c);  // per-row factor: 2^-k_n (IS), s_n (PC)
-      }
-      if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
+      else if constexpr (MODE == MODE_FS) y = fmul_rn(s, es[r]);
+      else y = fmul_rn(fmul_rn(i2f_rn((int)s), es[r]), ec[r]);  // per-row factor: 2^-k_n (IS), s_n (PC)
+      if (residual) y = fadd_rn(y, er[r]);
       out[(u64)t * N + n] = f2h_rn(y);
     }
   }
