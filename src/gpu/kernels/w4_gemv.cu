@@ -24,9 +24,10 @@
 // folded (IS: one IMAD with ŝ; FS: fma(fp32(P), s)). W4A16: the int4 weights dequantized in
 // registers to fp16(q·s) (dequant_a16), m16n8k16 f16 MMAs into fp32. The warps' sums are added in
 // warp order through smem (int32: exact; fp32: a fixed order), then the fp16 outputs (QUANT_SPEC
-// epilogue, optional residual).
-// Programmatic dependent launch (sm_90): weights are requested before pdl_wait, activations and
-// scales after; the next kernel is triggered once the (last) main loop is done.
+// epilogue, optional residual; its sx, per-row factors and residual are requested before the
+// reduction's barrier, so they arrive while it runs).
+// Programmatic dependent launch (sm_90): weights (the ring: and their scales) are requested before
+// pdl_wait, activations after; the next kernel is triggered once the (last) main loop is done.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: GV_WARPS + GV_THREADS,
 // GV_MINB, GV_UNROLL (rounds); GV_PWARPS, GV_PSTAGES_V8, GV_PSTAGES_V16, GV_PMINB (ring);
 // GV_ACT_L1; GV_NOCOMPUTE (ring without its MMAs: what the stream alone costs).
