@@ -28,6 +28,9 @@ export interface W4TileShape {
   readonly stages: number;
 }
 
+/** w4_gemv.cu's persistent ring: GV_PWARPS warps, GV_PSTAGES_V8 / GV_PSTAGES_V16 k-tiles deep per warp. */
+export const GEMV_RING = { warps: 4, stages: { v8: 4, v16: 3 } } as const;
+
 /** Must match TILE_* / THREADS_* in w4_gemm.cu. */
 export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   s: { bm: 16, bn: 128, threads: 128, stages: 6 },
@@ -38,11 +41,8 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   w64: { bm: 64, bn: 128, threads: 384, stages: 6 },
   // w4_gemv.cu: W4A8's v8 runs the rounds (GV_THREADS); v16 and W4A16's v8 the persistent ring (GEMV_RING)
   v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
-  v16: { bm: 16, bn: 16, threads: 128, stages: 0 },
+  v16: { bm: 16, bn: 16, threads: 32 * GEMV_RING.warps, stages: 0 },
 };
-
-/** w4_gemv.cu's persistent ring: GV_PWARPS warps, GV_PSTAGES_V8 / GV_PSTAGES_V16 k-tiles deep per warp. */
-export const GEMV_RING = { warps: 4, stages: { v8: 4, v16: 3 } } as const;
 
 /** Shared memory of one SM on sm_90 (H100/H200: 228 KiB), of which the runtime reserves 1 KiB per block. */
 const SM_SHARED_BYTES = 233472;
