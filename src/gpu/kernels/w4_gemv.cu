@@ -141,6 +141,21 @@ DEVI void w4a8_ktile(Acc (&acc)[NT][4], int (&P)[NT][4], const u32 (&w0)[4], con
   }
 }
 
+// Activation copy sources of lane l: 16-byte chunk l % 8 (of a 128-byte k-tile half) of tokens
+// l / 8 and l / 8 + 4 in each n8 token tile j; tokens past M read token 0 with a zero fill (bytes 0).
+template <int NT, int EB>
+DEVI void act_sources(const void* X, int M, int K, int lane, const unsigned char* (&src)[NT][2], u32 (&bytes)[NT][2]) {
+  const int ct = lane >> 3, cc = lane & 7;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int t = j * 8 + ct + 4 * h;
+      bytes[j][h] = t < M ? 16u : 0u;
+      src[j][h] = (const unsigned char*)X + ((u64)(t < M ? t : 0) * K + cc * 16 / EB) * EB;
+    }
+}
+
 template <int MODE, int G>
 DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict__ sx, const U4* __restrict__ Wp,
                     const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
@@ -160,16 +175,9 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
   // chunks (l % 8) of tokens l / 8 and l / 8 + 4 with cp.async (zero fill past M); ldmatrix.x4 then
   // hands lane (g, q) the MMA B fragments (bytes 4q.. and 16 + 4q.. of token g) of two k-steps.
   const int ct = lane >> 3, cc = lane & 7;  // copy: tokens ct, ct + 4; chunk cc
-  const signed char* xsrc[NT][2];
+  const unsigned char* xsrc[NT][2];
   u32 xbytes[NT][2];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int t = j * 8 + ct + 4 * h;
-      xbytes[j][h] = t < M ? 16u : 0u;
-      xsrc[j][h] = X + (u64)(t < M ? t : 0) * K + cc * 16;
-    }
+  act_sources<NT, 1>(X, M, K, lane, xsrc, xbytes);
   // ldmatrix row address of lane l: matrix l / 8 (chunk 4p + l / 8 for the p-th x4), token l % 8
   const int lt = lane & 7, lm = lane >> 3;
   const int rA = n0 + g, rB = rA + 8;  // this thread's output rows (c[0,1] and c[2,3])
@@ -334,14 +342,7 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   const int ct = lane >> 3, cc = lane & 7;
   const unsigned char* xsrc[NT][2];
   u32 xbytes[NT][2];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int t = j * 8 + ct + 4 * h;
-      xbytes[j][h] = t < M ? 16u : 0u;
-      xsrc[j][h] = (const unsigned char*)X + ((u64)(t < M ? t : 0) * K + cc * 16 / EB) * EB;
-    }
+  act_sources<NT, EB>(X, M, K, lane, xsrc, xbytes);
   const int lt = lane & 7, lm = lane >> 3;  // ldmatrix: token lt of matrix lm
 
   // item (tile, i): k-tile kt = warp + i·WARPS of row tile `tile` into stage st
