@@ -1,7 +1,8 @@
 // The engine kernels on a real GPU against their CPU twins (src/backends/cuda/twins.ts) and the CPU
 // spec: embedding (exact), RMSNorm and SwiGLU (≤ 1 fp16 ulp of float64; their fused int8 outputs
 // int8 outputs = quant/act-quant of their fp32 values: bit-exact on exact inputs, ±1 otherwise), RoPE + KV append (≤ 1 ulp), attention
-// prefill (causal GQA, sliding window) and split-KV decode (float64 reference), sampling (argmax
+// prefill (causal GQA, sliding window) and the fused split-KV decode (float64 reference; its int8
+// rows = act-quant of its fp32 rows), sampling (argmax
 // exact; top-p = its twin), and the weight kernels bit-exact with quant/rtn, quant/integer-scale
 // and gpu/repack. Fresh seeded inputs; outputs poisoned (0xff bytes) before each launch.
 import assert from 'node:assert/strict';
@@ -125,12 +126,19 @@ test('quantize_f32 = act-quant of fp32 rows, bit for bit', { skip }, () => {
 });
 
 interface AttnCase { nH: number; nKv: number; hd: number; maxSeq: number; seqs: { pos0: number; T: number; slot: number }[]; window: number }
+/** How a decode step's attention (attention_decode.cu) is launched: KV splits and the output format. */
+interface DecodeRun { splits: number; out: 'f16' | 'f32' | 'q8' }
 
-/** RoPE + KV append, then attention; both against the twins (≤ 1 ulp; attention within 2e-3 of max |v|). */
-function runAttention(c: AttnCase, splits: number, rng: Rng): void {
+/**
+ * RoPE + KV append, then attention (prefill kernel, or the fused decode kernel when `decode` is
+ * given: every sequence one token); both against the twins (≤ 1 ulp; attention within 2e-3 of
+ * max |v|; a decode int8 output = act-quant of its own fp32 rows, bit for bit).
+ */
+function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
   const { gpu, k } = setup();
   const { nH, nKv, hd, maxSeq } = c, qkvDim = (nH + 2 * nKv) * hd, slots = Math.max(...c.seqs.map((s) => s.slot)) + 1;
-  const rows = c.seqs.reduce((n, s) => n + s.T, 0);
+  if (decode) assert.ok(c.seqs.every((s) => s.T === 1), 'a decode step has one token per sequence');
+  const rows = c.seqs.reduce((n, s) => n + s.T, 0), B = c.seqs.length;
   const starts: number[] = [];
   let r0 = 0;
   for (const s of c.seqs) { starts.push(r0); r0 += s.T; }
@@ -140,22 +148,39 @@ function runAttention(c: AttnCase, splits: number, rng: Rng): void {
   // the cache before the step: random history at positions < pos0 (what earlier steps wrote)
   const kHost = f16(rng, cacheElems), vHost = f16(rng, cacheElems);
   const rope = ropeTables({ theta: 10000, layout: 'half' }, hd, maxSeq);
+  const splits = decode?.splits ?? 1;
   const d = {
     qkv: gpu.upload(qkv), cos: gpu.upload(rope.cos), sin: gpu.upload(rope.sin), rowSeq: gpu.upload(Int32Array.from(rowSeq)),
     seqStart: gpu.upload(Int32Array.from(starts)), seqLen: gpu.upload(Int32Array.from(c.seqs.map((s) => s.T))),
     seqPos0: gpu.upload(Int32Array.from(c.seqs.map((s) => s.pos0))), seqSlot: gpu.upload(Int32Array.from(c.seqs.map((s) => s.slot))),
-    kcache: gpu.upload(kHost), vcache: gpu.upload(vHost), out: poisoned(gpu, rows * nH * hd * 2),
-    wsO: gpu.alloc(Math.max(16, rows * nH * splits * hd * 4)), wsMl: gpu.alloc(Math.max(16, rows * nH * splits * 8)),
+    kcache: gpu.upload(kHost), vcache: gpu.upload(vHost), out: poisoned(gpu, rows * nH * hd * 2), out32: poisoned(gpu, rows * nH * hd * 4),
+    q: poisoned(gpu, rows * nH * hd), sx: poisoned(gpu, rows * 4),
+    wsO: poisoned(gpu, Math.max(16, B * nH * splits * hd * 4)), wsMl: poisoned(gpu, Math.max(16, B * nH * splits * 8)),
+    amax: poisoned(gpu, B * nKv * 4), counters: gpu.alloc((B * nKv + B) * 4),
   };
+  gpu.memset(d.counters, 0);
   try {
     k.ropeKv({ ...d, rows, nH, nKv, hd, maxSeq, interleaved: false });
     const rep = nH / nKv;
-    const attn = { ...d, seqs: c.seqs.length, maxRowsPerSeq: Math.max(...c.seqs.map((s) => s.T)) * rep, rowsTotal: rows * nH,
-      nH, nKv, hd, maxSeq, window: c.window, splits };
-    k.attention(attn);
+    let q8: { q: Int8Array; sx: Float32Array } | undefined;
+    if (decode) {
+      const launch = () => k.attentionDecode({ ...d, B, nH, nKv, hd, maxSeq, window: c.window, splits,
+        ...(decode.out === 'f16' ? { out: d.out } : decode.out === 'f32' ? { out32: d.out32 } : { out32: d.out32, q8: { q: d.q, sx: d.sx } }) });
+      launch();
+      if (decode.out === 'q8') {
+        q8 = { q: gpu.download(d.q, new Int8Array(rows * nH * hd)), sx: gpu.download(d.sx, new Float32Array(rows)) };
+        launch();  // a replay (the counters must have returned to zero) gives the same rows
+        assert.deepEqual(gpu.download(d.q, new Int8Array(rows * nH * hd)), q8.q, 'decode int8 rows of a second launch');
+      }
+      assert.deepEqual(gpu.download(d.counters, new Uint32Array(B * nKv + B)), new Uint32Array(B * nKv + B), 'counters left zero');
+    } else {
+      k.attention({ ...d, seqs: B, maxRowsPerSeq: Math.max(...c.seqs.map((s) => s.T)) * rep, nH, nKv, hd, maxSeq, window: c.window });
+    }
     const qkvGot = gpu.download(d.qkv, new Uint16Array(rows * qkvDim));
     const kGot = gpu.download(d.kcache, new Uint16Array(cacheElems)), vGot = gpu.download(d.vcache, new Uint16Array(cacheElems));
-    const out = gpu.download(d.out, new Uint16Array(rows * nH * hd));
+    const f32Out = decode && decode.out !== 'f16';
+    const out = f32Out ? gpu.download(d.out32, new Float32Array(rows * nH * hd)) : Float32Array.from(gpu.download(d.out, new Uint16Array(rows * nH * hd)), f16ToF32);
+    if (q8) checkQ8(`decode int8 splits ${splits}`, q8.q, q8.sx, quantizeActivations(out, rows, nH * hd), true);
     const at = (slot: number, g: number, p: number) => ((slot * nKv + g) * maxSeq + p) * hd;
     c.seqs.forEach((s, i) => {
       for (let t = 0; t < s.T; t++) {
@@ -174,7 +199,7 @@ function runAttention(c: AttnCase, splits: number, rng: Rng): void {
     // attention from the cache the GPU wrote (history + this step), per (token, head)
     let maxV = 0;
     for (const v of halves(vGot)) maxV = Math.max(maxV, Math.abs(v));
-    const tol = 2e-3 * maxV;
+    const tol = 2e-3 * maxV, label = decode ? `decode ${decode.out} splits ${splits}` : 'prefill';
     c.seqs.forEach((s, i) => {
       for (let t = 0; t < s.T; t++) {
         const row = starts[i]! + t, p = s.pos0 + t;
@@ -184,8 +209,8 @@ function runAttention(c: AttnCase, splits: number, rng: Rng): void {
           const ref = attentionTwin(q, (key) => halves(kGot.subarray(at(s.slot, g, key), at(s.slot, g, key) + hd)),
             (key) => halves(vGot.subarray(at(s.slot, g, key), at(s.slot, g, key) + hd)), p, c.window);
           for (let j = 0; j < hd; j++) {
-            const got = f16ToF32(out[(row * nH + h) * hd + j]!);
-            assert.ok(Math.abs(got - ref[j]!) <= tol, `attention hd ${hd} splits ${splits} seq ${i} t ${t} head ${h} [${j}]: ${got} vs ${ref[j]} (tol ${tol})`);
+            const got = out[(row * nH + h) * hd + j]!;
+            assert.ok(Math.abs(got - ref[j]!) <= tol, `attention ${label} hd ${hd} seq ${i} t ${t} head ${h} [${j}]: ${got} vs ${ref[j]} (tol ${tol})`);
           }
         }
       }
@@ -197,17 +222,21 @@ function runAttention(c: AttnCase, splits: number, rng: Rng): void {
 
 test('rope_kv + attention prefill: causal GQA, mixed lengths and offsets, hd 64 and 128, sliding window', { skip, timeout: 300_000 }, () => {
   const rng = new Rng(4);
-  runAttention({ nH: 8, nKv: 4, hd: 64, maxSeq: 300, window: 0, seqs: [{ pos0: 0, T: 130, slot: 1 }, { pos0: 37, T: 5, slot: 0 }, { pos0: 0, T: 1, slot: 2 }] }, 1, rng);
-  runAttention({ nH: 32, nKv: 8, hd: 128, maxSeq: 200, window: 0, seqs: [{ pos0: 0, T: 77, slot: 0 }, { pos0: 64, T: 70, slot: 1 }] }, 1, rng);
-  runAttention({ nH: 4, nKv: 4, hd: 128, maxSeq: 400, window: 50, seqs: [{ pos0: 100, T: 90, slot: 0 }] }, 1, rng);
+  runAttention({ nH: 8, nKv: 4, hd: 64, maxSeq: 300, window: 0, seqs: [{ pos0: 0, T: 130, slot: 1 }, { pos0: 37, T: 5, slot: 0 }, { pos0: 0, T: 1, slot: 2 }] }, rng);
+  runAttention({ nH: 32, nKv: 8, hd: 128, maxSeq: 200, window: 0, seqs: [{ pos0: 0, T: 77, slot: 0 }, { pos0: 64, T: 70, slot: 1 }] }, rng);
+  runAttention({ nH: 4, nKv: 4, hd: 128, maxSeq: 400, window: 50, seqs: [{ pos0: 100, T: 90, slot: 0 }] }, rng);
 });
 
-test('attention decode with split-KV (1, 3, 8 splits): batch of different lengths, GQA and MHA', { skip, timeout: 300_000 }, () => {
+test('attention decode (one kernel: split-KV 1/3/8/40, merge, int8 rows): batch of different lengths, GQA 4 and 16, MHA, sliding window, fp16/fp32/int8 out', { skip, timeout: 300_000 }, () => {
   const rng = new Rng(5);
-  for (const splits of [1, 3, 8]) {
-    runAttention({ nH: 32, nKv: 8, hd: 128, maxSeq: 700, window: 0, seqs: [{ pos0: 650, T: 1, slot: 2 }, { pos0: 0, T: 1, slot: 0 }, { pos0: 129, T: 1, slot: 1 }] }, splits, rng);
-    runAttention({ nH: 8, nKv: 8, hd: 64, maxSeq: 520, window: 0, seqs: [{ pos0: 511, T: 1, slot: 0 }, { pos0: 63, T: 1, slot: 1 }] }, splits, rng);
+  for (const splits of [1, 3, 8, 40]) {
+    const out = (['f16', 'f32', 'q8'] as const)[splits % 3]!;
+    // GQA 32/8, hd 128: lengths 651, 1, 130 (a split past the last tile has no work; 1 key; the p0 tile)
+    runAttention({ nH: 32, nKv: 8, hd: 128, maxSeq: 700, window: 0, seqs: [{ pos0: 650, T: 1, slot: 2 }, { pos0: 0, T: 1, slot: 0 }, { pos0: 129, T: 1, slot: 1 }] }, rng, { splits, out });
+    runAttention({ nH: 8, nKv: 8, hd: 64, maxSeq: 520, window: 0, seqs: [{ pos0: 511, T: 1, slot: 0 }, { pos0: 63, T: 1, slot: 1 }] }, rng, { splits, out: 'q8' });
   }
+  runAttention({ nH: 16, nKv: 1, hd: 128, maxSeq: 300, window: 0, seqs: [{ pos0: 255, T: 1, slot: 0 }, { pos0: 64, T: 1, slot: 1 }] }, rng, { splits: 2, out: 'q8' });
+  runAttention({ nH: 8, nKv: 2, hd: 64, maxSeq: 900, window: 100, seqs: [{ pos0: 800, T: 1, slot: 0 }, { pos0: 70, T: 1, slot: 1 }] }, rng, { splits: 3, out: 'f32' });
 });
 
 test('sampling: argmax = first maximum; top-p = its float64 twin; advance_step', { skip }, () => {

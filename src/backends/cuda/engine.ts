@@ -10,7 +10,7 @@ import { forwardStep, type ModelHandles, type StepOps } from '../../model/forwar
 import { ropeTables } from '../../model/rope.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
-import { ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
+import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
 
 /** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
@@ -42,8 +42,13 @@ export interface SeqChunk {
   tokens: readonly number[];
 }
 
-/** Most KV splits a decode step uses (attention.cu's split-KV). */
-const MAX_SPLITS = 32;
+/**
+ * Blocks a decode step's attention aims for, and the fewest 64-key tiles per split: one ~256-block
+ * wave (2 blocks of attention_decode.cu per SM), and splits long enough that merging them costs
+ * less than they save (H200, gpu-dev/experiments/attention, bench/results/h200-attention-decode-probe-*.txt).
+ */
+const DECODE_ATTN_BLOCKS = 256;
+const DECODE_MIN_TILES_PER_SPLIT = 4;
 
 interface StepShape {
   rows: number;
@@ -53,7 +58,8 @@ interface StepShape {
   logitRows: number;
   /** Gather each sequence's last row for the logits (else every row). */
   gather: boolean;
-  splits: number;
+  /** A decode step (one token per sequence, row s = sequence s) splitting the keys this many ways; prefill when absent. */
+  decodeSplits?: number;
   ids: bigint;
   /** Op categories whose kernels are not launched (timelines time the step without them). */
   skip?: ReadonlySet<StepOpName>;
@@ -77,7 +83,7 @@ export class CudaEngine {
   readonly x: DeviceBuffer; readonly hf: DeviceBuffer; readonly hq: DeviceBuffer; readonly sx: DeviceBuffer;
   readonly qkv: DeviceBuffer; readonly att: DeviceBuffer; readonly att32: DeviceBuffer; readonly gu: DeviceBuffer;
   readonly normed: DeviceBuffer; readonly logits: DeviceBuffer;
-  readonly wsO: DeviceBuffer; readonly wsMl: DeviceBuffer;
+  readonly wsO: DeviceBuffer; readonly wsMl: DeviceBuffer; readonly attnAmax: DeviceBuffer; readonly attnCounters: DeviceBuffer;
   // step metadata and decode state
   readonly seqStart: DeviceBuffer; readonly seqLen: DeviceBuffer; readonly seqPos0: DeviceBuffer; readonly seqSlot: DeviceBuffer;
   readonly rowSeq: DeviceBuffer; readonly ids: DeviceBuffer; readonly gather: DeviceBuffer;
@@ -114,6 +120,9 @@ export class CudaEngine {
       for (let B = 1; B <= opts.maxBatch; B++) wsRows = Math.max(wsRows, B * c.nHeads * this.decodeSplits(B));
       this.wsO = a(wsRows * c.headDim * 4);
       this.wsMl = a(wsRows * 2 * 4);
+      this.attnAmax = a(opts.maxBatch * c.nKvHeads * 4);
+      this.attnCounters = a((opts.maxBatch * c.nKvHeads + opts.maxBatch) * 4);
+      gpu.memset(this.attnCounters, 0);  // attention_decode leaves them zero
       const S = Math.max(opts.maxBatch, R);
       this.seqStart = a(S * 4); this.seqLen = a(S * 4); this.seqPos0 = a(S * 4); this.seqSlot = a(S * 4);
       this.rowSeq = a(R * 4); this.ids = a(R * 4); this.gather = a(S * 4);
@@ -134,11 +143,18 @@ export class CudaEngine {
     };
   }
 
-  /** KV splits of a decode step at batch B: enough blocks for ~4 per SM, at most one per 64-key tile. */
+  /** Whether decode steps can run attention_decode.cu (else the prefill kernel, unsplit). */
+  get fusedDecodeAttention(): boolean {
+    const c = this.model.config;
+    return c.nHeads / c.nKvHeads <= ATTN_DECODE_MAX_REP && c.nHeads * c.headDim <= ATTN_DECODE_MAX_ROW;
+  }
+
+  /** KV splits of a decode step at batch B: about DECODE_ATTN_BLOCKS blocks, splits of at least DECODE_MIN_TILES_PER_SPLIT tiles of --max-seq. */
   decodeSplits(B: number): number {
     const c = this.model.config;
-    const want = Math.ceil((4 * this.gpu.smCount) / (B * c.nKvHeads));
-    return Math.max(1, Math.min(MAX_SPLITS, want, Math.ceil(this.opts.maxSeq / ATTN_KEYS_PER_TILE)));
+    const tiles = Math.ceil(this.opts.maxSeq / ATTN_KEYS_PER_TILE);
+    const want = Math.round(DECODE_ATTN_BLOCKS / (B * c.nKvHeads));
+    return Math.max(1, Math.min(ATTN_DECODE_MAX_SPLITS, want, Math.ceil(tiles / DECODE_MIN_TILES_PER_SPLIT)));
   }
 
   private upload(buf: DeviceBuffer, values: number[]): void {
@@ -179,7 +195,7 @@ export class CudaEngine {
     this.upload(this.ids, ids);
     if (!all) this.upload(this.gather, last);
     const rep = c.nHeads / c.nKvHeads;
-    this.forward({ rows, seqs: n, maxRowsPerSeq: maxT * rep, logitRows: all ? rows : n, gather: !all, splits: 1, ids: this.ids.ptr });
+    this.forward({ rows, seqs: n, maxRowsPerSeq: maxT * rep, logitRows: all ? rows : n, gather: !all, ids: this.ids.ptr });
     return all ? rows : n;
   }
 
@@ -227,7 +243,8 @@ export class CudaEngine {
     // consecutive kernels overlap launch and prologue with their predecessor's tail (sm_90)
     this.kernels.pdl = this.pdl;
     try {
-      this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true, splits: this.decodeSplits(B), ids: this.decodeIds.ptr, skip });
+      this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true,
+        ...(this.fusedDecodeAttention ? { decodeSplits: this.decodeSplits(B) } : {}), ids: this.decodeIds.ptr, skip });
       if (skip?.has('sample')) return;
       this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
       this.kernels.advance(this.seqPos0, this.step, B, this.stream);
@@ -359,12 +376,17 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
       nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
     if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
       rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
-    // a W4A8 o projection gets attention's output in fp32, quantized like the CPU engine's
-    const f32 = inputFormat(consumer) === 'q8';
-    if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, wsO: e.wsO, wsMl: e.wsMl, seqLen: e.seqLen, seqs: st.seqs,
-      maxRowsPerSeq: st.maxRowsPerSeq, rowsTotal: st.rows * c.nHeads, window: c.slidingWindow ?? 0, splits: st.splits,
-      ...(f32 ? { out32: e.att32 } : {}) }, this.s);
-    if (!f32) return { f16: e.att.ptr };
+    // a W4A8 o projection gets attention's output quantized from fp32, like the CPU engine's
+    const q8 = inputFormat(consumer) === 'q8', window = c.slidingWindow ?? 0;
+    if (st.decodeSplits !== undefined) {  // one kernel: split-KV, merge and (for W4A8) the int8 rows
+      if (this.runs('attention')) e.kernels.attentionDecode({ ...common, qkv: qkv.f16, B: st.seqs, window, splits: st.decodeSplits,
+        wsO: e.wsO, wsMl: e.wsMl, amax: e.attnAmax, counters: e.attnCounters,
+        ...(q8 ? { out32: e.att32, q8: { q: e.hq, sx: e.sx } } : { out: e.att }) }, this.s);
+      return q8 ? { q: e.hq.ptr, sx: e.sx.ptr } : { f16: e.att.ptr };
+    }
+    if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, seqLen: e.seqLen, seqs: st.seqs,
+      maxRowsPerSeq: st.maxRowsPerSeq, window, ...(q8 ? { out32: e.att32 } : {}) }, this.s);
+    if (!q8) return { f16: e.att.ptr };
     if (this.runs('attention')) e.kernels.quantizeF32(e.att32, e.hq, e.sx, st.rows, c.nHeads * c.headDim, this.s);
     return { q: e.hq.ptr, sx: e.sx.ptr };
   }

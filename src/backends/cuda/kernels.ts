@@ -1,4 +1,4 @@
-// Typed launchers of the engine's own kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,sample,
+// Typed launchers of the engine's own kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,attention_decode,sample,
 // weights,quantize_act}.cu): compiled once per process by NVRTC, each launcher takes device pointers
 // and sizes in the order of the kernel's documented ABI and checks the shape limits it states.
 // Every launch is asynchronous on the stream given (graph-capturable).
@@ -15,8 +15,13 @@ export const ATTN_KEYS_PER_TILE = 64;
 /** Row limits of layer_ops.cu (values held in registers: 256 × 4 × 8 and 1024 × 2 × 8). */
 export const RMS_MAX_DIM = 8192;
 export const SWIGLU_MAX_HIDDEN = 16384;
-/** Head sizes attention.cu is built for. */
+/** Head sizes attention.cu and attention_decode.cu are built for. */
 export const ATTN_HEAD_DIMS = [64, 128] as const;
+/** attention_decode.cu's K/V ring depth (AD_STAGES), query heads per KV head, splits and quantized row limits. */
+export const ATTN_DECODE_STAGES = 3;
+export const ATTN_DECODE_MAX_REP = 16;
+export const ATTN_DECODE_MAX_SPLITS = 64;
+export const ATTN_DECODE_MAX_ROW = 8192;
 
 export class EngineKernels {
   private readonly k: Record<string, Kernel> = {};
@@ -31,7 +36,8 @@ export class EngineKernels {
     load('layer_ops.cu', ['embed_rows', 'rmsnorm_f16', 'rmsnorm_q8', 'swiglu_f16', 'swiglu_q8', 'quantize_f32']);
     load('quantize_act.cu', ['quantize_act_per_token']);
     load('rope_kv.cu', ['rope_kv']);
-    load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4', 'attention_combine']);
+    load('attention.cu', ['attention_hd64_w1', 'attention_hd64_w4', 'attention_hd128_w1', 'attention_hd128_w4']);
+    load('attention_decode.cu', ['attention_decode_hd64', 'attention_decode_hd128']);
     load('sample.cu', ['sample_argmax', 'sample_topp', 'advance_step']);
     load('weights.cu', ['bf16_to_f16', 'random_f16', 'rtn_quantize', 'integer_scales', 'repack_w4', 'transpose_scales']);
   }
@@ -79,29 +85,46 @@ export class EngineKernels {
       p(a.seqSlot), p(a.kcache), p(a.vcache), i32(a.nH), i32(a.nKv), i32(a.hd), i32(a.maxSeq), i32(a.interleaved ? 1 : 0)], s);
   }
 
-  /**
-   * Attention of `seqs` sequences (at most `maxRowsPerSeq` query rows = T·rep per (sequence, KV
-   * head)); splits > 1 writes partials to wsO/wsMl and merges them into `out` (rowsTotal = tokens·nH).
-   */
+  /** Causal attention of `seqs` sequences of any length (prefill; at most `maxRowsPerSeq` = T·rep query rows per (sequence, KV head)). */
   attention(a: {
-    qkv: Ptr; out: Ptr; wsO?: Ptr; wsMl?: Ptr; kcache: Ptr;
+    qkv: Ptr; out: Ptr; kcache: Ptr;
     /** fp32 output instead of `out` (the input of a W4A8 o projection). */
     out32?: Ptr; vcache: Ptr; seqStart: Ptr; seqLen: Ptr; seqPos0: Ptr; seqSlot: Ptr;
-    seqs: number; maxRowsPerSeq: number; rowsTotal: number; nH: number; nKv: number; hd: number; maxSeq: number;
-    window: number; splits: number;
+    seqs: number; maxRowsPerSeq: number; nH: number; nKv: number; hd: number; maxSeq: number; window: number;
   }, s?: Stream): void {
     if (!(ATTN_HEAD_DIMS as readonly number[]).includes(a.hd)) fail('attention', `head size ${a.hd} unsupported on the GPU (64 or 128)`);
-    if (a.splits > 1 && (!a.wsO || !a.wsMl)) fail('attention', 'split-KV needs its workspace');
     const warps = a.maxRowsPerSeq <= 16 ? 1 : 4;
     const rowsPerBlock = 16 * warps;
     const smem = 4 * ATTN_KEYS_PER_TILE * a.hd * 2;
-    this.run(`attention_hd${a.hd}_w${warps}`, [Math.ceil(a.maxRowsPerSeq / rowsPerBlock), a.nKv, a.seqs * a.splits], 32 * warps, [
-      p(a.qkv), p(a.out), p(a.out32), p(a.wsO), p(a.wsMl), p(a.kcache), p(a.vcache), p(a.seqStart), p(a.seqLen), p(a.seqPos0), p(a.seqSlot),
-      i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
+    this.run(`attention_hd${a.hd}_w${warps}`, [Math.ceil(a.maxRowsPerSeq / rowsPerBlock), a.nKv, a.seqs], 32 * warps, [
+      p(a.qkv), p(a.out), p(a.out32), p(a.kcache), p(a.vcache), p(a.seqStart), p(a.seqLen), p(a.seqPos0), p(a.seqSlot),
+      i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), { f32: Math.LOG2E / Math.sqrt(a.hd) },
     ], s, smem);
-    if (a.splits > 1) {
-      this.run('attention_combine', Math.ceil(a.rowsTotal / 4), 128, [p(a.wsO), p(a.wsMl), p(a.out), p(a.out32), i32(a.rowsTotal), i32(a.splits), i32(a.hd)], s);
-    }
+  }
+
+  /**
+   * One decode step's attention (sequence s = row s, one token each at seqPos0[s]) in one kernel:
+   * split-KV over `splits` blocks per (sequence, KV head), merged in the kernel; the output is int8 +
+   * scales (`q8`, staged in fp32 `out32`), fp32 (`out32`) or fp16 (`out`). Workspace: wsO/wsMl for
+   * B·nH·splits partials, amax B·nKv floats, counters B·nKv + B u32 (zero; left zero).
+   */
+  attentionDecode(a: {
+    qkv: Ptr; out?: Ptr; out32?: Ptr; q8?: { q: Ptr; sx: Ptr }; wsO: Ptr; wsMl: Ptr; amax: Ptr; counters: Ptr;
+    kcache: Ptr; vcache: Ptr; seqPos0: Ptr; seqSlot: Ptr; B: number; nH: number; nKv: number; hd: number; maxSeq: number;
+    window: number; splits: number;
+  }, s?: Stream): void {
+    const where = 'attention (decode)';
+    if (!(ATTN_HEAD_DIMS as readonly number[]).includes(a.hd)) fail(where, `head size ${a.hd} unsupported on the GPU (64 or 128)`);
+    if (a.nH / a.nKv > ATTN_DECODE_MAX_REP) fail(where, `${a.nH / a.nKv} query heads per KV head exceed ${ATTN_DECODE_MAX_REP}`);
+    if (!Number.isInteger(a.splits) || a.splits < 1 || a.splits > ATTN_DECODE_MAX_SPLITS) fail(where, `splits ${a.splits} outside 1..${ATTN_DECODE_MAX_SPLITS}`);
+    if (a.q8 && !a.out32) fail(where, 'an int8 output needs the fp32 staging rows');
+    if (a.q8 && a.nH * a.hd > ATTN_DECODE_MAX_ROW) fail(where, `an int8 row of ${a.nH * a.hd} values exceeds ${ATTN_DECODE_MAX_ROW}`);
+    if (!a.out && !a.out32) fail(where, 'no output');
+    const smem = ATTN_DECODE_STAGES * 2 * ATTN_KEYS_PER_TILE * a.hd * 2;
+    this.run(`attention_decode_hd${a.hd}`, [a.splits, a.nKv, a.B], 128, [
+      p(a.qkv), p(a.out), p(a.out32), p(a.q8?.q), p(a.q8?.sx), p(a.wsO), p(a.wsMl), p(a.amax), p(a.counters), p(a.kcache), p(a.vcache),
+      p(a.seqPos0), p(a.seqSlot), i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
+    ], s, smem);
   }
 
   // ---- sampling --------------------------------------------------------------------------------

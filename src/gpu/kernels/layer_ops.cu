@@ -23,38 +23,17 @@
 //       same per-token int8 of fp32 rows (attention's output for a W4A8 o projection), dim ≤ 8192
 
 #include "ptx.cuh"
+#include "act_quant.cuh"
 
 #define LO_THREADS 256
 #define SW_THREADS 1024
 #define RMS_CHUNKS 4  // 8-value chunks per thread: dim <= 8192
 #define SW_CHUNKS 2   // H <= 16384
 
-struct alignas(8) U2 { u32 x, y; };
-
 DEVI u32 pack_h2(u16 lo, u16 hi) { return (u32)lo | ((u32)hi << 16); }
 DEVI u16 lo16(u32 w) { return (u16)(w & 0xFFFF); }
 DEVI u16 hi16(u32 w) { return (u16)(w >> 16); }
 
-DEVI int quant1(float y, float inv) {
-  const int q = f2i_rni(fmul_rn(y, inv));
-  return q > 127 ? 127 : (q < -127 ? -127 : q);
-}
-// 8 fp32 values → 8 int8 (little-endian)
-DEVI U2 quantize8(const float (&y)[8], float inv) {
-  u32 o[2] = {0, 0};
-#pragma unroll
-  for (int j = 0; j < 8; ++j) o[j >> 2] |= ((u32)quant1(y[j], inv) & 0xFF) << ((j & 3) * 8);
-  U2 r;
-  r.x = o[0];
-  r.y = o[1];
-  return r;
-}
-DEVI float max_abs8(const float (&y)[8]) {
-  float m = 0.f;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(y[j]));
-  return m;
-}
 DEVI U4 to_f16x8(const float (&y)[8]) {
   U4 r;
   r.x = pack_h2(f2h_rn(y[0]), f2h_rn(y[1]));
@@ -68,12 +47,6 @@ DEVI void unpack8(const U4& v, float (&f)[8]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) f[2 * j] = h2f(lo16(w[j])), f[2 * j + 1] = h2f(hi16(w[j]));
 }
-// The row's per-token scale and the quantization multiplier (quant/act-quant) from its max |y|.
-DEVI float scale_of(float amax, float* inv) {
-  *inv = amax > 0.f ? fdiv_rn(127.f, amax) : 0.f;
-  return amax > 0.f ? fdiv_rn(amax, 127.f) : 0.f;
-}
-
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     embed_rows(const u16* __restrict__ table, const int* __restrict__ ids, u16* __restrict__ out, int vocab, int dim) {
   pdl_wait();

@@ -2,7 +2,7 @@
 // fp16 X[M,K] → int8 Q[M,K] + fp32 sx[M], bit-exact with the CPU:
 //   amax = max_k |X[t,k]|; sx = fp32(amax/127); inv = fp32(127/amax) (IEEE division);
 //   q = clamp(rint(fp32(x·inv)), -127, 127); amax = 0 → sx = 0, q = 0.
-// Compiles under nvcc (sm_80, sm_90a) and NVRTC; its only include is ptx.cuh (shared helpers).
+// Compiles under nvcc (sm_80, sm_90a) and NVRTC; includes ptx.cuh and act_quant.cuh (shared helpers).
 //
 // ABI: quantize_act_per_token(const unsigned short* X, signed char* Q, float* sx, int M, int K)
 //   grid = (M), block = (256), no dynamic smem. Limits: K % 8 == 0, 16-byte aligned X and Q rows
@@ -11,8 +11,7 @@
 // RMSNorm kernel can fuse it later (normalize → quantize_row_values).
 
 #include "ptx.cuh"
-
-struct alignas(8) U2 { u32 x, y; };
+#include "act_quant.cuh"
 
 DEVI u32 shfl_xor(u32 v, int m) {
   u32 r;
@@ -32,11 +31,6 @@ DEVI u32 absmax_bits8(const U4& v) {
     m = m > hi ? m : hi;
   }
   return m;
-}
-
-DEVI int quant1(float x, float inv) {
-  int q = f2i_rni(fmul_rn(x, inv));
-  return q > 127 ? 127 : (q < -127 ? -127 : q);
 }
 
 // 8 fp16 values → 8 int8 (little-endian in a U2).
@@ -83,7 +77,8 @@ extern "C" __global__ void __launch_bounds__(256)
   u32 m = 0;
   for (int i = threadIdx.x; i < nv; i += 256) m = (m > absmax_bits8(xr[i])) ? m : absmax_bits8(xr[i]);
   const float amax = h2f((u16)block_max(m));
-  const float inv = amax > 0.f ? fdiv_rn(127.f, amax) : 0.f;
-  if (threadIdx.x == 0) sx[row] = amax > 0.f ? fdiv_rn(amax, 127.f) : 0.f;
+  float inv;
+  const float s = scale_of(amax, &inv);
+  if (threadIdx.x == 0) sx[row] = s;
   for (int i = threadIdx.x; i < nv; i += 256) qr[i] = quantize8(xr[i], inv);
 }
