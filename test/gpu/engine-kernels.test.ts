@@ -159,12 +159,15 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
     amax: poisoned(gpu, B * nKv * 4), counters: gpu.alloc((B * nKv + B) * 4),
   };
   gpu.memset(d.counters, 0);
+  // what both kernels read (the outputs are passed one by one: an extra one would change the format)
+  const inputs = { qkv: d.qkv, kcache: d.kcache, vcache: d.vcache, seqStart: d.seqStart, seqPos0: d.seqPos0, seqSlot: d.seqSlot };
   try {
     k.ropeKv({ ...d, rows, nH, nKv, hd, maxSeq, interleaved: false });
     const rep = nH / nKv;
     let q8: { q: Int8Array; sx: Float32Array } | undefined;
     if (decode) {
-      const launch = () => k.attentionDecode({ ...d, B, nH, nKv, hd, maxSeq, window: c.window, splits,
+      const launch = () => k.attentionDecode({ ...inputs, wsO: d.wsO, wsMl: d.wsMl, amax: d.amax, counters: d.counters, B, nH, nKv, hd, maxSeq,
+        window: c.window, splits,
         ...(decode.out === 'f16' ? { out: d.out } : decode.out === 'f32' ? { out32: d.out32 } : { out32: d.out32, q8: { q: d.q, sx: d.sx } }) });
       launch();
       if (decode.out === 'q8') {
@@ -174,7 +177,7 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
       }
       assert.deepEqual(gpu.download(d.counters, new Uint32Array(B * nKv + B)), new Uint32Array(B * nKv + B), 'counters left zero');
     } else {
-      k.attention({ ...d, seqs: B, maxRowsPerSeq: Math.max(...c.seqs.map((s) => s.T)) * rep, nH, nKv, hd, maxSeq, window: c.window });
+      k.attention({ ...inputs, out: d.out, seqLen: d.seqLen, seqs: B, maxRowsPerSeq: Math.max(...c.seqs.map((s) => s.T)) * rep, nH, nKv, hd, maxSeq, window: c.window });
     }
     const qkvGot = gpu.download(d.qkv, new Uint16Array(rows * qkvDim));
     const kGot = gpu.download(d.kcache, new Uint16Array(cacheElems)), vGot = gpu.download(d.vcache, new Uint16Array(cacheElems));
