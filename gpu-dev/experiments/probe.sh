@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Build and run a timing probe (tile_w/ or gemv/ probe.cu) once per compile-time variant on the GPU
+# Build and run a timing probe (tile_w/, gemv/ or attention/ probe.cu) once per compile-time variant on the GPU
 # machine; prints its table for the default build ("base") and every variant.
-# Usage: bash gpu-dev/experiments/probe.sh tile_w|gemv ["name:-DFLAG ..." ...]
+# Usage: bash gpu-dev/experiments/probe.sh tile_w|gemv|attention ["name:-DFLAG ..." ...]
 # PROBE_FLAGS (env) go to every build, base included (e.g. -DW4_SELECT -DW4_SELECT_IS_G128: faster builds).
 set -u
-cd "$(dirname "$0")/${1:?probe folder: tile_w or gemv}" || exit 1
+cd "$(dirname "$0")/${1:?probe folder: tile_w, gemv or attention}" || exit 1
 shift
 for v in "base:" "$@"; do
   name=${v%%:*}; flags=${v#*:}

@@ -1,4 +1,4 @@
-// probe_util.h — what the timing probes (tile_w/, gemv/) share: a CUDA status check and seeded
+// probe_util.h — what the timing probes (tile_w/, gemv/, attention/) share: a CUDA status check and seeded
 // random device buffers. Host code only; include after <cuda_runtime.h>.
 #pragma once
 #include <cstdio>
