@@ -125,14 +125,19 @@ test('quantize_f32 = act-quant of fp32 rows, bit for bit', { skip }, () => {
   }
 });
 
-interface AttnCase { nH: number; nKv: number; hd: number; maxSeq: number; seqs: { pos0: number; T: number; slot: number }[]; window: number }
+interface AttnCase {
+  nH: number; nKv: number; hd: number; maxSeq: number; seqs: { pos0: number; T: number; slot: number }[]; window: number;
+  /** q|k|v bias (Qwen2) and the RoPE pair layout (default: none, rotate_half). */
+  bias?: boolean; layout?: 'half' | 'interleaved';
+}
 /** How a decode step's attention (attention_decode.cu) is launched: KV splits and the output format. */
 interface DecodeRun { splits: number; out: 'f16' | 'f32' | 'q8' }
 
 /**
- * RoPE + KV append, then attention (prefill kernel, or the fused decode kernel when `decode` is
- * given: every sequence one token); both against the twins (≤ 1 ulp; attention within 2e-3 of
- * max |v|; a decode int8 output = act-quant of its own fp32 rows, bit for bit).
+ * RoPE + KV append, then attention: rope_kv and the prefill kernel, or the fused decode kernel
+ * (RoPE and the append inside; every sequence one token) when `decode` is given. Against the twins:
+ * rotated k (and prefill's q) ≤ 1 ulp, v exact (+ bias: one rounding), attention within 2e-3 of
+ * max |v|, a decode int8 output = act-quant of its own fp32 rows, bit for bit.
  */
 function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
   const { gpu, k } = setup();
@@ -147,7 +152,9 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
   const cacheElems = slots * nKv * maxSeq * hd;
   // the cache before the step: random history at positions < pos0 (what earlier steps wrote)
   const kHost = f16(rng, cacheElems), vHost = f16(rng, cacheElems);
-  const rope = ropeTables({ theta: 10000, layout: 'half' }, hd, maxSeq);
+  const layout = c.layout ?? 'half';
+  const rope = ropeTables({ theta: 10000, layout }, hd, maxSeq);
+  const biasHost = c.bias ? f16(rng, qkvDim, 0.5) : undefined;
   const splits = decode?.splits ?? 1;
   const d = {
     qkv: gpu.upload(qkv), cos: gpu.upload(rope.cos), sin: gpu.upload(rope.sin), rowSeq: gpu.upload(Int32Array.from(rowSeq)),
@@ -156,17 +163,18 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
     kcache: gpu.upload(kHost), vcache: gpu.upload(vHost), out: poisoned(gpu, rows * nH * hd * 2), out32: poisoned(gpu, rows * nH * hd * 4),
     q: poisoned(gpu, rows * nH * hd), sx: poisoned(gpu, rows * 4),
     wsO: poisoned(gpu, Math.max(16, B * nH * splits * hd * 4)), wsMl: poisoned(gpu, Math.max(16, B * nH * splits * 8)),
-    amax: poisoned(gpu, B * nKv * 4), counters: gpu.alloc((B * nKv + B) * 4),
+    amax: poisoned(gpu, B * nKv * 4), counters: gpu.alloc((B * nKv + B) * 4), bias: gpu.upload(biasHost ?? new Uint16Array(8)),
   };
   gpu.memset(d.counters, 0);
   // what both kernels read (the outputs are passed one by one: an extra one would change the format)
   const inputs = { qkv: d.qkv, kcache: d.kcache, vcache: d.vcache, seqStart: d.seqStart, seqPos0: d.seqPos0, seqSlot: d.seqSlot };
+  const ropeArgs = { cos: d.cos, sin: d.sin, interleaved: layout === 'interleaved', ...(biasHost ? { bias: d.bias } : {}) };
   try {
-    k.ropeKv({ ...d, rows, nH, nKv, hd, maxSeq, interleaved: false });
+    if (!decode) k.ropeKv({ ...inputs, ...ropeArgs, rowSeq: d.rowSeq, rows, nH, nKv, hd, maxSeq });
     const rep = nH / nKv;
     let q8: { q: Int8Array; sx: Float32Array } | undefined;
     if (decode) {
-      const launch = () => k.attentionDecode({ ...inputs, wsO: d.wsO, wsMl: d.wsMl, amax: d.amax, counters: d.counters, B, nH, nKv, hd, maxSeq,
+      const launch = () => k.attentionDecode({ ...inputs, ...ropeArgs, wsO: d.wsO, wsMl: d.wsMl, amax: d.amax, counters: d.counters, B, nH, nKv, hd, maxSeq,
         window: c.window, splits,
         ...(decode.out === 'f16' ? { out: d.out } : decode.out === 'f32' ? { out32: d.out32 } : { out32: d.out32, q8: { q: d.q, sx: d.sx } }) });
       launch();
@@ -185,17 +193,29 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
     const out = f32Out ? gpu.download(d.out32, new Float32Array(rows * nH * hd)) : Float32Array.from(gpu.download(d.out, new Uint16Array(rows * nH * hd)), f16ToF32);
     if (q8) checkQ8(`decode int8 splits ${splits}`, q8.q, q8.sx, quantizeActivations(out, rows, nH * hd), true);
     const at = (slot: number, g: number, p: number) => ((slot * nKv + g) * maxSeq + p) * hd;
+    /** The twin's rotation of head h (q or k) of qkv row `row` at position p, bias added (fp16 bits). */
+    const rotated = (row: number, h: number, p: number) => {
+      const x = halves(qkv.subarray(row * qkvDim + h * hd, row * qkvDim + (h + 1) * hd));
+      if (biasHost) { const b = halves(biasHost.subarray(h * hd, (h + 1) * hd)); x.forEach((v, j) => { x[j] = v + b[j]!; }); }
+      return ropeTwin(x, rope.cos, rope.sin, p, layout);
+    };
     c.seqs.forEach((s, i) => {
       for (let t = 0; t < s.T; t++) {
-        const row = starts[i]! + t, p = s.pos0 + t, src = halves(qkv.subarray(row * qkvDim, (row + 1) * qkvDim));
+        const row = starts[i]! + t, p = s.pos0 + t;
         for (let h = 0; h < nH + nKv; h++) {
-          const want = ropeTwin(src.subarray(h * hd, (h + 1) * hd), rope.cos, rope.sin, p, 'half');
           const got = h < nH ? qkvGot.subarray(row * qkvDim + h * hd, row * qkvDim + (h + 1) * hd) : kGot.subarray(at(s.slot, h - nH, p), at(s.slot, h - nH, p) + hd);
+          if (decode && h < nH) {  // the fused kernel rotates q for itself and leaves qkv as it was
+            assert.deepEqual(got, qkv.subarray(row * qkvDim + h * hd, row * qkvDim + (h + 1) * hd), `decode leaves q of seq ${i} head ${h}`);
+            continue;
+          }
+          const want = rotated(row, h, p);
           got.forEach((v, j) => assert.ok(ulpOk(v, want[j]!), `rope seq ${i} t ${t} head ${h} [${j}]`));
         }
         for (let g = 0; g < nKv; g++) {
           const v0 = row * qkvDim + (nH + nKv + g) * hd;
-          assert.deepEqual(vGot.subarray(at(s.slot, g, p), at(s.slot, g, p) + hd), qkv.subarray(v0, v0 + hd), `v append seq ${i} t ${t}`);
+          const want = biasHost ? Uint16Array.from(qkv.subarray(v0, v0 + hd), (v, j) => f32ArrayToF16(Float32Array.of(f16ToF32(v) + f16ToF32(biasHost[(nH + nKv + g) * hd + j]!)))[0]!)
+            : qkv.subarray(v0, v0 + hd);
+          assert.deepEqual(vGot.subarray(at(s.slot, g, p), at(s.slot, g, p) + hd), want, `v append seq ${i} t ${t}`);
         }
       }
     });
@@ -208,7 +228,7 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
         const row = starts[i]! + t, p = s.pos0 + t;
         for (let h = 0; h < nH; h++) {
           const g = Math.floor(h / rep);
-          const q = halves(qkvGot.subarray(row * qkvDim + h * hd, row * qkvDim + (h + 1) * hd));
+          const q = decode ? halves(rotated(row, h, p)) : halves(qkvGot.subarray(row * qkvDim + h * hd, row * qkvDim + (h + 1) * hd));
           const ref = attentionTwin(q, (key) => halves(kGot.subarray(at(s.slot, g, key), at(s.slot, g, key) + hd)),
             (key) => halves(vGot.subarray(at(s.slot, g, key), at(s.slot, g, key) + hd)), p, c.window);
           for (let j = 0; j < hd; j++) {
@@ -223,14 +243,15 @@ function runAttention(c: AttnCase, rng: Rng, decode?: DecodeRun): void {
   }
 }
 
-test('rope_kv + attention prefill: causal GQA, mixed lengths and offsets, hd 64 and 128, sliding window', { skip, timeout: 300_000 }, () => {
+test('rope_kv + attention prefill: causal GQA, mixed lengths and offsets, hd 64 and 128, sliding window, bias + interleaved RoPE', { skip, timeout: 300_000 }, () => {
   const rng = new Rng(4);
   runAttention({ nH: 8, nKv: 4, hd: 64, maxSeq: 300, window: 0, seqs: [{ pos0: 0, T: 130, slot: 1 }, { pos0: 37, T: 5, slot: 0 }, { pos0: 0, T: 1, slot: 2 }] }, rng);
   runAttention({ nH: 32, nKv: 8, hd: 128, maxSeq: 200, window: 0, seqs: [{ pos0: 0, T: 77, slot: 0 }, { pos0: 64, T: 70, slot: 1 }] }, rng);
   runAttention({ nH: 4, nKv: 4, hd: 128, maxSeq: 400, window: 50, seqs: [{ pos0: 100, T: 90, slot: 0 }] }, rng);
+  runAttention({ nH: 8, nKv: 4, hd: 64, maxSeq: 200, window: 0, bias: true, layout: 'interleaved', seqs: [{ pos0: 3, T: 40, slot: 0 }] }, rng);
 });
 
-test('attention decode (one kernel: split-KV 1/3/8/40, merge, int8 rows): batch of different lengths, GQA 4 and 16, MHA, sliding window, fp16/fp32/int8 out', { skip, timeout: 300_000 }, () => {
+test('attention decode (one kernel: RoPE + KV append, split-KV 1/2/3/8/40, merge, int8 rows): batch of different lengths, GQA 2/4/16, MHA, sliding window, bias, interleaved RoPE, fp16/fp32/int8 out', { skip, timeout: 300_000 }, () => {
   const rng = new Rng(5);
   for (const splits of [1, 3, 8, 40]) {
     const out = (['f16', 'f32', 'q8'] as const)[splits % 3]!;
@@ -240,6 +261,9 @@ test('attention decode (one kernel: split-KV 1/3/8/40, merge, int8 rows): batch 
   }
   runAttention({ nH: 16, nKv: 1, hd: 128, maxSeq: 300, window: 0, seqs: [{ pos0: 255, T: 1, slot: 0 }, { pos0: 64, T: 1, slot: 1 }] }, rng, { splits: 2, out: 'q8' });
   runAttention({ nH: 8, nKv: 2, hd: 64, maxSeq: 900, window: 100, seqs: [{ pos0: 800, T: 1, slot: 0 }, { pos0: 70, T: 1, slot: 1 }] }, rng, { splits: 3, out: 'f32' });
+  // Qwen2's q|k|v bias, llama2.c's interleaved pairs (RoPE fused in the decode kernel)
+  runAttention({ nH: 8, nKv: 4, hd: 128, maxSeq: 300, window: 0, bias: true, layout: 'interleaved', seqs: [{ pos0: 200, T: 1, slot: 1 }, { pos0: 5, T: 1, slot: 0 }] }, rng, { splits: 2, out: 'q8' });
+  runAttention({ nH: 8, nKv: 4, hd: 64, maxSeq: 300, window: 0, bias: true, seqs: [{ pos0: 130, T: 1, slot: 0 }] }, rng, { splits: 1, out: 'f16' });
 });
 
 test('sampling: argmax = first maximum; top-p = its float64 twin; advance_step', { skip }, () => {

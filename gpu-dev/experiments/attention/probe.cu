@@ -4,10 +4,11 @@
 //   check: one launch of each path on the same cache: fp32/fp16 rows within 2e-3, int8 within 1,
 //          scales within 1e-3 relative (the fused kernel's warps keep their own running maxima).
 //   time:  NL layers (distinct caches, > 2x L2 in all) in one CUDA graph with programmatic dependent
-//          launch, each layer rope_kv -> attention as the engine's decode step runs it:
+//          launch, each layer as the engine's decode step runs it:
 //          "<variant> <arch> B L path splits us/layer GB/s" (GB/s of the K/V bytes read), for
-//          path old (attention.cu unsplit + quantize_f32), fused (this kernel, int8 out), fused16 (fp16 out),
-//          rope (rope_kv alone: subtract it) and read (rope_kv + a plain read of the same bytes).
+//          path old (rope_kv + attention.cu unsplit + quantize_f32), fused (this kernel with RoPE and
+//          the KV append inside, int8 out), fused16 (fp16 out), rope (rope_kv alone) and read (a plain
+//          read of the same K/V bytes).
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <algorithm>
@@ -69,20 +70,22 @@ struct Bufs {
 static const int HD = 128, SMEM_OLD = 4 * 64 * HD * 2, SMEM_NEW = AD_STAGES * 2 * 64 * HD * 2;
 static const int AD_BLOCK = AD_THREADS;
 
-// path: 0 attention.cu + quantize_f32 (int8 out), 1 fused (int8), 2 fused (fp16), 3 rope only, 4 rope + read
-static void layer(int path, const Case& c, const Layer& L, const Bufs& b, int splits, cudaStream_t st, bool rope = true) {
+// path: 0 rope_kv + attention.cu + quantize_f32 (int8 out), 1 fused (RoPE inside, int8), 2 fused (fp16),
+// 3 rope_kv only, 4 a plain read of the layer's K/V bytes; old16 (path 0 with fp16 out, no quantize) = 5
+static void layer(int path, const Case& c, const Layer& L, const Bufs& b, int splits, cudaStream_t st) {
   const int qkvPairs = (c.nH + 2 * c.nKv) * HD / 2;
-  if (rope) launch(rk::rope_kv, dim3(c.B, (qkvPairs + 127) / 128), 128, 0, st, b.qkv, (const u16*)nullptr, (const float*)b.cos, (const float*)b.sin,
+  if (path == 0 || path == 3 || path == 5) launch(rk::rope_kv, dim3(c.B, (qkvPairs + 127) / 128), 128, 0, st, b.qkv, (const u16*)nullptr, (const float*)b.cos, (const float*)b.sin,
          (const int*)b.rowSeq, (const int*)b.seqStart, (const int*)b.pos0, (const int*)b.slot, L.k, L.v, c.nH, c.nKv, HD, c.maxSeq, 0);
   const float sl2 = 1.4426950408889634f / sqrtf((float)HD);
-  if (path == 0) {  // attention.cu (one block per (sequence, KV head): no split) + quantize_f32
-    launch(old_k::attention_hd128_w1, dim3(1, c.nKv, c.B), 32, SMEM_OLD, st, (const u16*)b.qkv, b.out16, b.out32, (const u16*)L.k, (const u16*)L.v,
-           (const int*)b.seqStart, (const int*)b.seqLen, (const int*)b.pos0, (const int*)b.slot, c.nH, c.nKv, c.maxSeq, 0, sl2);
-    launch(lo::quantize_f32, dim3(c.B), 256, 0, st, (const float*)b.out32, b.q8, b.sx, c.nH * HD);
+  if (path == 0 || path == 5) {  // attention.cu (one block per (sequence, KV head): no split) + quantize_f32
+    launch(old_k::attention_hd128_w1, dim3(1, c.nKv, c.B), 32, SMEM_OLD, st, (const u16*)b.qkv, b.out16, path == 0 ? b.out32 : nullptr,
+           (const u16*)L.k, (const u16*)L.v, (const int*)b.seqStart, (const int*)b.seqLen, (const int*)b.pos0, (const int*)b.slot, c.nH, c.nKv,
+           c.maxSeq, 0, sl2);
+    if (path == 0) launch(lo::quantize_f32, dim3(c.B), 256, 0, st, (const float*)b.out32, b.q8, b.sx, c.nH * HD);
   } else if (path == 1 || path == 2) {
     launch(nd::attention_decode_hd128, dim3(splits, c.nKv, c.B), AD_BLOCK, SMEM_NEW, st, (const u16*)b.qkv, b.out16, path == 1 ? b.out32 : nullptr,
-           path == 1 ? b.q8 : nullptr, path == 1 ? b.sx : nullptr, b.ws_o, b.ws_ml, b.amax, b.counters, (const u16*)L.k, (const u16*)L.v,
-           (const int*)b.pos0, (const int*)b.slot, c.nH, c.nKv, c.maxSeq, 0, splits, sl2);
+           path == 1 ? b.q8 : nullptr, path == 1 ? b.sx : nullptr, b.ws_o, b.ws_ml, b.amax, b.counters, L.k, L.v, (const u16*)nullptr,
+           (const float*)b.cos, (const float*)b.sin, (const int*)b.pos0, (const int*)b.slot, c.nH, c.nKv, c.maxSeq, 0, 0, splits, sl2);
   } else if (path == 4) {
     const unsigned long long n16 = (unsigned long long)c.B * c.nKv * c.L * HD * 2 * 2 / 16;
     launch(sr::stream_read, dim3(132 * 8), 256, 0, st, (const sr::U4*)b.readSrc, n16, b.sink);
@@ -130,27 +133,23 @@ int main(int argc, char** argv) {
       CK(cudaDeviceSynchronize());  // the fills run on the legacy stream
       const int engineSplits = std::max(1, std::min({32, (4 * 132 + c.B * c.nKv - 1) / (c.B * c.nKv), (c.maxSeq + 63) / 64}));
 
-      // check: old vs fused on the same rotated q and cache
-      layer(3, c, Ls[0], b, 1, st);
+      // check: old vs fused from the same unrotated qkv and cache
+      u16* qkv0; CK(cudaMalloc(&qkv0, (size_t)c.B * qkvDim * 2));
+      CK(cudaMemcpy(qkv0, b.qkv, (size_t)c.B * qkvDim * 2, cudaMemcpyDeviceToDevice));
       for (int splits : {1, 3, engineSplits}) {
         std::vector<float> o32[2], s[2]; std::vector<signed char> q[2]; std::vector<u16> h16[2];
         for (int p = 0; p < 2; ++p) {
           CK(cudaMemsetAsync(b.out32, 0xff, (size_t)c.B * qDim * 4, st)); CK(cudaMemsetAsync(b.q8, 0x55, (size_t)c.B * qDim, st)); CK(cudaMemsetAsync(b.sx, 0xff, c.B * 4, st));
-          layer(p == 0 ? 0 : 1, c, Ls[0], b, splits, st, false);
+          CK(cudaMemcpyAsync(b.qkv, qkv0, (size_t)c.B * qkvDim * 2, cudaMemcpyDeviceToDevice, st));
+          layer(p == 0 ? 0 : 1, c, Ls[0], b, splits, st);
           CK(cudaStreamSynchronize(st));
           o32[p].resize((size_t)c.B * qDim); q[p].resize((size_t)c.B * qDim); s[p].resize(c.B);
           CK(cudaMemcpy(o32[p].data(), b.out32, o32[p].size() * 4, cudaMemcpyDeviceToHost));
           CK(cudaMemcpy(q[p].data(), b.q8, q[p].size(), cudaMemcpyDeviceToHost));
           CK(cudaMemcpy(s[p].data(), b.sx, c.B * 4, cudaMemcpyDeviceToHost));
-          // fp16 path: old with out32 = 0 writes out16 (splits 1) / combine writes out16
           CK(cudaMemsetAsync(b.out16, 0xff, (size_t)c.B * qDim * 2, st));
-          if (p == 0) {
-            const float sl2 = 1.4426950408889634f / sqrtf((float)HD);
-            launch(old_k::attention_hd128_w1, dim3(1, c.nKv, c.B), 32, SMEM_OLD, st, (const u16*)b.qkv, b.out16, (float*)nullptr, (const u16*)Ls[0].k,
-                   (const u16*)Ls[0].v, (const int*)b.seqStart, (const int*)b.seqLen, (const int*)b.pos0, (const int*)b.slot, c.nH, c.nKv, c.maxSeq, 0, sl2);
-          } else {
-            layer(2, c, Ls[0], b, splits, st, false);
-          }
+          CK(cudaMemcpyAsync(b.qkv, qkv0, (size_t)c.B * qkvDim * 2, cudaMemcpyDeviceToDevice, st));
+          layer(p == 0 ? 5 : 2, c, Ls[0], b, splits, st);
           CK(cudaStreamSynchronize(st));
           h16[p].resize((size_t)c.B * qDim);
           CK(cudaMemcpy(h16[p].data(), b.out16, h16[p].size() * 2, cudaMemcpyDeviceToHost));
@@ -177,6 +176,7 @@ int main(int argc, char** argv) {
         CK(cudaMemcpyToSymbol(nd::ad_trace, &tr, sizeof(tr)));
         layer(1, c, Ls[0], b, splits, st);
         CK(cudaMemsetAsync(tr, 0, (size_t)nb * 64, st));
+        layer(0, c, Ls[1], b, 1, st);  // a predecessor to wait for (the engine's is the q|k|v GEMM)
         layer(1, c, Ls[1], b, splits, st);
         CK(cudaStreamSynchronize(st));
         std::vector<unsigned long long> h((size_t)nb * 8);
@@ -225,6 +225,7 @@ int main(int argc, char** argv) {
         cudaGraphExecDestroy(exec); cudaGraphDestroy(graph);
       }
       for (auto& l : Ls) { cudaFree(l.k); cudaFree(l.v); }
+      cudaFree(qkv0);
       for (void* p : {(void*)b.qkv, (void*)b.out16, (void*)b.out32, (void*)b.q8, (void*)b.sx, (void*)b.ws_o, (void*)b.ws_ml, (void*)b.amax, (void*)b.counters,
                       (void*)b.cos, (void*)b.sin, (void*)b.rowSeq, (void*)b.seqStart, (void*)b.seqLen, (void*)b.pos0, (void*)b.slot, (void*)b.sink, (void*)b.readSrc})
         cudaFree(p);

@@ -374,16 +374,16 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     const e = this.e, c = e.model.config, st = this.st;
     const common = { seqStart: e.seqStart, seqPos0: e.seqPos0, seqSlot: e.seqSlot, kcache: e.cache.k[layer]!, vcache: e.cache.v[layer]!,
       nH: c.nHeads, nKv: c.nKvHeads, hd: c.headDim, maxSeq: e.cache.maxSeq };
-    if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, qkv: qkv.f16, bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, rowSeq: e.rowSeq,
-      rows: st.rows, interleaved: c.rope.layout === 'interleaved' }, this.s);
+    const rope = { bias: e.model.layers[layer]!.qkvBias, cos: e.cos, sin: e.sin, interleaved: c.rope.layout === 'interleaved' };
     // a W4A8 o projection gets attention's output quantized from fp32, like the CPU engine's
     const q8 = inputFormat(consumer) === 'q8', window = c.slidingWindow ?? 0;
-    if (st.decodeSplits !== undefined) {  // one kernel: split-KV, merge and (for W4A8) the int8 rows
-      if (this.runs('attention')) e.kernels.attentionDecode({ ...common, qkv: qkv.f16, B: st.seqs, window, splits: st.decodeSplits,
+    if (st.decodeSplits !== undefined) {  // one kernel: RoPE + KV append, split-KV, merge and (for W4A8) the int8 rows
+      if (this.runs('attention')) e.kernels.attentionDecode({ ...common, ...rope, qkv: qkv.f16, B: st.seqs, window, splits: st.decodeSplits,
         wsO: e.wsO, wsMl: e.wsMl, amax: e.attnAmax, counters: e.attnCounters,
         ...(q8 ? { out32: e.att32, q8: { q: e.hq, sx: e.sx } } : { out: e.att }) }, this.s);
       return q8 ? { q: e.hq.ptr, sx: e.sx.ptr } : { f16: e.att.ptr };
     }
+    if (this.runs('rope + kv')) e.kernels.ropeKv({ ...common, ...rope, qkv: qkv.f16, rowSeq: e.rowSeq, rows: st.rows }, this.s);
     if (this.runs('attention')) e.kernels.attention({ ...common, qkv: qkv.f16, out: e.att, seqLen: e.seqLen, seqs: st.seqs,
       maxRowsPerSeq: st.maxRowsPerSeq, window, ...(q8 ? { out32: e.att32 } : {}) }, this.s);
     if (!q8) return { f16: e.att.ptr };

@@ -104,14 +104,15 @@ export class EngineKernels {
 
   /**
    * One decode step's attention (sequence s = row s, one token each at seqPos0[s]) in one kernel:
+   * RoPE of q and k and the K/V append (what ropeKv does in prefill; q stays unrotated in qkv),
    * split-KV over `splits` blocks per (sequence, KV head), merged in the kernel; the output is int8 +
    * scales (`q8`, staged in fp32 `out32`), fp32 (`out32`) or fp16 (`out`). Workspace: wsO/wsMl for
    * B·nH·splits partials, amax B·nKv floats, counters B·nKv + B u32 (zero; left zero).
    */
   attentionDecode(a: {
     qkv: Ptr; out?: Ptr; out32?: Ptr; q8?: { q: Ptr; sx: Ptr }; wsO: Ptr; wsMl: Ptr; amax: Ptr; counters: Ptr;
-    kcache: Ptr; vcache: Ptr; seqPos0: Ptr; seqSlot: Ptr; B: number; nH: number; nKv: number; hd: number; maxSeq: number;
-    window: number; splits: number;
+    kcache: Ptr; vcache: Ptr; bias?: Ptr; cos: Ptr; sin: Ptr; interleaved: boolean; seqPos0: Ptr; seqSlot: Ptr;
+    B: number; nH: number; nKv: number; hd: number; maxSeq: number; window: number; splits: number;
   }, s?: Stream): void {
     const where = 'attention (decode)';
     if (!(ATTN_HEAD_DIMS as readonly number[]).includes(a.hd)) fail(where, `head size ${a.hd} unsupported on the GPU (64 or 128)`);
@@ -123,7 +124,8 @@ export class EngineKernels {
     const smem = ATTN_DECODE_STAGES * 2 * ATTN_KEYS_PER_TILE * a.hd * 2;
     this.run(`attention_decode_hd${a.hd}`, [a.splits, a.nKv, a.B], 128, [
       p(a.qkv), p(a.out), p(a.out32), p(a.q8?.q), p(a.q8?.sx), p(a.wsO), p(a.wsMl), p(a.amax), p(a.counters), p(a.kcache), p(a.vcache),
-      p(a.seqPos0), p(a.seqSlot), i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
+      p(a.bias), p(a.cos), p(a.sin), p(a.seqPos0), p(a.seqSlot), i32(a.nH), i32(a.nKv), i32(a.maxSeq), i32(a.window),
+      i32(a.interleaved ? 1 : 0), i32(a.splits), { f32: Math.LOG2E / Math.sqrt(a.hd) },
     ], s, smem);
   }
 

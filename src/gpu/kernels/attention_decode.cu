@@ -13,10 +13,14 @@
 // shared memory at the end: 4 warps per tile instead of one keep the tensor-core chains short
 // (one warp per block ran latency-bound at ~3 µs a tile, gpu-dev/experiments/attention).
 //
+// RoPE and the KV append are fused (rope.cuh: rope_kv.cu's arithmetic, so the cache holds the same
+// bits): a block rotates its rep q heads and the k head of g at position p0 into shared memory, and
+// the block whose split holds the tile of p0 appends k and v (+ bias) to the cache and writes them
+// over that tile's zeros; every tile load stops before p0. q stays unrotated in qkv.
+//
 // Programmatic dependent launch. The keys before p0 were written by earlier steps, so the first
-// AD_STAGES − 1 tiles are requested before pdl_wait (key p0 zero-filled); only q (rotated in place)
-// and key/value p0 come from the preceding kernel (rope_kv.cu). When the tile of p0 was requested
-// early, its row p0 is read after the wait and written over the zeros once the tile has landed.
+// AD_STAGES − 1 tiles are requested before pdl_wait; only qkv comes from the preceding kernel (the
+// q|k|v GEMM).
 //
 // Merge. With splits > 1 each block writes its unnormalized partial (o, running max m in log2
 // units, sum l) to ws_o / ws_ml, and the last of the (s, g) blocks to arrive (a counter: barrier,
@@ -27,9 +31,10 @@
 // kernel can be replayed in a graph.
 //
 // ABI: attention_decode_hd{64,128}(const u16* qkv, u16* out, float* out32, signed char* q8, float* sx,
-//        float* ws_o, float* ws_ml, float* amax, u32* counters, const u16* kcache, const u16* vcache,
-//        const int* seq_pos0, const int* seq_slot, int nH, int nKv, int maxSeq, int window, int splits,
-//        float scale_log2)
+//        float* ws_o, float* ws_ml, float* amax, u32* counters, u16* kcache, u16* vcache,
+//        const u16* bias /*[qkvDim] or 0*/, const float* cos_t, const float* sin_t /*[maxSeq][HD/2]*/,
+//        const int* seq_pos0, const int* seq_slot, int nH, int nKv, int maxSeq, int window,
+//        int layout /*0 rotate_half, 1 interleaved*/, int splits, float scale_log2)
 //   grid = (splits, nKv, B), block = 128, dynamic smem = AD_STAGES·2·64·HD·2 bytes (checked: a
 //   smaller launch traps); rep ≤ 16, splits ≤ AD_MAX_SPLITS, nH·HD ≤ AD_ROW_MAX for an int8 output.
 //   qkv: row s = sequence s's token, [q heads | k heads | v heads] fp16. K/V cache [slot][nKv][maxSeq][HD].
@@ -41,6 +46,7 @@
 #include "ptx.cuh"
 #include "act_quant.cuh"
 #include "attention_tile.cuh"
+#include "rope.cuh"
 
 #ifndef AD_STAGES
 #define AD_STAGES 3  // 64-key K/V tiles in flight per block (the ring depth)
@@ -99,25 +105,27 @@ template <int HD>
 DEVI void attention_decode_body(const u16* __restrict__ qkv, u16* __restrict__ out, float* __restrict__ out32,
                                 signed char* __restrict__ q8, float* __restrict__ sx, float* __restrict__ ws_o,
                                 float* __restrict__ ws_ml, float* __restrict__ amax, u32* __restrict__ counters,
-                                const u16* __restrict__ kcache, const u16* __restrict__ vcache,
+                                u16* __restrict__ kcache, u16* __restrict__ vcache, const u16* __restrict__ bias,
+                                const float* __restrict__ cos_t, const float* __restrict__ sin_t,
                                 const int* __restrict__ seq_pos0, const int* __restrict__ seq_slot, int nH, int nKv,
-                                int maxSeq, int window, int splits, float scale_log2) {
+                                int maxSeq, int window, int layout, int splits, float scale_log2) {
   constexpr int KS = HD / 16, NT = HD / 8, CH = HD / 8, TILE_BYTES = KT * HD * 2, STAGE_BYTES = 2 * TILE_BYTES;
   extern __shared__ __attribute__((aligned(128))) unsigned char smem[];
   __shared__ float red[AD_WARPS];
   __shared__ u32 lastFlag;
+  __shared__ __attribute__((aligned(16))) u16 sq[16 * HD], skv[2 * HD];  // this step's rotated q heads of g, its k and v
   const int sp = blockIdx.x, g = blockIdx.y, s = blockIdx.z, B = gridDim.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, q4 = lane & 3;
   const int rep = nH / nKv, qDim = nH * HD, qkvDim = (nH + 2 * nKv) * HD;
 
-  // seq_pos0 / seq_slot were written by the previous step (complete before rope_kv could start)
+  // seq_pos0 / seq_slot were written by the previous step (complete before this step's first kernel ran)
   const int p0 = seq_pos0[s], slot = seq_slot[s];
   const int kBegin = (window > 0 && p0 - window + 1 > 0 ? p0 - window + 1 : 0) & ~(KT - 1), kEnd = p0 + 1;
   const int nTiles = (kEnd - kBegin + KT - 1) / KT, per = (nTiles + splits - 1) / splits;
   const int used = (nTiles + per - 1) / per;  // splits with work
   const int tBeg = sp * per, tEnd = tBeg + per < nTiles ? tBeg + per : nTiles;
-  const u16* kbase = kcache + ((u64)slot * nKv + g) * maxSeq * HD;
-  const u16* vbase = vcache + ((u64)slot * nKv + g) * maxSeq * HD;
+  u16* kbase = kcache + ((u64)slot * nKv + g) * maxSeq * HD;
+  u16* vbase = vcache + ((u64)slot * nKv + g) * maxSeq * HD;
   const u32 sbase = smem_addr(smem);
   {  // a launch with less dynamic shared memory than the ring needs would overrun it: stop instead
     u32 dyn;
@@ -136,36 +144,60 @@ DEVI void attention_decode_body(const u16* __restrict__ qkv, u16* __restrict__ o
   pdl_trigger();
   AD_STAMP(1);
 
+  // ---- RoPE (rope.cuh, rope_kv.cu's arithmetic) of the step's q heads of g and of k, v + bias -----
+  if (tBeg < tEnd) {  // (block-uniform)
+    const u16* row = qkv + (u64)s * qkvDim;
+    const float* cs = cos_t + (u64)p0 * (HD / 2);
+    const float* sn = sin_t + (u64)p0 * (HD / 2);
+    const int pairs = (rep + 1) * (HD / 2);  // rep q heads, then k; then the v values in pairs
+    for (int e = tid; e < pairs + HD / 2; e += AD_THREADS) {
+      if (e < pairs) {
+        const int r = e / (HD / 2), i = e - r * (HD / 2), h = r < rep ? g * rep + r : nH + g;
+        int a, b;
+        rope_pair(i, HD / 2, layout, a, b);
+        u16* dst = r < rep ? sq + r * HD : skv;
+        rope_rotate(row + h * HD, bias ? bias + h * HD : nullptr, a, b, cs[i], sn[i], dst[a], dst[b]);
+      } else {
+        const int d = 2 * (e - pairs), at = (nH + nKv + g) * HD + d;
+        skv[HD + d] = with_bias(row[at], bias, at);
+        skv[HD + d + 1] = with_bias(row[at + 1], bias, at + 1);
+      }
+    }
+    __syncthreads();
+  }
+  // the block with the tile of p0 appends k, v to the cache and writes them over that tile's zeros
+  // (every tile load stops before p0: the cache row is this kernel's to write)
+  const int tP0 = nTiles - 1;
+  const bool owner = tBeg < tEnd && tEnd == nTiles;
+  U4 row16 = {0u, 0u, 0u, 0u};  // threads < CH: a K chunk, the next CH: a V chunk
+  if (owner && tid < 2 * CH) {
+    row16 = *(const U4*)(skv + (tid < CH ? 0 : HD) + (tid % CH) * 8);
+    *(U4*)((tid < CH ? kbase : vbase) + (u64)p0 * HD + (tid % CH) * 8) = row16;
+  }
+
   // this lane's two query rows: head g·rep + r for r = gq, gq + 8 (rows ≥ rep repeat the last head)
-  int head[2];
+  int qr[2];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) head[i] = g * rep + (gq + 8 * i < rep ? gq + 8 * i : rep - 1);
+  for (int i = 0; i < 2; ++i) qr[i] = gq + 8 * i < rep ? gq + 8 * i : rep - 1;
   float o[NT][4];
 #pragma unroll
   for (int n = 0; n < NT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};
 
   if (tBeg < tEnd) {
-    const u16* qrow = qkv + (u64)s * qkvDim;
     u32 qf[KS][4];
-    load_q_frags<HD>(qrow + head[0] * HD, qrow + head[1] * HD, q4, qf);
-    // key p0 (rope_kv's) if its tile was requested before the wait: threads < CH hold a K chunk,
-    // the next CH a V chunk
-    const int tP0 = nTiles - 1;
-    const bool patch = tEnd == nTiles && tP0 - tBeg < AD_STAGES - 1;
-    U4 row16 = {0u, 0u, 0u, 0u};
-    if (patch && tid < 2 * CH) row16 = *(const U4*)((tid < CH ? kbase : vbase) + (u64)p0 * HD + (tid % CH) * 8);
+    load_q_frags<HD>(sq + qr[0] * HD, sq + qr[1] * HD, q4, qf);
     const int pos[2] = {p0, p0};
     for (int ti = tBeg; ti < tEnd; ++ti) {
       const int ahead = ti + AD_STAGES - 1;
       if (ahead < tEnd)
-        load_kv_tile<HD, AD_THREADS>(sbase + ((ahead - tBeg) % AD_STAGES) * STAGE_BYTES, kbase, vbase, kBegin + ahead * KT, kEnd, tid);
+        load_kv_tile<HD, AD_THREADS>(sbase + ((ahead - tBeg) % AD_STAGES) * STAGE_BYTES, kbase, vbase, kBegin + ahead * KT, p0, tid);
       cp_async_commit();
       cp_async_wait<AD_STAGES - 1>();
       __syncthreads();
       const u32 ks_addr = sbase + ((ti - tBeg) % AD_STAGES) * STAGE_BYTES, vs_addr = ks_addr + TILE_BYTES;
       const int j0 = kBegin + ti * KT;
-      if (patch && ti == tP0) {
+      if (owner && ti == tP0) {
         if (tid < 2 * CH) {
           const u32 at = (tid < CH ? ks_addr : vs_addr) + tile_offset<HD>(p0 - j0, tid % CH);
           asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};" ::"r"(at), "r"(row16.x), "r"(row16.y), "r"(row16.z), "r"(row16.w) : "memory");
@@ -301,10 +333,11 @@ DEVI void attention_decode_body(const u16* __restrict__ qkv, u16* __restrict__ o
 #define AD_ENTRY(HD)                                                                                                \
   extern "C" __global__ void __launch_bounds__(AD_THREADS) attention_decode_hd##HD(                                \
       const u16* qkv, u16* out, float* out32, signed char* q8, float* sx, float* ws_o, float* ws_ml, float* amax,   \
-      u32* counters, const u16* kcache, const u16* vcache, const int* seq_pos0, const int* seq_slot, int nH,        \
-      int nKv, int maxSeq, int window, int splits, float scale_log2) {                                              \
-    attention_decode_body<HD>(qkv, out, out32, q8, sx, ws_o, ws_ml, amax, counters, kcache, vcache, seq_pos0,        \
-                              seq_slot, nH, nKv, maxSeq, window, splits, scale_log2);                               \
+      u32* counters, u16* kcache, u16* vcache, const u16* bias, const float* cos_t, const float* sin_t,             \
+      const int* seq_pos0, const int* seq_slot, int nH, int nKv, int maxSeq, int window, int layout, int splits,     \
+      float scale_log2) {                                                                                           \
+    attention_decode_body<HD>(qkv, out, out32, q8, sx, ws_o, ws_ml, amax, counters, kcache, vcache, bias, cos_t,     \
+                              sin_t, seq_pos0, seq_slot, nH, nKv, maxSeq, window, layout, splits, scale_log2);      \
   }
 AD_ENTRY(64)
 AD_ENTRY(128)

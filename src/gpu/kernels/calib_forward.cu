@@ -23,6 +23,7 @@
 //       out[n, k] = q[n, k] · scales[n, k / G] (exact: |q| ≤ 7, fp16-exact scales)
 
 #include "ptx.cuh"
+#include "rope.cuh"
 
 #define CF_THREADS 256
 #define AT_ROWS 8     // query rows (warps) per attention block: they share each K/V tile
@@ -68,7 +69,8 @@ calib_rope(float* __restrict__ v, const float* __restrict__ cos_t, const float* 
     const i64 rh = e / half;                 // row · nHeads + head
     const int t = (int)((rh / nHeads) % T);
     float* head = v + rh * 2 * half;
-    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+    int a, b;
+    rope_pair(i, half, interleaved, a, b);  // the engine's pairing; fp32 values, float64 arithmetic here
     const double c = cos_t[t * half + i], s = sin_t[t * half + i], x0 = head[a], x1 = head[b];
     head[a] = (float)(x0 * c - x1 * s);
     head[b] = (float)(x1 * c + x0 * s);

@@ -11,6 +11,7 @@
 //            what a W4A8 linear of the CPU engine does with its fp32 input.
 // Each row is read once: its values stay in registers between the reduction and the write
 // (RMSNorm: 256 threads × 4 chunks of 8 = dim ≤ 8192; SwiGLU: 1024 threads × 2 chunks = H ≤ 16384).
+// The RMSNorm weight is constant, so it is read before pdl_wait (while the preceding kernel finishes).
 // ABI (grid = (rows), no dynamic smem; dim, H multiples of 8; 16-byte aligned rows):
 //   embed_rows(const u16* table, const int* ids, u16* out, int vocab, int dim)      block 256; ids
 //       outside [0, vocab) give a zero row (hosts validate prompts; sampled ids are in range)
@@ -67,11 +68,21 @@ struct RowChunks {
   bool in[CH];
 };
 
+// This thread's chunks of the RMSNorm weight (constant: read before pdl_wait, while the preceding
+// kernel finishes).
+template <int NT, int CH>
+DEVI void load_norm_weight(const u16* __restrict__ w, int dim, U4 (&wv)[CH]) {
+#pragma unroll
+  for (int c = 0; c < CH; ++c) {
+    const int i = threadIdx.x + c * NT;
+    if (i < (dim >> 3)) wv[c] = ((const U4*)w)[i];
+  }
+}
+
 // y = w·fp32(x·inv) for this thread's chunks of one row (RMSNorm), the row read once.
 template <int NT, int CH>
-DEVI void rmsnorm_row(const u16* __restrict__ x, const u16* __restrict__ w, int dim, float eps, float* red, RowChunks<NT, CH>& y) {
+DEVI void rmsnorm_row(const u16* __restrict__ x, const U4 (&wv)[CH], int dim, float eps, float* red, RowChunks<NT, CH>& y) {
   const U4* xr = (const U4*)x;
-  const U4* wr = (const U4*)w;
   const int nv = dim >> 3;
   float ss = 0.f;
 #pragma unroll
@@ -88,7 +99,7 @@ DEVI void rmsnorm_row(const u16* __restrict__ x, const u16* __restrict__ w, int 
   for (int c = 0; c < CH; ++c) {
     if (!y.in[c]) continue;
     float wf[8];
-    unpack8(wr[threadIdx.x + c * NT], wf);
+    unpack8(wv[c], wf);
 #pragma unroll
     for (int j = 0; j < 8; ++j) y.v[c][j] = fmul_rn(wf[j], fmul_rn(y.v[c][j], inv));
   }
@@ -137,24 +148,28 @@ DEVI void store_q8(const RowChunks<NT, CH>& y, signed char* q, float* sx, float*
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     rmsnorm_f16(const u16* __restrict__ x, const u16* __restrict__ w, const int* __restrict__ rows, u16* __restrict__ out,
                 int dim, float eps) {
+  U4 wv[RMS_CHUNKS];
+  load_norm_weight<LO_THREADS, RMS_CHUNKS>(w, dim, wv);
   pdl_wait();
   pdl_trigger();
   __shared__ float red[LO_THREADS / 32];
   const int r = blockIdx.x, src = rows ? rows[r] : r;
   RowChunks<LO_THREADS, RMS_CHUNKS> y;
-  rmsnorm_row<LO_THREADS, RMS_CHUNKS>(x + (u64)src * dim, w, dim, eps, red, y);
+  rmsnorm_row<LO_THREADS, RMS_CHUNKS>(x + (u64)src * dim, wv, dim, eps, red, y);
   store_f16(y, out + (u64)r * dim);
 }
 
 extern "C" __global__ void __launch_bounds__(LO_THREADS)
     rmsnorm_q8(const u16* __restrict__ x, const u16* __restrict__ w, const int* __restrict__ rows, signed char* __restrict__ q,
                float* __restrict__ sx, int dim, float eps) {
+  U4 wv[RMS_CHUNKS];
+  load_norm_weight<LO_THREADS, RMS_CHUNKS>(w, dim, wv);
   pdl_wait();
   pdl_trigger();
   __shared__ float red[LO_THREADS / 32];
   const int r = blockIdx.x, src = rows ? rows[r] : r;
   RowChunks<LO_THREADS, RMS_CHUNKS> y;
-  rmsnorm_row<LO_THREADS, RMS_CHUNKS>(x + (u64)src * dim, w, dim, eps, red, y);
+  rmsnorm_row<LO_THREADS, RMS_CHUNKS>(x + (u64)src * dim, wv, dim, eps, red, y);
   store_q8(y, q + (u64)r * dim, sx + r, red);
 }
 

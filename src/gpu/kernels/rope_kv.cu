@@ -6,7 +6,7 @@
 // sequence s = row_seq[r], at position p = seq_pos0[s] + (r − seq_start[s]), in cache slot
 // seq_slot[s]. The cache of one layer is K [slots][nKv][maxSeq][hd] and V alike (fp16).
 // RoPE: angle tables cos/sin fp32 [maxSeq][hd/2] (src/model/rope.ts ropeTables, the CPU engine's
-// own); pairs (i, i + hd/2) for layout 0 (HF rotate_half) or (2i, 2i+1) for layout 1 (llama2.c):
+// own); the pair arithmetic is rope.cuh's (shared with attention_decode.cu, which fuses it in decode):
 //   x0' = x0·c − x1·s, x1' = x1·c + x0·s   (fp32, on the fp16 value + bias, rounded once to fp16)
 // q is rotated in place (attention reads it from qkv); k and v go to the cache only.
 //
@@ -18,6 +18,7 @@
 //   of independent loads (a per-row loop was ~30 dependent round trips per layer).
 
 #include "ptx.cuh"
+#include "rope.cuh"
 
 extern "C" __global__ void __launch_bounds__(128)
     rope_kv(u16* __restrict__ qkv, const u16* __restrict__ bias, const float* __restrict__ cos_t,
@@ -33,26 +34,22 @@ extern "C" __global__ void __launch_bounds__(128)
   const int pairs = (nH + nKv) * half, j = blockIdx.y * 128 + threadIdx.x;
   if (j < pairs) {  // rotary pair i of head h (q heads first, then k heads)
     const int h = j / half, i = j - h * half;
-    const int a = h * hd + (layout == 0 ? i : 2 * i), b = h * hd + (layout == 0 ? i + half : 2 * i + 1);
-    float x0 = h2f(row[a]), x1 = h2f(row[b]);
-    if (bias) x0 = fadd_rn(x0, h2f(bias[a])), x1 = fadd_rn(x1, h2f(bias[b]));
-    const float c = cos_t[(u64)pos * half + i], sn = sin_t[(u64)pos * half + i];
-    const u16 y0 = f2h_rn(fadd_rn(fmul_rn(x0, c), -fmul_rn(x1, sn)));
-    const u16 y1 = f2h_rn(fadd_rn(fmul_rn(x1, c), fmul_rn(x0, sn)));
+    int a, b;
+    rope_pair(i, half, layout, a, b);
+    u16 y0, y1;
+    rope_rotate(row + h * hd, bias ? bias + h * hd : nullptr, a, b, cos_t[(u64)pos * half + i], sin_t[(u64)pos * half + i], y0, y1);
     if (h < nH) {
-      row[a] = y0;
-      row[b] = y1;
+      row[h * hd + a] = y0;
+      row[h * hd + b] = y1;
     } else {
       u16* kd = kcache + (((u64)slot * nKv + (h - nH)) * maxSeq + pos) * hd;
-      kd[a - h * hd] = y0;
-      kd[b - h * hd] = y1;
+      kd[a] = y0;
+      kd[b] = y1;
     }
   } else if (j < pairs + nKv * half) {  // two v values, copied (bias added) into the cache
     const int e = 2 * (j - pairs), g = e / hd, d = e - g * hd, at = (nH + nKv) * hd + e;
-    u16 v0 = row[at], v1 = row[at + 1];
-    if (bias) v0 = f2h_rn(fadd_rn(h2f(v0), h2f(bias[at]))), v1 = f2h_rn(fadd_rn(h2f(v1), h2f(bias[at + 1])));
     u16* vd = vcache + (((u64)slot * nKv + g) * maxSeq + pos) * hd + d;
-    vd[0] = v0;
-    vd[1] = v1;
+    vd[0] = with_bias(row[at], bias, at);
+    vd[1] = with_bias(row[at + 1], bias, at + 1);
   }
 }
