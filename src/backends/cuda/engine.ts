@@ -10,8 +10,9 @@ import { forwardStep, type ModelHandles, type StepOps } from '../../model/forwar
 import { ropeTables } from '../../model/rope.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
-import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
+import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
+import { decodeAttentionSplits } from './decode-splits.ts';
 
 /** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
 export type Act = { f16: bigint } | { q: bigint; sx: bigint };
@@ -41,14 +42,6 @@ export interface SeqChunk {
   pos: number;
   tokens: readonly number[];
 }
-
-/**
- * Blocks a decode step's attention aims for, and the fewest 64-key tiles per split: one ~256-block
- * wave (2 blocks of attention_decode.cu per SM), and splits long enough that merging them costs
- * less than they save (H200, gpu-dev/experiments/attention, bench/results/h200-attention-decode-probe-*.txt).
- */
-const DECODE_ATTN_BLOCKS = 256;
-const DECODE_MIN_TILES_PER_SPLIT = 4;
 
 interface StepShape {
   rows: number;
@@ -149,12 +142,9 @@ export class CudaEngine {
     return c.nHeads / c.nKvHeads <= ATTN_DECODE_MAX_REP && c.nHeads * c.headDim <= ATTN_DECODE_MAX_ROW;
   }
 
-  /** KV splits of a decode step at batch B: about DECODE_ATTN_BLOCKS blocks, splits of at least DECODE_MIN_TILES_PER_SPLIT tiles of --max-seq. */
+  /** KV splits of a decode step at batch B (decode-splits.ts). */
   decodeSplits(B: number): number {
-    const c = this.model.config;
-    const tiles = Math.ceil(this.opts.maxSeq / ATTN_KEYS_PER_TILE);
-    const want = Math.round(DECODE_ATTN_BLOCKS / (B * c.nKvHeads));
-    return Math.max(1, Math.min(ATTN_DECODE_MAX_SPLITS, want, Math.ceil(tiles / DECODE_MIN_TILES_PER_SPLIT)));
+    return decodeAttentionSplits(B * this.model.config.nKvHeads, this.gpu.smCount, Math.ceil(this.opts.maxSeq / ATTN_KEYS_PER_TILE));
   }
 
   private upload(buf: DeviceBuffer, values: number[]): void {

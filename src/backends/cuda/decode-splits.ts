@@ -1,0 +1,16 @@
+// How many ways a decode step's attention (attention_decode.cu) splits each sequence's keys: none
+// once the (sequence, KV head) pairs give about a block per SM; below that about 256 blocks, at most
+// 8 splits (a split's merge and its arrival cost ~2 µs: more splits cost more than their shorter
+// walk saves) and at most one per 64-key tile. Fitted on the H200 probe (gpu-dev/experiments/attention,
+// bench/results/h200-attention-decode-probe-*.txt): LLaMA-2-7B at batch 1 best at 6–8 splits (256
+// blocks), LLaMA-3-8B at batch 1 at 8 (64 blocks), LLaMA-3-8B at batch 16 (128 pairs) and every
+// larger batch unsplit, at KV lengths 576 to 4096.
+
+const TARGET_BLOCKS = 256;
+const MAX_SPLITS = 8;
+
+/** Splits for `pairs` = batch · KV heads on a GPU of `sms` SMs, a cache of `tiles` 64-key tiles. */
+export function decodeAttentionSplits(pairs: number, sms: number, tiles: number): number {
+  if (pairs >= 0.9 * sms) return 1;
+  return Math.max(1, Math.min(MAX_SPLITS, Math.round(TARGET_BLOCKS / pairs), tiles));
+}
