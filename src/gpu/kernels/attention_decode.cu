@@ -1,17 +1,19 @@
-// attention_decode.cu — a decode step's attention in one kernel: split-KV flash decoding over the
-// fp16 KV cache, the merge of the splits and, for a W4A8 o projection, the per-token int8
-// quantization of the result (formerly three kernels: split attention, merge, fp32 → int8). CPU twin: src/backends/cuda/twins.ts (attentionTwin, float64; the int8
-// is quant/act-quant of the fp32 output). nvcc (sm_80, sm_90a) and NVRTC.
+// attention_decode.cu — a decode step's attention in one kernel: RoPE of q and k and the KV append,
+// split-KV flash decoding over the fp16 KV cache, the merge of the splits and, for a W4A8 o
+// projection, the per-token int8 quantization of the result (formerly four kernels: rope_kv, split
+// attention, merge, fp32 → int8). CPU twins: src/backends/cuda/twins.ts (ropeTwin, attentionTwin,
+// float64; the int8 is quant/act-quant of the fp32 output). nvcc (sm_80, sm_90a) and NVRTC.
 //
 // Work. Block (split sp, KV head g, sequence s) has 4 warps; the rep = nH/nKv ≤ 16 query heads of g
 // are the rows of every warp's m16n8k16 tiles (attention_tile.cuh). The block walks its share of
 // the sequence's 64-key tiles [kBegin, p0] (p0 = seq_pos0[s], the step's token; kBegin > 0 only
 // under a sliding window) through an AD_STAGES-deep cp.async ring: split sp takes tiles
-// [sp·per, (sp+1)·per), per = ceil(tiles / splits); splits past the last tile have no work (a decode
-// step's graph fixes `splits` for the longest sequence the cache holds). Warp w attends to keys
-// 16w .. 16w+15 of every tile with its own online softmax, and the block merges its 4 warps through
-// shared memory at the end: 4 warps per tile instead of one keep the tensor-core chains short
-// (one warp per block ran latency-bound at ~3 µs a tile, gpu-dev/experiments/attention).
+// [sp·per, (sp+1)·per), per = ceil(tiles / splits); splits past the last tile have no work (a
+// decode step's graph fixes `splits` for the longest sequence the cache holds; the count:
+// src/backends/cuda/decode-splits.ts). Warp w attends to keys 16w .. 16w+15 of every tile with its
+// own online softmax, and the block merges its 4 warps through shared memory at the end: 4 warps
+// per tile instead of one keep the tensor-core chains short (one warp per block ran latency-bound
+// at ~3 µs a tile, gpu-dev/experiments/attention).
 //
 // RoPE and the KV append are fused (rope.cuh: rope_kv.cu's arithmetic, so the cache holds the same
 // bits): a block rotates its rep q heads and the k head of g at position p0 into shared memory, and
@@ -110,6 +112,9 @@ DEVI void attention_decode_body(const u16* __restrict__ qkv, u16* __restrict__ o
                                 const int* __restrict__ seq_pos0, const int* __restrict__ seq_slot, int nH, int nKv,
                                 int maxSeq, int window, int layout, int splits, float scale_log2) {
   constexpr int KS = HD / 16, NT = HD / 8, CH = HD / 8, TILE_BYTES = KT * HD * 2, STAGE_BYTES = 2 * TILE_BYTES;
+  static_assert(AD_STAGES >= 2, "the ring needs a tile in flight while one is attended to");
+  static_assert(AD_WARPS * 16 * (HD + 2) * 4 <= AD_STAGES * STAGE_BYTES && 2 * 16 * AD_MAX_SPLITS * 4 + 64 <= AD_STAGES * STAGE_BYTES,
+                "the warps' merge and the splits' (m, l) reuse the ring");
   extern __shared__ __attribute__((aligned(128))) unsigned char smem[];
   __shared__ float red[AD_WARPS];
   __shared__ u32 lastFlag;
