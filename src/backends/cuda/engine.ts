@@ -83,6 +83,8 @@ export class CudaEngine {
   readonly decodeIds: DeviceBuffer; readonly history: DeviceBuffer; readonly step: DeviceBuffer;
   readonly cos: DeviceBuffer; readonly sin: DeviceBuffer;
   private readonly graphs = new Map<string, Graph>();
+  /** The op kinds the last step launched (or would have, less a timeline's skips): what a timeline times. */
+  readonly stepOps = new Set<StepOpName>();
   /** Programmatic dependent launch in decode steps (sm_90+; INTSCALE_PDL=0 turns it off). */
   readonly pdl: boolean;
 
@@ -204,6 +206,7 @@ export class CudaEngine {
   }
 
   private forward(st: StepShape): void {
+    this.stepOps.clear();
     forwardStep(new CudaStepOps(this, st), this.handles);
   }
 
@@ -235,6 +238,7 @@ export class CudaEngine {
     try {
       this.forward({ rows: B, seqs: B, maxRowsPerSeq: rep, logitRows: B, gather: true,
         ...(this.fusedDecodeAttention ? { decodeSplits: this.decodeSplits(B) } : {}), ids: this.decodeIds.ptr, skip });
+      this.stepOps.add('sample');
       if (skip?.has('sample')) return;
       this.kernels.sample(this.logits, B, this.model.config.vocabSize, this.decodeIds, this.history, this.step, sampling, this.stream);
       this.kernels.advance(this.seqPos0, this.step, B, this.stream);
@@ -316,7 +320,10 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
 
   private get s(): Stream { return this.e.stream; }
   /** Whether op `name`'s kernels run in this step (all do, except in a timeline's variants). */
-  private runs(name: StepOpName): boolean { return !this.st.skip?.has(name); }
+  private runs(name: StepOpName): boolean {
+    this.e.stepOps.add(name);
+    return !this.st.skip?.has(name);
+  }
 
   /** x in the format linear `w` consumes (fp16 → int8 + scales through quantize_act). */
   private asInput(x: Act, w: DeviceLinear): Act {

@@ -45,7 +45,9 @@ export function decodeTimeline(engine: CudaEngine, B: number, replays = 20): { r
     }
   };
   const stepUs = measure();
-  const rows: TimelineRow[] = STEP_OPS.map((op) => ({ op, us: Number(Math.max(0, stepUs - measure(new Set([op]))).toFixed(1)) }));
+  // only the kinds a decode step launches (decode fuses RoPE + KV append into attention)
+  const kinds = STEP_OPS.filter((op) => engine.stepOps.has(op));
+  const rows: TimelineRow[] = kinds.map((op) => ({ op, us: Number(Math.max(0, stepUs - measure(new Set([op]))).toFixed(1)) }));
   const explained = rows.reduce((n, r) => n + r.us, 0);
   rows.push({ op: 'rest', us: Number(Math.max(0, stepUs - explained).toFixed(1)) });
   rows.sort((a, b) => b.us - a.us);
