@@ -10,7 +10,7 @@ import { forwardStep, type ModelHandles, type StepOps } from '../../model/forwar
 import { ropeTables } from '../../model/rope.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
-import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
+import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
 import { decodeAttentionSplits } from './decode-splits.ts';
 
@@ -146,6 +146,8 @@ export class CudaEngine {
 
   /** KV splits of a decode step at batch B (decode-splits.ts). */
   decodeSplits(B: number): number {
+    const forced = process.env['INTSCALE_DECODE_SPLITS'];  // experiments: a fixed count
+    if (forced) return Math.max(1, Math.min(ATTN_DECODE_MAX_SPLITS, Number.parseInt(forced, 10) || 1));
     return decodeAttentionSplits(B * this.model.config.nKvHeads, this.gpu.smCount, Math.ceil(this.opts.maxSeq / ATTN_KEYS_PER_TILE));
   }
 
