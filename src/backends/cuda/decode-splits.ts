@@ -4,7 +4,9 @@
 // walk saves) and at most one per 64-key tile. Fitted on the H200 probe (gpu-dev/experiments/attention,
 // bench/results/h200-attention-decode-probe-*.txt): LLaMA-2-7B at batch 1 best at 6–8 splits (256
 // blocks), LLaMA-3-8B at batch 1 at 8 (64 blocks), LLaMA-3-8B at batch 16 (128 pairs) and every
-// larger batch unsplit, at KV lengths 576 to 4096.
+// larger batch unsplit, at KV lengths 576 to 4096. End to end at batch 1 (INTSCALE_DECODE_SPLITS,
+// bench/results/h200-e2e-decode-splits-*.txt): LLaMA-2-7B flat from 2 to 8 splits (530–537
+// tokens/s), LLaMA-3-8B best at 6–8 (465 against 457 at 3).
 
 const TARGET_BLOCKS = 256;
 const MAX_SPLITS = 8;
