@@ -2,7 +2,8 @@
 // measured (bench/results/h200-attention-decode-probe-*.txt, 132 SMs), and its limits.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeAttentionSplits } from '../../src/backends/cuda/decode-splits.ts';
+import { decodeAttentionSplits, fusedDecodeFits } from '../../src/backends/cuda/decode-splits.ts';
+import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW } from '../../src/backends/cuda/kernels.ts';
 
 test('decode attention splits: the probe\'s best counts on the H200; one split from a block per SM on; never more than the tiles', () => {
   const sms = 132;
@@ -17,4 +18,14 @@ test('decode attention splits: the probe\'s best counts on the H200; one split f
   assert.equal(decodeAttentionSplits(64, sms, 40), 4);
   assert.equal(decodeAttentionSplits(8, sms, 3), 3);
   assert.equal(decodeAttentionSplits(8, sms, 1), 1);
+});
+
+test('the fused decode attention serves LLaMA-2/3, Mistral, Mixtral and Qwen2 shapes; MQA past 16 heads a KV head and rows past 8192 values fall back', () => {
+  const fits = (nH: number, nKv: number, hd: number) => fusedDecodeFits(nH, nKv, hd, ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW);
+  assert.ok(fits(32, 32, 128));   // LLaMA-2-7B
+  assert.ok(fits(32, 8, 128));    // LLaMA-3-8B, Mistral-7B, Mixtral-8x7B
+  assert.ok(fits(64, 8, 128));    // LLaMA-2/3-70B: rep 8, a row of 8192
+  assert.ok(fits(14, 2, 64));     // Qwen2-0.5B
+  assert.ok(!fits(71, 1, 64));    // Falcon-7B: 71 query heads on one KV head
+  assert.ok(!fits(128, 8, 128));  // a 16384-value row
 });

@@ -1,4 +1,4 @@
-// How many ways a decode step's attention (attention_decode.cu) splits each sequence's keys: none
+// Whether a decode step can run attention_decode.cu, and how many ways it splits each sequence's keys: none
 // once the (sequence, KV head) pairs give about a block per SM; below that about 256 blocks, at most
 // 8 splits (a split's merge and its arrival cost ~2 µs: more splits cost more than their shorter
 // walk saves) and at most one per 64-key tile. Fitted on the H200 probe (gpu-dev/experiments/attention,
@@ -15,4 +15,13 @@ const MAX_SPLITS = 8;
 export function decodeAttentionSplits(pairs: number, sms: number, tiles: number): number {
   if (pairs >= 0.9 * sms) return 1;
   return Math.max(1, Math.min(MAX_SPLITS, Math.round(TARGET_BLOCKS / pairs), tiles));
+}
+
+/**
+ * Whether attention_decode.cu serves a model's decode steps: at most 16 query heads per KV head
+ * (a block's MMA rows) and, for an int8 output, a row of at most 8192 values (held in registers by
+ * the block that quantizes it); else decode runs the prefill kernels (rope_kv, attention.cu unsplit).
+ */
+export function fusedDecodeFits(nHeads: number, nKvHeads: number, headDim: number, maxRep = 16, maxRow = 8192): boolean {
+  return nHeads / nKvHeads <= maxRep && nHeads * headDim <= maxRow;
 }

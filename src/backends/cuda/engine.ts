@@ -12,7 +12,7 @@ import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
 import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
-import { decodeAttentionSplits } from './decode-splits.ts';
+import { decodeAttentionSplits, fusedDecodeFits } from './decode-splits.ts';
 
 /** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
 export type Act = { f16: bigint } | { q: bigint; sx: bigint };
@@ -141,7 +141,7 @@ export class CudaEngine {
   /** Whether decode steps can run attention_decode.cu (else the prefill kernel, unsplit). */
   get fusedDecodeAttention(): boolean {
     const c = this.model.config;
-    return c.nHeads / c.nKvHeads <= ATTN_DECODE_MAX_REP && c.nHeads * c.headDim <= ATTN_DECODE_MAX_ROW;
+    return fusedDecodeFits(c.nHeads, c.nKvHeads, c.headDim, ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW);
   }
 
   /** KV splits of a decode step at batch B (decode-splits.ts). */
