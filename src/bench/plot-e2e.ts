@@ -20,7 +20,7 @@ export function e2ePlotSpec(r: E2eResults): TopLevelSpec {
       subtitle: `prompt ${r.rows[0]?.prompt ?? '?'}, gen ${r.rows[0]?.gen ?? '?'} · ${r.date.slice(0, 10)} ${r.commit.slice(0, 10)}` },
     data: { values },
     facet: { field: 'group', type: 'nominal', sort: { field: 'order' }, title: null, header: { labelFontSize: 11 } },
-    columns: 4,
+    columns: Math.min(4, new Set(r.rows.map((x) => x.batch)).size),  // a row per arch when it has ≤ 4 batches
     resolve: { scale: { y: 'independent' } },
     spec: {
       width: 170,

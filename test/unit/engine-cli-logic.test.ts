@@ -70,7 +70,8 @@ test('bench e2e results: round trip through JSON, ratios vs FP16 of the same (ar
   assert.match(is, /2\.00\s+2\.00$/);  // decode 400/200, prefill 20/10
   assert.throws(() => parseE2eResults('{"device":"x","rows":[{"arch":"a","mode":"fp16","batch":"1"}]}', 'r.json'), /r\.json: row 0: batch is not a number/);
   assert.throws(() => parseE2eResults('nope', 'r.json'), /r\.json: not valid JSON/);
-  const spec = e2ePlotSpec(back) as unknown as { data: { values: { group: string; order: number; label: string }[] } };
+  const spec = e2ePlotSpec(back) as unknown as { columns: number; data: { values: { group: string; order: number; label: string }[] } };
+  assert.equal(spec.columns, 2, 'a row of panels per arch: one column per batch size');
   const groups = spec.data.values.map((v) => v.group);
   assert.deepEqual([...new Set(groups)], ['llama2-7b · batch 1', 'llama2-7b · batch 16']);
   assert.deepEqual(spec.data.values.map((v) => v.label), ['1.00×', '2.00×', '1.00×']);
