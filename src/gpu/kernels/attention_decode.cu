@@ -132,11 +132,7 @@ DEVI void attention_decode_body(const u16* __restrict__ qkv, u16* __restrict__ o
   u16* kbase = kcache + ((u64)slot * nKv + g) * maxSeq * HD;
   u16* vbase = vcache + ((u64)slot * nKv + g) * maxSeq * HD;
   const u32 sbase = smem_addr(smem);
-  {  // a launch with less dynamic shared memory than the ring needs would overrun it: stop instead
-    u32 dyn;
-    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-    if (dyn < AD_STAGES * STAGE_BYTES) __trap();
-  }
+  if (dynamic_smem_bytes() < (u32)(AD_STAGES * STAGE_BYTES)) __trap();  // the launch's smem disagrees with this build
 
   AD_STAMP(0);
   // the first STAGES − 1 tiles before the wait: keys < p0 only

@@ -41,6 +41,13 @@ DEVI u32 lds_u32(u32 addr) {
   asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
   return v;
 }
+// The dynamic shared memory this launch was given (kernels whose ring size is a build constant
+// check it: a launch with less would overrun the ring).
+DEVI u32 dynamic_smem_bytes() {
+  u32 r;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+  return r;
+}
 DEVI void lds_v4(u32 addr, u32 (&r)[4]) {
   asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
@@ -221,6 +228,17 @@ DEVI float block_max(float m, float* red) {
 }
 
 // ---- int4 weights ----------------------------------------------------------------------------
+// The W4 GEMM kinds (w4_gemm.cu, w4_gemm_wgmma.cu, w4_gemv.cu): integer group scales, float group
+// scales, per channel, W4A16.
+enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };
+// The per-row output factor of row n (`chan` as the kernels take it): 2^-k_n (IS, int8 shifts),
+// s_n (PC, fp32 channel scales), 1 (FS, W4A16).
+template <int MODE>
+DEVI float row_factor(const void* chan, int n) {
+  if constexpr (MODE == MODE_IS) return exp2_neg(((const signed char*)chan)[n]);
+  else if constexpr (MODE == MODE_PC) return ((const float*)chan)[n];
+  else return 1.0f;
+}
 // int4 x8 (two's complement) → two int8x4 registers: `lo` from the low nibbles, `hi` from the high
 // ones. Byte j of w holds value j of `lo` in its low nibble and value j of `hi` in its high nibble
 // (repackWeights 'w4a8'). Sign extension of a nibble: (x & 0x0F) | (bit3 ? 0xF0 : 0) =

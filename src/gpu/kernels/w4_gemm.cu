@@ -37,7 +37,6 @@
 
 #include "ptx.cuh"
 
-enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };
 
 // ---- PTX helpers of these kernels only (the shared ones are in ptx.cuh) -------------------------
 DEVI int min_i(int a, int b) { return a < b ? a : b; }

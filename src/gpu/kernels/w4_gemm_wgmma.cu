@@ -48,7 +48,6 @@
 
 #include "ptx.cuh"
 
-enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };
 
 // Tile and pipeline (host mirror: W4_TILES.w and w4SmemBytes in w4-gemm-plan.ts)
 #define W4W_BN 128        // weight rows per block (2 consumer warpgroups × 64)
@@ -552,16 +551,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n;
   // W4A16 acc.
   const int nA = n0 + rowA, nB = nA + 8;
-  float cA, cB;  // per-row factor: 2^-k_n (IS), s_n (PC), 1 (FS)
-  if constexpr (MODE == MODE_IS) {
-    cA = exp2_neg(((const signed char*)chan)[nA]);
-    cB = exp2_neg(((const signed char*)chan)[nB]);
-  } else if constexpr (MODE == MODE_PC) {
-    cA = ((const float*)chan)[nA];
-    cB = ((const float*)chan)[nB];
-  } else {
-    cA = cB = 1.0f;
-  }
+  const float cA = row_factor<MODE>(chan, nA), cB = row_factor<MODE>(chan, nB);  // 2^-k_n (IS), s_n (PC), 1
   // Per warp: 16 weight rows × 64 tokens of fp32 through smem (two halves), then 16-byte stores
   // of 8 consecutive outputs of one token row.
   float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));

@@ -34,7 +34,6 @@
 
 #include "ptx.cuh"
 
-enum { MODE_IS = 0, MODE_FS = 1, MODE_PC = 2, MODE_A16 = 3 };  // A16: W4A16 (the ring only)
 #define GV_ROWS 16
 #ifndef GV_WARPS
 #define GV_WARPS 8  // rounds
@@ -99,6 +98,15 @@ DEVI void mma_s8(int (&c)[4], const u32 (&a)[4], u32 b0, u32 b1, bool fresh) {
 // matrix lm = l / 8), 4 k32 steps of MMAs on the two n8 rows' weight words w0 / w1, and at the end
 // of each group the fold with the scales s of rows g and g + 8 (IS: one IMAD; FS: fma(fp32(P), s);
 // PC: none, P accumulates the whole K).
+// Zero a tile's accumulators and its per-group partial sums (both bodies, every tile).
+template <int NT, typename Acc>
+DEVI void zero_acc(Acc (&acc)[NT][4], int (&P)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
+}
+
 template <int MODE, int G, int NT, typename Acc>
 DEVI void w4a8_ktile(Acc (&acc)[NT][4], int (&P)[NT][4], const u32 (&w0)[4], const u32 (&w1)[4], u32 xk, int lt, int lm,
                      const u32 (&s)[MODE == MODE_PC ? 1 : 128 / G][2]) {
@@ -184,10 +192,7 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
 
   Acc acc[NT][4];
   int P[NT][4];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
+  zero_acc(acc, P);
 
 
   __shared__ __attribute__((aligned(128))) unsigned char xs[WARPS][GV_UNROLL][NT][8][128];
@@ -247,13 +252,8 @@ DEVI void gemv_rounds(const signed char* __restrict__ X, const float* __restrict
   // residuals are requested now, so the loads overlap the barrier and the reduction below
   float cA = 1.0f, cB = 1.0f, es[2] = {0.0f, 0.0f}, er[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   if (warp == 0) {
-    if constexpr (MODE == MODE_IS) {
-      cA = exp2_neg(((const signed char*)chan)[rA]);
-      cB = exp2_neg(((const signed char*)chan)[rB]);
-    } else if constexpr (MODE == MODE_PC) {
-      cA = ((const float*)chan)[rA];
-      cB = ((const float*)chan)[rB];
-    }
+    cA = row_factor<MODE>(chan, rA);
+    cB = row_factor<MODE>(chan, rB);
 #pragma unroll
     for (int i = 0; i < 2; ++i) es[i] = 2 * q + i < M ? sx[2 * q + i] : 0.0f;
     if (residual) {
@@ -309,11 +309,6 @@ template <int MODE, int G, int NT, int WARPS, int STAGES> struct GvRing {
   static constexpr int RED = 2 * WARPS * NT * 4 * 32 * 4;
   static constexpr int SMEM = WARPS * STAGES * STAGE + RED;
 };
-DEVI u32 dynamic_smem_bytes() {
-  u32 r;
-  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
-  return r;
-}
 DEVI u32 lds_u16(u32 addr) {
   unsigned short v;
   asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
@@ -399,10 +394,7 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   for (int tile = blockIdx.x; tile < T; tile += gridDim.x) {
     Acc acc[NT][4];
     int P[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[j][e] = 0, P[j][e] = 0;
+    zero_acc(acc, P);
     for (int i = 0; i < nk; ++i) {
       issue_weights(itile, ii, sti);  // into the stage item i − 1 used (its reads ended at the last __syncwarp)
       issue_acts(itile, ii, sti);
@@ -479,7 +471,7 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
       const int t = j * 8 + 2 * (l & 3) + (e & 1), n = tile * 16 + (l >> 2) + (e < 2 ? 0 : 8);
       const bool ok = t < M;
       es[r] = MODE != MODE_A16 && ok ? sx[t] : 0.0f;
-      ec[r] = MODE == MODE_IS ? exp2_neg(((const signed char*)chan)[n]) : MODE == MODE_PC ? ((const float*)chan)[n] : 1.0f;
+      ec[r] = row_factor<MODE>(chan, n);
       er[r] = residual && ok ? h2f(residual[(u64)t * N + n]) : 0.0f;
     }
     // the warps' sums, added in warp order (int32: exact; fp32: a fixed order) by all threads
