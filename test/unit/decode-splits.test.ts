@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeAttentionSplits, fusedDecodeFits } from '../../src/backends/cuda/decode-splits.ts';
-import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW } from '../../src/backends/cuda/kernels.ts';
 
 test('decode attention splits: the probe\'s best counts on the H200; one split from a block per SM on; never more than the tiles', () => {
   const sms = 132;
@@ -21,7 +20,7 @@ test('decode attention splits: the probe\'s best counts on the H200; one split f
 });
 
 test('the fused decode attention serves LLaMA-2/3, Mistral, Mixtral and Qwen2 shapes; MQA past 16 heads a KV head and rows past 8192 values fall back', () => {
-  const fits = (nH: number, nKv: number, hd: number) => fusedDecodeFits(nH, nKv, hd, ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW);
+  const fits = fusedDecodeFits;
   assert.ok(fits(32, 32, 128));   // LLaMA-2-7B
   assert.ok(fits(32, 8, 128));    // LLaMA-3-8B, Mistral-7B, Mixtral-8x7B
   assert.ok(fits(64, 8, 128));    // LLaMA-2/3-70B: rep 8, a row of 8192

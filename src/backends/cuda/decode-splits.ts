@@ -8,6 +8,8 @@
 // bench/results/h200-e2e-decode-splits-*.txt): LLaMA-2-7B flat from 2 to 8 splits (530–537
 // tokens/s), LLaMA-3-8B best at 6–8 (465 against 457 at 3).
 
+import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW } from './kernels.ts';
+
 const TARGET_BLOCKS = 256;
 const MAX_SPLITS = 8;
 
@@ -22,6 +24,6 @@ export function decodeAttentionSplits(pairs: number, sms: number, tiles: number)
  * (a block's MMA rows) and, for an int8 output, a row of at most 8192 values (held in registers by
  * the block that quantizes it); else decode runs the prefill kernels (rope_kv, attention.cu unsplit).
  */
-export function fusedDecodeFits(nHeads: number, nKvHeads: number, headDim: number, maxRep = 16, maxRow = 8192): boolean {
-  return nHeads / nKvHeads <= maxRep && nHeads * headDim <= maxRow;
+export function fusedDecodeFits(nHeads: number, nKvHeads: number, headDim: number): boolean {
+  return nHeads / nKvHeads <= ATTN_DECODE_MAX_REP && nHeads * headDim <= ATTN_DECODE_MAX_ROW;
 }

@@ -10,7 +10,7 @@ import { forwardStep, type ModelHandles, type StepOps } from '../../model/forwar
 import { ropeTables } from '../../model/rope.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
-import { ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW, ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
+import { ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
 import { decodeAttentionSplits, fusedDecodeFits } from './decode-splits.ts';
 
@@ -141,7 +141,7 @@ export class CudaEngine {
   /** Whether decode steps can run attention_decode.cu (else the prefill kernel, unsplit). */
   get fusedDecodeAttention(): boolean {
     const c = this.model.config;
-    return fusedDecodeFits(c.nHeads, c.nKvHeads, c.headDim, ATTN_DECODE_MAX_REP, ATTN_DECODE_MAX_ROW);
+    return fusedDecodeFits(c.nHeads, c.nKvHeads, c.headDim);
   }
 
   /** KV splits of a decode step at batch B (decode-splits.ts). */
