@@ -50,7 +50,6 @@ static u16* dev_f16(size_t n, u32 seed) {
   CK(cudaGetLastError());
   return p;
 }
-static float median(std::vector<float> t) { std::sort(t.begin(), t.end()); return t[t.size() / 2]; }
 
 template <typename... P, typename... A> static void launch(void (*fn)(P...), dim3 grid, int threads, int smem, cudaStream_t st, A... args) {
   cudaLaunchConfig_t lc = {};
@@ -131,12 +130,12 @@ int main(int argc, char** argv) {
       CK(cudaMalloc(&b.sink, 132 * 8 * 4));
       b.readSrc = dev_f16((size_t)c.B * c.nKv * c.L * HD * 2, 99);
       CK(cudaDeviceSynchronize());  // the fills run on the legacy stream
-      const int engineSplits = std::max(1, std::min({32, (4 * 132 + c.B * c.nKv - 1) / (c.B * c.nKv), (c.maxSeq + 63) / 64}));
+      const int wideSplits = std::min(8, (c.maxSeq + 63) / 64);  // the most the engine's rule takes (decode-splits.ts)
 
       // check: old vs fused from the same unrotated qkv and cache
       u16* qkv0; CK(cudaMalloc(&qkv0, (size_t)c.B * qkvDim * 2));
       CK(cudaMemcpy(qkv0, b.qkv, (size_t)c.B * qkvDim * 2, cudaMemcpyDeviceToDevice));
-      for (int splits : {1, 3, engineSplits}) {
+      for (int splits : {1, 3, wideSplits}) {
         std::vector<float> o32[2], s[2]; std::vector<signed char> q[2]; std::vector<u16> h16[2];
         for (int p = 0; p < 2; ++p) {
           CK(cudaMemsetAsync(b.out32, 0xff, (size_t)c.B * qDim * 4, st)); CK(cudaMemsetAsync(b.q8, 0x55, (size_t)c.B * qDim, st)); CK(cudaMemsetAsync(b.sx, 0xff, c.B * 4, st));
@@ -201,28 +200,13 @@ int main(int argc, char** argv) {
       // time
       std::vector<std::pair<int, int>> runs = {{3, 1}, {4, 1}, {0, 1}};
       for (int sp : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32}) if (sp <= (c.L + 63) / 64) runs.push_back({1, sp});
-      runs.push_back({2, engineSplits});
+      runs.push_back({2, 1});
       const char* PATH[5] = {"old", "fused", "fused16", "rope", "read"};
-      for (auto [path, splits] : runs) {
-        cudaGraph_t graph; cudaGraphExec_t exec;
-        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-        for (int l = 0; l < NL; ++l) layer(path, c, Ls[l], b, splits, st);
-        CK(cudaStreamEndCapture(st, &graph));
-        CK(cudaGraphInstantiate(&exec, graph, 0));
-        cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
-        std::vector<float> t;
-        for (int r = 0; r < 12; ++r) {
-          cudaEventRecord(e0, st);
-          CK(cudaGraphLaunch(exec, st));
-          cudaEventRecord(e1, st); CK(cudaEventSynchronize(e1));
-          float ms; cudaEventElapsedTime(&ms, e0, e1);
-          if (r > 1) t.push_back(ms * 1000 / NL);
-        }
-        CK(cudaGetLastError());
-        const float us = median(t);
+      for (const auto& run : runs) {
+        const int path = run.first, splits = run.second;
+        const float us = graph_us(st, [&](cudaStream_t s) { for (int l = 0; l < NL; ++l) layer(path, c, Ls[l], b, splits, s); }, 2, 10, NL);
         const double bytes = (double)c.B * c.nKv * c.L * HD * 2 * 2;
         printf("%-10s %-9s B %3d L %5d %-7s splits %2d %8.2f us/layer %7.0f GB/s\n", variant, a.name, c.B, c.L, PATH[path], splits, us, bytes / us / 1e3);
-        cudaGraphExecDestroy(exec); cudaGraphDestroy(graph);
       }
       for (auto& l : Ls) { cudaFree(l.k); cudaFree(l.v); }
       cudaFree(qkv0);

@@ -108,7 +108,6 @@ __global__ void __launch_bounds__(256) pattern_read(const U4* __restrict__ W, in
   if (x == 0x12345678u) sink[blockIdx.x] = x;
 }
 
-static float median(std::vector<float> t) { std::sort(t.begin(), t.end()); return t[t.size() / 2]; }
 
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";
@@ -223,28 +222,14 @@ int main(int argc, char** argv) {
             bytes += (double)N * K / 2 + (double)(K / 128) * N * sBytes;
             cs[i] = config(kind, M, N, K, perSm);
           }
-          cudaGraph_t graph; cudaGraphExec_t exec;
-          CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-          for (int layer = 0; layer < 32; ++layer)
-            for (int i = 0; i < 4; ++i) {
-              const int N = a.shapes[i][0], K = a.shapes[i][1], cp = layer & 1;
-              launch(cs[i], ops[kind][mi][i], (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, st, layer + i > 0);
-            }
-          CK(cudaStreamEndCapture(st, &graph));
-          CK(cudaGraphInstantiate(&exec, graph, 0));
-          cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
-          std::vector<float> t;
-          for (int r = 0; r < 8; ++r) {
-            cudaEventRecord(e0, st);
-            CK(cudaGraphLaunch(exec, st));
-            cudaEventRecord(e1, st); CK(cudaEventSynchronize(e1));
-            float ms; cudaEventElapsedTime(&ms, e0, e1);
-            if (r > 0) t.push_back(ms * 1000 / 32);
-          }
-          CK(cudaGetLastError());
-          const float us = median(t);
+          const float us = graph_us(st, [&](cudaStream_t s) {
+            for (int layer = 0; layer < 32; ++layer)
+              for (int i = 0; i < 4; ++i) {
+                const int N = a.shapes[i][0], K = a.shapes[i][1], cp = layer & 1;
+                launch(cs[i], ops[kind][mi][i], (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, s, layer + i > 0);
+              }
+          }, 1, 7, 32);
           printf("%-10s chain   %-9s %s M %2d grid/SM %2d %8.2f us/layer %7.0f GB/s\n", variant, a.name, KIND_NAME[kind], M, perSm, us, bytes / us / 1e3);
-          cudaGraphExecDestroy(exec); cudaGraphDestroy(graph);
         }
     for (int i = 0; i < 4; ++i) {
       cudaFree(ops[0][0][i].W); cudaFree(ops[0][0][i].S); cudaFree(ops[1][0][i].S); cudaFree(ops[2][0][i].S); cudaFree(ops[0][0][i].shift);

@@ -42,8 +42,7 @@ int main(int argc, char** argv) {
         if (r >= 3) t.push_back(ms * 1000);
       }
       CK(cudaGetLastError());
-      std::sort(t.begin(), t.end());
-      const float us = t[t.size() / 2];
+      const float us = median(t);
       printf("%-14s %s %5d %6d %6d %9.1f %7.0f\n", variant, k.name, M, N, K, us, 2.0 * M * N * K / us / 1e6);
     }
     cudaFree(A); cudaFree(A16); cudaFree(S16); cudaFree(W); cudaFree(S); cudaFree(shift); cudaFree(sx); cudaFree(out);
