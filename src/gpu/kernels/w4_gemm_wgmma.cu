@@ -44,7 +44,7 @@
 //   is one batch of 8 × m64n{BT}k16 and its stage is released as soon as the next batch is issued.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL(_A16),
 // W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
-// the main loop's compute ceiling) and W4W_PROBE_NO_FENCE (wrong results, timing only).
+// the main loop's compute ceiling), W4W_PROBE_SKIP_EPI (no epilogue) and W4W_PROBE_NO_FENCE (wrong results, timing only).
 
 #include "ptx.cuh"
 
@@ -547,6 +547,13 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
   }
 
+#ifdef W4W_PROBE_SKIP_EPI
+  if (M < 0) {  // never: keeps the accumulators (and the folds) alive without an epilogue
+#pragma unroll
+    for (int i = 0; i < NV; ++i) ((Acc*)out)[i] = MODE == MODE_PC ? (Acc)(i < 32 ? PA[i] : PB[i - 32]) : acc[i];
+  }
+  continue;
+#endif
   // ---------------- epilogue ----------------
   // y[t, n] in fp32: IS fp32(fp32(acc)·sx[t])·2^-k_n; FS acc·sx[t]; PC fp32(fp32(P)·sx[t])·s_n;
   // W4A16 acc.
