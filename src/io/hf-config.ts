@@ -1,6 +1,6 @@
 // Parse a Hugging Face config.json (transformers 4 and 5 spellings) into a ModelConfig.
 // Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (run on the CPU engine),
-// MixtralForCausalLM (parsed; the CPU engine refuses it). RoPE: default, linear and llama3.
+// MixtralForCausalLM (the CPU engine runs it; the GPU engine does not yet). RoPE: default, linear and llama3.
 // Reading the file is src/io/validate-model.ts's (with the check of the tensors against it).
 import { fail } from '../core/errors.ts';
 import type { Arch, ModelConfig, RopeScaling } from '../model/config.ts';
@@ -76,6 +76,7 @@ export function parseHfConfig(json: unknown, where = 'config.json'): ModelConfig
   if (arch === 'mixtral') {
     cfg.nExperts = int('num_local_experts');
     cfg.nExpertsPerTok = int('num_experts_per_tok');
+    if (cfg.nExpertsPerTok > cfg.nExperts) fail(where, `num_experts_per_tok ${cfg.nExpertsPerTok} exceeds num_local_experts ${cfg.nExperts}`);
   }
   return cfg;
 }

@@ -20,9 +20,9 @@ import { DIGEST_KEY, digestMetadata, LAYER_SUFFIXES, recordedDigests, verifyLaye
 export const QUANT_METHOD = 'intscale';
 export const REPORT_FILE = 'quantization_report.json';
 /** Architectures whose decoder linears we know how to find (`model.layers.L.{self_attn,mlp}.*_proj`). */
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'mixtral'] as const;
 /** HF names of the decoder projections a quantizer replaces. */
-export const LINEAR_PATTERN = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+export const LINEAR_PATTERN = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|block_sparse_moe\.experts\.\d+\.w[123])\.weight$/;
 
 export interface QuantizationConfig {
   quant_method: 'intscale';

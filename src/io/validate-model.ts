@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../core/errors.ts';
 import type { ModelConfig } from '../model/config.ts';
+import { expertLinearName, ROUTER_NAME } from '../model/weights.ts';
 import { parseHfConfig } from './hf-config.ts';
 import { openSafetensorsDir, type TensorSource } from './safetensors.ts';
 import { assertRecordedLayersPresent, quantizationConfigOf, readJson, type QuantizationConfig } from './qformat.ts';
@@ -49,15 +50,29 @@ export function openValidatedModelDir(dir: string): ValidatedModelDir {
 
 export const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
 
-/** Projections of one decoder layer: HF name (without .weight) → [out, in]. */
+/** Projections of one decoder layer: HF name (without .weight) → [out, in]. The order matches
+ *  layerLinearSlots (src/model/weights.ts): q, k, v, o, gate, up, down; a mixture of experts
+ *  (Mixtral): per expert w1 (gate), w3 (up), w2 (down). The router is a dense tensor (denseTensors). */
 export function layerProjections(c: ModelConfig, layer: number): [string, number, number][] {
   const p = `model.layers.${layer}.`;
   const qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
-  return [
+  const attention: [string, number, number][] = [
     [`${p}self_attn.q_proj`, qDim, c.dim], [`${p}self_attn.k_proj`, kvDim, c.dim], [`${p}self_attn.v_proj`, kvDim, c.dim],
-    [`${p}self_attn.o_proj`, c.dim, qDim], [`${p}mlp.gate_proj`, c.hiddenDim, c.dim], [`${p}mlp.up_proj`, c.hiddenDim, c.dim],
-    [`${p}mlp.down_proj`, c.dim, c.hiddenDim],
+    [`${p}self_attn.o_proj`, c.dim, qDim],
   ];
+  const mlp = (gate: string, up: string, down: string): [string, number, number][] =>
+    [[gate, c.hiddenDim, c.dim], [up, c.hiddenDim, c.dim], [down, c.dim, c.hiddenDim]];
+  if (c.arch === 'mixtral') {
+    return [...attention, ...Array.from({ length: experts(c) }, (_, e) =>
+      mlp(`${p}${expertLinearName(e, 'w1')}`, `${p}${expertLinearName(e, 'w3')}`, `${p}${expertLinearName(e, 'w2')}`)).flat()];
+  }
+  return [...attention, ...mlp(`${p}mlp.gate_proj`, `${p}mlp.up_proj`, `${p}mlp.down_proj`)];
+}
+
+/** A Mixtral config's expert count (parsed by hf-config.ts). */
+function experts(c: ModelConfig): number {
+  if (c.nExperts === undefined || c.nExpertsPerTok === undefined) fail('config', 'a mixture-of-experts config without num_local_experts / num_experts_per_tok');
+  return c.nExperts;
 }
 
 /** Every projection of the model, in layer order. */
@@ -75,6 +90,7 @@ export function denseTensors(c: ModelConfig, src: TensorSource): [string, number
     const p = `model.layers.${l}.`;
     out.push([`${p}input_layernorm.weight`, [c.dim]], [`${p}post_attention_layernorm.weight`, [c.dim]]);
     if (c.qkvBias) out.push([`${p}self_attn.q_proj.bias`, [qDim]], [`${p}self_attn.k_proj.bias`, [kvDim]], [`${p}self_attn.v_proj.bias`, [kvDim]]);
+    if (c.arch === 'mixtral') out.push([`${p}${ROUTER_NAME}.weight`, [experts(c), c.dim]]);
   }
   return out;
 }
@@ -86,7 +102,6 @@ const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
  * checkpoint) every projection must be quantized; without it every projection is a dense weight.
  */
 export function validateModelTensors(src: TensorSource, c: ModelConfig, where: string, quant?: QuantizationConfig): void {
-  if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported yet');
   const expect = (name: string, shape: readonly number[], dtypes: readonly string[], hint = '') => {
     if (!src.has(name)) fail(where, `missing tensor ${name}${hint}`);
     const info = src.info(name);

@@ -1,13 +1,14 @@
-// The LLaMA-family forward pass (llama, mistral, qwen2), written once against a backend's ops.
+// The LLaMA-family forward pass (llama, mistral, qwen2, mixtral), written once against a backend's ops.
 // The CPU reference engine (src/backends/cpu/ops.ts) and the CUDA engine (src/backends/cuda/) both
 // run exactly this function; a backend decides how each op is computed, where activations live,
 // which representation a linear consumes (fp16, or int8 + per-token scale for W4A8), and whether
 // the launches are captured into a CUDA graph. The model code never sees a stream or a buffer.
 //
 // One step advances a batch of sequences by their new tokens (prefill chunks and decode tokens
-// alike; the backend's step context knows the rows, positions and KV slots). Room left for what
-// comes next: a mixture-of-experts feed-forward is another `FeedForward` kind (router + grouped
-// expert GEMMs behind one op), and continuous batching / a paged KV cache change only the step
+// alike; the backend's step context knows the rows, positions and KV slots). A mixture-of-experts
+// feed-forward (Mixtral) is the `moe` kind: the router and every expert's SwiGLU behind one op, so
+// a backend routes and groups the rows its own way (the CPU: per expert; a GPU: grouped GEMMs over
+// experts inside the captured step). Continuous batching / a paged KV cache change only the step
 // context the backend builds, not this file.
 
 /** A projection as the backend holds it (fused q|k|v and gate|up are single linears). */
@@ -16,7 +17,24 @@ export interface LinearHandle {
   readonly outFeatures: number;
 }
 
-export type FeedForward<L> = { kind: 'swiglu'; gateUp: L; down: L };
+/** One SwiGLU MLP: down(silu(gate) · up) of the fused gate|up projection. */
+export interface SwigluFeedForward<L> {
+  kind: 'swiglu';
+  gateUp: L;
+  down: L;
+}
+
+/** Mixtral's sparse mixture of experts: each row goes to the topK experts of highest router
+ *  probability (softmax over all experts), weighted by those probabilities renormalized to sum 1. */
+export interface MoeFeedForward<L> {
+  kind: 'moe';
+  /** the router: hidden → nExperts logits (dense in every mode) */
+  router: L;
+  experts: { gateUp: L; down: L }[];
+  topK: number;
+}
+
+export type FeedForward<L> = SwigluFeedForward<L> | MoeFeedForward<L>;
 
 export interface LayerHandles<L, N> {
   attnNorm: N;
@@ -51,6 +69,8 @@ export interface StepOps<A, L extends LinearHandle, N> {
   attention(qkv: A, layer: number, consumer: L): A;
   /** silu(gate) · up of the fused gate|up activation, prepared as the input of `consumer`. */
   swiglu(gateUp: A, consumer: L): A;
+  /** residual += the mixture of experts `ffn` of h (h: the RMSNorm output, prepared for `ffn.router`), in place. */
+  moeAdd(h: A, ffn: MoeFeedForward<L>, residual: A): void;
   /** Final norm and classifier for the rows the step wants logits of (the backend keeps them). */
   logits(x: A, finalNorm: N, head: L): void;
 }
@@ -73,5 +93,8 @@ function feedForward<A, L extends LinearHandle, N>(ops: StepOps<A, L, N>, x: A, 
       ops.linearAdd(ops.swiglu(gateUp, ffn.down), ffn.down, x);
       return;
     }
+    case 'moe':
+      ops.moeAdd(ops.rmsnorm(x, layer.ffnNorm, ffn.router), ffn, x);
+      return;
   }
 }

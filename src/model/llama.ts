@@ -1,4 +1,4 @@
-// The CPU reference engine for LLaMA-family models (llama, mistral, qwen2), fp32: the sequences'
+// The CPU reference engine for LLaMA-family models (llama, mistral, qwen2, mixtral), fp32: the sequences'
 // KV caches and attention (Session), and the batched step, which runs the one model definition
 // (src/model/forward.ts) on the CPU backend's ops (src/backends/cpu/ops.ts). One Session holds one
 // sequence's KV cache; `forwardBatch` advances several sessions at once: every linear runs ONCE on the stacked rows of all their new tokens
@@ -58,7 +58,6 @@ export class Session {
    */
   constructor(readonly model: Model, opts: { maxSeq?: number; attentionBlock?: number } = {}) {
     const c = model.config;
-    if (c.arch === 'mixtral') fail('model', 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
     if (c.slidingWindow !== undefined && !(Number.isInteger(c.slidingWindow) && c.slidingWindow >= 1))
       fail('model', `sliding window must be a positive integer (got ${c.slidingWindow})`);
     this.config = c;

@@ -13,7 +13,7 @@ import { loadHfTokenizer, loadLlama2cTokenizer, type Tokenizer } from '../io/tok
 import { quantizedLinearHook } from '../quant/quantized-linears.ts';
 import type { ModelConfig } from './config.ts';
 import type { Linear } from './linear.ts';
-import { denseLinear, type LayerWeights, type ModelWeights } from './weights.ts';
+import { denseLinear, expertLinearName, MLP_LINEAR_NAMES, ROUTER_NAME, type LayerWeights, type ModelWeights, type SwigluWeights } from './weights.ts';
 
 export interface LoadedModel {
   config: ModelConfig;
@@ -64,11 +64,10 @@ export function loadDirTokenizer(dir: string, config: ModelConfig): Tokenizer {
   return tokenizer;
 }
 
-/** Read the standard HF LLaMA tensor names into ModelWeights (fp32, shapes checked). */
+/** Read the standard HF LLaMA (and Mixtral) tensor names into ModelWeights (fp32, shapes checked). */
 export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
                               onProgress?: (done: number, total: number) => void,
                               quantized?: (name: string) => Linear | undefined): ModelWeights {
-  if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported by the CPU engine yet');
   const read = (name: string, shape: number[]): Float32Array => {
     if (!src.has(name)) fail(where, `missing tensor ${name}`);
     const info = src.info(name);
@@ -91,17 +90,24 @@ export function loadHfWeights(src: TensorSource, c: ModelConfig, where: string,
         fail(where, `quantized ${pre}${name} is ${q.outFeatures}×${q.inFeatures}, expected ${out}×${inp}`);
       return q ?? denseLinear(read(`${pre}${name}.weight`, [out, inp]), out, inp);
     };
-    const layer: LayerWeights = {
+    const mlp = (name: (field: keyof SwigluWeights) => string): SwigluWeights =>
+      ({ w1: lin(name('w1'), hiddenDim, dim), w2: lin(name('w2'), dim, hiddenDim), w3: lin(name('w3'), hiddenDim, dim) });
+    const attention = {
       attnNorm: read(`${pre}input_layernorm.weight`, [dim]),
       wq: lin('self_attn.q_proj', qDim, dim),
       wk: lin('self_attn.k_proj', kvDim, dim),
       wv: lin('self_attn.v_proj', kvDim, dim),
       wo: lin('self_attn.o_proj', dim, qDim),
       ffnNorm: read(`${pre}post_attention_layernorm.weight`, [dim]),
-      w1: lin('mlp.gate_proj', hiddenDim, dim),
-      w2: lin('mlp.down_proj', dim, hiddenDim),
-      w3: lin('mlp.up_proj', hiddenDim, dim),
     };
+    let layer: LayerWeights;
+    if (c.arch === 'mixtral') {
+      const E = c.nExperts!, topK = c.nExpertsPerTok!;
+      const router = denseLinear(read(`${pre}${ROUTER_NAME}.weight`, [E, dim]), E, dim);  // dense in every mode
+      layer = { ...attention, moe: { router, topK, experts: Array.from({ length: E }, (_, e) => mlp((f) => expertLinearName(e, f))) } };
+    } else {
+      layer = { ...attention, ...mlp((f) => MLP_LINEAR_NAMES[f]) };
+    }
     if (c.qkvBias) {
       layer.bq = read(`${pre}self_attn.q_proj.bias`, [qDim]);
       layer.bk = read(`${pre}self_attn.k_proj.bias`, [kvDim]);

@@ -10,7 +10,7 @@ import type { TensorSource } from '../io/safetensors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Model } from '../model/llama.ts';
 import type { Linear } from '../model/linear.ts';
-import { rawWeightOf } from '../model/weights.ts';
+import { denseLayer, rawWeightOf } from '../model/weights.ts';
 
 /** One decoder layer's dense fp32 weights (row-major [out, in]; HF names in the comments). The
  *  linears are getters: each access reads (or copies) a fresh array, so take each once. */
@@ -49,7 +49,7 @@ export function modelCalibrationSource(model: Model): CalibrationSource {
     config: c,
     embedding: () => w.embedding,
     layer(l) {
-      const L = w.layers[l]!, pre = `model.layers.${l}.`;
+      const pre = `model.layers.${l}.`, L = denseLayer(w.layers[l]!, `${pre}mlp`);
       const copy = (name: string, lin: Linear): Float32Array => {
         const raw = rawWeightOf(lin);
         if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');

@@ -2,7 +2,7 @@
 // positions with different chunk lengths, advanced together with one matmul per projection, give
 // BIT-IDENTICAL logits to each sequence run alone (every kernel computes each row independently:
 // the fp32 matmul, RMSNorm, per-token activation quantization), on the tiny random model and on
-// stories260K; greedy generation of a batch equals each prompt generated alone.
+// stories260K, and with a mixture of experts; greedy generation of a batch equals each prompt generated alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -70,6 +70,11 @@ for (const [layout, bias] of [['half', false], ['interleaved', false], ['half', 
     checkBatchEqualsAlone(model, 8, 2); // blocked attention too
   });
 }
+
+test('tiny Mixtral (4 experts, top 2): a batch of 3 = each alone, bit for bit (rows regroup per expert, each row stays its own)', () => {
+  const { model } = tinyModel('half', false, { experts: 4, topK: 2 });
+  checkBatchEqualsAlone(model, 9);
+});
 
 test('tiny model: greedy generateBatch = generate of each prompt alone; sessions are disposed', () => {
   const { model } = tinyModel('half', true);

@@ -38,9 +38,18 @@ function hfTensors(raw: Raw): Map<string, { shape: number[]; data: Float32Array 
     put(`${p}self_attn.k_proj.weight`, [16, 32], l.wk);
     put(`${p}self_attn.v_proj.weight`, [16, 32], l.wv);
     put(`${p}self_attn.o_proj.weight`, [32, 32], l.wo);
-    put(`${p}mlp.gate_proj.weight`, [48, 32], l.w1);
-    put(`${p}mlp.down_proj.weight`, [32, 48], l.w2);
-    put(`${p}mlp.up_proj.weight`, [48, 32], l.w3);
+    if (l.moe) {  // Mixtral: block_sparse_moe.gate (the router) and experts.E.w1 / w2 / w3
+      put(`${p}block_sparse_moe.gate.weight`, [l.moe.experts.length, 32], l.moe.router);
+      l.moe.experts.forEach((x, e) => {
+        put(`${p}block_sparse_moe.experts.${e}.w1.weight`, [48, 32], x.w1);
+        put(`${p}block_sparse_moe.experts.${e}.w2.weight`, [32, 48], x.w2);
+        put(`${p}block_sparse_moe.experts.${e}.w3.weight`, [48, 32], x.w3);
+      });
+    } else {
+      put(`${p}mlp.gate_proj.weight`, [48, 32], l.w1);
+      put(`${p}mlp.down_proj.weight`, [32, 48], l.w2);
+      put(`${p}mlp.up_proj.weight`, [48, 32], l.w3);
+    }
     if (l.bq) {
       put(`${p}self_attn.q_proj.bias`, [32], l.bq);
       put(`${p}self_attn.k_proj.bias`, [16], l.bk!);
@@ -57,6 +66,21 @@ test('HF names load into the same model (qwen2-style biases included)', () => {
   const want = new Session(model).forward(tokens, { allLogits: true });
   const got = new Session({ config: model.config, weights }).forward(tokens, { allLogits: true });
   assert.deepEqual([...got], [...want]);
+});
+
+test('Mixtral names (router, experts.E.w1/w2/w3) load into the same model; a missing expert or router fails naming it', () => {
+  const { model, raw } = tinyModel('half', false, { experts: 3, topK: 2 });
+  const weights = loadHfWeights(fakeSource(hfTensors(raw)), model.config, 'mem');
+  const tokens = [1, 4, 9, 16, 25, 36];
+  const want = new Session(model).forward(tokens, { allLogits: true });
+  const got = new Session({ config: model.config, weights }).forward(tokens, { allLogits: true });
+  assert.deepEqual([...got], [...want]);
+  const t = hfTensors(raw);
+  t.delete('model.layers.1.block_sparse_moe.experts.2.w2.weight');
+  assert.throws(() => loadHfWeights(fakeSource(t), model.config, 'dir'), /dir: missing tensor model\.layers\.1\.block_sparse_moe\.experts\.2\.w2\.weight/);
+  const u = hfTensors(raw);
+  u.set('model.layers.0.block_sparse_moe.gate.weight', { shape: [4, 32], data: new Float32Array(128).fill(0.5) });
+  assert.throws(() => loadHfWeights(fakeSource(u), model.config, 'dir'), /gate\.weight has shape \[4, 32\], expected \[3, 32\]/);
 });
 
 test('missing and mis-shaped tensors fail with one line naming the directory', () => {

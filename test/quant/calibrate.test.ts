@@ -11,7 +11,7 @@ import { sampleWindows } from '../../src/quant/calib-data.ts';
 import { calibrateModel, foldIntoNorm, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from '../../src/quant/layer-forward.ts';
 import { installQuantized, withIntegerScales } from '../../src/quant/install-quantized.ts';
-import { rawWeightOf } from '../../src/model/weights.ts';
+import { denseLayer, rawWeightOf } from '../../src/model/weights.ts';
 import { smallLlama } from './small-llama.ts';
 
 /** Max |layer-forward logits − engine logits| relative to max |logit| (same fp32 math, other summation order). */
@@ -32,7 +32,8 @@ function pipelineLogits(model: Model, windows: number[][]): Float32Array {
   let x: Float32Array = new Float32Array(M * d);
   windows.forEach((ids, s) => ids.forEach((id, t) => x.set(w.embedding.subarray(id * d, (id + 1) * d), (s * T + t) * d)));
   const raw = (l: Parameters<typeof rawWeightOf>[0]) => rawWeightOf(l)!;
-  for (const L of w.layers) {
+  for (const layer of w.layers) {
+    const L = denseLayer(layer, 'calibrate.test');
     const h = rmsNormRows(x, L.attnNorm, M, d, c.normEps);
     const att = attentionRows(linearRows(h, M, d, raw(L.wq), qd), linearRows(h, M, d, raw(L.wk), kvd), linearRows(h, M, d, raw(L.wv), kvd), S, T, c, calibRope(c, T));
     x = addRows(x, linearRows(att, M, qd, raw(L.wo), d));

@@ -39,7 +39,9 @@ export function randomActivations(rng: Rng, rows: number, cols: number): Float32
 
 export const D = 64, I = 192, V = 50, LAYERS = 2;
 
-const ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' };
+const ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM' };
+/** makeModelDir's Mixtral: experts per layer and per token. */
+export const EXPERTS = 3, EXPERTS_PER_TOK = 2;
 
 /** The config.json of makeModelDir's model (an unknown model_type gets an unsupported architecture). */
 export function tinyConfig(modelType = 'llama', inter = I, layers = LAYERS, dim = D): Record<string, unknown> {
@@ -47,10 +49,12 @@ export function tinyConfig(modelType = 'llama', inter = I, layers = LAYERS, dim 
     architectures: [ARCHITECTURES[modelType] ?? `${modelType.toUpperCase()}LMHeadModel`], model_type: modelType,
     hidden_size: dim, intermediate_size: inter, num_hidden_layers: layers, num_attention_heads: 4, vocab_size: V,
     ...(modelType === 'qwen2' ? { attention_bias: false } : {}),
+    ...(modelType === 'mixtral' ? { num_local_experts: EXPERTS, num_experts_per_tok: EXPERTS_PER_TOK } : {}),
   };
 }
 
-/** A tiny Llama-shaped HF directory with random fp16 weights (hidden size `dim`, `layers` layers). */
+/** A tiny Llama-shaped HF directory with random fp16 weights (hidden size `dim`, `layers` layers;
+ *  'mixtral': a router and EXPERTS experts per layer instead of the MLP). */
 export function makeModelDir(root: string, modelType = 'llama', inter = I, dim = D, layers = LAYERS): string {
   const dir = fs.mkdtempSync(path.join(root, 'model-'));
   const rng = new Rng(41);
@@ -59,7 +63,13 @@ export function makeModelDir(root: string, modelType = 'llama', inter = I, dim =
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}`;
     for (const x of ['q', 'k', 'v', 'o']) tensors.push(t(`${p}.self_attn.${x}_proj.weight`, [dim, dim]));
-    tensors.push(t(`${p}.mlp.gate_proj.weight`, [inter, dim]), t(`${p}.mlp.up_proj.weight`, [inter, dim]), t(`${p}.mlp.down_proj.weight`, [dim, inter]));
+    if (modelType === 'mixtral') {
+      tensors.push(t(`${p}.block_sparse_moe.gate.weight`, [EXPERTS, dim]));
+      for (let e = 0; e < EXPERTS; e++) {
+        const x = `${p}.block_sparse_moe.experts.${e}`;
+        tensors.push(t(`${x}.w1.weight`, [inter, dim]), t(`${x}.w3.weight`, [inter, dim]), t(`${x}.w2.weight`, [dim, inter]));
+      }
+    } else tensors.push(t(`${p}.mlp.gate_proj.weight`, [inter, dim]), t(`${p}.mlp.up_proj.weight`, [inter, dim]), t(`${p}.mlp.down_proj.weight`, [dim, inter]));
     tensors.push(t(`${p}.input_layernorm.weight`, [dim]), t(`${p}.post_attention_layernorm.weight`, [dim]));
   }
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors);

@@ -83,6 +83,8 @@ test('bad configs fail with one line naming the file', () => {
   const bad = (json: unknown, re: RegExp) => assert.throws(() => parseHfConfig(json, 'm/config.json'),
     (e: unknown) => e instanceof IntscaleError && re.test(e.message) && e.message.startsWith('m/config.json: '));
   bad({ ...base, architectures: ['GPT2LMHeadModel'] }, /unsupported architecture GPT2LMHeadModel/);
+  bad({ ...base, architectures: ['MixtralForCausalLM'], num_local_experts: 2, num_experts_per_tok: 3 }, /num_experts_per_tok 3 exceeds num_local_experts 2/);
+  bad({ ...base, architectures: ['MixtralForCausalLM'], num_experts_per_tok: 2 }, /num_local_experts/);
   bad({ ...base, architectures: undefined }, /no "architectures"/);
   bad({ ...base, hidden_size: 'x' }, /"hidden_size" must be a positive integer/);
   bad({ ...base, num_key_value_heads: 3 }, /not a multiple of num_key_value_heads/);

@@ -3,12 +3,13 @@
 // input), KV caches and attention per sequence in the `Session`s of src/model/llama.ts. The ops
 // compute exactly what the CPU engine always has, in the same order, so it stays the exact
 // reference: fused projections (q|k|v, gate|up) run as their separate linears and only their
-// outputs are laid side by side.
+// outputs are laid side by side. A mixture of experts (Mixtral) routes in fp32 and runs each
+// expert once on the rows routed to it.
 import { fail } from '../../core/errors.ts';
 import { scratchF32 } from '../../core/wasm-heap.ts';
-import type { LinearHandle, ModelHandles, StepOps } from '../../model/forward.ts';
+import type { LinearHandle, ModelHandles, MoeFeedForward, StepOps } from '../../model/forward.ts';
 import type { Linear } from '../../model/linear.ts';
-import type { ModelWeights } from '../../model/weights.ts';
+import { isMoeLayer, type LayerWeights, type ModelWeights } from '../../model/weights.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { Session } from '../../model/llama.ts';
 
@@ -27,13 +28,19 @@ function cpuLinear(parts: Linear[], biases: (Float32Array | undefined)[] = []): 
 
 /** The model as the CPU ops see it (built per step: mapLinears may have swapped projections). */
 export function cpuModelHandles(w: ModelWeights): ModelHandles<CpuLinear, Float32Array> {
+  const ffn = (l: LayerWeights) => isMoeLayer(l)
+    ? {
+        kind: 'moe' as const, router: cpuLinear([l.moe.router]), topK: l.moe.topK,
+        experts: l.moe.experts.map((x) => ({ gateUp: cpuLinear([x.w1, x.w3]), down: cpuLinear([x.w2]) })),
+      }
+    : { kind: 'swiglu' as const, gateUp: cpuLinear([l.w1, l.w3]), down: cpuLinear([l.w2]) };
   return {
     layers: w.layers.map((l) => ({
       attnNorm: l.attnNorm,
       qkv: cpuLinear([l.wq, l.wk, l.wv], [l.bq, l.bk, l.bv]),
       o: cpuLinear([l.wo]),
       ffnNorm: l.ffnNorm,
-      ffn: { kind: 'swiglu' as const, gateUp: cpuLinear([l.w1, l.w3]), down: cpuLinear([l.w2]) },
+      ffn: ffn(l),
     })),
     finalNorm: w.finalNorm,
     head: cpuLinear([w.lmHead]),
@@ -68,6 +75,25 @@ function columns(a: Float32Array, rows: number, cols: number, c0: number, width:
   if (c0 === 0 && width === cols) return a;
   const out = new Float32Array(rows * width);
   for (let r = 0; r < rows; r++) out.set(a.subarray(r * cols + c0, r * cols + c0 + width), r * width);
+  return out;
+}
+
+/** x[M, K] · the projection's parts (+ biases), their outputs side by side: [M, outFeatures]. */
+function project(x: Float32Array, w: CpuLinear, M: number): Float32Array {
+  const outs = w.parts.map((p, i) => {
+    const y = p.forward(x, M);
+    const b = w.biases[i];
+    if (b) for (let r = 0; r < M; r++) for (let n = 0; n < b.length; n++) y[r * b.length + n]! += b[n]!;
+    return y;
+  });
+  if (outs.length === 1) return outs[0]!;
+  const N = w.outFeatures, out = new Float32Array(M * N);
+  let c0 = 0;
+  outs.forEach((y, i) => {
+    const n = w.parts[i]!.outFeatures;
+    for (let r = 0; r < M; r++) out.set(y.subarray(r * n, (r + 1) * n), r * N + c0);
+    c0 += n;
+  });
   return out;
 }
 
@@ -113,22 +139,7 @@ export class CpuStepOps implements StepOps<Float32Array, CpuLinear, Float32Array
   }
 
   linear(x: Float32Array, w: CpuLinear): Float32Array {
-    const M = this.M;
-    const outs = w.parts.map((p, i) => {
-      const y = p.forward(x, M);
-      const b = w.biases[i];
-      if (b) for (let r = 0; r < M; r++) for (let n = 0; n < b.length; n++) y[r * b.length + n]! += b[n]!;
-      return y;
-    });
-    if (outs.length === 1) return outs[0]!;
-    const N = w.outFeatures, out = new Float32Array(M * N);
-    let c0 = 0;
-    outs.forEach((y, i) => {
-      const n = w.parts[i]!.outFeatures;
-      for (let r = 0; r < M; r++) out.set(y.subarray(r * n, (r + 1) * n), r * N + c0);
-      c0 += n;
-    });
-    return out;
+    return project(x, w, this.M);
   }
 
   linearAdd(x: Float32Array, w: CpuLinear, residual: Float32Array): void {
@@ -150,6 +161,47 @@ export class CpuStepOps implements StepOps<Float32Array, CpuLinear, Float32Array
       s.attend(l, Q.subarray(r0 * qDim), att.subarray(r0 * qDim), T);
     });
     return att;
+  }
+
+  /**
+   * Mixtral's sparse MoE block, as transformers computes it: router logits in fp32, softmax over
+   * the experts, the topK most probable (ties: the lower expert index), their probabilities
+   * renormalized to sum 1; each expert runs once on its rows (its linears quantize their input per
+   * row, so grouping does not change a row's result), and a row's output is Σ weight · expert
+   * output in expert order, added to the residual.
+   */
+  moeAdd(h: Float32Array, ffn: MoeFeedForward<CpuLinear>, residual: Float32Array): void {
+    const { M } = this, dim = this.c.dim, E = ffn.experts.length, k = ffn.topK;
+    if (!(Number.isInteger(k) && k >= 1 && k <= E)) fail('forward', `experts per token ${k} must be in 1..${E}`);
+    const logits = project(h, ffn.router, M);
+    const routed: { rows: number[]; weights: number[] }[] = ffn.experts.map(() => ({ rows: [], weights: [] }));
+    for (let r = 0; r < M; r++) {
+      const row = logits.subarray(r * E, (r + 1) * E);
+      let max = -Infinity;
+      for (const v of row) max = Math.max(max, v);
+      const p = Array.from(row, (v) => Math.exp(v - max));
+      const total = p.reduce((a, b) => a + b, 0);
+      const top = p.map((v, e) => ({ e, v: v / total })).sort((a, b) => b.v - a.v || a.e - b.e).slice(0, k);
+      const kept = top.reduce((a, t) => a + t.v, 0);
+      for (const t of top) { routed[t.e]!.rows.push(r); routed[t.e]!.weights.push(Math.fround(t.v / kept)); }
+    }
+    const out = new Float32Array(M * dim);
+    ffn.experts.forEach((expert, e) => {
+      const { rows, weights } = routed[e]!;
+      const m = rows.length;
+      if (m === 0) return;
+      const x = new Float32Array(m * dim);
+      rows.forEach((r, i) => x.set(h.subarray(r * dim, (r + 1) * dim), i * dim));
+      const H = expert.down.inFeatures, gateUp = project(x, expert.gateUp, m);
+      const gate = columns(gateUp, m, 2 * H, 0, H);
+      swigluInPlace(gate, columns(gateUp, m, 2 * H, H, H));
+      const y = project(gate, expert.down, m);
+      rows.forEach((r, i) => {
+        const w = weights[i]!;
+        for (let j = 0; j < dim; j++) out[r * dim + j]! += w * y[i * dim + j]!;
+      });
+    });
+    addInPlace(residual, out);
   }
 
   swiglu(gateUp: Float32Array): Float32Array {

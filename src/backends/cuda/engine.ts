@@ -397,6 +397,10 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     return q8 ? { q: this.e.hq.ptr, sx: this.e.sx.ptr } : { f16: this.e.hf.ptr };
   }
 
+  moeAdd(): void {
+    fail('engine', 'mixture-of-experts layers are not supported by the GPU engine yet');  // (load-device.ts refuses such models first)
+  }
+
   logits(x: Act, finalNorm: DeviceBuffer, head: DeviceLinear): void {
     if (!('f16' in x)) fail('engine', 'logits of int8 activations');
     const e = this.e, c = e.model.config, R = this.st.logitRows;
