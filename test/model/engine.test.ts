@@ -4,7 +4,7 @@
 // used); plus mapLinears and the refusals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Session } from '../../src/model/llama.ts';
+import { Session, type Model } from '../../src/model/llama.ts';
 import { denseLinear, isMoeLayer, mapLinears, releaseWeights } from '../../src/model/weights.ts';
 import { heapLiveBytes } from '../../src/core/wasm-heap.ts';
 import type { Linear } from '../../src/model/linear.ts';
@@ -14,26 +14,29 @@ const TOL = 2e-4; // absolute on logits of magnitude ~1: fp32 engine vs float64 
 
 const TOKENS = [1, 5, 39, 7, 7, 0, 22, 13, 30, 2, 17];
 
+/** `logits` ([T, V]) within TOL of the reference rows. */
+function assertNearReference(logits: Float32Array, ref: number[][], what: string): void {
+  const V = ref[0]!.length;
+  ref.forEach((row, t) => row.forEach((want, i) => assert.ok(Math.abs(logits[t * V + i]! - want) <= TOL, `${what} t=${t} i=${i}: ${logits[t * V + i]} vs ${want}`)));
+}
+
+/** A prefill chunk of 4, then one token at a time: each step's logits within TOL of the reference. */
+function assertChunkThenDecode(model: Model, ref: number[][]): void {
+  const s = new Session(model);
+  assertNearReference(s.forward(TOKENS.slice(0, 4)), [ref[3]!], 'chunk of 4');
+  for (let t = 4; t < TOKENS.length; t++) assertNearReference(s.forward([TOKENS[t]!]), [ref[t]!], `decode ${t}`);
+  assert.equal(s.pos, TOKENS.length);
+}
+
 for (const [layout, bias] of [['half', false], ['interleaved', false], ['half', true]] as const) {
   test(`engine vs float64 reference: rope ${layout}${bias ? ', q/k/v biases' : ''}, prefill + decode`, () => {
     const { model, raw } = tinyModel(layout, bias);
     const ref = referenceLogits(raw, TOKENS);
-    const V = model.config.vocabSize;
     // one prefill chunk, all logits
-    const all = new Session(model).forward(TOKENS, { allLogits: true });
-    ref.forEach((row, t) => row.forEach((want, i) => assert.ok(Math.abs(all[t * V + i]! - want) <= TOL, `prefill t=${t} i=${i}: ${all[t * V + i]} vs ${want}`)));
+    assertNearReference(new Session(model).forward(TOKENS, { allLogits: true }), ref, 'prefill');
     // attention in causal blocks of 3 query rows gives the same logits
-    const blocked = new Session(model, { attentionBlock: 3 }).forward(TOKENS, { allLogits: true });
-    ref.forEach((row, t) => row.forEach((want, i) => assert.ok(Math.abs(blocked[t * V + i]! - want) <= TOL, `blocked t=${t} i=${i}`)));
-    // a chunk of 4, then one token at a time
-    const s = new Session(model);
-    const first = s.forward(TOKENS.slice(0, 4));
-    ref[3]!.forEach((want, i) => assert.ok(Math.abs(first[i]! - want) <= TOL));
-    for (let t = 4; t < TOKENS.length; t++) {
-      const step = s.forward([TOKENS[t]!]);
-      ref[t]!.forEach((want, i) => assert.ok(Math.abs(step[i]! - want) <= TOL, `decode t=${t} i=${i}`));
-    }
-    assert.equal(s.pos, TOKENS.length);
+    assertNearReference(new Session(model, { attentionBlock: 3 }).forward(TOKENS, { allLogits: true }), ref, 'blocked');
+    assertChunkThenDecode(model, ref);
   });
 }
 
@@ -42,27 +45,19 @@ for (const moe of [{ experts: 4, topK: 2 }, { experts: 4, topK: 1 }, { experts: 
   test(`mixture of experts (${moe.experts} experts, top ${moe.topK}) vs float64 reference: prefill + decode; several experts run`, () => {
     const { model, raw } = tinyModel('half', false, moe);
     const ref = referenceLogits(raw, TOKENS);
-    const V = model.config.vocabSize;
     // rows each expert's gate projection sees, by name (the router is not a projection: not visited)
     const rows = new Map<string, number>();
     mapLinears(model.weights, (name, linear) => name.endsWith('.w1')
       ? { inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, forward: (x, m) => { rows.set(name, (rows.get(name) ?? 0) + m); return linear.forward(x, m); } }
       : linear);
-    const all = new Session(model).forward(TOKENS, { allLogits: true });
-    ref.forEach((row, t) => row.forEach((want, i) => assert.ok(Math.abs(all[t * V + i]! - want) <= TOL, `prefill t=${t} i=${i}: ${all[t * V + i]} vs ${want}`)));
+    assertNearReference(new Session(model).forward(TOKENS, { allLogits: true }), ref, 'prefill');
     for (let l = 0; l < 2; l++) {
       const perExpert = Array.from({ length: moe.experts }, (_, e) => rows.get(`model.layers.${l}.block_sparse_moe.experts.${e}.w1`) ?? 0);
       assert.equal(perExpert.reduce((a, b) => a + b, 0), TOKENS.length * moe.topK, `layer ${l}: top-${moe.topK} rows`);
       // several experts really run (the reference's routing is what the logits check holds the engine to)
       assert.ok(perExpert.filter((n) => n > 0).length >= Math.min(moe.experts, 3), `layer ${l}: rows per expert ${perExpert.join(', ')}`);
     }
-    const s = new Session(model);
-    const first = s.forward(TOKENS.slice(0, 4));
-    ref[3]!.forEach((want, i) => assert.ok(Math.abs(first[i]! - want) <= TOL));
-    for (let t = 4; t < TOKENS.length; t++) {
-      const step = s.forward([TOKENS[t]!]);
-      ref[t]!.forEach((want, i) => assert.ok(Math.abs(step[i]! - want) <= TOL, `decode t=${t} i=${i}`));
-    }
+    assertChunkThenDecode(model, ref);
   });
 }
 
