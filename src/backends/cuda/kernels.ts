@@ -1,5 +1,5 @@
 // Typed launchers of the engine's own kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,attention_decode,sample,
-// weights,quantize_act}.cu): compiled once per process by NVRTC, each launcher takes device pointers
+// weights,quantize_act,moe_route}.cu): compiled once per process by NVRTC, each launcher takes device pointers
 // and sizes in the order of the kernel's documented ABI and checks the shape limits it states.
 // Every launch is asynchronous on the stream given (graph-capturable).
 import { fail } from '../../core/errors.ts';
@@ -22,6 +22,8 @@ export const ATTN_DECODE_STAGES = 3;
 export const ATTN_DECODE_MAX_REP = 16;
 export const ATTN_DECODE_MAX_SPLITS = 64;
 export const ATTN_DECODE_MAX_ROW = 8192;
+/** moe_route.cu: experts per layer (MOE_MAX_EXPERTS). */
+export const MOE_MAX_EXPERTS = 16;
 
 export class EngineKernels {
   private readonly k: Record<string, Kernel> = {};
@@ -40,6 +42,7 @@ export class EngineKernels {
     load('attention_decode.cu', ['attention_decode_hd64', 'attention_decode_hd128']);
     load('sample.cu', ['sample_argmax', 'sample_topp', 'advance_step']);
     load('weights.cu', ['bf16_to_f16', 'random_f16', 'rtn_quantize', 'integer_scales', 'repack_w4', 'transpose_scales']);
+    load('moe_route.cu', ['moe_topk', 'moe_align']);
   }
 
   private run(name: string, grid: number | [number, number, number], block: number, args: KernelArg[], stream?: Stream, smem = 0): void {
@@ -63,6 +66,20 @@ export class EngineKernels {
     if (hidden % 8 || hidden > SWIGLU_MAX_HIDDEN) fail('swiglu', `hidden size ${hidden} must be a multiple of 8, at most ${SWIGLU_MAX_HIDDEN}`);
     if ('f16' in out) this.run('swiglu_f16', rows, 1024, [p(gu), p(out.f16), i32(hidden)], s);
     else this.run('swiglu_q8', rows, 1024, [p(gu), p(out.q), p(out.sx), i32(hidden)], s);
+  }
+
+  // ---- mixture of experts -------------------------------------------------------------------------
+  /** Router + top-K of fp16 rows h [M, dim] against router [E, dim]: experts / weights [M, K]. */
+  moeTopk(h: Ptr, router: Ptr, M: number, dim: number, E: number, K: number, experts: Ptr, weights: Ptr, s?: Stream): void {
+    if (dim % 8) fail('moe_topk', `dim ${dim} must be a multiple of 8`);
+    if (!(E >= 1 && E <= MOE_MAX_EXPERTS && K >= 1 && K <= E)) fail('moe_topk', `${E} experts, ${K} per row: need 1 <= K <= E <= ${MOE_MAX_EXPERTS}`);
+    this.run('moe_topk', Math.ceil(M / 8), 256, [p(h), p(router), i32(M), i32(dim), i32(E), i32(K), p(experts), p(weights)], s);
+  }
+
+  /** Group the M·K entries of `experts` by expert: offsets [E + 1], perm [M·K], slot [M, K]. */
+  moeAlign(experts: Ptr, M: number, E: number, K: number, offsets: Ptr, perm: Ptr, slot: Ptr, s?: Stream): void {
+    if (!(E >= 1 && E <= MOE_MAX_EXPERTS && K >= 1 && K <= E)) fail('moe_align', `${E} experts, ${K} per row: need 1 <= K <= E <= ${MOE_MAX_EXPERTS}`);
+    this.run('moe_align', 1, 1024, [p(experts), i32(M), i32(E), i32(K), p(offsets), p(perm), p(slot)], s);
   }
 
   /** Per-token int8 of fp32 rows (quant/act-quant). */

@@ -1,4 +1,4 @@
-// CPU twins of the engine kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,sample}.cu): the
+// CPU twins of the engine kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,sample,moe_route}.cu): the
 // same function on the same fp16 inputs, computed in float64, for the GPU tests to compare with a
 // stated tolerance. (Kernels that must be bit-exact are checked against the CPU spec itself:
 // quant/act-quant, quant/rtn, quant/integer-scale, gpu/repack.)
@@ -111,4 +111,60 @@ export function sampleTopPTwin(logits: Float32Array, temperature: number, topP: 
     if (run > target) return i;
   }
   return mi;
+}
+
+/** What moe_topk computes, in float64 (moeTopkTwin). */
+export interface MoeTopk {
+  /** [M, K] experts of each row, most probable first */
+  experts: Int32Array;
+  /** [M, K] their probabilities renormalized over the K */
+  weights: Float64Array;
+  /** [M] per row, the smallest gap between neighbouring sorted logits among its K + 1 largest:
+   *  how far the fp32 kernel's logits may drift before its choice or order could differ */
+  margins: Float64Array;
+  /** [M, E] the logits */
+  logits: Float64Array;
+}
+
+/**
+ * moe_topk in float64: logits = h · routerᵀ (fp16 inputs), the K largest per row (ties: the lower
+ * index; softmax is monotone), w_k = exp(l_k − l_max) / Σ_top exp(l_j − l_max) (= the renormalized
+ * softmax probabilities).
+ */
+export function moeTopkTwin(h: Uint16Array, router: Uint16Array, M: number, dim: number, E: number, K: number): MoeTopk {
+  const x = halves(h), w = halves(router);
+  const experts = new Int32Array(M * K), weights = new Float64Array(M * K), margins = new Float64Array(M), logits = new Float64Array(M * E);
+  for (let r = 0; r < M; r++) {
+    for (let e = 0; e < E; e++) {
+      let s = 0;
+      for (let i = 0; i < dim; i++) s += x[r * dim + i]! * w[e * dim + i]!;
+      logits[r * E + e] = s;
+    }
+    const order = Array.from(logits.subarray(r * E, (r + 1) * E), (l, e) => ({ l, e })).sort((a, b) => b.l - a.l || a.e - b.e);
+    margins[r] = Infinity;
+    for (let k = 0; k < Math.min(K, E - 1); k++) margins[r] = Math.min(margins[r]!, order[k]!.l - order[k + 1]!.l);
+    const top = order.slice(0, K), z = top.reduce((s, t) => s + Math.exp(t.l - top[0]!.l), 0);
+    top.forEach((t, k) => { experts[r * K + k] = t.e; weights[r * K + k] = Math.exp(t.l - top[0]!.l) / z; });
+  }
+  return { experts, weights, margins, logits };
+}
+
+/** What moe_align computes (moeAlignTwin). */
+export interface MoeGrouping {
+  /** [E + 1]: expert e's entries occupy grouped slots [offsets[e], offsets[e + 1]) */
+  offsets: Int32Array;
+  /** [M·K] the row of each grouped slot (rows ascending within an expert) */
+  perm: Int32Array;
+  /** [M, K] the grouped slot of each (row, k) */
+  slot: Int32Array;
+}
+
+/** moe_align: the (row, k) entries of `experts` [M, K] grouped by expert, row-major order within one. */
+export function moeAlignTwin(experts: Int32Array, M: number, E: number, K: number): MoeGrouping {
+  const offsets = new Int32Array(E + 1), perm = new Int32Array(M * K), slot = new Int32Array(M * K);
+  for (const e of experts) offsets[e + 1]!++;
+  for (let e = 0; e < E; e++) offsets[e + 1]! += offsets[e]!;
+  const next = offsets.slice(0, E);
+  experts.forEach((e, i) => { const s = next[e]!++; perm[s] = Math.floor(i / K); slot[i] = s; });
+  return { offsets, perm, slot };
 }

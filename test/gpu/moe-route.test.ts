@@ -1,0 +1,60 @@
+// moe_route.cu on a real GPU against its CPU twins (src/backends/cuda/twins.ts): moe_topk's experts
+// of each row, in order, equal moeTopkTwin's wherever the row's logit gaps (the twin's margin) are
+// far above the fp32 sums' error, and elsewhere pick logits within that error of the twin's; its
+// renormalized weights are within 1e-5 (fp32 logits and expf against float64); moe_align's grouping
+// (offsets, perm, slot) equals moeAlignTwin of the kernel's own experts exactly (deterministic).
+// Seeded random fp16 inputs; M·K up to several of moe_align's 1024-entry chunks; outputs poisoned.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { f32ArrayToF16 } from '../../src/core/dtype.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';
+import { EngineKernels } from '../../src/backends/cuda/kernels.ts';
+import { moeAlignTwin, moeTopkTwin } from '../../src/backends/cuda/twins.ts';
+
+const reason = Gpu.unavailableReason();
+const skip = reason ? `skipped: ${reason}` : false;
+/** fp32 sums of `dim` fp16 products against float64: far below this for these magnitudes */
+const LOGIT_ERR = 1e-3;
+
+// [M, dim, experts, top K]: Mixtral decode rows at batch 1 and 64, a prefill-sized M (5 align chunks), 16 experts top 4, top 1
+const CASES = [[1, 4096, 8, 2], [64, 4096, 8, 2], [2500, 1024, 8, 2], [300, 512, 16, 4], [77, 256, 4, 1]] as const;
+
+test('moe_topk = moeTopkTwin (exact experts where no near tie, weights within 1e-5); moe_align = moeAlignTwin exactly', { skip }, () => {
+  const gpu = Gpu.open();
+  const k = new EngineKernels(gpu);
+  const rng = new Rng(5);
+  const poisoned = (bytes: number): DeviceBuffer => { const b = gpu.alloc(bytes); gpu.memset(b, 0xff); return b; };
+  for (const [M, dim, E, K] of CASES) {
+    const h = f32ArrayToF16(rng.normals(M * dim, 1)), router = f32ArrayToF16(rng.normals(E * dim, 0.05));
+    const want = moeTopkTwin(h, router, M, dim, E, K);
+    const dh = gpu.upload(h), dr = gpu.upload(router);
+    const experts = poisoned(M * K * 4), weights = poisoned(M * K * 4), offsets = poisoned((E + 1) * 4), perm = poisoned(M * K * 4), slot = poisoned(M * K * 4);
+    try {
+      k.moeTopk(dh, dr, M, dim, E, K, experts, weights);
+      k.moeAlign(experts, M, E, K, offsets, perm, slot);
+      const label = `M ${M} dim ${dim} E ${E} K ${K}`;
+      const ge = gpu.download(experts, new Int32Array(M * K)), gw = gpu.download(weights, new Float32Array(M * K));
+      let exactRows = 0;
+      for (let r = 0; r < M; r++) {
+        const row = ge.subarray(r * K, (r + 1) * K), wantRow = want.experts.subarray(r * K, (r + 1) * K);
+        if (want.margins[r]! >= LOGIT_ERR) {
+          exactRows++;
+          assert.deepEqual(row, wantRow, `${label} row ${r}: experts`);
+          for (let j = 0; j < K; j++) assert.ok(Math.abs(gw[r * K + j]! - want.weights[r * K + j]!) <= 1e-5, `${label} row ${r}: weight ${j} ${gw[r * K + j]} vs ${want.weights[r * K + j]}`);
+        } else {
+          // a near tie: each chosen logit within LOGIT_ERR of the twin's logit at that rank, no expert twice
+          assert.equal(new Set(row).size, K, `${label} row ${r}: distinct experts`);
+          row.forEach((e, j) => assert.ok(Math.abs(want.logits[r * E + e]! - want.logits[r * E + wantRow[j]!]!) <= LOGIT_ERR, `${label} row ${r} rank ${j}: expert ${e} vs ${wantRow[j]}`));
+        }
+      }
+      assert.ok(exactRows >= M * 0.9, `${label}: ${exactRows} of ${M} rows clear of near ties`);
+      const g = moeAlignTwin(ge, M, E, K);
+      assert.deepEqual(gpu.download(offsets, new Int32Array(E + 1)), g.offsets, `${label}: offsets`);
+      assert.deepEqual(gpu.download(perm, new Int32Array(M * K)), g.perm, `${label}: perm`);
+      assert.deepEqual(gpu.download(slot, new Int32Array(M * K)), g.slot, `${label}: slot`);
+    } finally {
+      for (const b of [dh, dr, experts, weights, offsets, perm, slot]) b.free();
+    }
+  }
+});
