@@ -88,23 +88,33 @@ extern "C" __global__ void __launch_bounds__(MOE_ALIGN_THREADS)
   __shared__ int warpCount[WARPS][MOE_MAX_EXPERTS];      // this chunk: entries of expert e in warp w
   __shared__ int base[MOE_MAX_EXPERTS];                  // expert e's first grouped slot
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, total = M * K;
-  const u32 below = (1u << lane) - 1u;
   if (tid < MOE_MAX_EXPERTS) count[tid] = 0;
   __syncthreads();
-  // pass 1: entries per expert
-  for (int c = 0; c < total; c += MOE_ALIGN_THREADS) {
-    const int i = c + tid, e = i < total ? experts[i] : -1;
+  // Chunk c (1024 entries): every warp's entries per expert into warpCount; returns this thread's
+  // rank among its warp's entries of its own expert. Then count += the chunk's entries per expert.
+  auto tally = [&](int e) -> int {
+    int rank = 0;
     for (int x = 0; x < E; ++x) {
       const u32 m = __ballot_sync(0xffffffffu, e == x);
       if (lane == 0) warpCount[warp][x] = __popc(m);
+      if (e == x) rank = __popc(m & ((1u << lane) - 1u));
     }
     __syncthreads();
+    return rank;
+  };
+  auto accumulate = [&] {
     if (tid < E) {
       int s = 0;
       for (int w = 0; w < WARPS; ++w) s += warpCount[w][tid];
       count[tid] += s;
     }
     __syncthreads();
+  };
+  auto entry = [&](int c) { return c + tid < total ? experts[c + tid] : -1; };
+  // pass 1: entries per expert
+  for (int c = 0; c < total; c += MOE_ALIGN_THREADS) {
+    tally(entry(c));
+    accumulate();
   }
   if (tid == 0) {
     int s = 0;
@@ -115,14 +125,7 @@ extern "C" __global__ void __launch_bounds__(MOE_ALIGN_THREADS)
   // pass 2: an entry's slot = its expert's base + entries of that expert before it (earlier chunks,
   // earlier warps of this chunk, lower lanes of this warp); entries are row-major, so rows ascend
   for (int c = 0; c < total; c += MOE_ALIGN_THREADS) {
-    const int i = c + tid, e = i < total ? experts[i] : -1;
-    int rank = 0;
-    for (int x = 0; x < E; ++x) {
-      const u32 m = __ballot_sync(0xffffffffu, e == x);
-      if (lane == 0) warpCount[warp][x] = __popc(m);
-      if (e == x) rank = __popc(m & below);
-    }
-    __syncthreads();
+    const int i = c + tid, e = entry(c), rank = tally(e);
     if (e >= 0) {
       int before = count[e];
       for (int w = 0; w < warp; ++w) before += warpCount[w][e];
@@ -131,11 +134,6 @@ extern "C" __global__ void __launch_bounds__(MOE_ALIGN_THREADS)
       slot[i] = s;
     }
     __syncthreads();
-    if (tid < E) {
-      int s = 0;
-      for (int w = 0; w < WARPS; ++w) s += warpCount[w][tid];
-      count[tid] += s;
-    }
-    __syncthreads();
+    accumulate();
   }
 }
