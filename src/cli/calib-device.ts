@@ -9,6 +9,8 @@ import type { ModelConfig } from '../model/config.ts';
 import type { LayerOps } from '../quant/calib-ops.ts';
 import type { DeviceGram, GptqDevice, GptqGroup, GptqGroupInput } from '../quant/gptq-device.ts';
 import { Gpu } from '../gpu/runtime.ts';
+import { detectModel } from '../io/model-dir.ts';
+import { readModelConfig } from '../io/validate-model.ts';
 import { GpuGptq, gpuGptqUnsupported } from '../gpu/gptq/solver.ts';
 
 export const CALIB_DEVICES = ['cpu', 'cuda', 'auto'] as const;
@@ -20,7 +22,7 @@ export function parseCalibDevice(text: string): CalibDevice {
 }
 
 /** The decision alone (no GPU touched unless `gpuUnavailable` is called): cpu or cuda, and a note for an auto fallback worth telling. */
-export function chooseCalibDevice(option: CalibDevice, run: { usesGptq: boolean; clip?: boolean; blockSize?: number },
+export function chooseCalibDevice(option: CalibDevice, run: { usesGptq: boolean; clip?: boolean; blockSize?: number; moe?: boolean },
   gpuUnavailable: () => string | undefined): { device: 'cpu' | 'cuda'; note?: string } {
   if (option === 'cpu') return { device: 'cpu' };
   if (!run.usesGptq) {
@@ -40,10 +42,16 @@ export function chooseCalibDevice(option: CalibDevice, run: { usesGptq: boolean;
   return { device: 'cuda' };
 }
 
+/** Whether the model at `p` is a mixture of experts (an HF directory's config; a llama2.c file never is). */
+export function isMoeModel(p: string): boolean {
+  const kind = detectModel(p);
+  return kind.format === 'hf' && readModelConfig(kind.dir).config.arch === 'mixtral';
+}
+
 /** The GPTQ device to hand the pipeline (undefined: the CPU), with the decision's note on stderr (quiet
  *  with INTSCALE_QUIET=1). The solver (NVRTC compile, cuBLASLt) is made on first use, so options are
  *  checked before any GPU work and a run that fails early prints only its error. */
-export function openGptqDevice(option: string, run: { usesGptq: boolean; clip?: boolean; blockSize?: number }): GptqDevice | undefined {
+export function openGptqDevice(option: string, run: { usesGptq: boolean; clip?: boolean; blockSize?: number; moe?: boolean }): GptqDevice | undefined {
   const choice = chooseCalibDevice(parseCalibDevice(option), run, () => Gpu.unavailableReason());
   if (choice.note) say(choice.note);
   return choice.device === 'cpu' ? undefined : new GpuGptqOnFirstUse();

@@ -13,7 +13,7 @@ import { compareMethods, defaultModes, formatCompareTable, type CompareRow } fro
 import { loadCalibration, type CalibOptions } from '../quant/calib-data.ts';
 import { CALIB_METHODS, needsCalibration, type CalibMethod, type MethodOptions } from '../quant/calibrate.ts';
 import { calibOptionsOf, registerCalibOptions } from './calib-options.ts';
-import { openGptqDevice } from './calib-device.ts';
+import { isMoeModel, openGptqDevice } from './calib-device.ts';
 import type { GptqDevice } from '../quant/gptq-device.ts';
 import { gpuCompare, loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
 import { loadHfTokenizer } from '../io/tokenizer.ts';
@@ -158,7 +158,7 @@ export function register(program: Command): void {
       const cpuOnly = methods.some((m) => m !== 'rtn') || calibOpts.smooth !== undefined;
       const group = parseGroupOption(String(o['group']));
       if (o['plot'] !== undefined) checkPlotTarget(String(o['plot']), o['force'] === true);
-      const gptqDevice = openGptqDevice(String(o['calibDevice']), { usesGptq: methods.includes('gptq') && calibOpts.calib !== undefined, clip: o['clip'] === true });
+      const gptqDevice = openGptqDevice(String(o['calibDevice']), { usesGptq: methods.includes('gptq') && calibOpts.calib !== undefined, clip: o['clip'] === true, moe: isMoeModel(modelDir) });
       let rows: CompareRow[];
       try {
         rows = runCompare({

@@ -9,7 +9,7 @@ import { parseAmplifier } from '../quant/integer-scale.ts';
 import { formatIsReportTable, precisionWarnings } from '../quant/is-report.ts';
 import { parseIntOption } from './options.ts';
 import { calibOptionsOf, parseFloatOption, registerCalibOptions } from './calib-options.ts';
-import { openGptqDevice } from './calib-device.ts';
+import { isMoeModel, openGptqDevice } from './calib-device.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -47,7 +47,7 @@ export function register(program: Command): void {
       };
       let layers: ReturnType<typeof progress> | undefined;
       let bar: ReturnType<typeof progress> | undefined;
-      const gptqDevice = openGptqDevice(String(o['calibDevice']), { usesGptq: opts.method === 'gptq' && opts.calib !== undefined, clip: opts.clip, blockSize: opts.blockSize });
+      const gptqDevice = openGptqDevice(String(o['calibDevice']), { usesGptq: opts.method === 'gptq' && opts.calib !== undefined, clip: opts.clip, blockSize: opts.blockSize, moe: isMoeModel(modelDir) });
       const reports = await writeQuantizedModel(modelDir, String(o['out']), { ...opts, ...(gptqDevice ? { gptqDevice } : {}) }, (_r, i, total) => {
         if (layers) return; // calibrated: each decoder layer's linears are written as it finishes, one bar for both
         bar ??= progress('quantize', total);

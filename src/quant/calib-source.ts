@@ -10,11 +10,21 @@ import type { TensorSource } from '../io/safetensors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Model } from '../model/llama.ts';
 import type { Linear } from '../model/linear.ts';
-import { denseLayer, rawWeightOf } from '../model/weights.ts';
+import { expertLinearName, isMoeLayer, MLP_LINEAR_NAMES, rawWeightOf, ROUTER_NAME, type SwigluWeights } from '../model/weights.ts';
+
+/** One SwiGLU MLP's dense fp32 weights (getters: each access reads or copies a fresh array). */
+export interface MlpWeights {
+  /** gate_proj (Mixtral: w1) */
+  w1: Float32Array;
+  /** down_proj (w2) */
+  w2: Float32Array;
+  /** up_proj (w3) */
+  w3: Float32Array;
+}
 
 /** One decoder layer's dense fp32 weights (row-major [out, in]; HF names in the comments). The
  *  linears are getters: each access reads (or copies) a fresh array, so take each once. */
-export interface DenseLayer {
+interface AttentionLayer {
   /** input_layernorm */
   attnNorm: Float32Array;
   /** post_attention_layernorm */
@@ -23,23 +33,27 @@ export interface DenseLayer {
   wk: Float32Array;
   wv: Float32Array;
   wo: Float32Array;
-  /** gate_proj */
-  w1: Float32Array;
-  /** down_proj */
-  w2: Float32Array;
-  /** up_proj */
-  w3: Float32Array;
   bq?: Float32Array;
   bk?: Float32Array;
   bv?: Float32Array;
 }
+
+/** A layer with one SwiGLU MLP. */
+export interface DenseLayer extends AttentionLayer, MlpWeights {}
+
+/** A Mixtral layer: the router [experts, dim] and each expert's MLP. */
+export interface MoeLayer extends AttentionLayer {
+  moe: { router: Float32Array; topK: number; experts: MlpWeights[] };
+}
+
+export type CalibLayer = DenseLayer | MoeLayer;
 
 export interface CalibrationSource {
   readonly config: ModelConfig;
   /** [vocabSize, dim] fp32 (the pipeline copies the windows' rows and drops it) */
   embedding(): Float32Array;
   /** layer l's weights, fresh arrays owned by the caller */
-  layer(l: number): DenseLayer;
+  layer(l: number): CalibLayer;
 }
 
 /** A source over a model loaded in the CPU engine (dense fp32 linears); the model is not modified. */
@@ -49,19 +63,26 @@ export function modelCalibrationSource(model: Model): CalibrationSource {
     config: c,
     embedding: () => w.embedding,
     layer(l) {
-      const pre = `model.layers.${l}.`, L = denseLayer(w.layers[l]!, `${pre}mlp`);
+      const pre = `model.layers.${l}.`, L = w.layers[l]!;
       const copy = (name: string, lin: Linear): Float32Array => {
         const raw = rawWeightOf(lin);
         if (!raw) fail(`${pre}${name}`, 'is not a dense fp32 linear (calibration needs the unquantized model)');
         return Float32Array.from(raw);
       };
-      return {
+      const mlp = (m: SwigluWeights, name: (f: keyof SwigluWeights) => string): MlpWeights => ({
+        get w1() { return copy(name('w1'), m.w1); }, get w2() { return copy(name('w2'), m.w2); }, get w3() { return copy(name('w3'), m.w3); },
+      });
+      const attention: AttentionLayer = {
         attnNorm: Float32Array.from(L.attnNorm), ffnNorm: Float32Array.from(L.ffnNorm),
         get wq() { return copy('self_attn.q_proj', L.wq); }, get wk() { return copy('self_attn.k_proj', L.wk); },
         get wv() { return copy('self_attn.v_proj', L.wv); }, get wo() { return copy('self_attn.o_proj', L.wo); },
-        get w1() { return copy('mlp.gate_proj', L.w1); }, get w2() { return copy('mlp.down_proj', L.w2); }, get w3() { return copy('mlp.up_proj', L.w3); },
         ...(L.bq ? { bq: L.bq } : {}), ...(L.bk ? { bk: L.bk } : {}), ...(L.bv ? { bv: L.bv } : {}),
       };
+      if (!isMoeLayer(L)) return Object.defineProperties(attention, Object.getOwnPropertyDescriptors(mlp(L, (f) => MLP_LINEAR_NAMES[f]))) as DenseLayer;
+      const m = L.moe;
+      return Object.assign(attention, { moe: {
+        router: copy(ROUTER_NAME, m.router), topK: m.topK, experts: m.experts.map((x, e) => mlp(x, (f) => expertLinearName(e, f))),
+      } }) as MoeLayer;
     },
   };
 }
@@ -83,19 +104,26 @@ export function tensorCalibrationSource(src: TensorSource, c: ModelConfig): Cali
     embedding: () => read('model.embed_tokens.weight', [c.vocabSize, dim]),
     layer(l) {
       const p = `model.layers.${l}.`;
-      const layer: DenseLayer = {
+      const mlp = (name: (f: keyof SwigluWeights) => string): MlpWeights => ({
+        get w1() { return read(`${p}${name('w1')}.weight`, [hid, dim]); }, get w2() { return read(`${p}${name('w2')}.weight`, [dim, hid]); },
+        get w3() { return read(`${p}${name('w3')}.weight`, [hid, dim]); },
+      });
+      const layer: AttentionLayer = {
         attnNorm: read(`${p}input_layernorm.weight`, [dim]), ffnNorm: read(`${p}post_attention_layernorm.weight`, [dim]),
         get wq() { return read(`${p}self_attn.q_proj.weight`, [qDim, dim]); }, get wk() { return read(`${p}self_attn.k_proj.weight`, [kvDim, dim]); },
         get wv() { return read(`${p}self_attn.v_proj.weight`, [kvDim, dim]); }, get wo() { return read(`${p}self_attn.o_proj.weight`, [dim, qDim]); },
-        get w1() { return read(`${p}mlp.gate_proj.weight`, [hid, dim]); }, get w2() { return read(`${p}mlp.down_proj.weight`, [dim, hid]); },
-        get w3() { return read(`${p}mlp.up_proj.weight`, [hid, dim]); },
       };
       if (c.qkvBias) {
         layer.bq = read(`${p}self_attn.q_proj.bias`, [qDim]);
         layer.bk = read(`${p}self_attn.k_proj.bias`, [kvDim]);
         layer.bv = read(`${p}self_attn.v_proj.bias`, [kvDim]);
       }
-      return layer;
+      if (c.arch !== 'mixtral') return Object.defineProperties(layer, Object.getOwnPropertyDescriptors(mlp((f) => MLP_LINEAR_NAMES[f]))) as DenseLayer;
+      const E = c.nExperts!;
+      return Object.assign(layer, { moe: {
+        router: read(`${p}${ROUTER_NAME}.weight`, [E, dim]), topK: c.nExpertsPerTok!,
+        experts: Array.from({ length: E }, (_, e) => mlp((f) => expertLinearName(e, f))),
+      } }) as MoeLayer;
     },
   };
 }

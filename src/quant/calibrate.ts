@@ -33,6 +33,8 @@ import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
 import { InputStats } from './hessian.ts';
 import type { Act, LayerOps, OpsWeight } from './calib-ops.ts';
 import { CpuLayerOps } from './calib-ops-cpu.ts';
+import { calibrateExperts } from './calib-moe.ts';
+import { expertLinearName } from '../model/weights.ts';
 import { windowChunks, type RowChunk } from './layer-forward.ts';
 import { quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 import { smoothScales } from './smooth.ts';
@@ -82,6 +84,8 @@ export interface LayerNote {
   seconds: number;
   /** AWQ's chosen α per input group */
   awqAlpha?: { attn: number; mlp: number; down: number };
+  /** a mixture of experts: calibration rows routed to each expert (0: it was quantized by RTN) */
+  expertRows?: number[];
 }
 
 /** One calibrated decoder layer, as calibrationLayers yields it. */
@@ -226,7 +230,8 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
  */
 export function* calibrationLayers(source: CalibrationSource, windows: readonly (readonly number[])[], o: MethodOptions): Generator<LayerResult, void, undefined> {
   const c = source.config;
-  if (c.arch === 'mixtral') fail('calibration', 'mixture-of-experts models are not supported');
+  if (c.arch === 'mixtral' && foldsChannelScales(o)) fail('calibration', 'AWQ and SmoothQuant scales are not supported for mixture-of-experts models (use gptq or rtn)');
+  if (c.arch === 'mixtral' && o.gptqDevice) fail('calibration', 'mixture-of-experts models calibrate on the CPU (--calib-device cpu)');
   if (windows.length === 0) fail('calibration', 'no calibration windows');
   const T = windows[0]!.length, S = windows.length, M = S * T, dim = c.dim, eps = c.normEps;
   if (windows.some((x) => x.length !== T)) fail('calibration', 'calibration windows differ in length');
@@ -318,68 +323,81 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       qo.release();
       memTrace(`L${l} o quantized`);
 
-      // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x
-      const sc = collect(dim, gram, channels), devC = deviceGram(o, dim);
-      for (const ch of chunks) {
-        ops.addInto(rowsOf(x, ch), ops.linear(rowsOf(xb, ch), dO, undefined, firstRows(ob, ch)));
-        ops.accumulate(normed(gf, ch), sc, devC);
-      }
-      ops.freeWeight(dO);
-      ops.free(xb);
-      collectDropped();
-      const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
-      let down: LinearWeight | undefined; // read here only if the fold needs it early
-      const wdOf = () => (down ??= { w: L.w2, N: dim });
-      const alphaC = channelScales(o, [wg, wu], sc, false, (s) => foldIntoNorm(gf, s));
-      let alphaD: number | undefined;
-      if (folds) {
-        // down's per-channel scales, folded into up's rows before up is quantized: from a preview
-        // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
-        const sp = collect(hid, searchesAwqScales(o), true);
-        const pg = ops.weight(wg.w, hid, dim), pu = ops.weight(wu.w, hid, dim);
-        for (const ch of previewChunks) ops.accumulate(mlp(gf, ch, pg, pu), sp, undefined);
-        ops.freeWeight(pg);
-        ops.freeWeight(pu);
-        alphaD = channelScales(o, [wdOf()], sp, true, (s) => {
-          const r = Float32Array.from(s, (v) => 1 / v);
-          for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
-          return r;
-        });
-        sp.dispose();
-      }
-      const qc = quantizer(sc, devC);
-      let dg = put('mlp.gate_proj', wg, qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
-      let du = put('mlp.up_proj', wu, qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
-      qc.release();
-      collectDropped();
-      memTrace(`L${l} gate/up quantized`);
+      let alphaC: number | undefined, alphaD: number | undefined; // AWQ's α for gate/up and down (dense MLP)
+      if ('moe' in L) {
+        // a mixture of experts (calib-moe.ts): x2 = x + o(attention) in place, then the experts
+        for (const ch of chunks) ops.addInto(rowsOf(x, ch), ops.linear(rowsOf(xb, ch), dO, undefined, firstRows(ob, ch)));
+        ops.freeWeight(dO);
+        ops.free(xb);
+        collectDropped();
+        note.expertRows = calibrateExperts({
+          ops, config: c, group: o.group, clip: o.clip ?? false, x, normed: (ch) => normed(gf, ch), chunks, chunkRows: R,
+          gate: gb, up: ub, out: ob, collect: (K) => collect(K, gram, false), quantizer: (st) => quantizer(st), put,
+          expertName: (e, f) => expertLinearName(e, f),
+        }, L.moe);
+      } else {
+        // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x
+        const sc = collect(dim, gram, channels), devC = deviceGram(o, dim);
+        for (const ch of chunks) {
+          ops.addInto(rowsOf(x, ch), ops.linear(rowsOf(xb, ch), dO, undefined, firstRows(ob, ch)));
+          ops.accumulate(normed(gf, ch), sc, devC);
+        }
+        ops.freeWeight(dO);
+        ops.free(xb);
+        collectDropped();
+        const wg = { w: L.w1, N: hid }, wu = { w: L.w3, N: hid };
+        let down: LinearWeight | undefined; // read here only if the fold needs it early
+        const wdOf = () => (down ??= { w: L.w2, N: dim });
+        alphaC = channelScales(o, [wg, wu], sc, false, (s) => foldIntoNorm(gf, s));
+        if (folds) {
+          // down's per-channel scales, folded into up's rows before up is quantized: from a preview
+          // of its input with the (scaled, not yet quantized) fp gate/up on the first windows
+          const sp = collect(hid, searchesAwqScales(o), true);
+          const pg = ops.weight(wg.w, hid, dim), pu = ops.weight(wu.w, hid, dim);
+          for (const ch of previewChunks) ops.accumulate(mlp(gf, ch, pg, pu), sp, undefined);
+          ops.freeWeight(pg);
+          ops.freeWeight(pu);
+          alphaD = channelScales(o, [wdOf()], sp, true, (s) => {
+            const r = Float32Array.from(s, (v) => 1 / v);
+            for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
+            return r;
+          });
+          sp.dispose();
+        }
+        const qc = quantizer(sc, devC);
+        let dg = put('mlp.gate_proj', wg, qc.quantize(wg.w, hid, `${pre}mlp.gate_proj`));
+        let du = put('mlp.up_proj', wu, qc.quantize(wu.w, hid, `${pre}mlp.up_proj`));
+        qc.release();
+        collectDropped();
+        memTrace(`L${l} gate/up quantized`);
 
-      // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; kept for the output if it is one
-      // chunk (in gb) or small enough, else recomputed there
-      const sd = collect(hid, gram, false), devD = deviceGram(o, hid);
-      const again = chunks.length > 1 && M * hid * 4 > (o.mlpKeepBytes ?? ops.keepBytes);
-      const kept = chunks.length > 1 && !again ? ops.alloc(M, hid, 'js') : undefined;
-      for (const ch of chunks) {
-        const xd = mlp(gf, ch, dg, du);
-        ops.accumulate(xd, sd, devD);
-        if (kept) ops.copy(rowsOf(kept, ch), xd);
+        // down: input = silu(gate(xc))·up(xc) with the quantized gate/up; kept for the output if it is one
+        // chunk (in gb) or small enough, else recomputed there
+        const sd = collect(hid, gram, false), devD = deviceGram(o, hid);
+        const again = chunks.length > 1 && M * hid * 4 > (o.mlpKeepBytes ?? ops.keepBytes);
+        const kept = chunks.length > 1 && !again ? ops.alloc(M, hid, 'js') : undefined;
+        for (const ch of chunks) {
+          const xd = mlp(gf, ch, dg, du);
+          ops.accumulate(xd, sd, devD);
+          if (kept) ops.copy(rowsOf(kept, ch), xd);
+        }
+        ops.freeWeight(dg); // re-made for the output pass if it needs them: the factorization's memory comes first
+        ops.freeWeight(du);
+        memTrace(`L${l} down stats`);
+        const qd = quantizer(sd, devD), wd = wdOf();
+        const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
+        qd.release();
+        collectDropped();
+        memTrace(`L${l} down quantized`);
+        if (again) { dg = dequantized('mlp.gate_proj'); du = dequantized('mlp.up_proj'); }
+        for (const ch of chunks) {
+          const xd = again ? mlp(gf, ch, dg, du) : kept ? rowsOf(kept, ch) : firstRows(gb, ch);
+          ops.addInto(rowsOf(x, ch), ops.linear(xd, dd, undefined, firstRows(ob, ch)));
+        }
+        ops.freeWeight(dd);
+        if (again) { ops.freeWeight(dg); ops.freeWeight(du); }
+        if (kept) ops.free(kept);
       }
-      ops.freeWeight(dg); // re-made for the output pass if it needs them: the factorization's memory comes first
-      ops.freeWeight(du);
-      memTrace(`L${l} down stats`);
-      const qd = quantizer(sd, devD), wd = wdOf();
-      const dd = put('mlp.down_proj', wd, qd.quantize(wd.w, dim, `${pre}mlp.down_proj`));
-      qd.release();
-      collectDropped();
-      memTrace(`L${l} down quantized`);
-      if (again) { dg = dequantized('mlp.gate_proj'); du = dequantized('mlp.up_proj'); }
-      for (const ch of chunks) {
-        const xd = again ? mlp(gf, ch, dg, du) : kept ? rowsOf(kept, ch) : firstRows(gb, ch);
-        ops.addInto(rowsOf(x, ch), ops.linear(xd, dd, undefined, firstRows(ob, ch)));
-      }
-      ops.freeWeight(dd);
-      if (again) { ops.freeWeight(dg); ops.freeWeight(du); }
-      if (kept) ops.free(kept);
       live.splice(0).forEach((st) => st.dispose());
       quantizers.splice(0);
       memTrace(`L${l} done`);

@@ -166,6 +166,10 @@ test('--calib-device: cpu/cuda/auto decisions, one-line refusals for cuda', () =
   assert.throws(() => chooseCalibDevice('cuda', { usesGptq: false }, gpu), oneLine(/only GPTQ has a CUDA backend/));
   assert.throws(() => chooseCalibDevice('cuda', { usesGptq: true, blockSize: 256 }, gpu), oneLine(/at most 128 columns \(got --block-size 256\)/));
   assert.equal(gpuGptqUnsupported({ blockSize: 128 }), undefined);
+  const moe = chooseCalibDevice('auto', { usesGptq: true, moe: true }, gpu);
+  assert.equal(moe.device, 'cpu');
+  assert.match(moe.note ?? '', /mixture of experts .* calibrates on the CPU only/);
+  assert.throws(() => chooseCalibDevice('cuda', { usesGptq: true, moe: true }, gpu), oneLine(/^--calib-device cuda: a mixture of experts/));
 });
 
 test('bench gptq: the LLaMA-2-7B layer\'s input groups and shapes', () => {

@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/rng.ts';
 import { roundToF16 } from '../../src/core/dtype.ts';
-import { Session, type Model } from '../../src/model/llama.ts';
+import type { Model } from '../../src/model/llama.ts';
 import { sampleWindows } from '../../src/quant/calib-data.ts';
-import { calibrateModel, foldIntoNorm, type MethodOptions } from '../../src/quant/calibrate.ts';
+import { foldIntoNorm, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from '../../src/quant/layer-forward.ts';
-import { installQuantized, withIntegerScales } from '../../src/quant/install-quantized.ts';
 import { denseLayer, rawWeightOf } from '../../src/model/weights.ts';
 import { smallLlama } from './small-llama.ts';
+import { engineLogits, logitError, randomWindows } from './calib-eval.ts';
 
 /** Max |layer-forward logits − engine logits| relative to max |logit| (same fp32 math, other summation order). */
 const FORWARD_TOL = 1e-4;
@@ -20,10 +20,6 @@ const FORWARD_TOL = 1e-4;
 const FOLD_TOL = 1e-5;
 
 const smallModel = (seed: number): Model => smallLlama(seed);
-
-function randomWindows(rng: Rng, n: number, T: number, vocab: number): number[][] {
-  return Array.from({ length: n }, () => [1, ...Array.from({ length: T - 1 }, () => rng.int(0, vocab - 1))]);
-}
 
 /** The layer-forward pieces chained over the whole model: logits [S·T, vocab]. */
 function pipelineLogits(model: Model, windows: number[][]): Float32Array {
@@ -41,17 +37,6 @@ function pipelineLogits(model: Model, windows: number[][]): Float32Array {
     x = addRows(x, linearRows(swigluRows(linearRows(h2, M, d, raw(L.w1), c.hiddenDim), linearRows(h2, M, d, raw(L.w3), c.hiddenDim)), M, c.hiddenDim, raw(L.w2), d));
   }
   return linearRows(rmsNormRows(x, w.finalNorm, M, d, c.normEps), M, d, raw(w.lmHead), c.vocabSize);
-}
-
-function engineLogits(model: Model, windows: number[][]): Float32Array {
-  const V = model.config.vocabSize, T = windows[0]!.length;
-  const out = new Float32Array(windows.length * T * V);
-  windows.forEach((ids, s) => {
-    const session = new Session(model, { maxSeq: T });
-    out.set(session.forward(ids, { allLogits: true }), s * T * V);
-    session.dispose();
-  });
-  return out;
 }
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
@@ -97,27 +82,12 @@ test('folding per-channel scales into an RMSNorm weight keeps the linear\'s outp
 });
 
 /** Mean squared logit error of a calibrated model (W4A16) against the dense model on held-out windows. */
-function logitError(model: Model, o: MethodOptions, calib: number[][], heldOut: number[][], ref: Float32Array): number {
-  const r = calibrateModel(model, calib, o);
-  for (const qw of r.weights.values()) for (const v of qw.q) assert.ok(v >= -7 && v <= 7);
-  assert.equal(r.weights.size, 14);
-  const restore = installQuantized(model, withIntegerScales(r.weights, 'auto'), r.norms, 'w4a16');
-  try {
-    const got = engineLogits(model, heldOut);
-    let e = 0;
-    for (let i = 0; i < got.length; i++) e += (got[i]! - ref[i]!) ** 2;
-    return e / got.length;
-  } finally {
-    restore();
-  }
-}
-
 test('GPTQ, GPTQ --clip, AWQ, AWQ+GPTQ and SmoothQuant+GPTQ beat RTN on held-out output error (g32, small model)', () => {
   const model = smallModel(21);
   const rng = new Rng(22);
   const calib = randomWindows(rng, 16, 32, 64), heldOut = randomWindows(rng, 4, 32, 64);
   const ref = engineLogits(model, heldOut);
-  const err = (o: MethodOptions) => logitError(model, o, calib, heldOut, ref);
+  const err = (o: MethodOptions) => logitError(model, o, calib, heldOut, ref, 14);
   const rtn = err({ method: 'rtn', group: 32 });
   const gptq = err({ method: 'gptq', group: 32 });
   const gptqAo = err({ method: 'gptq', group: 32, actOrder: true });

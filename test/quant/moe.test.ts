@@ -1,8 +1,10 @@
 // Mixtral (a sparse mixture of experts) through the quantization stack on the CPU: a tiny random
 // MixtralForCausalLM directory quantizes with RTN (every expert's w1 / w3 / w2 quantized, the router
 // kept dense and copied as it was), saves, and loads back to the same logits, bit for bit, as the
-// same quantization installed in memory; compareModes scores every mode; calibrated methods refuse
-// it in one line without an output directory.
+// same quantization installed in memory; compareModes scores every mode; GPTQ calibrates every
+// expert from the rows routed to it (an expert no row reaches falls back to RTN, noted) and beats
+// RTN on held-out output error; AWQ and SmoothQuant refuse a mixture of experts in one line without
+// an output directory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -15,7 +17,12 @@ import { isMoeLayer, mapLinears } from '../../src/model/weights.ts';
 import { quantizeLayer, writeQuantizedModel, type QuantizeOptions } from '../../src/quant/quantize-model.ts';
 import { IsLinear } from '../../src/quant/linear-is.ts';
 import { compareModes } from '../../src/eval/compare.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { denseLinear } from '../../src/model/weights.ts';
+import type { MethodOptions } from '../../src/quant/calibrate.ts';
 import { EXPERTS, LAYERS, makeModelDir, writeTinyTokenizer } from './helpers.ts';
+import { smallLlama } from './small-llama.ts';
+import { engineLogits, logitError, randomWindows } from './calib-eval.ts';
 
 const OPTS: QuantizeOptions = { method: 'rtn', wbits: 4, group: 64, abits: 8, scale: 'int', amplifier: 'auto', clip: false };
 const TOKENS = [1, 5, 9, 12, 3, 27, 8, 14, 2, 20];
@@ -72,14 +79,58 @@ test('Mixtral: compareModes scores fp16 and every W4 mode; quantization moves th
   assert.ok(rows.slice(1).every((r) => r.ppl !== fp), 'the quantized modes differ from fp16');
 }));
 
-test('Mixtral: calibrated methods refuse a mixture of experts in one line, leaving no output', () => withDir(async (root) => {
+test('Mixtral: GPTQ (and act-order) beat RTN on held-out output error; every expert is calibrated; an unrouted expert falls back to RTN', () => {
+  const model = smallLlama(31, { experts: 4 });
+  const rng = new Rng(32);
+  const calib = randomWindows(rng, 12, 32, 64), heldOut = randomWindows(rng, 4, 32, 64);
+  const ref = engineLogits(model, heldOut);
+  const linears = (4 + 3 * 4) * 2;
+  const err = (o: MethodOptions, inspect?: Parameters<typeof logitError>[6]) => logitError(model, o, calib, heldOut, ref, linears, inspect);
+  const rtn = err({ method: 'rtn', group: 32 });
+  const gptq = err({ method: 'gptq', group: 32 }, (r) => r.notes.forEach((n) => {
+    assert.equal(n.expertRows!.reduce((a, b) => a + b, 0), 12 * 32 * 2, `layer ${n.layer}: every row to 2 experts`);
+    assert.ok(n.expertRows!.every((k) => k > 0), `layer ${n.layer}: every expert gets rows (${n.expertRows!.join(', ')})`);
+  }));
+  const gptqAo = err({ method: 'gptq', group: 32, actOrder: true });
+  process.stderr.write(`# Mixtral logit MSE: rtn ${rtn.toExponential(3)} gptq ${gptq.toExponential(3)} gptq-ao ${gptqAo.toExponential(3)}\n`);
+  assert.ok(gptq < rtn && gptqAo < rtn, `gptq ${gptq}, act-order ${gptqAo} vs rtn ${rtn}`);
+  assert.equal(maxAbs(engineLogits(model, heldOut), ref), 0, 'the dense model is restored');
+  // top 1 with routers (10·v, −10·v, 10·u, 0): one of the first two logits is positive for every
+  // row, so expert 3 (logit 0) is never chosen: no statistics, quantized by RTN and noted
+  const top1 = smallLlama(33, { experts: 4, topK: 1 });
+  const dirs = new Rng(34), v = dirs.normals(64, 1), u = dirs.normals(64, 1);
+  for (const layer of top1.weights.layers) {
+    if (!('moe' in layer)) assert.fail('a mixture-of-experts layer');
+    const router = new Float32Array(4 * 64);
+    for (let k = 0; k < 64; k++) { router[k] = 10 * v[k]!; router[64 + k] = -10 * v[k]!; router[128 + k] = 10 * u[k]!; }
+    layer.moe.router = denseLinear(router, 4, 64);
+  }
+  logitError(top1, { method: 'gptq', group: 32 }, calib, heldOut, engineLogits(top1, heldOut), linears,
+    (r) => r.notes.forEach((n) => {
+      assert.equal(n.expertRows![3], 0, `layer ${n.layer}: expert 3 unrouted`);
+      assert.ok(n.expertRows!.slice(0, 3).every((k) => k > 0), `layer ${n.layer}: ${n.expertRows!.join(', ')}`);
+    }));
+});
+
+function maxAbs(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
+}
+
+test('Mixtral: AWQ and SmoothQuant refuse a mixture of experts in one line, leaving no output', () => withDir(async (root) => {
   const src = makeModelDir(root, 'mixtral');
   writeTinyTokenizer(src);
   const calib = path.join(root, 'calib.txt');
   fs.writeFileSync(calib, 'abc def ghi jkl mno pqr stu vwx yz '.repeat(40));
   const out = path.join(root, 'q');
-  await assert.rejects(writeQuantizedModel(src, out, { ...OPTS, method: 'gptq', calib: { file: calib, samples: 2, len: 16, seed: 0 } }),
-    /mixture-of-experts models are not supported/);
+  const calibOpts = { file: calib, samples: 2, len: 16, seed: 0 };
+  await assert.rejects(writeQuantizedModel(src, out, { ...OPTS, method: 'awq', calib: calibOpts }), /AWQ and SmoothQuant scales are not supported for mixture-of-experts/);
+  await assert.rejects(writeQuantizedModel(src, out, { ...OPTS, method: 'gptq', smooth: 0.5, calib: calibOpts }), /AWQ and SmoothQuant scales are not supported for mixture-of-experts/);
   assert.equal(fs.existsSync(out), false);
   assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('.q')), []);
+  // GPTQ runs: every expert's linears in the checkpoint
+  const reports = await writeQuantizedModel(src, out, { ...OPTS, method: 'gptq', calib: calibOpts });
+  assert.equal(reports.length, (4 + 3 * EXPERTS) * LAYERS);
+  assert.ok(loadModel(out).weights.layers.every((l) => isMoeLayer(l)));
 }));

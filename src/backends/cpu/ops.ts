@@ -10,6 +10,7 @@ import { scratchF32 } from '../../core/wasm-heap.ts';
 import type { LinearHandle, ModelHandles, MoeFeedForward, StepOps } from '../../model/forward.ts';
 import type { Linear } from '../../model/linear.ts';
 import { isMoeLayer, type LayerWeights, type ModelWeights } from '../../model/weights.ts';
+import { noRows, routeRows } from '../../model/moe-routing.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { Session } from '../../model/llama.ts';
 
@@ -164,27 +165,17 @@ export class CpuStepOps implements StepOps<Float32Array, CpuLinear, Float32Array
   }
 
   /**
-   * Mixtral's sparse MoE block, as transformers computes it: router logits in fp32, softmax over
-   * the experts, the topK most probable (ties: the lower expert index), their probabilities
-   * renormalized to sum 1; each expert runs once on its rows (its linears quantize their input per
+   * Mixtral's sparse MoE block, as transformers computes it: router logits in fp32 and the routing
+   * rule of src/model/moe-routing.ts (softmax, top K with ties to the lower index, renormalized);
+   * each expert runs once on its rows (its linears quantize their input per
    * row, so grouping does not change a row's result), and a row's output is Σ weight · expert
    * output in expert order, added to the residual.
    */
   moeAdd(h: Float32Array, ffn: MoeFeedForward<CpuLinear>, residual: Float32Array): void {
     const { M } = this, dim = this.c.dim, E = ffn.experts.length, k = ffn.topK;
     if (!(Number.isInteger(k) && k >= 1 && k <= E)) fail('forward', `experts per token ${k} must be in 1..${E}`);
-    const logits = project(h, ffn.router, M);
-    const routed: { rows: number[]; weights: number[] }[] = ffn.experts.map(() => ({ rows: [], weights: [] }));
-    for (let r = 0; r < M; r++) {
-      const row = logits.subarray(r * E, (r + 1) * E);
-      let max = -Infinity;
-      for (const v of row) max = Math.max(max, v);
-      const p = Array.from(row, (v) => Math.exp(v - max));
-      const total = p.reduce((a, b) => a + b, 0);
-      const top = p.map((v, e) => ({ e, v: v / total })).sort((a, b) => b.v - a.v || a.e - b.e).slice(0, k);
-      const kept = top.reduce((a, t) => a + t.v, 0);
-      for (const t of top) { routed[t.e]!.rows.push(r); routed[t.e]!.weights.push(Math.fround(t.v / kept)); }
-    }
+    const routed = noRows(E);
+    routeRows(project(h, ffn.router, M), M, E, k, 0, routed);
     const out = new Float32Array(M * dim);
     ffn.experts.forEach((expert, e) => {
       const { rows, weights } = routed[e]!;

@@ -21,7 +21,8 @@ import { CudaLayerOps, type DeviceRowsGram } from '../calib/layer-ops.ts';
 const GRAM_UPLOAD_ROWS = 8192;
 
 /** Why the GPU solver cannot run these options, or undefined (the CPU path has no such limits). */
-export function gpuGptqUnsupported(opts: { clip?: boolean; blockSize?: number }): string | undefined {
+export function gpuGptqUnsupported(opts: { clip?: boolean; blockSize?: number; moe?: boolean }): string | undefined {
+  if (opts.moe) return 'a mixture of experts (per-expert row gathers) calibrates on the CPU only';
   if (opts.clip) return "GPTQ's output-error clip search (--clip) runs on the CPU only";
   const B = opts.blockSize ?? GPTQ_DEFAULTS.blockSize;
   if (B > GPTQ_MAX_BLOCK) return `the CUDA GPTQ takes blocks of at most ${GPTQ_MAX_BLOCK} columns (got --block-size ${B})`;
