@@ -109,14 +109,17 @@ test('permuted g_idx (act-order without static groups) and asymmetric AWQ are re
   assert.equal(convertLinear(perm, GPTQ, 'p').exact, false);
 });
 
-test('intscale convert end to end: AutoGPTQ (sym) and AutoAWQ (asym) directories → checkpoints that load and run', { skip: sharedMissing }, () => {
+test('intscale convert end to end: AutoGPTQ (sym) and AutoAWQ (asym) directories, and an AutoGPTQ Mixtral → checkpoints that load and run', { skip: sharedMissing }, () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-convert-'));
   try {
     const D = 64, H = 128, V = 4096, rng = new Rng(8103);
     const dense = (shape: number[], std: number, base = 0): TensorToWrite => ({ name: '', dtype: 'F16', shape, data: f32ArrayToF16(Float32Array.from(rng.normals(shape.reduce((a, b) => a * b, 1), std), (v) => v + base)) });
-    for (const [fmt, cfgJson] of [['autogptq', { quant_method: 'gptq', bits: 4, group_size: 32, sym: true, desc_act: false, checkpoint_format: 'gptq' }],
-                                  ['autoawq', { quant_method: 'awq', bits: 4, group_size: 32, zero_point: true, version: 'gemm' }]] as const) {
-      const dir = path.join(tmp, fmt);
+    const gptqCfg = { quant_method: 'gptq', bits: 4, group_size: 32, sym: true, desc_act: false, checkpoint_format: 'gptq' };
+    const E = 3; // the Mixtral case's experts (its router stays dense, as AutoGPTQ leaves it)
+    for (const [fmt, cfgJson, moe] of [['autogptq', gptqCfg, false],
+                                       ['autoawq', { quant_method: 'awq', bits: 4, group_size: 32, zero_point: true, version: 'gemm' }, false],
+                                       ['autogptq', gptqCfg, true]] as const) {
+      const dir = path.join(tmp, `${fmt}${moe ? '-mixtral' : ''}`);
       fs.mkdirSync(dir);
       const tensors: TensorToWrite[] = [
         { ...dense([V, D], 1), name: 'model.embed_tokens.weight' }, { ...dense([V, D], 0.1), name: 'lm_head.weight' }, { ...dense([D], 0.1, 1), name: 'model.norm.weight' }];
@@ -124,8 +127,11 @@ test('intscale convert end to end: AutoGPTQ (sym) and AutoAWQ (asym) directories
       for (let l = 0; l < 2; l++) {
         const p = `model.layers.${l}`;
         tensors.push({ ...dense([D], 0.1, 1), name: `${p}.input_layernorm.weight` }, { ...dense([D], 0.1, 1), name: `${p}.post_attention_layernorm.weight` });
+        const mlp = (pre: string, gate: string, up: string, down: string): [string, number, number][] => [[`${pre}${gate}`, H, D], [`${pre}${up}`, H, D], [`${pre}${down}`, D, H]];
+        if (moe) tensors.push({ ...dense([E, D], 0.3), name: `${p}.block_sparse_moe.gate.weight` });
+        const ffn = moe ? Array.from({ length: E }, (_, e) => mlp(`block_sparse_moe.experts.${e}.`, 'w1', 'w3', 'w2')).flat() : mlp('mlp.', 'gate_proj', 'up_proj', 'down_proj');
         for (const [n, out, inp] of [['self_attn.q_proj', D, D], ['self_attn.k_proj', D / 2, D], ['self_attn.v_proj', D / 2, D], ['self_attn.o_proj', D, D],
-                                     ['mlp.gate_proj', H, D], ['mlp.up_proj', H, D], ['mlp.down_proj', D, H]] as const) {
+                                     ...ffn] as [string, number, number][]) {
           const w = randomWeights(rng, out, inp, 0.1);
           const f = fmt === 'autogptq' ? symmetricForeign(w, out, inp, 32) : asymmetricForeign(w, out, inp, 32);
           sources.set(`${p}.${n}`, dequantizeForeign(f));
@@ -134,14 +140,15 @@ test('intscale convert end to end: AutoGPTQ (sym) and AutoAWQ (asym) directories
       }
       writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
-        architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: D, intermediate_size: H, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-        vocab_size: V, max_position_embeddings: 64, rms_norm_eps: 1e-5, quantization_config: cfgJson,
+        architectures: [moe ? 'MixtralForCausalLM' : 'LlamaForCausalLM'], model_type: moe ? 'mixtral' : 'llama', hidden_size: D, intermediate_size: H,
+        num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: V, max_position_embeddings: 64, rms_norm_eps: 1e-5,
+        quantization_config: cfgJson, ...(moe ? { num_local_experts: E, num_experts_per_tok: 2 } : {}),
       }));
       fs.copyFileSync(path.join(MODEL_30M, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
-      const out = path.join(tmp, `${fmt}-is`);
+      const out = `${dir}-is`, n = 2 * (4 + 3 * (moe ? E : 1));
       const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'convert', dir, '--out', out], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '1' } });
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stdout, fmt === 'autogptq' ? /14 of 14 linears converted exactly/ : /0 of 14 linears converted exactly, 14 re-quantized/);
+      assert.match(r.stdout, new RegExp(fmt === 'autogptq' ? `${n} of ${n} linears converted exactly` : `0 of ${n} linears converted exactly, ${n} re-quantized`));
       const q = (JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> }).quantization_config;
       assert.equal(q['method'], fmt === 'autogptq' ? 'gptq' : 'awq');
       const s = openSafetensorsDir(out);
@@ -150,7 +157,9 @@ test('intscale convert end to end: AutoGPTQ (sym) and AutoAWQ (asym) directories
         assert.ok(!s.names().some((n) => n.endsWith('.qzeros') || n.endsWith('.g_idx')));
         if (fmt === 'autogptq') for (const [name, deq] of sources) assert.deepEqual(dequantize(readQuantizedLayer(s, name, qc).qw), deq, name);
       } finally { s.close(); }
-      const logits = new Session(loadModel(out)).forward([1, 5, 9]);
+      const loaded = loadModel(out);
+      assert.equal(loaded.weights.layers.every((l) => 'moe' in l), moe);
+      const logits = new Session(loaded).forward([1, 5, 9]);
       assert.ok(logits.every(Number.isFinite));
     }
     const bad = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'convert', path.join(tmp, 'autogptq-is'), '--out', path.join(tmp, 'x')], { encoding: 'utf8' });
