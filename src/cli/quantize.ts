@@ -55,6 +55,8 @@ export function register(program: Command): void {
         if (i === total - 1) bar.done();
       }, (note) => process.stderr.write(`note: ${note}\n`), (note, total) => {
         layers ??= progress(`${opts.method} calibration (decoder layers)`, total);
+        const idle = (note.expertRows ?? []).flatMap((rows, e) => (rows === 0 ? [e] : []));
+        if (idle.length > 0) process.stderr.write(`note: layer ${note.layer}: no calibration row reached expert(s) ${idle.join(', ')}: quantized by RTN\n`);
         layers.tick();
         if (note.layer === total - 1) layers.done();
       }).finally(() => gptqDevice?.dispose());

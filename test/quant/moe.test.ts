@@ -2,15 +2,18 @@
 // MixtralForCausalLM directory quantizes with RTN (every expert's w1 / w3 / w2 quantized, the router
 // kept dense and copied as it was), saves, and loads back to the same logits, bit for bit, as the
 // same quantization installed in memory; compareModes scores every mode; GPTQ calibrates every
-// expert from the rows routed to it (an expert no row reaches falls back to RTN, noted) and beats
-// RTN on held-out output error; AWQ and SmoothQuant refuse a mixture of experts in one line without
-// an output directory.
+// expert from the rows routed to it (an expert no row reaches falls back to RTN, and `quantize`
+// says so) and beats RTN on held-out output error; AWQ and SmoothQuant refuse a mixture of experts
+// in one line without an output directory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openSafetensorsDir } from '../../src/io/safetensors.ts';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
+import { f32ArrayToF16 } from '../../src/core/dtype.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { Session } from '../../src/model/llama.ts';
 import { isMoeLayer, mapLinears } from '../../src/model/weights.ts';
@@ -134,3 +137,29 @@ test('Mixtral: AWQ and SmoothQuant refuse a mixture of experts in one line, leav
   assert.equal(reports.length, (4 + 3 * EXPERTS) * LAYERS);
   assert.ok(loadModel(out).weights.layers.every((l) => isMoeLayer(l)));
 }));
+
+test('Mixtral: quantize --method gptq says which experts no calibration row reached (quantized by RTN)', () => withDir(async (root) => {
+  const src = makeModelDir(root, 'mixtral');
+  writeTinyTokenizer(src);
+  // top 1 with routers (10·v, −10·v, 0) in every layer: one of the first two logits is positive, so expert 2 is never chosen
+  const cfgFile = path.join(src, 'config.json');
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), num_experts_per_tok: 1 }));
+  const s = openSafetensorsDir(src), v = new Rng(3).normals(64, 1);
+  const tensors: TensorToWrite[] = s.names().map((name) => {
+    const i = s.info(name);
+    if (!name.endsWith('block_sparse_moe.gate.weight')) return { name, dtype: i.dtype as 'F16', shape: i.shape, data: s.read(name) };
+    const r = new Float32Array(EXPERTS * 64);
+    for (let k = 0; k < 64; k++) { r[k] = 10 * v[k]!; r[64 + k] = -10 * v[k]!; }
+    return { name, dtype: 'F16', shape: i.shape, data: f32ArrayToF16(r) };
+  });
+  s.close();
+  writeSafetensors(path.join(src, 'model.safetensors'), tensors);
+  const calib = path.join(root, 'calib.txt');
+  fs.writeFileSync(calib, 'abc def ghi jkl mno pqr stu vwx yz '.repeat(40));
+  const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'quantize', src, '--out', path.join(root, 'q'), '--method', 'gptq', '--group', '64',
+    '--calib', calib, '--calib-samples', '2', '--calib-len', '16', '--calib-device', 'cpu'], { encoding: 'utf8', env: { ...process.env, INTSCALE_QUIET: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  for (let l = 0; l < LAYERS; l++) assert.match(r.stderr, new RegExp(`note: layer ${l}: no calibration row reached expert\\(s\\) 2: quantized by RTN`));
+}));
+
