@@ -3,14 +3,16 @@
 // far above the fp32 sums' error, and elsewhere pick logits within that error of the twin's; its
 // renormalized weights are within 1e-5 (fp32 logits and expf against float64); moe_align's grouping
 // (offsets, perm, slot) equals moeAlignTwin of the kernel's own experts exactly (deterministic).
-// Seeded random fp16 inputs; M·K up to several of moe_align's 1024-entry chunks; outputs poisoned.
+// moe_rows.cu: gather_rows = its twin exactly (int8 rows, 4-byte scales, fp16 rows); moe_combine
+// ≤ 1 fp16 ulp of its float64 twin. Seeded random inputs; M·K up to several of moe_align's
+// 1024-entry chunks; outputs poisoned.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { f32ArrayToF16 } from '../../src/core/dtype.ts';
+import { f16ToF32, f32ArrayToF16 } from '../../src/core/dtype.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';
 import { EngineKernels } from '../../src/backends/cuda/kernels.ts';
-import { moeAlignTwin, moeTopkTwin } from '../../src/backends/cuda/twins.ts';
+import { gatherRowsTwin, moeAlignTwin, moeCombineTwin, moeTopkTwin } from '../../src/backends/cuda/twins.ts';
 
 const reason = Gpu.unavailableReason();
 const skip = reason ? `skipped: ${reason}` : false;
@@ -58,3 +60,35 @@ test('moe_topk = moeTopkTwin (exact experts where no near tie, weights within 1e
     }
   }
 });
+
+test('gather_rows = its twin exactly (16- and 4-byte rows); moe_combine ≤ 1 fp16 ulp of float64', { skip }, () => {
+  const gpu = Gpu.open();
+  const k = new EngineKernels(gpu);
+  const rng = new Rng(6);
+  const poisoned = (bytes: number): DeviceBuffer => { const b = gpu.alloc(bytes); gpu.memset(b, 0xff); return b; };
+  const [M, K, E, dim] = [37, 2, 8, 4096];
+  const experts = Int32Array.from({ length: M * K }, (_, i) => (i % K === 0 ? rng.int(0, E - 1) : 0));
+  for (let r = 0; r < M; r++) experts[r * K + 1] = (experts[r * K]! + 1 + rng.int(0, E - 2)) % E;  // distinct per row
+  const g = moeAlignTwin(experts, M, E, K);
+  const dPerm = gpu.upload(g.perm), dSlot = gpu.upload(g.slot);
+  try {
+    for (const rowBytes of [dim, 4, 2 * dim]) {  // int8 rows, their scales, fp16 rows
+      const src = Uint8Array.from({ length: M * rowBytes }, () => rng.int(0, 255));
+      const dSrc = gpu.upload(src), dDst = poisoned(M * K * rowBytes);
+      k.gatherRows(dSrc, dPerm, dDst, M * K, rowBytes);
+      assert.deepEqual(gpu.download(dDst, new Uint8Array(M * K * rowBytes)), gatherRowsTwin(src, g.perm, rowBytes), `rows of ${rowBytes} B`);
+      dSrc.free(); dDst.free();
+    }
+    const y = f32ArrayToF16(rng.normals(M * K * dim, 1)), residual = f32ArrayToF16(rng.normals(M * dim, 2));
+    const w = Float32Array.from({ length: M * K }, (_, i) => (i % K === 0 ? 0.3 + 0.7 * rng.next() : 0));
+    for (let r = 0; r < M; r++) w[r * K + 1] = 1 - w[r * K]!;
+    const dY = gpu.upload(y), dW = gpu.upload(w), dR = gpu.upload(residual);
+    k.moeCombine(dY, dSlot, dW, dR, M, K, dim);
+    const got = gpu.download(dR, new Uint16Array(M * dim)), want = moeCombineTwin(y, g.slot, w, residual, M, K, dim);
+    got.forEach((h, i) => assert.ok(Math.abs(f16ToF32(h) - f16ToF32(want[i]!)) <= 2 ** -10 * Math.abs(f16ToF32(want[i]!)) + 2 ** -24, `[${i}]: ${f16ToF32(h)} vs ${f16ToF32(want[i]!)}`));
+    for (const b of [dY, dW, dR]) b.free();
+  } finally {
+    dPerm.free(); dSlot.free();
+  }
+});
+

@@ -1,5 +1,5 @@
 // Typed launchers of the engine's own kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,attention_decode,sample,
-// weights,quantize_act,moe_route}.cu): compiled once per process by NVRTC, each launcher takes device pointers
+// weights,quantize_act,moe_route,moe_rows}.cu): compiled once per process by NVRTC, each launcher takes device pointers
 // and sizes in the order of the kernel's documented ABI and checks the shape limits it states.
 // Every launch is asynchronous on the stream given (graph-capturable).
 import { fail } from '../../core/errors.ts';
@@ -43,6 +43,7 @@ export class EngineKernels {
     load('sample.cu', ['sample_argmax', 'sample_topp', 'advance_step']);
     load('weights.cu', ['bf16_to_f16', 'random_f16', 'rtn_quantize', 'integer_scales', 'repack_w4', 'transpose_scales']);
     load('moe_route.cu', ['moe_topk', 'moe_align']);
+    load('moe_rows.cu', ['gather_rows', 'moe_combine']);
   }
 
   private run(name: string, grid: number | [number, number, number], block: number, args: KernelArg[], stream?: Stream, smem = 0): void {
@@ -80,6 +81,18 @@ export class EngineKernels {
   moeAlign(experts: Ptr, M: number, E: number, K: number, offsets: Ptr, perm: Ptr, slot: Ptr, s?: Stream): void {
     if (!(E >= 1 && E <= MOE_MAX_EXPERTS && K >= 1 && K <= E)) fail('moe_align', `${E} experts, ${K} per row: need 1 <= K <= E <= ${MOE_MAX_EXPERTS}`);
     this.run('moe_align', 1, 1024, [p(experts), i32(M), i32(E), i32(K), p(offsets), p(perm), p(slot)], s);
+  }
+
+  /** dst row s = src row perm[s] for s < rows (rows of rowBytes bytes: int8 activations, their scales, fp16 rows). */
+  gatherRows(src: Ptr, perm: Ptr, dst: Ptr, rows: number, rowBytes: number, s?: Stream): void {
+    if (rowBytes % 4 || rowBytes <= 0) fail('gather_rows', `row of ${rowBytes} bytes must be a positive multiple of 4`);
+    if (rows > 0) this.run('gather_rows', rows, 128, [p(src), p(perm), p(dst), i32(rows), i32(rowBytes)], s);
+  }
+
+  /** residual[r] = fp16(residual[r] + Σ_k weights[r, k] · y[slot[r, k]]): the experts' fp16 outputs (grouped order) into the residual. */
+  moeCombine(y: Ptr, slot: Ptr, weights: Ptr, residual: Ptr, M: number, K: number, dim: number, s?: Stream): void {
+    if (dim % 8) fail('moe_combine', `dim ${dim} must be a multiple of 8`);
+    this.run('moe_combine', M, 256, [p(y), p(slot), p(weights), p(residual), i32(M), i32(K), i32(dim)], s);
   }
 
   /** Per-token int8 of fp32 rows (quant/act-quant). */

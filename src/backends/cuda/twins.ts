@@ -1,4 +1,4 @@
-// CPU twins of the engine kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,sample,moe_route}.cu): the
+// CPU twins of the engine kernels (src/gpu/kernels/{layer_ops,rope_kv,attention,sample,moe_route,moe_rows}.cu): the
 // same function on the same fp16 inputs, computed in float64, for the GPU tests to compare with a
 // stated tolerance. (Kernels that must be bit-exact are checked against the CPU spec itself:
 // quant/act-quant, quant/rtn, quant/integer-scale, gpu/repack.)
@@ -167,4 +167,24 @@ export function moeAlignTwin(experts: Int32Array, M: number, E: number, K: numbe
   const next = offsets.slice(0, E);
   experts.forEach((e, i) => { const s = next[e]!++; perm[s] = Math.floor(i / K); slot[i] = s; });
   return { offsets, perm, slot };
+}
+
+/** gather_rows (moe_rows.cu): dst row s = src row perm[s], rows of rowBytes bytes. */
+export function gatherRowsTwin(src: Uint8Array, perm: Int32Array, rowBytes: number): Uint8Array {
+  const out = new Uint8Array(perm.length * rowBytes);
+  perm.forEach((p, s) => out.set(src.subarray(p * rowBytes, (p + 1) * rowBytes), s * rowBytes));
+  return out;
+}
+
+/** moe_combine (moe_rows.cu) in float64: fp16(residual[r] + Σ_k weights[r, k] · y[slot[r, k]]). */
+export function moeCombineTwin(y: Uint16Array, slot: Int32Array, weights: Float32Array, residual: Uint16Array,
+                               M: number, K: number, dim: number): Uint16Array {
+  const yv = halves(y), rv = halves(residual), out = new Uint16Array(M * dim);
+  for (let r = 0; r < M; r++)
+    for (let i = 0; i < dim; i++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += weights[r * K + k]! * yv[slot[r * K + k]! * dim + i]!;
+      out[r * dim + i] = f32ToF16(rv[r * dim + i]! + s);
+    }
+  return out;
 }
