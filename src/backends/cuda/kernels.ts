@@ -25,13 +25,19 @@ export const ATTN_DECODE_MAX_ROW = 8192;
 /** moe_route.cu: experts per layer (MOE_MAX_EXPERTS). */
 export const MOE_MAX_EXPERTS = 16;
 
+/** Kernels compiled on their first launch: the mixture-of-experts files (only Mixtral needs them,
+ *  so a dense model's engine neither waits for them nor depends on them; the engine's eager warm-up
+ *  step launches every kernel before a graph is captured). */
+const ON_FIRST_USE: Record<string, string> = { moe_topk: 'moe_route.cu', moe_align: 'moe_route.cu', gather_rows: 'moe_rows.cu', moe_combine: 'moe_rows.cu' };
+
 export class EngineKernels {
   private readonly k: Record<string, Kernel> = {};
   /** Launch with programmatic dependent launch (every kernel here pdl_waits first; sm_90+). */
   pdl = false;
+  private readonly load: (file: string, names: string[]) => void;
 
   constructor(gpu: Gpu) {
-    const load = (file: string, names: string[]) => {
+    const load = this.load = (file: string, names: string[]) => {
       const mod = gpu.compile(`${SRC}${file}`);
       for (const n of names) this.k[n] = mod.fn(n);
     };
@@ -42,11 +48,13 @@ export class EngineKernels {
     load('attention_decode.cu', ['attention_decode_hd64', 'attention_decode_hd128']);
     load('sample.cu', ['sample_argmax', 'sample_topp', 'advance_step']);
     load('weights.cu', ['bf16_to_f16', 'random_f16', 'rtn_quantize', 'integer_scales', 'repack_w4', 'transpose_scales']);
-    load('moe_route.cu', ['moe_topk', 'moe_align']);
-    load('moe_rows.cu', ['gather_rows', 'moe_combine']);
   }
 
   private run(name: string, grid: number | [number, number, number], block: number, args: KernelArg[], stream?: Stream, smem = 0): void {
+    if (!this.k[name] && ON_FIRST_USE[name]) {
+      const file = ON_FIRST_USE[name];
+      this.load(file, Object.keys(ON_FIRST_USE).filter((n) => ON_FIRST_USE[n] === file));
+    }
     this.k[name]!.launch({ grid, block, smem, stream, pdl: this.pdl }, args);
   }
 
