@@ -1,6 +1,7 @@
 // Where the calibration pipeline (calibrate.ts) gets its dense weights: the embedding once (for the
 // first layer's inputs), then one decoder layer at a time, as fresh fp32 arrays the pipeline may
-// modify (the per-channel folds scale them in place). Two sources: a checkpoint's tensors
+// modify (the per-channel folds scale them in place); a Mixtral layer holds its router and each
+// expert's MLP instead of one MLP. Two sources: a checkpoint's tensors
 // (streaming: a layer's linears are read and converted to fp32 only when the pipeline's stage that
 // needs them starts, and nothing keeps them after that stage), and a model already loaded in the CPU
 // engine (copies of its weights, made on access).

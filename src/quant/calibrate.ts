@@ -9,6 +9,8 @@
 // quantized; its statistics come from a preview of the fp gate/up outputs on the first
 // `previewSamples` windows). o_proj gets no per-channel scales (the v→o fold is not used: with
 // grouped-query attention one v channel feeds several o channels).
+// A mixture-of-experts layer (Mixtral) replaces the gate/up and down stages by calib-moe.ts: each
+// expert from the rows routed to it (GPTQ or RTN; no per-channel folds, no GPTQ device).
 // The weights come from a CalibrationSource (calib-source.ts) one layer at a time, and each layer's
 // result is yielded before the next is read: a streaming caller writes it out and keeps nothing.
 // Inside a layer every stage runs over chunks of whole windows (at most `chunkRows` rows): each pass
