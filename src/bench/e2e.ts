@@ -129,7 +129,8 @@ function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: nu
     const { first } = prefill(engine, prompts, GREEDY);
     const prefillMs = performance.now() - t0;
     engine.beginDecode(first, prompts.map((p) => p.length));
-    engine.decodeGraph(batch, GREEDY);  // warm-up step + capture (the state is left as it was)
+    if (engine.graphable) engine.decodeGraph(batch, GREEDY);  // warm-up step + capture (the state is left as it was)
+    else engine.prepareDecode(batch);  // a mixture of experts decodes eagerly: its warm-up step only
     const start = gpu.event(), end = gpu.event();
     start.record(engine.stream);
     engine.decode(batch, o.gen, GREEDY);
@@ -142,7 +143,7 @@ function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: nu
       batch, prompt: o.prompt, gen: o.gen, mode: model.mode, prefill_ms: round(prefillMs),
       decode_ms_per_token: round(ms / o.gen, 4), tokens_per_s: round((batch * o.gen) / (ms / 1000), 1),
     };
-    if (!o.timeline) return { row };
+    if (!o.timeline || !engine.graphable) return { row };  // (timelines time graph variants)
     const t = decodeTimeline(engine, batch, 20);
     return { row, timeline: { step_us: t.stepUs, ops: t.rows } };
   } finally {

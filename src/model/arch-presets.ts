@@ -21,6 +21,11 @@ export const ARCH_PRESETS: Readonly<Record<string, ModelConfig>> = {
     arch: 'mistral', dim: 4096, hiddenDim: 14336, nLayers: 32, nHeads: 32, nKvHeads: 8, vocabSize: 32000, maxSeq: 32768,
     slidingWindow: 4096,
   }),
+  // 8 experts of Mistral-7B's MLP shape, 2 per token: 46.7B parameters (FP16 ~94 GB, W4 ~24 GB)
+  'mixtral-8x7b': llama({
+    arch: 'mixtral', dim: 4096, hiddenDim: 14336, nLayers: 32, nHeads: 32, nKvHeads: 8, vocabSize: 32000, maxSeq: 32768,
+    rope: { theta: 1e6, layout: 'half' }, nExperts: 8, nExpertsPerTok: 2,
+  }),
 };
 
 /** The preset `name`, optionally with fewer layers (tests: a 2-layer LLaMA-3-8B-shaped model). */

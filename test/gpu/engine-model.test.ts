@@ -1,7 +1,7 @@
 // The GPU engine end to end against the CPU engine: docs-llama-30m perplexity in every mode, the
 // reference prompt's top-5, greedy generation (graph replay = plain launches), mixed-length
-// batches, checkpoint errors identical to the CPU loader's, and a 2-layer LLaMA-3-8B-shaped random
-// model's logits in every mode. Skipped without a GPU (and without ../shared for the real model).
+// batches, checkpoint errors identical to the CPU loader's, and the logits of a 2-layer
+// LLaMA-3-8B-shaped random model and of a small random Mixtral (mixture of experts) in every mode. Skipped without a GPU (and without ../shared for the real model).
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,7 +12,8 @@ import { IntscaleError } from '../../src/core/errors.ts';
 import { Gpu } from '../../src/gpu/runtime.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { Session } from '../../src/model/llama.ts';
-import { denseLinear, mapLinears, type ModelWeights } from '../../src/model/weights.ts';
+import { denseLinear, mapLinears, type LayerWeights, type ModelWeights } from '../../src/model/weights.ts';
+import type { ModelConfig } from '../../src/model/config.ts';
 import { archPreset } from '../../src/model/arch-presets.ts';
 import { generate } from '../../src/eval/generate.ts';
 import { gpuPerplexity, loadOnGpu, openGpu, type GpuContext } from '../../src/eval/gpu-eval.ts';
@@ -181,9 +182,17 @@ test('quantized checkpoints: tampered or foreign tensors give the CPU loader\'s 
  */
 const LOGITS_TOL: Record<Mode, number> = { 'fp16': 1e-2, 'w4a16': 1e-2, 'w4a8-fs': 6e-2, 'w4a8-is': 6e-2, 'w4a8-pc': 6e-2 };
 
-test('2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336): GPU logits = CPU engine within the derived tolerance, every mode', { skip, timeout: 600_000 }, () => {
+// A small Mixtral: 4 experts, top 2, GQA 8/2 (the routing, the grouped rows and the combine on the GPU
+// against the CPU engine's moeAdd); random routers ~N(0, 0.02²) give logits of order 1: several experts run.
+const SMALL_MIXTRAL: ModelConfig = {
+  arch: 'mixtral', dim: 512, hiddenDim: 1024, nLayers: 2, nHeads: 8, nKvHeads: 2, headDim: 64, vocabSize: 1024, maxSeq: 64,
+  normEps: 1e-5, rope: { theta: 1e6, layout: 'half' }, tieEmbeddings: false, qkvBias: false, nExperts: 4, nExpertsPerTok: 2, bosId: 1, eosId: 2,
+};
+
+for (const [label, config] of [['2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336)', { ...archPreset('llama3-8b', 2), vocabSize: 4096 }],
+                               ['2-layer small Mixtral (4 experts, top 2, GQA 8/2)', SMALL_MIXTRAL]] as const) {
+test(`${label}: GPU logits = CPU engine within the derived tolerance, every mode`, { skip, timeout: 600_000 }, () => {
   const c = gpuCtx();
-  const config = { ...archPreset('llama3-8b', 2), vocabSize: 4096 };
   const s = c.gpu.stream();
   const dev = randomDeviceModel(c.gpu, c.kernels, s, config, 42);
   try {
@@ -195,21 +204,28 @@ test('2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336): GPU log
       embedding: f32(dev.embed, V * dim),
       finalNorm: f32(dev.finalNorm, dim),
       lmHead: denseLinear(f32(dev.head.weight, V * dim), V, dim),
-      layers: dev.layers.map((l) => {
-        const qkv = f32(l.qkv.weight, (qDim + 2 * kvDim) * dim), gu = f32(l.gateUp.weight, 2 * H * dim);
-        return {
+      layers: dev.layers.map((l): LayerWeights => {
+        const qkv = f32(l.qkv.weight, (qDim + 2 * kvDim) * dim);
+        // a fused gate|up and a down on the GPU → the CPU's w1, w3, w2
+        const mlp = (x: { gateUp: { weight: unknown }; down: { weight: unknown } }) => {
+          const gu = f32(x.gateUp.weight as never, 2 * H * dim);
+          return { w1: denseLinear(gu.slice(0, H * dim), H, dim), w3: denseLinear(gu.slice(H * dim), H, dim), w2: denseLinear(f32(x.down.weight as never, dim * H), dim, H) };
+        };
+        const attention = {
           attnNorm: f32(l.attnNorm, dim), ffnNorm: f32(l.ffnNorm, dim),
           wq: denseLinear(qkv.slice(0, qDim * dim), qDim, dim),
           wk: denseLinear(qkv.slice(qDim * dim, (qDim + kvDim) * dim), kvDim, dim),
           wv: denseLinear(qkv.slice((qDim + kvDim) * dim), kvDim, dim),
           wo: denseLinear(f32(l.o.weight, dim * qDim), dim, qDim),
-          w1: denseLinear(gu.slice(0, H * dim), H, dim), w3: denseLinear(gu.slice(H * dim), H, dim),
-          w2: denseLinear(f32(l.down.weight, dim * H), dim, H),
         };
+        const f = l.ffn;
+        if (f.kind === 'swiglu') return { ...attention, ...mlp(f) };
+        const E = f.experts.length;
+        return { ...attention, moe: { router: denseLinear(f32(f.router.weight, E * dim), E, dim), topK: f.topK, experts: f.experts.map(mlp) } };
       }),
     };
     const cpu = { config, weights };
-    const tokens = [1, 17, 2049, 333, 4000, 5, 77, 1024];
+    const tokens = [1, 17, 2049, 333, 4000, 5, 77, 1024].map((t) => t % config.vocabSize);
     const cpuLogits = (): Float32Array => new Session(cpu, { maxSeq: 16 }).forward(tokens, { allLogits: true });
     const gpuLogits = (m: DeviceModel): Float32Array => {
       const e = new CudaEngine(c.gpu, m, { maxBatch: 1, maxSeq: 16, maxRows: 16, allLogits: true }, c.kernels);
@@ -227,10 +243,26 @@ test('2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336): GPU log
     };
     const check = (mode: Mode, ref: Float32Array, got: Float32Array) => {
       const err = relErr(got, ref);
-      process.stderr.write(`# 2-layer llama3-8b shapes, ${mode}: ‖GPU − CPU‖/‖CPU‖ = ${err.toExponential(2)} (tol ${LOGITS_TOL[mode]})\n`);
+      process.stderr.write(`# ${label}, ${mode}: ‖GPU − CPU‖/‖CPU‖ = ${err.toExponential(2)} (tol ${LOGITS_TOL[mode]})\n`);
       assert.ok(err <= LOGITS_TOL[mode], `${mode}: ${err}`);
     };
     check('fp16', cpuLogits(), gpuLogits(dev));
+    if (config.arch === 'mixtral') {
+      // decode: no graph (the expert GEMMs follow each step's routing); a batch of 2 runs, greedy ids
+      // in range, the first one a maximum of the prefill's last logits (up to the GEMMs' rounding)
+      const e = new CudaEngine(c.gpu, dev, { maxBatch: 2, maxSeq: 32 }, c.kernels);
+      try {
+        assert.equal(e.graphable, false);
+        const ids = generateOnGpu(e, [tokens, tokens.slice(0, 5)], { maxNew: 6 }).ids;
+        assert.deepEqual(ids.map((x) => x.length), [6, 6]);
+        assert.ok(ids.flat().every((id) => Number.isInteger(id) && id >= 0 && id < config.vocabSize), ids.join(' | '));
+        const last = gpuLogits(dev).subarray((tokens.length - 1) * config.vocabSize, tokens.length * config.vocabSize);
+        const top = Math.max(...last), spread = top - Math.min(...last);
+        assert.ok(top - last[ids[0]![0]!]! <= 1e-2 * spread, `first id ${ids[0]![0]}: logit ${last[ids[0]![0]!]} vs max ${top}`);
+      } finally {
+        e.destroy();
+      }
+    }
     // CPU: RTN g128 (+ integer scales) and per channel, the same quantizer the GPU runs bit for bit
     const layersG128 = new Map<string, { qw: ReturnType<typeof quantizeRtn>; is: ReturnType<typeof computeIntegerScales> }>();
     const layersPc = new Map<string, ReturnType<typeof quantizeRtn>>();
@@ -266,6 +298,7 @@ test('2-layer LLaMA-3-8B-shaped random model (GQA 32/8, down K = 14336): GPU log
     s.destroy();
   }
 });
+}
 
 test.after(() => {
   fp16Cached?.free();

@@ -26,7 +26,9 @@ test('arch presets carry the real shapes; the GPU engine accepts them and refuse
   for (const name of Object.keys(ARCH_PRESETS)) checkGpuConfig(archPreset(name), name);
   assert.throws(() => archPreset('gpt-5'), /--arch: unknown architecture 'gpt-5'/);
   assert.throws(() => checkGpuConfig({ ...l3, headDim: 96 }, 'm'), /head size 96 is not supported by the GPU attention kernels/);
-  assert.throws(() => checkGpuConfig({ ...l3, arch: 'mixtral' }, 'm'), /mixture of experts/);
+  const mx = archPreset('mixtral-8x7b');
+  assert.deepEqual([mx.dim, mx.hiddenDim, mx.nLayers, mx.nKvHeads, mx.nExperts, mx.nExpertsPerTok, mx.rope.theta], [4096, 14336, 32, 8, 8, 2, 1e6]);
+  assert.throws(() => checkGpuConfig({ ...mx, nExperts: 32 }, 'm'), /32 experts exceed the GPU router's 16/);
   assert.throws(() => checkGpuConfig({ ...l3, hiddenDim: 20480 }, 'm'), /exceed the GPU row kernels/);
   for (const m of MODES) assert.equal(parseMode(m), m);
   // one spelling per mode: the old variants are errors that list the spellings

@@ -18,7 +18,7 @@ export type LinearKind = Mode;
 export type InputFormat = 'f16' | 'q8';
 
 /** Which projection of a layer (picks the engine's output buffer); 'w4' until placed. */
-export type LinearRole = 'qkv' | 'o' | 'gateUp' | 'down' | 'head' | 'w4';
+export type LinearRole = 'qkv' | 'o' | 'gateUp' | 'down' | 'head' | 'router' | 'w4';
 
 export interface DeviceLinear extends LinearHandle {
   readonly kind: LinearKind;

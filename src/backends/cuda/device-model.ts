@@ -1,11 +1,13 @@
 // A model resident on the GPU: fp16 embeddings and norms, every projection a DeviceLinear (q|k|v
-// and gate|up fused into one GEMM each), in one of the engine's modes. Also the GPU quantizer that
+// and gate|up fused into one GEMM each; a Mixtral layer: an fp16 router and each expert's fused
+// gate|up and down), in one of the engine's modes. Also the GPU quantizer that
 // turns an fp16 linear into a W4 one (RTN per group, integer scales, repacking: weights.cu) and the
 // tail shared with loading a quantized checkpoint (repack + scale layouts on the GPU).
 import { fail } from '../../core/errors.ts';
 import type { Mode, QuantMode } from '../../core/modes.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { ModelConfig } from '../../model/config.ts';
+import type { FeedForward } from '../../model/forward.ts';
 import { freeLinear, type DeviceLinear } from './device-linear.ts';
 import type { EngineKernels } from './kernels.ts';
 
@@ -17,8 +19,8 @@ export interface DeviceLayer {
   qkvBias?: DeviceBuffer;
   o: DeviceLinear;
   ffnNorm: DeviceBuffer;
-  gateUp: DeviceLinear;
-  down: DeviceLinear;
+  /** one SwiGLU MLP, or (Mixtral) a router (fp16 in every mode) and its experts */
+  ffn: FeedForward<DeviceLinear>;
 }
 
 export interface DeviceModel {
@@ -135,10 +137,12 @@ export function quantizeDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, src: 
   try {
     const layers = src.layers.map((l, i) => {
       const pre = `model.layers.${i}`;
-      const out: DeviceLayer = {
-        ...l, qkv: q(l.qkv, `${pre}.self_attn.qkv`), o: q(l.o, `${pre}.self_attn.o_proj`),
-        gateUp: q(l.gateUp, `${pre}.mlp.gate_up`), down: q(l.down, `${pre}.mlp.down_proj`),
-      };
+      const f = l.ffn;
+      const ffn: FeedForward<DeviceLinear> = f.kind === 'swiglu'
+        ? { kind: 'swiglu', gateUp: q(f.gateUp, `${pre}.mlp.gate_up`), down: q(f.down, `${pre}.mlp.down_proj`) }
+        : { ...f, experts: f.experts.map((x, e) => ({
+            gateUp: q(x.gateUp, `${pre}.block_sparse_moe.experts.${e}.gate_up`), down: q(x.down, `${pre}.block_sparse_moe.experts.${e}.w2`) })) };
+      const out: DeviceLayer = { ...l, qkv: q(l.qkv, `${pre}.self_attn.qkv`), o: q(l.o, `${pre}.self_attn.o_proj`), ffn };
       onLayer?.(i + 1, src.layers.length);
       return out;
     });

@@ -3,16 +3,25 @@
 // of a step on the engine's one stream. Prefill runs steps eagerly (any mix of sequences and
 // lengths, chunked to the workspace); decode is one CUDA graph per batch size, captured once and
 // replayed: positions, lengths and sampled ids stay in device buffers updated in place by the
-// graph itself (sample.cu's advance_step), so only token ids ever cross to the host.
+// graph itself (sample.cu's advance_step), so only token ids ever cross to the host. A mixture of
+// experts (Mixtral) reads each step's per-expert row counts back to launch one GEMM per routed
+// expert: its decode steps run eagerly (no graph) until the grouped GEMMs take device-side counts.
 import { fail } from '../../core/errors.ts';
 import type { DeviceBuffer, Gpu, Graph, Stream } from '../../gpu/runtime.ts';
-import { forwardStep, type ModelHandles, type StepOps } from '../../model/forward.ts';
+import { forwardStep, type ModelHandles, type MoeFeedForward, type StepOps } from '../../model/forward.ts';
 import { ropeTables } from '../../model/rope.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
 import { ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
 import { KvCache } from './kv-cache.ts';
 import { decodeAttentionSplits, fusedDecodeFits } from './decode-splits.ts';
+
+/** Mixtral's step workspaces: routing (experts, weights, slot, perm [R·K], offsets [E + 1]) and the
+ *  rows in expert order: inputs x (int8 or fp16) + scales sx, gate|up gu, SwiGLU h (+ hsx), outputs y. */
+interface MoeWorkspace {
+  experts: DeviceBuffer; weights: DeviceBuffer; slot: DeviceBuffer; perm: DeviceBuffer; offsets: DeviceBuffer;
+  x: DeviceBuffer; sx: DeviceBuffer; gu: DeviceBuffer; h: DeviceBuffer; hsx: DeviceBuffer; y: DeviceBuffer;
+}
 
 /** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
 export type Act = { f16: bigint } | { q: bigint; sx: bigint };
@@ -60,7 +69,7 @@ interface StepShape {
 
 /** The kinds of launches a step makes (what a timeline reports). */
 export const STEP_OPS = ['embed', 'rmsnorm', 'gemm qkv', 'rope + kv', 'attention', 'gemm o', 'gemm gateUp', 'swiglu', 'gemm down',
-  'lm head', 'sample'] as const;
+  'moe', 'lm head', 'sample'] as const;
 export type StepOpName = (typeof STEP_OPS)[number];
 
 export class CudaEngine {
@@ -87,6 +96,8 @@ export class CudaEngine {
   readonly stepOps = new Set<StepOpName>();
   /** Programmatic dependent launch in decode steps (sm_90+; INTSCALE_PDL=0 turns it off). */
   readonly pdl: boolean;
+  /** Mixtral's workspaces (rows in expert order: topK per step row), when a layer is a mixture of experts. */
+  readonly moe: MoeWorkspace | undefined;
 
   constructor(readonly gpu: Gpu, readonly model: DeviceModel, readonly opts: EngineOptions, kernels?: EngineKernels) {
     const c = model.config;
@@ -127,15 +138,29 @@ export class CudaEngine {
       const rope = ropeTables(c.rope, c.headDim, opts.maxSeq);
       this.cos = a(rope.cos.byteLength); gpu.copyToDevice(this.cos, rope.cos);
       this.sin = a(rope.sin.byteLength); gpu.copyToDevice(this.sin, rope.sin);
+      const moeFfn = model.layers.map((l) => l.ffn).find((f) => f.kind === 'moe');
+      if (moeFfn && moeFfn.kind === 'moe') {
+        const G = R * moeFfn.topK, E = moeFfn.experts.length;
+        this.moe = {
+          experts: a(R * moeFfn.topK * 4), weights: a(G * 4), slot: a(G * 4), perm: a(G * 4), offsets: a((E + 1) * 4),
+          x: a(G * c.dim * 2), sx: a(G * 4), gu: a(G * 2 * H * 2), h: a(G * H * 2), hsx: a(G * 4), y: a(G * c.dim * 2),
+        };
+      }
     } catch (e) {
       this.destroy();
       throw e;
     }
     this.handles = {
-      layers: model.layers.map((l) => ({ attnNorm: l.attnNorm, qkv: l.qkv, o: l.o, ffnNorm: l.ffnNorm, ffn: { kind: 'swiglu' as const, gateUp: l.gateUp, down: l.down } })),
+      layers: model.layers.map((l) => ({ attnNorm: l.attnNorm, qkv: l.qkv, o: l.o, ffnNorm: l.ffnNorm, ffn: l.ffn })),
       finalNorm: model.finalNorm,
       head: model.head,
     };
+  }
+
+  /** Whether a decode step can be captured as a graph (not yet with a mixture of experts: its
+   *  per-expert GEMMs are launched for the row counts the step's routing read back). */
+  get graphable(): boolean {
+    return this.moe === undefined;
   }
 
   /** Whether decode steps can run attention_decode.cu (else the prefill kernel, unsplit). */
@@ -254,7 +279,7 @@ export class CudaEngine {
    * (captured on first use), or plain launches with graph = false. Returns at once; readHistory waits.
    */
   decode(B: number, steps: number, sampling: Sampling = GREEDY, graph = true): void {
-    if (!graph) {
+    if (!graph || !this.graphable) {
       for (let i = 0; i < steps; i++) this.decodeLaunches(B, sampling);
       return;
     }
@@ -267,6 +292,7 @@ export class CudaEngine {
     const key = `${B}:${sampling.temperature}:${sampling.topP}:${sampling.seed}`;
     let g = this.graphs.get(key);
     if (!g) {
+      if (!this.graphable) fail('engine', 'a mixture-of-experts model decodes without a CUDA graph (its expert GEMMs follow each step\'s routing)');
       this.prepareDecode(B);
       g = this.gpu.capture(this.stream, () => this.decodeLaunches(B, sampling));
       this.graphs.set(key, g);
@@ -397,8 +423,42 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     return q8 ? { q: this.e.hq.ptr, sx: this.e.sx.ptr } : { f16: this.e.hf.ptr };
   }
 
-  moeAdd(): void {
-    fail('engine', 'mixture-of-experts layers are not supported by the GPU engine yet');  // (load-device.ts refuses such models first)
+  /**
+   * Mixtral's sparse MoE block: moe_topk + moe_align route the step's rows (h: the fp16 RMSNorm
+   * output the router consumes), gather_rows puts the experts' inputs in expert order (int8 + scales
+   * for W4A8, else fp16), the row counts come back to the host (a sync: no graph), each routed expert
+   * runs its gate|up and down GEMMs on its block of rows, SwiGLU runs once over all of them, and
+   * moe_combine adds Σ_k w·y to the residual.
+   */
+  moeAdd(h: Act, ffn: MoeFeedForward<DeviceLinear>, residual: Act): void {
+    if (!('f16' in h) || !('f16' in residual)) fail('engine', 'the mixture of experts takes fp16 rows');
+    const e = this.e, ws = e.moe, c = e.model.config, M = this.st.rows, K = ffn.topK, E = ffn.experts.length, H = c.hiddenDim, dim = c.dim;
+    if (!ws) fail('engine', 'no mixture-of-experts workspace');
+    if (!this.runs('moe')) return;
+    const k = e.kernels, s = this.s, G = M * K;
+    k.moeTopk(h.f16, ffn.router.weight, M, dim, E, K, ws.experts, ws.weights, s);
+    k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, s);
+    const q8 = inputFormat(ffn.experts[0]!.gateUp) === 'q8';
+    if (q8) {
+      k.quantizeAct(h.f16, e.hq, e.sx, M, dim, s);
+      k.gatherRows(e.hq, ws.perm, ws.x, G, dim, s);
+      k.gatherRows(e.sx, ws.perm, ws.sx, G, 4, s);
+    } else k.gatherRows(h.f16, ws.perm, ws.x, G, dim * 2, s);
+    s.sync();
+    const off = e.gpu.download(ws.offsets, new Int32Array(E + 1));
+    const at = (b: DeviceBuffer, row: number, bytesPerRow: number) => b.ptr + BigInt(row * bytesPerRow);
+    const input = (x: DeviceBuffer, sx: DeviceBuffer, row: number, width: number): Act =>
+      q8 ? { q: at(x, row, width), sx: at(sx, row, 4) } : { f16: at(x, row, width * 2) };
+    ffn.experts.forEach((x, i) => {
+      const m = off[i + 1]! - off[i]!;
+      if (m > 0) e.gemm.run(x.gateUp, m, input(ws.x, ws.sx, off[i]!, dim), at(ws.gu, off[i]!, 2 * H * 2), s);
+    });
+    k.swiglu(ws.gu, G, H, q8 ? { q: ws.h, sx: ws.hsx } : { f16: ws.h }, s);
+    ffn.experts.forEach((x, i) => {
+      const m = off[i + 1]! - off[i]!;
+      if (m > 0) e.gemm.run(x.down, m, input(ws.h, ws.hsx, off[i]!, H), at(ws.y, off[i]!, dim * 2), s);
+    });
+    k.moeCombine(ws.y, ws.slot, ws.weights, residual.f16, M, K, dim, s);
   }
 
   logits(x: Act, finalNorm: DeviceBuffer, head: DeviceLinear): void {

@@ -1,6 +1,6 @@
 // Building a DeviceModel: from a Hugging Face directory (fp16/bf16/fp32 safetensors, or an intscale
 // quantized checkpoint), streamed tensor by tensor to the GPU (upload.ts), q|k|v and gate|up fused
-// at load time, W4 modes quantized on the GPU right after each fp16 linear arrives (so the fp16
+// at load time (a Mixtral expert's w1|w3 likewise; its router stays fp16), W4 modes quantized on the GPU right after each fp16 linear arrives (so the fp16
 // weights are never all resident); or from an architecture preset with seeded random fp16 weights
 // made on the GPU (shape-true speed models: nothing read from disk).
 import { fail } from '../../core/errors.ts';
@@ -15,7 +15,8 @@ import { freeLinear, type DeviceLinear, type LinearRole } from './device-linear.
 import {
   checkW4Shapes, finishW4, quantizeLinearOnGpu, type DeviceLayer, type DeviceModel,
 } from './device-model.ts';
-import { ATTN_HEAD_DIMS, RMS_MAX_DIM, SWIGLU_MAX_HIDDEN, type EngineKernels } from './kernels.ts';
+import { ATTN_HEAD_DIMS, MOE_MAX_EXPERTS, RMS_MAX_DIM, SWIGLU_MAX_HIDDEN, type EngineKernels } from './kernels.ts';
+import type { FeedForward } from '../../model/forward.ts';
 import { TensorUploader } from './upload.ts';
 
 export interface DeviceLoadOptions {
@@ -28,7 +29,7 @@ export interface DeviceLoadOptions {
 
 /** Fail unless the GPU engine can run this architecture. */
 export function checkGpuConfig(c: ModelConfig, where: string): void {
-  if (c.arch === 'mixtral') fail(where, 'MixtralForCausalLM (mixture of experts) is not supported by the GPU engine yet');
+  if (c.arch === 'mixtral' && !(c.nExperts !== undefined && c.nExperts <= MOE_MAX_EXPERTS)) fail(where, `${c.nExperts} experts exceed the GPU router's ${MOE_MAX_EXPERTS}`);
   if (!(ATTN_HEAD_DIMS as readonly number[]).includes(c.headDim)) fail(where, `head size ${c.headDim} is not supported by the GPU attention kernels (64 or 128)`);
   if (c.dim % 16 || c.hiddenDim % 16) fail(where, `hidden sizes ${c.dim}/${c.hiddenDim} must be multiples of 16 on the GPU`);
   if (c.dim > RMS_MAX_DIM || c.hiddenDim > SWIGLU_MAX_HIDDEN) fail(where, `hidden sizes ${c.dim}/${c.hiddenDim} exceed the GPU row kernels' ${RMS_MAX_DIM}/${SWIGLU_MAX_HIDDEN}`);
@@ -115,14 +116,21 @@ export function loadDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, dir: stri
     for (let l = 0; l < config.nLayers; l++) {
       const pre = `model.layers.${l}.`;
       const attn = ['q_proj', 'k_proj', 'v_proj'].map((p) => `${pre}self_attn.${p}`);
-      const layer: DeviceLayer = {
-        attnNorm: f16(`${pre}input_layernorm.weight`, [dim]),
-        qkv: fused(attn, [qDim, kvDim, kvDim], dim, 'qkv', `${pre}self_attn.qkv`),
-        o: fused([`${pre}self_attn.o_proj`], [dim], qDim, 'o', `${pre}self_attn.o_proj`),
-        ffnNorm: f16(`${pre}post_attention_layernorm.weight`, [dim]),
-        gateUp: fused([`${pre}mlp.gate_proj`, `${pre}mlp.up_proj`], [H, H], dim, 'gateUp', `${pre}mlp.gate_up`),
-        down: fused([`${pre}mlp.down_proj`], [dim], H, 'down', `${pre}mlp.down_proj`),
-      };
+      const mlp = (gate: string, up: string, down: string, label: string) => ({
+        gateUp: fused([`${pre}${gate}`, `${pre}${up}`], [H, H], dim, 'gateUp', `${pre}${label}.gate_up`),
+        down: fused([`${pre}${down}`], [dim], H, 'down', `${pre}${down}`),
+      });
+      const attnNorm = f16(`${pre}input_layernorm.weight`, [dim]);
+      const qkv = fused(attn, [qDim, kvDim, kvDim], dim, 'qkv', `${pre}self_attn.qkv`);
+      const o = fused([`${pre}self_attn.o_proj`], [dim], qDim, 'o', `${pre}self_attn.o_proj`);
+      const ffnNorm = f16(`${pre}post_attention_layernorm.weight`, [dim]);
+      const moe = (E: number): FeedForward<DeviceLinear> => ({
+        kind: 'moe', topK: config.nExpertsPerTok!,
+        router: b.fp16Linear(f16(`${pre}block_sparse_moe.gate.weight`, [E, dim]), E, dim, 'router'),  // fp16 in every mode
+        experts: Array.from({ length: E }, (_, e) => { const x = `block_sparse_moe.experts.${e}`; return mlp(`${x}.w1`, `${x}.w3`, `${x}.w2`, x); }),
+      });
+      const ffn = config.arch === 'mixtral' ? moe(config.nExperts!) : { kind: 'swiglu' as const, ...mlp('mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj', 'mlp') };
+      const layer: DeviceLayer = { attnNorm, qkv, o, ffnNorm, ffn };
       if (config.qkvBias) {
         const bias = b.alloc((qDim + 2 * kvDim) * 2);
         up.uploadF16(tensor(`${pre}self_attn.q_proj.bias`, [qDim]), bias, 0);
@@ -205,10 +213,12 @@ export function randomDeviceModel(gpu: Gpu, k: EngineKernels, s: Stream, config:
     const embed = rand(V * dim, 0, 1);
     const layers: DeviceLayer[] = [];
     for (let l = 0; l < config.nLayers; l++) {
-      layers.push({
-        attnNorm: rand(dim, 1, 0.02), qkv: lin(qkvN, dim, 'qkv'), o: lin(dim, qDim, 'o'),
-        ffnNorm: rand(dim, 1, 0.02), gateUp: lin(2 * H, dim, 'gateUp'), down: lin(dim, H, 'down'),
-      });
+      const mlp = () => ({ gateUp: lin(2 * H, dim, 'gateUp'), down: lin(dim, H, 'down') });
+      // a Mixtral router ~N(0, 0.02²) gives logits of order 1 on RMSNorm outputs: tokens spread over the experts
+      const ffn: FeedForward<DeviceLinear> = config.arch === 'mixtral'
+        ? { kind: 'moe', router: lin(config.nExperts!, dim, 'router'), topK: config.nExpertsPerTok!, experts: Array.from({ length: config.nExperts! }, mlp) }
+        : { kind: 'swiglu', ...mlp() };
+      layers.push({ attnNorm: rand(dim, 1, 0.02), qkv: lin(qkvN, dim, 'qkv'), o: lin(dim, qDim, 'o'), ffnNorm: rand(dim, 1, 0.02), ffn });
       onProgress?.(l + 1, config.nLayers);
     }
     const finalNorm = rand(dim, 1, 0.02);
