@@ -1,8 +1,10 @@
 // A projection on the GPU and how it runs: FP16 through cuBLASLt (fp16 in/out, fp32 accumulate,
 // residual as its C operand), the LM head through cuBLASLt with fp32 logits, W4A16 / W4A8-FS / IS /
 // PC through our W4 GEMM kernels (planner + launcher of src/gpu/kernels/w4-gemm-*.ts, residual fused
-// in their epilogue). Plans are made per row count M on first use and kept, so a captured decode
-// graph replays exactly the kernels its warm-up ran.
+// in their epilogue). Plans are made per shape and row count M on first use and kept, so a captured
+// decode graph replays exactly the kernels its warm-up ran; linears of one shape (every layer's, every
+// expert's) share a plan: the weights are launch operands, and a plan's split-K workspace is only
+// touched after the kernel's griddepcontrol.wait, so consecutive GEMMs on one stream never overlap on it.
 import { fail } from '../../core/errors.ts';
 import { CublasLtGemm, WORKSPACE_BYTES } from '../../gpu/gemm-baselines.ts';
 import { W4GemmLaunch } from '../../gpu/kernels/w4-gemm-launch.ts';
@@ -45,7 +47,7 @@ export function freeLinear(l: DeviceLinear): void {
 export class GemmRunner {
   private readonly workspace: DeviceBuffer;
   private readonly cublas = new Map<string, CublasLtGemm>();
-  private readonly w4 = new Map<DeviceLinear, Map<number, W4GemmLaunch>>();
+  private readonly w4 = new Map<string, W4GemmLaunch>();
 
   constructor(private readonly gpu: Gpu) {
     this.workspace = gpu.alloc(WORKSPACE_BYTES);
@@ -59,10 +61,9 @@ export class GemmRunner {
   }
 
   private w4For(l: DeviceLinear, M: number): W4GemmLaunch {
-    let byM = this.w4.get(l);
-    if (!byM) this.w4.set(l, (byM = new Map()));
-    let g = byM.get(M);
-    if (!g) byM.set(M, (g = new W4GemmLaunch(this.gpu, l.kind as QuantMode, l.group!, M, l.outFeatures, l.inFeatures)));
+    const key = `${l.kind}:${l.group}:${M}:${l.outFeatures}:${l.inFeatures}`;
+    let g = this.w4.get(key);
+    if (!g) this.w4.set(key, (g = new W4GemmLaunch(this.gpu, l.kind as QuantMode, l.group!, M, l.outFeatures, l.inFeatures)));
     return g;
   }
 
@@ -87,7 +88,7 @@ export class GemmRunner {
 
   destroy(): void {
     for (const g of this.cublas.values()) g.destroy();
-    for (const byM of this.w4.values()) for (const g of byM.values()) g.destroy();
+    for (const g of this.w4.values()) g.destroy();
     this.cublas.clear();
     this.w4.clear();
     this.workspace.free();
