@@ -54,12 +54,6 @@ export function isMoeLayer(layer: LayerWeights): layer is MoeLayerWeights {
   return 'moe' in layer;
 }
 
-/** The layer's dense MLP, or a one-line error naming `where` for a mixture-of-experts layer. */
-export function denseLayer(layer: LayerWeights, where: string): DenseLayerWeights {
-  if (isMoeLayer(layer)) fail(where, 'mixture-of-experts layers are not supported here');
-  return layer;
-}
-
 export interface ModelWeights {
   /** [vocabSize, dim] */
   embedding: Float32Array;
@@ -124,14 +118,10 @@ export const ATTENTION_LINEAR_NAMES = {
 } as const;
 /** HF tensor names of a dense layer's MLP projections, keyed by field. */
 export const MLP_LINEAR_NAMES = { w1: 'mlp.gate_proj', w2: 'mlp.down_proj', w3: 'mlp.up_proj' } as const;
-/** HF tensor names of every projection of a dense layer, keyed by field. */
-export const LAYER_LINEAR_NAMES = { ...ATTENTION_LINEAR_NAMES, ...MLP_LINEAR_NAMES } as const;
 /** HF name (without ".weight") of expert e's projection `field` in a Mixtral layer (prefix 'model.layers.L.'). */
 export const expertLinearName = (e: number, field: keyof SwigluWeights) => `block_sparse_moe.experts.${e}.${field}`;
 /** HF name (without ".weight") of a Mixtral layer's router. */
 export const ROUTER_NAME = 'block_sparse_moe.gate';
-
-export type LinearField = keyof typeof LAYER_LINEAR_NAMES;
 
 /** A projection slot of the model: its HF name (without ".weight"), what it holds, how to replace it. */
 export interface LinearSlot {

@@ -7,11 +7,12 @@
 // Rows are gathered per expert on the host, in pieces of at most the pipeline's chunk rows.
 import type { ModelConfig } from '../model/config.ts';
 import type { Act, LayerOps, OpsWeight } from './calib-ops.ts';
-import type { MlpWeights, MoeLayer } from './calib-source.ts';
+import type { MoeLayer } from './calib-source.ts';
 import type { InputStats } from './hessian.ts';
 import type { RowChunk } from './layer-forward.ts';
 import { quantizeRtn, type QuantizedWeight } from './rtn.ts';
 import { noRows, routeRows } from '../model/moe-routing.ts';
+import { expertLinearName } from '../model/weights.ts';
 
 /** What the step needs from the pipeline's layer (calibrate.ts's closures and buffers). */
 export interface MoeStepContext {
@@ -36,7 +37,6 @@ export interface MoeStepContext {
   quantizer: (stats: InputStats) => { quantize(w: Float32Array, N: number, name: string): QuantizedWeight; release(): void };
   /** records a quantized linear by its name within the layer, returns its dequantized weight */
   put: (name: string, lw: { w: Float32Array }, qw: QuantizedWeight) => OpsWeight;
-  expertName: (e: number, field: keyof MlpWeights) => string;
 }
 
 /** Quantize the layer's experts and add their output to x; returns the calibration rows routed to each expert. */
@@ -61,7 +61,7 @@ export function calibrateExperts(cx: MoeStepContext, moe: MoeLayer['moe']): numb
     const w1 = { w: expert.w1 }, w3 = { w: expert.w3 }, w2 = { w: expert.w2 };
     if (rows.length === 0) {
       for (const [field, lw, N, Kin] of [['w1', w1, hid, dim], ['w3', w3, hid, dim], ['w2', w2, dim, hid]] as const)
-        ops.freeWeight(cx.put(cx.expertName(e, field), lw, quantizeRtn(lw.w, N, Kin, { group: cx.group, clip: cx.clip, name: cx.expertName(e, field) })));
+        ops.freeWeight(cx.put(expertLinearName(e, field), lw, quantizeRtn(lw.w, N, Kin, { group: cx.group, clip: cx.clip, name: expertLinearName(e, field) })));
       return;
     }
     // the expert's rows in pieces of at most chunkRows, gathered from h
@@ -77,14 +77,14 @@ export function calibrateExperts(cx: MoeStepContext, moe: MoeLayer['moe']): numb
     const su = cx.collect(dim);
     for (const p of pieces) ops.accumulate(p.act, su, undefined);
     const qu = cx.quantizer(su);
-    const dg = cx.put(cx.expertName(e, 'w1'), w1, qu.quantize(w1.w, hid, cx.expertName(e, 'w1')));
-    const du = cx.put(cx.expertName(e, 'w3'), w3, qu.quantize(w3.w, hid, cx.expertName(e, 'w3')));
+    const dg = cx.put(expertLinearName(e, 'w1'), w1, qu.quantize(w1.w, hid, expertLinearName(e, 'w1')));
+    const du = cx.put(expertLinearName(e, 'w3'), w3, qu.quantize(w3.w, hid, expertLinearName(e, 'w3')));
     qu.release();
     // down from the expert's SwiGLU outputs with the quantized gate / up
     const sd = cx.collect(hid);
     for (const p of pieces) ops.accumulate(swiglu(p.act, dg, du), sd, undefined);
     const qd = cx.quantizer(sd);
-    const dd = cx.put(cx.expertName(e, 'w2'), w2, qd.quantize(w2.w, dim, cx.expertName(e, 'w2')));
+    const dd = cx.put(expertLinearName(e, 'w2'), w2, qd.quantize(w2.w, dim, expertLinearName(e, 'w2')));
     qd.release();
     // the expert's weighted output, added row by row in expert order
     for (const p of pieces) {

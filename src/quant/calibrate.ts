@@ -36,7 +36,6 @@ import { InputStats } from './hessian.ts';
 import type { Act, LayerOps, OpsWeight } from './calib-ops.ts';
 import { CpuLayerOps } from './calib-ops-cpu.ts';
 import { calibrateExperts } from './calib-moe.ts';
-import { expertLinearName } from '../model/weights.ts';
 import { windowChunks, type RowChunk } from './layer-forward.ts';
 import { quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 import { smoothScales } from './smooth.ts';
@@ -335,7 +334,6 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         note.expertRows = calibrateExperts({
           ops, config: c, group: o.group, clip: o.clip ?? false, x, normed: (ch) => normed(gf, ch), chunks, chunkRows: R,
           gate: gb, up: ub, out: ob, collect: (K) => collect(K, gram, false), quantizer: (st) => quantizer(st), put,
-          expertName: (e, f) => expertLinearName(e, f),
         }, L.moe);
       } else {
         // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x

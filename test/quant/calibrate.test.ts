@@ -10,7 +10,7 @@ import type { Model } from '../../src/model/llama.ts';
 import { sampleWindows } from '../../src/quant/calib-data.ts';
 import { foldIntoNorm, type MethodOptions } from '../../src/quant/calibrate.ts';
 import { addRows, attentionRows, calibRope, linearRows, rmsNormRows, swigluRows } from '../../src/quant/layer-forward.ts';
-import { denseLayer, rawWeightOf } from '../../src/model/weights.ts';
+import { isMoeLayer, rawWeightOf } from '../../src/model/weights.ts';
 import { smallLlama } from './small-llama.ts';
 import { engineLogits, logitError, randomWindows } from './calib-eval.ts';
 
@@ -28,8 +28,8 @@ function pipelineLogits(model: Model, windows: number[][]): Float32Array {
   let x: Float32Array = new Float32Array(M * d);
   windows.forEach((ids, s) => ids.forEach((id, t) => x.set(w.embedding.subarray(id * d, (id + 1) * d), (s * T + t) * d)));
   const raw = (l: Parameters<typeof rawWeightOf>[0]) => rawWeightOf(l)!;
-  for (const layer of w.layers) {
-    const L = denseLayer(layer, 'calibrate.test');
+  for (const L of w.layers) {
+    if (isMoeLayer(L)) assert.fail('a dense MLP');
     const h = rmsNormRows(x, L.attnNorm, M, d, c.normEps);
     const att = attentionRows(linearRows(h, M, d, raw(L.wq), qd), linearRows(h, M, d, raw(L.wk), kvd), linearRows(h, M, d, raw(L.wv), kvd), S, T, c, calibRope(c, T));
     x = addRows(x, linearRows(att, M, qd, raw(L.wo), d));

@@ -142,7 +142,7 @@ export class CudaEngine {
       if (moeFfn && moeFfn.kind === 'moe') {
         const G = R * moeFfn.topK, E = moeFfn.experts.length;
         this.moe = {
-          experts: a(R * moeFfn.topK * 4), weights: a(G * 4), slot: a(G * 4), perm: a(G * 4), offsets: a((E + 1) * 4),
+          experts: a(G * 4), weights: a(G * 4), slot: a(G * 4), perm: a(G * 4), offsets: a((E + 1) * 4),
           x: a(G * c.dim * 2), sx: a(G * 4), gu: a(G * 2 * H * 2), h: a(G * H * 2), hsx: a(G * 4), y: a(G * c.dim * 2),
         };
       }

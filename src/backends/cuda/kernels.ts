@@ -25,6 +25,11 @@ export const ATTN_DECODE_MAX_ROW = 8192;
 /** moe_route.cu: experts per layer (MOE_MAX_EXPERTS). */
 export const MOE_MAX_EXPERTS = 16;
 
+/** moe_route.cu's limits on experts per layer (E) and per row (K). */
+function checkExperts(kernel: string, E: number, K: number): void {
+  if (!(E >= 1 && E <= MOE_MAX_EXPERTS && K >= 1 && K <= E)) fail(kernel, `${E} experts, ${K} per row: need 1 <= K <= E <= ${MOE_MAX_EXPERTS}`);
+}
+
 /** Kernels compiled on their first launch: the mixture-of-experts files (only Mixtral needs them,
  *  so a dense model's engine neither waits for them nor depends on them; the engine's eager warm-up
  *  step launches every kernel before a graph is captured). */
@@ -81,13 +86,13 @@ export class EngineKernels {
   /** Router + top-K of fp16 rows h [M, dim] against router [E, dim]: experts / weights [M, K]. */
   moeTopk(h: Ptr, router: Ptr, M: number, dim: number, E: number, K: number, experts: Ptr, weights: Ptr, s?: Stream): void {
     if (dim % 8) fail('moe_topk', `dim ${dim} must be a multiple of 8`);
-    if (!(E >= 1 && E <= MOE_MAX_EXPERTS && K >= 1 && K <= E)) fail('moe_topk', `${E} experts, ${K} per row: need 1 <= K <= E <= ${MOE_MAX_EXPERTS}`);
+    checkExperts('moe_topk', E, K);
     this.run('moe_topk', Math.ceil(M / 8), 256, [p(h), p(router), i32(M), i32(dim), i32(E), i32(K), p(experts), p(weights)], s);
   }
 
   /** Group the M·K entries of `experts` by expert: offsets [E + 1], perm [M·K], slot [M, K]. */
   moeAlign(experts: Ptr, M: number, E: number, K: number, offsets: Ptr, perm: Ptr, slot: Ptr, s?: Stream): void {
-    if (!(E >= 1 && E <= MOE_MAX_EXPERTS && K >= 1 && K <= E)) fail('moe_align', `${E} experts, ${K} per row: need 1 <= K <= E <= ${MOE_MAX_EXPERTS}`);
+    checkExperts('moe_align', E, K);
     this.run('moe_align', 1, 1024, [p(experts), i32(M), i32(E), i32(K), p(offsets), p(perm), p(slot)], s);
   }
 
