@@ -17,13 +17,6 @@
 #include "../../../src/gpu/kernels/ptx.cuh"
 #include "wgmma_s8.cuh"
 
-DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N> DEVI void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
-DEVI u64 desc_sw128(u32 addr) {
-  return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
-}
-
 enum { PC = 0, IS = 1, FS = 2 };
 constexpr int SMEM = 1024 + 256 * 128 + 3 * 8192 + 3 * 4096 + 3 * 512;
 

@@ -102,6 +102,15 @@ DEVI float ld_cg(const float* p) {
   return v;
 }
 
+// ---- Hopper warpgroup MMA (sm_90a: w4_gemm_wgmma.cu and its probes; inline, so emitted only where used)
+DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N> DEVI void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
+// K-major operand in 128B-swizzle mode: 128-byte rows, 8-row atoms 1024 B apart (SBO), LBO unused.
+DEVI u64 desc_sw128(u32 addr) {
+  return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+}
+
 // ---- fp16 tensor-core MMA and f16x2 arithmetic (the W4A16 kernels) -------------------------------
 // m16n8k16 f16·f16 → f32, accumulating into c
 DEVI void mma_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
