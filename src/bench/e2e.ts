@@ -27,6 +27,9 @@ export interface E2eRow {
   prefill_ms: number;
   decode_ms_per_token: number;
   tokens_per_s: number;
+  /** Whether decode replayed a CUDA graph (false: eager launches, a mixture of experts above batch
+   *  16); absent in files written before it was recorded (graphs, except Mixtral's). */
+  graph?: boolean;
 }
 
 export interface E2eTimeline {
@@ -129,8 +132,8 @@ function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: nu
     const { first } = prefill(engine, prompts, GREEDY);
     const prefillMs = performance.now() - t0;
     engine.beginDecode(first, prompts.map((p) => p.length));
-    if (engine.graphable) engine.decodeGraph(batch, GREEDY);  // warm-up step + capture (the state is left as it was)
-    else engine.prepareDecode(batch);  // a mixture of experts decodes eagerly: its warm-up step only
+    if (engine.graphable(batch)) engine.decodeGraph(batch, GREEDY);  // warm-up step + capture (the state is left as it was)
+    else engine.prepareDecode(batch);  // a mixture of experts above batch 16 decodes eagerly: its warm-up step only
     const start = gpu.event(), end = gpu.event();
     start.record(engine.stream);
     engine.decode(batch, o.gen, GREEDY);
@@ -142,8 +145,9 @@ function measure(gpu: Gpu, model: DeviceModel, kernels: EngineKernels, batch: nu
     const row = {
       batch, prompt: o.prompt, gen: o.gen, mode: model.mode, prefill_ms: round(prefillMs),
       decode_ms_per_token: round(ms / o.gen, 4), tokens_per_s: round((batch * o.gen) / (ms / 1000), 1),
+      graph: engine.graphable(batch),
     };
-    if (!o.timeline || !engine.graphable) return { row };  // (timelines time graph variants)
+    if (!o.timeline || !engine.graphable(batch)) return { row };  // (timelines time graph variants)
     const t = decodeTimeline(engine, batch, 20);
     return { row, timeline: { step_us: t.stepUs, ops: t.rows } };
   } finally {
@@ -156,14 +160,14 @@ const round = (v: number, digits = 3) => Number(v.toFixed(digits));
 /** Aligned text table with the speed-up of each mode over fp16 (same arch, batch). */
 export function formatE2eTable(r: E2eResults): string {
   const fp16 = new Map(r.rows.filter((x) => x.mode === 'fp16').map((x) => [`${x.arch}:${x.batch}`, x]));
-  const head = ['arch', 'batch', 'mode', 'prefill ms', 'decode ms/tok', 'tokens/s', '× fp16 decode', '× fp16 prefill'];
+  const head = ['arch', 'batch', 'mode', 'decode', 'prefill ms', 'decode ms/tok', 'tokens/s', '× fp16 decode', '× fp16 prefill'];
   const cells = r.rows.map((x) => {
     const f = fp16.get(`${x.arch}:${x.batch}`);
-    return [x.arch, String(x.batch), x.mode, x.prefill_ms.toFixed(1), x.decode_ms_per_token.toFixed(3), x.tokens_per_s.toFixed(1),
+    return [x.arch, String(x.batch), x.mode, x.graph === undefined ? '-' : x.graph ? 'graph' : 'eager', x.prefill_ms.toFixed(1), x.decode_ms_per_token.toFixed(3), x.tokens_per_s.toFixed(1),
       f ? (x.tokens_per_s / f.tokens_per_s).toFixed(2) : '-', f ? (f.prefill_ms / x.prefill_ms).toFixed(2) : '-'];
   });
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => (i < 3 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
+  const line = (c: string[]) => c.map((v, i) => (i < 4 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
   const out = [`${r.device}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}`, line(head), ...cells.map(line)];
   for (const t of r.timelines ?? []) {
     out.push('', `decode step timeline: ${t.arch} batch ${t.batch} ${t.mode}: ${t.step_us.toFixed(1)} µs per step (cost of each op kind: the step without it, left out)`);

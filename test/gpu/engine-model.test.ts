@@ -225,13 +225,23 @@ test(`${label}: GPU logits = CPU engine within the derived tolerance, every mode
       }),
     };
     const cpu = { config, weights };
-    const tokens = [1, 17, 2049, 333, 4000, 5, 77, 1024].map((t) => t % config.vocabSize);
-    const cpuLogits = (): Float32Array => new Session(cpu, { maxSeq: 16 }).forward(tokens, { allLogits: true });
-    const gpuLogits = (m: DeviceModel): Float32Array => {
-      const e = new CudaEngine(c.gpu, m, { maxBatch: 1, maxSeq: 16, maxRows: 16, allLogits: true }, c.kernels);
+    // Mixtral: 20 tokens, so that one step of all of them runs the per-expert GEMMs and steps of 12 + 8
+    // (a chunked prefill) run the grouped ones (steps of at most 16 rows): both against the CPU
+    const moe = config.arch === 'mixtral';
+    const tokens = [1, 17, 2049, 333, 4000, 5, 77, 1024, ...(moe ? [9, 99, 999, 3, 31, 313, 7, 70, 700, 11, 111, 4095] : [])]
+      .map((t) => t % config.vocabSize);
+    const cpuLogits = (): Float32Array => new Session(cpu, { maxSeq: 32 }).forward(tokens, { allLogits: true });
+    const gpuLogits = (m: DeviceModel, steps = [tokens.length]): Float32Array => {
+      const e = new CudaEngine(c.gpu, m, { maxBatch: 1, maxSeq: 32, maxRows: 32, allLogits: true }, c.kernels);
       try {
-        e.runStep([{ slot: 0, pos: 0, tokens }], { allLogits: true });
-        return e.readLogits(tokens.length);
+        const out = new Float32Array(tokens.length * config.vocabSize);
+        let pos = 0;
+        for (const n of steps) {
+          e.runStep([{ slot: 0, pos, tokens: tokens.slice(pos, pos + n) }], { allLogits: true });
+          out.set(e.readLogits(n), pos * config.vocabSize);
+          pos += n;
+        }
+        return out;
       } finally {
         e.destroy();
       }
@@ -241,19 +251,25 @@ test(`${label}: GPU logits = CPU engine within the derived tolerance, every mode
       r.forEach((v, i) => { num += (g[i]! - v) ** 2; den += v * v; });
       return Math.sqrt(num / den);
     };
-    const check = (mode: Mode, ref: Float32Array, got: Float32Array) => {
-      const err = relErr(got, ref);
-      process.stderr.write(`# ${label}, ${mode}: ‖GPU − CPU‖/‖CPU‖ = ${err.toExponential(2)} (tol ${LOGITS_TOL[mode]})\n`);
-      assert.ok(err <= LOGITS_TOL[mode], `${mode}: ${err}`);
+    const check = (mode: Mode, ref: Float32Array, m: DeviceModel) => {
+      for (const steps of moe ? [[tokens.length], [12, 8]] : [[tokens.length]]) {
+        const err = relErr(gpuLogits(m, steps), ref);
+        process.stderr.write(`# ${label}, ${mode}, steps of ${steps.join(' + ')} rows: ‖GPU − CPU‖/‖CPU‖ = ${err.toExponential(2)} (tol ${LOGITS_TOL[mode]})\n`);
+        assert.ok(err <= LOGITS_TOL[mode], `${mode}, steps ${steps}: ${err}`);
+      }
     };
-    check('fp16', cpuLogits(), gpuLogits(dev));
-    if (config.arch === 'mixtral') {
-      // decode: no graph (the expert GEMMs follow each step's routing); a batch of 2 runs, greedy ids
-      // in range, the first one a maximum of the prefill's last logits (up to the GEMMs' rounding)
-      const e = new CudaEngine(c.gpu, dev, { maxBatch: 2, maxSeq: 32 }, c.kernels);
+    check('fp16', cpuLogits(), dev);
+    if (moe) {
+      // decode of a batch of 2 (grouped expert GEMMs): graph replays = plain launches, greedy ids in
+      // range, the first one a maximum of the prefill's last logits (up to the GEMMs' rounding);
+      // batches above 16 rows decode eagerly (per-expert GEMMs)
+      const e = new CudaEngine(c.gpu, dev, { maxBatch: 2, maxSeq: 48 }, c.kernels);
       try {
-        assert.equal(e.graphable, false);
-        const ids = generateOnGpu(e, [tokens, tokens.slice(0, 5)], { maxNew: 6 }).ids;
+        assert.equal(e.graphable(2), true);
+        assert.equal(e.graphable(17), false);
+        const prompts = [tokens, tokens.slice(0, 5)];
+        const ids = generateOnGpu(e, prompts, { maxNew: 6 }).ids;
+        assert.deepEqual(generateOnGpu(e, prompts, { maxNew: 6, graph: false }).ids, ids, 'graph = plain launches');
         assert.deepEqual(ids.map((x) => x.length), [6, 6]);
         assert.ok(ids.flat().every((id) => Number.isInteger(id) && id >= 0 && id < config.vocabSize), ids.join(' | '));
         const last = gpuLogits(dev).subarray((tokens.length - 1) * config.vocabSize, tokens.length * config.vocabSize);
@@ -288,7 +304,7 @@ test(`${label}: GPU logits = CPU engine within the derived tolerance, every mode
       for (const l of made) l.dispose?.();
       const q = quantizeDeviceModel(c.gpu, c.kernels, s, dev, mode, 128);
       try {
-        check(mode, ref, gpuLogits(q));
+        check(mode, ref, q);
       } finally {
         q.free();
       }

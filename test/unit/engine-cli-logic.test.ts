@@ -59,7 +59,7 @@ const RESULTS: E2eResults = {
   device: 'NVIDIA H200', commit: 'abc', date: '2026-12-01T00:00:00Z',
   rows: [
     { arch: 'llama2-7b', batch: 1, prompt: 512, gen: 128, mode: 'fp16', prefill_ms: 20, decode_ms_per_token: 5, tokens_per_s: 200 },
-    { arch: 'llama2-7b', batch: 1, prompt: 512, gen: 128, mode: 'w4a8-is', prefill_ms: 10, decode_ms_per_token: 2.5, tokens_per_s: 400 },
+    { arch: 'llama2-7b', batch: 1, prompt: 512, gen: 128, mode: 'w4a8-is', prefill_ms: 10, decode_ms_per_token: 2.5, tokens_per_s: 400, graph: false },
     { arch: 'llama2-7b', batch: 16, prompt: 512, gen: 128, mode: 'fp16', prefill_ms: 200, decode_ms_per_token: 6, tokens_per_s: 2666.7 },
   ],
 };
@@ -70,6 +70,7 @@ test('bench e2e results: round trip through JSON, ratios vs FP16 of the same (ar
   const table = formatE2eTable(back).split('\n');
   const is = table.find((l) => l.includes('w4a8-is'))!;
   assert.match(is, /2\.00\s+2\.00$/);  // decode 400/200, prefill 20/10
+  assert.match(is, /w4a8-is\s+eager\s/);  // how it decoded (absent in older files: '-')
   assert.throws(() => parseE2eResults('{"device":"x","rows":[{"arch":"a","mode":"fp16","batch":"1"}]}', 'r.json'), /r\.json: row 0: batch is not a number/);
   assert.throws(() => parseE2eResults('nope', 'r.json'), /r\.json: not valid JSON/);
   const spec = e2ePlotSpec(back) as unknown as { columns: number; data: { values: { group: string; order: number; label: string }[] } };

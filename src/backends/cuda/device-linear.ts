@@ -5,8 +5,11 @@
 // decode graph replays exactly the kernels its warm-up ran; linears of one shape (every layer's, every
 // expert's) share a plan: the weights are launch operands, and a plan's split-K workspace is only
 // touched after the kernel's griddepcontrol.wait, so consecutive GEMMs on one stream never overlap on it.
+// A mixture of experts' projections of small steps run grouped (runGrouped: every routed expert in
+// one launch, the row counts read on the device).
 import { fail } from '../../core/errors.ts';
 import { CublasLtGemm, WORKSPACE_BYTES } from '../../gpu/gemm-baselines.ts';
+import { GroupedGemmLaunch } from '../../gpu/kernels/grouped-gemm.ts';
 import { W4GemmLaunch } from '../../gpu/kernels/w4-gemm-launch.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../../gpu/runtime.ts';
 import type { LinearHandle } from '../../model/forward.ts';
@@ -48,6 +51,7 @@ export class GemmRunner {
   private readonly workspace: DeviceBuffer;
   private readonly cublas = new Map<string, CublasLtGemm>();
   private readonly w4 = new Map<string, W4GemmLaunch>();
+  private readonly grouped = new Map<string, GroupedGemmLaunch>();
 
   constructor(private readonly gpu: Gpu) {
     this.workspace = gpu.alloc(WORKSPACE_BYTES);
@@ -86,11 +90,26 @@ export class GemmRunner {
     g.launch({ a, sx: 'sx' in x ? x.sx : undefined, wp: l.weight, gscales: l.gscales, chan: l.chan, residual: opts.residual, out }, s, opts.pdl);
   }
 
+  /**
+   * A mixture of experts' projection in one launch (src/gpu/kernels/grouped-gemm.ts): expert e
+   * multiplies rows [offsets[e], offsets[e + 1]) of x (expert order, at most `rows` ≤ 16 in all) by
+   * its linear, whose operands `table` (expertTable) lists; `like` is any of the experts' linears.
+   */
+  runGrouped(like: DeviceLinear, experts: number, table: DeviceBuffer, offsets: DeviceBuffer, rows: number,
+    x: { f16: Ptr } | { q: Ptr; sx: Ptr }, out: Ptr, s: Stream, pdl = false): void {
+    if ((inputFormat(like) === 'f16') !== ('f16' in x)) fail('linear', `a grouped ${like.kind} linear got the wrong activation format`);
+    const key = `${like.kind}:${like.group}:${rows}:${like.outFeatures}:${like.inFeatures}:${experts}`;
+    let g = this.grouped.get(key);
+    if (!g) this.grouped.set(key, (g = new GroupedGemmLaunch(this.gpu, like.kind, like.group ?? 0, rows, like.outFeatures, like.inFeatures, experts)));
+    g.launch({ a: 'f16' in x ? x.f16 : x.q, sx: 'sx' in x ? x.sx : undefined, table, offsets, out }, s, pdl);
+  }
+
   destroy(): void {
     for (const g of this.cublas.values()) g.destroy();
     for (const g of this.w4.values()) g.destroy();
     this.cublas.clear();
     this.w4.clear();
+    this.grouped.clear();
     this.workspace.free();
   }
 }

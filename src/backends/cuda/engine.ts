@@ -4,12 +4,15 @@
 // lengths, chunked to the workspace); decode is one CUDA graph per batch size, captured once and
 // replayed: positions, lengths and sampled ids stay in device buffers updated in place by the
 // graph itself (sample.cu's advance_step), so only token ids ever cross to the host. A mixture of
-// experts (Mixtral) reads each step's per-expert row counts back to launch one GEMM per routed
-// expert: its decode steps run eagerly (no graph) until the grouped GEMMs take device-side counts.
+// experts (Mixtral) runs each projection of a step of up to GROUPED_MAX_ROWS rows as one grouped GEMM
+// that reads the routing's per-expert row counts on the device, so those decode steps are graphs
+// too; larger steps (prefill, decode batches above 16) read the counts back and launch one GEMM
+// per routed expert (eager).
 import { fail } from '../../core/errors.ts';
 import type { DeviceBuffer, Gpu, Graph, Stream } from '../../gpu/runtime.ts';
 import { forwardStep, type ModelHandles, type MoeFeedForward, type StepOps } from '../../model/forward.ts';
 import { ropeTables } from '../../model/rope.ts';
+import { expertTable, GROUPED_MAX_ROWS } from '../../gpu/kernels/grouped-gemm.ts';
 import { GemmRunner, inputFormat, type DeviceLinear } from './device-linear.ts';
 import type { DeviceModel } from './device-model.ts';
 import { ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './kernels.ts';
@@ -21,6 +24,8 @@ import { decodeAttentionSplits, fusedDecodeFits } from './decode-splits.ts';
 interface MoeWorkspace {
   experts: DeviceBuffer; weights: DeviceBuffer; slot: DeviceBuffer; perm: DeviceBuffer; offsets: DeviceBuffer;
   x: DeviceBuffer; sx: DeviceBuffer; gu: DeviceBuffer; h: DeviceBuffer; hsx: DeviceBuffer; y: DeviceBuffer;
+  /** Each MoE block's expert tables (grouped-gemm.ts's expertTable) of its gate|up and down linears. */
+  tables: Map<MoeFeedForward<DeviceLinear>, { gateUp: DeviceBuffer; down: DeviceBuffer }>;
 }
 
 /** An activation on the device: fp16 rows, or int8 rows with per-row fp32 scales. */
@@ -141,9 +146,14 @@ export class CudaEngine {
       const moeFfn = model.layers.map((l) => l.ffn).find((f) => f.kind === 'moe');
       if (moeFfn && moeFfn.kind === 'moe') {
         const G = R * moeFfn.topK, E = moeFfn.experts.length;
+        const tables = new Map<MoeFeedForward<DeviceLinear>, { gateUp: DeviceBuffer; down: DeviceBuffer }>();
+        const table = (ls: DeviceLinear[]) => { const b = expertTable(gpu, ls); this.bufs.push(b); return b; };
+        for (const { ffn } of model.layers) {
+          if (ffn.kind === 'moe') tables.set(ffn, { gateUp: table(ffn.experts.map((x) => x.gateUp)), down: table(ffn.experts.map((x) => x.down)) });
+        }
         this.moe = {
           experts: a(G * 4), weights: a(G * 4), slot: a(G * 4), perm: a(G * 4), offsets: a((E + 1) * 4),
-          x: a(G * c.dim * 2), sx: a(G * 4), gu: a(G * 2 * H * 2), h: a(G * H * 2), hsx: a(G * 4), y: a(G * c.dim * 2),
+          x: a(G * c.dim * 2), sx: a(G * 4), gu: a(G * 2 * H * 2), h: a(G * H * 2), hsx: a(G * 4), y: a(G * c.dim * 2), tables,
         };
       }
     } catch (e) {
@@ -157,10 +167,11 @@ export class CudaEngine {
     };
   }
 
-  /** Whether a decode step can be captured as a graph (not yet with a mixture of experts: its
-   *  per-expert GEMMs are launched for the row counts the step's routing read back). */
-  get graphable(): boolean {
-    return this.moe === undefined;
+  /** Whether a decode step of batch B can be captured as a graph (a mixture of experts: when its
+   *  projections run grouped, B ≤ GROUPED_MAX_ROWS; above, its per-expert GEMMs follow the row
+   *  counts the step's routing read back). */
+  graphable(B: number): boolean {
+    return this.moe === undefined || B <= GROUPED_MAX_ROWS;
   }
 
   /** Whether decode steps can run attention_decode.cu (else the prefill kernel, unsplit). */
@@ -279,7 +290,7 @@ export class CudaEngine {
    * (captured on first use), or plain launches with graph = false. Returns at once; readHistory waits.
    */
   decode(B: number, steps: number, sampling: Sampling = GREEDY, graph = true): void {
-    if (!graph || !this.graphable) {
+    if (!graph || !this.graphable(B)) {
       for (let i = 0; i < steps; i++) this.decodeLaunches(B, sampling);
       return;
     }
@@ -292,7 +303,7 @@ export class CudaEngine {
     const key = `${B}:${sampling.temperature}:${sampling.topP}:${sampling.seed}`;
     let g = this.graphs.get(key);
     if (!g) {
-      if (!this.graphable) fail('engine', 'a mixture-of-experts model decodes without a CUDA graph (its expert GEMMs follow each step\'s routing)');
+      if (!this.graphable(B)) fail('engine', `a mixture-of-experts model decodes batches above ${GROUPED_MAX_ROWS} without a CUDA graph (its expert GEMMs follow each step's routing)`);
       this.prepareDecode(B);
       g = this.gpu.capture(this.stream, () => this.decodeLaunches(B, sampling));
       this.graphs.set(key, g);
@@ -426,9 +437,10 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
   /**
    * Mixtral's sparse MoE block: moe_topk + moe_align route the step's rows (h: the fp16 RMSNorm
    * output the router consumes), gather_rows puts the experts' inputs in expert order (int8 + scales
-   * for W4A8, else fp16), the row counts come back to the host (a sync: no graph), each routed expert
-   * runs its gate|up and down GEMMs on its block of rows, SwiGLU runs once over all of them, and
-   * moe_combine adds Σ_k w·y to the residual.
+   * for W4A8, else fp16), the gate|up GEMMs, SwiGLU once over all the rows, the down GEMMs, and
+   * moe_combine adds Σ_k w·y to the residual. A step of up to GROUPED_MAX_ROWS rows runs each
+   * projection as one grouped GEMM over the device-side offsets (graph-capturable); a larger one
+   * reads the row counts back (a sync) and runs one GEMM per routed expert.
    */
   moeAdd(h: Act, ffn: MoeFeedForward<DeviceLinear>, residual: Act): void {
     if (!('f16' in h) || !('f16' in residual)) fail('engine', 'the mixture of experts takes fp16 rows');
@@ -444,21 +456,36 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
       k.gatherRows(e.hq, ws.perm, ws.x, G, dim, s);
       k.gatherRows(e.sx, ws.perm, ws.sx, G, 4, s);
     } else k.gatherRows(h.f16, ws.perm, ws.x, G, dim * 2, s);
-    s.sync();
-    const off = e.gpu.download(ws.offsets, new Int32Array(E + 1));
+    // one projection over every routed expert's rows: x (rows of `width`) → out (rows of `outWidth`)
+    const project = this.expertProjection(ffn, M, q8);
+    project('gateUp', ws.x, ws.sx, dim, ws.gu, 2 * H);
+    k.swiglu(ws.gu, G, H, q8 ? { q: ws.h, sx: ws.hsx } : { f16: ws.h }, s);
+    project('down', ws.h, ws.hsx, H, ws.y, dim);
+    k.moeCombine(ws.y, ws.slot, ws.weights, residual.f16, M, K, dim, s);
+  }
+
+  /**
+   * How moeAdd runs a projection of its experts: grouped (one launch over the device-side offsets)
+   * for steps of up to GROUPED_MAX_ROWS rows; else the offsets come back to the host (a sync) and
+   * each routed expert's GEMM runs on its block of rows.
+   */
+  private expertProjection(ffn: MoeFeedForward<DeviceLinear>, M: number, q8: boolean):
+    (which: 'gateUp' | 'down', x: DeviceBuffer, sx: DeviceBuffer, width: number, out: DeviceBuffer, outWidth: number) => void {
+    const e = this.e, ws = e.moe!, s = this.s, E = ffn.experts.length;
     const at = (b: DeviceBuffer, row: number, bytesPerRow: number) => b.ptr + BigInt(row * bytesPerRow);
     const input = (x: DeviceBuffer, sx: DeviceBuffer, row: number, width: number): Act =>
       q8 ? { q: at(x, row, width), sx: at(sx, row, 4) } : { f16: at(x, row, width * 2) };
-    ffn.experts.forEach((x, i) => {
+    if (M <= GROUPED_MAX_ROWS) {
+      const t = ws.tables.get(ffn) ?? fail('engine', 'no expert tables for this mixture of experts');
+      return (which, x, sx, width, out) =>
+        e.gemm.runGrouped(ffn.experts[0]![which], E, t[which], ws.offsets, M, input(x, sx, 0, width), out.ptr, s, e.kernels.pdl);
+    }
+    s.sync();
+    const off = e.gpu.download(ws.offsets, new Int32Array(E + 1));
+    return (which, x, sx, width, out, outWidth) => ffn.experts.forEach((l, i) => {
       const m = off[i + 1]! - off[i]!;
-      if (m > 0) e.gemm.run(x.gateUp, m, input(ws.x, ws.sx, off[i]!, dim), at(ws.gu, off[i]!, 2 * H * 2), s);
+      if (m > 0) e.gemm.run(l[which], m, input(x, sx, off[i]!, width), at(out, off[i]!, outWidth * 2), s);
     });
-    k.swiglu(ws.gu, G, H, q8 ? { q: ws.h, sx: ws.hsx } : { f16: ws.h }, s);
-    ffn.experts.forEach((x, i) => {
-      const m = off[i + 1]! - off[i]!;
-      if (m > 0) e.gemm.run(x.down, m, input(ws.h, ws.hsx, off[i]!, H), at(ws.y, off[i]!, dim * 2), s);
-    });
-    k.moeCombine(ws.y, ws.slot, ws.weights, residual.f16, M, K, dim, s);
   }
 
   logits(x: Act, finalNorm: DeviceBuffer, head: DeviceLinear): void {

@@ -96,7 +96,7 @@ export function generateOnGpu(engine: CudaEngine, prompts: readonly (readonly nu
   t0 = performance.now();
   if (maxNew > 1 && running.some(Boolean)) {
     engine.beginDecode(first, prompts.map((p) => p.length), 1);
-    const graph = (opts.graph ?? true) && engine.graphable;  // (a mixture of experts decodes eagerly)
+    const graph = (opts.graph ?? true) && engine.graphable(B);  // (a mixture of experts above batch 16 decodes eagerly)
     if (graph) engine.decodeGraph(B, sampling);  // capture (after its own warm-up) before timing-sensitive replays
     const chunk = opts.onToken ? 1 : maxNew - 1;
     for (let step = 1; step < maxNew && running.some(Boolean); step += chunk) {

@@ -8,6 +8,9 @@
 //   - W4A8 v8 (rounds): grid (N/16), block 32·GV_WARPS = 256, no dynamic smem.
 //   - v16 of every mode and W4A16 v8 (persistent ring): grid min(N/16, resident blocks), block
 //     32·GV_PWARPS = 128, dynamic smem GvRing::SMEM (the planner's gemvRingSmemBytes).
+//   Grouped entries NAME_v8_moe / NAME_v16_moe (a mixture of experts; -DW4_SELECT_GROUPED):
+//   (A, sx, experts, offsets, out, N, K), grid (as above, E): expert e's rows [offsets[e],
+//   offsets[e+1]) of A / sx / out, its operands GvExpert experts[e]; no residual (see GvExpert).
 //
 // Design: a 16-row weight tile (one m16 MMA tile: the weights are the A operand, so the repacked
 // chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) against all tokens (one or
@@ -503,6 +506,32 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
   }
 }
 
+// ---- grouped: the experts of one mixture-of-experts projection in one launch ------------------------
+// blockIdx.y = expert e of gridDim.y; its rows are [offsets[e], offsets[e + 1]) of A, sx and out (the
+// expert order of moe_route.cu's moe_align), its weights, scales and channel factors experts[e]. An
+// expert with no rows exits at once, so a decode step's launch costs what its routed experts stream,
+// and no host ever reads the counts: the engine captures it in the decode graph. The offsets come
+// from the preceding kernels, so the block waits (pdl_wait) before it reads them; a block of more
+// rows than its tile holds traps (the planner sizes the tile by the step's rows, which bound any
+// expert's: a row's top-K experts are distinct).
+struct GvExpert {  // 24 bytes, the layout GvExpert tables are written in (src/gpu/kernels/grouped-gemm.ts)
+  const U4* wp;
+  const void* gsc;
+  const void* chan;
+};
+template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*& sx, u16*& out, int& M,
+                                                      const int* __restrict__ offsets, int N, int K) {
+  pdl_wait();
+  const int e = blockIdx.y, r0 = offsets[e], m = offsets[e + 1] - r0;
+  if (m <= 0) return false;
+  if (m > CAP) __trap();
+  A = (const unsigned char*)A + (u64)r0 * K * EB;
+  if (sx) sx += r0;
+  out += (u64)r0 * N;
+  M = m;
+  return true;
+}
+
 #define GV_PARAMS                                                                                       \
   const void *__restrict__ A, const float *__restrict__ sx, const U4 *__restrict__ Wp,                   \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
@@ -522,29 +551,69 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
     gemv_persist<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>(A, sx, Wp, gsc, chan, residual, out, M, N, K); \
   }
 
+#define GV_GROUPED_PARAMS                                                                               \
+  const void *__restrict__ A, const float *__restrict__ sx, const GvExpert *__restrict__ experts,        \
+      const int *__restrict__ offsets, u16 *__restrict__ out, int N, int K
+#define GV_GROUPED_BODY(EB, CAP, CALL)                                                                  \
+  const void* a = A;                                                                                    \
+  const float* xs = sx;                                                                                 \
+  u16* y = out;                                                                                         \
+  int M = 0;                                                                                            \
+  if (!gv_expert_rows<EB, CAP>(a, xs, y, M, offsets, N, K)) return;                                     \
+  const GvExpert ex = experts[blockIdx.y];                                                              \
+  CALL;
+// built with the dense entries when W4_SELECT is unset, else only with -DW4_SELECT_GROUPED
+#if !defined(W4_SELECT) || defined(W4_SELECT_GROUPED)
+#define GV_ENTRY_MOE(NAME, MODE, G)                                                                     \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8_moe(GV_GROUPED_PARAMS) {  \
+    GV_GROUPED_BODY(1, 8, (gemv_rounds<MODE, G>((const signed char*)a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
+    GV_GROUPED_BODY(1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+  }
+#define GV_ENTRY_A16_MOE(NAME)                                                                          \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8_moe(GV_GROUPED_PARAMS) { \
+    GV_GROUPED_BODY(2, 8, (gemv_persist<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
+    GV_GROUPED_BODY(2, 16, (gemv_persist<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+  }
+#else
+#define GV_ENTRY_MOE(NAME, MODE, G)
+#define GV_ENTRY_A16_MOE(NAME)
+#endif
+
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
 // defines) compiles only that kind's v8 and v16 kernels; without W4_SELECT every entry point is built.
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G128)
 GV_ENTRY(w4a8_gemm_is_g128, MODE_IS, 128)
+GV_ENTRY_MOE(w4a8_gemm_is_g128, MODE_IS, 128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G64)
 GV_ENTRY(w4a8_gemm_is_g64, MODE_IS, 64)
+GV_ENTRY_MOE(w4a8_gemm_is_g64, MODE_IS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_IS_G32)
 GV_ENTRY(w4a8_gemm_is_g32, MODE_IS, 32)
+GV_ENTRY_MOE(w4a8_gemm_is_g32, MODE_IS, 32)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G128)
 GV_ENTRY(w4a8_gemm_fs_g128, MODE_FS, 128)
+GV_ENTRY_MOE(w4a8_gemm_fs_g128, MODE_FS, 128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G64)
 GV_ENTRY(w4a8_gemm_fs_g64, MODE_FS, 64)
+GV_ENTRY_MOE(w4a8_gemm_fs_g64, MODE_FS, 64)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_FS_G32)
 GV_ENTRY(w4a8_gemm_fs_g32, MODE_FS, 32)
+GV_ENTRY_MOE(w4a8_gemm_fs_g32, MODE_FS, 32)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_W4A16)
 GV_ENTRY_A16(w4a16_gemm_g128)
+GV_ENTRY_A16_MOE(w4a16_gemm_g128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 GV_ENTRY(w4a8_gemm_pc, MODE_PC, 128)
+GV_ENTRY_MOE(w4a8_gemm_pc, MODE_PC, 128)
 #endif

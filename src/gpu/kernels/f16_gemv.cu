@@ -1,0 +1,140 @@
+// f16_gemv.cu — fp16-weight GEMMs of decode size (M ≤ 16 tokens): out[M, N] = x[M, K]·Wᵀ (+ residual)
+// with W fp16 [N, K] row-major (the HF layout the engine keeps FP16 linears in), fp32 accumulation,
+// one rounding to fp16. What it is for: the FP16 mixture of experts inside the graph-captured
+// decode step (cuBLAS takes its row counts from the host, so it cannot run only the experts a step
+// routes to without a sync); its dense entries run the same code on one matrix, so `intscale bench
+// gemm` can hold it against cuBLAS on the same shapes. nvcc (sm_80, sm_90a) and NVRTC.
+//
+// ABI: f16_gemv_v8 / _v16 (dense): (x, W, residual, out, M, N, K); grid (N / 16), block 256;
+//        M ≤ 8 / 16, N % 16 == 0, K % 32 == 0; residual fp16 [M, N] or null.
+//      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, offsets, out, N, K); grid (N / 16, E):
+//        expert e = blockIdx.y multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights
+//        at experts[e].w into the same rows of out (the 24-byte GvExpert entries of w4_gemv.cu's
+//        grouped kernels; only the first pointer is read). An expert without rows exits at once; one
+//        with more rows than the tile holds traps.
+//
+// Design: a block is 8 warps on one 16-row weight tile; warp w takes the k32 chunks w, w + 8, ... of
+// K, FG_UNROLL chunks loaded (16-byte loads straight into registers, weights first: they do not
+// depend on the preceding kernel) before any is computed. Lane (g, q) loads k = 8q .. 8q + 7 of the
+// chunk for weight rows g and g + 8 and for tokens g (and g + 8): permuting k the same way in both
+// operands makes those words the m16n8k16 fragments of the chunk's two k16 steps (step s takes
+// words 2s and 2s + 1 at fragment positions 2q and 2q + 8). The warps' fp32 sums are added in warp
+// order through smem (a fixed order: deterministic), then one f2h per output.
+
+#include "ptx.cuh"
+
+#define FG_WARPS 8
+#define FG_UNROLL 4
+
+struct FgExpert {  // = w4_gemv.cu's GvExpert: the engine writes one table layout for every mode
+  const u16* w;
+  const void* unused0;
+  const void* unused1;
+};
+
+DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
+  U4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+template <int NT>
+DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u16* __restrict__ residual,
+                   u16* __restrict__ out, int M, int N, int K) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int n0 = blockIdx.x * 16, KC = K >> 5;
+  const U4* wa = (const U4*)(W + (u64)(n0 + g) * K) + q;  // chunk c: + 4c
+  const U4* wb = (const U4*)(W + (u64)(n0 + g + 8) * K) + q;
+  const U4* xr[NT];
+  bool xok[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    const int t = 8 * j + g;
+    xok[j] = t < M;
+    xr[j] = (const U4*)(X + (u64)(t < M ? t : 0) * K) + q;
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+
+  for (int c0 = warp; c0 < KC; c0 += FG_WARPS * FG_UNROLL) {
+    U4 a[FG_UNROLL][2], x[FG_UNROLL][NT];
+#pragma unroll
+    for (int u = 0; u < FG_UNROLL; ++u) {
+      const int c = c0 + u * FG_WARPS;
+      if (c < KC) a[u][0] = ldg_stream16(wa + 4 * c), a[u][1] = ldg_stream16(wb + 4 * c);
+    }
+    if (c0 == warp) pdl_wait();  // the activations are the preceding kernel's output
+#pragma unroll
+    for (int u = 0; u < FG_UNROLL; ++u) {
+      const int c = c0 + u * FG_WARPS;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) x[u][j] = c < KC && xok[j] ? xr[j][4 * c] : U4{0u, 0u, 0u, 0u};
+    }
+#pragma unroll
+    for (int u = 0; u < FG_UNROLL; ++u) {
+      if (c0 + u * FG_WARPS >= KC) continue;
+      const u32 ra[4] = {a[u][0].x, a[u][0].y, a[u][0].z, a[u][0].w}, rb[4] = {a[u][1].x, a[u][1].y, a[u][1].z, a[u][1].w};
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const u32 af[4] = {ra[2 * s], rb[2 * s], ra[2 * s + 1], rb[2 * s + 1]};
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const u32 xw[4] = {x[u][j].x, x[u][j].y, x[u][j].z, x[u][j].w};
+          mma_f16(acc[j], af, xw[2 * s], xw[2 * s + 1]);
+        }
+      }
+    }
+  }
+  pdl_wait();     // (warps past the last chunk) the residual comes from preceding kernels too
+  pdl_trigger();  // the next kernel may launch while this one reduces and writes
+
+  __shared__ float red[FG_WARPS][NT * 4][32];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = acc[j][e];
+  __syncthreads();
+  if (warp != 0) return;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = red[0][j * 4 + e][lane];
+#pragma unroll
+      for (int w = 1; w < FG_WARPS; ++w) v = fadd_rn(v, red[w][j * 4 + e][lane]);
+      const int t = 8 * j + 2 * q + (e & 1), n = n0 + g + (e < 2 ? 0 : 8);  // c0, c1: row g; c2, c3: row g + 8
+      if (t >= M) continue;
+      if (residual) v = fadd_rn(v, h2f(residual[(u64)t * N + n]));
+      out[(u64)t * N + n] = f2h_rn(v);
+    }
+}
+
+template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* experts, const int* offsets, u16* out, int N, int K) {
+  pdl_wait();  // the offsets and rows come from the routing kernels
+  const int e = blockIdx.y, r0 = offsets[e], m = offsets[e + 1] - r0;
+  if (m <= 0) return;
+  if (m > CAP) __trap();
+  f16_gemv<CAP / 8>(X + (u64)r0 * K, experts[e].w, nullptr, out + (u64)r0 * N, m, N, K);
+}
+
+#define FG_DENSE(NAME, CAP)                                                                               \
+  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS) NAME(const u16* __restrict__ x, const u16* __restrict__ W, \
+                                                                 const u16* __restrict__ residual, u16* __restrict__ out, \
+                                                                 int M, int N, int K) {                    \
+    if (M > CAP) __trap();                                                                                \
+    f16_gemv<CAP / 8>(x, W, residual, out, M, N, K);                                                      \
+  }
+#define FG_GROUPED(NAME, CAP)                                                                             \
+  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS) NAME(const u16* __restrict__ x, const FgExpert* __restrict__ experts, \
+                                                                 const int* __restrict__ offsets, u16* __restrict__ out, int N, int K) { \
+    f16_gemv_expert<CAP>(x, experts, offsets, out, N, K);                                                 \
+  }
+FG_DENSE(f16_gemv_v8, 8)
+FG_DENSE(f16_gemv_v16, 16)
+FG_GROUPED(f16_gemv_v8_moe, 8)
+FG_GROUPED(f16_gemv_v16_moe, 16)

@@ -1,0 +1,94 @@
+// Grouped GEMMs of a mixture of experts: one launch multiplies every expert's block of rows (the
+// expert order of moe_route.cu's moe_align, offsets [E + 1] in device memory) by that expert's
+// weights, so a decode step needs no host read of the routing and can be captured as a CUDA graph.
+// W4 modes run w4_gemv.cu's grouped entries (its v8 / v16 tiles, the same code as the dense
+// small-M GEMMs), FP16 f16_gemv.cu's; both take an expert table of GvExpert entries (expertTable)
+// and serve steps of up to GROUPED_MAX_ROWS rows (a row's top-K experts are distinct, so no expert
+// gets more rows than the step has). Larger steps (prefill) take the per-expert path of the engine.
+import { fail } from '../../core/errors.ts';
+import type { Mode, QuantMode } from '../../core/modes.ts';
+import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
+import { planW4Gemm, w4SelectDefines, W4_GEMV_SOURCE } from './w4-gemm-plan.ts';
+
+/** Rows of a step the grouped kernels take (their v16 tile's tokens). */
+export const GROUPED_MAX_ROWS = 16;
+export const F16_GEMV_SOURCE = 'src/gpu/kernels/f16_gemv.cu';
+/** Bytes of one GvExpert entry (w4_gemv.cu, f16_gemv.cu): weights, group scales, channel factors. */
+export const EXPERT_ENTRY_BYTES = 24;
+
+/** What one expert's linear contributes to its table entry (absent pointers are written as 0). */
+export interface ExpertOperands {
+  readonly weight: DeviceBuffer;
+  readonly gscales?: DeviceBuffer;
+  readonly chan?: DeviceBuffer;
+}
+
+/** The device table of GvExpert entries for `experts` (the caller frees it). */
+export function expertTable(gpu: Gpu, experts: readonly ExpertOperands[]): DeviceBuffer {
+  const host = new BigUint64Array(experts.length * 3);
+  experts.forEach((x, e) => {
+    host[3 * e] = x.weight.ptr;
+    host[3 * e + 1] = x.gscales?.ptr ?? 0n;
+    host[3 * e + 2] = x.chan?.ptr ?? 0n;
+  });
+  return gpu.upload(host);
+}
+
+export interface GroupedOperands {
+  /** Rows in expert order: int8 [rows, K] (W4A8) or fp16 [rows, K]. */
+  a: DeviceBuffer | bigint;
+  /** fp32 [rows] per-row scales (W4A8 only). */
+  sx?: DeviceBuffer | bigint;
+  /** expertTable of the E experts' linears. */
+  table: DeviceBuffer | bigint;
+  /** int32 [E + 1]: expert e's rows are [offsets[e], offsets[e + 1]). */
+  offsets: DeviceBuffer | bigint;
+  /** fp16 [rows, N], the same row order. */
+  out: DeviceBuffer | bigint;
+}
+
+/** One grouped projection: E experts of N × K in `mode`, planned for steps of at most `maxRows` rows. */
+export class GroupedGemmLaunch {
+  private readonly kernel: Kernel;
+  readonly grid: [number, number, number];
+  readonly block: [number, number, number];
+  readonly smem: number;
+  readonly entry: string;
+
+  constructor(gpu: Gpu, readonly mode: Mode, group: number, readonly maxRows: number, readonly N: number, readonly K: number,
+    readonly experts: number) {
+    const where = `grouped ${mode} GEMM ${maxRows}x${N}x${K}`;
+    if (!Number.isInteger(maxRows) || maxRows < 1 || maxRows > GROUPED_MAX_ROWS) fail(where, `steps of 1..${GROUPED_MAX_ROWS} rows only (got ${maxRows})`);
+    if (N % 16 !== 0) fail(where, 'N must be a multiple of 16');
+    const tile = maxRows <= 8 ? 'v8' : 'v16';
+    if (mode === 'fp16') {
+      if (K % 32 !== 0) fail(where, 'K must be a multiple of 32');
+      this.entry = `f16_gemv_${tile}_moe`;
+      this.kernel = gpu.compile(F16_GEMV_SOURCE).fn(this.entry);
+      this.grid = [N / 16, experts, 1];
+      this.block = [256, 1, 1];
+      this.smem = 0;
+      return;
+    }
+    const opts = { smCount: gpu.smCount, arch: gpu.arch, tile } as const;
+    let plan = planW4Gemm(mode as QuantMode, group, maxRows, N, K, opts);
+    this.entry = `${plan.entry}_moe`;
+    this.kernel = gpu.compile(W4_GEMV_SOURCE, { defines: { ...w4SelectDefines(mode as QuantMode, group), W4_SELECT_GROUPED: 1 } }).fn(this.entry);
+    if (plan.smem > 0) {  // the persistent ring: as many blocks per expert as this GPU keeps resident
+      plan = planW4Gemm(mode as QuantMode, group, maxRows, N, K, { ...opts, gemvBlocksPerSm: Math.max(1, this.kernel.residentBlocks(plan.block[0], plan.smem)) });
+    }
+    this.grid = [plan.grid[0], experts, 1];
+    this.block = plan.block;
+    this.smem = plan.smem;
+  }
+
+  /** pdl: programmatic dependent launch (the kernels pdl_wait before reading the offsets). */
+  launch(ops: GroupedOperands, stream?: Stream, pdl = false): void {
+    const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
+    if (this.mode !== 'fp16' && this.mode !== 'w4a16' && ops.sx === undefined) fail(`grouped ${this.mode} GEMM`, 'operand sx is required');
+    const args = this.mode === 'fp16'
+      ? [p(ops.a), p(ops.table), p(ops.offsets), p(ops.out), { i32: this.N }, { i32: this.K }]
+      : [p(ops.a), p(ops.sx), p(ops.table), p(ops.offsets), p(ops.out), { i32: this.N }, { i32: this.K }];
+    this.kernel.launch({ grid: this.grid, block: this.block, smem: this.smem, stream, pdl }, args);
+  }
+}
