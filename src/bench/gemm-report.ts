@@ -98,6 +98,7 @@ const SUMMARY_RATIOS: { label: string; num: GemmImpl; den: GemmImpl }[] = [
   { label: 'IS/FS', num: 'w4a8-fs', den: 'w4a8-is' },
   { label: 'IS/PC', num: 'w4a8-pc', den: 'w4a8-is' },
   { label: 'IS ×read', num: 'read', den: 'w4a8-is' },
+  { label: 'fp16-gemv ×fp16', num: 'fp16', den: 'fp16-gemv' },
 ];
 
 /**
@@ -126,5 +127,5 @@ export function formatGemmSummary(results: GemmResults): string {
   }
   const widths = head.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
   const lines = table.map((row) => row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
-  return [`summary over ${shapes.length} shape(s) (ratio > 1: IS faster)`, ...lines].join('\n');
+  return [`summary over ${shapes.length} shape(s) (ratio > 1: IS, or fp16-gemv, faster)`, ...lines].join('\n');
 }

@@ -8,8 +8,9 @@ import { checkW4Shape, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import type { QuantMode } from '../core/modes.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
 import { W4GemmLaunch } from '../gpu/kernels/w4-gemm-launch.ts';
+import { F16_GEMV_SOURCE, GROUPED_MAX_ROWS } from '../gpu/kernels/grouped-gemm.ts';
 
-export const IMPLS = ['fp16', 'int8', 'w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16', 'read'] as const;
+export const IMPLS = ['fp16', 'int8', 'w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16', 'read', 'fp16-gemv'] as const;
 export type GemmImpl = (typeof IMPLS)[number];
 
 export interface PreparedGemm {
@@ -190,6 +191,30 @@ function readRunner(): GemmRunner {
   };
 }
 
+/**
+ * The `fp16-gemv` row: f16_gemv.cu's dense entry (M ≤ 16), the kernel the engine's FP16 mixture of
+ * experts runs grouped, so its FP16 baseline can be held against cuBLAS fp16 on the same shapes.
+ */
+function f16GemvRunner(): GemmRunner {
+  return {
+    impl: 'fp16-gemv',
+    bytes: (M, K, N) => 2 * (N * K + M * K + M * N),
+    weightBytes: (K, N) => 2 * N * K,
+    unsupported: (M, K, N) => (M > GROUPED_MAX_ROWS || N % 16 || K % 32 ? `f16_gemv runs M <= ${GROUPED_MAX_ROWS}, N % 16 == 0, K % 32 == 0` : undefined),
+    prepare(gpu, M, K, N, copies) {
+      const entry = M <= 8 ? 'f16_gemv_v8' : 'f16_gemv_v16';
+      const kernel = gpu.compile(F16_GEMV_SOURCE).fn(entry);
+      const x = randomF16(gpu, M * K * 2, 1, 1), w = randomF16(gpu, N * K * 2 * copies, 0.02, 2), y = gpu.alloc(M * N * 2);
+      return {
+        kernel: entry,
+        launch: (copy, stream, pdl) => kernel.launch({ grid: [N / 16, 1, 1], block: [256, 1, 1], smem: 0, stream, pdl },
+          [{ ptr: x }, { ptr: w.at(copy * N * K * 2) }, { ptr: 0n }, { ptr: y }, { i32: M }, { i32: N }, { i32: K }]),
+        destroy: () => { for (const b of [x, w, y]) b.free(); },
+      };
+    },
+  };
+}
+
 /** A tile and/or split-K factor forced on the W4 runners instead of the planner's choice. */
 export interface W4Force {
   tile?: W4Tile;
@@ -205,5 +230,5 @@ export function w4RunnersForced(force: W4Force): GemmRunner[] {
 export const RUNNERS: GemmRunner[] = [
   cublasRunner('fp16'), cublasRunner('int8'),
   w4Runner('w4a8-is'), w4Runner('w4a8-fs'), w4Runner('w4a8-pc'), w4Runner('w4a16'),
-  readRunner(),
+  readRunner(), f16GemvRunner(),
 ];

@@ -80,14 +80,15 @@ test('the summary gives min / median / max of each IS ratio per M over shapes', 
       { shape: 't', K: 4096, N: 4096, M: 16, impl: 'w4a8-is', us: 20 },
       { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'fp16', us: 50 },
       { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'w4a8-is', us: 10 },
+      { shape: 'u', K: 4096, N: 4096, M: 16, impl: 'fp16-gemv', us: 40 },
     ],
   };
   const lines = formatGemmSummary(two).split('\n');
   assert.match(lines[0]!, /^summary over 3 shape\(s\)/);
   const row = lines.find((l) => /^\s*16\s/.test(l))!;
   // IS ×fp16: t 2.00, s 3.00, u 5.00 → min 2.00, median 3.00, max 5.00; IS ×int8 (s only): 2.00;
-  // IS/FS (s only): 1.20; IS/PC (s only): 0.80; IS ×read: no read rows, so -
-  assert.match(row, /2\.00 \/ 3\.00 \/ 5\.00\s+2\.00 \/ 2\.00 \/ 2\.00\s+1\.20 \/ 1\.20 \/ 1\.20\s+0\.80 \/ 0\.80 \/ 0\.80\s+-$/);
+  // IS/FS (s only): 1.20; IS/PC (s only): 0.80; IS ×read: no read rows, so -; fp16-gemv ×fp16 (u only): 50/40
+  assert.match(row, /2\.00 \/ 3\.00 \/ 5\.00\s+2\.00 \/ 2\.00 \/ 2\.00\s+1\.20 \/ 1\.20 \/ 1\.20\s+0\.80 \/ 0\.80 \/ 0\.80\s+-\s+1\.25 \/ 1\.25 \/ 1\.25$/);
 });
 
 test('results JSON from before the spelling change (impl w4a8_is) reads back under the current names', () => {
