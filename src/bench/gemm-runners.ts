@@ -8,7 +8,7 @@ import { checkW4Shape, type W4Tile } from '../gpu/kernels/w4-gemm-plan.ts';
 import type { QuantMode } from '../core/modes.ts';
 import type { DeviceBuffer, Gpu, Stream } from '../gpu/runtime.ts';
 import { W4GemmLaunch } from '../gpu/kernels/w4-gemm-launch.ts';
-import { F16_GEMV_SOURCE, GROUPED_MAX_ROWS } from '../gpu/kernels/grouped-gemm.ts';
+import { f16GemvKernel, GROUPED_MAX_ROWS } from '../gpu/kernels/grouped-gemm.ts';
 
 export const IMPLS = ['fp16', 'int8', 'w4a8-is', 'w4a8-fs', 'w4a8-pc', 'w4a16', 'read', 'fp16-gemv'] as const;
 export type GemmImpl = (typeof IMPLS)[number];
@@ -203,11 +203,11 @@ function f16GemvRunner(): GemmRunner {
     unsupported: (M, K, N) => (M > GROUPED_MAX_ROWS || N % 16 || K % 32 ? `f16_gemv runs M <= ${GROUPED_MAX_ROWS}, N % 16 == 0, K % 32 == 0` : undefined),
     prepare(gpu, M, K, N, copies) {
       const entry = M <= 8 ? 'f16_gemv_v8' : 'f16_gemv_v16';
-      const kernel = gpu.compile(F16_GEMV_SOURCE).fn(entry);
+      const { kernel, rowBlocks } = f16GemvKernel(gpu, entry);
       const x = randomF16(gpu, M * K * 2, 1, 1), w = randomF16(gpu, N * K * 2 * copies, 0.02, 2), y = gpu.alloc(M * N * 2);
       return {
         kernel: entry,
-        launch: (copy, stream, pdl) => kernel.launch({ grid: [N / 16, 1, 1], block: [256, 1, 1], smem: 0, stream, pdl },
+        launch: (copy, stream, pdl) => kernel.launch({ grid: [rowBlocks(N), 1, 1], block: [256, 1, 1], smem: 0, stream, pdl },
           [{ ptr: x }, { ptr: w.at(copy * N * K * 2) }, { ptr: 0n }, { ptr: y }, { i32: M }, { i32: N }, { i32: K }]),
         destroy: () => { for (const b of [x, w, y]) b.free(); },
       };

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { f16ArrayToF32, f16ToF32, f32ArrayToF16 } from '../../src/core/dtype.ts';
 import type { QuantMode } from '../../src/core/modes.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { expertTable, F16_GEMV_SOURCE, GroupedGemmLaunch } from '../../src/gpu/kernels/grouped-gemm.ts';
+import { expertTable, f16GemvKernel, GroupedGemmLaunch } from '../../src/gpu/kernels/grouped-gemm.ts';
 import { Gpu, type DeviceBuffer } from '../../src/gpu/runtime.ts';
 import { FP16_OUT_REL_TOL, FP32_UNIT, makeW4Case, samplePositions, type W4Case } from './w4-reference.ts';
 import { checkOutputs, freeAll, kindOperands, POISON, runKind, uploadCase, type DeviceCase } from './w4-device-case.ts';
@@ -87,7 +87,7 @@ test('grouped W4 GEMMs (v8, v16): each expert\'s rows = the CPU reference (IS / 
 test('grouped FP16 GEMM (f16_gemv.cu): each expert\'s rows within the fp32 bound of float64, = the dense f16_gemv entry bit for bit', { skip, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   const rng = new Rng(950);
-  const dense = { v8: gpu.compile(F16_GEMV_SOURCE).fn('f16_gemv_v8'), v16: gpu.compile(F16_GEMV_SOURCE).fn('f16_gemv_v16') };
+  const dense = { v8: f16GemvKernel(gpu, 'f16_gemv_v8'), v16: f16GemvKernel(gpu, 'f16_gemv_v16') };
   for (const [K, N] of [[1056, 272], [4096, 512]] as const) {
     const w16 = Array.from({ length: E }, () => f32ArrayToF16(rng.normals(N * K, 0.05)));
     const w = w16.map((b) => f16ArrayToF32(b));
@@ -121,7 +121,7 @@ test('grouped FP16 GEMM (f16_gemv.cu): each expert\'s rows within the fp32 bound
             }
             const tile = rows <= 8 ? 'v8' : 'v16';
             gpu.memset(dref, 0xff);
-            dense[tile].launch({ grid: [N / 16, 1, 1], block: [256, 1, 1] }, [
+            dense[tile].kernel.launch({ grid: [dense[tile].rowBlocks(N), 1, 1], block: [256, 1, 1] }, [
               { ptr: dx.ptr + BigInt(off[e]! * K * 2) }, { ptr: dw[e]! }, { ptr: 0n }, { ptr: dref }, { i32: m }, { i32: N }, { i32: K }]);
             assert.deepEqual(out.subarray(off[e]! * N, (off[e]! + m) * N), downloadChecked(gpu, dref, m * N, `${label} dense`), `${label}: expert ${e} = dense ${tile}`);
           });

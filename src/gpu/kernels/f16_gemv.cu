@@ -5,16 +5,17 @@
 // routes to without a sync); its dense entries run the same code on one matrix, so `intscale bench
 // gemm` can hold it against cuBLAS on the same shapes. nvcc (sm_80, sm_90a) and NVRTC.
 //
-// ABI: f16_gemv_v8 / _v16 (dense): (x, W, residual, out, M, N, K); grid (N / 16), block 256;
+// ABI: f16_gemv_v8 / _v16 (dense): (x, W, residual, out, M, N, K); grid (ceil(N / (16·FG_R))), block 256;
 //        M ≤ 8 / 16, N % 16 == 0, K % 32 == 0; residual fp16 [M, N] or null.
-//      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, offsets, out, N, K); grid (N / 16, E):
+//      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, offsets, out, N, K); grid (ceil(N / (16·FG_R)), E):
 //        expert e = blockIdx.y multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights
 //        at experts[e].w into the same rows of out (the 24-byte GvExpert entries of w4_gemv.cu's
 //        grouped kernels; only the first pointer is read). An expert without rows exits at once; one
 //        with more rows than the tile holds traps.
 //
-// Design: a block is 8 warps on one 16-row weight tile; warp w takes the k32 chunks w, w + 8, ... of
-// K, FG_UNROLL chunks loaded (16-byte loads straight into registers, weights first: they do not
+// Design: a block is 8 warps on FG_R 16-row weight tiles; warp w takes the k32 chunks w, w + 8, ... of
+// K for all of them (each activation fragment serves FG_R tiles: at M = 16 the activations' re-reads
+// from L2 would otherwise equal the weights' bytes), FG_UNROLL chunks loaded (16-byte loads straight into registers, weights first: they do not
 // depend on the preceding kernel) before any is computed. Lane (g, q) loads k = 8q .. 8q + 7 of the
 // chunk for weight rows g and g + 8 and for tokens g (and g + 8): permuting k the same way in both
 // operands makes those words the m16n8k16 fragments of the chunk's two k16 steps (step s takes
@@ -24,7 +25,12 @@
 #include "ptx.cuh"
 
 #define FG_WARPS 8
-#define FG_UNROLL 4
+#ifndef FG_UNROLL
+#define FG_UNROLL 2  // k32 chunks per warp loaded before any is computed
+#endif
+#ifndef FG_R
+#define FG_R 2  // 16-row weight tiles per block: each activation fragment loaded serves all of them
+#endif
 
 struct FgExpert {  // = w4_gemv.cu's GvExpert: the engine writes one table layout for every mode
   const u16* w;
@@ -43,10 +49,17 @@ DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
 template <int NT>
 DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u16* __restrict__ residual,
                    u16* __restrict__ out, int M, int N, int K) {
+  constexpr int R = FG_R;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  const int n0 = blockIdx.x * 16, KC = K >> 5;
-  const U4* wa = (const U4*)(W + (u64)(n0 + g) * K) + q;  // chunk c: + 4c
-  const U4* wb = (const U4*)(W + (u64)(n0 + g + 8) * K) + q;
+  const int n0 = blockIdx.x * 16 * R, KC = K >> 5;
+  // rows n0 + 16r + g and + 8 of tile r (a tile past N, when N % (16·R) != 0, re-reads the last one: never stored)
+  const U4* wr[R][2];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int base = n0 + 16 * r < N ? n0 + 16 * r : N - 16;
+    wr[r][0] = (const U4*)(W + (u64)(base + g) * K) + q;  // chunk c: + 4c
+    wr[r][1] = (const U4*)(W + (u64)(base + g + 8) * K) + q;
+  }
   const U4* xr[NT];
   bool xok[NT];
 #pragma unroll
@@ -55,18 +68,23 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
     xok[j] = t < M;
     xr[j] = (const U4*)(X + (u64)(t < M ? t : 0) * K) + q;
   }
-  float acc[NT][4];
+  float acc[R][NT][4];
 #pragma unroll
-  for (int j = 0; j < NT; ++j)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[r][j][e] = 0.0f;
 
   for (int c0 = warp; c0 < KC; c0 += FG_WARPS * FG_UNROLL) {
-    U4 a[FG_UNROLL][2], x[FG_UNROLL][NT];
+    U4 a[FG_UNROLL][R][2], x[FG_UNROLL][NT];
 #pragma unroll
     for (int u = 0; u < FG_UNROLL; ++u) {
       const int c = c0 + u * FG_WARPS;
-      if (c < KC) a[u][0] = ldg_stream16(wa + 4 * c), a[u][1] = ldg_stream16(wb + 4 * c);
+      if (c < KC) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) a[u][r][0] = ldg_stream16(wr[r][0] + 4 * c), a[u][r][1] = ldg_stream16(wr[r][1] + 4 * c);
+      }
     }
     if (c0 == warp) pdl_wait();  // the activations are the preceding kernel's output
 #pragma unroll
@@ -78,14 +96,18 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
 #pragma unroll
     for (int u = 0; u < FG_UNROLL; ++u) {
       if (c0 + u * FG_WARPS >= KC) continue;
-      const u32 ra[4] = {a[u][0].x, a[u][0].y, a[u][0].z, a[u][0].w}, rb[4] = {a[u][1].x, a[u][1].y, a[u][1].z, a[u][1].w};
 #pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        const u32 af[4] = {ra[2 * s], rb[2 * s], ra[2 * s + 1], rb[2 * s + 1]};
+      for (int r = 0; r < R; ++r) {
+        const u32 ra[4] = {a[u][r][0].x, a[u][r][0].y, a[u][r][0].z, a[u][r][0].w};
+        const u32 rb[4] = {a[u][r][1].x, a[u][r][1].y, a[u][r][1].z, a[u][r][1].w};
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          const u32 xw[4] = {x[u][j].x, x[u][j].y, x[u][j].z, x[u][j].w};
-          mma_f16(acc[j], af, xw[2 * s], xw[2 * s + 1]);
+        for (int s = 0; s < 2; ++s) {
+          const u32 af[4] = {ra[2 * s], rb[2 * s], ra[2 * s + 1], rb[2 * s + 1]};
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            const u32 xw[4] = {x[u][j].x, x[u][j].y, x[u][j].z, x[u][j].w};
+            mma_f16(acc[r][j], af, xw[2 * s], xw[2 * s + 1]);
+          }
         }
       }
     }
@@ -93,25 +115,27 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
   pdl_wait();     // (warps past the last chunk) the residual comes from preceding kernels too
   pdl_trigger();  // the next kernel may launch while this one reduces and writes
 
-  __shared__ float red[FG_WARPS][NT * 4][32];
+  // the warps' sums, added in warp order by all threads: value v = tid + i·256 of the block's R·NT·4·32
+  __shared__ float red[FG_WARPS][R * NT * 4][32];
 #pragma unroll
-  for (int j = 0; j < NT; ++j)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) red[warp][j * 4 + e][lane] = acc[j][e];
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) red[warp][(r * NT + j) * 4 + e][lane] = acc[r][j][e];
   __syncthreads();
-  if (warp != 0) return;
+  constexpr int VALUES = R * NT * 4 * 32;
 #pragma unroll
-  for (int j = 0; j < NT; ++j)
+  for (int v = threadIdx.x; v < VALUES; v += 32 * FG_WARPS) {
+    const int l = v & 31, je = v >> 5, e = je & 3, j = (je >> 2) % NT, r = (je >> 2) / NT;
+    float y = red[0][je][l];
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float v = red[0][j * 4 + e][lane];
-#pragma unroll
-      for (int w = 1; w < FG_WARPS; ++w) v = fadd_rn(v, red[w][j * 4 + e][lane]);
-      const int t = 8 * j + 2 * q + (e & 1), n = n0 + g + (e < 2 ? 0 : 8);  // c0, c1: row g; c2, c3: row g + 8
-      if (t >= M) continue;
-      if (residual) v = fadd_rn(v, h2f(residual[(u64)t * N + n]));
-      out[(u64)t * N + n] = f2h_rn(v);
-    }
+    for (int w = 1; w < FG_WARPS; ++w) y = fadd_rn(y, red[w][je][l]);
+    const int t = 8 * j + 2 * (l & 3) + (e & 1), n = n0 + 16 * r + (l >> 2) + (e < 2 ? 0 : 8);  // c0, c1: row g; c2, c3: row g + 8
+    if (t >= M || n0 + 16 * r >= N) continue;
+    if (residual) y = fadd_rn(y, h2f(residual[(u64)t * N + n]));
+    out[(u64)t * N + n] = f2h_rn(y);
+  }
 }
 
 template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* experts, const int* offsets, u16* out, int N, int K) {

@@ -10,6 +10,23 @@ import type { Mode, QuantMode } from '../../core/modes.ts';
 import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
 import { planW4Gemm, w4SelectDefines, W4_GEMV_SOURCE } from './w4-gemm-plan.ts';
 
+/**
+ * f16_gemv.cu's build: FG_R 16-row weight tiles per block, FG_UNROLL k32 chunks in flight per warp.
+ * INTSCALE_F16_GEMV="R,U" overrides both (experiments only: probes of the two knobs).
+ */
+export function f16GemvBuild(): { rowTiles: number; unroll: number } {
+  const forced = process.env['INTSCALE_F16_GEMV']?.split(',').map((v) => Number.parseInt(v, 10));
+  if (forced && forced.length === 2 && forced.every((v) => v >= 1 && v <= 8)) return { rowTiles: forced[0]!, unroll: forced[1]! };
+  return { rowTiles: 2, unroll: 2 };
+}
+
+/** An f16_gemv.cu entry compiled with f16GemvBuild(), and its grid's row blocks for N output rows. */
+export function f16GemvKernel(gpu: Gpu, entry: string): { kernel: Kernel; rowBlocks: (N: number) => number } {
+  const b = f16GemvBuild();
+  const kernel = gpu.compile(F16_GEMV_SOURCE, { defines: { FG_R: b.rowTiles, FG_UNROLL: b.unroll } }).fn(entry);
+  return { kernel, rowBlocks: (N) => Math.ceil(N / (16 * b.rowTiles)) };
+}
+
 /** Rows of a step the grouped kernels take (their v16 tile's tokens). */
 export const GROUPED_MAX_ROWS = 16;
 export const F16_GEMV_SOURCE = 'src/gpu/kernels/f16_gemv.cu';
@@ -64,8 +81,9 @@ export class GroupedGemmLaunch {
     if (mode === 'fp16') {
       if (K % 32 !== 0) fail(where, 'K must be a multiple of 32');
       this.entry = `f16_gemv_${tile}_moe`;
-      this.kernel = gpu.compile(F16_GEMV_SOURCE).fn(this.entry);
-      this.grid = [N / 16, experts, 1];
+      const f = f16GemvKernel(gpu, this.entry);
+      this.kernel = f.kernel;
+      this.grid = [f.rowBlocks(N), experts, 1];
       this.block = [256, 1, 1];
       this.smem = 0;
       return;
