@@ -1,6 +1,7 @@
 // The grouped GEMMs of a mixture of experts (src/gpu/kernels/grouped-gemm.ts: w4_gemv.cu's and
 // f16_gemv.cu's _moe entries) on a real GPU: E experts, each with its own weights, multiply their
-// blocks of rows (offsets on the device, some experts without rows) in one launch. W4: every
+// blocks of rows (offsets and the routed experts' list on the device, some experts without rows) in
+// one launch whose grid has all E expert slots or only the routed ones. W4: every
 // expert's rows against the CPU reference of w4-reference.ts (IS / PC bit-exact, FS / W4A16 within
 // their fp32 bounds) and bit for bit equal to the dense kernel of the same tile on that expert
 // alone. FP16: within the fp32 summation bound of a float64 reference, and equal to the dense
@@ -26,6 +27,12 @@ function expertRows(rng: Rng, rows: number): number[] {
   return counts;
 }
 const offsetsOf = (counts: number[]) => Int32Array.from([0, ...counts.map((_, e) => counts.slice(0, e + 1).reduce((a, b) => a + b, 0))]);
+/** moe_align's `active` for these counts (experts with rows, then -1) and the grid's slots: all E
+ *  (so -1 entries are met) on odd step sizes, exactly the routed experts on even ones. */
+function activeOf(counts: number[], rows: number): { active: Int32Array; slots: number } {
+  const routed = counts.flatMap((c, e) => (c > 0 ? [e] : []));
+  return { active: Int32Array.from({ length: E }, (_, i) => routed[i] ?? -1), slots: rows % 2 ? E : routed.length };
+}
 
 function downloadChecked(gpu: Gpu, buf: DeviceBuffer, elems: number, label: string): Uint16Array {
   const out = gpu.download(buf, new Uint16Array(elems));
@@ -52,16 +59,17 @@ test('grouped W4 GEMMs (v8, v16): each expert\'s rows = the CPU reference (IS / 
           x16.set(cases[e]!.x16.subarray(0, m * K), off[e]! * K);
           sx.set(cases[e]!.sx.subarray(0, m), off[e]!);
         });
-        const bufs = [gpu.upload(qx), gpu.upload(x16), gpu.upload(sx), gpu.upload(off), gpu.alloc(total * N * 2)];
-        const [dq, dx16, dsx, doff, dout] = bufs as [DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer];
+        const { active, slots } = activeOf(counts, rows);
+        const bufs = [gpu.upload(qx), gpu.upload(x16), gpu.upload(sx), gpu.upload(off), gpu.alloc(total * N * 2), gpu.upload(active)];
+        const [dq, dx16, dsx, doff, dout, dact] = bufs as [DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer];
         try {
           for (const kind of kinds) {
             const label = `${kind} K=${K} N=${N} G=${G} step of ${rows} rows (${counts.join('/')})`;
             const table = expertTable(gpu, dev.map((d) => kindOperands(d, kind)));
             try {
-              const g = new GroupedGemmLaunch(gpu, kind, G, rows, N, K, E);
+              const g = new GroupedGemmLaunch(gpu, kind, G, rows, N, K, slots);
               gpu.memset(dout, 0xff);
-              g.launch({ a: kind === 'w4a16' ? dx16 : dq, sx: dsx, table, offsets: doff, out: dout });
+              g.launch({ a: kind === 'w4a16' ? dx16 : dq, sx: dsx, table, active: dact, offsets: doff, out: dout });
               const out = downloadChecked(gpu, dout, total * N, label);
               counts.forEach((m, e) => {
                 if (m === 0) return;
@@ -97,12 +105,13 @@ test('grouped FP16 GEMM (f16_gemv.cu): each expert\'s rows within the fp32 bound
       for (const rows of [1, 7, 8, 13, 16]) {
         const counts = expertRows(rng, rows), off = offsetsOf(counts), total = off[E]!;
         const x16 = f32ArrayToF16(rng.normals(total * K, 1)), x = f16ArrayToF32(x16);
-        const bufs = [gpu.upload(x16), gpu.upload(off), gpu.alloc(total * N * 2), gpu.alloc(16 * N * 2)];
-        const [dx, doff, dout, dref] = bufs as [DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer];
+        const { active, slots } = activeOf(counts, rows);
+        const bufs = [gpu.upload(x16), gpu.upload(off), gpu.alloc(total * N * 2), gpu.alloc(16 * N * 2), gpu.upload(active)];
+        const [dx, doff, dout, dref, dact] = bufs as [DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer];
         const label = `fp16 K=${K} N=${N} step of ${rows} rows (${counts.join('/')})`;
         try {
           gpu.memset(dout, 0xff);
-          new GroupedGemmLaunch(gpu, 'fp16', 0, rows, N, K, E).launch({ a: dx, table, offsets: doff, out: dout });
+          new GroupedGemmLaunch(gpu, 'fp16', 0, rows, N, K, slots).launch({ a: dx, table, active: dact, offsets: doff, out: dout });
           const out = downloadChecked(gpu, dout, total * N, label);
           counts.forEach((m, e) => {
             if (m === 0) return;

@@ -2,7 +2,7 @@
 // of each row, in order, equal moeTopkTwin's wherever the row's logit gaps (the twin's margin) are
 // far above the fp32 sums' error, and elsewhere pick logits within that error of the twin's; its
 // renormalized weights are within 1e-5 (fp32 logits and expf against float64); moe_align's grouping
-// (offsets, perm, slot) equals moeAlignTwin of the kernel's own experts exactly (deterministic).
+// (offsets, perm, slot, active) equals moeAlignTwin of the kernel's own experts exactly (deterministic).
 // moe_rows.cu: gather_rows = its twin exactly (int8 rows, 4-byte scales, fp16 rows); moe_combine
 // ≤ 1 fp16 ulp of its float64 twin. Seeded random inputs; M·K up to several of moe_align's
 // 1024-entry chunks; outputs poisoned.
@@ -32,9 +32,10 @@ test('moe_topk = moeTopkTwin (exact experts where no near tie, weights within 1e
     const want = moeTopkTwin(h, router, M, dim, E, K);
     const dh = gpu.upload(h), dr = gpu.upload(router);
     const experts = poisoned(M * K * 4), weights = poisoned(M * K * 4), offsets = poisoned((E + 1) * 4), perm = poisoned(M * K * 4), slot = poisoned(M * K * 4);
+    const active = poisoned(E * 4);
     try {
       k.moeTopk(dh, dr, M, dim, E, K, experts, weights);
-      k.moeAlign(experts, M, E, K, offsets, perm, slot);
+      k.moeAlign(experts, M, E, K, offsets, perm, slot, active);
       const label = `M ${M} dim ${dim} E ${E} K ${K}`;
       const ge = gpu.download(experts, new Int32Array(M * K)), gw = gpu.download(weights, new Float32Array(M * K));
       let exactRows = 0;
@@ -55,8 +56,9 @@ test('moe_topk = moeTopkTwin (exact experts where no near tie, weights within 1e
       assert.deepEqual(gpu.download(offsets, new Int32Array(E + 1)), g.offsets, `${label}: offsets`);
       assert.deepEqual(gpu.download(perm, new Int32Array(M * K)), g.perm, `${label}: perm`);
       assert.deepEqual(gpu.download(slot, new Int32Array(M * K)), g.slot, `${label}: slot`);
+      assert.deepEqual(gpu.download(active, new Int32Array(E)), g.active, `${label}: active`);
     } finally {
-      for (const b of [dh, dr, experts, weights, offsets, perm, slot]) b.free();
+      for (const b of [dh, dr, experts, weights, offsets, perm, slot, active]) b.free();
     }
   }
 });

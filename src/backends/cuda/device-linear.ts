@@ -91,17 +91,18 @@ export class GemmRunner {
   }
 
   /**
-   * A mixture of experts' projection in one launch (src/gpu/kernels/grouped-gemm.ts): expert e
-   * multiplies rows [offsets[e], offsets[e + 1]) of x (expert order, at most `rows` ≤ 16 in all) by
-   * its linear, whose operands `table` (expertTable) lists; `like` is any of the experts' linears.
+   * A mixture of experts' projection in one launch (src/gpu/kernels/grouped-gemm.ts): each expert
+   * e in `routing.active` (at most `slots` of them) multiplies rows [offsets[e], offsets[e + 1]) of x
+   * (expert order, `rows` ≤ 16 in all) by its linear, whose operands `table` (expertTable) lists;
+   * `like` is any of the experts' linears.
    */
-  runGrouped(like: DeviceLinear, experts: number, table: DeviceBuffer, offsets: DeviceBuffer, rows: number,
-    x: { f16: Ptr } | { q: Ptr; sx: Ptr }, out: Ptr, s: Stream, pdl = false): void {
+  runGrouped(like: DeviceLinear, table: DeviceBuffer, routing: { active: DeviceBuffer; offsets: DeviceBuffer; slots: number },
+    rows: number, x: { f16: Ptr } | { q: Ptr; sx: Ptr }, out: Ptr, s: Stream, pdl = false): void {
     if ((inputFormat(like) === 'f16') !== ('f16' in x)) fail('linear', `a grouped ${like.kind} linear got the wrong activation format`);
-    const key = `${like.kind}:${like.group}:${rows}:${like.outFeatures}:${like.inFeatures}:${experts}`;
+    const key = `${like.kind}:${like.group}:${rows}:${like.outFeatures}:${like.inFeatures}:${routing.slots}`;
     let g = this.grouped.get(key);
-    if (!g) this.grouped.set(key, (g = new GroupedGemmLaunch(this.gpu, like.kind, like.group ?? 0, rows, like.outFeatures, like.inFeatures, experts)));
-    g.launch({ a: 'f16' in x ? x.f16 : x.q, sx: 'sx' in x ? x.sx : undefined, table, offsets, out }, s, pdl);
+    if (!g) this.grouped.set(key, (g = new GroupedGemmLaunch(this.gpu, like.kind, like.group ?? 0, rows, like.outFeatures, like.inFeatures, routing.slots)));
+    g.launch({ a: 'f16' in x ? x.f16 : x.q, sx: 'sx' in x ? x.sx : undefined, table, active: routing.active, offsets: routing.offsets, out }, s, pdl);
   }
 
   destroy(): void {

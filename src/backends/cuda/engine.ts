@@ -19,10 +19,10 @@ import { ATTN_DECODE_MAX_SPLITS, ATTN_KEYS_PER_TILE, EngineKernels } from './ker
 import { KvCache } from './kv-cache.ts';
 import { decodeAttentionSplits, fusedDecodeFits } from './decode-splits.ts';
 
-/** Mixtral's step workspaces: routing (experts, weights, slot, perm [R·K], offsets [E + 1]) and the
+/** Mixtral's step workspaces: routing (experts, weights, slot, perm [R·K], offsets [E + 1], active [E]) and the
  *  rows in expert order: inputs x (int8 or fp16) + scales sx, gate|up gu, SwiGLU h (+ hsx), outputs y. */
 interface MoeWorkspace {
-  experts: DeviceBuffer; weights: DeviceBuffer; slot: DeviceBuffer; perm: DeviceBuffer; offsets: DeviceBuffer;
+  experts: DeviceBuffer; weights: DeviceBuffer; slot: DeviceBuffer; perm: DeviceBuffer; offsets: DeviceBuffer; active: DeviceBuffer;
   x: DeviceBuffer; sx: DeviceBuffer; gu: DeviceBuffer; h: DeviceBuffer; hsx: DeviceBuffer; y: DeviceBuffer;
   /** Each MoE block's expert tables (grouped-gemm.ts's expertTable) of its gate|up and down linears. */
   tables: Map<MoeFeedForward<DeviceLinear>, { gateUp: DeviceBuffer; down: DeviceBuffer }>;
@@ -152,7 +152,7 @@ export class CudaEngine {
           if (ffn.kind === 'moe') tables.set(ffn, { gateUp: table(ffn.experts.map((x) => x.gateUp)), down: table(ffn.experts.map((x) => x.down)) });
         }
         this.moe = {
-          experts: a(G * 4), weights: a(G * 4), slot: a(G * 4), perm: a(G * 4), offsets: a((E + 1) * 4),
+          experts: a(G * 4), weights: a(G * 4), slot: a(G * 4), perm: a(G * 4), offsets: a((E + 1) * 4), active: a(E * 4),
           x: a(G * c.dim * 2), sx: a(G * 4), gu: a(G * 2 * H * 2), h: a(G * H * 2), hsx: a(G * 4), y: a(G * c.dim * 2), tables,
         };
       }
@@ -449,7 +449,7 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     if (!this.runs('moe')) return;
     const k = e.kernels, s = this.s, G = M * K;
     k.moeTopk(h.f16, ffn.router.weight, M, dim, E, K, ws.experts, ws.weights, s);
-    k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, s);
+    k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, ws.active, s);
     const q8 = inputFormat(ffn.experts[0]!.gateUp) === 'q8';
     if (q8) {
       k.quantizeAct(h.f16, e.hq, e.sx, M, dim, s);
@@ -477,8 +477,9 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
       q8 ? { q: at(x, row, width), sx: at(sx, row, 4) } : { f16: at(x, row, width * 2) };
     if (M <= GROUPED_MAX_ROWS) {
       const t = ws.tables.get(ffn) ?? fail('engine', 'no expert tables for this mixture of experts');
+      const routing = { active: ws.active, offsets: ws.offsets, slots: Math.min(E, M * ffn.topK) };
       return (which, x, sx, width, out) =>
-        e.gemm.runGrouped(ffn.experts[0]![which], E, t[which], ws.offsets, M, input(x, sx, 0, width), out.ptr, s, e.kernels.pdl);
+        e.gemm.runGrouped(ffn.experts[0]![which], t[which], routing, M, input(x, sx, 0, width), out.ptr, s, e.kernels.pdl);
     }
     s.sync();
     const off = e.gpu.download(ws.offsets, new Int32Array(E + 1));

@@ -90,10 +90,10 @@ export class EngineKernels {
     this.run('moe_topk', Math.ceil(M / 8), 256, [p(h), p(router), i32(M), i32(dim), i32(E), i32(K), p(experts), p(weights)], s);
   }
 
-  /** Group the M·K entries of `experts` by expert: offsets [E + 1], perm [M·K], slot [M, K]. */
-  moeAlign(experts: Ptr, M: number, E: number, K: number, offsets: Ptr, perm: Ptr, slot: Ptr, s?: Stream): void {
+  /** Group the M·K entries of `experts` by expert: offsets [E + 1], perm [M·K], slot [M, K], active [E]. */
+  moeAlign(experts: Ptr, M: number, E: number, K: number, offsets: Ptr, perm: Ptr, slot: Ptr, active: Ptr, s?: Stream): void {
     checkExperts('moe_align', E, K);
-    this.run('moe_align', 1, 1024, [p(experts), i32(M), i32(E), i32(K), p(offsets), p(perm), p(slot)], s);
+    this.run('moe_align', 1, 1024, [p(experts), i32(M), i32(E), i32(K), p(offsets), p(perm), p(slot), p(active)], s);
   }
 
   /** dst row s = src row perm[s] for s < rows (rows of rowBytes bytes: int8 activations, their scales, fp16 rows). */

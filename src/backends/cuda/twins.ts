@@ -157,6 +157,8 @@ export interface MoeGrouping {
   perm: Int32Array;
   /** [M, K] the grouped slot of each (row, k) */
   slot: Int32Array;
+  /** [E] the experts with entries, ascending, then -1 */
+  active: Int32Array;
 }
 
 /** moe_align: the (row, k) entries of `experts` [M, K] grouped by expert, row-major order within one. */
@@ -166,7 +168,10 @@ export function moeAlignTwin(experts: Int32Array, M: number, E: number, K: numbe
   for (let e = 0; e < E; e++) offsets[e + 1]! += offsets[e]!;
   const next = offsets.slice(0, E);
   experts.forEach((e, i) => { const s = next[e]!++; perm[s] = Math.floor(i / K); slot[i] = s; });
-  return { offsets, perm, slot };
+  const active = new Int32Array(E).fill(-1);
+  let n = 0;
+  for (let e = 0; e < E; e++) if (offsets[e + 1]! > offsets[e]!) active[n++] = e;
+  return { offsets, perm, slot, active };
 }
 
 /** gather_rows (moe_rows.cu): dst row s = src row perm[s], rows of rowBytes bytes. */

@@ -7,11 +7,11 @@
 //
 // ABI: f16_gemv_v8 / _v16 (dense): (x, W, residual, out, M, N, K); grid (ceil(N / (16·FG_R))), block 256;
 //        M ≤ 8 / 16, N % 16 == 0, K % 32 == 0; residual fp16 [M, N] or null.
-//      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, offsets, out, N, K); grid (ceil(N / (16·FG_R)), E):
-//        expert e = blockIdx.y multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights
-//        at experts[e].w into the same rows of out (the 24-byte GvExpert entries of w4_gemv.cu's
-//        grouped kernels; only the first pointer is read). An expert without rows exits at once; one
-//        with more rows than the tile holds traps.
+//      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, active, offsets, out, N, K); grid
+//        (ceil(N / (16·FG_R)), routed-expert slots): expert e = active[blockIdx.y] (-1: none)
+//        multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights at experts[e].w into
+//        the same rows of out (w4_gemv.cu's grouped scheme and 24-byte GvExpert entries; only the
+//        first pointer is read). An expert with more rows than the tile holds traps.
 //
 // Design: a block is 8 warps on FG_R 16-row weight tiles; warp w takes the k32 chunks w, w + 8, ... of
 // K for all of them (each activation fragment serves FG_R tiles: at M = 16 the activations' re-reads
@@ -29,7 +29,7 @@
 #define FG_UNROLL 2  // k32 chunks per warp loaded before any is computed
 #endif
 #ifndef FG_R
-#define FG_R 2  // 16-row weight tiles per block: each activation fragment loaded serves all of them
+#define FG_R 4  // 16-row weight tiles per block: each activation fragment loaded serves all of them
 #endif
 
 struct FgExpert {  // = w4_gemv.cu's GvExpert: the engine writes one table layout for every mode
@@ -138,9 +138,12 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
   }
 }
 
-template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* experts, const int* offsets, u16* out, int N, int K) {
-  pdl_wait();  // the offsets and rows come from the routing kernels
-  const int e = blockIdx.y, r0 = offsets[e], m = offsets[e + 1] - r0;
+template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* experts, const int* active, const int* offsets,
+                                             u16* out, int N, int K) {
+  pdl_wait();  // the routing and the rows come from the preceding kernels
+  const int e = active[blockIdx.y];
+  if (e < 0) return;
+  const int r0 = offsets[e], m = offsets[e + 1] - r0;
   if (m <= 0) return;
   if (m > CAP) __trap();
   f16_gemv<CAP / 8>(X + (u64)r0 * K, experts[e].w, nullptr, out + (u64)r0 * N, m, N, K);
@@ -155,8 +158,9 @@ template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* exper
   }
 #define FG_GROUPED(NAME, CAP)                                                                             \
   extern "C" __global__ void __launch_bounds__(32 * FG_WARPS) NAME(const u16* __restrict__ x, const FgExpert* __restrict__ experts, \
-                                                                 const int* __restrict__ offsets, u16* __restrict__ out, int N, int K) { \
-    f16_gemv_expert<CAP>(x, experts, offsets, out, N, K);                                                 \
+                                                                 const int* __restrict__ active, const int* __restrict__ offsets, \
+                                                                 u16* __restrict__ out, int N, int K) {     \
+    f16_gemv_expert<CAP>(x, experts, active, offsets, out, N, K);                                         \
   }
 FG_DENSE(f16_gemv_v8, 8)
 FG_DENSE(f16_gemv_v16, 16)

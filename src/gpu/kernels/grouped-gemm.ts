@@ -17,7 +17,7 @@ import { planW4Gemm, w4SelectDefines, W4_GEMV_SOURCE } from './w4-gemm-plan.ts';
 export function f16GemvBuild(): { rowTiles: number; unroll: number } {
   const forced = process.env['INTSCALE_F16_GEMV']?.split(',').map((v) => Number.parseInt(v, 10));
   if (forced && forced.length === 2 && forced.every((v) => v >= 1 && v <= 8)) return { rowTiles: forced[0]!, unroll: forced[1]! };
-  return { rowTiles: 2, unroll: 2 };
+  return { rowTiles: 4, unroll: 2 };  // H200 probe (bench gemm fp16-gemv × cuBLAS, medians at M = 1 / 4 / 16): 0.90 / 0.90 / 0.79; 1,4: 0.91 / 0.85 / 0.75; 2,4: 0.86 / 0.82 / 0.86
 }
 
 /** An f16_gemv.cu entry compiled with f16GemvBuild(), and its grid's row blocks for N output rows. */
@@ -58,13 +58,18 @@ export interface GroupedOperands {
   sx?: DeviceBuffer | bigint;
   /** expertTable of the E experts' linears. */
   table: DeviceBuffer | bigint;
+  /** int32 [slots]: the experts with rows, then -1 (moe_align's `active`): y-index i runs expert active[i]. */
+  active: DeviceBuffer | bigint;
   /** int32 [E + 1]: expert e's rows are [offsets[e], offsets[e + 1]). */
   offsets: DeviceBuffer | bigint;
   /** fp16 [rows, N], the same row order. */
   out: DeviceBuffer | bigint;
 }
 
-/** One grouped projection: E experts of N × K in `mode`, planned for steps of at most `maxRows` rows. */
+/**
+ * One grouped projection: experts of N × K in `mode`, planned for steps of at most `maxRows` rows of
+ * which at most `slots` experts get rows (min(E, rows · top-K)): the grid's y-extent.
+ */
 export class GroupedGemmLaunch {
   private readonly kernel: Kernel;
   readonly grid: [number, number, number];
@@ -73,9 +78,10 @@ export class GroupedGemmLaunch {
   readonly entry: string;
 
   constructor(gpu: Gpu, readonly mode: Mode, group: number, readonly maxRows: number, readonly N: number, readonly K: number,
-    readonly experts: number) {
+    readonly slots: number) {
     const where = `grouped ${mode} GEMM ${maxRows}x${N}x${K}`;
     if (!Number.isInteger(maxRows) || maxRows < 1 || maxRows > GROUPED_MAX_ROWS) fail(where, `steps of 1..${GROUPED_MAX_ROWS} rows only (got ${maxRows})`);
+    if (!Number.isInteger(slots) || slots < 1) fail(where, `${slots} expert slots`);
     if (N % 16 !== 0) fail(where, 'N must be a multiple of 16');
     const tile = maxRows <= 8 ? 'v8' : 'v16';
     if (mode === 'fp16') {
@@ -83,7 +89,7 @@ export class GroupedGemmLaunch {
       this.entry = `f16_gemv_${tile}_moe`;
       const f = f16GemvKernel(gpu, this.entry);
       this.kernel = f.kernel;
-      this.grid = [f.rowBlocks(N), experts, 1];
+      this.grid = [f.rowBlocks(N), slots, 1];
       this.block = [256, 1, 1];
       this.smem = 0;
       return;
@@ -95,18 +101,18 @@ export class GroupedGemmLaunch {
     if (plan.smem > 0) {  // the persistent ring: as many blocks per expert as this GPU keeps resident
       plan = planW4Gemm(mode as QuantMode, group, maxRows, N, K, { ...opts, gemvBlocksPerSm: Math.max(1, this.kernel.residentBlocks(plan.block[0], plan.smem)) });
     }
-    this.grid = [plan.grid[0], experts, 1];
+    this.grid = [plan.grid[0], slots, 1];
     this.block = plan.block;
     this.smem = plan.smem;
   }
 
-  /** pdl: programmatic dependent launch (the kernels pdl_wait before reading the offsets). */
+  /** pdl: programmatic dependent launch (the kernels pdl_wait before reading active and offsets). */
   launch(ops: GroupedOperands, stream?: Stream, pdl = false): void {
     const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
     if (this.mode !== 'fp16' && this.mode !== 'w4a16' && ops.sx === undefined) fail(`grouped ${this.mode} GEMM`, 'operand sx is required');
     const args = this.mode === 'fp16'
-      ? [p(ops.a), p(ops.table), p(ops.offsets), p(ops.out), { i32: this.N }, { i32: this.K }]
-      : [p(ops.a), p(ops.sx), p(ops.table), p(ops.offsets), p(ops.out), { i32: this.N }, { i32: this.K }];
+      ? [p(ops.a), p(ops.table), p(ops.active), p(ops.offsets), p(ops.out), { i32: this.N }, { i32: this.K }]
+      : [p(ops.a), p(ops.sx), p(ops.table), p(ops.active), p(ops.offsets), p(ops.out), { i32: this.N }, { i32: this.K }];
     this.kernel.launch({ grid: this.grid, block: this.block, smem: this.smem, stream, pdl }, args);
   }
 }

@@ -11,10 +11,12 @@
 //        its strided 8-element chunks, then a warp tree); experts / weights [M, K], most probable
 //        first. grid = (ceil(M / 8)), block = 256 (a warp per row). E <= MOE_MAX_EXPERTS,
 //        K <= E, dim % 8 == 0.
-//      moe_align(const int* experts, int M, int E, int K, int* offsets, int* perm, int* slot)
+//      moe_align(const int* experts, int M, int E, int K, int* offsets, int* perm, int* slot, int* active)
 //        groups the M·K (row, k) entries by expert, rows ascending within an expert (deterministic:
 //        warp ballots, no atomics): offsets [E + 1] (expert e's block is [offsets[e], offsets[e+1])),
-//        perm [M·K] (the row of each grouped slot), slot [M, K] (the grouped slot of each entry).
+//        perm [M·K] (the row of each grouped slot), slot [M, K] (the grouped slot of each entry),
+//        active [E] (the experts with rows, ascending, then -1: the grouped GEMMs' blocks of
+//        y-index i run expert active[i], so a step's launch needs only min(E, M·K) of them).
 //        grid = (1), block = 1024; any M·K (chunks of 1024 entries).
 
 #include "ptx.cuh"
@@ -80,7 +82,7 @@ extern "C" __global__ void __launch_bounds__(MOE_TOPK_THREADS)
 
 extern "C" __global__ void __launch_bounds__(MOE_ALIGN_THREADS)
     moe_align(const int* __restrict__ experts, int M, int E, int K, int* __restrict__ offsets,
-              int* __restrict__ perm, int* __restrict__ slot) {
+              int* __restrict__ perm, int* __restrict__ slot, int* __restrict__ active) {
   pdl_wait();
   pdl_trigger();
   constexpr int WARPS = MOE_ALIGN_THREADS / 32;
@@ -118,8 +120,16 @@ extern "C" __global__ void __launch_bounds__(MOE_ALIGN_THREADS)
   }
   if (tid == 0) {
     int s = 0;
-    for (int x = 0; x < E; ++x) { base[x] = s; offsets[x] = s; s += count[x]; count[x] = 0; }
+    int n = 0;
+    for (int x = 0; x < E; ++x) {
+      base[x] = s;
+      offsets[x] = s;
+      s += count[x];
+      if (count[x] > 0) active[n++] = x;
+      count[x] = 0;
+    }
     offsets[E] = s;
+    while (n < E) active[n++] = -1;
   }
   __syncthreads();
   // pass 2: an entry's slot = its expert's base + entries of that expert before it (earlier chunks,

@@ -9,8 +9,9 @@
 //   - v16 of every mode and W4A16 v8 (persistent ring): grid min(N/16, resident blocks), block
 //     32·GV_PWARPS = 128, dynamic smem GvRing::SMEM (the planner's gemvRingSmemBytes).
 //   Grouped entries NAME_v8_moe / NAME_v16_moe (a mixture of experts; -DW4_SELECT_GROUPED):
-//   (A, sx, experts, offsets, out, N, K), grid (as above, E): expert e's rows [offsets[e],
-//   offsets[e+1]) of A / sx / out, its operands GvExpert experts[e]; no residual (see GvExpert).
+//   (A, sx, experts, active, offsets, out, N, K), grid (as above, routed-expert slots): expert
+//   e = active[blockIdx.y]'s rows [offsets[e], offsets[e+1]) of A / sx / out, its operands
+//   GvExpert experts[e]; no residual (see GvExpert).
 //
 // Design: a 16-row weight tile (one m16 MMA tile: the weights are the A operand, so the repacked
 // chunks of n8 rows r, r+1 are the A fragments, as in w4_gemm_wgmma.cu) against all tokens (one or
@@ -507,22 +508,25 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 }
 
 // ---- grouped: the experts of one mixture-of-experts projection in one launch ------------------------
-// blockIdx.y = expert e of gridDim.y; its rows are [offsets[e], offsets[e + 1]) of A, sx and out (the
-// expert order of moe_route.cu's moe_align), its weights, scales and channel factors experts[e]. An
-// expert with no rows exits at once, so a decode step's launch costs what its routed experts stream,
-// and no host ever reads the counts: the engine captures it in the decode graph. The offsets come
-// from the preceding kernels, so the block waits (pdl_wait) before it reads them; a block of more
-// rows than its tile holds traps (the planner sizes the tile by the step's rows, which bound any
-// expert's: a row's top-K experts are distinct).
+// blockIdx.y = i picks expert e = active[i] (moe_route.cu's moe_align: the experts with rows,
+// ascending, then -1; the grid has min(E, rows · top-K) y-indices, so at batch 1 only the two routed
+// experts' blocks exist); its rows are [offsets[e], offsets[e + 1]) of A, sx and out (the expert
+// order of moe_align), its weights, scales and channel factors experts[e]. No host ever reads the
+// counts: the engine captures the launch in the decode graph. active and offsets come from the
+// preceding kernels, so the block waits (pdl_wait) before it reads them; a block of more rows than
+// its tile holds traps (the planner sizes the tile by the step's rows, which bound any expert's: a
+// row's top-K experts are distinct).
 struct GvExpert {  // 24 bytes, the layout GvExpert tables are written in (src/gpu/kernels/grouped-gemm.ts)
   const U4* wp;
   const void* gsc;
   const void* chan;
 };
-template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*& sx, u16*& out, int& M,
-                                                      const int* __restrict__ offsets, int N, int K) {
+template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*& sx, u16*& out, int& M, int& e,
+                                                      const int* __restrict__ active, const int* __restrict__ offsets, int N, int K) {
   pdl_wait();
-  const int e = blockIdx.y, r0 = offsets[e], m = offsets[e + 1] - r0;
+  e = active[blockIdx.y];
+  if (e < 0) return false;
+  const int r0 = offsets[e], m = offsets[e + 1] - r0;
   if (m <= 0) return false;
   if (m > CAP) __trap();
   A = (const unsigned char*)A + (u64)r0 * K * EB;
@@ -553,14 +557,14 @@ template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*
 
 #define GV_GROUPED_PARAMS                                                                               \
   const void *__restrict__ A, const float *__restrict__ sx, const GvExpert *__restrict__ experts,        \
-      const int *__restrict__ offsets, u16 *__restrict__ out, int N, int K
+      const int *__restrict__ active, const int *__restrict__ offsets, u16 *__restrict__ out, int N, int K
 #define GV_GROUPED_BODY(EB, CAP, CALL)                                                                  \
   const void* a = A;                                                                                    \
   const float* xs = sx;                                                                                 \
   u16* y = out;                                                                                         \
-  int M = 0;                                                                                            \
-  if (!gv_expert_rows<EB, CAP>(a, xs, y, M, offsets, N, K)) return;                                     \
-  const GvExpert ex = experts[blockIdx.y];                                                              \
+  int M = 0, e = 0;                                                                                     \
+  if (!gv_expert_rows<EB, CAP>(a, xs, y, M, e, active, offsets, N, K)) return;                          \
+  const GvExpert ex = experts[e];                                                                       \
   CALL;
 // built with the dense entries when W4_SELECT is unset, else only with -DW4_SELECT_GROUPED
 #if !defined(W4_SELECT) || defined(W4_SELECT_GROUPED)
