@@ -5,16 +5,16 @@
 // routes to without a sync); its dense entries run the same code on one matrix, so `intscale bench
 // gemm` can hold it against cuBLAS on the same shapes. nvcc (sm_80, sm_90a) and NVRTC.
 //
-// ABI: f16_gemv_v8 / _v16 (dense): (x, W, residual, out, M, N, K); grid (ceil(N / (16·FG_R))), block 256;
+// ABI: f16_gemv_v8 / _v16 (dense): (x, W, residual, out, M, N, K); grid (ceil(N / (16·FG_R_V8 or _V16))), block 256;
 //        M ≤ 8 / 16, N % 16 == 0, K % 32 == 0; residual fp16 [M, N] or null.
 //      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, active, offsets, out, N, K); grid
-//        (ceil(N / (16·FG_R)), routed-expert slots): expert e = active[blockIdx.y] (-1: none)
+//        (ceil(N / (16·FG_R_V8 or _V16)), routed-expert slots): expert e = active[blockIdx.y] (-1: none)
 //        multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights at experts[e].w into
 //        the same rows of out (w4_gemv.cu's grouped scheme and 24-byte GvExpert entries; only the
 //        first pointer is read). An expert with more rows than the tile holds traps.
 //
-// Design: a block is 8 warps on FG_R 16-row weight tiles; warp w takes the k32 chunks w, w + 8, ... of
-// K for all of them (each activation fragment serves FG_R tiles: at M = 16 the activations' re-reads
+// Design: a block is 8 warps on FG_R_* 16-row weight tiles; warp w takes the k32 chunks w, w + 8, ... of
+// K for all of them (each activation fragment serves all the tiles: at M = 16 the activations' re-reads
 // from L2 would otherwise equal the weights' bytes), FG_UNROLL chunks loaded (16-byte loads straight into registers, weights first: they do not
 // depend on the preceding kernel) before any is computed. Lane (g, q) loads k = 8q .. 8q + 7 of the
 // chunk for weight rows g and g + 8 and for tokens g (and g + 8): permuting k the same way in both
@@ -25,11 +25,20 @@
 #include "ptx.cuh"
 
 #define FG_WARPS 8
-#ifndef FG_UNROLL
-#define FG_UNROLL 2  // k32 chunks per warp loaded before any is computed
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define FG_MINB 2  // blocks per SM: caps registers at 128 (sm_90: no spills at these unrolls)
+#else
+#define FG_MINB 1  // (sm_80 would spill the grouped v16 entry under that cap)
 #endif
-#ifndef FG_R
-#define FG_R 4  // 16-row weight tiles per block: each activation fragment loaded serves all of them
+// per tile: FG_R_* 16-row weight tiles per block (each activation fragment loaded serves all of
+// them), FG_UNROLL_* k32 chunks per warp loaded before any is computed (grouped-gemm.ts sets them)
+#ifndef FG_R_V8
+#define FG_R_V8 4
+#define FG_UNROLL_V8 2
+#endif
+#ifndef FG_R_V16
+#define FG_R_V16 2
+#define FG_UNROLL_V16 4
 #endif
 
 struct FgExpert {  // = w4_gemv.cu's GvExpert: the engine writes one table layout for every mode
@@ -46,10 +55,9 @@ DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
   return v;
 }
 
-template <int NT>
+template <int NT, int R, int FG_UNROLL>
 DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u16* __restrict__ residual,
                    u16* __restrict__ out, int M, int N, int K) {
-  constexpr int R = FG_R;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int n0 = blockIdx.x * 16 * R, KC = K >> 5;
   // rows n0 + 16r + g and + 8 of tile r (a tile past N, when N % (16·R) != 0, re-reads the last one: never stored)
@@ -138,6 +146,10 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
   }
 }
 
+#define FG_CALL(CAP, X, W, RES, OUT, M)                                                                   \
+  if constexpr (CAP == 8) f16_gemv<1, FG_R_V8, FG_UNROLL_V8>(X, W, RES, OUT, M, N, K);                   \
+  else f16_gemv<2, FG_R_V16, FG_UNROLL_V16>(X, W, RES, OUT, M, N, K);
+
 template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* experts, const int* active, const int* offsets,
                                              u16* out, int N, int K) {
   pdl_wait();  // the routing and the rows come from the preceding kernels
@@ -146,18 +158,18 @@ template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* exper
   const int r0 = offsets[e], m = offsets[e + 1] - r0;
   if (m <= 0) return;
   if (m > CAP) __trap();
-  f16_gemv<CAP / 8>(X + (u64)r0 * K, experts[e].w, nullptr, out + (u64)r0 * N, m, N, K);
+  FG_CALL(CAP, X + (u64)r0 * K, experts[e].w, nullptr, out + (u64)r0 * N, m)
 }
 
 #define FG_DENSE(NAME, CAP)                                                                               \
-  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS) NAME(const u16* __restrict__ x, const u16* __restrict__ W, \
+  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS, FG_MINB) NAME(const u16* __restrict__ x, const u16* __restrict__ W, \
                                                                  const u16* __restrict__ residual, u16* __restrict__ out, \
                                                                  int M, int N, int K) {                    \
     if (M > CAP) __trap();                                                                                \
-    f16_gemv<CAP / 8>(x, W, residual, out, M, N, K);                                                      \
+    FG_CALL(CAP, x, W, residual, out, M)                                                                  \
   }
 #define FG_GROUPED(NAME, CAP)                                                                             \
-  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS) NAME(const u16* __restrict__ x, const FgExpert* __restrict__ experts, \
+  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS, FG_MINB) NAME(const u16* __restrict__ x, const FgExpert* __restrict__ experts, \
                                                                  const int* __restrict__ active, const int* __restrict__ offsets, \
                                                                  u16* __restrict__ out, int N, int K) {     \
     f16_gemv_expert<CAP>(x, experts, active, offsets, out, N, K);                                         \

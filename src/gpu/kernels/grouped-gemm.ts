@@ -11,20 +11,24 @@ import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
 import { planW4Gemm, w4SelectDefines, W4_GEMV_SOURCE } from './w4-gemm-plan.ts';
 
 /**
- * f16_gemv.cu's build: FG_R 16-row weight tiles per block, FG_UNROLL k32 chunks in flight per warp.
- * INTSCALE_F16_GEMV="R,U" overrides both (experiments only: probes of the two knobs).
+ * f16_gemv.cu's build per tile: 16-row weight tiles per block (FG_R_*) and k32 chunks in flight per
+ * warp (FG_UNROLL_*). H200 probe (bench gemm, fp16-gemv × cuBLAS fp16, medians of 4 shapes at
+ * M = 1 / 4 / 16; R,U = 1,4: 0.91 / 0.85 / 0.75, 2,2: 0.90 / 0.86 / 0.74, 2,4: 0.86 / 0.82 / 0.86,
+ * 4,2: 0.90 / 0.90 / 0.79, 4,1: 0.78 / 0.81 / 0.60): v8 4,2 and v16 2,4.
+ * INTSCALE_F16_GEMV="R,U" sets both tiles (experiments only).
  */
-export function f16GemvBuild(): { rowTiles: number; unroll: number } {
+export function f16GemvDefines(): Record<string, number> {
   const forced = process.env['INTSCALE_F16_GEMV']?.split(',').map((v) => Number.parseInt(v, 10));
-  if (forced && forced.length === 2 && forced.every((v) => v >= 1 && v <= 8)) return { rowTiles: forced[0]!, unroll: forced[1]! };
-  return { rowTiles: 4, unroll: 2 };  // H200 probe (bench gemm fp16-gemv × cuBLAS, medians at M = 1 / 4 / 16): 0.90 / 0.90 / 0.79; 1,4: 0.91 / 0.85 / 0.75; 2,4: 0.86 / 0.82 / 0.86
+  const [r8, u8, r16, u16] = forced && forced.length === 2 && forced.every((v) => v >= 1 && v <= 8)
+    ? [forced[0]!, forced[1]!, forced[0]!, forced[1]!] : [4, 2, 2, 4];
+  return { FG_R_V8: r8, FG_UNROLL_V8: u8, FG_R_V16: r16, FG_UNROLL_V16: u16 };
 }
 
-/** An f16_gemv.cu entry compiled with f16GemvBuild(), and its grid's row blocks for N output rows. */
+/** An f16_gemv.cu entry (f16_gemv_v8, _v16, their _moe) built with f16GemvDefines(), and its grid's row blocks for N rows. */
 export function f16GemvKernel(gpu: Gpu, entry: string): { kernel: Kernel; rowBlocks: (N: number) => number } {
-  const b = f16GemvBuild();
-  const kernel = gpu.compile(F16_GEMV_SOURCE, { defines: { FG_R: b.rowTiles, FG_UNROLL: b.unroll } }).fn(entry);
-  return { kernel, rowBlocks: (N) => Math.ceil(N / (16 * b.rowTiles)) };
+  const d = f16GemvDefines(), rowTiles = entry.startsWith('f16_gemv_v8') ? d['FG_R_V8']! : d['FG_R_V16']!;
+  const kernel = gpu.compile(F16_GEMV_SOURCE, { defines: d }).fn(entry);
+  return { kernel, rowBlocks: (N) => Math.ceil(N / (16 * rowTiles)) };
 }
 
 /** Rows of a step the grouped kernels take (their v16 tile's tokens). */
