@@ -74,7 +74,7 @@ interface StepShape {
 
 /** The kinds of launches a step makes (what a timeline reports). */
 export const STEP_OPS = ['embed', 'rmsnorm', 'gemm qkv', 'rope + kv', 'attention', 'gemm o', 'gemm gateUp', 'swiglu', 'gemm down',
-  'moe', 'lm head', 'sample'] as const;
+  'moe route', 'moe gemm gateUp', 'moe swiglu', 'moe gemm down', 'moe combine', 'lm head', 'sample'] as const;
 export type StepOpName = (typeof STEP_OPS)[number];
 
 export class CudaEngine {
@@ -446,22 +446,23 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     if (!('f16' in h) || !('f16' in residual)) fail('engine', 'the mixture of experts takes fp16 rows');
     const e = this.e, ws = e.moe, c = e.model.config, M = this.st.rows, K = ffn.topK, E = ffn.experts.length, H = c.hiddenDim, dim = c.dim;
     if (!ws) fail('engine', 'no mixture-of-experts workspace');
-    if (!this.runs('moe')) return;
     const k = e.kernels, s = this.s, G = M * K;
-    k.moeTopk(h.f16, ffn.router.weight, M, dim, E, K, ws.experts, ws.weights, s);
-    k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, ws.active, s);
     const q8 = inputFormat(ffn.experts[0]!.gateUp) === 'q8';
-    if (q8) {
-      k.quantizeAct(h.f16, e.hq, e.sx, M, dim, s);
-      k.gatherRows(e.hq, ws.perm, ws.x, G, dim, s);
-      k.gatherRows(e.sx, ws.perm, ws.sx, G, 4, s);
-    } else k.gatherRows(h.f16, ws.perm, ws.x, G, dim * 2, s);
+    if (this.runs('moe route')) {  // (a timeline variant without it reuses the last step's routing)
+      k.moeTopk(h.f16, ffn.router.weight, M, dim, E, K, ws.experts, ws.weights, s);
+      k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, ws.active, s);
+      if (q8) {
+        k.quantizeAct(h.f16, e.hq, e.sx, M, dim, s);
+        k.gatherRows(e.hq, ws.perm, ws.x, G, dim, s);
+        k.gatherRows(e.sx, ws.perm, ws.sx, G, 4, s);
+      } else k.gatherRows(h.f16, ws.perm, ws.x, G, dim * 2, s);
+    }
     // one projection over every routed expert's rows: x (rows of `width`) → out (rows of `outWidth`)
     const project = this.expertProjection(ffn, M, q8);
-    project('gateUp', ws.x, ws.sx, dim, ws.gu, 2 * H);
-    k.swiglu(ws.gu, G, H, q8 ? { q: ws.h, sx: ws.hsx } : { f16: ws.h }, s);
-    project('down', ws.h, ws.hsx, H, ws.y, dim);
-    k.moeCombine(ws.y, ws.slot, ws.weights, residual.f16, M, K, dim, s);
+    if (this.runs('moe gemm gateUp')) project('gateUp', ws.x, ws.sx, dim, ws.gu, 2 * H);
+    if (this.runs('moe swiglu')) k.swiglu(ws.gu, G, H, q8 ? { q: ws.h, sx: ws.hsx } : { f16: ws.h }, s);
+    if (this.runs('moe gemm down')) project('down', ws.h, ws.hsx, H, ws.y, dim);
+    if (this.runs('moe combine')) k.moeCombine(ws.y, ws.slot, ws.weights, residual.f16, M, K, dim, s);
   }
 
   /**
