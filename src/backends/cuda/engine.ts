@@ -74,7 +74,7 @@ interface StepShape {
 
 /** The kinds of launches a step makes (what a timeline reports). */
 export const STEP_OPS = ['embed', 'rmsnorm', 'gemm qkv', 'rope + kv', 'attention', 'gemm o', 'gemm gateUp', 'swiglu', 'gemm down',
-  'moe route', 'moe gemm gateUp', 'moe swiglu', 'moe gemm down', 'moe combine', 'lm head', 'sample'] as const;
+  'moe topk', 'moe align', 'moe gather', 'moe gemm gateUp', 'moe swiglu', 'moe gemm down', 'moe combine', 'lm head', 'sample'] as const;
 export type StepOpName = (typeof STEP_OPS)[number];
 
 export class CudaEngine {
@@ -448,9 +448,10 @@ class CudaStepOps implements StepOps<Act, DeviceLinear, DeviceBuffer> {
     if (!ws) fail('engine', 'no mixture-of-experts workspace');
     const k = e.kernels, s = this.s, G = M * K;
     const q8 = inputFormat(ffn.experts[0]!.gateUp) === 'q8';
-    if (this.runs('moe route')) {  // (a timeline variant without it reuses the last step's routing)
-      k.moeTopk(h.f16, ffn.router.weight, M, dim, E, K, ws.experts, ws.weights, s);
-      k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, ws.active, s);
+    // (a timeline variant without the routing reuses the last step's)
+    if (this.runs('moe topk')) k.moeTopk(h.f16, ffn.router.weight, M, dim, E, K, ws.experts, ws.weights, s);
+    if (this.runs('moe align')) k.moeAlign(ws.experts, M, E, K, ws.offsets, ws.perm, ws.slot, ws.active, s);
+    if (this.runs('moe gather')) {
       if (q8) {
         k.quantizeAct(h.f16, e.hq, e.sx, M, dim, s);
         k.gatherRows(e.hq, ws.perm, ws.x, G, dim, s);
