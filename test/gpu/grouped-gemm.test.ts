@@ -4,7 +4,7 @@
 // one launch whose grid has all E expert slots or only the routed ones. W4: every
 // expert's rows against the CPU reference of w4-reference.ts (IS / PC bit-exact, FS / W4A16 within
 // their fp32 bounds) and bit for bit equal to the dense kernel of the same tile on that expert
-// alone. FP16: within the fp32 summation bound of a float64 reference, and equal to the dense
+// alone (except FS at v8, where the grouped ring and the dense rounds sum in different orders). FP16: within the fp32 summation bound of a float64 reference, and equal to the dense
 // f16_gemv entry bit for bit. Seeded random data; outputs poisoned and scanned whole.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -41,7 +41,7 @@ function downloadChecked(gpu: Gpu, buf: DeviceBuffer, elems: number, label: stri
   return out;
 }
 
-test('grouped W4 GEMMs (v8, v16): each expert\'s rows = the CPU reference (IS / PC bit-exact, FS / W4A16 within bounds) = the dense kernel on that expert alone', { skip, timeout: 300_000 }, () => {
+test('grouped W4 GEMMs (v8, v16): each expert\'s rows = the CPU reference (IS / PC bit-exact, FS / W4A16 within bounds) = the dense kernel on that expert alone (FS: at v16)', { skip, timeout: 300_000 }, () => {
   const gpu = Gpu.open();
   let seed = 900;
   for (const { K, N, G } of [{ K: 1152, N: 528, G: 128 }, { K: 640, N: 256, G: 64 }]) {
@@ -75,6 +75,8 @@ test('grouped W4 GEMMs (v8, v16): each expert\'s rows = the CPU reference (IS / 
                 if (m === 0) return;
                 const mine = out.subarray(off[e]! * N, (off[e]! + m) * N);
                 checkOutputs(cases[e]!, m, new Map([[kind, mine]]), samplePositions(rng, m, N));
+                // grouped v8 runs the ring, W4A8's dense v8 the rounds (8 warps, not 4): FS sums in another order there
+                if (kind === 'w4a8-fs' && rows <= 8) return;
                 const dense = runKind(gpu, cases[e]!, dev[e]!, kind, m, { tile: rows <= 8 ? 'v8' : 'v16' });
                 assert.deepEqual(mine, dense, `${label}: expert ${e} = the dense ${rows <= 8 ? 'v8' : 'v16'} kernel`);
               });

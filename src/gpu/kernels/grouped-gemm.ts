@@ -98,7 +98,7 @@ export class GroupedGemmLaunch {
       this.smem = 0;
       return;
     }
-    const opts = { smCount: gpu.smCount, arch: gpu.arch, tile } as const;
+    const opts = { smCount: gpu.smCount, arch: gpu.arch, tile, gemvRing: true } as const;
     let plan = planW4Gemm(mode as QuantMode, group, maxRows, N, K, opts);
     this.entry = `${plan.entry}_moe`;
     this.kernel = gpu.compile(W4_GEMV_SOURCE, { defines: { ...w4SelectDefines(mode as QuantMode, group), W4_SELECT_GROUPED: 1 } }).fn(this.entry);

@@ -7,10 +7,12 @@
 // over the top logits. nvcc (sm_80, sm_90a) and NVRTC.
 //
 // ABI: moe_topk(const u16* h, const u16* router, int M, int dim, int E, int K, int* experts, float* weights)
-//        h fp16 [M, dim] (the RMSNorm output), router fp16 [E, dim]; logits in fp32 (each lane sums
-//        its strided 8-element chunks, then a warp tree); experts / weights [M, K], most probable
-//        first. grid = (ceil(M / 8)), block = 256 (a warp per row). E <= MOE_MAX_EXPERTS,
-//        K <= E, dim % 8 == 0.
+//        h fp16 [M, dim] (the RMSNorm output), router fp16 [E, dim]; logits in fp32 (each thread
+//        sums its strided 8-element chunks, then a warp tree and the 8 warps' sums in warp order);
+//        experts / weights [M, K], most probable first. grid = (M), block = 256 (a block per row:
+//        every router load of a thread is issued before the first FMA that uses one, so a decode
+//        step's router costs ~2 memory round trips, not one per expert and chunk). E <=
+//        MOE_MAX_EXPERTS, K <= E, dim % 8 == 0.
 //      moe_align(const int* experts, int M, int E, int K, int* offsets, int* perm, int* slot, int* active)
 //        groups the M·K (row, k) entries by expert, rows ascending within an expert (deterministic:
 //        warp ballots, no atomics): offsets [E + 1] (expert e's block is [offsets[e], offsets[e+1])),
@@ -30,20 +32,22 @@ extern "C" __global__ void __launch_bounds__(MOE_TOPK_THREADS)
              int* __restrict__ experts, float* __restrict__ weights) {
   pdl_wait();
   pdl_trigger();
-  const int lane = threadIdx.x & 31, r = blockIdx.x * (MOE_TOPK_THREADS / 32) + (threadIdx.x >> 5);
+  constexpr int WARPS = MOE_TOPK_THREADS / 32;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, r = blockIdx.x;
   if (r >= M) return;
   float acc[MOE_MAX_EXPERTS];
 #pragma unroll
   for (int e = 0; e < MOE_MAX_EXPERTS; ++e) acc[e] = 0.0f;
   const u16* x = h + (u64)r * dim;
-  for (int i = lane * 8; i < dim; i += 256) {
+  for (int i = threadIdx.x * 8; i < dim; i += MOE_TOPK_THREADS * 8) {
     const U4 xv = *(const U4*)(x + i);
+    U4 wv[MOE_MAX_EXPERTS];
+#pragma unroll
+    for (int e = 0; e < MOE_MAX_EXPERTS; ++e) wv[e] = e < E ? *(const U4*)(router + (u64)e * dim + i) : U4{0u, 0u, 0u, 0u};
     const u32 xw[4] = {xv.x, xv.y, xv.z, xv.w};
 #pragma unroll
     for (int e = 0; e < MOE_MAX_EXPERTS; ++e) {
-      if (e >= E) break;
-      const U4 wv = *(const U4*)(router + (u64)e * dim + i);
-      const u32 ww[4] = {wv.x, wv.y, wv.z, wv.w};
+      const u32 ww[4] = {wv[e].x, wv[e].y, wv[e].z, wv[e].w};
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         acc[e] = ffma_rn(h2f(xw[j] & 0xFFFF), h2f(ww[j] & 0xFFFF), acc[e]);
@@ -51,11 +55,21 @@ extern "C" __global__ void __launch_bounds__(MOE_TOPK_THREADS)
       }
     }
   }
+  __shared__ float part[WARPS][MOE_MAX_EXPERTS];
 #pragma unroll
-  for (int e = 0; e < MOE_MAX_EXPERTS; ++e)
+  for (int e = 0; e < MOE_MAX_EXPERTS; ++e) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc[e] = fadd_rn(acc[e], __shfl_xor_sync(0xffffffffu, acc[e], o));
-  if (lane != 0) return;
+    if (lane == 0) part[warp][e] = acc[e];
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+#pragma unroll
+  for (int e = 0; e < MOE_MAX_EXPERTS; ++e) {
+    acc[e] = part[0][e];
+#pragma unroll
+    for (int w = 1; w < WARPS; ++w) acc[e] = fadd_rn(acc[e], part[w][e]);
+  }
   // top K by logit (softmax is monotone), ties to the lower index; then the renormalized weights.
   // (acc is only ever indexed by unrolled constants: it stays in registers.)
   u32 taken = 0;

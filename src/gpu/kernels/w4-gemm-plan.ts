@@ -61,9 +61,9 @@ function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
   return tile === 'w' || tile === 'w64';
 }
 
-/** Whether a v8/v16 kernel is w4_gemv.cu's persistent ring (v16 of every kind, W4A16's v8) rather than the rounds. */
-function isGemvRing(kind: KernelKind, tile: 'v8' | 'v16'): boolean {
-  return tile === 'v16' || kind === 'w4a16';
+/** Whether a v8/v16 kernel is w4_gemv.cu's persistent ring (v16 of every kind, W4A16's v8, every grouped v8) rather than the rounds. */
+function isGemvRing(kind: KernelKind, tile: 'v8' | 'v16', forced = false): boolean {
+  return tile === 'v16' || kind === 'w4a16' || forced;
 }
 
 /** Tiles of the small-M kernels (w4_gemv.cu). */
@@ -115,6 +115,11 @@ export interface W4PlanOptions {
    * calculator); default: as many as their shared memory allows on an sm_90 SM.
    */
   gemvBlocksPerSm?: number;
+  /**
+   * Run v8 on the persistent ring in every mode (w4_gemv.cu's grouped entries: a block reads the
+   * step's routing once, then streams many row tiles; the rounds' short blocks would each pay it).
+   */
+  gemvRing?: boolean;
 }
 
 /** Kernel entry-point name for a kind, group size and tile. */
@@ -159,15 +164,15 @@ export function w4SelectDefines(mode: QuantMode, group: number): Record<string, 
   return { W4_SELECT: 1, [`W4_SELECT_${name}`]: 1 };
 }
 
-/** Dynamic shared memory of one entry point (formula of w4_gemm.cu's header). */
-export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): number {
+/** Dynamic shared memory of one entry point (formula of w4_gemm.cu's header); ring: opts.gemvRing. */
+export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile, ring = false): number {
   const kind = KERNEL_KIND[mode];
   const t = W4_TILES[tile];
   const eb = kind === 'w4a16' ? 2 : 1;
   // w4_gemm_wgmma.cu (WStage): 1024 (alignment) + STAGES·(X BT·128·EB + W 128·64 + scales 128·4
   // (W4A16: 128·2), rounded up to 1024 B) + epilogue 8 warps·64 tokens·20 floats; W4A16's
   // 128-token tile has 4 stages (41 KB each), every other 6
-  if (isGemvTile(tile)) return gemvRingSmemBytes(kind, group, tile);
+  if (isGemvTile(tile)) return gemvRingSmemBytes(kind, group, tile, ring);
   if (isWgmmaTile(tile)) {
     const stages = kind === 'w4a16' && tile === 'w' ? 4 : t.stages;
     return 1024 + stages * Math.ceil((t.bm * 128 * eb + t.bn * 64 + t.bn * (eb === 2 ? 2 : 4)) / 1024) * 1024 + 8 * 64 * 20 * 4;
@@ -183,8 +188,8 @@ export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile): numbe
  * W4A16's fp16 k-tile is two halves), the weights (1 KiB) and the row tile's scales (rounded up to
  * 128 B), then two reduction buffers of warps × 4 values × 32 lanes per token tile.
  */
-function gemvRingSmemBytes(kind: KernelKind, group: number, tile: 'v8' | 'v16'): number {
-  if (!isGemvRing(kind, tile)) return 0;  // the rounds: static shared memory only
+function gemvRingSmemBytes(kind: KernelKind, group: number, tile: 'v8' | 'v16', ring: boolean): number {
+  if (!isGemvRing(kind, tile, ring)) return 0;  // the rounds: static shared memory only
   const warps = GEMV_RING.warps, stages = GEMV_RING.stages[tile], tokenTiles = W4_TILES[tile].bm / 8, halves = kind === 'w4a16' ? 2 : 1;
   const scaleBytes = kind === 'w4a16' ? 32 : kind === 'pc' ? 0 : (128 / group) * 16 * 4;
   const stage = tokenTiles * halves * 8 * 128 + 1024 + Math.ceil(scaleBytes / 128) * 128;
@@ -277,8 +282,8 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
   // the v tiles' ring too: as many blocks as are resident (at most one per 16 weight rows), each
   // looping over row tiles; the v8 rounds: one block per 16 weight rows; mma.sync tiles:
   // (N/BN, M/BM, splits)
-  const smem = w4SmemBytes(mode, group, tile);
-  const ring = isGemvTile(tile) && isGemvRing(kind, tile);
+  const smem = w4SmemBytes(mode, group, tile, opts.gemvRing);
+  const ring = isGemvTile(tile) && isGemvRing(kind, tile, opts.gemvRing);
   const gemvPerSm = opts.gemvBlocksPerSm ?? Math.max(1, Math.floor(SM_SHARED_BYTES / (smem + BLOCK_RESERVED_SMEM)));
   const grid: [number, number, number] = isWgmmaTile(tile) ? [Math.min(wGrid, Math.max(1, Math.floor(smCount / splits))), splits, 1]
     : isGemvTile(tile) ? [ring ? Math.min(n / t.bn, gemvPerSm * smCount) : n / t.bn, 1, 1]

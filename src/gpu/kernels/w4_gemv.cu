@@ -8,8 +8,10 @@
 //   - W4A8 v8 (rounds): grid (N/16), block 32·GV_WARPS = 256, no dynamic smem.
 //   - v16 of every mode and W4A16 v8 (persistent ring): grid min(N/16, resident blocks), block
 //     32·GV_PWARPS = 128, dynamic smem GvRing::SMEM (the planner's gemvRingSmemBytes).
-//   Grouped entries NAME_v8_moe / NAME_v16_moe (a mixture of experts; -DW4_SELECT_GROUPED):
-//   (A, sx, experts, active, offsets, out, N, K), grid (as above, routed-expert slots): expert
+//   Grouped entries NAME_v8_moe / NAME_v16_moe (a mixture of experts; -DW4_SELECT_GROUPED), both on
+//   the persistent ring (a block reads the step's routing once for many row tiles; the rounds' short
+//   blocks would each wait for it): (A, sx, experts, active, offsets, out, N, K), grid (min(N/16,
+//   resident blocks), routed-expert slots): expert
 //   e = active[blockIdx.y]'s rows [offsets[e], offsets[e+1]) of A / sx / out, its operands
 //   GvExpert experts[e]; no residual (see GvExpert).
 //
@@ -569,8 +571,8 @@ template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*
 // built with the dense entries when W4_SELECT is unset, else only with -DW4_SELECT_GROUPED
 #if !defined(W4_SELECT) || defined(W4_SELECT_GROUPED)
 #define GV_ENTRY_MOE(NAME, MODE, G)                                                                     \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, GV_MINB) NAME##_v8_moe(GV_GROUPED_PARAMS) {  \
-    GV_GROUPED_BODY(1, 8, (gemv_rounds<MODE, G>((const signed char*)a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8_moe(GV_GROUPED_PARAMS) { \
+    GV_GROUPED_BODY(1, 8, (gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
     GV_GROUPED_BODY(1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
