@@ -9,9 +9,9 @@
 //        M ≤ 8 / 16, N % 16 == 0, K % 32 == 0; residual fp16 [M, N] or null.
 //      f16_gemv_v8_moe / _v16_moe (grouped): (x, experts, active, offsets, out, N, K); grid
 //        (ceil(N / (16·FG_R_V8 or _V16)), routed-expert slots): expert e = active[blockIdx.y] (-1: none)
-//        multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights at experts[e].w into
-//        the same rows of out (w4_gemv.cu's grouped scheme and 24-byte GvExpert entries; only the
-//        first pointer is read). An expert with more rows than the tile holds traps.
+//        multiplies rows [offsets[e], offsets[e + 1]) of x by the fp16 weights at experts[e].wp into
+//        the same rows of out (w4_gemv.cu's grouped scheme and ptx.cuh's GvExpert entries; only the
+//        weight pointer is read). An expert with more rows than the tile holds traps.
 //
 // Design: a block is 8 warps on FG_R_* 16-row weight tiles; warp w takes the k32 chunks w, w + 8, ... of
 // K for all of them (each activation fragment serves all the tiles: at M = 16 the activations' re-reads
@@ -41,19 +41,6 @@
 #define FG_UNROLL_V16 4
 #endif
 
-struct FgExpert {  // = w4_gemv.cu's GvExpert: the engine writes one table layout for every mode
-  const u16* w;
-  const void* unused0;
-  const void* unused1;
-};
-
-DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
-  U4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
 
 template <int NT, int R, int FG_UNROLL>
 DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u16* __restrict__ residual,
@@ -150,7 +137,7 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
   if constexpr (CAP == 8) f16_gemv<1, FG_R_V8, FG_UNROLL_V8>(X, W, RES, OUT, M, N, K);                   \
   else f16_gemv<2, FG_R_V16, FG_UNROLL_V16>(X, W, RES, OUT, M, N, K);
 
-template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* experts, const int* active, const int* offsets,
+template <int CAP> DEVI void f16_gemv_expert(const u16* X, const GvExpert* experts, const int* active, const int* offsets,
                                              u16* out, int N, int K) {
   pdl_wait();  // the routing and the rows come from the preceding kernels
   const int e = active[blockIdx.y];
@@ -158,7 +145,7 @@ template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* exper
   const int r0 = offsets[e], m = offsets[e + 1] - r0;
   if (m <= 0) return;
   if (m > CAP) __trap();
-  FG_CALL(CAP, X + (u64)r0 * K, experts[e].w, nullptr, out + (u64)r0 * N, m)
+  FG_CALL(CAP, X + (u64)r0 * K, (const u16*)experts[e].wp, nullptr, out + (u64)r0 * N, m)
 }
 
 #define FG_DENSE(NAME, CAP)                                                                               \
@@ -169,7 +156,7 @@ template <int CAP> DEVI void f16_gemv_expert(const u16* X, const FgExpert* exper
     FG_CALL(CAP, x, W, residual, out, M)                                                                  \
   }
 #define FG_GROUPED(NAME, CAP)                                                                             \
-  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS, FG_MINB) NAME(const u16* __restrict__ x, const FgExpert* __restrict__ experts, \
+  extern "C" __global__ void __launch_bounds__(32 * FG_WARPS, FG_MINB) NAME(const u16* __restrict__ x, const GvExpert* __restrict__ experts, \
                                                                  const int* __restrict__ active, const int* __restrict__ offsets, \
                                                                  u16* __restrict__ out, int N, int K) {     \
     f16_gemv_expert<CAP>(x, experts, active, offsets, out, N, K);                                         \

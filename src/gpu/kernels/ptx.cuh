@@ -18,6 +18,25 @@ struct alignas(16) U4 { u32 x, y, z, w; };
 template <bool F> struct AccT { typedef int type; };
 template <> struct AccT<true> { typedef float type; };
 
+// ---- global loads ---------------------------------------------------------------------------------
+// 16 bytes of data read once (weights): non-coherent path, kept out of L1
+DEVI U4 ldg_stream16(const U4* p) {
+  U4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// One expert's operands in a mixture of experts' grouped GEMMs (w4_gemv.cu's _moe entries,
+// f16_gemv.cu's): its weights, group scales and channel factors (the last two unused by FP16);
+// the engine writes tables of these (src/gpu/kernels/grouped-gemm.ts, expertTable: 24 bytes each).
+struct GvExpert {
+  const void* wp;
+  const void* gsc;
+  const void* chan;
+};
+
 // ---- shared memory, async copies ---------------------------------------------------------------
 DEVI u32 smem_addr(const void* p) {
   u32 r;

@@ -12,14 +12,6 @@
 
 #define SR_UNROLL 4  // 16-byte loads in flight per thread per round
 
-DEVI U4 ldg_stream16(const U4* p) {
-  U4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 extern "C" __global__ void __launch_bounds__(256) stream_read(const U4* __restrict__ src, u64 n16, u32* __restrict__ sink) {
   pdl_trigger();
   const u64 stride = (u64)gridDim.x * blockDim.x;

@@ -67,13 +67,6 @@
 #define GV_ACT_L1 0  // 1: activations through L1 (cp.async.ca): the blocks of an SM share their reads
 #endif
 
-DEVI U4 ldg_stream16(const U4* p) {  // weights: read once, keep them out of L1
-  U4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
 DEVI u32 ldg_u32(const void* p) {  // group scales: small, read by many blocks (L1/L2)
   u32 v;
   asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
@@ -517,12 +510,7 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 // counts: the engine captures the launch in the decode graph. active and offsets come from the
 // preceding kernels, so the block waits (pdl_wait) before it reads them; a block of more rows than
 // its tile holds traps (the planner sizes the tile by the step's rows, which bound any expert's: a
-// row's top-K experts are distinct).
-struct GvExpert {  // 24 bytes, the layout GvExpert tables are written in (src/gpu/kernels/grouped-gemm.ts)
-  const U4* wp;
-  const void* gsc;
-  const void* chan;
-};
+// row's top-K experts are distinct). The expert table's entries: GvExpert (ptx.cuh).
 template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*& sx, u16*& out, int& M, int& e,
                                                       const int* __restrict__ active, const int* __restrict__ offsets, int N, int K) {
   pdl_wait();
@@ -572,17 +560,17 @@ template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*
 #if !defined(W4_SELECT) || defined(W4_SELECT_GROUPED)
 #define GV_ENTRY_MOE(NAME, MODE, G)                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(1, 8, (gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(1, 8, (gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }
 #define GV_ENTRY_A16_MOE(NAME)                                                                          \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(2, 8, (gemv_persist<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(2, 8, (gemv_persist<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(2, 16, (gemv_persist<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(2, 16, (gemv_persist<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }
 #else
 #define GV_ENTRY_MOE(NAME, MODE, G)
