@@ -156,6 +156,15 @@ echo keep > $W/p.png
 run "compare --plot existing" fail 'already exists' $I compare $S --text $TXT --ctx 64 --group -1 --plot $W/p.png
 N=$((N+1)); [ "$(cat $W/p.png)" = keep ] && echo "ok   --plot existing file untouched" || { BAD=$((BAD+1)); echo "BAD  plot overwritten"; }
 run "compare --plot --force" ok 'wrote' $I compare $S --text $TXT --ctx 64 --group -1 --plot $W/p.png --force
+# --- batch (continuous batching): prompts files, --out
+printf 'Once upon a time\nTom\n' > $W/prompts.txt; printf '{"prompt": "Lily"}\n{"text": "x"}\n' > $W/bad.jsonl; printf '\n\n' > $W/empty.txt
+run "batch good" ok 'new tokens/s' $I batch $S --prompts $W/prompts.txt --out $W/b.jsonl --max-new 5 --device cpu
+run "batch --out existing" fail 'already exists' $I batch $S --prompts $W/prompts.txt --out $W/b.jsonl --device cpu
+run "batch --prompts missing" fail 'cannot read the prompts: no such file' $I batch $S --prompts $W/nope.txt --out $W/b2.jsonl --device cpu
+run "batch --prompts bad JSON line" fail 'bad.jsonl:2: expected a JSON string' $I batch $S --prompts $W/bad.jsonl --out $W/b2.jsonl --device cpu
+run "batch --prompts empty" fail 'no prompts' $I batch $S --prompts $W/empty.txt --out $W/b2.jsonl --device cpu
+run "batch --max-rows < --max-batch" fail 'max-rows' $I batch $S --prompts $W/prompts.txt --out $W/b2.jsonl --max-batch 8 --max-rows 4 --device cpu
+N=$((N+1)); [ ! -e $W/b2.jsonl ] && echo "ok   no partial batch output" || { BAD=$((BAD+1)); echo "BAD  batch output left behind"; }
 fresh $W/c; f=$(ls $W/c/*.safetensors | tail -1); printf 'junk' >> $f
 run "eval trailing bytes after last tensor" fail 'trailing bytes' $I eval $W/c --text $TXT --max-tokens 200
 check_no_leftovers "all"

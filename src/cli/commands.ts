@@ -10,7 +10,8 @@ import { register as registerDemo } from './demo.ts';
 import { register as registerEval } from './eval.ts';
 import { register as registerGenerate } from './generate.ts';
 import { register as registerConvert } from './convert.ts';
+import { register as registerBatch } from './batch.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate, registerConvert];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate, registerBatch, registerConvert];

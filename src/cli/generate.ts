@@ -6,7 +6,8 @@
 // CUDA-graph decode, sampling on the GPU) and reports prefill and decode tokens/s.
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
-import { parseIntOption, parseNumberOption } from './options.ts';
+import { parseIntOption } from './options.ts';
+import { addDeviceOptions, addSamplingOptions, parseSampling, type DeviceCliOptions, type SamplingCliOptions } from './generation-options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
 import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
 import { TextStreamer, loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
@@ -19,34 +20,23 @@ import { chooseDevice } from './device.ts';
 import type { BatchGenerateResult } from '../eval/generate.ts';
 import * as path from 'node:path';
 
-interface GenerateCliOptions {
-  prompt: string[]; maxNew: string; temperature: string; topP: string; seed: string; stopAtEos?: boolean; echo?: boolean;
-  device?: string; mode?: string; group: string; graph: boolean; maxBatch?: string; maxSeq?: string;
+interface GenerateCliOptions extends SamplingCliOptions, DeviceCliOptions {
+  prompt: string[]; echo?: boolean; graph: boolean; maxBatch?: string; maxSeq?: string;
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('generate')
     .description('generate text on the CPU or GPU engine (several --prompt: one batch)')
     .argument('<model>', 'model directory or llama2.c .bin')
-    .option('--prompt <text>', 'prompt text; repeat for a batch of prompts', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('--max-new <n>', 'new tokens', '128')
-    .option('--temperature <t>', '0 = greedy', '0')
-    .option('--top-p <p>', 'nucleus sampling mass', '0.9')
-    .option('--seed <s>', 'sampling seed (prompt i of a batch uses seed + i)', '0')
-    .option('--stop-at-eos', 'stop at the end-of-sequence token')
+    .option('--prompt <text>', 'prompt text; repeat for a batch of prompts', (v: string, all: string[]) => [...all, v], [] as string[]);
+  addDeviceOptions(addSamplingOptions(cmd, 'sampling seed (prompt i of a batch uses seed + i)'))
     .option('--echo', 'print the prompt before the continuation')
-    .option('--device <d>', 'cpu or cuda (default: cuda when a GPU can run the model)')
-    .option('--mode <m>', 'GPU: fp16, w4a16, w4a8-fs, w4a8-is or w4a8-pc (default: the checkpoint\'s)')
-    .option('--group <n>', 'GPU: group size when quantizing an fp16 model for --mode', '128')
     .option('--no-graph', 'GPU: launch every decode kernel instead of replaying the CUDA graph')
     .option('--max-batch <n>', 'GPU: KV-cache sequence slots allocated up front (default: the number of prompts)')
     .option('--max-seq <n>', 'GPU: positions per slot (default: the longest prompt + --max-new)')
     .action((modelPath: string, opts: GenerateCliOptions) => {
-      const maxNew = parseIntOption('--max-new', opts.maxNew, 1), seed = parseIntOption('--seed', opts.seed);
-      const temperature = parseNumberOption('--temperature', opts.temperature), topP = parseNumberOption('--top-p', opts.topP);
-      if (!(temperature >= 0)) fail('--temperature', `must be a number ≥ 0 (got ${opts.temperature})`);
-      if (!(topP > 0 && topP <= 1)) fail('--top-p', `must be in (0, 1] (got ${opts.topP})`);
+      const { maxNew, temperature, topP, seed } = parseSampling(opts);
       const texts = opts.prompt.length ? opts.prompt : [''];
       const device = chooseDevice(opts.device, modelPath);
       if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
@@ -101,7 +91,7 @@ function generateMany(model: LoadedModel, texts: string[], prompts: number[][], 
 }
 
 /** The new ids as text (decoded in the prompt's context), after the prompt with echo. */
-function continuation(tok: Tokenizer, prompt: number[], ids: number[], echo: boolean): string {
+export function continuation(tok: Tokenizer, prompt: number[], ids: number[], echo: boolean): string {
   const streamer = new TextStreamer(tok, echo ? [] : prompt);
   let text = '';
   for (const id of echo ? [...prompt, ...ids] : ids) text += streamer.push(id);

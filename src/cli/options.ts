@@ -33,13 +33,18 @@ export function parseNumberOption(flag: string, text: string): number {
 /** `--plot FILE`: refuse an existing file (or directory, or dangling link) unless `force`. Checked
  *  before any work, so a long run does not end in a refusal. */
 export function checkPlotTarget(file: string, force: boolean): void {
-  if (file.trim() === '') fail('--plot', 'must not be empty');
+  checkNewFileTarget('--plot', file, force);
+}
+
+/** An output file option (`flag`): not empty, not a directory, and new unless `force`. */
+export function checkNewFileTarget(flag: string, file: string, force: boolean): void {
+  if (file.trim() === '') fail(flag, 'must not be empty');
   let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(file);
   } catch {
     return;
   }
-  if (st.isDirectory()) fail(file, 'is a directory (--plot needs a file name)');
-  if (!force) fail(file, 'already exists (use --force to overwrite it, or choose a new --plot file)');
+  if (st.isDirectory()) fail(file, `is a directory (${flag} needs a file name)`);
+  if (!force) fail(file, `already exists (use --force to overwrite it, or choose a new ${flag} file)`);
 }
