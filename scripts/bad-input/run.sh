@@ -165,6 +165,8 @@ run "batch --prompts bad JSON line" fail 'bad.jsonl:2: expected a JSON string' $
 run "batch --prompts empty" fail 'no prompts' $I batch $S --prompts $W/empty.txt --out $W/b2.jsonl --device cpu
 run "batch --max-rows < --max-batch" fail 'max-rows' $I batch $S --prompts $W/prompts.txt --out $W/b2.jsonl --max-batch 8 --max-rows 4 --device cpu
 N=$((N+1)); [ ! -e $W/b2.jsonl ] && echo "ok   no partial batch output" || { BAD=$((BAD+1)); echo "BAD  batch output left behind"; }
+run "serve --port abc" fail "must be an integer" $I serve $S --port abc --device cpu
+run "serve --max-rows < --max-batch" fail 'max-rows' $I serve $S --max-batch 4 --max-rows 2 --device cpu
 fresh $W/c; f=$(ls $W/c/*.safetensors | tail -1); printf 'junk' >> $f
 run "eval trailing bytes after last tensor" fail 'trailing bytes' $I eval $W/c --text $TXT --max-tokens 200
 check_no_leftovers "all"

@@ -5,19 +5,14 @@
 // "completion", "new_tokens", "finish"}; written under a temporary name and renamed when complete
 // (removed on failure or a signal). Progress over prompts; a summary line on stderr.
 import fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.ts';
 import { withFsErrors } from '../core/fs-errors.ts';
 import { removeOnInterrupt } from '../core/interrupt.ts';
-import { parseMode } from '../core/modes.ts';
 import { progress } from '../core/progress.ts';
-import { CudaEngine } from '../backends/cuda/engine.ts';
-import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
-import { loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
-import { readModelConfig } from '../io/validate-model.ts';
-import { loadModelWithProgress } from '../model/load.ts';
-import { cpuStepBackend, cudaStepBackend, generateContinuous, type ContinuousResult, type StepBackend } from '../serve/generate-continuous.ts';
+import type { Tokenizer } from '../io/tokenizer.ts';
+import { generateContinuous, type ContinuousResult, type StepBackend } from '../serve/generate-continuous.ts';
+import { openStepModel } from './step-model.ts';
 import { readPromptsFile } from '../serve/prompts-file.ts';
 import { chooseDevice } from './device.ts';
 import { continuation } from './generate.ts';
@@ -47,7 +42,7 @@ export function register(program: Command): void {
       const device = chooseDevice(opts.device, modelPath);
       if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
       const slots = Math.min(maxBatch, texts.length);  // (no KV cache for slots no prompt would use)
-      const open = device === 'cuda' ? openCuda(modelPath, opts, slots, maxRows) : openCpu(modelPath, slots, maxRows);
+      const open = openStepModel(modelPath, device, opts, slots, maxRows);
       try {
         const prompts = texts.map((t) => open.tokenizer.encode(t, { addBos: true }));
         const empty = prompts.findIndex((p) => p.length === 0);
@@ -60,39 +55,6 @@ export function register(program: Command): void {
         open.close();
       }
     });
-}
-
-interface OpenModel {
-  tokenizer: Tokenizer;
-  /** The model's context (positions). */
-  context: number;
-  /** The step backend for sequences of at most maxSeq positions. */
-  backend(maxSeq: number): StepBackend;
-  label: string;
-  close(): void;
-}
-
-function openCpu(modelPath: string, maxBatch: number, maxRows: number): OpenModel {
-  const model = loadModelWithProgress(modelPath);
-  let backend: StepBackend | undefined;
-  return {
-    tokenizer: model.tokenizer, context: model.config.maxSeq, label: 'CPU',
-    backend: (maxSeq) => (backend = cpuStepBackend(model, maxBatch, maxSeq, maxRows)),
-    close: () => backend?.close(),
-  };
-}
-
-function openCuda(modelPath: string, opts: BatchCliOptions, maxBatch: number, maxRows: number): OpenModel {
-  const config = readModelConfig(modelPath).config;
-  const tokenizer = loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
-  const gpu = openGpu();
-  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
-  let engine: CudaEngine | undefined;
-  return {
-    tokenizer, context: config.maxSeq, label: `${gpu.gpu.name} (${model.mode})`,
-    backend: (maxSeq) => cudaStepBackend(engine = new CudaEngine(gpu.gpu, model, { maxBatch, maxSeq, maxRows }, gpu.kernels)),
-    close: () => { engine?.destroy(); model.free(); },
-  };
 }
 
 /** Generate and write the JSON lines under a temporary name, renamed into place when all are done. */

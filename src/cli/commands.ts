@@ -11,7 +11,8 @@ import { register as registerEval } from './eval.ts';
 import { register as registerGenerate } from './generate.ts';
 import { register as registerConvert } from './convert.ts';
 import { register as registerBatch } from './batch.ts';
+import { register as registerServe } from './serve.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate, registerBatch, registerConvert];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerQuantize, registerInspect, registerCompare, registerDemo, registerEval, registerGenerate, registerBatch, registerServe, registerConvert];

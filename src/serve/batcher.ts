@@ -61,20 +61,48 @@ export class ContinuousBatcher {
   private admitted: number[] = [];
   private last: PlannedChunk[] | undefined;
 
-  constructor(private readonly requests: readonly BatchRequest[], private readonly limits: BatcherLimits) {
-    const { slots, maxRows, maxSeq } = limits;
+  private readonly requests: BatchRequest[] = [];
+
+  /** `requests` are queued in order (more can come with add()). */
+  constructor(requests: readonly BatchRequest[], private readonly limits: BatcherLimits) {
+    const { slots, maxRows } = limits;
     if (!(Number.isInteger(slots) && slots >= 1)) fail('batch', `slots must be a positive integer (got ${slots})`);
     if (!(Number.isInteger(maxRows) && maxRows >= slots)) fail('batch', `a step of ${maxRows} rows cannot decode ${slots} sequences at once`);
-    requests.forEach((r, i) => {
-      if (r.prompt.length === 0) fail('batch', `prompt ${i} is empty: start it from BOS`);
-      if (r.prompt.length > maxSeq) fail('batch', `prompt ${i} of ${r.prompt.length} tokens exceeds the context of ${maxSeq}`);
-      if (!(Number.isInteger(r.maxNew) && r.maxNew >= 1)) fail('batch', `request ${i}: maxNew must be a positive integer (got ${r.maxNew})`);
-    });
-    this.waiting = requests.map((_, i) => i);
+    this.waiting = [];
     this.slots = new Array(slots).fill(undefined);
+    for (const r of requests) this.add(r);
   }
 
-  /** Whether every request has ended. */
+  /** Queue a request; returns its index (requests are numbered in the order they come). */
+  add(r: BatchRequest): number {
+    const i = this.requests.length;
+    if (r.prompt.length === 0) fail('batch', `prompt ${i} is empty: start it from BOS`);
+    if (r.prompt.length > this.limits.maxSeq) fail('batch', `prompt ${i} of ${r.prompt.length} tokens exceeds the context of ${this.limits.maxSeq}`);
+    if (!(Number.isInteger(r.maxNew) && r.maxNew >= 1)) fail('batch', `request ${i}: maxNew must be a positive integer (got ${r.maxNew})`);
+    this.requests.push(r);
+    this.waiting.push(i);
+    return i;
+  }
+
+  /**
+   * Drop request `i` (a client went away): out of the queue, or out of its slot (free from the next
+   * plan on). Not between plan() and commit(). Returns whether it was still queued or running.
+   */
+  cancel(i: number): boolean {
+    if (this.last) fail('batch', 'cancel() between plan() and commit()');
+    const w = this.waiting.indexOf(i);
+    if (w >= 0) {
+      this.waiting.splice(w, 1);
+      return true;
+    }
+    const slot = this.slots.findIndex((s) => s?.request === i);
+    if (slot < 0) return false;
+    this.slots[slot] = undefined;
+    this.admitted = this.admitted.filter((x) => x !== slot);
+    return true;
+  }
+
+  /** Whether every request so far has ended. */
   get done(): boolean {
     return this.waiting.length === 0 && this.slots.every((s) => s === undefined);
   }

@@ -11,7 +11,7 @@ import type { BatchGenerateOptions } from '../eval/generate.ts';
 import { forwardBatch, Session, type Model } from '../model/llama.ts';
 import { sampleToken } from '../model/sampling.ts';
 import type { CudaEngine } from '../backends/cuda/engine.ts';
-import { ContinuousBatcher, type FinishReason } from './batcher.ts';
+import { ContinuousBatcher, type FinishReason, type PlannedChunk, type StepOutcome } from './batcher.ts';
 
 /** Runs steps of chunks (distinct slots) and returns each chunk's last-row logits [vocab]. */
 export interface StepBackend {
@@ -72,6 +72,14 @@ export interface ContinuousResult {
   seconds: number;
 }
 
+/** One step: plan it, run it on `backend`, sample each sampled chunk's last row, commit the ids. */
+export function advance(batcher: ContinuousBatcher, backend: StepBackend, sample: (request: number, logits: Float32Array) => number):
+  { chunks: PlannedChunk[]; out: StepOutcome } {
+  const chunks = batcher.plan();
+  const logits = backend.step(chunks);
+  return { chunks, out: batcher.commit(chunks.map((c, i) => (c.sample ? sample(c.request, logits[i]!) : undefined))) };
+}
+
 /**
  * Generate for every prompt (each non-empty, from BOS) with continuous batching over `backend`.
  * Yields to the event loop after every step, so a signal can end a long run (src/core/interrupt.ts).
@@ -86,10 +94,7 @@ export async function generateContinuous(backend: StepBackend, prompts: readonly
   let steps = 0, rows = 0, sequenceSteps = 0;
   const t0 = performance.now();
   while (!batcher.done) {
-    const chunks = batcher.plan();
-    const logits = backend.step(chunks);
-    const sampled = chunks.map((c, i) => (c.sample ? sampleToken(logits[i]!, rngs[c.request]!, opts) : undefined));
-    const out = batcher.commit(sampled);
+    const { chunks, out } = advance(batcher, backend, (request, logits) => sampleToken(logits, rngs[request]!, opts));
     for (const t of out.tokens) {
       ids[t.request]!.push(t.id);
       opts.onToken?.(t.request, t.id);

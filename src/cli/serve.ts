@@ -1,0 +1,40 @@
+// `intscale serve <model>`: an OpenAI-compatible completions server (POST /v1/completions, GET
+// /v1/models, /health) over continuous batching on the CPU or GPU engine (src/serve/server.ts):
+// --max-batch sequences decode together, each request joins the batch at the next step. Runs until
+// a signal; one line on stderr when it listens.
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { chooseDevice } from './device.ts';
+import { addDeviceOptions, type DeviceCliOptions } from './generation-options.ts';
+import { parseIntOption } from './options.ts';
+import { openStepModel } from './step-model.ts';
+import { CompletionServer } from '../serve/server.ts';
+
+interface ServeCliOptions extends DeviceCliOptions {
+  host: string; port: string; maxBatch: string; maxRows: string; maxSeq?: string; maxTokens: string;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('serve OpenAI-style /v1/completions with continuous batching (CPU or GPU engine)')
+    .argument('<model>', 'model directory or llama2.c .bin')
+    .option('--host <h>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free one)', '8000')
+    .option('--max-batch <n>', 'sequences decoded together (KV-cache slots)', '8')
+    .option('--max-rows <n>', 'tokens per engine step (decode rows + prefill chunks)', '512')
+    .option('--max-seq <n>', 'positions per sequence: prompt + new tokens (default: the model\'s context, at most 4096)')
+    .option('--max-tokens <n>', 'new tokens of a request that gives no max_tokens', '16');
+  addDeviceOptions(cmd).action(async (modelPath: string, opts: ServeCliOptions) => {
+    const port = parseIntOption('--port', opts.port, 0), slots = parseIntOption('--max-batch', opts.maxBatch, 1);
+    const maxRows = parseIntOption('--max-rows', opts.maxRows, slots), defaultMaxTokens = parseIntOption('--max-tokens', opts.maxTokens, 1);
+    const device = chooseDevice(opts.device, modelPath);
+    const open = openStepModel(modelPath, device, opts, slots, maxRows);
+    const maxSeq = opts.maxSeq === undefined ? Math.min(open.context, 4096) : parseIntOption('--max-seq', opts.maxSeq, 1);
+    const backend = open.backend(Math.min(maxSeq, open.context));
+    const server = new CompletionServer(backend, open.tokenizer, { model: path.basename(path.resolve(modelPath)), defaultMaxTokens });
+    const bound = await server.listen(port, opts.host);
+    process.stderr.write(`intscale serve: http://${opts.host}:${bound}/v1/completions (${open.label}, ${slots} slots, ` +
+      `${backend.maxSeq} positions each, ${maxRows} tokens a step)\n`);
+  });
+}

@@ -1,0 +1,51 @@
+// Where `batch` and `serve` run a model: the CPU engine or the CUDA engine, as a continuous-batching
+// step backend (src/serve/generate-continuous.ts) of `slots` sequences and `maxRows` tokens a step,
+// with the model's tokenizer and context.
+import * as path from 'node:path';
+import { parseMode } from '../core/modes.ts';
+import { CudaEngine } from '../backends/cuda/engine.ts';
+import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
+import { loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
+import { readModelConfig } from '../io/validate-model.ts';
+import { loadModelWithProgress } from '../model/load.ts';
+import { cpuStepBackend, cudaStepBackend, type StepBackend } from '../serve/generate-continuous.ts';
+import type { DeviceCliOptions } from './generation-options.ts';
+import { parseIntOption } from './options.ts';
+
+export interface OpenModel {
+  tokenizer: Tokenizer;
+  /** The model's context (positions). */
+  context: number;
+  /** The step backend for sequences of at most maxSeq positions. */
+  backend(maxSeq: number): StepBackend;
+  label: string;
+  close(): void;
+}
+
+function openCpu(modelPath: string, maxBatch: number, maxRows: number): OpenModel {
+  const model = loadModelWithProgress(modelPath);
+  let backend: StepBackend | undefined;
+  return {
+    tokenizer: model.tokenizer, context: model.config.maxSeq, label: 'CPU',
+    backend: (maxSeq) => (backend = cpuStepBackend(model, maxBatch, maxSeq, maxRows)),
+    close: () => backend?.close(),
+  };
+}
+
+function openCuda(modelPath: string, opts: DeviceCliOptions, maxBatch: number, maxRows: number): OpenModel {
+  const config = readModelConfig(modelPath).config;
+  const tokenizer = loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
+  const gpu = openGpu();
+  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
+  let engine: CudaEngine | undefined;
+  return {
+    tokenizer, context: config.maxSeq, label: `${gpu.gpu.name} (${model.mode})`,
+    backend: (maxSeq) => cudaStepBackend(engine = new CudaEngine(gpu.gpu, model, { maxBatch, maxSeq, maxRows }, gpu.kernels)),
+    close: () => { engine?.destroy(); model.free(); },
+  };
+}
+
+/** The model at `modelPath` on `device` ('cpu' or 'cuda'), for `slots` sequences and `maxRows` tokens a step. */
+export function openStepModel(modelPath: string, device: 'cpu' | 'cuda', opts: DeviceCliOptions, slots: number, maxRows: number): OpenModel {
+  return device === 'cuda' ? openCuda(modelPath, opts, slots, maxRows) : openCpu(modelPath, slots, maxRows);
+}

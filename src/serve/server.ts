@@ -1,0 +1,209 @@
+// A completions server over continuous batching (batcher.ts): the subset of the OpenAI API that
+// completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens, temperature,
+// top_p, seed, stream, stop_at_eos} answers one text_completion (or, with stream, server-sent
+// events: one chunk per text delta, a last chunk with the finish reason, then [DONE]); GET /health
+// and GET /v1/models. Requests join the engine's running batch at its next step and leave it when
+// they end, or when their client goes away. One engine loop: plan, run, sample, commit, then the
+// event loop takes new requests before the next step. A request with seed s gets what `generate`
+// alone gives its prompt with seed s (the sampling is per request, on the host).
+import * as http from 'node:http';
+import { Rng } from '../core/rng.ts';
+import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
+import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
+import { ContinuousBatcher, type FinishReason } from './batcher.ts';
+import { advance, type StepBackend } from './generate-continuous.ts';
+
+export interface ServerOptions {
+  /** The name /v1/models lists and responses carry. */
+  model: string;
+  /** max_tokens when a request gives none. */
+  defaultMaxTokens?: number;
+}
+
+interface Pending {
+  rng: Rng;
+  sampling: SamplingOptions;
+  streamer: TextStreamer;
+  text: string;
+  tokens: number;
+  promptTokens: number;
+  onDelta?: (text: string) => void;
+  resolve: (finish: FinishReason | 'failed') => void;
+}
+
+/** A request body's problem (HTTP 400). */
+class BadRequest extends Error {}
+
+const MAX_BODY_BYTES = 1 << 20;
+
+export class CompletionServer {
+  private readonly batcher: ContinuousBatcher;
+  private readonly pending = new Map<number, Pending>();
+  private readonly server: http.Server;
+  private looping = false;
+  private failure: Error | undefined;
+  /** Engine steps so far and Σ sequences over them (the batch the steps ran). */
+  readonly stats = { steps: 0, sequenceSteps: 0, requests: 0 };
+
+  constructor(private readonly backend: StepBackend, private readonly tokenizer: Tokenizer, private readonly opts: ServerOptions) {
+    this.batcher = new ContinuousBatcher([], { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
+    this.server = http.createServer((req, res) => { void this.handle(req, res); });
+  }
+
+  /** Listen; resolves with the port (0 picks a free one). */
+  listen(port: number, host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (req.method === 'GET' && req.url === '/health') return send(200, { status: this.failure ? 'failed' : 'ok' });
+      if (req.method === 'GET' && req.url === '/v1/models') return send(200, { object: 'list', data: [{ id: this.opts.model, object: 'model' }] });
+      if (req.url !== '/v1/completions') return send(404, { error: { message: `no route ${req.method} ${req.url}`, type: 'not_found' } });
+      if (req.method !== 'POST') return send(405, { error: { message: 'POST a JSON body', type: 'invalid_request_error' } });
+      if (this.failure) return send(500, { error: { message: `the engine failed: ${this.failure.message}`, type: 'server_error' } });
+      await this.complete(await readJson(req), req, res, send);
+    } catch (e) {
+      if (e instanceof BadRequest) return send(400, { error: { message: e.message, type: 'invalid_request_error' } });
+      if (!res.headersSent) send(500, { error: { message: (e as Error).message, type: 'server_error' } });
+      else res.end();
+    }
+  }
+
+  private async complete(body: Record<string, unknown>, req: http.IncomingMessage, res: http.ServerResponse,
+    send: (status: number, body: unknown) => void): Promise<void> {
+    const prompt = this.promptIds(body['prompt']);
+    const maxNew = intField(body, 'max_tokens', this.opts.defaultMaxTokens ?? 16, 1);
+    const temperature = numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0');
+    const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+    const seed = intField(body, 'seed', 0, 0);
+    const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false;
+    if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
+    const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
+    const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
+    this.stats.requests++;
+    const created = Math.floor(Date.now() / 1000), rid = `cmpl-${id}`;
+    const chunk = (text: string, finish: string | null) =>
+      ({ id: rid, object: 'text_completion', created, model: this.opts.model, choices: [{ index: 0, text, finish_reason: finish }] });
+    let finished = false;
+    const done = new Promise<FinishReason | 'failed'>((resolve) => {
+      this.pending.set(id, {
+        rng: new Rng(seed), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', tokens: 0,
+        promptTokens: prompt.length, resolve,
+        ...(stream ? { onDelta: (text: string) => res.write(`data: ${JSON.stringify(chunk(text, null))}\n\n`) } : {}),
+      });
+    });
+    res.on('close', () => {  // the client went away before the end: give its slot back
+      if (finished) return;
+      const p = this.pending.get(id);
+      this.batcher.cancel(id);
+      this.pending.delete(id);
+      p?.resolve('length');
+    });
+    if (stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    void this.loop();
+    const reason = await done;
+    finished = true;
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    if (!p || res.destroyed) return;  // cancelled: nobody to answer
+    if (reason === 'failed') {
+      const message = `the engine failed: ${this.failure?.message ?? 'unknown error'}`;
+      if (!stream) return send(500, { error: { message, type: 'server_error' } });
+      res.end(`data: ${JSON.stringify({ error: { message, type: 'server_error' } })}\n\n`);
+      return;
+    }
+    const finish = reason === 'stop' ? 'stop' : 'length';
+    if (stream) {
+      res.write(`data: ${JSON.stringify(chunk(p.streamer.flush(), finish))}\n\n`);
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    send(200, { ...chunk(p.text + p.streamer.flush(), finish),
+      usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
+  }
+
+  /** The prompt's token ids: text (encoded from BOS) or an array of ids in the vocabulary. */
+  private promptIds(v: unknown): number[] {
+    if (typeof v === 'string') {
+      const ids = this.tokenizer.encode(v, { addBos: true });
+      if (ids.length === 0) throw new BadRequest('empty prompt and the tokenizer has no BOS token');
+      return ids;
+    }
+    if (Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0 && t < this.tokenizer.vocabSize)) return v as number[];
+    throw new BadRequest(`"prompt" must be a string or a non-empty array of token ids below ${this.tokenizer.vocabSize}`);
+  }
+
+  /** The engine loop: steps while any request is queued or running, yielding between steps. */
+  private async loop(): Promise<void> {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      while (!this.batcher.done) {
+        const { chunks, out } = advance(this.batcher, this.backend, (request, logits) => {
+          const p = this.pending.get(request)!;
+          return sampleToken(logits, p.rng, p.sampling);
+        });
+        this.stats.steps++;
+        this.stats.sequenceSteps += chunks.length;
+        for (const t of out.tokens) {
+          const p = this.pending.get(t.request);
+          if (!p) continue;
+          p.tokens++;
+          const delta = p.streamer.push(t.id);
+          if (p.onDelta) { if (delta) p.onDelta(delta); } else p.text += delta;
+        }
+        for (const f of out.finished) this.pending.get(f.request)?.resolve(f.reason);
+        await new Promise((resolve) => setImmediate(resolve));  // new requests join before the next step
+      }
+    } catch (e) {
+      this.failure = e as Error;  // the engine is unusable: every waiting client gets a 500, and so does every new one
+      for (const p of this.pending.values()) p.resolve('failed');
+    } finally {
+      this.looping = false;
+    }
+  }
+}
+
+async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const part of req) {
+    bytes += (part as Buffer).length;
+    if (bytes > MAX_BODY_BYTES) throw new BadRequest(`request body over ${MAX_BODY_BYTES} bytes`);
+    parts.push(part as Buffer);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch (e) {
+    throw new BadRequest(`the body is not JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadRequest('the body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function intField(body: Record<string, unknown>, name: string, fallback: number, min: number): number {
+  const v = body[name];
+  if (v === undefined || v === null) return fallback;
+  if (!Number.isInteger(v) || (v as number) < min) throw new BadRequest(`"${name}" must be an integer ≥ ${min}`);
+  return v as number;
+}
+
+function numField(body: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, what: string): number {
+  const v = body[name];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !ok(v)) throw new BadRequest(`"${name}" must be ${what}`);
+  return v;
+}
