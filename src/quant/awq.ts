@@ -50,45 +50,60 @@ export interface AwqScaleResult {
   lossRtn: number;
 }
 
-/** Search AWQ's per-input-channel scales for linears sharing an input with fp32 Hessian h [K, K]
- *  (InputStats.hessianF32: in the heap, where the matmuls read it in place) and mean |x|. */
-export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: Float32Array, absMean: Float64Array,
-                                group: number, grid = AWQ_GRID): AwqScaleResult {
+/** The candidate scales of AWQ's grid: for α = i/grid, s_c = max(mean|x_c|, 1e-4)^α / sqrt(max·min). */
+export function awqCandidates(absMean: Float64Array, K: number, grid = AWQ_GRID): Float32Array[] {
+  return Array.from({ length: grid }, (_, i) => {
+    const alpha = i / grid, s = new Float32Array(K);
+    let max = 0, min = Infinity;
+    for (let k = 0; k < K; k++) {
+      const v = Math.pow(Math.max(absMean[k]!, 1e-4), alpha);
+      s[k] = v;
+      max = Math.max(max, v);
+      min = Math.min(min, v);
+    }
+    const norm = Math.sqrt(max * min);
+    for (let k = 0; k < K; k++) s[k] = s[k]! / norm;
+    return s;
+  });
+}
+
+/** AWQ's output error Σ_linears tr(ΔW·H·ΔWᵀ) of each candidate scale, for linears sharing an input
+ *  with fp32 Hessian h [K, K] (InputStats.hessianF32: in the heap, where the matmuls read it in place). */
+export function awqLosses(linears: readonly LinearWeight[], K: number, h: Float32Array, candidates: readonly Float32Array[], group: number): number[] {
   const hh = toHeap(h); // in the heap once, not copied per α and linear (K×K fp32: 485 MB at K = 11008)
   // one set of scratch for every α and linear (N×K each: 180 MB at 7B's down_proj): ΔW and ΔW·H in
   // the heap, where the matmul works on them in place, and RTN's int4 values and scales
   const maxN = Math.max(...linears.map((l) => l.N)), groups = K / resolveGroupSize(group, K);
   const dw = heapF32(maxN * K), t = heapF32(maxN * K);
   const rtn = { q: new Int8Array(maxN * K), scales: new Float32Array(maxN * groups) };
-  let best: AwqScaleResult | undefined;
-  let lossRtn = NaN;
   try {
-    for (let i = 0; i < grid; i++) {
-      const alpha = i / grid;
-      const s = new Float32Array(K);
-      let max = 0, min = Infinity;
-      for (let k = 0; k < K; k++) {
-        const v = Math.pow(Math.max(absMean[k]!, 1e-4), alpha);
-        s[k] = v;
-        max = Math.max(max, v);
-        min = Math.min(min, v);
-      }
-      const norm = Math.sqrt(max * min);
-      for (let k = 0; k < K; k++) s[k] = s[k]! / norm;
+    return candidates.map((s) => {
       let loss = 0;
       for (const l of linears) {
         const n = l.N * K, into = { q: rtn.q.subarray(0, n), scales: rtn.scales.subarray(0, l.N * groups) };
         loss += outputError(scaledRtnDelta(l.w, l.N, K, s, group, dw.subarray(0, n), into), l.N, K, hh, t);
       }
-      if (i === 0) lossRtn = loss;
-      if (!best || loss < best.loss) best = { scales: s, alpha, loss, lossRtn: 0 };
-    }
+      return loss;
+    });
   } finally {
     heapFree(dw);
     heapFree(t);
     if (hh !== h) heapFree(hh);
   }
-  return { ...best!, lossRtn };
+}
+
+/** The candidate of least loss (losses per candidate, summed over whatever shares the scale; ties: the smaller α). */
+export function awqBest(candidates: readonly Float32Array[], losses: readonly number[]): AwqScaleResult {
+  let best = 0;
+  losses.forEach((l, i) => { if (l < losses[best]!) best = i; });
+  return { scales: candidates[best]!, alpha: best / candidates.length, loss: losses[best]!, lossRtn: losses[0]! };
+}
+
+/** Search AWQ's per-input-channel scales for linears sharing an input with fp32 Hessian h [K, K] and mean |x|. */
+export function awqSearchScales(linears: readonly LinearWeight[], K: number, h: Float32Array, absMean: Float64Array,
+                                group: number, grid = AWQ_GRID): AwqScaleResult {
+  const candidates = awqCandidates(absMean, K, grid);
+  return awqBest(candidates, awqLosses(linears, K, h, candidates, group));
 }
 
 /** Quantize W[N, K] with the clip ratio per (channel, group) that minimizes the group's output error (group-clip.ts),

@@ -10,7 +10,9 @@
 // `previewSamples` windows). o_proj gets no per-channel scales (the v→o fold is not used: with
 // grouped-query attention one v channel feeds several o channels).
 // A mixture-of-experts layer (Mixtral) replaces the gate/up and down stages by calib-moe.ts: each
-// expert from the rows routed to it (GPTQ or RTN; no per-channel folds, no GPTQ device).
+// expert from the rows routed to it (any method; the experts' shared input scale folds into
+// post_attention_layernorm, the router's columns and every expert's w1 / w3, each expert's down
+// scale into its w3 rows; no GPTQ device).
 // The weights come from a CalibrationSource (calib-source.ts) one layer at a time, and each layer's
 // result is yielded before the next is read: a streaming caller writes it out and keeps nothing.
 // Inside a layer every stage runs over chunks of whole windows (at most `chunkRows` rows): each pass
@@ -35,10 +37,11 @@ import type { DeviceGram, GptqDevice, GptqGroup } from './gptq-device.ts';
 import { InputStats } from './hessian.ts';
 import type { Act, LayerOps, OpsWeight } from './calib-ops.ts';
 import { CpuLayerOps } from './calib-ops-cpu.ts';
-import { calibrateExperts } from './calib-moe.ts';
+import { calibrateExperts, expertInputScales, type MoeStepContext } from './calib-moe.ts';
 import { windowChunks, type RowChunk } from './layer-forward.ts';
 import { quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 import { smoothScales } from './smooth.ts';
+import { ROUTER_NAME } from '../model/weights.ts';
 
 export type CalibMethod = 'rtn' | 'gptq' | 'awq';
 export const CALIB_METHODS: readonly CalibMethod[] = ['rtn', 'gptq', 'awq'];
@@ -83,7 +86,8 @@ export const PREVIEW_SAMPLES = 32;
 export interface LayerNote {
   layer: number;
   seconds: number;
-  /** AWQ's chosen α per input group */
+  /** AWQ's chosen α per input group (a mixture of experts: mlp for the experts' shared input,
+   *  down the mean over the routed experts) */
   awqAlpha?: { attn: number; mlp: number; down: number };
   /** a mixture of experts: calibration rows routed to each expert (0: it was quantized by RTN) */
   expertRows?: number[];
@@ -94,7 +98,8 @@ export interface LayerResult {
   layer: number;
   /** the layer's quantized weights, by HF name without `.weight` */
   weights: Map<string, QuantizedWeight>;
-  /** its replaced norm weights (fp16-exact; only when scales are folded), by HF tensor name */
+  /** its replaced dense tensors (fp16-exact; only when scales are folded): the norm weights and a
+   *  Mixtral layer's router, by HF tensor name */
   norms: Map<string, Float32Array>;
   note: LayerNote;
 }
@@ -231,7 +236,6 @@ export function calibrateModel(model: Model, windows: readonly (readonly number[
  */
 export function* calibrationLayers(source: CalibrationSource, windows: readonly (readonly number[])[], o: MethodOptions): Generator<LayerResult, void, undefined> {
   const c = source.config;
-  if (c.arch === 'mixtral' && foldsChannelScales(o)) fail('calibration', 'AWQ and SmoothQuant scales are not supported for mixture-of-experts models (use gptq or rtn)');
   if (c.arch === 'mixtral' && o.gptqDevice) fail('calibration', 'mixture-of-experts models calibrate on the CPU (--calib-device cpu)');
   if (windows.length === 0) fail('calibration', 'no calibration windows');
   const T = windows[0]!.length, S = windows.length, M = S * T, dim = c.dim, eps = c.normEps;
@@ -331,10 +335,25 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
         ops.freeWeight(dO);
         ops.free(xb);
         collectDropped();
-        note.expertRows = calibrateExperts({
+        const cx: MoeStepContext = {
           ops, config: c, group: o.group, clip: o.clip ?? false, x, normed: (ch) => normed(gf, ch), chunks, chunkRows: R,
-          gate: gb, up: ub, out: ob, collect: (K) => collect(K, gram, false), quantizer: (st) => quantizer(st), put,
-        }, L.moe);
+          gate: gb, up: ub, out: ob, collect: (K, what = {}) => collect(K, what.gram ?? gram, what.channels ?? false),
+          quantizer: (st) => quantizer(st), put,
+          ...(folds ? { scaleDown: (st: InputStats, w2: LinearWeight, w3: LinearWeight) => channelScales(o, [w2], st, true, (s) => {
+            const r = Float32Array.from(s, (v) => 1 / v);
+            for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) w3.w[n * dim + k] = w3.w[n * dim + k]! * r[n]!;
+            return r;
+          }) } : {}),
+        };
+        if (folds) {
+          const scaled = expertInputScales(cx, L.moe, { ...(o.smooth !== undefined ? { smooth: o.smooth } : {}), awq: searchesAwqScales(o), fold: (s) => foldIntoNorm(gf, s) });
+          cx.inputScale = scaled.r;
+          alphaC = scaled.alpha;
+        }
+        const experts = calibrateExperts(cx, L.moe);
+        note.expertRows = experts.rows;
+        const routedAlpha = experts.downAlpha?.filter((a) => !Number.isNaN(a)) ?? [];
+        if (routedAlpha.length) alphaD = routedAlpha.reduce((a, b) => a + b, 0) / routedAlpha.length;
       } else {
         // gate/up: input = post_attention_layernorm(x2), x2 = x + o(attention) in place in x
         const sc = collect(dim, gram, channels), devC = deviceGram(o, dim);
@@ -405,8 +424,9 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
       if (folds) {
         step.norms.set(`${pre}input_layernorm.weight`, ga);
         step.norms.set(`${pre}post_attention_layernorm.weight`, gf);
+        if ('moe' in L) step.norms.set(`${pre}${ROUTER_NAME}.weight`, L.moe.router);  // its columns took the experts' input scale
       }
-      if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC!, down: alphaD! };
+      if (alphaA !== undefined) note.awqAlpha = { attn: alphaA, mlp: alphaC ?? 0, down: alphaD ?? 0 };
       note.seconds = (performance.now() - started) / 1000;
       yield step;
     }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { Rng } from '../../src/core/rng.ts';
 import { Session, type Model } from '../../src/model/llama.ts';
 import { calibrateModel, type CalibrationResult, type MethodOptions } from '../../src/quant/calibrate.ts';
+import type { QuantMode } from '../../src/core/modes.ts';
 import { installQuantized, withIntegerScales } from '../../src/quant/install-quantized.ts';
 
 /** n windows of T ids, BOS (1) first. */
@@ -25,14 +26,15 @@ export function engineLogits(model: Model, windows: number[][]): Float32Array {
 
 /** Mean squared logit error on `heldOut` of the model calibrated with `o` on `calib` (`linears`
  *  quantized, every value in the int4 range), against the dense model's logits `ref`; the dense
- *  linears are restored afterwards. `inspect` sees the calibration result first. */
+ *  linears are restored afterwards. `inspect` sees the calibration result first; `mode`: how the
+ *  quantized linears run (W4A16 by default). */
 export function logitError(model: Model, o: MethodOptions, calib: number[][], heldOut: number[][], ref: Float32Array,
-                           linears: number, inspect?: (r: CalibrationResult) => void): number {
+                           linears: number, inspect?: (r: CalibrationResult) => void, mode: QuantMode = 'w4a16'): number {
   const r = calibrateModel(model, calib, o);
   for (const qw of r.weights.values()) for (const v of qw.q) assert.ok(v >= -7 && v <= 7);
   assert.equal(r.weights.size, linears);
   inspect?.(r);
-  const restore = installQuantized(model, withIntegerScales(r.weights, 'auto'), r.norms, 'w4a16');
+  const restore = installQuantized(model, withIntegerScales(r.weights, 'auto'), r.norms, mode);
   try {
     const got = engineLogits(model, heldOut);
     let e = 0;

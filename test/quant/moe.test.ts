@@ -3,8 +3,9 @@
 // kept dense and copied as it was), saves, and loads back to the same logits, bit for bit, as the
 // same quantization installed in memory; compareModes scores every mode; GPTQ calibrates every
 // expert from the rows routed to it (an expert no row reaches falls back to RTN, and `quantize`
-// says so) and beats RTN on held-out output error; AWQ and SmoothQuant refuse a mixture of experts
-// in one line without an output directory.
+// says so) and beats RTN on held-out output error; AWQ (and SmoothQuant) scale the experts' shared
+// input through the norm and the router and each expert's down through its w3, beat RTN, and save a
+// checkpoint that loads to the in-memory logits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,10 +14,10 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
-import { f32ArrayToF16 } from '../../src/core/dtype.ts';
+import { f16ToF32, f32ArrayToF16, f32ToF16 } from '../../src/core/dtype.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { Session } from '../../src/model/llama.ts';
-import { isMoeLayer, mapLinears } from '../../src/model/weights.ts';
+import { isMoeLayer, mapLinears, rawWeightOf } from '../../src/model/weights.ts';
 import { quantizeLayer, writeQuantizedModel, type QuantizeOptions } from '../../src/quant/quantize-model.ts';
 import { IsLinear } from '../../src/quant/linear-is.ts';
 import { compareModes } from '../../src/eval/compare.ts';
@@ -121,21 +122,68 @@ function maxAbs(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-test('Mixtral: AWQ and SmoothQuant refuse a mixture of experts in one line, leaving no output', () => withDir(async (root) => {
+test('Mixtral: AWQ, AWQ+GPTQ and SmoothQuant+GPTQ (W4A8) beat RTN on held-out output error; the experts\' shared input scale folds into the norm and the router (routing kept), each expert\'s down scale into its w3', () => {
+  const model = smallLlama(31, { experts: 4 });
+  const rng = new Rng(32);
+  const calib = randomWindows(rng, 12, 32, 64), heldOut = randomWindows(rng, 4, 32, 64);
+  const ref = engineLogits(model, heldOut);
+  const linears = (4 + 3 * 4) * 2;
+  const err = (o: MethodOptions, inspect?: Parameters<typeof logitError>[6], mode?: Parameters<typeof logitError>[7]) =>
+    logitError(model, o, calib, heldOut, ref, linears, inspect, mode);
+  const routerOf = (l: number) => `model.layers.${l}.block_sparse_moe.gate.weight`;
+  const rtn = err({ method: 'rtn', group: 32 });
+  // the router's columns take the experts' shared input scale, so routing is kept
+  const routingKept = (r: Parameters<NonNullable<Parameters<typeof logitError>[6]>>[0]) => r.notes.forEach((n) => {
+    const orig = model.weights.layers[n.layer]!, router = r.norms.get(routerOf(n.layer));
+    const gamma = r.norms.get(`model.layers.${n.layer}.post_attention_layernorm.weight`)!;
+    if (!isMoeLayer(orig)) assert.fail('a mixture-of-experts layer');
+    assert.ok(router && router.length === 4 * 64 && router.every((v) => Object.is(v, f16ToF32(f32ToF16(v)))), 'the folded router, fp16-exact');
+    const w = rawWeightOf(orig.moe.router)!;
+    for (let e = 0; e < 4; e++) for (let k = 0; k < 64; k++) {
+      const a: number = w[e * 64 + k]! * orig.ffnNorm[k]!, b: number = router[e * 64 + k]! * gamma[k]!;
+      if (!(Math.abs(a - b) <= 2e-3 * Math.abs(a) + 1e-7)) assert.fail(`layer ${n.layer} router ${e},${k}: ${a} vs ${b} (γ-weighted)`);
+    }
+  });
+  const awq = err({ method: 'awq', group: 32 }, (r) => {
+    routingKept(r);
+    for (const n of r.notes) assert.ok(n.awqAlpha && [n.awqAlpha.attn, n.awqAlpha.mlp, n.awqAlpha.down].every((a) => a >= 0 && a < 1), `layer ${n.layer}: ${JSON.stringify(n.awqAlpha)}`);
+  });
+  const awqGptq = err({ method: 'gptq', group: 32, awqScales: true });
+  const rtnA8 = err({ method: 'rtn', group: 32 }, undefined, 'w4a8-is');
+  const smoothGptqA8 = err({ method: 'gptq', group: 32, smooth: 0.5 }, routingKept, 'w4a8-is');
+  process.stderr.write(`# Mixtral logit MSE: rtn ${rtn.toExponential(3)} awq ${awq.toExponential(3)} awq+gptq ${awqGptq.toExponential(3)}; ` +
+    `W4A8-IS: rtn ${rtnA8.toExponential(3)} smooth+gptq ${smoothGptqA8.toExponential(3)}\n`);
+  for (const [name, e, base] of [['awq', awq, rtn], ['awq+gptq', awqGptq, rtn], ['smooth+gptq (W4A8-IS)', smoothGptqA8, rtnA8]] as const)
+    assert.ok(e < base, `${name} ${e} vs rtn ${base}`);
+  assert.equal(maxAbs(engineLogits(model, heldOut), ref), 0, 'the dense model (router, norms, experts) is restored');
+});
+
+test('Mixtral: quantize --method gptq --smooth writes the folded norms and router (fp16) with the experts; --method awq runs; the checkpoints load and run', () => withDir(async (root) => {
   const src = makeModelDir(root, 'mixtral');
   writeTinyTokenizer(src);
   const calib = path.join(root, 'calib.txt');
   fs.writeFileSync(calib, 'abc def ghi jkl mno pqr stu vwx yz '.repeat(40));
   const out = path.join(root, 'q');
   const calibOpts = { file: calib, samples: 2, len: 16, seed: 0 };
-  await assert.rejects(writeQuantizedModel(src, out, { ...OPTS, method: 'awq', calib: calibOpts }), /AWQ and SmoothQuant scales are not supported for mixture-of-experts/);
-  await assert.rejects(writeQuantizedModel(src, out, { ...OPTS, method: 'gptq', smooth: 0.5, calib: calibOpts }), /AWQ and SmoothQuant scales are not supported for mixture-of-experts/);
-  assert.equal(fs.existsSync(out), false);
-  assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('.q')), []);
-  // GPTQ runs: every expert's linears in the checkpoint
-  const reports = await writeQuantizedModel(src, out, { ...OPTS, method: 'gptq', calib: calibOpts });
+  const reports = await writeQuantizedModel(src, out, { ...OPTS, method: 'gptq', smooth: 0.5, calib: calibOpts });
   assert.equal(reports.length, (4 + 3 * EXPERTS) * LAYERS);
-  assert.ok(loadModel(out).weights.layers.every((l) => isMoeLayer(l)));
+  const awqOut = path.join(root, 'qa');
+  assert.equal((await writeQuantizedModel(src, awqOut, { ...OPTS, method: 'awq', calib: calibOpts })).length, (4 + 3 * EXPERTS) * LAYERS);
+  assert.ok(new Session(loadModel(awqOut)).forward(TOKENS).every(Number.isFinite));
+  const orig = openSafetensorsDir(src), saved = openSafetensorsDir(out);
+  try {
+    for (let l = 0; l < LAYERS; l++) {
+      const router = `model.layers.${l}.block_sparse_moe.gate.weight`, norm = `model.layers.${l}.post_attention_layernorm.weight`;
+      assert.equal(saved.info(router).dtype, 'F16');
+      assert.notDeepEqual(saved.read(router), orig.read(router), `layer ${l}: the router took the experts' input scale`);
+      assert.notDeepEqual(saved.read(norm), orig.read(norm), `layer ${l}: the norm too`);
+    }
+  } finally {
+    orig.close();
+    saved.close();
+  }
+  const logits = new Session(loadModel(out)).forward(TOKENS, { allLogits: true });
+  assert.ok(logits.length === TOKENS.length * 50 && logits.every(Number.isFinite));
 }));
 
 test('Mixtral: quantize --method gptq says which experts no calibration row reached (quantized by RTN)', () => withDir(async (root) => {
