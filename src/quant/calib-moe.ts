@@ -1,7 +1,8 @@
 // The calibration pipeline's mixture-of-experts step (Mixtral; calibrate.ts calls it in place of
 // the MLP stages). The layer's rows are routed as the engine routes them (the dense router on
-// post_attention_layernorm(x): src/model/moe-routing.ts, the rule of the CPU engine); each expert's gate/up (w1, w3) are quantized from the statistics of the rows routed to
-// it, its down (w2) from its own SwiGLU outputs with the quantized w1 / w3, and the layer output
+// post_attention_layernorm(x): src/model/moe-routing.ts, the rule of the CPU engine); each expert's
+// gate/up (w1, w3) are quantized from the statistics of the rows routed to it, its down (w2) from
+// its own SwiGLU outputs with the quantized w1 / w3, and the layer output
 // adds Σ weight · expert output (quantized) to the residual, in expert order. An expert that no
 // calibration row reaches has no statistics: it is quantized by RTN, and the layer note lists it.
 // Rows are gathered per expert on the host, in pieces of at most the pipeline's chunk rows.
@@ -13,6 +14,7 @@
 // (expertInputScales). Each expert's down (w2) gets its own scales from its SwiGLU outputs, folded
 // into its w3 rows (MoeStepContext.scaleDown).
 import { roundToF16 } from '../core/dtype.ts';
+import { heapFree } from '../core/matmul.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Act, LayerOps, OpsWeight } from './calib-ops.ts';
 import type { MoeLayer } from './calib-source.ts';
@@ -20,7 +22,6 @@ import type { InputStats } from './hessian.ts';
 import type { RowChunk } from './layer-forward.ts';
 import { quantizeRtn, type QuantizedWeight } from './rtn.ts';
 import { awqBest, awqCandidates, awqLosses, type LinearWeight } from './awq.ts';
-import { heapFree } from '../core/matmul.ts';
 import { smoothScales } from './smooth.ts';
 import { noRows, routeRows } from '../model/moe-routing.ts';
 import { expertLinearName } from '../model/weights.ts';
