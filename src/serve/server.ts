@@ -1,6 +1,6 @@
 // A completions server over continuous batching (batcher.ts): the subset of the OpenAI API that
 // completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens, temperature,
-// top_p, seed, stream, stop_at_eos} answers one text_completion (or, with stream, server-sent
+// top_p, seed, stop (strings), stream, stop_at_eos} answers one text_completion (or, with stream, server-sent
 // events: one chunk per text delta, a last chunk with the finish reason, then [DONE]); GET /health
 // and GET /v1/models. Requests join the engine's running batch at its next step and leave it when
 // they end, or when their client goes away. One engine loop: plan, run, sample, commit, then the
@@ -24,12 +24,20 @@ interface Pending {
   rng: Rng;
   sampling: SamplingOptions;
   streamer: TextStreamer;
+  /** The completion so far (cut before a stop string once one appears) and how much of it was streamed. */
   text: string;
+  sent: number;
+  /** Stop strings (the request ends before the first one that appears; it is not returned). */
+  stops: string[];
+  stoppedByString: boolean;
   tokens: number;
   promptTokens: number;
   onDelta?: (text: string) => void;
   resolve: (finish: FinishReason | 'failed') => void;
 }
+
+/** Up to this many stop strings per request (as the OpenAI API allows). */
+const MAX_STOPS = 4;
 
 /** A request body's problem (HTTP 400). */
 class BadRequest extends Error {}
@@ -88,7 +96,7 @@ export class CompletionServer {
     const temperature = numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0');
     const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
     const seed = intField(body, 'seed', 0, 0);
-    const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false;
+    const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false, stops = stopStrings(body['stop']);
     if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
     const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
     const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
@@ -99,8 +107,8 @@ export class CompletionServer {
     let finished = false;
     const done = new Promise<FinishReason | 'failed'>((resolve) => {
       this.pending.set(id, {
-        rng: new Rng(seed), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', tokens: 0,
-        promptTokens: prompt.length, resolve,
+        rng: new Rng(seed), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
+        stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve,
         ...(stream ? { onDelta: (text: string) => res.write(`data: ${JSON.stringify(chunk(text, null))}\n\n`) } : {}),
       });
     });
@@ -125,12 +133,13 @@ export class CompletionServer {
       return;
     }
     const finish = reason === 'stop' ? 'stop' : 'length';
+    const text = p.stoppedByString ? p.text : p.text + p.streamer.flush();  // (a stop string ends the text where it starts)
     if (stream) {
-      res.write(`data: ${JSON.stringify(chunk(p.streamer.flush(), finish))}\n\n`);
+      res.write(`data: ${JSON.stringify(chunk(text.slice(p.sent), finish))}\n\n`);
       res.end('data: [DONE]\n\n');
       return;
     }
-    send(200, { ...chunk(p.text + p.streamer.flush(), finish),
+    send(200, { ...chunk(text, finish),
       usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
   }
 
@@ -157,14 +166,29 @@ export class CompletionServer {
         });
         this.stats.steps++;
         this.stats.sequenceSteps += chunks.length;
+        const ended = new Set<number>();
         for (const t of out.tokens) {
           const p = this.pending.get(t.request);
-          if (!p) continue;
+          if (!p || p.stoppedByString) continue;
           p.tokens++;
-          const delta = p.streamer.push(t.id);
-          if (p.onDelta) { if (delta) p.onDelta(delta); } else p.text += delta;
+          p.text += p.streamer.push(t.id);
+          const at = firstStop(p.text, p.stops);
+          if (at >= 0) {  // a stop string: the text ends before it, the sequence leaves the batch now
+            p.text = p.text.slice(0, at);
+            p.stoppedByString = true;
+            this.batcher.cancel(t.request);
+            ended.add(t.request);
+            p.resolve('stop');
+            continue;
+          }
+          // stream what can no longer turn into a stop string
+          const ready = p.text.length - Math.max(0, ...p.stops.map((x) => x.length - 1));
+          if (p.onDelta && ready > p.sent) {
+            p.onDelta(p.text.slice(p.sent, ready));
+            p.sent = ready;
+          }
         }
-        for (const f of out.finished) this.pending.get(f.request)?.resolve(f.reason);
+        for (const f of out.finished) if (!ended.has(f.request)) this.pending.get(f.request)?.resolve(f.reason);
         await new Promise((resolve) => setImmediate(resolve));  // new requests join before the next step
       }
     } catch (e) {
@@ -174,6 +198,25 @@ export class CompletionServer {
       this.looping = false;
     }
   }
+}
+
+/** The request's "stop": absent, a string, or up to MAX_STOPS non-empty strings. */
+function stopStrings(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.length > MAX_STOPS || !list.every((x) => typeof x === 'string' && x.length > 0))
+    throw new BadRequest(`"stop" must be a non-empty string or up to ${MAX_STOPS} of them`);
+  return list as string[];
+}
+
+/** Where the first of `stops` starts in `text`, or -1. */
+function firstStop(text: string, stops: readonly string[]): number {
+  let at = -1;
+  for (const x of stops) {
+    const i = text.indexOf(x);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at;
 }
 
 async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {

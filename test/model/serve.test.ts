@@ -2,7 +2,8 @@
 // 5 concurrent requests (greedy and sampled with their own seeds, one by token ids) each get the
 // text `generate` gives that prompt alone; the slots are shared; a stream's deltas add up to the
 // same text and end with the finish reason and [DONE]; bad bodies are 400s with a message; a client
-// that goes away mid-stream frees its slot (the next request still completes).
+// that goes away mid-stream frees its slot (the next request still completes); stop strings end the
+// text before them.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -54,7 +55,17 @@ test('serve: concurrent completions = generate alone; streaming; 400s; a vanishe
     assert.equal(chunks.map((c) => c.choices[0].text).join(''), replies[0].choices[0].text, 'the deltas add up to the text');
     assert.equal(chunks.at(-1).choices[0].finish_reason, 'length');
 
-    for (const [body, message] of [[{}, /"prompt" must be a string/], [{ prompt: 'x', max_tokens: 0 }, /"max_tokens" must be an integer ≥ 1/],
+    // stop strings: the text ends before the first one (not returned), finish "stop"; streamed the same
+    const full = replies[0].choices[0].text as string, cut = full.indexOf(' named');
+    assert.ok(cut > 0, full);
+    for (const streamIt of [false, true]) {
+      const r = await post({ prompt: 'Once upon a time', max_tokens: 14, temperature: 0, stop: ['zzz', ' named'], stream: streamIt, stop_at_eos: false });
+      const text = streamIt
+        ? (await r.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0].text).join('')
+        : (await r.json()).choices[0].text;
+      assert.equal(text, full.slice(0, cut), `stop string (${streamIt ? 'stream' : 'one reply'})`);
+    }
+    for (const [body, message] of [[{ prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, /"stop" must be/], [{}, /"prompt" must be a string/], [{ prompt: 'x', max_tokens: 0 }, /"max_tokens" must be an integer ≥ 1/],
       [{ prompt: 'x', temperature: -1 }, /"temperature" must be a number ≥ 0/], [{ prompt: [1, 100000] }, /token ids below 512/]] as const) {
       const r = await post(body);
       assert.equal(r.status, 400);
