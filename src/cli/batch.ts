@@ -83,5 +83,5 @@ async function runToFile(out: string, texts: string[], prompts: number[][], tok:
   const tokens = r.ids.reduce((n, ids) => n + ids.length, 0);
   process.stderr.write(`${prompts.length} prompts, ${tokens} new tokens on ${label} in ${r.steps} steps ` +
     `(${(r.sequenceSteps / r.steps).toFixed(1)} sequences a step on ${backend.slots} slots), ` +
-    `${r.seconds.toFixed(2)} s: ${(tokens / r.seconds).toFixed(1)} new tokens/s\n`);
+    `${r.seconds.toFixed(2)} s: ${r.seconds > 0 ? (tokens / r.seconds).toFixed(1) : '-'} new tokens/s\n`);
 }
