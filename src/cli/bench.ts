@@ -7,9 +7,10 @@ import { loadModelWithProgress } from '../model/load.ts';
 import { registerBenchGemm } from './bench-gemm.ts';
 import { registerBenchE2e } from './bench-e2e.ts';
 import { registerBenchGptq } from './bench-gptq.ts';
+import { registerBenchServe } from './bench-serve.ts';
 
 export function register(program: Command): void {
-  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs; e2e: the GPU engine; gptq: GPTQ of one layer on the GPU)');
+  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs; e2e: the GPU engine; gptq: GPTQ of one layer on the GPU; serve: continuous batching)');
 
   bench
     .command('cpu')
@@ -41,4 +42,5 @@ export function register(program: Command): void {
   registerBenchGemm(bench); // `bench gemm`: GPU GEMM timings (src/cli/bench-gemm.ts)
   registerBenchE2e(bench); // `bench e2e`: the GPU engine end to end (src/cli/bench-e2e.ts)
   registerBenchGptq(bench); // `bench gptq`: one decoder layer's GPTQ on the GPU (src/cli/bench-gptq.ts)
+  registerBenchServe(bench); // `bench serve`: continuous against static batching, CPU or GPU (src/cli/bench-serve.ts)
 }

@@ -56,6 +56,8 @@ export function cudaStepBackend(engine: CudaEngine): StepBackend {
 }
 
 export interface ContinuousOptions extends Omit<BatchGenerateOptions, 'onToken'> {
+  /** New tokens per request (overrides maxNew; benchmarks with mixed lengths). */
+  maxNewPer?: readonly number[];
   onToken?: (request: number, id: number) => void;
   /** Called when a request ends (its slot is free from the next step on). */
   onFinish?: (request: number, ids: readonly number[], reason: FinishReason) => void;
@@ -87,7 +89,8 @@ export function advance(batcher: ContinuousBatcher, backend: StepBackend, sample
 export async function generateContinuous(backend: StepBackend, prompts: readonly (readonly number[])[], opts: ContinuousOptions = {}): Promise<ContinuousResult> {
   if (prompts.length === 0) fail('generate', 'no prompts');
   const maxNew = opts.maxNew ?? 128, seed = opts.seed ?? 0, stopIds = new Set(opts.stopIds ?? []);
-  const batcher = new ContinuousBatcher(prompts.map((prompt) => ({ prompt, maxNew, stopIds })),
+  if (opts.maxNewPer && opts.maxNewPer.length !== prompts.length) fail('generate', `${opts.maxNewPer.length} token limits for ${prompts.length} prompts`);
+  const batcher = new ContinuousBatcher(prompts.map((prompt, i) => ({ prompt, maxNew: opts.maxNewPer?.[i] ?? maxNew, stopIds })),
     { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
   const rngs = prompts.map((_, i) => new Rng(seed + i));
   const ids: number[][] = prompts.map(() => []), reasons: FinishReason[] = new Array(prompts.length);

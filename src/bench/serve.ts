@@ -1,0 +1,82 @@
+// `intscale bench serve`: what continuous batching buys over static batching on one engine (CPU or
+// CUDA step backend, src/serve/generate-continuous.ts). The same seeded requests (random prompts and
+// token limits of mixed lengths, greedy, no stop ids: every run does the same work) run twice with
+// the same slots: static, in groups of --max-batch in arrival order, each group until its longest
+// request ends; continuous, a finished request's slot refilled at the next step. Both must produce
+// the same ids (checked); rows: new tokens/s, steps, mean sequences per step.
+import { fail } from '../core/errors.ts';
+import { Rng } from '../core/rng.ts';
+import { generateContinuous, type StepBackend } from '../serve/generate-continuous.ts';
+
+export interface ServeBenchOptions {
+  requests: number;
+  /** Prompt tokens and new tokens per request: inclusive ranges. */
+  prompt: [number, number];
+  gen: [number, number];
+  seed: number;
+}
+
+export interface ServeRow {
+  mode: 'static' | 'continuous';
+  requests: number;
+  max_batch: number;
+  new_tokens: number;
+  seconds: number;
+  tokens_per_s: number;
+  steps: number;
+  /** Σ sequences over steps / steps */
+  mean_batch: number;
+}
+
+export interface ServeResults {
+  device: string;
+  model: string;
+  date: string;
+  commit: string;
+  options: ServeBenchOptions;
+  rows: ServeRow[];
+}
+
+/** The benchmark's requests: BOS (id 1) then random ids below `vocab`, and each one's token limit. */
+export function serveRequests(o: ServeBenchOptions, vocab: number): { prompts: number[][]; maxNew: number[] } {
+  const rng = new Rng(o.seed), pick = ([a, b]: [number, number]) => rng.int(a, b);
+  const prompts = Array.from({ length: o.requests }, () => [1, ...Array.from({ length: pick(o.prompt) - 1 }, () => rng.int(3, vocab - 1))]);
+  return { prompts, maxNew: prompts.map(() => pick(o.gen)) };
+}
+
+export async function runServeBench(backend: StepBackend, vocab: number, o: ServeBenchOptions): Promise<ServeRow[]> {
+  const { prompts, maxNew } = serveRequests(o, vocab), B = backend.slots;
+  const row = (mode: ServeRow['mode'], tokens: number, seconds: number, steps: number, seqSteps: number): ServeRow => ({
+    mode, requests: prompts.length, max_batch: B, new_tokens: tokens, seconds: round(seconds, 4), tokens_per_s: round(tokens / seconds, 1),
+    steps, mean_batch: round(seqSteps / steps, 2),
+  });
+  const count = (ids: number[][]) => ids.reduce((n, x) => n + x.length, 0);
+  // static: groups of B, each to its longest request's end
+  const staticIds: number[][] = [];
+  let seconds = 0, steps = 0, seqSteps = 0;
+  for (let i = 0; i < prompts.length; i += B) {
+    const r = await generateContinuous(backend, prompts.slice(i, i + B), { maxNewPer: maxNew.slice(i, i + B) });
+    staticIds.push(...r.ids);
+    seconds += r.seconds;
+    steps += r.steps;
+    seqSteps += r.sequenceSteps;
+  }
+  const cont = await generateContinuous(backend, prompts, { maxNewPer: maxNew });
+  staticIds.forEach((ids, i) => {
+    if (ids.length !== cont.ids[i]!.length || ids.some((id, j) => id !== cont.ids[i]![j])) fail('bench serve', `request ${i}: static and continuous batching gave different ids`);
+  });
+  return [row('static', count(staticIds), seconds, steps, seqSteps), row('continuous', count(cont.ids), cont.seconds, cont.steps, cont.sequenceSteps)];
+}
+
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+
+export function formatServeTable(r: ServeResults): string {
+  const head = ['mode', 'requests', 'slots', 'new tokens', 'seconds', 'tokens/s', 'steps', 'mean batch'];
+  const cells = r.rows.map((x) => [x.mode, String(x.requests), String(x.max_batch), String(x.new_tokens), x.seconds.toFixed(3),
+    x.tokens_per_s.toFixed(1), String(x.steps), x.mean_batch.toFixed(2)]);
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
+  const st = r.rows.find((x) => x.mode === 'static'), co = r.rows.find((x) => x.mode === 'continuous');
+  return [`${r.device}  ${r.model}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}  prompts ${r.options.prompt.join('-')}, new ${r.options.gen.join('-')}, seed ${r.options.seed}`,
+    line(head), ...cells.map(line), ...(st && co ? [`continuous / static: ${(co.tokens_per_s / st.tokens_per_s).toFixed(2)}x new tokens/s`] : [])].join('\n');
+}

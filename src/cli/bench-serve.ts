@@ -1,0 +1,65 @@
+// The `serve` subcommand of `intscale bench`: static against continuous batching of the same seeded
+// requests on one engine (src/bench/serve.ts), CPU or GPU; a table, --json and a --plot of new tokens/s.
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { fail } from '../core/errors.ts';
+import { currentCommit } from '../bench/gemm.ts';
+import { formatServeTable, runServeBench, type ServeResults } from '../bench/serve.ts';
+import { barChartPng } from '../report/plot.ts';
+import { chooseDevice } from './device.ts';
+import { addDeviceOptions, type DeviceCliOptions } from './generation-options.ts';
+import { checkPlotTarget, parseIntOption } from './options.ts';
+import { writeResultsJson } from './results-file.ts';
+import { openStepModel } from './step-model.ts';
+
+interface ServeBenchCliOptions extends DeviceCliOptions {
+  requests: string; maxBatch: string; maxRows: string; prompt: string; gen: string; seed: string; json?: string; plot?: string; force?: boolean;
+}
+
+/** 'A-B' (or 'A') as an inclusive range of positive integers. */
+function parseRange(flag: string, text: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(text);
+  if (!m) fail(flag, `expected N or A-B, got '${text}'`);
+  const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+  if (!(a >= 1 && b >= a)) fail(flag, `expected 1 <= A <= B, got '${text}'`);
+  return [a, b];
+}
+
+export function registerBenchServe(bench: Command): void {
+  const cmd = bench
+    .command('serve')
+    .description('continuous against static batching: new tokens/s of the same seeded requests on the CPU or GPU engine')
+    .argument('<model>', 'model directory or llama2.c .bin')
+    .option('--requests <n>', 'requests', '32')
+    .option('--max-batch <n>', 'sequence slots', '8')
+    .option('--max-rows <n>', 'tokens per engine step', '512')
+    .option('--prompt <range>', 'prompt tokens per request, A-B', '8-64')
+    .option('--gen <range>', 'new tokens per request, A-B', '8-128')
+    .option('--seed <n>', 'the requests\' seed', '1')
+    .option('--json <file>', 'write {device, model, date, commit, options, rows} here')
+    .option('--plot <file>', 'write a PNG of new tokens/s per mode (a new file)')
+    .option('--force', 'let --plot overwrite an existing file');
+  addDeviceOptions(cmd).action(async (modelPath: string, opts: ServeBenchCliOptions) => {
+    if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
+    const o = { requests: parseIntOption('--requests', opts.requests, 1), prompt: parseRange('--prompt', opts.prompt), gen: parseRange('--gen', opts.gen),
+      seed: parseIntOption('--seed', opts.seed) };
+    const slots = parseIntOption('--max-batch', opts.maxBatch, 1), maxRows = parseIntOption('--max-rows', opts.maxRows, slots);
+    const device = chooseDevice(opts.device, modelPath);
+    const open = openStepModel(modelPath, device, opts, slots, maxRows);
+    try {
+      const need = o.prompt[1] + o.gen[1];
+      if (need > open.context) fail('--gen', `prompt + new tokens (${need}) exceed the model's context of ${open.context}`);
+      const backend = open.backend(need);
+      const rows = await runServeBench(backend, open.tokenizer.vocabSize, o);
+      const r: ServeResults = { device: open.label, model: path.basename(path.resolve(modelPath)), date: new Date().toISOString(), commit: currentCommit(), options: o, rows };
+      process.stdout.write(`${formatServeTable(r)}\n`);
+      if (opts.json) writeResultsJson(opts.json, r);
+      if (opts.plot) {
+        await barChartPng(rows.map((x) => ({ mode: x.mode, tokens_per_s: x.tokens_per_s })),
+          { title: `${r.model} on ${r.device}: ${o.requests} requests, ${slots} slots`, x: 'mode', y: 'tokens_per_s', xTitle: 'batching', yTitle: 'new tokens/s' }, opts.plot, opts.force === true);
+      }
+    } finally {
+      open.close();
+    }
+  });
+}

@@ -1,0 +1,30 @@
+// `bench serve`'s measurement (src/bench/serve.ts) on the tiny model: the seeded requests are the
+// same every run; static and continuous batching do the same work (same new tokens, ids checked
+// equal inside) and continuous needs fewer steps with fuller batches; the table reports the ratio.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatServeTable, runServeBench, serveRequests } from '../../src/bench/serve.ts';
+import { cpuStepBackend } from '../../src/serve/generate-continuous.ts';
+import { tinyModel } from './tiny-model.ts';
+
+test('bench serve: same requests every run; continuous = static in work, fewer steps, fuller batches', async () => {
+  const o = { requests: 9, prompt: [2, 8] as [number, number], gen: [1, 12] as [number, number], seed: 4 };
+  assert.deepEqual(serveRequests(o, 40), serveRequests(o, 40));
+  const { prompts, maxNew } = serveRequests(o, 40);
+  assert.ok(prompts.every((p) => p[0] === 1 && p.length >= 2 && p.length <= 8 && p.every((t) => t >= 1 && t < 40)));
+  assert.ok(maxNew.every((n) => n >= 1 && n <= 12) && new Set(maxNew).size > 2, 'mixed lengths');
+  const { model } = tinyModel('half', false);
+  const backend = cpuStepBackend(model, 3, 24, 6);
+  try {
+    const [st, co] = await runServeBench(backend, 40, o);
+    assert.equal(st!.mode, 'static');
+    assert.equal(co!.mode, 'continuous');
+    assert.equal(st!.new_tokens, maxNew.reduce((a, b) => a + b, 0), 'no stop ids: every request runs to its limit');
+    assert.equal(co!.new_tokens, st!.new_tokens);
+    assert.ok(co!.steps < st!.steps && co!.mean_batch > st!.mean_batch, `steps ${co!.steps} vs ${st!.steps}, batch ${co!.mean_batch} vs ${st!.mean_batch}`);
+    const table = formatServeTable({ device: 'CPU', model: 'tiny', date: '2026-12-01T00:00:00Z', commit: 'abc', options: o, rows: [st!, co!] });
+    assert.match(table, /continuous \/ static: [0-9.]+x new tokens\/s$/);
+  } finally {
+    backend.close();
+  }
+});
