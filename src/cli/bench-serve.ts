@@ -10,10 +10,11 @@ import { chooseDevice } from './device.ts';
 import { addDeviceOptions, type DeviceCliOptions } from './generation-options.ts';
 import { checkPlotTarget, parseIntOption } from './options.ts';
 import { writeResultsJson } from './results-file.ts';
-import { openStepModel } from './step-model.ts';
+import { openRandomCuda, openStepModel } from './step-model.ts';
+import { parseMode } from '../core/modes.ts';
 
 interface ServeBenchCliOptions extends DeviceCliOptions {
-  requests: string; maxBatch: string; maxRows: string; prompt: string; gen: string; seed: string; json?: string; plot?: string; force?: boolean;
+  arch?: string; requests: string; maxBatch: string; maxRows: string; prompt: string; gen: string; seed: string; json?: string; plot?: string; force?: boolean;
 }
 
 /** 'A-B' (or 'A') as an inclusive range of positive integers. */
@@ -29,7 +30,8 @@ export function registerBenchServe(bench: Command): void {
   const cmd = bench
     .command('serve')
     .description('continuous against static batching: new tokens/s of the same seeded requests on the CPU or GPU engine')
-    .argument('<model>', 'model directory or llama2.c .bin')
+    .argument('[model]', 'model directory or llama2.c .bin (or --arch)')
+    .option('--arch <name>', 'GPU: random shape-true weights of a preset architecture (llama2-7b, llama3-8b, mixtral-8x7b, ...) in --mode (default fp16)')
     .option('--requests <n>', 'requests', '32')
     .option('--max-batch <n>', 'sequence slots', '8')
     .option('--max-rows <n>', 'tokens per engine step', '512')
@@ -39,19 +41,21 @@ export function registerBenchServe(bench: Command): void {
     .option('--json <file>', 'write {device, model, date, commit, options, rows} here')
     .option('--plot <file>', 'write a PNG of new tokens/s per mode (a new file)')
     .option('--force', 'let --plot overwrite an existing file');
-  addDeviceOptions(cmd).action(async (modelPath: string, opts: ServeBenchCliOptions) => {
+  addDeviceOptions(cmd).action(async (modelPath: string | undefined, opts: ServeBenchCliOptions) => {
+    if ((modelPath === undefined) === (opts.arch === undefined)) fail('bench serve', 'give either a model directory or --arch');
     if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
     const o = { requests: parseIntOption('--requests', opts.requests, 1), prompt: parseRange('--prompt', opts.prompt), gen: parseRange('--gen', opts.gen),
       seed: parseIntOption('--seed', opts.seed) };
     const slots = parseIntOption('--max-batch', opts.maxBatch, 1), maxRows = parseIntOption('--max-rows', opts.maxRows, slots);
-    const device = chooseDevice(opts.device, modelPath);
-    const open = openStepModel(modelPath, device, opts, slots, maxRows);
+    if (opts.arch !== undefined && opts.device === 'cpu') fail('--arch', 'random shape-true models run on the GPU');
+    const open = opts.arch !== undefined ? openRandomCuda(opts.arch, parseMode(opts.mode ?? 'fp16'), slots, maxRows)
+      : openStepModel(modelPath!, chooseDevice(opts.device, modelPath!), opts, slots, maxRows);
     try {
       const need = o.prompt[1] + o.gen[1];
       if (need > open.context) fail('--gen', `prompt + new tokens (${need}) exceed the model's context of ${open.context}`);
       const backend = open.backend(need);
-      const rows = await runServeBench(backend, open.tokenizer.vocabSize, o);
-      const r: ServeResults = { device: open.label, model: path.basename(path.resolve(modelPath)), date: new Date().toISOString(), commit: currentCommit(), options: o, rows };
+      const rows = await runServeBench(backend, open.vocabSize, o);
+      const r: ServeResults = { device: open.label, model: opts.arch ?? path.basename(path.resolve(modelPath!)), date: new Date().toISOString(), commit: currentCommit(), options: o, rows };
       process.stdout.write(`${formatServeTable(r)}\n`);
       if (opts.json) writeResultsJson(opts.json, r);
       if (opts.plot) {
