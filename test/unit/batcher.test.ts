@@ -3,7 +3,8 @@
 // fed twice changes the output): for random request sets, slot counts and step budgets, every
 // request's ids and finish reason equal running it alone, and every step keeps the invariants
 // (at most maxRows rows, distinct slots, each chunk at its sequence's next position, a slot never
-// shared by two live requests, every request admitted and finished once).
+// shared by two live requests, every request admitted and finished once); add() and cancel() while
+// it runs.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -119,4 +120,25 @@ test('bad requests and limits are one-line errors', () => {
   b.plan();
   assert.throws(() => b.plan(), /plan\(\) twice/);
   assert.throws(() => b.commit([undefined]), /chunk 0 was sampled but got no id/);
+});
+
+test('add() queues requests while the batch runs; cancel() drops a queued one or frees a running one\'s slot for the next step', () => {
+  const b = new ContinuousBatcher([], { slots: 1, maxRows: 8, maxSeq: 32 });
+  assert.ok(b.done);
+  const r0 = b.add({ prompt: [1, 2], maxNew: 50 }), r1 = b.add({ prompt: [3], maxNew: 2 }), r2 = b.add({ prompt: [4], maxNew: 2 });
+  assert.deepEqual([r0, r1, r2], [0, 1, 2]);
+  assert.deepEqual(b.plan().map((c) => c.request), [0]);
+  b.commit([5]);
+  assert.equal(b.cancel(r1), true, 'queued: dropped');
+  assert.deepEqual(b.plan().map((c) => [c.request, c.pos]), [[0, 2]]);
+  assert.throws(() => b.cancel(r0), /between plan\(\) and commit\(\)/);
+  b.commit([6]);
+  assert.equal(b.cancel(r0), true, 'running: its slot is free');
+  assert.equal(b.active, 0);
+  assert.deepEqual(b.plan().map((c) => [c.request, c.slot, c.pos]), [[2, 0, 0]], 'the next request takes the slot from position 0');
+  b.commit([7]);
+  assert.equal(b.cancel(r1), false, 'already gone');
+  const last = b.plan();
+  assert.deepEqual(b.commit(last.map(() => 8)).finished, [{ request: 2, reason: 'length' }]);
+  assert.ok(b.done);
 });
