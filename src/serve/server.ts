@@ -1,9 +1,10 @@
 // A completions server over continuous batching (batcher.ts): the subset of the OpenAI API that
 // completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens, temperature,
 // top_p, seed, stop (strings), stream, stop_at_eos} answers one text_completion (or, with stream, server-sent
-// events: one chunk per text delta, a last chunk with the finish reason, then [DONE]); GET /health
-// and GET /v1/models. Requests join the engine's running batch at its next step and leave it when
-// they end, or when their client goes away. One engine loop: plan, run, sample, commit, then the
+// events: one chunk per text delta, a last chunk with the finish reason, then [DONE]); GET /health,
+// GET /v1/models and GET /metrics (Prometheus text: requests, tokens, steps, running and waiting).
+// Requests join the engine's running batch at its next step and leave it when they end, or when
+// their client goes away. One engine loop: plan, run, sample, commit, then the
 // event loop takes new requests before the next step. A request with seed s gets what `generate`
 // alone gives its prompt with seed s (the sampling is per request, on the host).
 import * as http from 'node:http';
@@ -51,7 +52,7 @@ export class CompletionServer {
   private looping = false;
   private failure: Error | undefined;
   /** Engine steps so far and Σ sequences over them (the batch the steps ran). */
-  readonly stats = { steps: 0, sequenceSteps: 0, requests: 0 };
+  readonly stats = { steps: 0, sequenceSteps: 0, requests: 0, promptTokens: 0, newTokens: 0 };
 
   constructor(private readonly backend: StepBackend, private readonly tokenizer: Tokenizer, private readonly opts: ServerOptions) {
     this.batcher = new ContinuousBatcher([], { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
@@ -78,6 +79,11 @@ export class CompletionServer {
     try {
       if (req.method === 'GET' && req.url === '/health') return send(200, { status: this.failure ? 'failed' : 'ok' });
       if (req.method === 'GET' && req.url === '/v1/models') return send(200, { object: 'list', data: [{ id: this.opts.model, object: 'model' }] });
+      if (req.method === 'GET' && req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(this.metrics());
+        return;
+      }
       if (req.url !== '/v1/completions') return send(404, { error: { message: `no route ${req.method} ${req.url}`, type: 'not_found' } });
       if (req.method !== 'POST') return send(405, { error: { message: 'POST a JSON body', type: 'invalid_request_error' } });
       if (this.failure) return send(500, { error: { message: `the engine failed: ${this.failure.message}`, type: 'server_error' } });
@@ -101,6 +107,7 @@ export class CompletionServer {
     const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
     const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
     this.stats.requests++;
+    this.stats.promptTokens += prompt.length;
     const created = Math.floor(Date.now() / 1000), rid = `cmpl-${id}`;
     const chunk = (text: string, finish: string | null) =>
       ({ id: rid, object: 'text_completion', created, model: this.opts.model, choices: [{ index: 0, text, finish_reason: finish }] });
@@ -143,6 +150,18 @@ export class CompletionServer {
       usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
   }
 
+  /** Prometheus text: counters since start, and the requests running and waiting now. */
+  private metrics(): string {
+    const st = this.stats, running = this.batcher.active, waiting = this.pending.size - running;
+    const lines: [string, string, number][] = [
+      ['intscale_requests_total', 'counter', st.requests], ['intscale_prompt_tokens_total', 'counter', st.promptTokens],
+      ['intscale_generated_tokens_total', 'counter', st.newTokens], ['intscale_engine_steps_total', 'counter', st.steps],
+      ['intscale_step_sequences_total', 'counter', st.sequenceSteps], ['intscale_requests_running', 'gauge', running],
+      ['intscale_requests_waiting', 'gauge', Math.max(0, waiting)], ['intscale_slots', 'gauge', this.backend.slots],
+    ];
+    return lines.map(([name, type, v]) => `# TYPE ${name} ${type}\n${name} ${v}\n`).join('');
+  }
+
   /** The prompt's token ids: text (encoded from BOS) or an array of ids in the vocabulary. */
   private promptIds(v: unknown): number[] {
     if (typeof v === 'string') {
@@ -171,6 +190,7 @@ export class CompletionServer {
           const p = this.pending.get(t.request);
           if (!p || p.stoppedByString) continue;
           p.tokens++;
+          this.stats.newTokens++;
           p.text += p.streamer.push(t.id);
           const at = firstStop(p.text, p.stops);
           if (at >= 0) {  // a stop string: the text ends before it, the sequence leaves the batch now

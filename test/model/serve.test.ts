@@ -75,6 +75,12 @@ test('serve: concurrent completions = generate alone; streaming; 400s; a vanishe
     assert.equal(notJson.status, 400);
     assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
     assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/health`)).json(), { status: 'ok' });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    assert.equal(metric('intscale_requests_total'), server.stats.requests);
+    assert.ok(metric('intscale_generated_tokens_total') >= 5 * 14 + 14, metrics);
+    assert.equal(metric('intscale_requests_running'), 0);
+    assert.equal(metric('intscale_slots'), 2);
 
     // two clients that go away mid-stream on a 2-slot server: the next request still completes
     for (let i = 0; i < 2; i++) {
