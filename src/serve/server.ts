@@ -1,12 +1,12 @@
 // A completions server over continuous batching (batcher.ts): the subset of the OpenAI API that
-// completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens, temperature,
-// top_p, seed, stop (strings), stream, stop_at_eos} answers one text_completion (or, with stream, server-sent
-// events: one chunk per text delta, a last chunk with the finish reason, then [DONE]); GET /health,
-// GET /v1/models and GET /metrics (Prometheus text: requests, tokens, steps, running and waiting).
-// Requests join the engine's running batch at its next step and leave it when they end, or when
-// their client goes away. One engine loop: plan, run, sample, commit, then the
-// event loop takes new requests before the next step. A request with seed s gets what `generate`
-// alone gives its prompt with seed s (the sampling is per request, on the host).
+// completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens,
+// temperature, top_p, seed, stop (strings), stream, stop_at_eos} answers one text_completion (or,
+// with stream, server-sent events: one chunk per text delta, a last chunk with the finish reason,
+// then [DONE]); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
+// steps, running and waiting). Requests join the engine's running batch at its next step and leave
+// it when they end, or when their client goes away. One engine loop: plan, run, sample, commit,
+// then the event loop takes new requests before the next step. A request with seed s gets what
+// `generate` alone gives its prompt with seed s (the sampling is per request, on the host).
 import * as http from 'node:http';
 import { Rng } from '../core/rng.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
