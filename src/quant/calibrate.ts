@@ -141,6 +141,16 @@ export function foldIntoNorm(gamma: Float32Array, s: Float32Array): Float32Array
   return r;
 }
 
+/** down_proj's input scale s folded into the rows of what produces that input (up_proj [N, K], in
+ *  place): its row n times r_n = 1/s_n; returns r (the input becomes x·r). */
+function foldIntoRows(up: Float32Array, N: number, K: number): (s: Float32Array) => Float32Array {
+  return (s) => {
+    const r = Float32Array.from(s, (v) => 1 / v);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) up[n * K + k] = up[n * K + k]! * r[n]!;
+    return r;
+  };
+}
+
 /** The input becomes x·r: the weights' columns are divided by r, the statistics scaled (in the heap). */
 function applyInputScale(r: Float32Array, linears: LinearWeight[], stats: InputStats): void {
   const K = r.length;
@@ -339,11 +349,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
           ops, config: c, group: o.group, clip: o.clip ?? false, x, normed: (ch) => normed(gf, ch), chunks, chunkRows: R,
           gate: gb, up: ub, out: ob, collect: (K, what = {}) => collect(K, what.gram ?? gram, what.channels ?? false),
           quantizer: (st) => quantizer(st), put,
-          ...(folds ? { scaleDown: (st: InputStats, w2: LinearWeight, w3: LinearWeight) => channelScales(o, [w2], st, true, (s) => {
-            const r = Float32Array.from(s, (v) => 1 / v);
-            for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) w3.w[n * dim + k] = w3.w[n * dim + k]! * r[n]!;
-            return r;
-          }) } : {}),
+          ...(folds ? { scaleDown: (st: InputStats, w2: LinearWeight, w3: LinearWeight) => channelScales(o, [w2], st, true, foldIntoRows(w3.w, hid, dim)) } : {}),
         };
         if (folds) {
           const scaled = expertInputScales(cx, L.moe, { ...(o.smooth !== undefined ? { smooth: o.smooth } : {}), awq: searchesAwqScales(o), fold: (s) => foldIntoNorm(gf, s) });
@@ -376,11 +382,7 @@ export function* calibrationLayers(source: CalibrationSource, windows: readonly 
           for (const ch of previewChunks) ops.accumulate(mlp(gf, ch, pg, pu), sp, undefined);
           ops.freeWeight(pg);
           ops.freeWeight(pu);
-          alphaD = channelScales(o, [wdOf()], sp, true, (s) => {
-            const r = Float32Array.from(s, (v) => 1 / v);
-            for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) wu.w[n * dim + k] = wu.w[n * dim + k]! * r[n]!;
-            return r;
-          });
+          alphaD = channelScales(o, [wdOf()], sp, true, foldIntoRows(wu.w, hid, dim));
           sp.dispose();
         }
         const qc = quantizer(sc, devC);
