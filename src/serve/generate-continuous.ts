@@ -68,8 +68,7 @@ export interface ContinuousResult {
   ids: number[][];
   reasons: FinishReason[];
   steps: number;
-  /** Rows (tokens) run over all steps, and sequence-steps (Σ over steps of the chunks). */
-  rows: number;
+  /** Sequence-steps: Σ over steps of the chunks. */
   sequenceSteps: number;
   seconds: number;
 }
@@ -94,7 +93,7 @@ export async function generateContinuous(backend: StepBackend, prompts: readonly
     { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
   const rngs = prompts.map((_, i) => new Rng(seed + i));
   const ids: number[][] = prompts.map(() => []), reasons: FinishReason[] = new Array(prompts.length);
-  let steps = 0, rows = 0, sequenceSteps = 0;
+  let steps = 0, sequenceSteps = 0;
   const t0 = performance.now();
   while (!batcher.done) {
     const { chunks, out } = advance(batcher, backend, (request, logits) => sampleToken(logits, rngs[request]!, opts));
@@ -108,8 +107,7 @@ export async function generateContinuous(backend: StepBackend, prompts: readonly
     }
     steps++;
     sequenceSteps += chunks.length;
-    rows += chunks.reduce((n, c) => n + c.tokens.length, 0);
     await yieldForSignals();
   }
-  return { ids, reasons, steps, rows, sequenceSteps, seconds: (performance.now() - t0) / 1000 };
+  return { ids, reasons, steps, sequenceSteps, seconds: (performance.now() - t0) / 1000 };
 }

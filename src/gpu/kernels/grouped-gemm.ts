@@ -34,8 +34,6 @@ export function f16GemvKernel(gpu: Gpu, entry: string): { kernel: Kernel; rowBlo
 /** Rows of a step the grouped kernels take (their v16 tile's tokens). */
 export const GROUPED_MAX_ROWS = 16;
 export const F16_GEMV_SOURCE = 'src/gpu/kernels/f16_gemv.cu';
-/** Bytes of one GvExpert entry (w4_gemv.cu, f16_gemv.cu): weights, group scales, channel factors. */
-export const EXPERT_ENTRY_BYTES = 24;
 
 /** What one expert's linear contributes to its table entry (absent pointers are written as 0). */
 export interface ExpertOperands {
