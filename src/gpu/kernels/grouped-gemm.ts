@@ -8,7 +8,7 @@
 import { fail } from '../../core/errors.ts';
 import type { Mode, QuantMode } from '../../core/modes.ts';
 import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
-import { planW4Gemm, w4SelectDefines, W4_GEMV_SOURCE } from './w4-gemm-plan.ts';
+import { compileW4Plan } from './w4-gemm-launch.ts';
 
 /**
  * f16_gemv.cu's build per tile: 16-row weight tiles per block (FG_R_*) and k32 chunks in flight per
@@ -96,13 +96,10 @@ export class GroupedGemmLaunch {
       this.smem = 0;
       return;
     }
-    const opts = { smCount: gpu.smCount, arch: gpu.arch, tile, gemvRing: true } as const;
-    let plan = planW4Gemm(mode as QuantMode, group, maxRows, N, K, opts);
+    // w4_gemv.cu's _moe entries on the persistent ring, as many blocks per expert as this GPU keeps resident
+    const { plan, kernel } = compileW4Plan(gpu, mode as QuantMode, group, maxRows, N, K, { tile, gemvRing: true }, { suffix: '_moe', defines: { W4_SELECT_GROUPED: 1 } });
     this.entry = `${plan.entry}_moe`;
-    this.kernel = gpu.compile(W4_GEMV_SOURCE, { defines: { ...w4SelectDefines(mode as QuantMode, group), W4_SELECT_GROUPED: 1 } }).fn(this.entry);
-    if (plan.smem > 0) {  // the persistent ring: as many blocks per expert as this GPU keeps resident
-      plan = planW4Gemm(mode as QuantMode, group, maxRows, N, K, { ...opts, gemvBlocksPerSm: Math.max(1, this.kernel.residentBlocks(plan.block[0], plan.smem)) });
-    }
+    this.kernel = kernel;
     this.grid = [plan.grid[0], slots, 1];
     this.block = plan.block;
     this.smem = plan.smem;

@@ -26,6 +26,23 @@ export interface W4Operands {
   out: DeviceBuffer | bigint;
 }
 
+/**
+ * Plan a W4 GEMM and compile its entry: the planned entry (+ `variant.suffix`) of the planned file
+ * with its defines (+ `variant.defines`). A persistent small-M ring is re-planned for as many
+ * blocks as this GPU keeps resident (unless opts fixes gemvBlocksPerSm).
+ */
+export function compileW4Plan(gpu: Gpu, kind: QuantMode, group: number, M: number, N: number, K: number, opts: W4PlanOptions = {},
+  variant: { suffix?: string; defines?: Readonly<Record<string, number>> } = {}): { plan: W4GemmPlan; kernel: Kernel } {
+  const planOpts = { smCount: gpu.smCount, arch: gpu.arch, ...opts };
+  let plan = planW4Gemm(kind, group, M, N, K, planOpts);
+  const kernel = gpu.compile(plan.source, { defines: { ...plan.defines, ...variant.defines } }).fn(`${plan.entry}${variant.suffix ?? ''}`);
+  if (plan.smem > 0 && (plan.tile === 'v8' || plan.tile === 'v16') && opts.gemvBlocksPerSm === undefined) {
+    // the persistent small-M ring: as many blocks as this GPU keeps resident
+    plan = planW4Gemm(kind, group, M, N, K, { ...planOpts, gemvBlocksPerSm: Math.max(1, kernel.residentBlocks(plan.block[0], plan.smem)) });
+  }
+  return { plan, kernel };
+}
+
 export class W4GemmLaunch {
   readonly plan: W4GemmPlan;
   private readonly kernel: Kernel;
@@ -34,14 +51,7 @@ export class W4GemmLaunch {
 
   constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
-    const planOpts = { smCount: gpu.smCount, arch: gpu.arch, ...opts };
-    let plan = planW4Gemm(kind, group, M, N, K, planOpts);
-    this.kernel = gpu.compile(plan.source, { defines: plan.defines }).fn(plan.entry);
-    if (plan.smem > 0 && (plan.tile === 'v8' || plan.tile === 'v16') && opts.gemvBlocksPerSm === undefined) {
-      // the persistent small-M ring: as many blocks as this GPU keeps resident
-      plan = planW4Gemm(kind, group, M, N, K, { ...planOpts, gemvBlocksPerSm: Math.max(1, this.kernel.residentBlocks(plan.block[0], plan.smem)) });
-    }
-    this.plan = plan;
+    ({ plan: this.plan, kernel: this.kernel } = compileW4Plan(gpu, kind, group, M, N, K, opts));
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);
