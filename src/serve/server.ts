@@ -8,6 +8,7 @@
 // then the event loop takes new requests before the next step. A request with seed s gets what
 // `generate` alone gives its prompt with seed s (the sampling is per request, on the host).
 import * as http from 'node:http';
+import { yieldForSignals } from '../core/interrupt.ts';
 import { Rng } from '../core/rng.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
 import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
@@ -185,7 +186,6 @@ export class CompletionServer {
         });
         this.stats.steps++;
         this.stats.sequenceSteps += chunks.length;
-        const ended = new Set<number>();
         for (const t of out.tokens) {
           const p = this.pending.get(t.request);
           if (!p || p.stoppedByString) continue;
@@ -197,7 +197,6 @@ export class CompletionServer {
             p.text = p.text.slice(0, at);
             p.stoppedByString = true;
             this.batcher.cancel(t.request);
-            ended.add(t.request);
             p.resolve('stop');
             continue;
           }
@@ -208,8 +207,11 @@ export class CompletionServer {
             p.sent = ready;
           }
         }
-        for (const f of out.finished) if (!ended.has(f.request)) this.pending.get(f.request)?.resolve(f.reason);
-        await new Promise((resolve) => setImmediate(resolve));  // new requests join before the next step
+        for (const f of out.finished) {
+          const p = this.pending.get(f.request);
+          if (p && !p.stoppedByString) p.resolve(f.reason);  // (one that met a stop string was answered above)
+        }
+        await yieldForSignals();  // new requests join before the next step
       }
     } catch (e) {
       this.failure = e as Error;  // the engine is unusable: every waiting client gets a 500, and so does every new one
