@@ -23,6 +23,7 @@ import type { RowChunk } from './layer-forward.ts';
 import { quantizeRtn, type QuantizedWeight } from './rtn.ts';
 import { awqBest, awqCandidates, awqLosses, type LinearWeight } from './awq.ts';
 import { smoothScales } from './smooth.ts';
+import { divideColumns } from './channel-fold.ts';
 import { noRows, routeRows } from '../model/moe-routing.ts';
 import { expertLinearName } from '../model/weights.ts';
 
@@ -107,7 +108,7 @@ export function expertInputScales(cx: MoeStepContext, moe: MoeLayer['moe'], how:
   const r = new Float32Array(dim).fill(1);
   const gateUp = (e: number): LinearWeight[] => {  // expert e's w1 / w3 as scaled so far (read once per call)
     const x = moe.experts[e]!, ws = [x.w1, x.w3];
-    for (const w of ws) for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) w[n * dim + k] = w[n * dim + k]! / r[k]!;
+    for (const w of ws) divideColumns(w, hid, dim, r);
     return ws.map((w) => ({ w, N: hid }));
   };
   const fold = (s: Float32Array) => {  // x' = x·f: the router's columns are divided by f now, the experts' by r later
@@ -164,8 +165,7 @@ export function calibrateExperts(cx: MoeStepContext, moe: MoeLayer['moe']): { ro
   moe.experts.forEach((expert, e) => {
     const { rows, weights } = routed[e]!;
     const w1 = { w: expert.w1 }, w3 = { w: expert.w3 }, w2 = { w: expert.w2 };  // (each read once: a source copies on every read)
-    const r = cx.inputScale;
-    if (r) for (const w of [w1.w, w3.w]) for (let n = 0; n < hid; n++) for (let k = 0; k < dim; k++) w[n * dim + k] = w[n * dim + k]! / r[k]!;
+    if (cx.inputScale) for (const w of [w1.w, w3.w]) divideColumns(w, hid, dim, cx.inputScale);
     if (rows.length === 0) {
       downAlpha.push(NaN);
       for (const [field, lw, N, Kin] of [['w1', w1, hid, dim], ['w3', w3, hid, dim], ['w2', w2, dim, hid]] as const)

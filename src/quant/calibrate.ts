@@ -41,6 +41,7 @@ import { calibrateExperts, expertInputScales, type MoeStepContext } from './cali
 import { windowChunks, type RowChunk } from './layer-forward.ts';
 import { quantizeRtn, resolveGroupSize, type QuantizedWeight } from './rtn.ts';
 import { smoothScales } from './smooth.ts';
+import { divideColumns, foldIntoRows } from './channel-fold.ts';
 import { ROUTER_NAME } from '../model/weights.ts';
 
 export type CalibMethod = 'rtn' | 'gptq' | 'awq';
@@ -141,20 +142,9 @@ export function foldIntoNorm(gamma: Float32Array, s: Float32Array): Float32Array
   return r;
 }
 
-/** down_proj's input scale s folded into the rows of what produces that input (up_proj [N, K], in
- *  place): its row n times r_n = 1/s_n; returns r (the input becomes x·r). */
-function foldIntoRows(up: Float32Array, N: number, K: number): (s: Float32Array) => Float32Array {
-  return (s) => {
-    const r = Float32Array.from(s, (v) => 1 / v);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) up[n * K + k] = up[n * K + k]! * r[n]!;
-    return r;
-  };
-}
-
 /** The input becomes x·r: the weights' columns are divided by r, the statistics scaled (in the heap). */
 function applyInputScale(r: Float32Array, linears: LinearWeight[], stats: InputStats): void {
-  const K = r.length;
-  for (const { w, N } of linears) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w[n * K + k] = w[n * K + k]! / r[k]!;
+  for (const { w, N } of linears) divideColumns(w, N, r.length, r);
   stats.scale(r);
 }
 
