@@ -10,15 +10,13 @@ import { parseIntOption } from './options.ts';
 import { addDeviceOptions, addSamplingOptions, parseSampling, type DeviceCliOptions, type SamplingCliOptions } from './generation-options.ts';
 import { generate, generateBatch, type GenerateOptions } from '../eval/generate.ts';
 import { loadModelWithProgress, type LoadedModel } from '../model/load.ts';
-import { TextStreamer, loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
+import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
 import { readModelConfig } from '../io/validate-model.ts';
-import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
-import { parseMode } from '../core/modes.ts';
+import { hfTokenizerOf, loadGpuModel } from './step-model.ts';
 import { CudaEngine } from '../backends/cuda/engine.ts';
 import { generateOnGpu } from '../backends/cuda/run.ts';
 import { chooseDevice } from './device.ts';
 import type { BatchGenerateResult } from '../eval/generate.ts';
-import * as path from 'node:path';
 
 interface GenerateCliOptions extends SamplingCliOptions, DeviceCliOptions {
   prompt: string[]; echo?: boolean; graph: boolean; maxBatch?: string; maxSeq?: string;
@@ -101,7 +99,7 @@ export function continuation(tok: Tokenizer, prompt: number[], ids: number[], ec
 /** The GPU engine: all prompts in one batch; the text of one prompt streams as tokens come. */
 function generateGpu(modelPath: string, texts: string[], opts: GenerateCliOptions, sampling: GenerateOptions): void {
   const config = readModelConfig(modelPath).config;
-  const tok = loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
+  const tok = hfTokenizerOf(modelPath);
   const prompts = texts.map((t) => tok.encode(t, { addBos: true }));
   if (prompts.some((p) => p.length === 0)) fail(modelPath, 'empty prompt and the tokenizer has no BOS token to start from');
   const maxNew = sampling.maxNew!;
@@ -109,8 +107,7 @@ function generateGpu(modelPath: string, texts: string[], opts: GenerateCliOption
   if (need > config.maxSeq) fail('--max-new', `prompt + ${maxNew} new tokens exceed the model's context of ${config.maxSeq}`);
   const maxSeq = opts.maxSeq === undefined ? need : parseIntOption('--max-seq', opts.maxSeq, need);
   const maxBatch = opts.maxBatch === undefined ? prompts.length : parseIntOption('--max-batch', opts.maxBatch, prompts.length);
-  const gpu = openGpu();
-  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
+  const { gpu, model } = loadGpuModel(modelPath, opts);
   const engine = new CudaEngine(gpu.gpu, model, { maxBatch, maxSeq }, gpu.kernels);
   try {
     const stops = opts.stopAtEos && tok.eosId !== undefined ? { stopIds: [tok.eosId] } : {};

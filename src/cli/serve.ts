@@ -30,7 +30,7 @@ export function register(program: Command): void {
     const maxRows = parseIntOption('--max-rows', opts.maxRows, slots), defaultMaxTokens = parseIntOption('--max-tokens', opts.maxTokens, 1);
     const device = chooseDevice(opts.device, modelPath);
     const open = openStepModel(modelPath, device, opts, slots, maxRows);
-    const maxSeq = opts.maxSeq === undefined ? Math.min(open.context, 4096) : parseIntOption('--max-seq', opts.maxSeq, 1);
+    const maxSeq = opts.maxSeq === undefined ? 4096 : parseIntOption('--max-seq', opts.maxSeq, 1);
     const backend = open.backend(Math.min(maxSeq, open.context));
     const server = new CompletionServer(backend, open.tokenizer, { model: path.basename(path.resolve(modelPath)), defaultMaxTokens });
     const bound = await server.listen(port, opts.host);

@@ -1,13 +1,14 @@
-// Where `batch` and `serve` run a model: the CPU engine or the CUDA engine, as a continuous-batching
-// step backend (src/serve/generate-continuous.ts) of `slots` sequences and `maxRows` tokens a step,
-// with the model's tokenizer and context.
+// Where `batch`, `serve` and `bench serve` run a model: the CPU engine or the CUDA engine, as a
+// continuous-batching step backend (src/serve/generate-continuous.ts) of `slots` sequences and
+// `maxRows` tokens a step, with the model's tokenizer and context; and how a GPU command loads an
+// HF directory (its tokenizer, the model in --mode / --group), which `generate` shares.
 import * as path from 'node:path';
 import { parseMode, type Mode } from '../core/modes.ts';
 import { quantizeDeviceModel, type DeviceModel } from '../backends/cuda/device-model.ts';
 import { randomDeviceModel } from '../backends/cuda/load-device.ts';
 import { archPreset } from '../model/arch-presets.ts';
 import { CudaEngine } from '../backends/cuda/engine.ts';
-import { loadOnGpu, openGpu } from '../eval/gpu-eval.ts';
+import { loadOnGpu, openGpu, type GpuContext } from '../eval/gpu-eval.ts';
 import { loadHfTokenizer, type Tokenizer } from '../io/tokenizer.ts';
 import { readModelConfig } from '../io/validate-model.ts';
 import { loadModelWithProgress } from '../model/load.ts';
@@ -40,11 +41,21 @@ function openCpu(modelPath: string, maxBatch: number, maxRows: number): OpenMode
   };
 }
 
+/** The model directory's tokenizer.json (the GPU commands load HF directories). */
+export function hfTokenizerOf(modelPath: string): Tokenizer {
+  return loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
+}
+
+/** The model at `modelPath` on the GPU in --mode (default: the checkpoint's), quantized with --group where needed. */
+export function loadGpuModel(modelPath: string, opts: DeviceCliOptions): { gpu: GpuContext; model: DeviceModel } {
+  const gpu = openGpu();
+  return { gpu, model: loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) }) };
+}
+
 function openCuda(modelPath: string, opts: DeviceCliOptions, maxBatch: number, maxRows: number): OpenModel {
   const config = readModelConfig(modelPath).config;
-  const tokenizer = loadHfTokenizer(path.join(modelPath, 'tokenizer.json'), path.join(modelPath, 'tokenizer_config.json'));
-  const gpu = openGpu();
-  const model = loadOnGpu(gpu, modelPath, { ...(opts.mode ? { mode: parseMode(opts.mode) } : {}), group: parseIntOption('--group', opts.group, 1) });
+  const tokenizer = hfTokenizerOf(modelPath);
+  const { gpu, model } = loadGpuModel(modelPath, opts);
   let engine: CudaEngine | undefined;
   return {
     tokenizer, vocabSize: config.vocabSize, context: config.maxSeq, label: `${gpu.gpu.name} (${model.mode})`,
