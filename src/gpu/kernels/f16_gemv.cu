@@ -139,12 +139,8 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
 
 template <int CAP> DEVI void f16_gemv_expert(const u16* X, const GvExpert* experts, const int* active, const int* offsets,
                                              u16* out, int N, int K) {
-  pdl_wait();  // the routing and the rows come from the preceding kernels
-  const int e = active[blockIdx.y];
-  if (e < 0) return;
-  const int r0 = offsets[e], m = offsets[e + 1] - r0;
-  if (m <= 0) return;
-  if (m > CAP) __trap();
+  int e = 0, r0 = 0, m = 0;
+  if (!grouped_expert_rows<CAP>(active, offsets, e, r0, m)) return;
   FG_CALL(CAP, X + (u64)r0 * K, (const u16*)experts[e].wp, nullptr, out + (u64)r0 * N, m)
 }
 

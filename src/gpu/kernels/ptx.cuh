@@ -28,15 +28,6 @@ DEVI U4 ldg_stream16(const U4* p) {
   return v;
 }
 
-// One expert's operands in a mixture of experts' grouped GEMMs (w4_gemv.cu's _moe entries,
-// f16_gemv.cu's): its weights, group scales and channel factors (the last two unused by FP16);
-// the engine writes tables of these (src/gpu/kernels/grouped-gemm.ts, expertTable: 24 bytes each).
-struct GvExpert {
-  const void* wp;
-  const void* gsc;
-  const void* chan;
-};
-
 // ---- shared memory, async copies ---------------------------------------------------------------
 DEVI u32 smem_addr(const void* p) {
   u32 r;
@@ -168,6 +159,31 @@ DEVI void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
+}
+
+// ---- grouped GEMMs of a mixture of experts ----------------------------------------------------
+// One expert's operands in a mixture of experts' grouped GEMMs (w4_gemv.cu's _moe entries,
+// f16_gemv.cu's): its weights, group scales and channel factors (the last two unused by FP16);
+// the engine writes tables of these (src/gpu/kernels/grouped-gemm.ts, expertTable: 24 bytes each).
+struct GvExpert {
+  const void* wp;
+  const void* gsc;
+  const void* chan;
+};
+
+// The block's expert and its rows in a grouped launch: blockIdx.y = i runs expert e = active[i]
+// (moe_align's list of the experts with rows, then -1), rows [r0, r0 + m) = [offsets[e],
+// offsets[e + 1]). Both come from the preceding kernels, so it waits (pdl_wait) first. False: no
+// expert for this block (it exits); an expert with more rows than the tile holds (CAP) traps.
+template <int CAP> DEVI bool grouped_expert_rows(const int* __restrict__ active, const int* __restrict__ offsets, int& e, int& r0, int& m) {
+  pdl_wait();
+  e = active[blockIdx.y];
+  if (e < 0) return false;
+  r0 = offsets[e];
+  m = offsets[e + 1] - r0;
+  if (m <= 0) return false;
+  if (m > CAP) __trap();
+  return true;
 }
 
 // ---- fp32 arithmetic and conversions with explicit rounding -------------------------------------

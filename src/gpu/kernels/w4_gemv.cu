@@ -513,12 +513,8 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 // row's top-K experts are distinct). The expert table's entries: GvExpert (ptx.cuh).
 template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*& sx, u16*& out, int& M, int& e,
                                                       const int* __restrict__ active, const int* __restrict__ offsets, int N, int K) {
-  pdl_wait();
-  e = active[blockIdx.y];
-  if (e < 0) return false;
-  const int r0 = offsets[e], m = offsets[e + 1] - r0;
-  if (m <= 0) return false;
-  if (m > CAP) __trap();
+  int r0 = 0, m = 0;
+  if (!grouped_expert_rows<CAP>(active, offsets, e, r0, m)) return false;
   A = (const unsigned char*)A + (u64)r0 * K * EB;
   if (sx) sx += r0;
   out += (u64)r0 * N;
@@ -560,21 +556,13 @@ template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*
 #if !defined(W4_SELECT) || defined(W4_SELECT_GROUPED)
 #define GV_ENTRY_MOE(NAME, MODE, G)                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(1, 8, (gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(MODE == MODE_A16 ? 2 : 1, 8, (gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
-  }
-#define GV_ENTRY_A16_MOE(NAME)                                                                          \
-  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v8_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(2, 8, (gemv_persist<MODE_A16, 128, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
-  }                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(2, 16, (gemv_persist<MODE_A16, 128, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(MODE == MODE_A16 ? 2 : 1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }
 #else
 #define GV_ENTRY_MOE(NAME, MODE, G)
-#define GV_ENTRY_A16_MOE(NAME)
 #endif
 
 // -DW4_SELECT plus -DW4_SELECT_<KIND> (IS_G128, IS_G64, IS_G32, FS_G128, FS_G64, FS_G32, PC: w4_gemm.cu's
@@ -605,7 +593,7 @@ GV_ENTRY_MOE(w4a8_gemm_fs_g32, MODE_FS, 32)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_W4A16)
 GV_ENTRY_A16(w4a16_gemm_g128)
-GV_ENTRY_A16_MOE(w4a16_gemm_g128)
+GV_ENTRY_MOE(w4a16_gemm_g128, MODE_A16, 128)
 #endif
 #if !defined(W4_SELECT) || defined(W4_SELECT_PC)
 GV_ENTRY(w4a8_gemm_pc, MODE_PC, 128)
