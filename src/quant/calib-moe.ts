@@ -121,7 +121,7 @@ export function expertInputScales(cx: MoeStepContext, moe: MoeLayer['moe'], how:
     for (const ch of cx.chunks) cx.ops.accumulate(cx.normed(ch), all, undefined);
     const wmax = new Float32Array(dim);  // max |W| per input channel over every consumer, one expert read at a time
     const columnMax = (w: Float32Array, N: number) => { for (let n = 0; n < N; n++) for (let k = 0; k < dim; k++) wmax[k] = Math.max(wmax[k]!, Math.abs(w[n * dim + k]!)); };
-    for (let e = 0; e < E; e++) for (const l of gateUp(e)) columnMax(l.w, l.N);
+    for (const x of moe.experts) { columnMax(x.w1, hid); columnMax(x.w3, hid); }  // (nothing folded yet: read as they are)
     columnMax(moe.router, E);
     fold(smoothScales(all.absMax, [{ w: wmax, N: 1 }], dim, how.smooth));
   }

@@ -55,20 +55,19 @@ export interface BatcherLimits {
 }
 
 export class ContinuousBatcher {
-  private readonly waiting: number[];
+  private readonly requests: BatchRequest[] = [];
+  /** Requests not yet admitted, in arrival order. */
+  private readonly waiting: number[] = [];
   private readonly slots: (Running | undefined)[];
   /** Slots in the order their requests were admitted (prefill goes first come, first served). */
   private admitted: number[] = [];
   private last: PlannedChunk[] | undefined;
-
-  private readonly requests: BatchRequest[] = [];
 
   /** `requests` are queued in order (more can come with add()). */
   constructor(requests: readonly BatchRequest[], private readonly limits: BatcherLimits) {
     const { slots, maxRows } = limits;
     if (!(Number.isInteger(slots) && slots >= 1)) fail('batch', `slots must be a positive integer (got ${slots})`);
     if (!(Number.isInteger(maxRows) && maxRows >= slots)) fail('batch', `a step of ${maxRows} rows cannot decode ${slots} sequences at once`);
-    this.waiting = [];
     this.slots = new Array(slots).fill(undefined);
     for (const r of requests) this.add(r);
   }
