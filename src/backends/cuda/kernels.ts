@@ -87,7 +87,7 @@ export class EngineKernels {
   moeTopk(h: Ptr, router: Ptr, M: number, dim: number, E: number, K: number, experts: Ptr, weights: Ptr, s?: Stream): void {
     if (dim % 8) fail('moe_topk', `dim ${dim} must be a multiple of 8`);
     checkExperts('moe_topk', E, K);
-    this.run('moe_topk', M, 256, [p(h), p(router), i32(M), i32(dim), i32(E), i32(K), p(experts), p(weights)], s);
+    this.run('moe_topk', M, 512, [p(h), p(router), i32(M), i32(dim), i32(E), i32(K), p(experts), p(weights)], s);
   }
 
   /** Group the M·K entries of `experts` by expert: offsets [E + 1], perm [M·K], slot [M, K], active [E]. */

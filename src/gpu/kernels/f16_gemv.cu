@@ -133,8 +133,10 @@ DEVI void f16_gemv(const u16* __restrict__ X, const u16* __restrict__ W, const u
   }
 }
 
+// (the v16 tile takes at most 8 rows as one n8 token tile: an expert's rows at batch 16 are ~4)
 #define FG_CALL(CAP, X, W, RES, OUT, M)                                                                   \
   if constexpr (CAP == 8) f16_gemv<1, FG_R_V8, FG_UNROLL_V8>(X, W, RES, OUT, M, N, K);                   \
+  else if (M <= 8) f16_gemv<1, FG_R_V16, FG_UNROLL_V16>(X, W, RES, OUT, M, N, K);                        \
   else f16_gemv<2, FG_R_V16, FG_UNROLL_V16>(X, W, RES, OUT, M, N, K);
 
 template <int CAP> DEVI void f16_gemv_expert(const u16* X, const GvExpert* experts, const int* active, const int* offsets,

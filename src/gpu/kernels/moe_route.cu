@@ -8,8 +8,8 @@
 //
 // ABI: moe_topk(const u16* h, const u16* router, int M, int dim, int E, int K, int* experts, float* weights)
 //        h fp16 [M, dim] (the RMSNorm output), router fp16 [E, dim]; logits in fp32 (each thread
-//        sums its strided 8-element chunks, then a warp tree and the 8 warps' sums in warp order);
-//        experts / weights [M, K], most probable first. grid = (M), block = 256 (a block per row:
+//        sums its strided 8-element chunks, then a warp tree and the 16 warps' sums in warp order);
+//        experts / weights [M, K], most probable first. grid = (M), block = 512 (a block per row:
 //        every router load of a thread is issued before the first FMA that uses one, so a decode
 //        step's router costs ~2 memory round trips, not one per expert and chunk). E <=
 //        MOE_MAX_EXPERTS, K <= E, dim % 8 == 0.
@@ -24,7 +24,7 @@
 #include "ptx.cuh"
 
 #define MOE_MAX_EXPERTS 16
-#define MOE_TOPK_THREADS 256
+#define MOE_TOPK_THREADS 512  // dim 4096 (Mixtral) in one round of loads per thread
 #define MOE_ALIGN_THREADS 1024
 
 extern "C" __global__ void __launch_bounds__(MOE_TOPK_THREADS)
@@ -43,7 +43,7 @@ extern "C" __global__ void __launch_bounds__(MOE_TOPK_THREADS)
     const U4 xv = *(const U4*)(x + i);
     U4 wv[MOE_MAX_EXPERTS];
 #pragma unroll
-    for (int e = 0; e < MOE_MAX_EXPERTS; ++e) wv[e] = e < E ? *(const U4*)(router + (u64)e * dim + i) : U4{0u, 0u, 0u, 0u};
+    for (int e = 0; e < MOE_MAX_EXPERTS; ++e) wv[e] = *(const U4*)(router + (u64)(e < E ? e : E - 1) * dim + i);  // (e >= E: a real row, never used)
     const u32 xw[4] = {xv.x, xv.y, xv.z, xv.w};
 #pragma unroll
     for (int e = 0; e < MOE_MAX_EXPERTS; ++e) {

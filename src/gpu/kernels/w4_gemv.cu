@@ -510,7 +510,9 @@ DEVI void gemv_persist(const void* __restrict__ X, const float* __restrict__ sx,
 // counts: the engine captures the launch in the decode graph. active and offsets come from the
 // preceding kernels, so the block waits (pdl_wait) before it reads them; a block of more rows than
 // its tile holds traps (the planner sizes the tile by the step's rows, which bound any expert's: a
-// row's top-K experts are distinct). The expert table's entries: GvExpert (ptx.cuh).
+// row's top-K experts are distinct). The expert table's entries: GvExpert (ptx.cuh). The v16
+// entry runs an expert of at most 8 rows as one n8 token tile (half the activation stages and
+// MMAs: at batch 16, top 2 of 8, an expert gets ~4 rows): same sums, so the same bits.
 template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*& sx, u16*& out, int& M, int& e,
                                                       const int* __restrict__ active, const int* __restrict__ offsets, int N, int K) {
   int r0 = 0, m = 0;
@@ -559,7 +561,8 @@ template <int EB, int CAP> DEVI bool gv_expert_rows(const void*& A, const float*
     GV_GROUPED_BODY(MODE == MODE_A16 ? 2 : 1, 8, (gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V8>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }                                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * GV_PWARPS, GV_PMINB) NAME##_v16_moe(GV_GROUPED_PARAMS) { \
-    GV_GROUPED_BODY(MODE == MODE_A16 ? 2 : 1, 16, (gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
+    GV_GROUPED_BODY(MODE == MODE_A16 ? 2 : 1, 16, (M <= 8 ? gemv_persist<MODE, G, 1, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K) \
+                                                         : gemv_persist<MODE, G, 2, GV_PWARPS, GV_PSTAGES_V16>(a, xs, (const U4*)ex.wp, ex.gsc, ex.chan, nullptr, y, M, N, K))) \
   }
 #else
 #define GV_ENTRY_MOE(NAME, MODE, G)
