@@ -28,6 +28,7 @@ import {
 } from './ffi/cuda.ts';
 import { compileFile, compileSource, type CompileOptions, type CompiledCubin } from './compile.ts';
 import { CachingAllocator, DeviceBuffer, HostBuffer, checkCopyRange } from './memory.ts';
+import { encodeTensorMap2d, type TensorMap2dSpec } from './tensor-map.ts';
 
 export { DeviceBuffer, HostBuffer } from './memory.ts';
 export type { CompileOptions } from './compile.ts';
@@ -39,7 +40,9 @@ export type KernelArg =
   | { u32: number }
   | { f32: number }
   | { u64: bigint | number }
-  | { i64: bigint | number };
+  | { i64: bigint | number }
+  /** A by-value struct parameter (e.g. a CUtensorMap from tensorMap2d), its bytes as laid out. */
+  | { bytes: Buffer };
 
 export type Dim3 = number | [number, number?, number?];
 
@@ -225,6 +228,11 @@ export class Gpu {
   // ---- modules ---------------------------------------------------------------------------
 
   /** Compile a .cu file with NVRTC for this GPU's arch (cached on disk and per process) and load it. */
+  /** A TMA descriptor for a kernel parameter ({ bytes }): see tensor-map.ts. */
+  tensorMap2d(spec: TensorMap2dSpec): Buffer {
+    return encodeTensorMap2d(this.api, spec);
+  }
+
   compile(sourceFile: string, opts: CompileOptions = {}): Module {
     const full = { ...opts, arch: opts.arch ?? this.arch };
     const key = JSON.stringify(['file', sourceFile, full]);
@@ -435,6 +443,7 @@ function dim3(d: Dim3, what: string): [number, number, number] {
 
 /** Each argument's value in its own 8-byte slot; cuLaunchKernel gets the array of slot pointers. */
 function encodeArg(arg: KernelArg): Buffer {
+  if ('bytes' in arg) return arg.bytes;
   const b = Buffer.alloc(8);
   if ('ptr' in arg) b.writeBigUInt64LE(typeof arg.ptr === 'bigint' ? arg.ptr : arg.ptr.ptr);
   else if ('i32' in arg) b.writeInt32LE(arg.i32);

@@ -1,13 +1,30 @@
 // Timing probe for the wgmma tile w (src/gpu/kernels/w4_gemm_wgmma.cu) under compile-time
 // variants (-D flags, see ../probe.sh): random operands (no correctness check: the GPU tests do that),
 // cudaEvent timing, median of 15 after 3 warm-ups. Prints "<variant> <kind> M N K us TOP/s".
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <vector>
 #include <algorithm>
 #include "../probe_util.h"
 #include "../../../src/gpu/kernels/w4_gemm_wgmma.cu"
+
+// The activations' TMA descriptor, as src/gpu/tensor-map.ts encodes it (no -lcuda: the driver's entry point)
+static W4TensorMap activation_map(const void* a, bool fp16, int M, int K, int boxRows) {
+  static decltype(&cuTensorMapEncodeTiled) encode = nullptr;
+  if (!encode) CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000, cudaEnableDefault, nullptr));
+  CUtensorMap m;
+  cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)M}, strides[1] = {(cuuint64_t)K * (fp16 ? 2 : 1)};
+  cuuint32_t box[2] = {fp16 ? 64u : 128u, (cuuint32_t)boxRows}, es[2] = {1, 1};
+  if (encode(&m, fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, (void*)a, dims, strides, box, es,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) { printf("cuTensorMapEncodeTiled failed\n"); exit(1); }
+  W4TensorMap t;
+  memcpy(&t, &m, sizeof t);
+  return t;
+}
 
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";
@@ -23,10 +40,14 @@ int main(int argc, char** argv) {
     // W4A16: fp16 activations and scales in [2^-4, 1) (bit patterns 0x2C00..0x3BFF: finite, positive)
     unsigned short* A16 = fill<unsigned short>((size_t)M * K, 5, 0x2C00, 0x3BFF);
     unsigned short* S16 = fill<unsigned short>((size_t)(K / 128) * N, 6, 0x2C00, 0x3BFF);
-    struct { const char* name; void (*fn)(W4W_PARAMS); const void* a; const void* g; const void* c; int smem; } ks[] = {
-      {"is", w4a8_gemm_is_g128_w, A, S, shift, WStage<W4W_BT, false>::SMEM},
-      {"pc", w4a8_gemm_pc_w, A, nullptr, S, WStage<W4W_BT, false>::SMEM},
-      {"a16", w4a16_gemm_g128_w, A16, S16, nullptr, WStage<W4W_BT, true>::SMEM}};
+    float* SF = fill<float>((size_t)(K / 128) * N, 7, 1, 4);  // FS: float scales (values are not checked)
+    const W4TensorMap map8 = activation_map(A, false, M, K, W4W_BT), map16 = activation_map(A16, true, M, K, W4W_BT);
+    // (a kernel's address: __grid_constant__ parameters keep it out of a plain function-pointer type)
+    struct { const char* name; const void* fn; const void* a; const void* g; const void* c; int smem; const W4TensorMap* map; } ks[] = {
+      {"is", (const void*)w4a8_gemm_is_g128_w, A, S, shift, WStage<W4W_BT, false>::SMEM, &map8},
+      {"fs", (const void*)w4a8_gemm_fs_g128_w, A, SF, nullptr, WStage<W4W_BT, false>::SMEM, &map8},
+      {"pc", (const void*)w4a8_gemm_pc_w, A, nullptr, S, WStage<W4W_BT, false>::SMEM, &map8},
+      {"a16", (const void*)w4a16_gemm_g128_w, A16, S16, nullptr, WStage<W4W_BT, true>::SMEM, &map16}};
     for (auto& k : ks) {
       CK(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
       int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
@@ -36,7 +57,10 @@ int main(int argc, char** argv) {
       cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
       for (int r = 0; r < 18; ++r) {
         cudaEventRecord(e0);
-        k.fn<<<grid, W4W_THREADS, k.smem>>>(k.a, sx, W, k.g, k.c, nullptr, out, nullptr, nullptr, M, N, K);
+        const void* res = nullptr; void* ws = nullptr; unsigned* cnt = nullptr; int m = M, n = N, kk = K;
+        void* args[] = {(void*)&k.a, (void*)&sx, (void*)&W, (void*)&k.g, (void*)&k.c, (void*)&res, (void*)&out,
+                        (void*)&ws, (void*)&cnt, &m, &n, &kk, (void*)k.map};
+        CK(cudaLaunchKernel(k.fn, grid, dim3(W4W_THREADS), args, k.smem, 0));
         cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
         float ms; cudaEventElapsedTime(&ms, e0, e1);
         if (r >= 3) t.push_back(ms * 1000);
@@ -45,6 +69,6 @@ int main(int argc, char** argv) {
       const float us = median(t);
       printf("%-14s %s %5d %6d %6d %9.1f %7.0f\n", variant, k.name, M, N, K, us, 2.0 * M * N * K / us / 1e6);
     }
-    cudaFree(A); cudaFree(A16); cudaFree(S16); cudaFree(W); cudaFree(S); cudaFree(shift); cudaFree(sx); cudaFree(out);
+    cudaFree(A); cudaFree(A16); cudaFree(S16); cudaFree(W); cudaFree(S); cudaFree(SF); cudaFree(shift); cudaFree(sx); cudaFree(out);
   }
 }

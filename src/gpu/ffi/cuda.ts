@@ -68,6 +68,10 @@ export interface CudaApi {
     smem: number, stream: Handle, params: Buffer[] | null, extra: null): number;
   /** Launch with attributes (config: a CUlaunchConfig in a Buffer, see launchConfigBuffer); absent on old drivers. */
   cuLaunchKernelEx?(config: Buffer, fn: Handle, params: Buffer[] | null, extra: null): number;
+  /** Encode a TMA descriptor (cuda.h's cuTensorMapEncodeTiled; CUDA 12+ drivers, else absent). */
+  cuTensorMapEncodeTiled?(map: Buffer, dtype: number, rank: number, address: bigint, dims: BigUint64Array,
+    strides: BigUint64Array, box: Uint32Array, elementStrides: Uint32Array, interleave: number, swizzle: number,
+    l2Promotion: number, oobFill: number): number;
   cuStreamCreate(out: Out<Handle>, flags: number): number;
   cuStreamDestroy(stream: Handle): number;
   cuStreamSynchronize(stream: Handle): number;
@@ -158,6 +162,8 @@ function declare(lib: LibraryHandle, path: string): CudaApi {
     cuLaunchKernel: f('cuLaunchKernel', 'int',
       [fn, 'uint', 'uint', 'uint', 'uint', 'uint', 'uint', 'uint', stream, 'void **', 'void **']),
     cuLaunchKernelEx: optional(lib, 'cuLaunchKernelEx', 'int', ['void *', fn, 'void **', 'void **']),
+    cuTensorMapEncodeTiled: optional(lib, 'cuTensorMapEncodeTiled', 'int',
+      ['void *', 'int', 'uint', 'uint64_t', 'const uint64_t *', 'const uint64_t *', 'const uint32_t *', 'const uint32_t *', 'int', 'int', 'int', 'int']),
     cuStreamCreate: f('cuStreamCreate', 'int', [out(stream), 'uint']),
     cuStreamDestroy: f(['cuStreamDestroy_v2', 'cuStreamDestroy'], 'int', [stream]),
     cuStreamSynchronize: f('cuStreamSynchronize', 'int', [stream]),

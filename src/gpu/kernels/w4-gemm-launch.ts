@@ -2,12 +2,14 @@
 // used by the engine, the benchmark and the GPU tests: plan with planW4Gemm, compile only the planned
 // kind and group's entries of the planned file (plan.defines; once per process, and cached on disk
 // keyed by source and options), keep a zeroed split-K workspace, and pass the
-// documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K).
+// documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K; tile w
+// adds the TMA descriptor of A).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
-import { planW4Gemm, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import { planW4Gemm, W4_TILES, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import { TMA_FLOAT16, TMA_UINT8 } from '../tensor-map.ts';
 import type { QuantMode } from '../../core/modes.ts';
-import type { DeviceBuffer, Gpu, Kernel, Stream } from '../runtime.ts';
+import type { DeviceBuffer, Gpu, Kernel, KernelArg, Stream } from '../runtime.ts';
 
 export interface W4Operands {
   /** int8 [M,K] (W4A8) or fp16 [M,K] (W4A16). */
@@ -48,10 +50,19 @@ export class W4GemmLaunch {
   private readonly kernel: Kernel;
   private readonly workspace?: DeviceBuffer;
   private readonly counters?: DeviceBuffer;
+  /** Tile w: the TMA descriptor of an activation buffer (the kernels' last parameter). */
+  private readonly activationMap?: (a: DeviceBuffer | bigint) => Buffer;
 
   constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     ({ plan: this.plan, kernel: this.kernel } = compileW4Plan(gpu, kind, group, M, N, K, opts));
+    if (this.plan.tile === 'w' || this.plan.tile === 'w64') {
+      // tile w reads its activations by TMA: the map of A (M rows of K int8 / fp16) in boxes of one
+      // 128-byte k-slice × the token tile, encoded per launch (host-only) for the buffer given
+      const fp16 = kind === 'w4a16', boxRows = W4_TILES[this.plan.tile].bm;
+      this.activationMap = (a) => gpu.tensorMap2d({ address: typeof a === 'bigint' ? a : a.ptr, dtype: fp16 ? TMA_FLOAT16 : TMA_UINT8,
+        rows: M, cols: K, boxRows, boxCols: fp16 ? 64 : 128 });
+    }
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
       this.workspace = gpu.alloc(this.plan.workspaceBytes);
@@ -72,10 +83,12 @@ export class W4GemmLaunch {
     needs('gscales', this.kind === 'w4a8-pc' || ops.gscales !== undefined);
     needs('chan', !(this.kind === 'w4a8-is' || this.kind === 'w4a8-pc') || ops.chan !== undefined);
     const p = (b: DeviceBuffer | bigint | undefined) => ({ ptr: b ?? 0n });
-    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, [
+    const args: KernelArg[] = [
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
       p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
-    ]);
+    ];
+    if (this.activationMap) args.push({ bytes: this.activationMap(ops.a) });
+    this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, args);
   }
 
   destroy(): void {

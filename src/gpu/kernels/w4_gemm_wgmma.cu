@@ -5,8 +5,10 @@
 // nvcc and NVRTC; shared helpers in ptx.cuh. On any other target the entry points compile to a trap
 // (CI builds this file for sm_80 too).
 //
-// ABI: exactly w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales:
-//   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K). Persistent: grid =
+// ABI: w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales, plus A's TMA descriptor:
+//   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K, tmx), tmx a CUtensorMap
+//   by value of A as M rows of K elements (int8; W4A16 fp16), box 128 B × BT rows, 128-byte
+//   swizzle, zero fill (src/gpu/tensor-map.ts; W4GemmLaunch encodes it per launch). Persistent: grid =
 //   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/BT)
 //   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (4-byte [S, M, N],
 //   any contents) and counters (u32 per tile, zero before the first launch, left zero), exactly as
@@ -22,9 +24,10 @@
 //   repacked 16-byte chunk of n8 rows 2w, 2w+1 is exactly the A fragment of warp w
 //   (a0,a2 | a1,a3 = the mma.sync B fragments of the two rows), so w4_gemm.cu's layout is reused.
 //   Activations are the B operand: a 128-token × 128-byte k-tile, 128B-swizzled in smem.
-// - Warp specialization: warpgroup 0 produces (cp.async of the activation tile with zero fill past
-//   M, one bulk copy of the 8 KB weight k-tile and one of the 512 B of group scales, all completing
-//   on the stage's `full` mbarrier), warpgroups 1 and 2 consume (64 weight rows × 128 tokens each).
+// - Warp specialization: one thread of warpgroup 0 produces (a TMA load of the activation k-tile,
+//   zero-filled past M, one bulk copy of the 8 KB weight k-tile and one of the 512 B of group
+//   scales, all completing on the stage's `full` mbarrier; the TMA unit writes in the async proxy the
+//   wgmmas read, so no proxy fence), warpgroups 1 and 2 consume (64 weight rows × 128 tokens each).
 //   Consumers release a stage on its `empty` mbarrier; there is no block-wide barrier in the main
 //   loop, so the two consumers drift and one's group fold runs while the other's wgmmas do.
 // - Per k-tile (= one g128 group) a consumer issues its 128 tokens as two halves of
@@ -44,7 +47,7 @@
 //   is one batch of 8 × m64n{BT}k16 and its stage is released as soon as the next batch is issued.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL(_A16),
 // W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
-// the main loop's compute ceiling), W4W_PROBE_SKIP_EPI (no epilogue) and W4W_PROBE_NO_FENCE (wrong results, timing only).
+// the main loop's compute ceiling), and W4W_PROBE_SKIP_EPI (no epilogue).
 
 #include "ptx.cuh"
 
@@ -91,19 +94,30 @@ template <int BT, bool A16> struct WStage {
   static constexpr int SMEM = 1024 + STAGES * BYTES + EPI_BYTES;
 };
 
+// The activations' TMA descriptor (a CUtensorMap, encoded by the host: src/gpu/tensor-map.ts), passed
+// by value as the last kernel parameter (__grid_constant__: the TMA unit reads it in param space).
+struct __align__(64) W4TensorMap { unsigned long long q[16]; };
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define W4W_ENABLED 1
 #endif
 
 #ifdef W4W_ENABLED
 // ---- PTX helpers of this kernel only (the shared ones are in ptx.cuh) ---------------------------
-// this thread's earlier cp.asyncs arrive on the mbarrier when complete (counted in its init count)
-DEVI void cp_async_arrive(u32 bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
-}
 DEVI void mbar_arrive(u32 bar) {
   asm volatile("{ .reg .b64 st; mbarrier.arrive.shared::cta.b64 st, [%0]; }" ::"r"(bar) : "memory");
 }
+// expect `bytes` more on mbarrier `bar` in its current phase without arriving
+DEVI void mbar_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+// the box at element (x, y) of a 2-D tensor map into smem dst (its swizzle applied), completing on `bar`;
+// rows past the tensor's end are zero-filled (and still counted in the transaction bytes)
+DEVI void tma_load_2d(u32 dst, const W4TensorMap* map, int x, int y, u32 bar) {
+  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];"
+               ::"r"(dst), "l"(map), "r"(bar), "r"(x), "r"(y) : "memory");
+}
+DEVI void tma_prefetch_map(const W4TensorMap* map) { asm volatile("prefetch.tensormap [%0];" ::"l"(map) : "memory"); }
 template <int R> DEVI void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R)); }
 template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R)); }
 DEVI void lds_v4f(u32 addr, float* r) {
@@ -179,7 +193,8 @@ extern __shared__ __attribute__((aligned(16))) unsigned char w4w_smem[];  // sta
 template <int MODE, int BT>
 DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ sx, const unsigned char* __restrict__ Wp,
                    const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
-                   u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K) {
+                   u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K,
+                   const W4TensorMap* tmx) {
   constexpr bool A16 = MODE == MODE_A16;
   typedef typename AccT<MODE == MODE_FS || A16>::type Acc;
   constexpr bool GROUPED = MODE != MODE_PC;            // group scales in every stage
@@ -202,7 +217,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
-      mbar_init(smem_addr(&s_full[s]), 128 + 1);  // 128 producer cp.async arrivals + the bulk-copy arrive
+      mbar_init(smem_addr(&s_full[s]), 1);    // the producer thread's arrive (with the activation bytes)
       mbar_init(smem_addr(&s_empty[s]), 256);     // every consumer thread
     }
     mbar_fence_init();
@@ -212,25 +227,25 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   if (wg == 0) {
     // ---------------- producer warpgroup ----------------
     setmaxnreg_dec<W4W_PRODUCER_REGS>();
-    // activation chunk c = tid % 8 of tokens r0 + 16 i: a warp's access covers 4 whole 128-byte rows
-    // (coalesced; one row per thread was 1.7x slower end to end). Chunk c lands at c ^ (row & 7).
-    const int r0 = tid >> 3, c = tid & 7;
-    const u32 dst0 = (u32)(r0 * 128 + ((c ^ (r0 & 7)) << 4));  // (r0 + 16 i) & 7 == r0 & 7
-    const u64 rowBytes = (u64)K * EB, rowStep16 = 16 * rowBytes;
     // Programmatic dependent launch: the weights and group scales of the first tile's first stages
     // do not depend on the preceding kernel, so thread 0 requests them before pdl_wait; the
     // activations (and, in the consumers' epilogue, sx and the residual) come after it.
     // (thread 0) the bulk copies of weight k-tile kt and its group scales into stage st, completing on `full`
+    // (they only add their bytes to the stage's expected count: its one arrive comes with the activations)
     auto issue_weights = [&](u32 st, u32 full, u64 wtile, int kt, int n0) {
 #ifndef W4W_PROBE_SKIP_W
-      mbar_arrive_expect_tx(full, W_BYTES + (GROUPED ? S_BYTES : 0));
-      bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
+      const u32 bytes = W_BYTES + (GROUPED ? S_BYTES : 0);
 #else
-      mbar_arrive_expect_tx(full, GROUPED ? S_BYTES : 0);
+      const u32 bytes = GROUPED ? S_BYTES : 0;
+#endif
+      mbar_expect_tx(full, bytes);
+#ifndef W4W_PROBE_SKIP_W
+      bulk_copy(st + X_BYTES, Wp + wtile + (u64)kt * W_BYTES, W_BYTES, full);
 #endif
       if (GROUPED) bulk_copy(st + X_BYTES + W_BYTES, (const char*)gsc + ((u64)kt * N + n0) * (S_BYTES / W4W_BN), S_BYTES, full);  // SB bytes a scale
     };
     int pre = 0;  // stages whose weight copies are already issued (thread 0 only)
+    if (tid == 0) tma_prefetch_map(tmx);
     if (tid == 0 && (int)blockIdx.x < tiles) {
       int n0, t0;
       tile_coords<BT>(blockIdx.x, nN, nT, n0, t0);
@@ -244,6 +259,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
     pdl_wait();
     pdl_trigger();
+    if (tid != 0) return;  // thread 0 produces alone (the other 127 only gave up their registers)
     int it = 0;  // k-tiles produced so far (all tiles): ring slot it % STAGES, its use count it / STAGES
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int n0, t0;
@@ -254,36 +270,20 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       const u32 st = base + s * STAGE_BYTES;
       const u32 full = smem_addr(&s_full[s]);
       if (it >= STAGES) mbar_wait(smem_addr(&s_empty[s]), (u32)((it / STAGES) - 1) & 1u);
-      if (tid == 0 && it >= pre) {
+      if (it >= pre) {
         issue_weights(st, full, wtile, kt, n0);
       }
+      // one arrive per stage, with the activation bytes: EB boxes of 128 B × BT tokens (W4A16: k 0-63
+      // and 64-127 of the k-tile), 128B-swizzled by the TMA unit exactly as the consumers read them
 #ifndef W4W_PROBE_SKIP_X
-      if (t0 + BT <= M) {
-        // full token tile: one pointer stepped 16 rows at a time; the opaque step keeps ptxas from
-        // precomputing all 8 row addresses (16 registers: the 40-register producer would spill)
-        const signed char* src = X + (u64)(t0 + r0) * rowBytes + kt * 128 * EB + c * 16;
+      mbar_arrive_expect_tx(full, X_BYTES);
 #pragma unroll
-        for (int i = 0; i < BT / 16; ++i) {
-#pragma unroll
-          for (int h = 0; h < EB; ++h) cp_async16_zfill(st + h * BT * 128 + dst0 + i * 16 * 128, src + h * 128, 16u);
-          src += rowStep16;
-          asm volatile("" : "+l"(src));
-        }
-      } else {
-        // the last, partial token tile: rows past M are zero-filled (their clamped address is not read)
-#pragma unroll 2
-        for (int i = 0; i < BT / 16; ++i) {
-          const int t = t0 + r0 + 16 * i;
-          const signed char* src = X + (u64)(t < M ? t : M - 1) * rowBytes + kt * 128 * EB + c * 16;
-#pragma unroll
-          for (int h = 0; h < EB; ++h) cp_async16_zfill(st + h * BT * 128 + dst0 + i * 16 * 128, src + h * 128, t < M ? 16u : 0u);
-        }
-      }
+      for (int h = 0; h < EB; ++h) tma_load_2d(st + h * BT * 128, tmx, kt * 128 + 64 * h, t0, full);
+#else
+      mbar_arrive_expect_tx(full, 0);
 #endif
-      cp_async_arrive(full);
     }
     }
-    asm volatile("cp.async.wait_all;" ::: "memory");  // no thread exits with copies in flight
     return;
   }
 
@@ -332,9 +332,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     const int it = it0 + kt;
     const u32 st = base + (it % STAGES) * STAGE_BYTES;
     mbar_wait(smem_addr(&s_full[it % STAGES]), (u32)(it / STAGES) & 1u);
-#ifndef W4W_PROBE_NO_FENCE
-    fence_proxy_async();  // the activation tile was written by cp.async (generic proxy); wgmma reads it
-#endif
+    // (no proxy fence: the TMA unit wrote the tile in the async proxy, which the wgmmas read)
     u32 w0[4], w1[4];
     lds_v4(st + wOff, w0);
     lds_v4(st + wOff + 512, w1);
@@ -622,11 +620,12 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #define W4W_PARAMS                                                                                      \
   const void *__restrict__ A, const float *__restrict__ sx, const void *__restrict__ Wp,                 \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
-      u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K
+      u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K,       \
+      const __grid_constant__ W4TensorMap tmx
 #ifdef W4W_ENABLED
 #define W4W_ENTRY(NAME, MODE, BT)                                                                       \
   extern "C" __global__ void __launch_bounds__(W4W_THREADS, 1) NAME(W4W_PARAMS) {                      \
-    w4w_body<MODE, BT>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K); \
+    w4w_body<MODE, BT>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K, &tmx); \
   }
 #else
 #define W4W_ENTRY(NAME, MODE, BT) \
