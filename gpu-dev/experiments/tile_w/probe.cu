@@ -9,7 +9,12 @@
 #include <vector>
 #include <algorithm>
 #include "../probe_util.h"
-#include "../../../src/gpu/kernels/w4_gemm_wgmma.cu"
+// -DW4W_PROBE_SOURCE='"path"' times another copy of the kernel (an A/B against a change; it must sit
+// beside ptx.cuh, e.g. src/gpu/kernels/w4_gemm_wgmma_old.cu, untracked)
+#ifndef W4W_PROBE_SOURCE
+#define W4W_PROBE_SOURCE "../../../src/gpu/kernels/w4_gemm_wgmma.cu"
+#endif
+#include W4W_PROBE_SOURCE
 
 // The activations' TMA descriptor, as src/gpu/tensor-map.ts encodes it (no -lcuda: the driver's entry point)
 static W4TensorMap activation_map(const void* a, bool fp16, int M, int K, int boxRows) {

@@ -309,7 +309,10 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   Acc acc[NV];  // IS/FS: Σ over groups; acc[i] (i < 32) belongs to PA[i], acc[32 + i] to PB[i] (BT = 128)
   u32 a[2][KS][4];
   Acc sc0, sc1;  // the latest k-tile's group scales of rows rowA, rowA + 8
-  int it0 = 0;   // k-tiles consumed before this tile (ring slot and phase continue across tiles)
+  // The ring position of the next k-tile to arrive, continued across tiles: its slot, the slot's
+  // base address and the parity of its use. Stepped by one per k-tile (no division by STAGES).
+  int slot = 0;
+  u32 slotBase = base, slotPhase = 0;
   constexpr int SB = S_BYTES / W4W_BN;  // bytes per group scale
   const u32 scOff = X_BYTES + W_BYTES + rowA * SB;  // row rowA's scale in a stage; rowA + 8's at + 8·SB
   auto fold = [&](const int (&Ph)[32], int accBase, Acc s0, Acc s1) {
@@ -324,14 +327,23 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       }
     }
   };
-  auto release = [&](int kt) { mbar_arrive(smem_addr(&s_empty[(it0 + kt) % STAGES])); };
-  // Wait for k-tile kt's stage and unpack its weights into A-fragment set PAR (W4A16: dequantize
-  // with the stage's fp16 group scales of rows rowA, rowA + 8); returns the stage base.
-  auto arrive = [&](int kt, auto par_c) -> u32 {
+  auto release = [&](int s) { mbar_arrive(smem_addr(&s_empty[s])); };
+  auto previous = [](int s) { return s == 0 ? STAGES - 1 : s - 1; };  // the slot of the k-tile before
+  // Wait for the next k-tile's stage and unpack its weights into A-fragment set PAR (W4A16:
+  // dequantize with the stage's fp16 group scales of rows rowA, rowA + 8); returns the stage base
+  // and its slot (for release), and steps the ring.
+  auto arrive = [&](auto par_c, int& s) -> u32 {
     constexpr int PAR = decltype(par_c)::value;
-    const int it = it0 + kt;
-    const u32 st = base + (it % STAGES) * STAGE_BYTES;
-    mbar_wait(smem_addr(&s_full[it % STAGES]), (u32)(it / STAGES) & 1u);
+    const u32 st = slotBase;
+    s = slot;
+    mbar_wait(smem_addr(&s_full[s]), slotPhase);
+    if (++slot == STAGES) {
+      slot = 0;
+      slotBase = base;
+      slotPhase ^= 1u;
+    } else {
+      slotBase += STAGE_BYTES;
+    }
     // (no proxy fence: the TMA unit wrote the tile in the async proxy, which the wgmmas read)
     u32 w0[4], w1[4];
     lds_v4(st + wOff, w0);
@@ -363,15 +375,17 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   auto step = [&](int kt, auto par_c, auto first_c, auto drain_c) {
     constexpr int PAR = decltype(par_c)::value;
     constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
-    const u32 st = arrive(kt, par_c);
+    int s;
+    const u32 st = arrive(par_c, s);
+    const u64 d = desc_sw128(st);  // + (byte offset >> 4): the descriptor of a sub-tile of the stage
     const int keep = FOLD ? 0 : kt > 0;  // scale-d of the k-tile's first wgmma (PC: accumulate)
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(PA, a[PAR][ks], desc_sw128(st + ks * 32), ks ? 1 : keep);
+    for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(PA, a[PAR][ks], d + 2 * ks, ks ? 1 : keep);
     wgmma_commit();
     if constexpr (!FIRST) {
       wgmma_wait<1>();  // half B of kt-1 is done: fold it while half A of kt runs
-      release(kt - 1);
+      release(previous(s));
       fold(PB, 32, sc0, sc1);  // (still k-tile kt-1's scales)
     }
     if constexpr (GROUPED) {
@@ -382,13 +396,13 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks)
-      wgmma_rs_m64n64k32(PB, a[PAR][ks], desc_sw128(st + 64 * 128 + ks * 32), ks ? 1 : keep);
+      wgmma_rs_m64n64k32(PB, a[PAR][ks], d + (64 * 128 >> 4) + 2 * ks, ks ? 1 : keep);
     wgmma_commit();
     wgmma_wait<1>();  // half A of kt is done: fold it while half B of kt runs
     fold(PA, 0, sc0, sc1);
     if constexpr (DRAIN) {
       wgmma_wait<0>();
-      release(kt);
+      release(s);
       fold(PB, 32, sc0, sc1);
     }
   };
@@ -397,17 +411,19 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
     int (&P)[32] = *(PAR ? &PB : &PA);      // this k-tile's partial sums
     int (&Pprev)[32] = *(PAR ? &PA : &PB);  // k-tile kt-1's
-    const u32 st = arrive(kt, par_c);
+    int s;
+    const u32 st = arrive(par_c, s);
+    const u64 d = desc_sw128(st);
     // scale-d of the k-tile's first wgmma: 0 (grouped: a fresh partial sum); PC accumulates once
     // its set holds a k-tile (PA from kt = 1 on, PB from kt = 2 on; the drained tail uses PA only)
     const int keep = FOLD ? 0 : PAR ? kt > 1 : kt > 0;
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(P, a[PAR][ks], desc_sw128(st + ks * 32), ks ? 1 : keep);
+    for (int ks = 0; ks < 4; ++ks) wgmma_rs_m64n64k32(P, a[PAR][ks], d + 2 * ks, ks ? 1 : keep);
     wgmma_commit();
     if constexpr (!FIRST) {
       wgmma_wait<1>();  // k-tile kt-1 is done: fold it while kt runs
-      release(kt - 1);
+      release(previous(s));
       fold(Pprev, 0, sc0, sc1);  // (still k-tile kt-1's scales)
     }
     if constexpr (GROUPED) {
@@ -417,7 +433,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
     if constexpr (DRAIN) {
       wgmma_wait<0>();
-      release(kt);
+      release(s);
       fold(P, 0, sc0, sc1);
     }
   };
@@ -426,22 +442,24 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   auto stepA16 = [&](int kt, auto par_c, auto first_c, auto drain_c) {
     constexpr int PAR = decltype(par_c)::value;
     constexpr bool FIRST = decltype(first_c)::value, DRAIN = decltype(drain_c)::value;
-    const u32 st = arrive(kt, par_c);
+    int s;
+    const u32 st = arrive(par_c, s);
+    const u64 d = desc_sw128(st);
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks) {
-      const u64 desc = desc_sw128(st + (ks >> 2) * BT * 128 + (ks & 3) * 32);  // sub-tile ks / 4, 16 k at (ks % 4)·32 B
+      const u64 desc = d + (((ks >> 2) * BT * 128 + (ks & 3) * 32) >> 4);  // sub-tile ks / 4, 16 k at (ks % 4)·32 B
       if constexpr (BT == 128) wgmma_rs_m64n128k16_f16(*(float(*)[64])acc, a[PAR][ks], desc, ks ? 1 : kt > 0);
       else wgmma_rs_m64n64k16_f16(*(float(*)[32])acc, a[PAR][ks], desc, ks ? 1 : kt > 0);
     }
     wgmma_commit();
     if constexpr (!FIRST) {
       wgmma_wait<1>();  // k-tile kt-1's batch is done: its stage (and A-fragment set) are free
-      release(kt - 1);
+      release(previous(s));
     }
     if constexpr (DRAIN) {
       wgmma_wait<0>();
-      release(kt);
+      release(s);
     }
   };
   auto run = [&](int kt, auto par_c, auto first_c, auto drain_c) {
@@ -450,7 +468,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     else step(kt, par_c, first_c, drain_c);
   };
   const u32 epi = base + STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it0 += KT) {
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
 #pragma unroll
   for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
 #pragma unroll
