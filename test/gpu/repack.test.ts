@@ -225,17 +225,17 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   assert.deepEqual(p.grid, [132, 1, 1]);  // persistent: one block per SM
   assert.deepEqual(planW4Gemm('w4a8-pc', 128, 256, 512, 4096, { arch: 'sm_90a', tile: 'w', splits: 1 }).grid, [8, 1, 1]);  // no more blocks than tiles
   assert.deepEqual(p.block, [384, 1, 1]);
-  assert.equal(p.smem, 1024 + 6 * 25600 + 8 * 64 * 20 * 4);
+  assert.equal(p.smem, 1024 + 7 * 25600 + 8 * 64 * 20 * 4);
   assert.equal(planW4Gemm('w4a8-pc', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w');
   assert.equal(planW4Gemm('w4a8-fs', 128, 300, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_fs_g128_w');
   assert.equal(planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { arch: 'sm_80' }).source, W4_GEMM_SOURCE);  // not Hopper
   assert.notEqual(planW4Gemm('w4a8-is', 64, 4096, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');  // g64
   assert.notEqual(planW4Gemm('w4a8-is', 128, 4096, 4104, 4096, { arch: 'sm_90a' }).tile, 'w');  // N % 128
-  // W4A16 g128 too (fp16 activations: a 128-token stage is 41 KB, so 4 stages; 64-token 25 KB, 6)
+  // W4A16 g128 too (fp16 activations: a 128-token stage is 41 KB, so 4 stages; 64-token 25 KB, 7)
   const a16 = planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' });
   assert.deepEqual([a16.tile, a16.entry, a16.smem], ['w', 'w4a16_gemm_g128_w', 1024 + 4 * 41984 + 8 * 64 * 20 * 4]);
   assert.deepEqual([planW4Gemm('w4a16', 128, 64, 4096, 4096, { arch: 'sm_90a' }).entry, planW4Gemm('w4a16', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem],
-    ['w4a16_gemm_g128_w64', 1024 + 6 * 25600 + 8 * 64 * 20 * 4]);
+    ['w4a16_gemm_g128_w64', 1024 + 7 * 25600 + 8 * 64 * 20 * 4]);
   assert.ok(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_90a' }).smem <= 232448);  // the H100/H200 opt-in limit
   assert.notEqual(planW4Gemm('w4a16', 128, 4096, 4096, 4096, { arch: 'sm_80' }).tile, 'w');
   // small grids take split-K (wgmmaSplits): the down-proj's 32 tiles at M = 64 as 4 splits of
@@ -251,7 +251,7 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   assert.equal(planW4Gemm('w4a8-is', 128, 320, 22016, 4096, { arch: 'sm_90a' }).tile, 'w');      // M > 256: w
   assert.equal(planW4Gemm('w4a8-is', 128, 1024, 4096, 4096, { arch: 'sm_90a' }).tile, 'w');
   assert.equal(planW4Gemm('w4a8-pc', 128, W4_WGMMA_MIN_M, 4096, 4096, { arch: 'sm_90a' }).entry, 'w4a8_gemm_pc_w64');
-  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 6 * 17408 + 8 * 64 * 20 * 4);
+  assert.equal(planW4Gemm('w4a8-is', 128, 64, 4096, 4096, { arch: 'sm_90a' }).smem, 1024 + 7 * 17408 + 8 * 64 * 20 * 4);
   assert.deepEqual(planW4Gemm('w4a8-is', 128, 100, 512, 4096, { arch: 'sm_90a', tile: 'w64', splits: 1 }).grid, [8, 1, 1]);  // 4 x 2 tiles
   assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a', tile: 'w' }).splits, 2);
   assert.equal(planW4Gemm('w4a8-pc', 128, 256, 4096, 14336, { arch: 'sm_90a' }).splits, 1);  // w64: 128 tiles

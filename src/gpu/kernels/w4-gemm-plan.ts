@@ -37,8 +37,8 @@ export const W4_TILES: Readonly<Record<W4Tile, W4TileShape>> = {
   m: { bm: 64, bn: 128, threads: 256, stages: 4 },
   l: { bm: 128, bn: 128, threads: 256, stages: 4 },
   r: { bm: 128, bn: 128, threads: 256, stages: 4 },
-  w: { bm: 128, bn: 128, threads: 384, stages: 6 },
-  w64: { bm: 64, bn: 128, threads: 384, stages: 6 },
+  w: { bm: 128, bn: 128, threads: 384, stages: 7 },
+  w64: { bm: 64, bn: 128, threads: 384, stages: 7 },
   // w4_gemv.cu: W4A8's v8 runs the rounds (GV_THREADS); v16 and W4A16's v8 the persistent ring (GEMV_RING)
   v8: { bm: 8, bn: 16, threads: 256, stages: 0 },
   v16: { bm: 16, bn: 16, threads: 32 * GEMV_RING.warps, stages: 0 },
@@ -171,7 +171,7 @@ export function w4SmemBytes(mode: QuantMode, group: number, tile: W4Tile, ring =
   const eb = kind === 'w4a16' ? 2 : 1;
   // w4_gemm_wgmma.cu (WStage): 1024 (alignment) + STAGES·(X BT·128·EB + W 128·64 + scales 128·4
   // (W4A16: 128·2), rounded up to 1024 B) + epilogue 8 warps·64 tokens·20 floats; W4A16's
-  // 128-token tile has 4 stages (41 KB each), every other 6
+  // 128-token tile has 4 stages (41 KB each), every other 7
   if (isGemvTile(tile)) return gemvRingSmemBytes(kind, group, tile, ring);
   if (isWgmmaTile(tile)) {
     const stages = kind === 'w4a16' && tile === 'w' ? 4 : t.stages;

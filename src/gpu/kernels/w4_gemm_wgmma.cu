@@ -56,7 +56,7 @@
 #define W4W_BN 128        // weight rows per block (2 consumer warpgroups × 64)
 #define W4W_BT 128        // tokens per block
 #ifndef W4W_STAGES
-#define W4W_STAGES 6
+#define W4W_STAGES 7
 #endif
 #define W4W_THREADS 384
 // Register split after launch (setmaxnreg; ptxas allocates each role within its budget): the block
