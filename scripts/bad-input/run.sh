@@ -167,6 +167,8 @@ run "batch --max-rows < --max-batch" fail 'max-rows' $I batch $S --prompts $W/pr
 N=$((N+1)); [ ! -e $W/b2.jsonl ] && echo "ok   no partial batch output" || { BAD=$((BAD+1)); echo "BAD  batch output left behind"; }
 run "serve --port abc" fail "must be an integer" $I serve $S --port abc --device cpu
 run "serve --max-rows < --max-batch" fail 'max-rows' $I serve $S --max-batch 4 --max-rows 2 --device cpu
+run "serve --mode on the CPU" fail '--mode: is a GPU option' $I serve $S --mode w4a8-is --device cpu
+run "bench serve --mode on the CPU" fail '--mode: is a GPU option' $I bench serve $S --mode w4a8-is --device cpu --requests 2
 fresh $W/c; f=$(ls $W/c/*.safetensors | tail -1); printf 'junk' >> $f
 run "eval trailing bytes after last tensor" fail 'trailing bytes' $I eval $W/c --text $TXT --max-tokens 200
 check_no_leftovers "all"

@@ -40,7 +40,6 @@ export function register(program: Command): void {
       const maxBatch = parseIntOption('--max-batch', opts.maxBatch, 1), maxRows = parseIntOption('--max-rows', opts.maxRows, maxBatch);
       const texts = readPromptsFile(opts.prompts);
       const device = chooseDevice(opts.device, modelPath);
-      if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
       const slots = Math.min(maxBatch, texts.length);  // (no KV cache for slots no prompt would use)
       const open = openStepModel(modelPath, device, opts, slots, maxRows);
       try {

@@ -3,6 +3,7 @@
 // `maxRows` tokens a step, with the model's tokenizer and context; and how a GPU command loads an
 // HF directory (its tokenizer, the model in --mode / --group), which `generate` shares.
 import * as path from 'node:path';
+import { fail } from '../core/errors.ts';
 import { parseMode, type Mode } from '../core/modes.ts';
 import { quantizeDeviceModel, type DeviceModel } from '../backends/cuda/device-model.ts';
 import { randomDeviceModel } from '../backends/cuda/load-device.ts';
@@ -66,6 +67,7 @@ function openCuda(modelPath: string, opts: DeviceCliOptions, maxBatch: number, m
 
 /** The model at `modelPath` on `device` ('cpu' or 'cuda'), for `slots` sequences and `maxRows` tokens a step. */
 export function openStepModel(modelPath: string, device: 'cpu' | 'cuda', opts: DeviceCliOptions, slots: number, maxRows: number): OpenModel {
+  if (device === 'cpu' && opts.mode !== undefined) fail('--mode', 'is a GPU option (on the CPU a checkpoint runs as quantized)');
   return device === 'cuda' ? openCuda(modelPath, opts, slots, maxRows) : openCpu(modelPath, slots, maxRows);
 }
 
