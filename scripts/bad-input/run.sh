@@ -167,6 +167,9 @@ run "batch --max-rows < --max-batch" fail 'max-rows' $I batch $S --prompts $W/pr
 N=$((N+1)); [ ! -e $W/b2.jsonl ] && echo "ok   no partial batch output" || { BAD=$((BAD+1)); echo "BAD  batch output left behind"; }
 run "serve --port abc" fail "must be an integer" $I serve $S --port abc --device cpu
 run "serve --max-rows < --max-batch" fail 'max-rows' $I serve $S --max-batch 4 --max-rows 2 --device cpu
+run "serve --chat-template missing" fail 'nope.jinja: cannot read the chat template' $I serve $S --chat-template $W/nope.jinja --device cpu
+printf '{%% for m in messages %%}unclosed' > $W/bad.jinja
+run "serve --chat-template does not parse" fail 'bad.jinja: the chat template does not parse' $I serve $S --chat-template $W/bad.jinja --device cpu
 run "serve --mode on the CPU" fail '--mode: is a GPU option' $I serve $S --mode w4a8-is --device cpu
 run "bench serve --mode on the CPU" fail '--mode: is a GPU option' $I bench serve $S --mode w4a8-is --device cpu --requests 2
 fresh $W/c; f=$(ls $W/c/*.safetensors | tail -1); printf 'junk' >> $f

@@ -1,7 +1,9 @@
-// `intscale serve <model>`: an OpenAI-compatible completions server (POST /v1/completions, GET
-// /v1/models, /health) over continuous batching on the CPU or GPU engine (src/serve/server.ts):
+// `intscale serve <model>`: an OpenAI-compatible completions server (POST /v1/completions,
+// /v1/chat/completions with the model's chat template or --chat-template's, GET /v1/models,
+// /health) over continuous batching on the CPU or GPU engine (src/serve/server.ts):
 // --max-batch sequences decode together, each request joins the batch at the next step. Runs until
 // a signal; one line on stderr when it listens.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { chooseDevice } from './device.ts';
@@ -9,9 +11,10 @@ import { addDeviceOptions, type DeviceCliOptions } from './generation-options.ts
 import { parseIntOption } from './options.ts';
 import { openStepModel } from './step-model.ts';
 import { CompletionServer } from '../serve/server.ts';
+import { loadChatTemplate } from '../serve/chat-template.ts';
 
 interface ServeCliOptions extends DeviceCliOptions {
-  host: string; port: string; maxBatch: string; maxRows: string; maxSeq?: string; maxTokens: string;
+  host: string; port: string; maxBatch: string; maxRows: string; maxSeq?: string; maxTokens: string; chatTemplate?: string;
 }
 
 export function register(program: Command): void {
@@ -24,17 +27,21 @@ export function register(program: Command): void {
     .option('--max-batch <n>', 'sequences decoded together (KV-cache slots)', '8')
     .option('--max-rows <n>', 'tokens per engine step (decode rows + prefill chunks)', '512')
     .option('--max-seq <n>', 'positions per sequence: prompt + new tokens (default: the model\'s context, at most 4096)')
-    .option('--max-tokens <n>', 'new tokens of a request that gives no max_tokens', '16');
+    .option('--max-tokens <n>', 'new tokens of a request that gives no max_tokens', '16')
+    .option('--chat-template <file>', 'Jinja chat template for /v1/chat/completions (default: tokenizer_config.json\'s chat_template)');
   addDeviceOptions(cmd).action(async (modelPath: string, opts: ServeCliOptions) => {
     const port = parseIntOption('--port', opts.port, 0), slots = parseIntOption('--max-batch', opts.maxBatch, 1);
     const maxRows = parseIntOption('--max-rows', opts.maxRows, slots), defaultMaxTokens = parseIntOption('--max-tokens', opts.maxTokens, 1);
     const device = chooseDevice(opts.device, modelPath);
+    const configPath = path.join(modelPath, 'tokenizer_config.json');
+    const chatTemplate = loadChatTemplate(fs.existsSync(modelPath) && fs.statSync(modelPath).isDirectory() ? configPath : undefined, opts.chatTemplate);
     const open = openStepModel(modelPath, device, opts, slots, maxRows);
     const maxSeq = opts.maxSeq === undefined ? 4096 : parseIntOption('--max-seq', opts.maxSeq, 1);
     const backend = open.backend(Math.min(maxSeq, open.context));
-    const server = new CompletionServer(backend, open.tokenizer, { model: path.basename(path.resolve(modelPath)), defaultMaxTokens });
+    const server = new CompletionServer(backend, open.tokenizer, { model: path.basename(path.resolve(modelPath)), defaultMaxTokens,
+      ...(chatTemplate ? { chatTemplate } : {}) });
     const bound = await server.listen(port, opts.host);
-    process.stderr.write(`intscale serve: http://${opts.host}:${bound}/v1/completions (${open.label}, ${slots} slots, ` +
-      `${backend.maxSeq} positions each, ${maxRows} tokens a step)\n`);
+    process.stderr.write(`intscale serve: http://${opts.host}:${bound}/v1/completions${chatTemplate ? ' and /v1/chat/completions' : ''} ` +
+      `(${open.label}, ${slots} slots, ${backend.maxSeq} positions each, ${maxRows} tokens a step)\n`);
   });
 }

@@ -2,7 +2,9 @@
 // completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens,
 // temperature, top_p, seed, stop (strings), stream, stop_at_eos} answers one text_completion (or,
 // with stream, server-sent events: one chunk per text delta, a last chunk with the finish reason,
-// then [DONE]); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
+// then [DONE]); POST /v1/chat/completions {messages: [{role, content}], the same options} renders
+// the messages with the model's chat template (chat-template.ts) and answers one chat.completion
+// (stream: chat.completion.chunk deltas); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
 // steps, running and waiting). Requests join the engine's running batch at its next step and leave
 // it when they end, or when their client goes away. One engine loop: plan, run, sample, commit,
 // then the event loop takes new requests before the next step. A request with seed s gets what
@@ -12,7 +14,9 @@ import { yieldForSignals } from '../core/interrupt.ts';
 import { Rng } from '../core/rng.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
 import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
+import { IntscaleError } from '../core/errors.ts';
 import { ContinuousBatcher, type FinishReason } from './batcher.ts';
+import type { ChatMessage, ChatTemplate } from './chat-template.ts';
 import { advance, type StepBackend } from './generate-continuous.ts';
 
 export interface ServerOptions {
@@ -20,7 +24,31 @@ export interface ServerOptions {
   model: string;
   /** max_tokens when a request gives none. */
   defaultMaxTokens?: number;
+  /** What /v1/chat/completions renders messages with (absent: it answers 400). */
+  chatTemplate?: ChatTemplate;
 }
+
+/** How an endpoint's answers look: the whole one, and a streamed chunk's choice. */
+interface ResponseFormat {
+  idPrefix: string;
+  object: string;
+  chunkObject: string;
+  choice(text: string, finish: string | null): object;
+  /** first: no chunk of this answer was sent yet. */
+  delta(text: string, finish: string | null, first: boolean): object;
+}
+
+const COMPLETION_FORMAT: ResponseFormat = {
+  idPrefix: 'cmpl', object: 'text_completion', chunkObject: 'text_completion',
+  choice: (text, finish) => ({ index: 0, text, finish_reason: finish }),
+  delta: (text, finish) => ({ index: 0, text, finish_reason: finish }),
+};
+
+const CHAT_FORMAT: ResponseFormat = {
+  idPrefix: 'chatcmpl', object: 'chat.completion', chunkObject: 'chat.completion.chunk',
+  choice: (text, finish) => ({ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish }),
+  delta: (text, finish, first) => ({ index: 0, delta: first ? { role: 'assistant', content: text } : text === '' ? {} : { content: text }, finish_reason: finish }),
+};
 
 interface Pending {
   rng: Rng;
@@ -85,10 +113,13 @@ export class CompletionServer {
         res.end(this.metrics());
         return;
       }
-      if (req.url !== '/v1/completions') return send(404, { error: { message: `no route ${req.method} ${req.url}`, type: 'not_found' } });
+      const chat = req.url === '/v1/chat/completions';
+      if (req.url !== '/v1/completions' && !chat) return send(404, { error: { message: `no route ${req.method} ${req.url}`, type: 'not_found' } });
       if (req.method !== 'POST') return send(405, { error: { message: 'POST a JSON body', type: 'invalid_request_error' } });
       if (this.failure) return send(500, { error: { message: `the engine failed: ${this.failure.message}`, type: 'server_error' } });
-      await this.complete(await readJson(req), req, res, send);
+      const body = await readJson(req);
+      if (chat) await this.complete(this.chatPromptIds(body['messages']), body, res, send, CHAT_FORMAT);
+      else await this.complete(this.promptIds(body['prompt']), body, res, send, COMPLETION_FORMAT);
     } catch (e) {
       if (e instanceof BadRequest) return send(400, { error: { message: e.message, type: 'invalid_request_error' } });
       if (!res.headersSent) send(500, { error: { message: (e as Error).message, type: 'server_error' } });
@@ -96,9 +127,8 @@ export class CompletionServer {
     }
   }
 
-  private async complete(body: Record<string, unknown>, req: http.IncomingMessage, res: http.ServerResponse,
-    send: (status: number, body: unknown) => void): Promise<void> {
-    const prompt = this.promptIds(body['prompt']);
+  private async complete(prompt: number[], body: Record<string, unknown>, res: http.ServerResponse,
+    send: (status: number, body: unknown) => void, format: ResponseFormat): Promise<void> {
     const maxNew = intField(body, 'max_tokens', this.opts.defaultMaxTokens ?? 16, 1);
     const temperature = numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0');
     const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
@@ -109,9 +139,10 @@ export class CompletionServer {
     const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
     this.stats.requests++;
     this.stats.promptTokens += prompt.length;
-    const created = Math.floor(Date.now() / 1000), rid = `cmpl-${id}`;
+    const created = Math.floor(Date.now() / 1000), rid = `${format.idPrefix}-${id}`;
+    let chunks = 0;  // streamed so far
     const chunk = (text: string, finish: string | null) =>
-      ({ id: rid, object: 'text_completion', created, model: this.opts.model, choices: [{ index: 0, text, finish_reason: finish }] });
+      ({ id: rid, object: format.chunkObject, created, model: this.opts.model, choices: [format.delta(text, finish, chunks++ === 0)] });
     let finished = false;
     const done = new Promise<FinishReason | 'failed'>((resolve) => {
       this.pending.set(id, {
@@ -147,7 +178,7 @@ export class CompletionServer {
       res.end('data: [DONE]\n\n');
       return;
     }
-    send(200, { ...chunk(text, finish),
+    send(200, { id: rid, object: format.object, created, model: this.opts.model, choices: [format.choice(text, finish)],
       usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
   }
 
@@ -172,6 +203,22 @@ export class CompletionServer {
     }
     if (Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0 && t < this.tokenizer.vocabSize)) return v as number[];
     throw new BadRequest(`"prompt" must be a string or a non-empty array of token ids below ${this.tokenizer.vocabSize}`);
+  }
+
+  /** A chat request's prompt ids: its messages through the chat template. */
+  private chatPromptIds(v: unknown): number[] {
+    const template = this.opts.chatTemplate;
+    if (!template) throw new BadRequest('this server has no chat template (the model has none: start it with --chat-template FILE)');
+    const messages = chatMessages(v);
+    let ids: number[];
+    try {
+      ids = template.promptIds(messages, this.tokenizer);
+    } catch (e) {
+      if (e instanceof IntscaleError) throw new BadRequest(e.message);
+      throw e;
+    }
+    if (ids.length === 0) throw new BadRequest('the chat template rendered an empty prompt');
+    return ids;
   }
 
   /** The engine loop: steps while any request is queued or running, yielding between steps. */
@@ -220,6 +267,21 @@ export class CompletionServer {
       this.looping = false;
     }
   }
+}
+
+/** A chat request's "messages": a non-empty list of {role, content}; content a string or a list of text parts. */
+function chatMessages(v: unknown): ChatMessage[] {
+  const bad = () => new BadRequest('"messages" must be a non-empty array of {"role": string, "content": string or [{"type": "text", "text": string}]}');
+  if (!Array.isArray(v) || v.length === 0) throw bad();
+  return v.map((m) => {
+    if (!m || typeof m !== 'object') throw bad();
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    if (typeof role !== 'string' || role.length === 0) throw bad();
+    if (typeof content === 'string') return { role, content };
+    if (Array.isArray(content) && content.every((p) => p && typeof p === 'object' && (p as { type?: unknown }).type === 'text' && typeof (p as { text?: unknown }).text === 'string'))
+      return { role, content: content.map((p) => (p as { text: string }).text).join('') };
+    throw bad();
+  });
 }
 
 /** The request's "stop": absent, a string, or up to MAX_STOPS non-empty strings. */
