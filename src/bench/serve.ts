@@ -3,7 +3,10 @@
 // token limits of mixed lengths, greedy, no stop ids: every run does the same work) run twice with
 // the same slots: static, in groups of --max-batch in arrival order, each group until its longest
 // request ends; continuous, a finished request's slot refilled at the next step. Both must produce
-// the same ids (checked); rows: new tokens/s, steps, mean sequences per step.
+// the same ids (checked); rows: new tokens/s, steps, mean sequences per step, and the latencies a
+// serving benchmark reports (every request arriving at the start): time to first token (TTFT, its
+// wait for a slot and its prefill included), time per output token after the first (TPOT) and the
+// request's end-to-end time, as median and 99th percentile over the requests.
 import { fail } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
 import { generateContinuous, type StepBackend } from '../serve/generate-continuous.ts';
@@ -26,6 +29,47 @@ export interface ServeRow {
   steps: number;
   /** Σ sequences over steps / steps */
   mean_batch: number;
+  /** Milliseconds from the start to each request's first token, median and p99. */
+  ttft_p50_ms: number;
+  ttft_p99_ms: number;
+  /** Milliseconds per new token after the first (requests of ≥ 2 tokens), median and p99. */
+  tpot_p50_ms: number;
+  tpot_p99_ms: number;
+  /** Milliseconds from the start to each request's last token, median and p99. */
+  e2e_p50_ms: number;
+  e2e_p99_ms: number;
+}
+
+/** The value at or below which `q` of `values` lie (nearest rank; NaN for none). */
+export function percentile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** Each request's first and last token times (ms since the mode's start) and token count. */
+class TokenClock {
+  readonly first: number[];
+  readonly last: number[];
+  readonly count: number[];
+  private readonly t0 = performance.now();
+  constructor(n: number) {
+    this.first = new Array<number>(n).fill(Number.NaN);
+    this.last = new Array<number>(n).fill(Number.NaN);
+    this.count = new Array<number>(n).fill(0);
+  }
+  token(request: number): void {
+    const t = performance.now() - this.t0;
+    if (this.count[request]!++ === 0) this.first[request] = t;
+    this.last[request] = t;
+  }
+  latencies(): Pick<ServeRow, 'ttft_p50_ms' | 'ttft_p99_ms' | 'tpot_p50_ms' | 'tpot_p99_ms' | 'e2e_p50_ms' | 'e2e_p99_ms'> {
+    const tpot = this.count.flatMap((n, i) => (n >= 2 ? [(this.last[i]! - this.first[i]!) / (n - 1)] : []));
+    const r = (v: number) => round(v, 2);
+    return { ttft_p50_ms: r(percentile(this.first, 0.5)), ttft_p99_ms: r(percentile(this.first, 0.99)),
+      tpot_p50_ms: r(percentile(tpot, 0.5)), tpot_p99_ms: r(percentile(tpot, 0.99)),
+      e2e_p50_ms: r(percentile(this.last, 0.5)), e2e_p99_ms: r(percentile(this.last, 0.99)) };
+  }
 }
 
 export interface ServeResults {
@@ -46,34 +90,39 @@ export function serveRequests(o: ServeBenchOptions, vocab: number): { prompts: n
 
 export async function runServeBench(backend: StepBackend, vocab: number, o: ServeBenchOptions): Promise<ServeRow[]> {
   const { prompts, maxNew } = serveRequests(o, vocab), B = backend.slots;
-  const row = (mode: ServeRow['mode'], tokens: number, seconds: number, steps: number, seqSteps: number): ServeRow => ({
+  const row = (mode: ServeRow['mode'], tokens: number, seconds: number, steps: number, seqSteps: number, clock: TokenClock): ServeRow => ({
     mode, requests: prompts.length, max_batch: B, new_tokens: tokens, seconds: round(seconds, 4), tokens_per_s: round(tokens / seconds, 1),
-    steps, mean_batch: round(seqSteps / steps, 2),
+    steps, mean_batch: round(seqSteps / steps, 2), ...clock.latencies(),
   });
   const count = (ids: number[][]) => ids.reduce((n, x) => n + x.length, 0);
   // static: groups of B, each to its longest request's end
   const staticIds: number[][] = [];
   let seconds = 0, steps = 0, seqSteps = 0;
+  const staticClock = new TokenClock(prompts.length);
   for (let i = 0; i < prompts.length; i += B) {
-    const r = await generateContinuous(backend, prompts.slice(i, i + B), { maxNewPer: maxNew.slice(i, i + B) });
+    const r = await generateContinuous(backend, prompts.slice(i, i + B), { maxNewPer: maxNew.slice(i, i + B), onToken: (request) => staticClock.token(i + request) });
     staticIds.push(...r.ids);
     seconds += r.seconds;
     steps += r.steps;
     seqSteps += r.sequenceSteps;
   }
-  const cont = await generateContinuous(backend, prompts, { maxNewPer: maxNew });
+  const contClock = new TokenClock(prompts.length);
+  const cont = await generateContinuous(backend, prompts, { maxNewPer: maxNew, onToken: (request) => contClock.token(request) });
   staticIds.forEach((ids, i) => {
     if (ids.length !== cont.ids[i]!.length || ids.some((id, j) => id !== cont.ids[i]![j])) fail('bench serve', `request ${i}: static and continuous batching gave different ids`);
   });
-  return [row('static', count(staticIds), seconds, steps, seqSteps), row('continuous', count(cont.ids), cont.seconds, cont.steps, cont.sequenceSteps)];
+  return [row('static', count(staticIds), seconds, steps, seqSteps, staticClock),
+    row('continuous', count(cont.ids), cont.seconds, cont.steps, cont.sequenceSteps, contClock)];
 }
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
 export function formatServeTable(r: ServeResults): string {
-  const head = ['mode', 'requests', 'slots', 'new tokens', 'seconds', 'tokens/s', 'steps', 'mean batch'];
+  const head = ['mode', 'requests', 'slots', 'new tokens', 'seconds', 'tokens/s', 'steps', 'mean batch', 'TTFT ms p50/p99', 'TPOT ms p50/p99', 'e2e ms p50/p99'];
+  const pair = (a: number, b: number) => `${a.toFixed(1)} / ${b.toFixed(1)}`;
   const cells = r.rows.map((x) => [x.mode, String(x.requests), String(x.max_batch), String(x.new_tokens), x.seconds.toFixed(3),
-    x.tokens_per_s.toFixed(1), String(x.steps), x.mean_batch.toFixed(2)]);
+    x.tokens_per_s.toFixed(1), String(x.steps), x.mean_batch.toFixed(2), pair(x.ttft_p50_ms, x.ttft_p99_ms), pair(x.tpot_p50_ms, x.tpot_p99_ms),
+    pair(x.e2e_p50_ms, x.e2e_p99_ms)]);
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
   const st = r.rows.find((x) => x.mode === 'static'), co = r.rows.find((x) => x.mode === 'continuous');

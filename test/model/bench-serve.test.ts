@@ -1,9 +1,11 @@
 // `bench serve`'s measurement (src/bench/serve.ts) on the tiny model: the seeded requests are the
 // same every run; static and continuous batching do the same work (same new tokens, ids checked
-// equal inside) and continuous needs fewer steps with fuller batches; the table reports the ratio.
+// equal inside) and continuous needs fewer steps with fuller batches; the latencies are per request
+// (TTFT ≤ end to end, medians ≤ p99s, the nearest-rank percentile exact on known lists); the table
+// reports the ratio.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatServeTable, runServeBench, serveRequests } from '../../src/bench/serve.ts';
+import { formatServeTable, percentile, runServeBench, serveRequests } from '../../src/bench/serve.ts';
 import { cpuStepBackend } from '../../src/serve/generate-continuous.ts';
 import { tinyModel } from './tiny-model.ts';
 
@@ -22,9 +24,23 @@ test('bench serve: same requests every run; continuous = static in work, fewer s
     assert.equal(st!.new_tokens, maxNew.reduce((a, b) => a + b, 0), 'no stop ids: every request runs to its limit');
     assert.equal(co!.new_tokens, st!.new_tokens);
     assert.ok(co!.steps < st!.steps && co!.mean_batch > st!.mean_batch, `steps ${co!.steps} vs ${st!.steps}, batch ${co!.mean_batch} vs ${st!.mean_batch}`);
+    for (const r of [st!, co!]) {
+      const l = [r.ttft_p50_ms, r.ttft_p99_ms, r.tpot_p50_ms, r.tpot_p99_ms, r.e2e_p50_ms, r.e2e_p99_ms];
+      assert.ok(l.every((v) => Number.isFinite(v) && v >= 0), `${r.mode}: ${l.join(' ')}`);
+      assert.ok(r.ttft_p50_ms <= r.ttft_p99_ms && r.tpot_p50_ms <= r.tpot_p99_ms && r.e2e_p50_ms <= r.e2e_p99_ms, `${r.mode}: p50 ≤ p99`);
+      assert.ok(r.ttft_p99_ms <= r.e2e_p99_ms && r.e2e_p99_ms <= r.seconds * 1000 + 1, `${r.mode}: within the run`);
+    }
     const table = formatServeTable({ device: 'CPU', model: 'tiny', date: '2026-12-01T00:00:00Z', commit: 'abc', options: o, rows: [st!, co!] });
     assert.match(table, /continuous \/ static: [0-9.]+x new tokens\/s$/);
+    assert.match(table, /TTFT ms p50\/p99/);
   } finally {
     backend.close();
   }
+});
+
+test('percentile: nearest rank', () => {
+  const v = [5, 1, 4, 2, 3];
+  assert.deepEqual([percentile(v, 0.5), percentile(v, 0.99), percentile(v, 0), percentile(v, 1), percentile(v, 0.2), percentile(v, 0.21)], [3, 5, 1, 5, 1, 2]);
+  assert.deepEqual(v, [5, 1, 4, 2, 3], 'the input is not sorted in place');
+  assert.ok(Number.isNaN(percentile([], 0.5)));
 });
