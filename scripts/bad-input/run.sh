@@ -171,6 +171,7 @@ run "serve --chat-template missing" fail 'nope.jinja: cannot read the chat templ
 printf '{%% for m in messages %%}unclosed' > $W/bad.jinja
 run "serve --chat-template does not parse" fail 'bad.jinja: the chat template does not parse' $I serve $S --chat-template $W/bad.jinja --device cpu
 run "serve --mode on the CPU" fail '--mode: is a GPU option' $I serve $S --mode w4a8-is --device cpu
+run "bench serve --rate 0" fail '--rate: expected requests a second > 0' $I bench serve $S --rate 0 --device cpu
 run "bench serve --mode on the CPU" fail '--mode: is a GPU option' $I bench serve $S --mode w4a8-is --device cpu --requests 2
 fresh $W/c; f=$(ls $W/c/*.safetensors | tail -1); printf 'junk' >> $f
 run "eval trailing bytes after last tensor" fail 'trailing bytes' $I eval $W/c --text $TXT --max-tokens 200

@@ -6,10 +6,16 @@
 // the same ids (checked); rows: new tokens/s, steps, mean sequences per step, and the latencies a
 // serving benchmark reports (every request arriving at the start): time to first token (TTFT, its
 // wait for a slot and its prefill included), time per output token after the first (TPOT) and the
-// request's end-to-end time, as median and 99th percentile over the requests.
+// request's end-to-end time, as median and 99th percentile over the requests. With a request
+// rate (--rate R: Poisson arrivals, R a second, seeded) only continuous batching runs, each request
+// joining the batch when it arrives and its latencies counted from then, as a serving benchmark
+// (vLLM's benchmark_serving) measures a server under load; the ids must equal the burst run's.
 import { fail } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
-import { generateContinuous, type StepBackend } from '../serve/generate-continuous.ts';
+import { yieldForSignals } from '../core/interrupt.ts';
+import { ContinuousBatcher } from '../serve/batcher.ts';
+import { advance, generateContinuous, type StepBackend } from '../serve/generate-continuous.ts';
+import { argmax } from '../model/sampling.ts';
 
 export interface ServeBenchOptions {
   requests: number;
@@ -17,10 +23,12 @@ export interface ServeBenchOptions {
   prompt: [number, number];
   gen: [number, number];
   seed: number;
+  /** Requests a second (Poisson arrivals); absent: all arrive at the start. */
+  rate?: number;
 }
 
 export interface ServeRow {
-  mode: 'static' | 'continuous';
+  mode: 'static' | 'continuous' | 'continuous, arrivals';
   requests: number;
   max_batch: number;
   new_tokens: number;
@@ -47,19 +55,19 @@ export function percentile(values: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/** Each request's first and last token times (ms since the mode's start) and token count. */
+/** Each request's first and last token times (ms since its arrival: the mode's start, or `arrivalMs`) and token count. */
 class TokenClock {
   readonly first: number[];
   readonly last: number[];
   readonly count: number[];
-  private readonly t0 = performance.now();
-  constructor(n: number) {
+  readonly t0 = performance.now();
+  constructor(n: number, private readonly arrivalMs?: readonly number[]) {
     this.first = new Array<number>(n).fill(Number.NaN);
     this.last = new Array<number>(n).fill(Number.NaN);
     this.count = new Array<number>(n).fill(0);
   }
   token(request: number): void {
-    const t = performance.now() - this.t0;
+    const t = performance.now() - this.t0 - (this.arrivalMs?.[request] ?? 0);
     if (this.count[request]!++ === 0) this.first[request] = t;
     this.last[request] = t;
   }
@@ -88,6 +96,45 @@ export function serveRequests(o: ServeBenchOptions, vocab: number): { prompts: n
   return { prompts, maxNew: prompts.map(() => pick(o.gen)) };
 }
 
+/** Seeded Poisson arrival times (ms from the start) of n requests at `rate` a second. */
+export function arrivalTimes(n: number, rate: number, seed: number): number[] {
+  const rng = new Rng(seed ^ 0x5eed), times: number[] = [];
+  let t = 0;
+  for (let i = 0; i < n; i++) {
+    times.push(t);
+    t += (-Math.log(1 - rng.next()) / rate) * 1000;  // exponential gaps (the first request at 0)
+  }
+  return times;
+}
+
+/**
+ * Continuous batching with requests that arrive at `arrivalMs` (greedy, no stop ids): each joins
+ * the batcher once its time has come; an idle engine waits for the next arrival.
+ */
+async function runArrivals(backend: StepBackend, prompts: readonly number[][], maxNew: readonly number[], arrivalMs: readonly number[]):
+  Promise<{ ids: number[][]; seconds: number; steps: number; seqSteps: number; clock: TokenClock }> {
+  const batcher = new ContinuousBatcher([], { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
+  const clock = new TokenClock(prompts.length, arrivalMs), ids: number[][] = prompts.map(() => []);
+  let next = 0, steps = 0, seqSteps = 0;
+  while (next < prompts.length || !batcher.done) {
+    const now = performance.now() - clock.t0;
+    for (; next < prompts.length && arrivalMs[next]! <= now; next++) batcher.add({ prompt: prompts[next]!, maxNew: maxNew[next]! });
+    if (batcher.done) {  // nothing to run until the next arrival
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, arrivalMs[next]! - now)));
+      continue;
+    }
+    const { chunks, out } = advance(batcher, backend, (_request, logits) => argmax(logits));
+    for (const t of out.tokens) {
+      ids[t.request]!.push(t.id);
+      clock.token(t.request);
+    }
+    steps++;
+    seqSteps += chunks.length;
+    await yieldForSignals();
+  }
+  return { ids, seconds: (performance.now() - clock.t0) / 1000, steps, seqSteps, clock };
+}
+
 export async function runServeBench(backend: StepBackend, vocab: number, o: ServeBenchOptions): Promise<ServeRow[]> {
   const { prompts, maxNew } = serveRequests(o, vocab), B = backend.slots;
   const row = (mode: ServeRow['mode'], tokens: number, seconds: number, steps: number, seqSteps: number, clock: TokenClock): ServeRow => ({
@@ -95,6 +142,16 @@ export async function runServeBench(backend: StepBackend, vocab: number, o: Serv
     steps, mean_batch: round(seqSteps / steps, 2), ...clock.latencies(),
   });
   const count = (ids: number[][]) => ids.reduce((n, x) => n + x.length, 0);
+  const same = (a: number[][], b: number[][], what: string) => a.forEach((ids, i) => {
+    if (ids.length !== b[i]!.length || ids.some((id, j) => id !== b[i]![j])) fail('bench serve', `request ${i}: ${what} gave different ids`);
+  });
+  if (o.rate !== undefined) {
+    // under load: the arrivals run, checked against the burst run of the same requests
+    const burst = await generateContinuous(backend, prompts, { maxNewPer: maxNew });
+    const r = await runArrivals(backend, prompts, maxNew, arrivalTimes(prompts.length, o.rate, o.seed));
+    same(burst.ids, r.ids, 'arrivals and a burst');
+    return [row('continuous, arrivals', count(r.ids), r.seconds, r.steps, r.seqSteps, r.clock)];
+  }
   // static: groups of B, each to its longest request's end
   const staticIds: number[][] = [];
   let seconds = 0, steps = 0, seqSteps = 0;
@@ -108,9 +165,7 @@ export async function runServeBench(backend: StepBackend, vocab: number, o: Serv
   }
   const contClock = new TokenClock(prompts.length);
   const cont = await generateContinuous(backend, prompts, { maxNewPer: maxNew, onToken: (request) => contClock.token(request) });
-  staticIds.forEach((ids, i) => {
-    if (ids.length !== cont.ids[i]!.length || ids.some((id, j) => id !== cont.ids[i]![j])) fail('bench serve', `request ${i}: static and continuous batching gave different ids`);
-  });
+  same(staticIds, cont.ids, 'static and continuous batching');
   return [row('static', count(staticIds), seconds, steps, seqSteps, staticClock),
     row('continuous', count(cont.ids), cont.seconds, cont.steps, cont.sequenceSteps, contClock)];
 }
@@ -126,6 +181,7 @@ export function formatServeTable(r: ServeResults): string {
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(w[i]!) : v.padStart(w[i]!))).join('  ');
   const st = r.rows.find((x) => x.mode === 'static'), co = r.rows.find((x) => x.mode === 'continuous');
-  return [`${r.device}  ${r.model}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}  prompts ${r.options.prompt.join('-')}, new ${r.options.gen.join('-')}, seed ${r.options.seed}`,
+  return [`${r.device}  ${r.model}  ${r.date.slice(0, 10)}  ${r.commit.slice(0, 10)}  prompts ${r.options.prompt.join('-')}, new ${r.options.gen.join('-')}, seed ${r.options.seed}` +
+    (r.options.rate !== undefined ? `, ${r.options.rate} requests/s (Poisson; latencies from each arrival)` : ''),
     line(head), ...cells.map(line), ...(st && co ? [`continuous / static: ${(co.tokens_per_s / st.tokens_per_s).toFixed(2)}x new tokens/s`] : [])].join('\n');
 }

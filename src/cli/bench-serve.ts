@@ -8,13 +8,13 @@ import { formatServeTable, runServeBench, type ServeResults } from '../bench/ser
 import { barChartPng } from '../report/plot.ts';
 import { chooseDevice } from './device.ts';
 import { addDeviceOptions, type DeviceCliOptions } from './generation-options.ts';
-import { checkPlotTarget, parseIntOption } from './options.ts';
+import { checkPlotTarget, parseIntOption, parseNumberOption } from './options.ts';
 import { writeResultsJson } from './results-file.ts';
 import { openRandomCuda, openStepModel } from './step-model.ts';
 import { parseMode } from '../core/modes.ts';
 
 interface ServeBenchCliOptions extends DeviceCliOptions {
-  arch?: string; requests: string; maxBatch: string; maxRows: string; prompt: string; gen: string; seed: string; json?: string; plot?: string; force?: boolean;
+  arch?: string; requests: string; maxBatch: string; maxRows: string; prompt: string; gen: string; seed: string; rate?: string; json?: string; plot?: string; force?: boolean;
 }
 
 /** 'A-B' (or 'A') as an inclusive range of positive integers. */
@@ -24,6 +24,13 @@ function parseRange(flag: string, text: string): [number, number] {
   const a = Number(m[1]), b = Number(m[2] ?? m[1]);
   if (!(a >= 1 && b >= a)) fail(flag, `expected 1 <= A <= B, got '${text}'`);
   return [a, b];
+}
+
+/** --rate: requests a second, a number > 0. */
+function parseRate(text: string): number {
+  const r = parseNumberOption('--rate', text);
+  if (!(r > 0)) fail('--rate', `expected requests a second > 0, got '${text}'`);
+  return r;
 }
 
 export function registerBenchServe(bench: Command): void {
@@ -38,6 +45,7 @@ export function registerBenchServe(bench: Command): void {
     .option('--prompt <range>', 'prompt tokens per request, A-B', '8-64')
     .option('--gen <range>', 'new tokens per request, A-B', '8-128')
     .option('--seed <n>', 'the requests\' seed', '1')
+    .option('--rate <r>', 'requests a second, Poisson arrivals (continuous batching only; latencies from each arrival)')
     .option('--json <file>', 'write {device, model, date, commit, options, rows} here')
     .option('--plot <file>', 'write a PNG of new tokens/s per mode (a new file)')
     .option('--force', 'let --plot overwrite an existing file');
@@ -45,7 +53,7 @@ export function registerBenchServe(bench: Command): void {
     if ((modelPath === undefined) === (opts.arch === undefined)) fail('bench serve', 'give either a model directory or --arch');
     if (opts.plot) checkPlotTarget(opts.plot, opts.force === true);
     const o = { requests: parseIntOption('--requests', opts.requests, 1), prompt: parseRange('--prompt', opts.prompt), gen: parseRange('--gen', opts.gen),
-      seed: parseIntOption('--seed', opts.seed) };
+      seed: parseIntOption('--seed', opts.seed), ...(opts.rate !== undefined ? { rate: parseRate(opts.rate) } : {}) };
     const slots = parseIntOption('--max-batch', opts.maxBatch, 1), maxRows = parseIntOption('--max-rows', opts.maxRows, slots);
     if (opts.arch !== undefined && opts.device === 'cpu') fail('--arch', 'random shape-true models run on the GPU');
     const open = opts.arch !== undefined ? openRandomCuda(opts.arch, parseMode(opts.mode ?? 'fp16'), slots, maxRows)

@@ -5,7 +5,7 @@
 // reports the ratio.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatServeTable, percentile, runServeBench, serveRequests } from '../../src/bench/serve.ts';
+import { arrivalTimes, formatServeTable, percentile, runServeBench, serveRequests } from '../../src/bench/serve.ts';
 import { cpuStepBackend } from '../../src/serve/generate-continuous.ts';
 import { tinyModel } from './tiny-model.ts';
 
@@ -43,4 +43,28 @@ test('percentile: nearest rank', () => {
   assert.deepEqual([percentile(v, 0.5), percentile(v, 0.99), percentile(v, 0), percentile(v, 1), percentile(v, 0.2), percentile(v, 0.21)], [3, 5, 1, 5, 1, 2]);
   assert.deepEqual(v, [5, 1, 4, 2, 3], 'the input is not sorted in place');
   assert.ok(Number.isNaN(percentile([], 0.5)));
+});
+
+test('bench serve --rate: seeded Poisson arrivals; continuous batching under load gives the burst run\'s ids, latencies from each arrival', async () => {
+  const t = arrivalTimes(2000, 50, 3);
+  assert.deepEqual(t, arrivalTimes(2000, 50, 3), 'seeded');
+  assert.notDeepEqual(t, arrivalTimes(2000, 50, 4));
+  assert.ok(t[0] === 0 && t.every((v, i) => i === 0 || v > t[i - 1]!), 'increasing from 0');
+  const meanGap = t.at(-1)! / (t.length - 1);
+  assert.ok(Math.abs(meanGap - 20) < 2, `mean gap ${meanGap} ms at 50 requests/s`);
+  const o = { requests: 7, prompt: [2, 6] as [number, number], gen: [1, 8] as [number, number], seed: 2, rate: 400 };
+  const { maxNew } = serveRequests(o, 40);
+  const { model } = tinyModel('half', false);
+  const backend = cpuStepBackend(model, 2, 24, 6);
+  try {
+    const rows = await runServeBench(backend, 40, o);  // (fails inside if the ids differ from the burst's)
+    assert.deepEqual(rows.map((r) => r.mode), ['continuous, arrivals']);
+    const r = rows[0]!;
+    assert.equal(r.new_tokens, maxNew.reduce((a, b) => a + b, 0));
+    assert.ok(r.seconds * 1000 >= arrivalTimes(7, 400, 2).at(-1)!, 'the run lasts until the last arrival at least');
+    assert.ok(r.ttft_p50_ms >= 0 && r.ttft_p50_ms <= r.ttft_p99_ms && r.ttft_p99_ms <= r.e2e_p99_ms);
+    assert.match(formatServeTable({ device: 'CPU', model: 'tiny', date: '2026-12-01T00:00:00Z', commit: 'abc', options: o, rows }), /400 requests\/s \(Poisson/);
+  } finally {
+    backend.close();
+  }
 });
