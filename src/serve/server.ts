@@ -4,7 +4,9 @@
 // with stream, server-sent events: one chunk per text delta, a last chunk with the finish reason,
 // then [DONE]); POST /v1/chat/completions {messages: [{role, content}], the same options} renders
 // the messages with the model's chat template (chat-template.ts) and answers one chat.completion
-// (stream: chat.completion.chunk deltas); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
+// (stream: chat.completion.chunk deltas); `logprobs` (completions: 0–5 alternatives; chat: true
+// and top_logprobs 0–20) reports each new token's log-probability under the raw logits, unstreamed
+// (logprobs.ts); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
 // steps, running and waiting). Requests join the engine's running batch at its next step and leave
 // it when they end, or when their client goes away. One engine loop: plan, run, sample, commit,
 // then the event loop takes new requests before the next step. A request with seed s gets what
@@ -17,6 +19,7 @@ import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
 import { IntscaleError } from '../core/errors.ts';
 import { ContinuousBatcher, type FinishReason } from './batcher.ts';
 import type { ChatMessage, ChatTemplate } from './chat-template.ts';
+import { chatLogprobs, completionLogprobs, tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
 import { advance, type StepBackend } from './generate-continuous.ts';
 
 export interface ServerOptions {
@@ -33,6 +36,9 @@ interface ResponseFormat {
   idPrefix: string;
   object: string;
   chunkObject: string;
+  /** The request's logprobs: alternatives per token, or undefined for none. */
+  logprobs(body: Record<string, unknown>): number | undefined;
+  logprobsObject(tokens: readonly ReportedToken[]): object;
   choice(text: string, finish: string | null): object;
   /** first: no chunk of this answer was sent yet. */
   delta(text: string, finish: string | null, first: boolean): object;
@@ -40,12 +46,22 @@ interface ResponseFormat {
 
 const COMPLETION_FORMAT: ResponseFormat = {
   idPrefix: 'cmpl', object: 'text_completion', chunkObject: 'text_completion',
+  logprobs: (body) => (body['logprobs'] === undefined || body['logprobs'] === null ? undefined : intField(body, 'logprobs', 0, 0, 5)),
+  logprobsObject: completionLogprobs,
   choice: (text, finish) => ({ index: 0, text, finish_reason: finish }),
   delta: (text, finish) => ({ index: 0, text, finish_reason: finish }),
 };
 
 const CHAT_FORMAT: ResponseFormat = {
   idPrefix: 'chatcmpl', object: 'chat.completion', chunkObject: 'chat.completion.chunk',
+  logprobs: (body) => {
+    const on = body['logprobs'];
+    if (on !== undefined && on !== null && typeof on !== 'boolean') throw new BadRequest('"logprobs" must be true or false');
+    const top = body['top_logprobs'] === undefined || body['top_logprobs'] === null ? undefined : intField(body, 'top_logprobs', 0, 0, 20);
+    if (top !== undefined && on !== true) throw new BadRequest('"top_logprobs" needs "logprobs": true');
+    return on === true ? top ?? 0 : undefined;
+  },
+  logprobsObject: chatLogprobs,
   choice: (text, finish) => ({ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish }),
   delta: (text, finish, first) => ({ index: 0, delta: first ? { role: 'assistant', content: text } : text === '' ? {} : { content: text }, finish_reason: finish }),
 };
@@ -62,6 +78,12 @@ interface Pending {
   stoppedByString: boolean;
   tokens: number;
   promptTokens: number;
+  /** logprobs asked for: how many alternatives per token (0: the sampled token's only). */
+  logprobs?: number;
+  /** The last sampled token's logprobs (until it is emitted) and the previous id (token texts follow it). */
+  sampled?: TokenLogprob;
+  prev: number;
+  reported: ReportedToken[];
   onDelta?: (text: string) => void;
   resolve: (finish: FinishReason | 'failed') => void;
 }
@@ -134,6 +156,8 @@ export class CompletionServer {
     const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
     const seed = intField(body, 'seed', 0, 0);
     const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false, stops = stopStrings(body['stop']);
+    const logprobs = format.logprobs(body);
+    if (logprobs !== undefined && stream) throw new BadRequest('logprobs are not streamed yet: ask for them without "stream"');
     if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
     const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
     const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
@@ -147,7 +171,8 @@ export class CompletionServer {
     const done = new Promise<FinishReason | 'failed'>((resolve) => {
       this.pending.set(id, {
         rng: new Rng(seed), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
-        stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve,
+        stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [],
+        ...(logprobs !== undefined ? { logprobs } : {}),
         ...(stream ? { onDelta: (text: string) => res.write(`data: ${JSON.stringify(chunk(text, null))}\n\n`) } : {}),
       });
     });
@@ -178,7 +203,10 @@ export class CompletionServer {
       res.end('data: [DONE]\n\n');
       return;
     }
-    send(200, { id: rid, object: format.object, created, model: this.opts.model, choices: [format.choice(text, finish)],
+    // (a stop string cut the text: only the tokens that start inside it are reported)
+    const choice = p.logprobs === undefined ? format.choice(text, finish)
+      : { ...format.choice(text, finish), logprobs: format.logprobsObject(p.reported.filter((t) => t.offset < text.length || t.text === '')) };
+    send(200, { id: rid, object: format.object, created, model: this.opts.model, choices: [choice],
       usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
   }
 
@@ -229,7 +257,9 @@ export class CompletionServer {
       while (!this.batcher.done) {
         const { chunks, out } = advance(this.batcher, this.backend, (request, logits) => {
           const p = this.pending.get(request)!;
-          return sampleToken(logits, p.rng, p.sampling);
+          const id = sampleToken(logits, p.rng, p.sampling);
+          if (p.logprobs !== undefined) p.sampled = tokenLogprob(logits, id, p.logprobs);
+          return id;
         });
         this.stats.steps++;
         this.stats.sequenceSteps += chunks.length;
@@ -238,6 +268,12 @@ export class CompletionServer {
           if (!p || p.stoppedByString) continue;
           p.tokens++;
           this.stats.newTokens++;
+          if (p.sampled) {
+            p.reported.push({ lp: p.sampled, text: this.tokenizer.decodeToken(p.prev, t.id), offset: p.text.length,
+              topText: p.sampled.top.map((x) => this.tokenizer.decodeToken(p.prev, x.id)) });
+            p.sampled = undefined;
+          }
+          p.prev = t.id;
           p.text += p.streamer.push(t.id);
           const at = firstStop(p.text, p.stops);
           if (at >= 0) {  // a stop string: the text ends before it, the sequence leaves the batch now
@@ -321,10 +357,11 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
   return v as Record<string, unknown>;
 }
 
-function intField(body: Record<string, unknown>, name: string, fallback: number, min: number): number {
+function intField(body: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
   const v = body[name];
   if (v === undefined || v === null) return fallback;
-  if (!Number.isInteger(v) || (v as number) < min) throw new BadRequest(`"${name}" must be an integer ≥ ${min}`);
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
+    throw new BadRequest(`"${name}" must be an integer ${max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`}`);
   return v as number;
 }
 
