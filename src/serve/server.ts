@@ -5,8 +5,8 @@
 // then [DONE]); POST /v1/chat/completions {messages: [{role, content}], the same options} renders
 // the messages with the model's chat template (chat-template.ts) and answers one chat.completion
 // (stream: chat.completion.chunk deltas); `logprobs` (completions: 0–5 alternatives; chat: true
-// and top_logprobs 0–20) reports each new token's log-probability under the raw logits, unstreamed
-// (logprobs.ts); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
+// and top_logprobs 0–20) reports each new token's log-probability under the raw logits, streamed
+// with the delta its text starts in (logprobs.ts); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
 // steps, running and waiting). Requests join the engine's running batch at its next step and leave
 // it when they end, or when their client goes away. One engine loop: plan, run, sample, commit,
 // then the event loop takes new requests before the next step. A request with seed s gets what
@@ -84,7 +84,9 @@ interface Pending {
   sampled?: TokenLogprob;
   prev: number;
   reported: ReportedToken[];
-  onDelta?: (text: string) => void;
+  /** Reported tokens already streamed. */
+  reportedSent: number;
+  onDelta?: (text: string, tokens: readonly ReportedToken[]) => void;
   resolve: (finish: FinishReason | 'failed') => void;
 }
 
@@ -157,7 +159,6 @@ export class CompletionServer {
     const seed = intField(body, 'seed', 0, 0);
     const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false, stops = stopStrings(body['stop']);
     const logprobs = format.logprobs(body);
-    if (logprobs !== undefined && stream) throw new BadRequest('logprobs are not streamed yet: ask for them without "stream"');
     if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
     const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
     const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
@@ -165,15 +166,18 @@ export class CompletionServer {
     this.stats.promptTokens += prompt.length;
     const created = Math.floor(Date.now() / 1000), rid = `${format.idPrefix}-${id}`;
     let chunks = 0;  // streamed so far
-    const chunk = (text: string, finish: string | null) =>
-      ({ id: rid, object: format.chunkObject, created, model: this.opts.model, choices: [format.delta(text, finish, chunks++ === 0)] });
+    const chunk = (text: string, finish: string | null, tokens: readonly ReportedToken[]) => {
+      const delta = format.delta(text, finish, chunks++ === 0);
+      return { id: rid, object: format.chunkObject, created, model: this.opts.model,
+        choices: [logprobs === undefined ? delta : { ...delta, logprobs: format.logprobsObject(tokens) }] };
+    };
     let finished = false;
     const done = new Promise<FinishReason | 'failed'>((resolve) => {
       this.pending.set(id, {
         rng: new Rng(seed), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
-        stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [],
+        stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [], reportedSent: 0,
         ...(logprobs !== undefined ? { logprobs } : {}),
-        ...(stream ? { onDelta: (text: string) => res.write(`data: ${JSON.stringify(chunk(text, null))}\n\n`) } : {}),
+        ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => res.write(`data: ${JSON.stringify(chunk(text, null, tokens))}\n\n`) } : {}),
       });
     });
     res.on('close', () => {  // the client went away before the end: give its slot back
@@ -198,14 +202,14 @@ export class CompletionServer {
     }
     const finish = reason === 'stop' ? 'stop' : 'length';
     const text = p.stoppedByString ? p.text : p.text + p.streamer.flush();  // (a stop string ends the text where it starts)
+    // (a stop string cut the text: only the tokens that start inside it are reported)
+    const reported = p.reported.filter((t) => t.offset < text.length || (t.text === '' && t.offset === text.length));
     if (stream) {
-      res.write(`data: ${JSON.stringify(chunk(text.slice(p.sent), finish))}\n\n`);
+      res.write(`data: ${JSON.stringify(chunk(text.slice(p.sent), finish, reported.slice(p.reportedSent)))}\n\n`);
       res.end('data: [DONE]\n\n');
       return;
     }
-    // (a stop string cut the text: only the tokens that start inside it are reported)
-    const choice = p.logprobs === undefined ? format.choice(text, finish)
-      : { ...format.choice(text, finish), logprobs: format.logprobsObject(p.reported.filter((t) => t.offset < text.length || t.text === '')) };
+    const choice = p.logprobs === undefined ? format.choice(text, finish) : { ...format.choice(text, finish), logprobs: format.logprobsObject(reported) };
     send(200, { id: rid, object: format.object, created, model: this.opts.model, choices: [choice],
       usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
   }
@@ -286,8 +290,12 @@ export class CompletionServer {
           // stream what can no longer turn into a stop string
           const ready = p.text.length - Math.max(0, ...p.stops.map((x) => x.length - 1));
           if (p.onDelta && ready > p.sent) {
-            p.onDelta(p.text.slice(p.sent, ready));
+            // with the reported tokens that start before `ready` (their text is in this delta or an earlier one)
+            let upTo = p.reportedSent;
+            while (upTo < p.reported.length && p.reported[upTo]!.offset < ready) upTo++;
+            p.onDelta(p.text.slice(p.sent, ready), p.reported.slice(p.reportedSent, upTo));
             p.sent = ready;
+            p.reportedSent = upTo;
           }
         }
         for (const f of out.finished) {

@@ -2,7 +2,7 @@
 // logprob of each new token is the log-softmax of the model's own logits there (recomputed here
 // with a Session on the prompt and the ids generate gives alone, to 1e-12), greedy tokens are their position's
 // most likely, the alternatives are the top ids in order; /v1/completions' parallel lists and
-// /v1/chat/completions' content entries; out-of-range requests are 400s.
+// /v1/chat/completions' content entries, streamed with their deltas; out-of-range requests are 400s.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -74,13 +74,27 @@ test('serve: logprobs of completions and chat = the model\'s log-softmax; 400s',
     assert.equal(plain.choices[0].logprobs, undefined, 'none unless asked');
     assert.equal(plain.choices[0].message.content, chat.choices[0].message.content);
 
+    // streamed: each chunk carries the tokens whose text starts in it; together, the unstreamed lists
+    type Answer = { choices: { logprobs: { token_logprobs?: number[]; content?: { logprob: number }[] } }[] };
+    const values = (c: Answer) => c.choices[0]!.logprobs.token_logprobs ?? c.choices[0]!.logprobs.content!.map((x) => x.logprob);
+    for (const [route, extra] of [
+      ['/v1/completions', { prompt, logprobs: 2 }],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Once upon a time' }], logprobs: true, top_logprobs: 2 }],
+    ] as const) {
+      const list = values;
+      const body = { ...extra, max_tokens: 8, temperature: 0, stop_at_eos: false };
+      const whole = await post(route, body).then((x) => x.json());
+      const events = (await (await post(route, { ...body, stream: true })).text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as Answer);
+      assert.deepEqual(chunks.flatMap(list), list(whole as Answer), `${route}: streamed logprobs = unstreamed`);
+    }
+
     const bad = async (route: string, body: unknown, re: RegExp) => {
       const r = await post(route, body);
       assert.equal(r.status, 400);
       assert.match((await r.json()).error.message, re);
     };
     await bad('/v1/completions', { prompt, logprobs: 6 }, /"logprobs" must be an integer from 0 to 5/);
-    await bad('/v1/completions', { prompt, logprobs: 1, stream: true }, /logprobs are not streamed yet/);
     await bad('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }, /"top_logprobs" needs "logprobs": true/);
     await bad('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: 'yes' }, /"logprobs" must be true or false/);
     await bad('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 21 }, /"top_logprobs" must be an integer from 0 to 20/);
