@@ -1,6 +1,7 @@
 // A completions server over continuous batching (batcher.ts): the subset of the OpenAI API that
-// completion clients use. POST /v1/completions {prompt: string | token ids, max_tokens,
-// temperature, top_p, seed, stop (strings), stream, stop_at_eos} answers one text_completion (or,
+// completion clients use. POST /v1/completions {prompt: string | token ids | a list of either, n,
+// max_tokens, temperature, top_p, seed, stop (strings), stream, stop_at_eos} answers one
+// text_completion with a choice per prompt and sample (choice i·n + j: prompt i with seed + j) (or,
 // with stream, server-sent events: one chunk per text delta, a last chunk with the finish reason,
 // then [DONE]); POST /v1/chat/completions {messages: [{role, content}], the same options} renders
 // the messages with the model's chat template (chat-template.ts) and answers one chat.completion
@@ -92,6 +93,8 @@ interface Pending {
 
 /** Up to this many stop strings per request (as the OpenAI API allows). */
 const MAX_STOPS = 4;
+/** Choices per request at most: prompts × n. */
+const MAX_CHOICES = 64;
 
 /** A request body's problem (HTTP 400). */
 class BadRequest extends Error {}
@@ -142,8 +145,8 @@ export class CompletionServer {
       if (req.method !== 'POST') return send(405, { error: { message: 'POST a JSON body', type: 'invalid_request_error' } });
       if (this.failure) return send(500, { error: { message: `the engine failed: ${this.failure.message}`, type: 'server_error' } });
       const body = await readJson(req);
-      if (chat) await this.complete(this.chatPromptIds(body['messages']), body, res, send, CHAT_FORMAT);
-      else await this.complete(this.promptIds(body['prompt']), body, res, send, COMPLETION_FORMAT);
+      if (chat) await this.complete([this.chatPromptIds(body['messages'])], body, res, send, CHAT_FORMAT);
+      else await this.complete(this.prompts(body['prompt']), body, res, send, COMPLETION_FORMAT);
     } catch (e) {
       if (e instanceof BadRequest) return send(400, { error: { message: e.message, type: 'invalid_request_error' } });
       if (!res.headersSent) send(500, { error: { message: (e as Error).message, type: 'server_error' } });
@@ -151,67 +154,94 @@ export class CompletionServer {
     }
   }
 
-  private async complete(prompt: number[], body: Record<string, unknown>, res: http.ServerResponse,
+  private async complete(prompts: number[][], body: Record<string, unknown>, res: http.ServerResponse,
     send: (status: number, body: unknown) => void, format: ResponseFormat): Promise<void> {
     const maxNew = intField(body, 'max_tokens', this.opts.defaultMaxTokens ?? 16, 1);
     const temperature = numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0');
     const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
-    const seed = intField(body, 'seed', 0, 0);
+    const seed = intField(body, 'seed', 0, 0), n = intField(body, 'n', 1, 1, MAX_CHOICES);
     const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false, stops = stopStrings(body['stop']);
     const logprobs = format.logprobs(body);
-    if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
+    if (prompts.length * n > MAX_CHOICES) throw new BadRequest(`${prompts.length} prompts × n = ${n} exceed the ${MAX_CHOICES} choices a request may ask for`);
+    for (const prompt of prompts)
+      if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
     const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
-    const id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
-    this.stats.requests++;
-    this.stats.promptTokens += prompt.length;
-    const created = Math.floor(Date.now() / 1000), rid = `${format.idPrefix}-${id}`;
-    let chunks = 0;  // streamed so far
-    const chunk = (text: string, finish: string | null, tokens: readonly ReportedToken[]) => {
-      const delta = format.delta(text, finish, chunks++ === 0);
+    // choice i·n + j: prompt i, sample j with Rng(seed + j) (a prompt's choices do not depend on the others)
+    const created = Math.floor(Date.now() / 1000), rid = `${format.idPrefix}-${this.stats.requests}`;
+    const sentChunks = new Array<number>(prompts.length * n).fill(0);
+    const chunk = (index: number, text: string, finish: string | null, tokens: readonly ReportedToken[]) => {
+      const delta = { ...format.delta(text, finish, sentChunks[index]!++ === 0), index };
       return { id: rid, object: format.chunkObject, created, model: this.opts.model,
         choices: [logprobs === undefined ? delta : { ...delta, logprobs: format.logprobsObject(tokens) }] };
     };
-    let finished = false;
-    const done = new Promise<FinishReason | 'failed'>((resolve) => {
-      this.pending.set(id, {
-        rng: new Rng(seed), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
-        stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [], reportedSent: 0,
-        ...(logprobs !== undefined ? { logprobs } : {}),
-        ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => res.write(`data: ${JSON.stringify(chunk(text, null, tokens))}\n\n`) } : {}),
-      });
+    const write = (event: unknown) => res.write(`data: ${JSON.stringify(event)}\n\n`);
+    const subs: { index: number; id: number; done: Promise<FinishReason | 'failed'> }[] = [];
+    prompts.forEach((prompt, i) => {
+      this.stats.promptTokens += prompt.length;
+      for (let j = 0; j < n; j++) {
+        const index = i * n + j, id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
+        this.stats.requests++;
+        const done = new Promise<FinishReason | 'failed'>((resolve) => {
+          this.pending.set(id, {
+            rng: new Rng(seed + j), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
+            stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [], reportedSent: 0,
+            ...(logprobs !== undefined ? { logprobs } : {}),
+            ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => write(chunk(index, text, null, tokens)) } : {}),
+          });
+        });
+        subs.push({ index, id, done });
+      }
     });
-    res.on('close', () => {  // the client went away before the end: give its slot back
+    let finished = false;
+    res.on('close', () => {  // the client went away before the end: give the slots back
       if (finished) return;
-      const p = this.pending.get(id);
-      this.batcher.cancel(id);
-      this.pending.delete(id);
-      p?.resolve('length');
+      for (const { id } of subs) {
+        const p = this.pending.get(id);
+        this.batcher.cancel(id);
+        this.pending.delete(id);
+        p?.resolve('length');
+      }
     });
     if (stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     void this.loop();
-    const reason = await done;
+    let failed = false;
+    // each choice ends on its own (streamed: its last chunk goes out as soon as it is done)
+    const results = await Promise.all(subs.map(async ({ index, id, done }) => {
+      const reason = await done;
+      const p = this.pending.get(id);
+      this.pending.delete(id);
+      if (!p || res.destroyed) return undefined;  // cancelled: nobody to answer
+      if (reason === 'failed') {
+        failed = true;
+        return undefined;
+      }
+      const finish = reason === 'stop' ? 'stop' : 'length';
+      const text = p.stoppedByString ? p.text : p.text + p.streamer.flush();  // (a stop string ends the text where it starts)
+      // (a stop string cut the text: only the tokens that start inside it are reported)
+      const reported = p.reported.filter((t) => t.offset < text.length || (t.text === '' && t.offset === text.length));
+      if (stream) write(chunk(index, text.slice(p.sent), finish, reported.slice(p.reportedSent)));
+      return { index, finish, text, reported, tokens: p.tokens };
+    }));
     finished = true;
-    const p = this.pending.get(id);
-    this.pending.delete(id);
-    if (!p || res.destroyed) return;  // cancelled: nobody to answer
-    if (reason === 'failed') {
+    if (res.destroyed) return;
+    if (failed) {
       const message = `the engine failed: ${this.failure?.message ?? 'unknown error'}`;
       if (!stream) return send(500, { error: { message, type: 'server_error' } });
       res.end(`data: ${JSON.stringify({ error: { message, type: 'server_error' } })}\n\n`);
       return;
     }
-    const finish = reason === 'stop' ? 'stop' : 'length';
-    const text = p.stoppedByString ? p.text : p.text + p.streamer.flush();  // (a stop string ends the text where it starts)
-    // (a stop string cut the text: only the tokens that start inside it are reported)
-    const reported = p.reported.filter((t) => t.offset < text.length || (t.text === '' && t.offset === text.length));
     if (stream) {
-      res.write(`data: ${JSON.stringify(chunk(text.slice(p.sent), finish, reported.slice(p.reportedSent)))}\n\n`);
       res.end('data: [DONE]\n\n');
       return;
     }
-    const choice = p.logprobs === undefined ? format.choice(text, finish) : { ...format.choice(text, finish), logprobs: format.logprobsObject(reported) };
-    send(200, { id: rid, object: format.object, created, model: this.opts.model, choices: [choice],
-      usage: { prompt_tokens: p.promptTokens, completion_tokens: p.tokens, total_tokens: p.promptTokens + p.tokens } });
+    const done = results.filter((r) => r !== undefined);
+    const choices = done.map((r) => {
+      const choice = { ...format.choice(r.text, r.finish), index: r.index };
+      return logprobs === undefined ? choice : { ...choice, logprobs: format.logprobsObject(r.reported) };
+    });
+    const promptTokens = prompts.reduce((a, p) => a + p.length, 0), completionTokens = done.reduce((a, r) => a + r.tokens, 0);
+    send(200, { id: rid, object: format.object, created, model: this.opts.model, choices,
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } });
   }
 
   /** Prometheus text: counters since start, and the requests running and waiting now. */
@@ -226,6 +256,12 @@ export class CompletionServer {
     return lines.map(([name, type, v]) => `# TYPE ${name} ${type}\n${name} ${v}\n`).join('');
   }
 
+  /** A completion request's prompts: one (text or ids) or a list of them (texts, or lists of ids). */
+  private prompts(v: unknown): number[][] {
+    if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' || Array.isArray(x))) return v.map((x) => this.promptIds(x));
+    return [this.promptIds(v)];
+  }
+
   /** The prompt's token ids: text (encoded from BOS) or an array of ids in the vocabulary. */
   private promptIds(v: unknown): number[] {
     if (typeof v === 'string') {
@@ -234,7 +270,7 @@ export class CompletionServer {
       return ids;
     }
     if (Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0 && t < this.tokenizer.vocabSize)) return v as number[];
-    throw new BadRequest(`"prompt" must be a string or a non-empty array of token ids below ${this.tokenizer.vocabSize}`);
+    throw new BadRequest(`"prompt" must be a string, a non-empty array of token ids below ${this.tokenizer.vocabSize}, or a list of either`);
   }
 
   /** A chat request's prompt ids: its messages through the chat template. */

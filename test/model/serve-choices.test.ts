@@ -1,0 +1,65 @@
+// Several choices per request in the completions server on stories260K: a list of prompts and n
+// samples per prompt. Choice i·n + j is prompt i sampled with seed + j, so it equals a request of
+// that prompt alone with that seed (greedy: every j the same text); streamed chunks carry their
+// choice's index and add up per index; usage counts each prompt once; limits are 400s.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadModel } from '../../src/model/load.ts';
+import { cpuStepBackend } from '../../src/serve/generate-continuous.ts';
+import { CompletionServer } from '../../src/serve/server.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const STORIES = path.join(ROOT, '../shared/models/stories260K');
+const skip = fs.existsSync(STORIES) ? false : `shared model missing: ${STORIES}`;
+
+test('serve: prompt lists and n choices = single requests with seed + j; streamed by index; 400s', { skip, timeout: 120_000 }, async () => {
+  const model = loadModel(STORIES), tok = model.tokenizer;
+  const server = new CompletionServer(cpuStepBackend(model, 3, 256, 8), tok, { model: 'stories260K' });
+  const port = await server.listen(0);
+  const post = (body: unknown) => fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST', body: JSON.stringify(body) });
+  const one = async (prompt: unknown, seed: number) =>
+    (await post({ prompt, max_tokens: 10, temperature: 0.9, seed, stop_at_eos: false }).then((r) => r.json())).choices[0].text as string;
+  try {
+    const prompts = ['Once upon a time', tok.encode('The cat', { addBos: true })];
+    const r = await post({ prompt: prompts, n: 3, max_tokens: 10, temperature: 0.9, seed: 5, stop_at_eos: false }).then((x) => x.json());
+    assert.deepEqual(r.choices.map((c: { index: number }) => c.index), [0, 1, 2, 3, 4, 5]);
+    for (const [i, p] of prompts.entries())
+      for (let j = 0; j < 3; j++) assert.equal(r.choices[i * 3 + j].text, await one(p, 5 + j), `prompt ${i}, sample ${j}`);
+    assert.notEqual(r.choices[0].text, r.choices[1].text, 'the samples differ');
+    const promptTokens = tok.encode(prompts[0] as string, { addBos: true }).length + (prompts[1] as number[]).length;
+    assert.deepEqual(r.usage, { prompt_tokens: promptTokens, completion_tokens: 60, total_tokens: promptTokens + 60 });
+
+    const greedy = await post({ prompt: 'The sun', n: 2, max_tokens: 8, temperature: 0, stop_at_eos: false }).then((x) => x.json());
+    assert.equal(greedy.choices[0].text, greedy.choices[1].text, 'greedy: the same text for every sample');
+
+    const stream = await post({ prompt: prompts, n: 2, max_tokens: 10, temperature: 0.9, seed: 5, stream: true, stop_at_eos: false });
+    const events = (await stream.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    assert.equal(events.at(-1), '[DONE]');
+    const byIndex = new Map<number, string>();
+    const finishes = new Map<number, string>();
+    for (const e of events.slice(0, -1).map((x) => JSON.parse(x))) {
+      const c = e.choices[0];
+      byIndex.set(c.index, (byIndex.get(c.index) ?? '') + c.text);
+      if (c.finish_reason) finishes.set(c.index, c.finish_reason);
+    }
+    assert.deepEqual([...byIndex.keys()].sort(), [0, 1, 2, 3]);
+    for (const [i, p] of prompts.entries())
+      for (let j = 0; j < 2; j++) assert.equal(byIndex.get(i * 2 + j), await one(p, 5 + j), `streamed prompt ${i}, sample ${j}`);
+    assert.deepEqual([...finishes.values()], ['length', 'length', 'length', 'length']);
+
+    const bad = async (body: unknown, re: RegExp) => {
+      const res = await post(body);
+      assert.equal(res.status, 400);
+      assert.match((await res.json()).error.message, re);
+    };
+    await bad({ prompt: 'x', n: 0 }, /"n" must be an integer from 1 to 64/);
+    await bad({ prompt: Array.from({ length: 9 }, () => 'x'), n: 8 }, /9 prompts × n = 8 exceed the 64 choices/);
+    await bad({ prompt: ['x', 3] }, /"prompt" must be a string, a non-empty array of token ids .*, or a list of either/);
+    await bad({ prompt: [] }, /"prompt" must be/);
+  } finally {
+    await server.close();
+  }
+});
