@@ -51,6 +51,10 @@ test('serve: chat completions = completions of the rendered prompt; streamed del
       assert.deepEqual(chat.usage, plain.usage);
     }
     const plain = await post('/v1/completions', { prompt: ids, max_tokens: 12, temperature: 0, stop_at_eos: false }).then((r) => r.json());
+    const two = await post('/v1/chat/completions', { messages, n: 2, max_tokens: 12, temperature: 0.8, seed: 5, stop_at_eos: false }).then((r) => r.json());
+    const seeded = await post('/v1/completions', { prompt: ids, n: 2, max_tokens: 12, temperature: 0.8, seed: 5, stop_at_eos: false }).then((r) => r.json());
+    assert.deepEqual(two.choices.map((c: { index: number; message: { content: string } }) => [c.index, c.message.content]),
+      seeded.choices.map((c: { index: number; text: string }) => [c.index, c.text]), 'n choices: the completions of the same samples');
     const stream = await post('/v1/chat/completions', { messages, max_tokens: 12, temperature: 0, stream: true, stop_at_eos: false });
     const events = (await stream.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
     assert.equal(events.at(-1), '[DONE]');
