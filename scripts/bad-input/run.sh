@@ -170,6 +170,7 @@ run "serve --max-rows < --max-batch" fail 'max-rows' $I serve $S --max-batch 4 -
 run "serve --chat-template missing" fail 'nope.jinja: cannot read the chat template' $I serve $S --chat-template $W/nope.jinja --device cpu
 printf '{%% for m in messages %%}unclosed' > $W/bad.jinja
 run "serve --chat-template does not parse" fail 'bad.jinja: the chat template does not parse' $I serve $S --chat-template $W/bad.jinja --device cpu
+run "serve --api-key empty" fail '--api-key: an empty key would let anyone in' $I serve $S --api-key '' --device cpu
 run "serve --mode on the CPU" fail '--mode: is a GPU option' $I serve $S --mode w4a8-is --device cpu
 run "bench serve --rate 0" fail '--rate: expected requests a second > 0' $I bench serve $S --rate 0 --device cpu
 run "bench serve --mode on the CPU" fail '--mode: is a GPU option' $I bench serve $S --mode w4a8-is --device cpu --requests 2

@@ -12,9 +12,10 @@ import { parseIntOption } from './options.ts';
 import { openStepModel } from './step-model.ts';
 import { CompletionServer } from '../serve/server.ts';
 import { loadChatTemplate } from '../serve/chat-template.ts';
+import { fail } from '../core/errors.ts';
 
 interface ServeCliOptions extends DeviceCliOptions {
-  host: string; port: string; maxBatch: string; maxRows: string; maxSeq?: string; maxTokens: string; chatTemplate?: string;
+  host: string; port: string; maxBatch: string; maxRows: string; maxSeq?: string; maxTokens: string; chatTemplate?: string; apiKey?: string;
 }
 
 export function register(program: Command): void {
@@ -28,10 +29,13 @@ export function register(program: Command): void {
     .option('--max-rows <n>', 'tokens per engine step (decode rows + prefill chunks)', '512')
     .option('--max-seq <n>', 'positions per sequence: prompt + new tokens (default: the model\'s context, at most 4096)')
     .option('--max-tokens <n>', 'new tokens of a request that gives no max_tokens', '16')
+    .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1/ routes (default: $INTSCALE_API_KEY, else none)')
     .option('--chat-template <file>', 'Jinja chat template for /v1/chat/completions (default: tokenizer_config.json\'s chat_template)');
   addDeviceOptions(cmd).action(async (modelPath: string, opts: ServeCliOptions) => {
     const port = parseIntOption('--port', opts.port, 0), slots = parseIntOption('--max-batch', opts.maxBatch, 1);
     const maxRows = parseIntOption('--max-rows', opts.maxRows, slots), defaultMaxTokens = parseIntOption('--max-tokens', opts.maxTokens, 1);
+    const apiKey = opts.apiKey ?? (process.env['INTSCALE_API_KEY'] || undefined);
+    if (apiKey !== undefined && apiKey.length === 0) fail('--api-key', 'an empty key would let anyone in: give a non-empty key or none');
     const device = chooseDevice(opts.device, modelPath);
     const configPath = path.join(modelPath, 'tokenizer_config.json');
     const chatTemplate = loadChatTemplate(fs.existsSync(modelPath) && fs.statSync(modelPath).isDirectory() ? configPath : undefined, opts.chatTemplate);
@@ -39,7 +43,7 @@ export function register(program: Command): void {
     const maxSeq = opts.maxSeq === undefined ? 4096 : parseIntOption('--max-seq', opts.maxSeq, 1);
     const backend = open.backend(Math.min(maxSeq, open.context));
     const server = new CompletionServer(backend, open.tokenizer, { model: path.basename(path.resolve(modelPath)), defaultMaxTokens,
-      ...(chatTemplate ? { chatTemplate } : {}) });
+      ...(chatTemplate ? { chatTemplate } : {}), ...(apiKey ? { apiKey } : {}) });
     const bound = await server.listen(port, opts.host);
     process.stderr.write(`intscale serve: http://${opts.host}:${bound}/v1/completions${chatTemplate ? ' and /v1/chat/completions' : ''} ` +
       `(${open.label}, ${slots} slots, ${backend.maxSeq} positions each, ${maxRows} tokens a step)\n`);

@@ -13,6 +13,7 @@
 // then the event loop takes new requests before the next step. A request with seed s gets what
 // `generate` alone gives its prompt with seed s (the sampling is per request, on the host).
 import * as http from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
 import { yieldForSignals } from '../core/interrupt.ts';
 import { Rng } from '../core/rng.ts';
 import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   defaultMaxTokens?: number;
   /** What /v1/chat/completions renders messages with (absent: it answers 400). */
   chatTemplate?: ChatTemplate;
+  /** When set, /v1/ routes need "Authorization: Bearer <apiKey>" (401 otherwise). */
+  apiKey?: string;
 }
 
 /** How an endpoint's answers look: the whole one, and a streamed chunk's choice. */
@@ -134,6 +137,8 @@ export class CompletionServer {
     };
     try {
       if (req.method === 'GET' && req.url === '/health') return send(200, { status: this.failure ? 'failed' : 'ok' });
+      if (this.opts.apiKey !== undefined && req.url?.startsWith('/v1/') && !sameSecret(req.headers.authorization, `Bearer ${this.opts.apiKey}`))
+        return send(401, { error: { message: 'a valid API key is needed: "Authorization: Bearer <key>"', type: 'invalid_request_error' } });
       if (req.method === 'GET' && req.url === '/v1/models') return send(200, { object: 'list', data: [{ id: this.opts.model, object: 'model' }] });
       if (req.method === 'GET' && req.url === '/metrics') {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -347,6 +352,12 @@ export class CompletionServer {
       this.looping = false;
     }
   }
+}
+
+/** Whether a request's header equals the expected secret (compared in constant time). */
+function sameSecret(given: string | undefined, expected: string): boolean {
+  const a = Buffer.from(given ?? ''), b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** A chat request's "messages": a non-empty list of {role, content}; content a string or a list of text parts. */

@@ -63,3 +63,25 @@ test('serve: prompt lists and n choices = single requests with seed + j; streame
     await server.close();
   }
 });
+
+test('serve --api-key: /v1/ routes need the bearer key (401 otherwise); /health does not', { skip, timeout: 60_000 }, async () => {
+  const model = loadModel(STORIES), tok = model.tokenizer;
+  const server = new CompletionServer(cpuStepBackend(model, 1, 64, 8), tok, { model: 'stories260K', apiKey: 's3cret' });
+  const port = await server.listen(0);
+  const url = (route: string) => `http://127.0.0.1:${port}${route}`;
+  const body = JSON.stringify({ prompt: 'The sun', max_tokens: 3, temperature: 0 });
+  try {
+    for (const authorization of [undefined, 'Bearer wrong', 'Bearer s3cret2', 's3cret']) {
+      const r = await fetch(url('/v1/completions'), { method: 'POST', body, headers: authorization ? { authorization } : {} });
+      assert.equal(r.status, 401, String(authorization));
+      assert.match((await r.json()).error.message, /a valid API key is needed/);
+    }
+    assert.equal((await fetch(url('/v1/models'))).status, 401);
+    assert.equal((await fetch(url('/health'))).status, 200);
+    const ok = await fetch(url('/v1/completions'), { method: 'POST', body, headers: { authorization: 'Bearer s3cret' } });
+    assert.equal(ok.status, 200);
+    assert.equal((await ok.json()).usage.completion_tokens, 3);
+  } finally {
+    await server.close();
+  }
+});
