@@ -7,8 +7,9 @@
 // the messages with the model's chat template (chat-template.ts) and answers one chat.completion
 // (stream: chat.completion.chunk deltas); `logprobs` (completions: 0–5 alternatives; chat: true
 // and top_logprobs 0–20) reports each new token's log-probability under the raw logits, streamed
-// with the delta its text starts in (logprobs.ts); GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens,
-// steps, running and waiting). Requests join the engine's running batch at its next step and leave
+// with the delta its text starts in (logprobs.ts). The shapes and field checks are openai-api.ts's.
+// GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens, steps, running
+// and waiting); with an API key, /v1/ routes need it. Requests join the engine's running batch at its next step and leave
 // it when they end, or when their client goes away. One engine loop: plan, run, sample, commit,
 // then the event loop takes new requests before the next step. A request with seed s gets what
 // `generate` alone gives its prompt with seed s (the sampling is per request, on the host).
@@ -20,8 +21,11 @@ import { TextStreamer, type Tokenizer } from '../io/tokenizer.ts';
 import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
 import { IntscaleError } from '../core/errors.ts';
 import { ContinuousBatcher, type FinishReason } from './batcher.ts';
-import type { ChatMessage, ChatTemplate } from './chat-template.ts';
-import { chatLogprobs, completionLogprobs, tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
+import type { ChatTemplate } from './chat-template.ts';
+import { tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
+import {
+  BadRequest, CHAT_FORMAT, COMPLETION_FORMAT, MAX_CHOICES, chatMessages, intField, numField, stopStrings, type ResponseFormat,
+} from './openai-api.ts';
 import { advance, type StepBackend } from './generate-continuous.ts';
 
 export interface ServerOptions {
@@ -35,40 +39,6 @@ export interface ServerOptions {
   apiKey?: string;
 }
 
-/** How an endpoint's answers look: the whole one, and a streamed chunk's choice. */
-interface ResponseFormat {
-  idPrefix: string;
-  object: string;
-  chunkObject: string;
-  /** The request's logprobs: alternatives per token, or undefined for none. */
-  logprobs(body: Record<string, unknown>): number | undefined;
-  logprobsObject(tokens: readonly ReportedToken[]): object;
-  choice(text: string, finish: string | null): object;
-  /** first: no chunk of this answer was sent yet. */
-  delta(text: string, finish: string | null, first: boolean): object;
-}
-
-const COMPLETION_FORMAT: ResponseFormat = {
-  idPrefix: 'cmpl', object: 'text_completion', chunkObject: 'text_completion',
-  logprobs: (body) => (body['logprobs'] === undefined || body['logprobs'] === null ? undefined : intField(body, 'logprobs', 0, 0, 5)),
-  logprobsObject: completionLogprobs,
-  choice: (text, finish) => ({ index: 0, text, finish_reason: finish }),
-  delta: (text, finish) => ({ index: 0, text, finish_reason: finish }),
-};
-
-const CHAT_FORMAT: ResponseFormat = {
-  idPrefix: 'chatcmpl', object: 'chat.completion', chunkObject: 'chat.completion.chunk',
-  logprobs: (body) => {
-    const on = body['logprobs'];
-    if (on !== undefined && on !== null && typeof on !== 'boolean') throw new BadRequest('"logprobs" must be true or false');
-    const top = body['top_logprobs'] === undefined || body['top_logprobs'] === null ? undefined : intField(body, 'top_logprobs', 0, 0, 20);
-    if (top !== undefined && on !== true) throw new BadRequest('"top_logprobs" needs "logprobs": true');
-    return on === true ? top ?? 0 : undefined;
-  },
-  logprobsObject: chatLogprobs,
-  choice: (text, finish) => ({ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish }),
-  delta: (text, finish, first) => ({ index: 0, delta: first ? { role: 'assistant', content: text } : text === '' ? {} : { content: text }, finish_reason: finish }),
-};
 
 interface Pending {
   rng: Rng;
@@ -94,13 +64,6 @@ interface Pending {
   resolve: (finish: FinishReason | 'failed') => void;
 }
 
-/** Up to this many stop strings per request (as the OpenAI API allows). */
-const MAX_STOPS = 4;
-/** Choices per request at most: prompts × n. */
-const MAX_CHOICES = 64;
-
-/** A request body's problem (HTTP 400). */
-class BadRequest extends Error {}
 
 const MAX_BODY_BYTES = 1 << 20;
 
@@ -360,29 +323,7 @@ function sameSecret(given: string | undefined, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** A chat request's "messages": a non-empty list of {role, content}; content a string or a list of text parts. */
-function chatMessages(v: unknown): ChatMessage[] {
-  const bad = () => new BadRequest('"messages" must be a non-empty array of {"role": string, "content": string or [{"type": "text", "text": string}]}');
-  if (!Array.isArray(v) || v.length === 0) throw bad();
-  return v.map((m) => {
-    if (!m || typeof m !== 'object') throw bad();
-    const { role, content } = m as { role?: unknown; content?: unknown };
-    if (typeof role !== 'string' || role.length === 0) throw bad();
-    if (typeof content === 'string') return { role, content };
-    if (Array.isArray(content) && content.every((p) => p && typeof p === 'object' && (p as { type?: unknown }).type === 'text' && typeof (p as { text?: unknown }).text === 'string'))
-      return { role, content: content.map((p) => (p as { text: string }).text).join('') };
-    throw bad();
-  });
-}
 
-/** The request's "stop": absent, a string, or up to MAX_STOPS non-empty strings. */
-function stopStrings(v: unknown): string[] {
-  if (v === undefined || v === null) return [];
-  const list = typeof v === 'string' ? [v] : v;
-  if (!Array.isArray(list) || list.length > MAX_STOPS || !list.every((x) => typeof x === 'string' && x.length > 0))
-    throw new BadRequest(`"stop" must be a non-empty string or up to ${MAX_STOPS} of them`);
-  return list as string[];
-}
 
 /** Where the first of `stops` starts in `text`, or -1. */
 function firstStop(text: string, stops: readonly string[]): number {
@@ -412,17 +353,4 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
   return v as Record<string, unknown>;
 }
 
-function intField(body: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
-  const v = body[name];
-  if (v === undefined || v === null) return fallback;
-  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
-    throw new BadRequest(`"${name}" must be an integer ${max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`}`);
-  return v as number;
-}
 
-function numField(body: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, what: string): number {
-  const v = body[name];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'number' || !ok(v)) throw new BadRequest(`"${name}" must be ${what}`);
-  return v;
-}
