@@ -19,6 +19,8 @@ export interface StepBackend {
   readonly maxRows: number;
   readonly maxSeq: number;
   step(chunks: readonly { slot: number; pos: number; tokens: readonly number[] }[]): Float32Array[];
+  /** The logits of every position of `prompt` ([T, vocab]), outside the batch and its slots (scoring); absent where not supported. */
+  promptLogits?(prompt: readonly number[]): Float32Array;
   /** Free what the backend allocated. */
   close(): void;
 }
@@ -36,6 +38,14 @@ export function cpuStepBackend(model: Model, slots: number, maxSeq: number, maxR
         return s;
       });
       return forwardBatch(ss, chunks.map((c) => c.tokens));
+    },
+    promptLogits(prompt) {
+      const s = new Session(model, { maxSeq: prompt.length });
+      try {
+        return s.forward(prompt, { allLogits: true });
+      } finally {
+        s.dispose();
+      }
     },
     close() { for (const s of sessions) s.dispose(); },
   };

@@ -10,6 +10,24 @@ export interface TokenLogprob {
   top: { id: number; logprob: number }[];
 }
 
+/**
+ * The prompt's own tokens as echo reports them: the first with no logprob, token t with the
+ * log-softmax of row t − 1 of `logits` ([T, vocab], the model's prediction of it) and its alternatives.
+ */
+export function promptTokens(logits: Float32Array, prompt: readonly number[], top: number,
+  text: (prev: number | undefined, id: number) => string): ReportedToken[] {
+  const V = logits.length / prompt.length, out: ReportedToken[] = [];
+  let offset = 0;
+  prompt.forEach((id, t) => {
+    const prev = t > 0 ? prompt[t - 1] : undefined;
+    const lp = t > 0 ? tokenLogprob(logits.subarray((t - 1) * V, t * V), id, top) : null;
+    const r: ReportedToken = { lp, text: text(prev, id), topText: lp ? lp.top.map((x) => text(prev, x.id)) : [], offset };
+    offset += r.text.length;
+    out.push(r);
+  });
+  return out;
+}
+
 /** log-softmax of `logits` (in float64) at `id`, and the `top` best ids. */
 export function tokenLogprob(logits: Float32Array, id: number, top: number): TokenLogprob {
   let max = -Infinity;
@@ -31,7 +49,8 @@ export function tokenLogprob(logits: Float32Array, id: number, top: number): Tok
 
 /** A reported token: its logprobs and the texts it and its alternatives add (decodeToken after the previous id). */
 export interface ReportedToken {
-  lp: TokenLogprob;
+  /** null for a prompt's first token (echo), which nothing predicts. */
+  lp: TokenLogprob | null;
   text: string;
   topText: string[];
   /** Where its text starts in the completion. */
@@ -42,8 +61,8 @@ export interface ReportedToken {
 export function completionLogprobs(tokens: readonly ReportedToken[]): object {
   return {
     tokens: tokens.map((t) => t.text),
-    token_logprobs: tokens.map((t) => t.lp.logprob),
-    top_logprobs: tokens.map((t) => Object.fromEntries(t.lp.top.map((x, i) => [t.topText[i]!, x.logprob]))),
+    token_logprobs: tokens.map((t) => t.lp?.logprob ?? null),
+    top_logprobs: tokens.map((t) => (t.lp ? Object.fromEntries(t.lp.top.map((x, i) => [t.topText[i]!, x.logprob])) : null)),
     text_offset: tokens.map((t) => t.offset),
   };
 }
@@ -52,7 +71,7 @@ export function completionLogprobs(tokens: readonly ReportedToken[]): object {
 export function chatLogprobs(tokens: readonly ReportedToken[]): object {
   const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
   return {
-    content: tokens.map((t) => ({ token: t.text, logprob: t.lp.logprob, bytes: bytes(t.text),
-      top_logprobs: t.lp.top.map((x, i) => ({ token: t.topText[i]!, logprob: x.logprob, bytes: bytes(t.topText[i]!) })) })),
+    content: tokens.map((t) => ({ token: t.text, logprob: t.lp?.logprob ?? null, bytes: bytes(t.text),
+      top_logprobs: (t.lp?.top ?? []).map((x, i) => ({ token: t.topText[i]!, logprob: x.logprob, bytes: bytes(t.topText[i]!) })) })),
   };
 }

@@ -18,6 +18,8 @@ export interface ResponseFormat {
   idPrefix: string;
   object: string;
   chunkObject: string;
+  /** Whether the answer starts with the prompt (completions' echo; chat has none). */
+  echo(body: Record<string, unknown>): boolean;
   /** The request's logprobs: alternatives per token, or undefined for none. */
   logprobs(body: Record<string, unknown>): number | undefined;
   logprobsObject(tokens: readonly ReportedToken[]): object;
@@ -28,6 +30,11 @@ export interface ResponseFormat {
 
 export const COMPLETION_FORMAT: ResponseFormat = {
   idPrefix: 'cmpl', object: 'text_completion', chunkObject: 'text_completion',
+  echo: (body) => {
+    const v = body['echo'];
+    if (v !== undefined && v !== null && typeof v !== 'boolean') throw new BadRequest('"echo" must be true or false');
+    return v === true;
+  },
   logprobs: (body) => (body['logprobs'] === undefined || body['logprobs'] === null ? undefined : intField(body, 'logprobs', 0, 0, 5)),
   logprobsObject: completionLogprobs,
   choice: (text, finish) => ({ index: 0, text, finish_reason: finish }),
@@ -36,6 +43,7 @@ export const COMPLETION_FORMAT: ResponseFormat = {
 
 export const CHAT_FORMAT: ResponseFormat = {
   idPrefix: 'chatcmpl', object: 'chat.completion', chunkObject: 'chat.completion.chunk',
+  echo: () => false,
   logprobs: (body) => {
     const on = body['logprobs'];
     if (on !== undefined && on !== null && typeof on !== 'boolean') throw new BadRequest('"logprobs" must be true or false');

@@ -7,7 +7,8 @@
 // the messages with the model's chat template (chat-template.ts) and answers one chat.completion
 // (stream: chat.completion.chunk deltas); `logprobs` (completions: 0–5 alternatives; chat: true
 // and top_logprobs 0–20) reports each new token's log-probability under the raw logits, streamed
-// with the delta its text starts in (logprobs.ts). The shapes and field checks are openai-api.ts's.
+// with the delta its text starts in (logprobs.ts); `echo` puts the prompt first (with logprobs,
+// scored: StepBackend.promptLogits). The shapes and field checks are openai-api.ts's.
 // GET /health, GET /v1/models and GET /metrics (Prometheus text: requests, tokens, steps, running
 // and waiting); with an API key, /v1/ routes need it. Requests join the engine's running batch at its next step and leave
 // it when they end, or when their client goes away. One engine loop: plan, run, sample, commit,
@@ -22,7 +23,7 @@ import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
 import { IntscaleError } from '../core/errors.ts';
 import { ContinuousBatcher, type FinishReason } from './batcher.ts';
 import type { ChatTemplate } from './chat-template.ts';
-import { tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
+import { promptTokens, tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
 import {
   BadRequest, CHAT_FORMAT, COMPLETION_FORMAT, MAX_CHOICES, chatMessages, intField, numField, stopStrings, type ResponseFormat,
 } from './openai-api.ts';
@@ -124,7 +125,8 @@ export class CompletionServer {
 
   private async complete(prompts: number[][], body: Record<string, unknown>, res: http.ServerResponse,
     send: (status: number, body: unknown) => void, format: ResponseFormat): Promise<void> {
-    const maxNew = intField(body, 'max_tokens', this.opts.defaultMaxTokens ?? 16, 1);
+    const echo = format.echo(body);  // the prompt's text (and, with logprobs, its tokens') before the completion
+    const maxNew = intField(body, 'max_tokens', this.opts.defaultMaxTokens ?? 16, echo ? 0 : 1);
     const temperature = numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0');
     const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
     const seed = intField(body, 'seed', 0, 0), n = intField(body, 'n', 1, 1, MAX_CHOICES);
@@ -134,6 +136,9 @@ export class CompletionServer {
     for (const prompt of prompts)
       if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
     const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
+    if (echo && logprobs !== undefined && !this.backend.promptLogits)
+      throw new BadRequest('echo with logprobs (the prompt\'s own logprobs) needs the CPU engine: this engine cannot score prompts yet');
+    const echoes = prompts.map((prompt) => echo ? this.echoOf(prompt, logprobs) : { text: '', tokens: [] as ReportedToken[] });
     // choice i·n + j: prompt i, sample j with Rng(seed + j) (a prompt's choices do not depend on the others)
     const created = Math.floor(Date.now() / 1000), rid = `${format.idPrefix}-${this.stats.requests}`;
     const sentChunks = new Array<number>(prompts.length * n).fill(0);
@@ -146,7 +151,7 @@ export class CompletionServer {
     const subs: { index: number; id: number; done: Promise<FinishReason | 'failed'> }[] = [];
     prompts.forEach((prompt, i) => {
       this.stats.promptTokens += prompt.length;
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < n && maxNew > 0; j++) {
         const index = i * n + j, id = this.batcher.add({ prompt, maxNew, ...(stopIds ? { stopIds } : {}) });
         this.stats.requests++;
         const done = new Promise<FinishReason | 'failed'>((resolve) => {
@@ -154,7 +159,7 @@ export class CompletionServer {
             rng: new Rng(seed + j), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
             stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [], reportedSent: 0,
             ...(logprobs !== undefined ? { logprobs } : {}),
-            ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => write(chunk(index, text, null, tokens)) } : {}),
+            ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => write(chunk(index, text, null, shifted(tokens, echoes[i]!.text.length))) } : {}),
           });
         });
         subs.push({ index, id, done });
@@ -170,11 +175,19 @@ export class CompletionServer {
         p?.resolve('length');
       }
     });
-    if (stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    if (stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      if (echo) for (let index = 0; index < prompts.length * n; index++) write(chunk(index, echoes[Math.floor(index / n)]!.text, null, echoes[Math.floor(index / n)]!.tokens));
+    }
     void this.loop();
     let failed = false;
-    // each choice ends on its own (streamed: its last chunk goes out as soon as it is done)
-    const results = await Promise.all(subs.map(async ({ index, id, done }) => {
+    // each choice ends on its own (streamed: its last chunk goes out as soon as it is done); with
+    // max_tokens 0 (echo) there is nothing to generate
+    const nothing = Array.from({ length: maxNew > 0 ? 0 : prompts.length * n }, (_, index) => {
+      if (stream) write(chunk(index, '', 'length', []));
+      return { index, finish: 'length', text: '', reported: [] as ReportedToken[], tokens: 0 };
+    });
+    const generated = await Promise.all(subs.map(async ({ index, id, done }) => {
       const reason = await done;
       const p = this.pending.get(id);
       this.pending.delete(id);
@@ -187,9 +200,10 @@ export class CompletionServer {
       const text = p.stoppedByString ? p.text : p.text + p.streamer.flush();  // (a stop string ends the text where it starts)
       // (a stop string cut the text: only the tokens that start inside it are reported)
       const reported = p.reported.filter((t) => t.offset < text.length || (t.text === '' && t.offset === text.length));
-      if (stream) write(chunk(index, text.slice(p.sent), finish, reported.slice(p.reportedSent)));
+      if (stream) write(chunk(index, text.slice(p.sent), finish, shifted(reported.slice(p.reportedSent), echoes[Math.floor(index / n)]!.text.length)));
       return { index, finish, text, reported, tokens: p.tokens };
     }));
+    const results = [...nothing, ...generated];
     finished = true;
     if (res.destroyed) return;
     if (failed) {
@@ -204,8 +218,11 @@ export class CompletionServer {
     }
     const done = results.filter((r) => r !== undefined);
     const choices = done.map((r) => {
-      const choice = { ...format.choice(r.text, r.finish), index: r.index };
-      return logprobs === undefined ? choice : { ...choice, logprobs: format.logprobsObject(r.reported) };
+      const e = echoes[Math.floor(r.index / n)]!;
+      const choice = { ...format.choice(e.text + r.text, r.finish), index: r.index };
+      if (logprobs === undefined) return choice;
+      const tokens = [...e.tokens, ...shifted(r.reported, e.text.length)];
+      return { ...choice, logprobs: format.logprobsObject(tokens) };
     });
     const promptTokens = prompts.reduce((a, p) => a + p.length, 0), completionTokens = done.reduce((a, r) => a + r.tokens, 0);
     send(200, { id: rid, object: format.object, created, model: this.opts.model, choices,
@@ -239,6 +256,14 @@ export class CompletionServer {
     }
     if (Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0 && t < this.tokenizer.vocabSize)) return v as number[];
     throw new BadRequest(`"prompt" must be a string, a non-empty array of token ids below ${this.tokenizer.vocabSize}, or a list of either`);
+  }
+
+  /** What echo puts before a prompt's completion: its text and, with logprobs, its tokens' (the first has none). */
+  private echoOf(prompt: readonly number[], logprobs: number | undefined): { text: string; tokens: ReportedToken[] } {
+    const text = this.tokenizer.decode([...prompt]);
+    if (logprobs === undefined) return { text, tokens: [] };
+    const tokenText = (prev: number | undefined, id: number) => (prev === undefined ? this.tokenizer.decode([id]) : this.tokenizer.decodeToken(prev, id));
+    return { text, tokens: promptTokens(this.backend.promptLogits!(prompt), prompt, logprobs, tokenText) };
   }
 
   /** A chat request's prompt ids: its messages through the chat template. */
@@ -315,6 +340,11 @@ export class CompletionServer {
       this.looping = false;
     }
   }
+}
+
+/** Completion tokens with their offsets moved past an echoed prompt of `by` characters. */
+function shifted(tokens: readonly ReportedToken[], by: number): ReportedToken[] {
+  return by === 0 ? [...tokens] : tokens.map((t) => ({ ...t, offset: t.offset + by }));
 }
 
 /** Whether a request's header equals the expected secret (compared in constant time). */

@@ -2,7 +2,9 @@
 // logprob of each new token is the log-softmax of the model's own logits there (recomputed here
 // with a Session on the prompt and the ids generate gives alone, to 1e-12), greedy tokens are their position's
 // most likely, the alternatives are the top ids in order; /v1/completions' parallel lists and
-// /v1/chat/completions' content entries, streamed with their deltas; out-of-range requests are 400s.
+// /v1/chat/completions' content entries, streamed with their deltas; echo with logprobs scores the
+// prompt (what lm-evaluation-harness's loglikelihood requests send: echo, logprobs 1, max_tokens 0
+// or 1) against the all-position logits of a Session; out-of-range requests are 400s.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -89,12 +91,48 @@ test('serve: logprobs of completions and chat = the model\'s log-softmax; 400s',
       assert.deepEqual(chunks.flatMap(list), list(whole as Answer), `${route}: streamed logprobs = unstreamed`);
     }
 
+    // echo: the prompt's tokens first (the first with null), each scored by the row before it
+    const scoring = tok.encode('Tom had a red ball and a big dog', { addBos: true });
+    const all = (() => {
+      const sess = new Session(model);
+      try { return sess.forward(scoring, { allLogits: true }); } finally { sess.dispose(); }
+    })();
+    const V = all.length / scoring.length;
+    for (const maxTokens of [0, 1]) {
+      const r = await post('/v1/completions', { prompt: scoring, echo: true, logprobs: 1, max_tokens: maxTokens, temperature: 0 }).then((x) => x.json());
+      const lp = r.choices[0].logprobs;
+      assert.equal(lp.tokens.length, scoring.length + maxTokens);
+      assert.equal(lp.token_logprobs[0], null);
+      assert.equal(lp.top_logprobs[0], null);
+      for (let t = 1; t < scoring.length; t++) {
+        const want = tokenLogprob(all.subarray((t - 1) * V, t * V), scoring[t]!, 1);
+        assert.ok(Math.abs(lp.token_logprobs[t] - want.logprob) < 1e-12, `prompt token ${t}`);
+        assert.ok(Math.abs((Object.values(lp.top_logprobs[t]) as number[])[0]! - want.top[0]!.logprob) < 1e-12);
+      }
+      assert.ok(r.choices[0].text.startsWith(tok.decode(scoring)), 'the text starts with the prompt');
+      assert.equal(r.usage.completion_tokens, maxTokens);
+      if (maxTokens === 1) {
+        // the generated token after the prompt: the last row's best (the batcher prefilled the prompt in
+        // 6-token chunks, the scoring in one: the same sums in another float order, hence 1e-5)
+        const last = tokenLogprob(all.subarray((scoring.length - 1) * V), 0, 1).top[0]!;
+        assert.ok(Math.abs(lp.token_logprobs[scoring.length] - last.logprob) < 1e-5, `the new token: ${lp.token_logprobs[scoring.length]} against ${last.logprob}`);
+      }
+    }
+    const echoed = await post('/v1/completions', { prompt: 'The sun', echo: true, max_tokens: 4, temperature: 0, stop_at_eos: false }).then((x) => x.json());
+    const plain4 = await post('/v1/completions', { prompt: 'The sun', max_tokens: 4, temperature: 0, stop_at_eos: false }).then((x) => x.json());
+    assert.equal(echoed.choices[0].text, tok.decode(tok.encode('The sun', { addBos: true })) + plain4.choices[0].text, 'echo without logprobs: prompt + completion');
+    const streamed = await (await post('/v1/completions', { prompt: 'The sun', echo: true, max_tokens: 4, temperature: 0, stream: true, stop_at_eos: false })).text();
+    const texts = streamed.split('\n\n').filter(Boolean).slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, '')).choices[0].text as string);
+    assert.equal(texts.join(''), echoed.choices[0].text, 'streamed echo: the prompt in the first chunk');
+
     const bad = async (route: string, body: unknown, re: RegExp) => {
       const r = await post(route, body);
       assert.equal(r.status, 400);
       assert.match((await r.json()).error.message, re);
     };
     await bad('/v1/completions', { prompt, logprobs: 6 }, /"logprobs" must be an integer from 0 to 5/);
+    await bad('/v1/completions', { prompt, max_tokens: 0 }, /"max_tokens" must be an integer ≥ 1/);
+    await bad('/v1/completions', { prompt, echo: 'yes' }, /"echo" must be true or false/);
     await bad('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }, /"top_logprobs" needs "logprobs": true/);
     await bad('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: 'yes' }, /"logprobs" must be true or false/);
     await bad('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 21 }, /"top_logprobs" must be an integer from 0 to 20/);
