@@ -94,3 +94,32 @@ export function numField(body: Record<string, unknown>, name: string, fallback: 
   if (typeof v !== 'number' || !ok(v)) throw new BadRequest(`"${name}" must be ${what}`);
   return v;
 }
+
+/** A completion request's options (both routes), checked. */
+export interface CompletionOptions {
+  /** The prompt's text (and, with logprobs, its tokens') before the completion. */
+  echo: boolean;
+  maxNew: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  /** Samples per prompt. */
+  n: number;
+  stream: boolean;
+  stopAtEos: boolean;
+  stops: string[];
+  /** Alternatives reported per token, or undefined for no logprobs. */
+  logprobs: number | undefined;
+}
+
+export function completionOptions(body: Record<string, unknown>, format: ResponseFormat, defaultMaxTokens: number): CompletionOptions {
+  const echo = format.echo(body);
+  return {
+    echo, maxNew: intField(body, 'max_tokens', defaultMaxTokens, echo ? 0 : 1),
+    temperature: numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0'),
+    topP: numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
+    seed: intField(body, 'seed', 0, 0), n: intField(body, 'n', 1, 1, MAX_CHOICES),
+    stream: body['stream'] === true, stopAtEos: body['stop_at_eos'] !== false, stops: stopStrings(body['stop']),
+    logprobs: format.logprobs(body),
+  };
+}

@@ -24,9 +24,7 @@ import { IntscaleError } from '../core/errors.ts';
 import { ContinuousBatcher, type FinishReason } from './batcher.ts';
 import type { ChatTemplate } from './chat-template.ts';
 import { promptTokens, tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
-import {
-  BadRequest, CHAT_FORMAT, COMPLETION_FORMAT, MAX_CHOICES, chatMessages, intField, numField, stopStrings, type ResponseFormat,
-} from './openai-api.ts';
+import { BadRequest, CHAT_FORMAT, COMPLETION_FORMAT, MAX_CHOICES, chatMessages, completionOptions, type ResponseFormat } from './openai-api.ts';
 import { advance, type StepBackend } from './generate-continuous.ts';
 
 export interface ServerOptions {
@@ -125,13 +123,8 @@ export class CompletionServer {
 
   private async complete(prompts: number[][], body: Record<string, unknown>, res: http.ServerResponse,
     send: (status: number, body: unknown) => void, format: ResponseFormat): Promise<void> {
-    const echo = format.echo(body);  // the prompt's text (and, with logprobs, its tokens') before the completion
-    const maxNew = intField(body, 'max_tokens', this.opts.defaultMaxTokens ?? 16, echo ? 0 : 1);
-    const temperature = numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0');
-    const topP = numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
-    const seed = intField(body, 'seed', 0, 0), n = intField(body, 'n', 1, 1, MAX_CHOICES);
-    const stream = body['stream'] === true, stopAtEos = body['stop_at_eos'] !== false, stops = stopStrings(body['stop']);
-    const logprobs = format.logprobs(body);
+    const { echo, maxNew, temperature, topP, seed, n, stream, stopAtEos, stops, logprobs } =
+      completionOptions(body, format, this.opts.defaultMaxTokens ?? 16);
     if (prompts.length * n > MAX_CHOICES) throw new BadRequest(`${prompts.length} prompts × n = ${n} exceed the ${MAX_CHOICES} choices a request may ask for`);
     for (const prompt of prompts)
       if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
