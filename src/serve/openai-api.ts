@@ -106,20 +106,32 @@ export interface CompletionOptions {
   /** Samples per prompt. */
   n: number;
   stream: boolean;
+  /** End at the tokenizer's EOS id (stop_at_eos, or vLLM's ignore_eos negated). */
   stopAtEos: boolean;
+  /** More ids that end a sequence without being emitted (vLLM's stop_token_ids). */
+  stopTokenIds: number[];
   stops: string[];
   /** Alternatives reported per token, or undefined for no logprobs. */
   logprobs: number | undefined;
 }
 
-export function completionOptions(body: Record<string, unknown>, format: ResponseFormat, defaultMaxTokens: number): CompletionOptions {
+export function completionOptions(body: Record<string, unknown>, format: ResponseFormat, defaultMaxTokens: number, vocabSize: number): CompletionOptions {
   const echo = format.echo(body);
+  const flag = (name: string) => {
+    const v = body[name];
+    if (v !== undefined && v !== null && typeof v !== 'boolean') throw new BadRequest(`"${name}" must be true or false`);
+    return v as boolean | undefined;
+  };
+  const ids = body['stop_token_ids'];
+  if (ids !== undefined && ids !== null && !(Array.isArray(ids) && ids.every((t) => Number.isInteger(t) && t >= 0 && t < vocabSize)))
+    throw new BadRequest(`"stop_token_ids" must be a list of token ids below ${vocabSize}`);
   return {
     echo, maxNew: intField(body, 'max_tokens', defaultMaxTokens, echo ? 0 : 1),
     temperature: numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0'),
     topP: numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     seed: intField(body, 'seed', 0, 0), n: intField(body, 'n', 1, 1, MAX_CHOICES),
-    stream: body['stream'] === true, stopAtEos: body['stop_at_eos'] !== false, stops: stopStrings(body['stop']),
+    stream: flag('stream') === true, stopAtEos: flag('stop_at_eos') !== false && flag('ignore_eos') !== true,
+    stopTokenIds: Array.isArray(ids) ? (ids as number[]) : [], stops: stopStrings(body['stop']),
     logprobs: format.logprobs(body),
   };
 }

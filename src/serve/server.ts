@@ -123,12 +123,13 @@ export class CompletionServer {
 
   private async complete(prompts: number[][], body: Record<string, unknown>, res: http.ServerResponse,
     send: (status: number, body: unknown) => void, format: ResponseFormat): Promise<void> {
-    const { echo, maxNew, temperature, topP, seed, n, stream, stopAtEos, stops, logprobs } =
-      completionOptions(body, format, this.opts.defaultMaxTokens ?? 16);
+    const { echo, maxNew, temperature, topP, seed, n, stream, stopAtEos, stopTokenIds, stops, logprobs } =
+      completionOptions(body, format, this.opts.defaultMaxTokens ?? 16, this.tokenizer.vocabSize);
     if (prompts.length * n > MAX_CHOICES) throw new BadRequest(`${prompts.length} prompts × n = ${n} exceed the ${MAX_CHOICES} choices a request may ask for`);
     for (const prompt of prompts)
       if (prompt.length > this.backend.maxSeq) throw new BadRequest(`the prompt's ${prompt.length} tokens exceed the server's context of ${this.backend.maxSeq}`);
-    const stopIds = stopAtEos && this.tokenizer.eosId !== undefined ? new Set([this.tokenizer.eosId]) : undefined;
+    const stopIdList = [...stopTokenIds, ...(stopAtEos && this.tokenizer.eosId !== undefined ? [this.tokenizer.eosId] : [])];
+    const stopIds = stopIdList.length > 0 ? new Set(stopIdList) : undefined;
     if (echo && logprobs !== undefined && !this.backend.promptLogits)
       throw new BadRequest('echo with logprobs (the prompt\'s own logprobs) needs the CPU engine: this engine cannot score prompts yet');
     const echoes = prompts.map((prompt) => echo ? this.echoOf(prompt, logprobs) : { text: '', tokens: [] as ReportedToken[] });

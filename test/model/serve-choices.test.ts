@@ -1,12 +1,15 @@
 // Several choices per request in the completions server on stories260K: a list of prompts and n
 // samples per prompt. Choice i·n + j is prompt i sampled with seed + j, so it equals a request of
 // that prompt alone with that seed (greedy: every j the same text); streamed chunks carry their
-// choice's index and add up per index; usage counts each prompt once; limits are 400s.
+// choice's index and add up per index; usage counts each prompt once; limits are 400s. vLLM's
+// stop_token_ids and ignore_eos; the API key.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { generate } from '../../src/eval/generate.ts';
+import { TextStreamer } from '../../src/io/tokenizer.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { cpuStepBackend } from '../../src/serve/generate-continuous.ts';
 import { CompletionServer } from '../../src/serve/server.ts';
@@ -50,6 +53,18 @@ test('serve: prompt lists and n choices = single requests with seed + j; streame
       for (let j = 0; j < 2; j++) assert.equal(byIndex.get(i * 2 + j), await one(p, 5 + j), `streamed prompt ${i}, sample ${j}`);
     assert.deepEqual([...finishes.values()], ['length', 'length', 'length', 'length']);
 
+    // stop_token_ids (vLLM): the sequence ends before the first of them, which is not emitted
+    const ids = generate(model, tok.encode('The sun', { addBos: true }), { maxNew: 10, temperature: 0 }).ids;
+    const cut = ids.indexOf(ids[4]!);
+    const stopped = await post({ prompt: 'The sun', max_tokens: 10, temperature: 0, stop_token_ids: [ids[4]], ignore_eos: true }).then((x) => x.json());
+    const streamer = new TextStreamer(tok, tok.encode('The sun', { addBos: true }));
+    assert.equal(stopped.choices[0].text, ids.slice(0, cut).map((id) => streamer.push(id)).join('') + streamer.flush());
+    assert.equal(stopped.choices[0].finish_reason, 'stop');
+    assert.equal(stopped.usage.completion_tokens, cut);
+    const ignoring = await post({ prompt: 'The sun', max_tokens: 10, temperature: 0, ignore_eos: true }).then((x) => x.json());
+    const notStopping = await post({ prompt: 'The sun', max_tokens: 10, temperature: 0, stop_at_eos: false }).then((x) => x.json());
+    assert.equal(ignoring.choices[0].text, notStopping.choices[0].text);
+
     const bad = async (body: unknown, re: RegExp) => {
       const res = await post(body);
       assert.equal(res.status, 400);
@@ -59,6 +74,9 @@ test('serve: prompt lists and n choices = single requests with seed + j; streame
     await bad({ prompt: Array.from({ length: 9 }, () => 'x'), n: 8 }, /9 prompts × n = 8 exceed the 64 choices/);
     await bad({ prompt: ['x', 3] }, /"prompt" must be a string, a non-empty array of token ids .*, or a list of either/);
     await bad({ prompt: [] }, /"prompt" must be/);
+    await bad({ prompt: 'x', stop_token_ids: [-1] }, /"stop_token_ids" must be a list of token ids below/);
+    await bad({ prompt: 'x', ignore_eos: 'yes' }, /"ignore_eos" must be true or false/);
+    await bad({ prompt: 'x', stream: 1 }, /"stream" must be true or false/);
   } finally {
     await server.close();
   }
