@@ -21,11 +21,16 @@ export function promptTokens(logits: Float32Array, prompt: readonly number[], to
   prompt.forEach((id, t) => {
     const prev = t > 0 ? prompt[t - 1] : undefined;
     const lp = t > 0 ? tokenLogprob(logits.subarray((t - 1) * V, t * V), id, top) : null;
-    const r: ReportedToken = { lp, text: text(prev, id), topText: lp ? lp.top.map((x) => text(prev, x.id)) : [], offset };
+    const r = reportedToken(lp, id, offset, (tok) => text(prev, tok));
     offset += r.text.length;
     out.push(r);
   });
   return out;
+}
+
+/** Token `id` (and its alternatives) reported at `offset`, each's text from `text`. */
+export function reportedToken(lp: TokenLogprob | null, id: number, offset: number, text: (id: number) => string): ReportedToken {
+  return { lp, text: text(id), topText: lp ? lp.top.map((x) => text(x.id)) : [], offset };
 }
 
 /** log-softmax of `logits` (in float64) at `id`, and the `top` best ids. */

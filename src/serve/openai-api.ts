@@ -30,11 +30,7 @@ export interface ResponseFormat {
 
 export const COMPLETION_FORMAT: ResponseFormat = {
   idPrefix: 'cmpl', object: 'text_completion', chunkObject: 'text_completion',
-  echo: (body) => {
-    const v = body['echo'];
-    if (v !== undefined && v !== null && typeof v !== 'boolean') throw new BadRequest('"echo" must be true or false');
-    return v === true;
-  },
+  echo: (body) => boolField(body, 'echo') === true,
   logprobs: (body) => (body['logprobs'] === undefined || body['logprobs'] === null ? undefined : intField(body, 'logprobs', 0, 0, 5)),
   logprobsObject: completionLogprobs,
   choice: (text, finish) => ({ index: 0, text, finish_reason: finish }),
@@ -45,8 +41,7 @@ export const CHAT_FORMAT: ResponseFormat = {
   idPrefix: 'chatcmpl', object: 'chat.completion', chunkObject: 'chat.completion.chunk',
   echo: () => false,
   logprobs: (body) => {
-    const on = body['logprobs'];
-    if (on !== undefined && on !== null && typeof on !== 'boolean') throw new BadRequest('"logprobs" must be true or false');
+    const on = boolField(body, 'logprobs');
     const top = body['top_logprobs'] === undefined || body['top_logprobs'] === null ? undefined : intField(body, 'top_logprobs', 0, 0, 20);
     if (top !== undefined && on !== true) throw new BadRequest('"top_logprobs" needs "logprobs": true');
     return on === true ? top ?? 0 : undefined;
@@ -88,6 +83,14 @@ export function intField(body: Record<string, unknown>, name: string, fallback: 
   return v as number;
 }
 
+/** A boolean field, or undefined where absent or null. */
+export function boolField(body: Record<string, unknown>, name: string): boolean | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new BadRequest(`"${name}" must be true or false`);
+  return v;
+}
+
 export function numField(body: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, what: string): number {
   const v = body[name];
   if (v === undefined || v === null) return fallback;
@@ -117,11 +120,6 @@ export interface CompletionOptions {
 
 export function completionOptions(body: Record<string, unknown>, format: ResponseFormat, defaultMaxTokens: number, vocabSize: number): CompletionOptions {
   const echo = format.echo(body);
-  const flag = (name: string) => {
-    const v = body[name];
-    if (v !== undefined && v !== null && typeof v !== 'boolean') throw new BadRequest(`"${name}" must be true or false`);
-    return v as boolean | undefined;
-  };
   const ids = body['stop_token_ids'];
   if (ids !== undefined && ids !== null && !(Array.isArray(ids) && ids.every((t) => Number.isInteger(t) && t >= 0 && t < vocabSize)))
     throw new BadRequest(`"stop_token_ids" must be a list of token ids below ${vocabSize}`);
@@ -130,7 +128,7 @@ export function completionOptions(body: Record<string, unknown>, format: Respons
     temperature: numField(body, 'temperature', 1, (v) => v >= 0, 'a number ≥ 0'),
     topP: numField(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     seed: intField(body, 'seed', 0, 0), n: intField(body, 'n', 1, 1, MAX_CHOICES),
-    stream: flag('stream') === true, stopAtEos: flag('stop_at_eos') !== false && flag('ignore_eos') !== true,
+    stream: boolField(body, 'stream') === true, stopAtEos: boolField(body, 'stop_at_eos') !== false && boolField(body, 'ignore_eos') !== true,
     stopTokenIds: Array.isArray(ids) ? (ids as number[]) : [], stops: stopStrings(body['stop']),
     logprobs: format.logprobs(body),
   };

@@ -23,7 +23,7 @@ import { sampleToken, type SamplingOptions } from '../model/sampling.ts';
 import { IntscaleError } from '../core/errors.ts';
 import { ContinuousBatcher, type FinishReason } from './batcher.ts';
 import type { ChatTemplate } from './chat-template.ts';
-import { promptTokens, tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
+import { promptTokens, reportedToken, tokenLogprob, type ReportedToken, type TokenLogprob } from './logprobs.ts';
 import { BadRequest, CHAT_FORMAT, COMPLETION_FORMAT, MAX_CHOICES, chatMessages, completionOptions, type ResponseFormat } from './openai-api.ts';
 import { advance, type StepBackend } from './generate-continuous.ts';
 
@@ -62,7 +62,6 @@ interface Pending {
   onDelta?: (text: string, tokens: readonly ReportedToken[]) => void;
   resolve: (finish: FinishReason | 'failed') => void;
 }
-
 
 const MAX_BODY_BYTES = 1 << 20;
 
@@ -133,6 +132,7 @@ export class CompletionServer {
     if (echo && logprobs !== undefined && !this.backend.promptLogits)
       throw new BadRequest('echo with logprobs (the prompt\'s own logprobs) needs the CPU engine: this engine cannot score prompts yet');
     const echoes = prompts.map((prompt) => echo ? this.echoOf(prompt, logprobs) : { text: '', tokens: [] as ReportedToken[] });
+    const echoOfChoice = (index: number) => echoes[Math.floor(index / n)]!;
     // choice i·n + j: prompt i, sample j with Rng(seed + j) (a prompt's choices do not depend on the others)
     const created = Math.floor(Date.now() / 1000), rid = `${format.idPrefix}-${this.stats.requests}`;
     const sentChunks = new Array<number>(prompts.length * n).fill(0);
@@ -153,7 +153,7 @@ export class CompletionServer {
             rng: new Rng(seed + j), sampling: { temperature, topP }, streamer: new TextStreamer(this.tokenizer, prompt), text: '', sent: 0,
             stops, stoppedByString: false, tokens: 0, promptTokens: prompt.length, resolve, prev: prompt[prompt.length - 1]!, reported: [], reportedSent: 0,
             ...(logprobs !== undefined ? { logprobs } : {}),
-            ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => write(chunk(index, text, null, shifted(tokens, echoes[i]!.text.length))) } : {}),
+            ...(stream ? { onDelta: (text: string, tokens: readonly ReportedToken[]) => write(chunk(index, text, null, shifted(tokens, echoOfChoice(index).text.length))) } : {}),
           });
         });
         subs.push({ index, id, done });
@@ -171,7 +171,7 @@ export class CompletionServer {
     });
     if (stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      if (echo) for (let index = 0; index < prompts.length * n; index++) write(chunk(index, echoes[Math.floor(index / n)]!.text, null, echoes[Math.floor(index / n)]!.tokens));
+      if (echo) for (let index = 0; index < prompts.length * n; index++) write(chunk(index, echoOfChoice(index).text, null, echoOfChoice(index).tokens));
     }
     void this.loop();
     let failed = false;
@@ -194,7 +194,7 @@ export class CompletionServer {
       const text = p.stoppedByString ? p.text : p.text + p.streamer.flush();  // (a stop string ends the text where it starts)
       // (a stop string cut the text: only the tokens that start inside it are reported)
       const reported = p.reported.filter((t) => t.offset < text.length || (t.text === '' && t.offset === text.length));
-      if (stream) write(chunk(index, text.slice(p.sent), finish, shifted(reported.slice(p.reportedSent), echoes[Math.floor(index / n)]!.text.length)));
+      if (stream) write(chunk(index, text.slice(p.sent), finish, shifted(reported.slice(p.reportedSent), echoOfChoice(index).text.length)));
       return { index, finish, text, reported, tokens: p.tokens };
     }));
     const results = [...nothing, ...generated];
@@ -212,7 +212,7 @@ export class CompletionServer {
     }
     const done = results.filter((r) => r !== undefined);
     const choices = done.map((r) => {
-      const e = echoes[Math.floor(r.index / n)]!;
+      const e = echoOfChoice(r.index);
       const choice = { ...format.choice(e.text + r.text, r.finish), index: r.index };
       if (logprobs === undefined) return choice;
       const tokens = [...e.tokens, ...shifted(r.reported, e.text.length)];
@@ -296,8 +296,8 @@ export class CompletionServer {
           p.tokens++;
           this.stats.newTokens++;
           if (p.sampled) {
-            p.reported.push({ lp: p.sampled, text: this.tokenizer.decodeToken(p.prev, t.id), offset: p.text.length,
-              topText: p.sampled.top.map((x) => this.tokenizer.decodeToken(p.prev, x.id)) });
+            const prev = p.prev;
+            p.reported.push(reportedToken(p.sampled, t.id, p.text.length, (id) => this.tokenizer.decodeToken(prev, id)));
             p.sampled = undefined;
           }
           p.prev = t.id;
