@@ -3,7 +3,6 @@
 // /health) over continuous batching on the CPU or GPU engine (src/serve/server.ts):
 // --max-batch sequences decode together, each request joins the batch at the next step. Runs until
 // a signal; one line on stderr when it listens.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { chooseDevice } from './device.ts';
@@ -37,8 +36,8 @@ export function register(program: Command): void {
     const apiKey = opts.apiKey ?? (process.env['INTSCALE_API_KEY'] || undefined);
     if (apiKey !== undefined && apiKey.length === 0) fail('--api-key', 'an empty key would let anyone in: give a non-empty key or none');
     const device = chooseDevice(opts.device, modelPath);
-    const configPath = path.join(modelPath, 'tokenizer_config.json');
-    const chatTemplate = loadChatTemplate(fs.existsSync(modelPath) && fs.statSync(modelPath).isDirectory() ? configPath : undefined, opts.chatTemplate);
+    // (a llama2.c .bin has no tokenizer_config.json beside it: loadChatTemplate finds none)
+    const chatTemplate = loadChatTemplate(path.join(modelPath, 'tokenizer_config.json'), opts.chatTemplate);
     const open = openStepModel(modelPath, device, opts, slots, maxRows);
     const maxSeq = opts.maxSeq === undefined ? 4096 : parseIntOption('--max-seq', opts.maxSeq, 1);
     const backend = open.backend(Math.min(maxSeq, open.context));
