@@ -12,10 +12,7 @@
 // (vLLM's benchmark_serving) measures a server under load; the ids must equal the burst run's.
 import { fail } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
-import { yieldForSignals } from '../core/interrupt.ts';
-import { ContinuousBatcher } from '../serve/batcher.ts';
-import { advance, generateContinuous, type StepBackend } from '../serve/generate-continuous.ts';
-import { argmax } from '../model/sampling.ts';
+import { generateContinuous, type StepBackend } from '../serve/generate-continuous.ts';
 
 export interface ServeBenchOptions {
   requests: number;
@@ -111,34 +108,6 @@ export function arrivalTimes(n: number, rate: number, seed: number): number[] {
   return times;
 }
 
-/**
- * Continuous batching with requests that arrive at `arrivalMs` (greedy, no stop ids): each joins
- * the batcher once its time has come; an idle engine waits for the next arrival.
- */
-async function runArrivals(backend: StepBackend, prompts: readonly number[][], maxNew: readonly number[], arrivalMs: readonly number[]):
-  Promise<{ ids: number[][]; seconds: number; steps: number; seqSteps: number; clock: TokenClock }> {
-  const batcher = new ContinuousBatcher([], { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
-  const clock = new TokenClock(prompts.length, arrivalMs), ids: number[][] = prompts.map(() => []);
-  let next = 0, steps = 0, seqSteps = 0;
-  while (next < prompts.length || !batcher.done) {
-    const now = performance.now() - clock.t0;
-    for (; next < prompts.length && arrivalMs[next]! <= now; next++) batcher.add({ prompt: prompts[next]!, maxNew: maxNew[next]! });
-    if (batcher.done) {  // nothing to run until the next arrival
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, arrivalMs[next]! - now)));
-      continue;
-    }
-    const { chunks, out } = advance(batcher, backend, (_request, logits) => argmax(logits));
-    for (const t of out.tokens) {
-      ids[t.request]!.push(t.id);
-      clock.token(t.request);
-    }
-    steps++;
-    seqSteps += chunks.length;
-    await yieldForSignals();
-  }
-  return { ids, seconds: clock.elapsedSeconds(), steps, seqSteps, clock };
-}
-
 export async function runServeBench(backend: StepBackend, vocab: number, o: ServeBenchOptions): Promise<ServeRow[]> {
   const { prompts, maxNew } = serveRequests(o, vocab), B = backend.slots;
   const row = (mode: ServeRow['mode'], tokens: number, seconds: number, steps: number, seqSteps: number, clock: TokenClock): ServeRow => ({
@@ -152,9 +121,10 @@ export async function runServeBench(backend: StepBackend, vocab: number, o: Serv
   if (o.rate !== undefined) {
     // under load: the arrivals run, checked against the burst run of the same requests
     const burst = await generateContinuous(backend, prompts, { maxNewPer: maxNew });
-    const r = await runArrivals(backend, prompts, maxNew, arrivalTimes(prompts.length, o.rate, o.seed));
+    const arrivalMs = arrivalTimes(prompts.length, o.rate, o.seed), clock = new TokenClock(prompts.length, arrivalMs);
+    const r = await generateContinuous(backend, prompts, { maxNewPer: maxNew, arrivalMs, onToken: (request) => clock.token(request) });
     same(burst.ids, r.ids, 'arrivals and a burst');
-    return [row('continuous, arrivals', count(r.ids), r.seconds, r.steps, r.seqSteps, r.clock)];
+    return [row('continuous, arrivals', count(r.ids), clock.elapsedSeconds(), r.steps, r.sequenceSteps, clock)];
   }
   // static: groups of B, each to its longest request's end
   const staticIds: number[][] = [];

@@ -71,6 +71,9 @@ export interface ContinuousOptions extends Omit<BatchGenerateOptions, 'onToken'>
   onToken?: (request: number, id: number) => void;
   /** Called when a request ends (its slot is free from the next step on). */
   onFinish?: (request: number, ids: readonly number[], reason: FinishReason) => void;
+  /** When each request arrives, ms after the call (non-decreasing; benchmarks under load): it joins
+   *  the batch at the first step after that, and an idle engine waits for the next one. Absent: all at once. */
+  arrivalMs?: readonly number[];
 }
 
 export interface ContinuousResult {
@@ -92,20 +95,29 @@ export function advance(batcher: ContinuousBatcher, backend: StepBackend, sample
 }
 
 /**
- * Generate for every prompt (each non-empty, from BOS) with continuous batching over `backend`.
+ * Generate for every prompt (each non-empty, from BOS) with continuous batching over `backend`
+ * (prompt i is request i: the prompts join in order, all at once or at opts.arrivalMs).
  * Yields to the event loop after every step, so a signal can end a long run (src/core/interrupt.ts).
  */
 export async function generateContinuous(backend: StepBackend, prompts: readonly (readonly number[])[], opts: ContinuousOptions = {}): Promise<ContinuousResult> {
   if (prompts.length === 0) fail('generate', 'no prompts');
   const maxNew = opts.maxNew ?? 128, seed = opts.seed ?? 0, stopIds = new Set(opts.stopIds ?? []);
   if (opts.maxNewPer && opts.maxNewPer.length !== prompts.length) fail('generate', `${opts.maxNewPer.length} token limits for ${prompts.length} prompts`);
-  const batcher = new ContinuousBatcher(prompts.map((prompt, i) => ({ prompt, maxNew: opts.maxNewPer?.[i] ?? maxNew, stopIds })),
-    { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
+  if (opts.arrivalMs && opts.arrivalMs.length !== prompts.length) fail('generate', `${opts.arrivalMs.length} arrival times for ${prompts.length} prompts`);
+  const batcher = new ContinuousBatcher([], { slots: backend.slots, maxRows: backend.maxRows, maxSeq: backend.maxSeq });
   const rngs = prompts.map((_, i) => new Rng(seed + i));
   const ids: number[][] = prompts.map(() => []), reasons: FinishReason[] = new Array(prompts.length);
   let steps = 0, sequenceSteps = 0;
   const t0 = performance.now();
-  while (!batcher.done) {
+  let next = 0;  // prompts that joined the batcher so far
+  while (next < prompts.length || !batcher.done) {
+    const now = performance.now() - t0;
+    for (; next < prompts.length && (opts.arrivalMs?.[next] ?? 0) <= now; next++)
+      batcher.add({ prompt: prompts[next]!, maxNew: opts.maxNewPer?.[next] ?? maxNew, stopIds });
+    if (batcher.done) {  // nothing to run until the next arrival
+      await new Promise((resolve) => setTimeout(resolve, opts.arrivalMs![next]! - now));
+      continue;
+    }
     const { chunks, out } = advance(batcher, backend, (request, logits) => sampleToken(logits, rngs[request]!, opts));
     for (const t of out.tokens) {
       ids[t.request]!.push(t.id);
