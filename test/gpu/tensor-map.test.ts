@@ -70,7 +70,7 @@ function fakeGpu(maps: TensorMap2dSpec[], launches: KernelArg[][]): Gpu {
   } as unknown as Gpu;
 }
 
-test('W4GemmLaunch: tile w / w64 entries get the TMA map of the activation buffer they read as their last parameter; other tiles none', () => {
+test('W4GemmLaunch: tile w / w64 entries get the TMA map of the activation buffer they read as their last parameter (encoded once per buffer in a row); other tiles none', () => {
   const maps: TensorMap2dSpec[] = [], launches: KernelArg[][] = [];
   const gpu = fakeGpu(maps, launches);
   const ops = (a: bigint) => ({ a, sx: 0x2000n, wp: 0x3000n, gscales: 0x4000n, chan: 0x4800n, out: 0x6000n });
@@ -96,5 +96,9 @@ test('W4GemmLaunch: tile w / w64 entries get the TMA map of the activation buffe
     const last = first![12]!;
     assert.ok('bytes' in last && last.bytes.length === TENSOR_MAP_BYTES && last.bytes[0] === before + 1);
     assert.ok('bytes' in second![12]! && second![12]!.bytes[0] === before + 2);
+    launch.launch(ops(c.a + 0x100n));  // the same buffer again: its map is reused, not encoded again
+    assert.equal(maps.length, before + 2);
+    const third = launches.splice(0)[0]!;
+    assert.ok('bytes' in third[12]! && third[12]!.bytes[0] === before + 2);
   }
 });

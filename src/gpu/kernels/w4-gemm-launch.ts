@@ -6,7 +6,7 @@
 // adds the TMA descriptor of A).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
-import { planW4Gemm, W4_TILES, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
+import { isWgmmaTile, planW4Gemm, W4_TILES, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
 import { TMA_FLOAT16, TMA_UINT8 } from '../tensor-map.ts';
 import type { QuantMode } from '../../core/modes.ts';
 import type { DeviceBuffer, Gpu, Kernel, KernelArg, Stream } from '../runtime.ts';
@@ -51,17 +51,18 @@ export class W4GemmLaunch {
   private readonly workspace?: DeviceBuffer;
   private readonly counters?: DeviceBuffer;
   /** Tile w: the TMA descriptor of an activation buffer (the kernels' last parameter). */
-  private readonly activationMap?: (a: DeviceBuffer | bigint) => Buffer;
+  private readonly activationMap?: (a: bigint) => Buffer;
+  /** The last one encoded, and for which address (launches mostly reuse one buffer). */
+  private lastMap?: { address: bigint; map: Buffer };
 
   constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
     ({ plan: this.plan, kernel: this.kernel } = compileW4Plan(gpu, kind, group, M, N, K, opts));
-    if (this.plan.tile === 'w' || this.plan.tile === 'w64') {
+    if (isWgmmaTile(this.plan.tile)) {
       // tile w reads its activations by TMA: the map of A (M rows of K int8 / fp16) in boxes of one
-      // 128-byte k-slice × the token tile, encoded per launch (host-only) for the buffer given
+      // 128-byte k-slice × the token tile, encoded (host-only) for each new buffer a launch is given
       const fp16 = kind === 'w4a16', boxRows = W4_TILES[this.plan.tile].bm;
-      this.activationMap = (a) => gpu.tensorMap2d({ address: typeof a === 'bigint' ? a : a.ptr, dtype: fp16 ? TMA_FLOAT16 : TMA_UINT8,
-        rows: M, cols: K, boxRows, boxCols: fp16 ? 64 : 128 });
+      this.activationMap = (address) => gpu.tensorMap2d({ address, dtype: fp16 ? TMA_FLOAT16 : TMA_UINT8, rows: M, cols: K, boxRows, boxCols: fp16 ? 64 : 128 });
     }
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
@@ -87,7 +88,11 @@ export class W4GemmLaunch {
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
       p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
     ];
-    if (this.activationMap) args.push({ bytes: this.activationMap(ops.a) });
+    if (this.activationMap) {
+      const address = typeof ops.a === 'bigint' ? ops.a : ops.a.ptr;
+      if (this.lastMap?.address !== address) this.lastMap = { address, map: this.activationMap(address) };
+      args.push({ bytes: this.lastMap.map });
+    }
     this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, args);
   }
 

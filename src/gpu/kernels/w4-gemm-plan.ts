@@ -57,7 +57,7 @@ export const W4_GEMV_SOURCE = 'src/gpu/kernels/w4_gemv.cu';
 export const W4_WGMMA_MIN_M = 17;
 
 /** Tiles of the wgmma kernels (w4_gemm_wgmma.cu). */
-function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
+export function isWgmmaTile(tile: W4Tile): tile is 'w' | 'w64' {
   return tile === 'w' || tile === 'w64';
 }
 
