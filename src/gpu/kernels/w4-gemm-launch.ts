@@ -51,9 +51,7 @@ export class W4GemmLaunch {
   private readonly workspace?: DeviceBuffer;
   private readonly counters?: DeviceBuffer;
   /** Tile w: the TMA descriptor of an activation buffer (the kernels' last parameter). */
-  private readonly activationMap?: (a: bigint) => Buffer;
-  /** The last one encoded, and for which address (launches mostly reuse one buffer). */
-  private lastMap?: { address: bigint; map: Buffer };
+  private readonly activationMap?: (a: DeviceBuffer | bigint) => Buffer;
 
   constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
@@ -62,7 +60,7 @@ export class W4GemmLaunch {
       // tile w reads its activations by TMA: the map of A (M rows of K int8 / fp16) in boxes of one
       // 128-byte k-slice × the token tile, encoded (host-only) for each new buffer a launch is given
       const fp16 = kind === 'w4a16', boxRows = W4_TILES[this.plan.tile].bm;
-      this.activationMap = (address) => gpu.tensorMap2d({ address, dtype: fp16 ? TMA_FLOAT16 : TMA_UINT8, rows: M, cols: K, boxRows, boxCols: fp16 ? 64 : 128 });
+      this.activationMap = lastMapOnly((address) => gpu.tensorMap2d({ address, dtype: fp16 ? TMA_FLOAT16 : TMA_UINT8, rows: M, cols: K, boxRows, boxCols: fp16 ? 64 : 128 }));
     }
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
@@ -88,11 +86,7 @@ export class W4GemmLaunch {
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
       p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
     ];
-    if (this.activationMap) {
-      const address = typeof ops.a === 'bigint' ? ops.a : ops.a.ptr;
-      if (this.lastMap?.address !== address) this.lastMap = { address, map: this.activationMap(address) };
-      args.push({ bytes: this.lastMap.map });
-    }
+    if (this.activationMap) args.push({ bytes: this.activationMap(ops.a) });
     this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, args);
   }
 
@@ -100,4 +94,15 @@ export class W4GemmLaunch {
     this.workspace?.free();
     this.counters?.free();
   }
+}
+
+/** A buffer's TMA map from `encode`, encoded again only when the buffer differs from the last call's
+ *  (launches mostly reuse one buffer; encoding is host work on every eager launch otherwise). */
+function lastMapOnly(encode: (address: bigint) => Buffer): (b: DeviceBuffer | bigint) => Buffer {
+  let last: { address: bigint; map: Buffer } | undefined;
+  return (b) => {
+    const address = typeof b === 'bigint' ? b : b.ptr;
+    if (last?.address !== address) last = { address, map: encode(address) };
+    return last.map;
+  };
 }
