@@ -83,13 +83,21 @@ test('Mixtral: compareModes scores fp16 and every W4 mode; quantization moves th
   assert.ok(rows.slice(1).every((r) => r.ppl !== fp), 'the quantized modes differ from fp16');
 }));
 
-test('Mixtral: GPTQ (and act-order) beat RTN on held-out output error; every expert is calibrated; an unrouted expert falls back to RTN', () => {
+/** The calibration tests' small Mixtral (4 experts, top 2), its calibration and held-out windows, and
+ *  `err`: a method's held-out logit MSE against the fp32 model. */
+function mixtralCase() {
   const model = smallLlama(31, { experts: 4 });
   const rng = new Rng(32);
   const calib = randomWindows(rng, 12, 32, 64), heldOut = randomWindows(rng, 4, 32, 64);
   const ref = engineLogits(model, heldOut);
   const linears = (4 + 3 * 4) * 2;
-  const err = (o: MethodOptions, inspect?: Parameters<typeof logitError>[6]) => logitError(model, o, calib, heldOut, ref, linears, inspect);
+  const err = (o: MethodOptions, inspect?: Parameters<typeof logitError>[6], mode?: Parameters<typeof logitError>[7]) =>
+    logitError(model, o, calib, heldOut, ref, linears, inspect, mode);
+  return { model, calib, heldOut, ref, linears, err };
+}
+
+test('Mixtral: GPTQ (and act-order) beat RTN on held-out output error; every expert is calibrated; an unrouted expert falls back to RTN', () => {
+  const { model, calib, heldOut, ref, linears, err } = mixtralCase();
   const rtn = err({ method: 'rtn', group: 32 });
   const gptq = err({ method: 'gptq', group: 32 }, (r) => r.notes.forEach((n) => {
     assert.equal(n.expertRows!.reduce((a, b) => a + b, 0), 12 * 32 * 2, `layer ${n.layer}: every row to 2 experts`);
@@ -123,13 +131,7 @@ function maxAbs(a: Float32Array, b: Float32Array): number {
 }
 
 test('Mixtral: AWQ, AWQ+GPTQ and SmoothQuant+GPTQ (W4A8) beat RTN on held-out output error; the experts\' shared input scale folds into the norm and the router (routing kept), each expert\'s down scale into its w3', () => {
-  const model = smallLlama(31, { experts: 4 });
-  const rng = new Rng(32);
-  const calib = randomWindows(rng, 12, 32, 64), heldOut = randomWindows(rng, 4, 32, 64);
-  const ref = engineLogits(model, heldOut);
-  const linears = (4 + 3 * 4) * 2;
-  const err = (o: MethodOptions, inspect?: Parameters<typeof logitError>[6], mode?: Parameters<typeof logitError>[7]) =>
-    logitError(model, o, calib, heldOut, ref, linears, inspect, mode);
+  const { model, heldOut, ref, err } = mixtralCase();
   const routerOf = (l: number) => `model.layers.${l}.block_sparse_moe.gate.weight`;
   const rtn = err({ method: 'rtn', group: 32 });
   // the router's columns take the experts' shared input scale, so routing is kept
