@@ -1,7 +1,7 @@
 // CPU tests (no GPU) of the TMA descriptors of tile w: encodeTensorMap2d hands the driver the
 // documented dims / strides / box / swizzle and a 64-byte aligned output, refuses what the TMA unit
-// cannot read in one line, and W4GemmLaunch passes a map of exactly its activation buffer (rows M,
-// box = the token tile × 128 bytes) as the last parameter of the tile w entries only.
+// cannot read in one line, and W4GemmLaunch passes maps of exactly its activation and output
+// buffers (rows M; box = the token tile × 128 bytes) as the last parameters of the tile w entries only.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import koffi from 'koffi';
@@ -70,7 +70,7 @@ function fakeGpu(maps: TensorMap2dSpec[], launches: KernelArg[][]): Gpu {
   } as unknown as Gpu;
 }
 
-test('W4GemmLaunch: tile w / w64 entries get the TMA map of the activation buffer they read as their last parameter (encoded once per buffer in a row); other tiles none', () => {
+test('W4GemmLaunch: tile w / w64 entries get the TMA maps of their activation and output buffers as their last parameters (each encoded once per buffer in a row); other tiles none', () => {
   const maps: TensorMap2dSpec[] = [], launches: KernelArg[][] = [];
   const gpu = fakeGpu(maps, launches);
   const ops = (a: bigint) => ({ a, sx: 0x2000n, wp: 0x3000n, gscales: 0x4000n, chan: 0x4800n, out: 0x6000n });
@@ -91,14 +91,18 @@ test('W4GemmLaunch: tile w / w64 entries get the TMA map of the activation buffe
       assert.equal(first!.length, 12);
       continue;
     }
-    assert.deepEqual(maps.slice(before), [{ address: c.a, ...c.map }, { address: c.a + 0x100n, ...c.map }]);
-    assert.equal(first!.length, 13);
-    const last = first![12]!;
-    assert.ok('bytes' in last && last.bytes.length === TENSOR_MAP_BYTES && last.bytes[0] === before + 1);
-    assert.ok('bytes' in second![12]! && second![12]!.bytes[0] === before + 2);
+    // (the output buffer is the same in every launch: its map is encoded once)
+    const outMap = { dtype: TMA_FLOAT16, rows: c.M, cols: c.N, boxRows: c.map.boxRows, boxCols: 64 };
+    assert.deepEqual(maps.slice(before), [{ address: c.a, ...c.map }, { address: 0x6000n, ...outMap }, { address: c.a + 0x100n, ...c.map }]);
+    assert.equal(first!.length, 14);
+    const [aArg, outArg] = [first![12]!, first![13]!];
+    assert.ok('bytes' in aArg && aArg.bytes.length === TENSOR_MAP_BYTES && aArg.bytes[0] === before + 1);
+    assert.ok('bytes' in outArg && outArg.bytes[0] === before + 2);
+    assert.ok('bytes' in second![12]! && second![12]!.bytes[0] === before + 3);
+    assert.ok('bytes' in second![13]! && second![13]!.bytes[0] === before + 2);
     launch.launch(ops(c.a + 0x100n));  // the same buffer again: its map is reused, not encoded again
-    assert.equal(maps.length, before + 2);
+    assert.equal(maps.length, before + 3);
     const third = launches.splice(0)[0]!;
-    assert.ok('bytes' in third[12]! && third[12]!.bytes[0] === before + 2);
+    assert.ok('bytes' in third[12]! && third[12]!.bytes[0] === before + 3);
   }
 });

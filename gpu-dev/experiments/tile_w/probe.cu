@@ -16,7 +16,8 @@
 #endif
 #include W4W_PROBE_SOURCE
 
-// The activations' TMA descriptor, as src/gpu/tensor-map.ts encodes it (no -lcuda: the driver's entry point)
+// A TMA descriptor of a row-major [M, K] int8 / fp16 tensor in boxes of 128 B × boxRows, as
+// src/gpu/tensor-map.ts encodes it (no -lcuda: the driver's entry point)
 static W4TensorMap activation_map(const void* a, bool fp16, int M, int K, int boxRows) {
   static decltype(&cuTensorMapEncodeTiled) encode = nullptr;
   if (!encode) CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000, cudaEnableDefault, nullptr));
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
     unsigned short* S16 = fill<unsigned short>((size_t)(K / 128) * N, 6, 0x2C00, 0x3BFF);
     float* SF = fill<float>((size_t)(K / 128) * N, 7, 1, 4);  // FS: float scales (values are not checked)
     const W4TensorMap map8 = activation_map(A, false, M, K, W4W_BT), map16 = activation_map(A16, true, M, K, W4W_BT);
+    const W4TensorMap mapOut = activation_map(out, true, M, N, W4W_BT);  // the fp16 output's (64 × BT boxes)
     // (a kernel's address: __grid_constant__ parameters keep it out of a plain function-pointer type)
     struct { const char* name; const void* fn; const void* a; const void* g; const void* c; int smem; const W4TensorMap* map; } ks[] = {
       {"is", (const void*)w4a8_gemm_is_g128_w, A, S, shift, WStage<W4W_BT, false>::SMEM, &map8},
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
         cudaEventRecord(e0);
         const void* res = nullptr; void* ws = nullptr; unsigned* cnt = nullptr; int m = M, n = N, kk = K;
         void* args[] = {(void*)&k.a, (void*)&sx, (void*)&W, (void*)&k.g, (void*)&k.c, (void*)&res, (void*)&out,
-                        (void*)&ws, (void*)&cnt, &m, &n, &kk, (void*)k.map};
+                        (void*)&ws, (void*)&cnt, &m, &n, &kk, (void*)k.map, (void*)&mapOut};
         CK(cudaLaunchKernel(k.fn, grid, dim3(W4W_THREADS), args, k.smem, 0));
         cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
         float ms; cudaEventElapsedTime(&ms, e0, e1);

@@ -3,7 +3,7 @@
 // kind and group's entries of the planned file (plan.defines; once per process, and cached on disk
 // keyed by source and options), keep a zeroed split-K workspace, and pass the
 // documented parameter list (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K; tile w
-// adds the TMA descriptor of A).
+// adds the TMA descriptors of A and out).
 // Buffers hold the kernel layouts of src/gpu/repack.ts.
 import { fail } from '../../core/errors.ts';
 import { isWgmmaTile, planW4Gemm, W4_TILES, type W4GemmPlan, type W4PlanOptions } from './w4-gemm-plan.ts';
@@ -52,6 +52,8 @@ export class W4GemmLaunch {
   private readonly counters?: DeviceBuffer;
   /** Tile w: the TMA descriptor of an activation buffer (the kernels' last parameter). */
   private readonly activationMap?: (a: DeviceBuffer | bigint) => Buffer;
+  /** Tile w: the TMA descriptor of an output buffer (stored by TMA when there is no residual). */
+  private readonly outputMap?: (out: DeviceBuffer | bigint) => Buffer;
 
   constructor(gpu: Gpu, readonly kind: QuantMode, readonly group: number,
     readonly M: number, readonly N: number, readonly K: number, opts: W4PlanOptions = {}) {
@@ -61,6 +63,8 @@ export class W4GemmLaunch {
       // 128-byte k-slice × the token tile, encoded (host-only) for each new buffer a launch is given
       const fp16 = kind === 'w4a16', boxRows = W4_TILES[this.plan.tile].bm;
       this.activationMap = lastMapOnly((address) => gpu.tensorMap2d({ address, dtype: fp16 ? TMA_FLOAT16 : TMA_UINT8, rows: M, cols: K, boxRows, boxCols: fp16 ? 64 : 128 }));
+      // and the fp16 output [M, N] in boxes of one consumer warpgroup's 64 weight rows × the token tile
+      this.outputMap = lastMapOnly((address) => gpu.tensorMap2d({ address, dtype: TMA_FLOAT16, rows: M, cols: N, boxRows, boxCols: 64 }));
     }
     // Whatever the planner asks for is provided (zeroed once; kernels leave counters zero).
     if (this.plan.workspaceBytes > 0) {
@@ -86,7 +90,7 @@ export class W4GemmLaunch {
       p(ops.a), p(ops.sx), p(ops.wp), p(ops.gscales), p(ops.chan), p(ops.residual), p(ops.out),
       p(this.workspace), p(this.counters), { i32: this.M }, { i32: this.N }, { i32: this.K },
     ];
-    if (this.activationMap) args.push({ bytes: this.activationMap(ops.a) });
+    if (this.activationMap && this.outputMap) args.push({ bytes: this.activationMap(ops.a) }, { bytes: this.outputMap(ops.out) });
     this.kernel.launch({ grid: this.plan.grid, block: this.plan.block, smem: this.plan.smem, stream, pdl }, args);
   }
 

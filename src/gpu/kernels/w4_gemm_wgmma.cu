@@ -117,6 +117,21 @@ DEVI void tma_load_2d(u32 dst, const W4TensorMap* map, int x, int y, u32 bar) {
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];"
                ::"r"(dst), "l"(map), "r"(bar), "r"(x), "r"(y) : "memory");
 }
+// the box at element (x, y) of a 2-D tensor map from smem src (swizzle applied; rows past the
+// tensor's end are not written), in this thread's bulk async-group
+DEVI void tma_store_2d(const W4TensorMap* map, u32 src, int x, int y) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%2, %3}], [%1];"
+               ::"l"(map), "r"(src), "r"(x), "r"(y) : "memory");
+}
+DEVI void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+DEVI void bulk_wait_read_all() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }  // smem sources free
+DEVI void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }            // writes done
+// four 8×8 b16 matrices from fragments (thread i: row i/4, columns 2(i%4), +1) stored transposed:
+// lane l gives the smem address of row l % 8 of matrix l / 8 (of the transposed matrix)
+DEVI void stmatrix_x4_trans(u32 addr, const u32 (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};"
+               ::"r"(addr), "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3]) : "memory");
+}
 DEVI void tma_prefetch_map(const W4TensorMap* map) { asm volatile("prefetch.tensormap [%0];" ::"l"(map) : "memory"); }
 template <int R> DEVI void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R)); }
 template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R)); }
@@ -124,6 +139,10 @@ DEVI void lds_v4f(u32 addr, float* r) {
   asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]) : "r"(addr));
 }
 DEVI void consumer_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }  // the 2 consumer warpgroups
+DEVI void warpgroup_sync(int cw) {  // one consumer warpgroup (barriers 2, 3; immediates keep ptxas's count at 4)
+  if (cw == 0) asm volatile("bar.sync 2, 128;" ::: "memory");
+  else asm volatile("bar.sync 3, 128;" ::: "memory");
+}
 // wgmma m64n64k32 s8·s8 → s32: A (the int4 → int8 weights) from 4 registers, B (64 tokens of
 // activations) by smem descriptor; scale_d = 0 starts from zero. (Operand list generated once.)
 DEVI void wgmma_rs_m64n64k32(int (&d)[32], const u32 (&a)[4], u64 desc_b, int scale_d) {
@@ -194,7 +213,7 @@ template <int MODE, int BT>
 DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ sx, const unsigned char* __restrict__ Wp,
                    const void* __restrict__ gsc, const void* __restrict__ chan, const u16* __restrict__ residual,
                    u16* __restrict__ out, void* __restrict__ ws, u32* __restrict__ counters, int M, int N, int K,
-                   const W4TensorMap* tmx) {
+                   const W4TensorMap* tmx, const W4TensorMap* tmo) {
   constexpr bool A16 = MODE == MODE_A16;
   typedef typename AccT<MODE == MODE_FS || A16>::type Acc;
   constexpr bool GROUPED = MODE != MODE_PC;            // group scales in every stage
@@ -568,6 +587,52 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   // W4A16 acc.
   const int nA = n0 + rowA, nB = nA + 8;
   const float cA = row_factor<MODE>(chan, nA), cB = row_factor<MODE>(chan, nB);  // 2^-k_n (IS), s_n (PC), 1
+  // y of accumulator i (token 8·(i/4) + 2q + i%2, row rowA + 8·((i/2)%2)) with its token's scale s
+  auto y_of = [&](int i, float s) -> float {
+    const float c = (i & 2) ? cB : cA;
+    if constexpr (MODE == MODE_IS) return fmul_rn(fmul_rn(i2f_rn(acc[i]), s), c);
+    else if constexpr (MODE == MODE_PC) return fmul_rn(fmul_rn(i2f_rn(i < 32 ? PA[i] : PB[i - 32]), s), c);
+    else if constexpr (A16) return acc[i];
+    else return fmul_rn(acc[i], s);
+  };
+  if (residual == nullptr) {
+    // Without a residual: the fp16 outputs go by TMA store. Each consumer warpgroup owns the box of
+    // its 64 weight rows × BT tokens (128 B per token row, 128B-swizzled) in the epilogue region: its
+    // fragments (rows rowA, rowA + 8 × token pairs) are exactly stmatrix's, stored transposed into
+    // token rows, then one thread stores the box and the warpgroup goes on to its next tile while
+    // the copy runs. The box is rewritten only after that store has read it.
+    const u32 box = base + STAGES * STAGE_BYTES + cw * (BT * 128);
+    const bool leader = (tid & 127) == 0;
+    if (leader) bulk_wait_read_all();
+    warpgroup_sync(cw);
+#pragma unroll
+    for (int jp = 0; jp < BT / 16; ++jp) {  // token blocks 2jp, 2jp + 1 of 8
+      u32 r[4];                               // matrices (block 2jp + m/2, rows rowA (+8 if m odd))
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const int j = 2 * jp + jj;
+        float yv[2][2];
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int t = t0 + 8 * j + 2 * q + c;
+          const float s = A16 ? 1.0f : t < M ? sx[t] : 0.0f;
+          yv[0][c] = y_of(4 * j + c, s);
+          yv[1][c] = y_of(4 * j + 2 + c, s);
+        }
+        r[2 * jj] = f2h_rn(yv[0][0]) | (f2h_rn(yv[0][1]) << 16);
+        r[2 * jj + 1] = f2h_rn(yv[1][0]) | (f2h_rn(yv[1][1]) << 16);
+      }
+      const int m = lane >> 3, tok = 8 * (2 * jp + (m >> 1)) + (lane & 7), chunk = 2 * warp + (m & 1);
+      stmatrix_x4_trans(box + tok * 128 + ((chunk ^ (tok & 7)) << 4), r);
+    }
+    fence_proxy_async();  // the generic-proxy smem writes, before the TMA unit reads them
+    warpgroup_sync(cw);
+    if (leader) {
+      tma_store_2d(tmo, box, n0 + 64 * cw, t0);
+      bulk_commit();
+    }
+    continue;
+  }
   // Per warp: 16 weight rows × 64 tokens of fp32 through smem (two halves), then 16-byte stores
   // of 8 consecutive outputs of one token row.
   float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));
@@ -632,6 +697,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     __syncwarp();
   }
   }  // tiles
+  if ((tid & 127) == 0) bulk_wait_all();  // this warpgroup's last output store has landed
 }
 #endif  // W4W_ENABLED
 
@@ -639,11 +705,11 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const void *__restrict__ A, const float *__restrict__ sx, const void *__restrict__ Wp,                 \
       const void *__restrict__ gsc, const void *__restrict__ chan, const u16 *__restrict__ residual,      \
       u16 *__restrict__ out, void *__restrict__ ws, u32 *__restrict__ counters, int M, int N, int K,       \
-      const __grid_constant__ W4TensorMap tmx
+      const __grid_constant__ W4TensorMap tmx, const __grid_constant__ W4TensorMap tmo
 #ifdef W4W_ENABLED
 #define W4W_ENTRY(NAME, MODE, BT)                                                                       \
   extern "C" __global__ void __launch_bounds__(W4W_THREADS, 1) NAME(W4W_PARAMS) {                      \
-    w4w_body<MODE, BT>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K, &tmx); \
+    w4w_body<MODE, BT>((const signed char*)A, sx, (const unsigned char*)Wp, gsc, chan, residual, out, ws, counters, M, N, K, &tmx, &tmo); \
   }
 #else
 #define W4W_ENTRY(NAME, MODE, BT) \
