@@ -1,6 +1,7 @@
 // Generation for many prompts with continuous batching (src/serve/batcher.ts) over a step backend:
 // the CPU engine (a Session per slot, one batched forward per step) or the CUDA engine (runStep:
-// any mix of prefill chunks and decode rows in one step, eager launches). Sampling happens here, on
+// any mix of prefill chunks and decode rows in one step, eager launches; a step of decode rows only
+// replays a CUDA graph of its row count, runDecodeStep). Sampling happens here, on
 // the host, from each sampled chunk's last-row logits, with request i's own Rng(seed + i): every
 // request gets what `generate` (src/eval/generate.ts) gives it alone with that seed, however the
 // requests were scheduled (exactly on the CPU engine, whose batch = alone bit for bit).
@@ -57,7 +58,8 @@ export function cudaStepBackend(engine: CudaEngine): StepBackend {
   return {
     slots: engine.cache.slots, maxRows: engine.maxRows, maxSeq: engine.cache.maxSeq,
     step(chunks) {
-      const n = engine.runStep(chunks);
+      // a step of decode rows only replays its row count's CUDA graph (same launches, same logits)
+      const n = chunks.every((ch) => ch.tokens.length === 1) ? engine.runDecodeStep(chunks) : engine.runStep(chunks);
       const logits = engine.readLogits(n);
       return chunks.map((_, i) => logits.subarray(i * V, (i + 1) * V));
     },

@@ -195,6 +195,36 @@ export class CudaEngine {
 
   /** Run one step over `chunks` (their total tokens ≤ maxRows; slots distinct). Logits stay on the device. */
   runStep(chunks: readonly SeqChunk[], o: { allLogits?: boolean } = {}): number {
+    const { shape, logitRows } = this.stageStep(chunks, o.allLogits ?? false);
+    this.forward(shape);
+    return logitRows;
+  }
+
+  /**
+   * runStep for a step whose every chunk is one token (a continuous batch's decode step), replayed
+   * from a CUDA graph of its row count: captured right after that count's first step, which runs
+   * eagerly and makes every plan. The graph holds runStep's launches with the same arguments (the
+   * step's slots, positions and ids are read from the device buffers uploaded here), so its logits
+   * equal runStep's bit for bit. Any other step, and an MoE step above the grouped GEMMs' rows, runs
+   * eagerly.
+   */
+  runDecodeStep(chunks: readonly SeqChunk[]): number {
+    const n = chunks.length;
+    if (!this.graphable(n) || chunks.some((ch) => ch.tokens.length !== 1)) return this.runStep(chunks);
+    const { shape, logitRows } = this.stageStep(chunks, false);
+    const key = `step:${n}`;
+    const g = this.graphs.get(key);
+    if (g) {
+      g.launch(this.stream);
+    } else {
+      this.forward(shape);
+      this.graphs.set(key, this.gpu.capture(this.stream, () => this.forward(shape)));
+    }
+    return logitRows;
+  }
+
+  /** Check a step and upload its metadata (rows, sequences, slots, positions, ids); its shape and logit rows. */
+  private stageStep(chunks: readonly SeqChunk[], all: boolean): { shape: StepShape; logitRows: number } {
     const c = this.model.config, n = chunks.length;
     if (n === 0) fail('engine', 'empty step');
     const starts: number[] = [], rowSeq: number[] = [], ids: number[] = [], last: number[] = [];
@@ -214,7 +244,6 @@ export class CudaEngine {
     });
     if (new Set(chunks.map((ch) => ch.slot)).size !== n) fail('engine', 'a slot appears twice in one step');
     if (rows > this.maxRows) fail('engine', `${rows} tokens exceed the step size of ${this.maxRows}`);
-    const all = o.allLogits ?? false;
     if (all && rows > this.maxLogitRows) fail('engine', `logits of ${rows} rows exceed the ${this.maxLogitRows} kept (allLogits)`);
     if (!all && n > this.maxLogitRows) fail('engine', `${n} sequences exceed --max-batch ${this.maxLogitRows}`);
     this.upload(this.seqStart, starts);
@@ -225,8 +254,8 @@ export class CudaEngine {
     this.upload(this.ids, ids);
     if (!all) this.upload(this.gather, last);
     const rep = c.nHeads / c.nKvHeads;
-    this.forward({ rows, seqs: n, maxRowsPerSeq: maxT * rep, logitRows: all ? rows : n, gather: !all, ids: this.ids.ptr });
-    return all ? rows : n;
+    const logitRows = all ? rows : n;
+    return { shape: { rows, seqs: n, maxRowsPerSeq: maxT * rep, logitRows, gather: !all, ids: this.ids.ptr }, logitRows };
   }
 
   /** The step's logits, rows × vocab fp32 (synchronous). */
