@@ -47,9 +47,21 @@
 //   is one batch of 8 × m64n{BT}k16 and its stage is released as soon as the next batch is issued.
 // Knobs with #ifndef defaults, set only by gpu-dev/experiments/probe.sh: W4W_STAGES, W4W_UNROLL(_A16),
 // W4W_GROUP_M, W4W_PRODUCER_REGS + W4W_CONSUMER_REGS; W4W_PROBE_SKIP_X / _SKIP_W (drop the loads:
-// the main loop's compute ceiling), and W4W_PROBE_SKIP_EPI (no epilogue).
+// the main loop's compute ceiling), W4W_PROBE_SKIP_EPI (no epilogue) and W4W_PROBE_TRACE (clock64
+// marks of block (0, 0) in w4w_trace: where a tile's time goes; tile_w/small.cu prints them).
 
 #include "ptx.cuh"
+
+#ifdef W4W_PROBE_TRACE
+__device__ long long w4w_trace[16];
+__device__ unsigned long long w4w_ctrace[2048 * 4];  // per block (x + gridDim.x·y): globaltimer at W4W_CMARK(0..3)
+#define W4W_MARK(i) do { if (blockIdx.x == 0 && blockIdx.y == 0) w4w_trace[i] = clock64(); } while (0)
+#define W4W_CMARK(i) do { unsigned long long t_; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)); \
+    w4w_ctrace[(blockIdx.x + gridDim.x * blockIdx.y) * 4 + (i)] = t_; } while (0)
+#else
+#define W4W_MARK(i) do { } while (0)
+#define W4W_CMARK(i) do { } while (0)
+#endif
 
 
 // Tile and pipeline (host mirror: W4_TILES.w and w4SmemBytes in w4-gemm-plan.ts)
@@ -234,6 +246,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const int ktBegin = (int)((long long)KTall * (int)blockIdx.y / (int)gridDim.y);
   const int KT = (int)((long long)KTall * ((int)blockIdx.y + 1) / (int)gridDim.y) - ktBegin;
   const u32 base = (smem_addr(w4w_smem) + 1023) & ~1023u;
+  if (tid == 0) { W4W_MARK(0); W4W_CMARK(0); }
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(smem_addr(&s_full[s]), 1);    // the producer thread's arrive (with the activation bytes)
@@ -276,6 +289,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
         issue_weights(st, full, wtile, kt, n0);
       }
     }
+    if (tid == 0) W4W_MARK(1);
     pdl_wait();
     pdl_trigger();
     if (tid != 0) return;  // thread 0 produces alone (the other 127 only gave up their registers)
@@ -303,6 +317,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #endif
     }
     }
+    W4W_MARK(2);
     return;
   }
 
@@ -310,6 +325,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   setmaxnreg_inc<W4W_CONSUMER_REGS>();
   pdl_wait();  // (returns at once after the producer's: the epilogue reads sx and the residual)
   pdl_trigger();
+  if (tid == 128) W4W_MARK(3);
   const int cw = wg - 1;                  // consumer index: weight rows 64·cw .. 64·cw + 63 of the tile
   const int warp = (tid >> 5) & 3;        // warp within the warpgroup: rows 16·warp ..
   const int rowA = 64 * cw + 16 * warp + (lane >> 2);  // this thread's rows rowA and rowA + 8 (tile-local)
@@ -346,6 +362,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       }
     }
   };
+#ifdef W4W_PROBE_TRACE
+  int traceArrivals = 0;
+#endif
   auto release = [&](int s) { mbar_arrive(smem_addr(&s_empty[s])); };
   auto previous = [](int s) { return s == 0 ? STAGES - 1 : s - 1; };  // the slot of the k-tile before
   // Wait for the next k-tile's stage and unpack its weights into A-fragment set PAR (W4A16:
@@ -364,6 +383,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       slotBase += STAGE_BYTES;
     }
     // (no proxy fence: the TMA unit wrote the tile in the async proxy, which the wgmmas read)
+#ifdef W4W_PROBE_TRACE
+    if (tid == 128 && traceArrivals < 2) W4W_MARK(5 + traceArrivals++);  // the first two k-tiles arrived (marks 5, 6)
+#endif
     u32 w0[4], w1[4];
     lds_v4(st + wOff, w0);
     lds_v4(st + wOff + 512, w1);
@@ -488,6 +510,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   };
   const u32 epi = base + STAGES * STAGE_BYTES + (4 * cw + warp) * (64 * EPI_STRIDE * 4);
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+  if (tid == 128 && tile == (int)(blockIdx.x + gridDim.x)) W4W_MARK(8);  // the second tile starts
 #pragma unroll
   for (int i = 0; i < 32; ++i) PA[i] = PB[i] = 0;
 #pragma unroll
@@ -509,6 +532,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
   }
   for (; kt < KT; ++kt) run(kt, IC<0>(), IC<1>(), IC<1>());  // K/128 % UNROLL tail: drained each
+  if (tid == 128 && tile == (int)blockIdx.x) { W4W_MARK(7); W4W_CMARK(1); }
   if constexpr (MODE == MODE_PC && BT == 64) {
 #pragma unroll
     for (int i = 0; i < 32; ++i) PA[i] = (int)((u32)PA[i] + (u32)PB[i]);  // even + odd k-tiles (exact)
@@ -553,6 +577,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       if (s_last) counters[tile] = 0;  // self-cleaning for the next launch
     }
     consumer_sync();
+    if (tid == 128 && tile == (int)blockIdx.x) W4W_CMARK(2);
     if (!s_last) continue;
     fence_gpu();
     // Slices in split order: acc = slice 0 + slice 1 + ... Branch-free: rows past M load row M-1
@@ -698,6 +723,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   }
   }  // tiles
   if ((tid & 127) == 0) bulk_wait_all();  // this warpgroup's last output store has landed
+  if (tid == 128) { W4W_MARK(9); W4W_CMARK(3); }
 }
 #endif  // W4W_ENABLED
 
