@@ -44,7 +44,6 @@ int main(int argc, char** argv) {
       {128, 1024, 4096, 4096, 1}};
   int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
   const int COPIES = 20;
-  const bool cluster = strncmp(variant, "old", 3) != 0;  // "old*" variants: the workspace split-K kernel
   for (auto& c : cases) {
     const int BT = c[0], M = c[1], N = c[2], K = c[3], S = c[4];
     signed char* A = fill<signed char>((size_t)M * K, 1, -127, 127);
@@ -73,30 +72,8 @@ int main(int argc, char** argv) {
       const void* a = A; const void* g = Sc; const void* ch = shift;
       void* args[] = {(void*)&a, (void*)&sx, (void*)&wp, (void*)&g, (void*)&ch, (void*)&res, (void*)&out,
                       (void*)&wsp, (void*)&cp, &m, &n, &kk, (void*)&mapA, (void*)&mapOut};
-      if (S > 1 && cluster) {  // split-K as clusters of (1, S, 1) (the kernel's reduction in distributed smem)
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = grid; cfg.blockDim = dim3(W4W_THREADS); cfg.dynamicSmemBytes = smem; cfg.stream = st;
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 1; at[0].val.clusterDim.y = S; at[0].val.clusterDim.z = 1;
-        cfg.attrs = at; cfg.numAttrs = 1;
-        CK(cudaLaunchKernelExC(&cfg, fn, args));
-      } else {
-        CK(cudaLaunchKernel(fn, grid, dim3(W4W_THREADS), args, smem, st));
-      }
+      CK(cudaLaunchKernel(fn, grid, dim3(W4W_THREADS), args, smem, st));
     };
-    if (S > 1 && cluster && c == cases[3]) {
-      cudaLaunchConfig_t cfg = {};
-      cfg.gridDim = grid; cfg.blockDim = dim3(W4W_THREADS); cfg.dynamicSmemBytes = smem;
-      for (int cs : {2, 4, 8}) {
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 1; at[0].val.clusterDim.y = cs; at[0].val.clusterDim.z = 1;
-        cfg.attrs = at; cfg.numAttrs = 1; cfg.gridDim = dim3(32, cs);
-        int n = -1; CK(cudaOccupancyMaxActiveClusters(&n, fn, &cfg));
-        printf("%-14s bt%d: at most %d clusters of %d resident (%d blocks)\n", variant, BT, n, cs, n * cs);
-      }
-    }
     cudaStream_t st; CK(cudaStreamCreate(&st));
     std::vector<float> t;
     cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);

@@ -8,12 +8,11 @@
 // ABI: w4_gemm.cu's (docs/KERNELS.md), same repacked weights and scales, plus A's TMA descriptor:
 //   (A, sx, Wp, gscales, chan, residual, out, workspace, counters, M, N, K, tmx), tmx a CUtensorMap
 //   by value of A as M rows of K elements (int8; W4A16 fp16), box 128 B × BT rows, 128-byte
-//   swizzle, zero fill (src/gpu/tensor-map.ts; W4GemmLaunch encodes it per launch). Without split-K
-//   persistent: grid (B, 1), the B blocks loop over the (N/128)·ceil(M/BT) tiles. Split-K S > 1:
-//   grid (tiles, S) launched as clusters of (1, S, 1) with S dividing BT/8 (one tile per block;
-//   block z takes k-tiles [K/128·z/S, K/128·(z+1)/S) and the cluster adds its partial sums in
-//   distributed shared memory); workspace and counters are unused (they are w4_gemm.cu's split-K).
-//   block = 384, dynamic smem = WStage<BT, A16>::SMEM (below). Token tile BT = 128
+//   swizzle, zero fill (src/gpu/tensor-map.ts; W4GemmLaunch encodes it per launch). Persistent: grid =
+//   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/BT)
+//   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (4-byte [S, M, N],
+//   any contents) and counters (u32 per tile, zero before the first launch, left zero), exactly as
+//   w4_gemm.cu's split-K. block = 384, dynamic smem = WStage<BT, A16>::SMEM (below). Token tile BT = 128
 //   (entries *_w) or 64 (entries *_w64, for M <= 64: half the MMA work of a 128-token tile).
 //   Limits: N % 128 == 0, K % 128 == 0, M >= 1.
 //   W4A16 (entries w4a16_gemm_g128_w, _w64): A fp16 [M, K], sx unused, Wp in the 'w4a16' repack
@@ -37,7 +36,7 @@
 //   P. In the transposed layout a thread's outputs cover only 2 weight rows, so the fold needs 2
 //   scales per thread and group.
 // - Persistent blocks loop over tiles in a grouped raster; the producer runs ahead into the next
-//   tile while the consumers finish the current one (without split-K).
+//   tile while the consumers finish the current one.
 // - Epilogue: y in fp32 (QUANT_SPEC order), transposed through smem per warp, 16-byte stores
 //   (+ fp16 residual, one rounding).
 // - W4A16: the same producer, ring, raster, split-K and epilogue; a k-tile's activations are two
@@ -145,22 +144,6 @@ DEVI void stmatrix_x4_trans(u32 addr, const u32 (&r)[4]) {
   asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};"
                ::"r"(addr), "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3]) : "memory");
 }
-// thread-block clusters (split-K): this block's shared address `a` in cluster block `rank`'s shared
-// window, a 16-byte store there, and a cluster-wide barrier (release / acquire: shared::cluster
-// stores before it are visible after it; exited threads count as arrived)
-DEVI u32 mapa_shared(u32 a, int rank) {
-  u32 r;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
-  return r;
-}
-DEVI void st_cluster_v4(u32 a, const u32 (&v)[4]) {
-  asm volatile("st.shared::cluster.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(a), "r"(v[0]), "r"(v[1]), "r"(v[2]), "r"(v[3]) : "memory");
-}
-DEVI void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
-}
-DEVI u32 acc_bits(int v) { return (u32)v; }
-DEVI u32 acc_bits(float v) { return __float_as_uint(v); }
 DEVI void tma_prefetch_map(const W4TensorMap* map) { asm volatile("prefetch.tensormap [%0];" ::"l"(map) : "memory"); }
 template <int R> DEVI void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R)); }
 template <int R> DEVI void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R)); }
@@ -255,11 +238,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   constexpr int KS = A16 ? 8 : 4;  // MMA k-steps per k-tile: k16 (f16) or k32 (s8)
   constexpr int NV = BT / 2;  // accumulators per thread: 64 (BT = 128) or 32
   __shared__ __attribute__((aligned(8))) u64 s_full[STAGES], s_empty[STAGES];
+  __shared__ u32 s_last;  // split-K: this block finished the tile last
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
   const int nN = N / W4W_BN, nT = (M + BT - 1) / BT, tiles = nN * nT;  // persistent: tile += gridDim.x
-  // split-K reuses the ring: one tile per block (the planner's grid); W4A16 has none (its fp32
-  // accumulators are the wgmmas': reading them in the cluster reduction serializes its main loop, C7514)
-  if (gridDim.y > 1 && (A16 || (int)gridDim.x < tiles)) __trap();
   // split-K: block row blockIdx.y of gridDim.y takes k-tiles [ktBegin, ktBegin + KT) of every tile
   const int KTall = K >> 7;
   const int ktBegin = (int)((long long)KTall * (int)blockIdx.y / (int)gridDim.y);
@@ -381,6 +362,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       }
     }
   };
+#ifdef W4W_PROBE_TRACE
+  int traceArrivals = 0;
+#endif
   auto release = [&](int s) { mbar_arrive(smem_addr(&s_empty[s])); };
   auto previous = [](int s) { return s == 0 ? STAGES - 1 : s - 1; };  // the slot of the k-tile before
   // Wait for the next k-tile's stage and unpack its weights into A-fragment set PAR (W4A16:
@@ -400,7 +384,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     }
     // (no proxy fence: the TMA unit wrote the tile in the async proxy, which the wgmmas read)
 #ifdef W4W_PROBE_TRACE
-    if (tid == 128 && slot <= 2 && slotPhase == 0) W4W_MARK(4 + slot);  // the first two k-tiles arrived (marks 5, 6)
+    if (tid == 128 && traceArrivals < 2) W4W_MARK(5 + traceArrivals++);  // the first two k-tiles arrived (marks 5, 6)
 #endif
     u32 w0[4], w1[4];
     lds_v4(st + wOff, w0);
@@ -558,20 +542,14 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   tile_coords<BT>(tile, nN, nT, n0, t0);
   const int q = lane & 3, rl = lane >> 2;
 
-  // ---------------- split-K: the cluster's partial tiles through distributed shared memory ----------------
-  // The S blocks of a tile are one thread-block cluster (blockIdx.y = the cluster rank = the split,
-  // S | BT/8). Block j finalizes token slice j (BT/S tokens): once every block of the cluster is past
-  // its main loop (its ring is free), each block pushes its partial sums of the other slices into
-  // their owners' rings (sender r's slot in receiver j: r, or r - 1 above j), and after a second
-  // cluster barrier each block adds its slice's S partials in split order (int32: exact; fp32:
-  // deterministic) from its own smem and stores that slice. Thread c (of 256) keeps the same
-  // accumulators in every block: value i (tokens 8·(i/4) + 2q + i%2) goes out as part of the 16-byte
-  // group i/4, at [slot][group in slice][c].
-  constexpr int GROUPS = BT / 8;  // 4-value token groups per thread
-  int sliceLo = 0, sliceHi = BT;  // this block's tokens (tile-local): all of them without split-K
-  if constexpr (!A16) if (gridDim.y > 1) {
-    const int S = gridDim.y, rank = blockIdx.y, gps = GROUPS / S;  // groups per slice
-    const int ctid = tid - 128;
+  // ---------------- split-K: partial tiles through the workspace ----------------
+  // Every split stores its partial sums (int32 IS/PC, fp32 FS) in its slice [split][M][N]; the
+  // last split to finish the tile (per-tile counter) adds the slices in split order (int32: exact;
+  // fp32: deterministic) and runs the epilogue. Thread (rowA, tokens 8j + 2q + c) owns the same
+  // positions in every slice.
+  if (gridDim.y > 1) {
+    const int S = gridDim.y, split = blockIdx.y;  // (read here, not kept live across the main loop)
+    // value i: token t0 + 8·(i/4) + 2q + (i%2), row rowA + 8·((i/2)%2); PC keeps it in PA/PB
     auto get = [&](int i) -> Acc {
       if constexpr (MODE == MODE_PC) return i < 32 ? PA[i] : PB[i - 32];
       else return acc[i];
@@ -580,40 +558,46 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       if constexpr (MODE == MODE_PC) (i < 32 ? PA[i] : PB[i - 32]) = v;
       else acc[i] = v;
     };
-    auto at = [&](int slot, int gl) { return base + (u32)(((slot * gps + gl) * 256 + ctid) * 16); };
-    cluster_sync();  // every block of the tile is past its main loop
+    const u64 slice = (u64)M * N;
+    Acc* const mine = (Acc*)ws + (u64)t0 * N + n0 + rowA;  // + row·N + 8h (+ split·slice)
 #pragma unroll
-    for (int g = 0; g < GROUPS; ++g) {
-      const int j = g / gps;
-      if (j != rank) {
-        const u32 v[4] = {acc_bits(get(4 * g)), acc_bits(get(4 * g + 1)), acc_bits(get(4 * g + 2)), acc_bits(get(4 * g + 3))};
-        st_cluster_v4(mapa_shared(at(rank < j ? rank : rank - 1, g - j * gps), j), v);
+    for (int i = 0; i < NV; ++i) {
+      const int r = 8 * (i >> 2) + 2 * q + (i & 1);
+      if (t0 + r < M) {
+        Acc* p = mine + split * slice + (u64)r * N + 8 * ((i >> 1) & 1);
+        asm volatile("" : "+l"(p));
+        st_cg(p, get(i));
       }
     }
-    cluster_sync();  // the pushes have landed
+    fence_gpu();
+    consumer_sync();
+    if (tid == 128) {
+      const u32 prev = atom_add_u32(counters + tile, 1u);
+      s_last = prev == (u32)S - 1;
+      if (s_last) counters[tile] = 0;  // self-cleaning for the next launch
+    }
+    consumer_sync();
+    if (tid == 128 && tile == (int)blockIdx.x) W4W_CMARK(2);
+    if (!s_last) continue;
+    fence_gpu();
+    // Slices in split order: acc = slice 0 + slice 1 + ... Branch-free: rows past M load row M-1
+    // (in bounds; their sums are never stored), so each slice's NV loads issue back to back
+    // instead of one basic block (and one L2 round trip) per element.
+    const int lastRow = M - 1 - t0;
+    for (int z = 0; z < S; ++z) {
+      Acc w[NV];
 #pragma unroll
-    for (int g = 0; g < GROUPS; ++g) {
-      if (g / gps != rank) continue;
-      Acc sum[4];
-      for (int r = 0; r < S; ++r) {
-        u32 v[4];
-        if (r == rank) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) v[e] = acc_bits(get(4 * g + e));
-        } else {
-          lds_v4(at(r < rank ? r : r - 1, g - rank * gps), v);
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const Acc x = MODE == MODE_FS ? (Acc)bits_to_float(v[e]) : (Acc)(int)v[e];
-          sum[e] = r == 0 ? x : MODE == MODE_FS ? (Acc)fadd_rn(sum[e], x) : (Acc)(int)((u32)sum[e] + (u32)x);
-        }
+      for (int i = 0; i < NV; ++i) {
+        const int r = 8 * (i >> 2) + 2 * q + (i & 1);
+        const Acc* p = mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1);
+        w[i] = ld_cg(p);
       }
 #pragma unroll
-      for (int e = 0; e < 4; ++e) set(4 * g + e, sum[e]);
+      for (int i = 0; i < NV; ++i) {
+        const Acc sum = MODE == MODE_FS || A16 ? (Acc)fadd_rn(get(i), w[i]) : (Acc)((u32)get(i) + (u32)w[i]);
+        set(i, z == 0 ? w[i] : sum);
+      }
     }
-    sliceLo = rank * (BT / S);
-    sliceHi = sliceLo + BT / S;
   }
 
 #ifdef W4W_PROBE_SKIP_EPI
@@ -636,8 +620,8 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     else if constexpr (A16) return acc[i];
     else return fmul_rn(acc[i], s);
   };
-  if (residual == nullptr && gridDim.y == 1) {
-    // Without a residual (and without split-K): the fp16 outputs go by TMA store. Each consumer warpgroup owns the box of
+  if (residual == nullptr) {
+    // Without a residual: the fp16 outputs go by TMA store. Each consumer warpgroup owns the box of
     // its 64 weight rows × BT tokens (128 B per token row, 128B-swizzled) in the epilogue region: its
     // fragments (rows rowA, rowA + 8 × token pairs) are exactly stmatrix's, stored transposed into
     // token rows, then one thread stores the box and the warpgroup goes on to its next tile while
@@ -675,11 +659,10 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     continue;
   }
   // Per warp: 16 weight rows × 64 tokens of fp32 through smem (two halves), then 16-byte stores
-  // of 8 consecutive outputs of one token row, of this block's token slice only (split-K).
+  // of 8 consecutive outputs of one token row.
   float* epiF = (float*)(w4w_smem + (epi - smem_addr(w4w_smem)));
 #pragma unroll
   for (int half = 0; half < BT / 64; ++half) {
-    if (half * 64 >= sliceHi || half * 64 + 64 <= sliceLo) continue;  // (uniform: the slice is elsewhere)
 #pragma unroll
     for (int jj = 0; jj < 8; ++jj) {
       const int j = half * 8 + jj;
@@ -713,7 +696,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int tl = (lane >> 1) + 16 * i, t = t0 + half * 64 + tl;
-      if (t < M && half * 64 + tl >= sliceLo && half * 64 + tl < sliceHi) {
+      if (t < M) {
         float src[8];
         lds_v4f(epi + (tl * EPI_STRIDE + ch * 8) * 4, src);
         lds_v4f(epi + (tl * EPI_STRIDE + ch * 8 + 4) * 4, src + 4);
