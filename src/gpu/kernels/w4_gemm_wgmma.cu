@@ -569,7 +569,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
         st_cg(p, get(i));
       }
     }
-    fence_gpu();
+    // Release / acquire through one thread's acq_rel atomic (CUTLASS's split-K semaphore): the barrier
+    // orders every consumer's stores before it, and its acquire before every consumer's loads; no
+    // per-thread fence (each waited for its own stores: ~2 µs a tile at S = 4 on the H200).
     consumer_sync();
     if (tid == 128) {
       const u32 prev = atom_add_u32(counters + tile, 1u);
@@ -579,24 +581,50 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     consumer_sync();
     if (tid == 128 && tile == (int)blockIdx.x) W4W_CMARK(2);
     if (!s_last) continue;
-    fence_gpu();
-    // Slices in split order: acc = slice 0 + slice 1 + ... Branch-free: rows past M load row M-1
-    // (in bounds; their sums are never stored), so each slice's NV loads issue back to back
-    // instead of one basic block (and one L2 round trip) per element.
+    // Sum the slices in split order, the block's own from registers (S - 1 L2 round trips, not S):
+    // CH values at a time, the loads of ZB other slices issued back to back before any is added
+    // (CH·ZB loads in flight per thread: more spill at 168 registers). Branch-free: rows past M load
+    // row M-1 (in bounds; their sums are never stored).
     const int lastRow = M - 1 - t0;
-    for (int z = 0; z < S; ++z) {
-      Acc w[NV];
+    constexpr int CH = 32, ZB = 1;
+    auto add = [&](Acc a, Acc b) -> Acc {
+      return MODE == MODE_FS || A16 ? (Acc)fadd_rn(a, b) : (Acc)(int)((u32)a + (u32)b);
+    };
 #pragma unroll
-      for (int i = 0; i < NV; ++i) {
-        const int r = 8 * (i >> 2) + 2 * q + (i & 1);
-        const Acc* p = mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1);
-        w[i] = ld_cg(p);
-      }
+    for (int c = 0; c < NV / CH; ++c) {
+      Acc sum[CH];
+      bool started = false, ownIn = false;
+      auto take = [&](auto value) {  // sum += value(e), in split order
 #pragma unroll
-      for (int i = 0; i < NV; ++i) {
-        const Acc sum = MODE == MODE_FS || A16 ? (Acc)fadd_rn(get(i), w[i]) : (Acc)((u32)get(i) + (u32)w[i]);
-        set(i, z == 0 ? w[i] : sum);
+        for (int e = 0; e < CH; ++e) sum[e] = started ? add(sum[e], value(e)) : value(e);
+        started = true;
+      };
+      auto own = [&](int e) { return get(CH * c + e); };
+      for (int o0 = 0; o0 < S - 1; o0 += ZB) {  // the other slices o = 0 .. S-2 (split z = o, or o + 1 past ours)
+        Acc w[ZB][CH];
+#pragma unroll
+        for (int b = 0; b < ZB; ++b) {
+          const int o = o0 + b, z = o < split ? o : o + 1;
+          if (o < S - 1) {
+#pragma unroll
+            for (int e = 0; e < CH; ++e) {
+              const int i = CH * c + e, r = 8 * (i >> 2) + 2 * q + (i & 1);
+              w[b][e] = ld_cg(mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1));
+            }
+          }
+        }
+#pragma unroll
+        for (int b = 0; b < ZB; ++b) {
+          const int o = o0 + b, z = o < split ? o : o + 1;
+          if (o < S - 1) {
+            if (!ownIn && z > split) { take(own); ownIn = true; }
+            take([&](int e) { return w[b][e]; });
+          }
+        }
       }
+      if (!ownIn) take(own);
+#pragma unroll
+      for (int e = 0; e < CH; ++e) set(CH * c + e, sum[e]);
     }
   }
 
