@@ -16,21 +16,7 @@
 #endif
 #include W4W_PROBE_SOURCE
 
-// A TMA descriptor of a row-major [M, K] int8 / fp16 tensor in boxes of 128 B × boxRows, as
-// src/gpu/tensor-map.ts encodes it (no -lcuda: the driver's entry point)
-static W4TensorMap activation_map(const void* a, bool fp16, int M, int K, int boxRows) {
-  static decltype(&cuTensorMapEncodeTiled) encode = nullptr;
-  if (!encode) CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000, cudaEnableDefault, nullptr));
-  CUtensorMap m;
-  cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)M}, strides[1] = {(cuuint64_t)K * (fp16 ? 2 : 1)};
-  cuuint32_t box[2] = {fp16 ? 64u : 128u, (cuuint32_t)boxRows}, es[2] = {1, 1};
-  if (encode(&m, fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, (void*)a, dims, strides, box, es,
-             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) { printf("cuTensorMapEncodeTiled failed\n"); exit(1); }
-  W4TensorMap t;
-  memcpy(&t, &m, sizeof t);
-  return t;
-}
+#include "tensor_map.h"
 
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";
@@ -47,8 +33,8 @@ int main(int argc, char** argv) {
     unsigned short* A16 = fill<unsigned short>((size_t)M * K, 5, 0x2C00, 0x3BFF);
     unsigned short* S16 = fill<unsigned short>((size_t)(K / 128) * N, 6, 0x2C00, 0x3BFF);
     float* SF = fill<float>((size_t)(K / 128) * N, 7, 1, 4);  // FS: float scales (values are not checked)
-    const W4TensorMap map8 = activation_map(A, false, M, K, W4W_BT), map16 = activation_map(A16, true, M, K, W4W_BT);
-    const W4TensorMap mapOut = activation_map(out, true, M, N, W4W_BT);  // the fp16 output's (64 × BT boxes)
+    const W4TensorMap map8 = tensor_map(A, false, M, K, W4W_BT), map16 = tensor_map(A16, true, M, K, W4W_BT);
+    const W4TensorMap mapOut = tensor_map(out, true, M, N, W4W_BT);  // the fp16 output's (64 × BT boxes)
     // (a kernel's address: __grid_constant__ parameters keep it out of a plain function-pointer type)
     struct { const char* name; const void* fn; const void* a; const void* g; const void* c; int smem; const W4TensorMap* map; } ks[] = {
       {"is", (const void*)w4a8_gemm_is_g128_w, A, S, shift, WStage<W4W_BT, false>::SMEM, &map8},

@@ -19,19 +19,7 @@
 
 extern "C" __global__ void __launch_bounds__(W4W_THREADS, 1) empty_w(int* p) { if (p) *p = 0; }
 
-static W4TensorMap tensor_map(const void* a, bool fp16, int rows, int cols, int boxRows) {
-  static decltype(&cuTensorMapEncodeTiled) encode = nullptr;
-  if (!encode) CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000, cudaEnableDefault, nullptr));
-  CUtensorMap m;
-  cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)cols * (fp16 ? 2 : 1)};
-  cuuint32_t box[2] = {fp16 ? 64u : 128u, (cuuint32_t)boxRows}, es[2] = {1, 1};
-  if (encode(&m, fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, (void*)a, dims, strides, box, es,
-             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) { printf("cuTensorMapEncodeTiled failed\n"); exit(1); }
-  W4TensorMap t;
-  memcpy(&t, &m, sizeof t);
-  return t;
-}
+#include "tensor_map.h"
 
 int main(int argc, char** argv) {
   const char* variant = argc > 1 ? argv[1] : "base";
