@@ -581,48 +581,31 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     consumer_sync();
     if (tid == 128 && tile == (int)blockIdx.x) W4W_CMARK(2);
     if (!s_last) continue;
-    // Sum the slices in split order, the block's own from registers (S - 1 L2 round trips, not S):
-    // CH values at a time, the loads of ZB other slices issued back to back before any is added
-    // (CH·ZB loads in flight per thread: more spill at 168 registers). Branch-free: rows past M load
-    // row M-1 (in bounds; their sums are never stored).
+    // Sum the slices in split order, the block's own from registers (S - 1 L2 round trips, not S),
+    // CH values at a time (the running sum and a slice's values stay in registers: all NV of both
+    // spill at 168 registers). Branch-free: rows past M load row M-1 (in bounds; their sums are never
+    // stored), so each slice's CH loads issue back to back.
     const int lastRow = M - 1 - t0;
-    constexpr int CH = 32, ZB = 1;
-    auto add = [&](Acc a, Acc b) -> Acc {
-      return MODE == MODE_FS || A16 ? (Acc)fadd_rn(a, b) : (Acc)(int)((u32)a + (u32)b);
-    };
+    constexpr int CH = 32;
 #pragma unroll
     for (int c = 0; c < NV / CH; ++c) {
       Acc sum[CH];
-      bool started = false, ownIn = false;
-      auto take = [&](auto value) {  // sum += value(e), in split order
+      for (int z = 0; z < S; ++z) {
+        Acc w[CH];
+        if (z == split) {
 #pragma unroll
-        for (int e = 0; e < CH; ++e) sum[e] = started ? add(sum[e], value(e)) : value(e);
-        started = true;
-      };
-      auto own = [&](int e) { return get(CH * c + e); };
-      for (int o0 = 0; o0 < S - 1; o0 += ZB) {  // the other slices o = 0 .. S-2 (split z = o, or o + 1 past ours)
-        Acc w[ZB][CH];
+          for (int e = 0; e < CH; ++e) w[e] = get(CH * c + e);
+        } else {
 #pragma unroll
-        for (int b = 0; b < ZB; ++b) {
-          const int o = o0 + b, z = o < split ? o : o + 1;
-          if (o < S - 1) {
-#pragma unroll
-            for (int e = 0; e < CH; ++e) {
-              const int i = CH * c + e, r = 8 * (i >> 2) + 2 * q + (i & 1);
-              w[b][e] = ld_cg(mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1));
-            }
+          for (int e = 0; e < CH; ++e) {
+            const int i = CH * c + e, r = 8 * (i >> 2) + 2 * q + (i & 1);
+            w[e] = ld_cg(mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1));
           }
         }
 #pragma unroll
-        for (int b = 0; b < ZB; ++b) {
-          const int o = o0 + b, z = o < split ? o : o + 1;
-          if (o < S - 1) {
-            if (!ownIn && z > split) { take(own); ownIn = true; }
-            take([&](int e) { return w[b][e]; });
-          }
-        }
+        for (int e = 0; e < CH; ++e)
+          sum[e] = z == 0 ? w[e] : MODE == MODE_FS || A16 ? (Acc)fadd_rn(sum[e], w[e]) : (Acc)(int)((u32)sum[e] + (u32)w[e]);
       }
-      if (!ownIn) take(own);
 #pragma unroll
       for (int e = 0; e < CH; ++e) set(CH * c + e, sum[e]);
     }
