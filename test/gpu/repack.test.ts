@@ -272,7 +272,9 @@ test('planW4Gemm: the wgmma tile w on sm_90a only, for IS/FS/W4A16 g128 and PC w
   assert.throws(() => planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_80' }), /tile w needs sm_90a/);
   const forced = planW4Gemm('w4a8-is', 128, 4096, 4096, 4096, { tile: 'w', arch: 'sm_90a', splits: 2 });  // w's split-K, on request
   assert.deepEqual([forced.grid, forced.splits, forced.workspaceBytes, forced.counters], [[66, 2, 1], 2, 2 * 4096 * 4096 * 4, 1024]);
-  assert.equal(planW4Gemm('w4a8-is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 }).tile, 'w64');
+  const w64Split = planW4Gemm('w4a8-is', 128, 33, 1024, 4096, { arch: 'sm_90a', splits: 4 });
+  assert.equal(w64Split.tile, 'w64');
+  assert.equal(w64Split.workspaceBytes, 4 * 64 * 1024 * 4, 'tile w keeps whole 64-token tiles of partials');
   assert.equal(planW4Gemm('w4a8-is', 128, 4, 1024, 4096, { splits: 4 }).tile, 's');  // v8 has no split-K
 });
 

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     signed char* shift = fill<signed char>(N, 4, 8, 16);
     float* sx = fill<float>(M, 5, 1, 1);
     unsigned short* out; CK(cudaMalloc(&out, (size_t)M * N * 2));
-    void* ws; CK(cudaMalloc(&ws, (size_t)S * M * N * 4));
+    void* ws; CK(cudaMalloc(&ws, (size_t)S * ((M + 127) / 128 * 128) * N * 4));  // whole token tiles (BT <= 128)
     const int tiles = (N / 128) * ((M + BT - 1) / BT);
     unsigned* cnt; CK(cudaMalloc(&cnt, tiles * 4)); CK(cudaMemset(cnt, 0, tiles * 4));
     const W4TensorMap mapA = tensor_map(A, false, M, K, BT), mapOut = tensor_map(out, true, M, N, BT);

@@ -101,6 +101,14 @@ DEVI u32 atom_add_u32(u32* p, u32 v) {
 // .cg: the non-coherent L1 must not serve a stale copy of another block's partial
 DEVI void st_cg(int* p, int v) { asm volatile("st.global.cg.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory"); }
 DEVI void st_cg(float* p, float v) { asm volatile("st.global.cg.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory"); }
+DEVI void st_cg_v4(U4* p, U4 v) {
+  asm volatile("st.global.cg.v4.u32 [%0], {%1,%2,%3,%4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+DEVI U4 ld_cg_v4(const U4* p) {
+  U4 v;
+  asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+  return v;
+}
 DEVI int ld_cg(const int* p) {
   int v;
   asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
@@ -232,6 +240,16 @@ DEVI float bits_to_float(u32 b) {
   asm("mov.b32 %0, %1;" : "=f"(f) : "r"(b));
   return f;
 }
+DEVI u32 float_bits(float f) {
+  u32 b;
+  asm("mov.b32 %0, %1;" : "=r"(b) : "f"(f));
+  return b;
+}
+// a 32-bit word as an int32 (IS/PC partial sums) or fp32 (FS/W4A16) accumulator, bit for bit, and back
+DEVI void bits_to_acc(u32 b, int& v) { v = (int)b; }
+DEVI void bits_to_acc(u32 b, float& v) { v = bits_to_float(b); }
+DEVI u32 acc_bits(int v) { return (u32)v; }
+DEVI u32 acc_bits(float v) { return float_bits(v); }
 // 2^-k for k in [0, 30] (normal fp32, so multiplying by it is exact unless the result is subnormal)
 DEVI float exp2_neg(int k) { return bits_to_float((u32)(127 - k) << 23); }
 

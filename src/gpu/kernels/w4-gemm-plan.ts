@@ -95,7 +95,8 @@ export interface W4GemmPlan {
   /** Dynamic shared memory bytes (also set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES). */
   readonly smem: number;
   readonly splits: number;
-  /** Bytes of the 4-byte [splits, M, N] workspace, any contents (0 when splits = 1). */
+  /** Bytes of the split-K workspace of 4-byte values, any contents (0 when splits = 1): [splits, M, N]
+   *  for the mma.sync tiles, splits · ceil(M/bm)·bm · N for tile w / w64. */
   readonly workspaceBytes: number;
   /** Number of u32 tile counters, zero before the first launch; kernels leave them zero (0 when splits = 1). */
   readonly counters: number;
@@ -298,7 +299,8 @@ export function planW4Gemm(mode: QuantMode, group: number, m: number, n: number,
     block: [ring ? 32 * GEMV_RING.warps : t.threads, 1, 1],
     smem,
     splits,
-    workspaceBytes: splits > 1 ? splits * m * n * 4 : 0,
+    // tile w keeps whole bm-token tiles (its partials in register order); the mma.sync tiles [splits, M, N]
+    workspaceBytes: splits > 1 ? splits * (isWgmmaTile(tile) ? Math.ceil(m / t.bm) * t.bm : m) * n * 4 : 0,
     counters: splits > 1 ? tilesForCounters : 0,
   };
 }

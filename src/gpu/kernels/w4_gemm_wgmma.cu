@@ -10,8 +10,9 @@
 //   by value of A as M rows of K elements (int8; W4A16 fp16), box 128 B × BT rows, 128-byte
 //   swizzle, zero fill (src/gpu/tensor-map.ts; W4GemmLaunch encodes it per launch). Persistent: grid =
 //   (B, S) with S the split-K factor; the B blocks of split z loop over the (N/128)·ceil(M/BT)
-//   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (4-byte [S, M, N],
-//   any contents) and counters (u32 per tile, zero before the first launch, left zero), exactly as
+//   tiles, each over k-tiles [K/128·z/S, K/128·(z+1)/S). S > 1 needs workspace (S·N·ceil(M/BT)·BT 4-byte
+//   values, any contents; a (tile, split) slice in the consumers' register order, see split-K below)
+//   and counters (u32 per tile, zero before the first launch, left zero), as
 //   w4_gemm.cu's split-K. block = 384, dynamic smem = WStage<BT, A16>::SMEM (below). Token tile BT = 128
 //   (entries *_w) or 64 (entries *_w64, for M <= 64: half the MMA work of a 128-token tile).
 //   Limits: N % 128 == 0, K % 128 == 0, M >= 1.
@@ -543,10 +544,13 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
   const int q = lane & 3, rl = lane >> 2;
 
   // ---------------- split-K: partial tiles through the workspace ----------------
-  // Every split stores its partial sums (int32 IS/PC, fp32 FS) in its slice [split][M][N]; the
-  // last split to finish the tile (per-tile counter) adds the slices in split order (int32: exact;
-  // fp32: deterministic) and runs the epilogue. Thread (rowA, tokens 8j + 2q + c) owns the same
-  // positions in every slice.
+  // Every split stores its partial sums (int32 IS/PC, fp32 FS / W4A16) in the tile's slice of its
+  // split; the last split to finish the tile (per-tile counter) adds the slices in split order
+  // (int32: exact; fp32: deterministic) and runs the epilogue. A slice is in the consumers'
+  // register order, not [M][N]: consumer thread c (0..255) keeps values 4j .. 4j + 3 at 16-byte
+  // chunk j·256 + c of its (tile, split) slice, so every store and load is a coalesced 16-byte
+  // access of a warp (512 B an instruction) and the thread that adds a position is the one that
+  // stored it; rows past M are stored and added like any other (never written out).
   if (gridDim.y > 1) {
     const int S = gridDim.y, split = blockIdx.y;  // (read here, not kept live across the main loop)
     // value i: token t0 + 8·(i/4) + 2q + (i%2), row rowA + 8·((i/2)%2); PC keeps it in PA/PB
@@ -558,17 +562,11 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
       if constexpr (MODE == MODE_PC) (i < 32 ? PA[i] : PB[i - 32]) = v;
       else acc[i] = v;
     };
-    const u64 slice = (u64)M * N;
-    Acc* const mine = (Acc*)ws + (u64)t0 * N + n0 + rowA;  // + row·N + 8h (+ split·slice)
+    constexpr int SLICE16 = NV / 4 * 256;  // 16-byte chunks of one (tile, split) slice
+    U4* const mine = (U4*)ws + (u64)tile * S * SLICE16 + (tid - 128);  // + z·SLICE16 + j·256
 #pragma unroll
-    for (int i = 0; i < NV; ++i) {
-      const int r = 8 * (i >> 2) + 2 * q + (i & 1);
-      if (t0 + r < M) {
-        Acc* p = mine + split * slice + (u64)r * N + 8 * ((i >> 1) & 1);
-        asm volatile("" : "+l"(p));
-        st_cg(p, get(i));
-      }
-    }
+    for (int j = 0; j < NV / 4; ++j)
+      st_cg_v4(mine + split * SLICE16 + j * 256, U4{acc_bits(get(4 * j)), acc_bits(get(4 * j + 1)), acc_bits(get(4 * j + 2)), acc_bits(get(4 * j + 3))});
     // Release / acquire through one thread's acq_rel atomic (CUTLASS's split-K semaphore): the barrier
     // orders every consumer's stores before it, and its acquire before every consumer's loads; no
     // per-thread fence (each waited for its own stores: ~2 µs a tile at S = 4 on the H200).
@@ -583,9 +581,7 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     if (!s_last) continue;
     // Sum the slices in split order, the block's own from registers (S - 1 L2 round trips, not S),
     // CH values at a time (the running sum and a slice's values stay in registers: all NV of both
-    // spill at 168 registers). Branch-free: rows past M load row M-1 (in bounds; their sums are never
-    // stored), so each slice's CH loads issue back to back.
-    const int lastRow = M - 1 - t0;
+    // spill at 168 registers); a slice's CH / 4 loads issue back to back.
     constexpr int CH = 32;
 #pragma unroll
     for (int c = 0; c < NV / CH; ++c) {
@@ -597,9 +593,9 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
           for (int e = 0; e < CH; ++e) w[e] = get(CH * c + e);
         } else {
 #pragma unroll
-          for (int e = 0; e < CH; ++e) {
-            const int i = CH * c + e, r = 8 * (i >> 2) + 2 * q + (i & 1);
-            w[e] = ld_cg(mine + z * slice + (u64)(r < lastRow ? r : lastRow) * N + 8 * ((i >> 1) & 1));
+          for (int j = 0; j < CH / 4; ++j) {
+            const U4 v = ld_cg_v4(mine + z * SLICE16 + (CH / 4 * c + j) * 256);
+            bits_to_acc(v.x, w[4 * j]), bits_to_acc(v.y, w[4 * j + 1]), bits_to_acc(v.z, w[4 * j + 2]), bits_to_acc(v.w, w[4 * j + 3]);
           }
         }
 #pragma unroll
