@@ -18,7 +18,10 @@
 #include <cstring>
 #include <vector>
 #include "../probe_util.h"
-#include "../../../src/gpu/kernels/w4_gemv.cu"
+#ifndef GV_PROBE_SOURCE  // another copy of the kernel source (an A/B against an untracked old copy)
+#define GV_PROBE_SOURCE "../../../src/gpu/kernels/w4_gemv.cu"
+#endif
+#include GV_PROBE_SOURCE
 
 typedef void (*GvFn)(GV_PARAMS);
 struct Cfg { GvFn fn; int threads, smem, grid; };
