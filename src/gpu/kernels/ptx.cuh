@@ -147,10 +147,22 @@ DEVI u32 hmul2(u32 a, u32 b) {
   asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
   return d;
 }
-// int4 of the W4A16 layout → fp16 weights: nibble pair j of w (offset binary, repack.ts) as a half2
-// of q·s: 0x6400|u is 1024 + u in fp16, minus 1032 (0x6408) is q exactly; times the half2 scale
+DEVI u32 hfma2(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+// int4 of the W4A16 layout → fp16 weights: nibble pair j of w (offset binary u = q + 8 at bits 4j
+// and 16 + 4j, repack.ts) as a half2 of q·s, q exact, one rounding (the multiply by the half2
+// scale). Marlin's magic numbers: 0x6400|u is 1024 + u in fp16, minus 1032 (0x6408) is q; a nibble
+// left at bits 4..7, 0x6400|16u, is 1024 + 16u, and fma(·, 1/16, −72) = u − 8 is exact too. So the
+// pairs 0, 1 of w and 2, 3 of w >> 8 (one shift, shared by the four calls on w) cost a LOP3 and
+// one f16x2 op each before the multiply (was a shift, a LOP3 and a subtraction for pairs 1–3).
 DEVI u32 dequant_a16(u32 w, int j, u32 s2) {
-  return hmul2(hsub2(((w >> (4 * j)) & 0x000F000Fu) | 0x64006400u, 0x64086408u), s2);
+  const u32 v = j >= 2 ? w >> 8 : w;
+  const u32 q = (j & 1) ? hfma2((v & 0x00F000F0u) | 0x64006400u, 0x2C002C00u /* 1/16 */, 0xD480D480u /* -72 */)
+                        : hsub2((v & 0x000F000Fu) | 0x64006400u, 0x64086408u);
+  return hmul2(q, s2);
 }
 
 // ---- programmatic dependent launch (sm_90+; no-ops elsewhere and when launched normally) --------
