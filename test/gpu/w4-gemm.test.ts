@@ -87,7 +87,7 @@ test('wgmma tile w64 (sm_90a; M <= 64, and several token tiles up to M = 200): I
         const withResidual = new Map((['w4a8-is', 'w4a8-pc', 'w4a16'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w64', splits: 1, residual: true })] as const));
         checkOutputs(c, M, withResidual, positions, d.residualHost);
         if (K >= 640) {  // uneven splits (odd k-tiles per split), twice each: counters self-clean
-          for (const splits of [2, 3]) {
+          for (const splits of [2, 3, 4]) {  // 2-4: the compile-time reductions (reduce_fixed)
             for (let rep = 0; rep < 2; rep++) {
               for (const kind of ['w4a8-is', 'w4a8-pc'] as const) {
                 assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w64', splits }), outs.get(kind), `${kind} w64 splits=${splits} rep ${rep} (M=${M}, K=${K})`);
@@ -120,7 +120,7 @@ test('wgmma tile w (sm_90a): IS and PC bit-exact, FS and W4A16 within bounds, M 
       const withResidual = new Map((['w4a8-is', 'w4a8-pc', 'w4a16'] as const).map((kind) => [kind, runKind(gpu, c, d, kind, M, { tile: 'w', residual: true })] as const));
       checkOutputs(c, M, withResidual, positions, d.residualHost);
       if (K >= 1024) {  // split-K through the workspace: uneven splits, twice each (counters must self-clean)
-        for (const splits of [3, 5]) {
+        for (const splits of [3, 4, 5]) {  // 4: reduce_fixed; 3, 5: the slice-by-slice loop
           for (let rep = 0; rep < 2; rep++) {
             for (const kind of ['w4a8-is', 'w4a8-pc'] as const) {
               assert.deepEqual(runKind(gpu, c, d, kind, M, { tile: 'w', splits }), outs.get(kind), `${kind} w splits=${splits} rep ${rep} (M=${M})`);

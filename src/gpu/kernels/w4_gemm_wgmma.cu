@@ -579,31 +579,64 @@ DEVI void w4w_body(const signed char* __restrict__ X, const float* __restrict__ 
     consumer_sync();
     if (tid == 128 && tile == (int)blockIdx.x) W4W_CMARK(2);
     if (!s_last) continue;
-    // Sum the slices in split order, the block's own from registers (S - 1 L2 round trips, not S),
-    // CH values at a time (the running sum and a slice's values stay in registers: all NV of both
-    // spill at 168 registers); a slice's CH / 4 loads issue back to back.
-    constexpr int CH = 32;
+    // Sum the slices in split order (int32: exact; fp32: this fixed order), the block's own from
+    // registers. reduce_fixed (S known at compile time): a 16-value chunk's loads of all S - 1
+    // other slices issue back to back before any add, one L2 round trip per chunk (w64: 2 chunks;
+    // w: 4, so only at S = 4 is that fewer than the loop's 2·(S - 1)). Otherwise (and for forced
+    // S > 4) 32 values of one slice at a time.
+    auto add = [](Acc a, Acc b) -> Acc { return MODE == MODE_FS || A16 ? (Acc)fadd_rn(a, b) : (Acc)(int)((u32)a + (u32)b); };
+    auto load4 = [&](int z, int j) { return ld_cg_v4(mine + z * SLICE16 + j * 256); };  // slice z: values 4j .. 4j + 3
+    auto reduce_fixed = [&](auto s_c) {
+      constexpr int SS = decltype(s_c)::value, CH = 16;  // CH values a chunk: (SS - 1)·CH registers of loads
 #pragma unroll
-    for (int c = 0; c < NV / CH; ++c) {
-      Acc sum[CH];
-      for (int z = 0; z < S; ++z) {
-        Acc w[CH];
-        if (z == split) {
+      for (int c = 0; c < NV / CH; ++c) {
+        Acc w[SS - 1][CH];  // the other slices, by rank: slice z is w[z] below split, w[z - 1] above
 #pragma unroll
-          for (int e = 0; e < CH; ++e) w[e] = get(CH * c + e);
-        } else {
+        for (int r = 0; r < SS - 1; ++r) {
+          const int z = r < split ? r : r + 1;
 #pragma unroll
           for (int j = 0; j < CH / 4; ++j) {
-            const U4 v = ld_cg_v4(mine + z * SLICE16 + (CH / 4 * c + j) * 256);
-            bits_to_acc(v.x, w[4 * j]), bits_to_acc(v.y, w[4 * j + 1]), bits_to_acc(v.z, w[4 * j + 2]), bits_to_acc(v.w, w[4 * j + 3]);
+            const U4 v = load4(z, CH / 4 * c + j);
+            bits_to_acc(v.x, w[r][4 * j]), bits_to_acc(v.y, w[r][4 * j + 1]), bits_to_acc(v.z, w[r][4 * j + 2]), bits_to_acc(v.w, w[r][4 * j + 3]);
           }
         }
 #pragma unroll
-        for (int e = 0; e < CH; ++e)
-          sum[e] = z == 0 ? w[e] : MODE == MODE_FS || A16 ? (Acc)fadd_rn(sum[e], w[e]) : (Acc)(int)((u32)sum[e] + (u32)w[e]);
-      }
+        for (int e = 0; e < CH; ++e) {
+          const int i = CH * c + e;
+          const Acc own = get(i);
+          Acc sum = split == 0 ? own : w[0][e];
 #pragma unroll
-      for (int e = 0; e < CH; ++e) set(CH * c + e, sum[e]);
+          for (int z = 1; z < SS; ++z) sum = add(sum, z == split ? own : z < split ? w[z < SS - 1 ? z : SS - 2][e] : w[z - 1][e]);
+          set(i, sum);
+        }
+      }
+    };
+    if (BT == 64 && S == 2) reduce_fixed(IC<2>());
+    else if (BT == 64 && S == 3) reduce_fixed(IC<3>());
+    else if (S == 4) reduce_fixed(IC<4>());
+    else {
+      constexpr int CH = 32;
+#pragma unroll
+      for (int c = 0; c < NV / CH; ++c) {
+        Acc sum[CH];
+        for (int z = 0; z < S; ++z) {
+          Acc w[CH];
+          if (z == split) {
+#pragma unroll
+            for (int e = 0; e < CH; ++e) w[e] = get(CH * c + e);
+          } else {
+#pragma unroll
+            for (int j = 0; j < CH / 4; ++j) {
+              const U4 v = load4(z, CH / 4 * c + j);
+              bits_to_acc(v.x, w[4 * j]), bits_to_acc(v.y, w[4 * j + 1]), bits_to_acc(v.z, w[4 * j + 2]), bits_to_acc(v.w, w[4 * j + 3]);
+            }
+          }
+#pragma unroll
+          for (int e = 0; e < CH; ++e) sum[e] = z == 0 ? w[e] : add(sum[e], w[e]);
+        }
+#pragma unroll
+        for (int e = 0; e < CH; ++e) set(CH * c + e, sum[e]);
+      }
     }
   }
 
