@@ -6,7 +6,9 @@
 //    rounds, has one: a block per row tile).
 // 2. layer chains: "<variant> chain <arch> M grid us/layer GB/s": 32 layers of qkv -> o -> gate_up
 //    -> down in one CUDA graph with programmatic dependent launch, o and down adding a residual, as
-//    the engine runs them.
+//    the engine runs them; "chain0" lines: IS and FS on the resident grid without the residual
+//    (as bench gemm --layer times them; on 2026-12-02 IS trailed FS by 1–2% at M = 1 in this probe's
+//    chains but not in bench gemm --layer's: does the residual make the difference?).
 // 3. (variant "base" only) "pattern": the rounds' weight reads alone, no compute, in the repacked
 //    layout, a 16-row-tile-contiguous one and with the .L2::256B hint: what the access order costs.
 // PROBE_ONLY=NxK: part 1 for that shape alone (for ncu).
@@ -233,6 +235,18 @@ int main(int argc, char** argv) {
               }
           }, 1, 7, 32);
           printf("%-10s chain   %-9s %s M %2d grid/SM %2d %8.2f us/layer %7.0f GB/s\n", variant, a.name, KIND_NAME[kind], M, perSm, us, bytes / us / 1e3);
+          if (perSm == 0 && kind != 1) {  // IS and FS once more without the residual adds (bench gemm --layer's chain)
+            const float us0 = graph_us(st, [&](cudaStream_t s) {
+              for (int layer = 0; layer < 32; ++layer)
+                for (int i = 0; i < 4; ++i) {
+                  const int N = a.shapes[i][0], K = a.shapes[i][1], cp = layer & 1;
+                  Operands o = ops[kind][mi][i];
+                  o.residual = nullptr;
+                  launch(cs[i], o, (size_t)cp * N * K / 2, (size_t)cp * (K / 128) * N * sBytes, M, N, K, s, layer + i > 0);
+                }
+            }, 1, 7, 32);
+            printf("%-10s chain0  %-9s %s M %2d grid/SM %2d %8.2f us/layer %7.0f GB/s (no residual)\n", variant, a.name, KIND_NAME[kind], M, perSm, us0, bytes / us0 / 1e3);
+          }
         }
     for (int i = 0; i < 4; ++i) {
       cudaFree(ops[0][0][i].W); cudaFree(ops[0][0][i].S); cudaFree(ops[1][0][i].S); cudaFree(ops[2][0][i].S); cudaFree(ops[0][0][i].shift);
