@@ -8,9 +8,10 @@ import { registerBenchGemm } from './bench-gemm.ts';
 import { registerBenchE2e } from './bench-e2e.ts';
 import { registerBenchGptq } from './bench-gptq.ts';
 import { registerBenchServe } from './bench-serve.ts';
+import { registerBenchSample } from './bench-sample.ts';
 
 export function register(program: Command): void {
-  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs; e2e: the GPU engine; gptq: GPTQ of one layer on the GPU; serve: continuous batching)');
+  const bench = program.command('bench').description('benchmarks (cpu: the CPU engine; gemm: GPU GEMMs; e2e: the GPU engine; gptq: GPTQ of one layer on the GPU; serve: continuous batching; sample: host sampling)');
 
   bench
     .command('cpu')
@@ -43,4 +44,5 @@ export function register(program: Command): void {
   registerBenchE2e(bench); // `bench e2e`: the GPU engine end to end (src/cli/bench-e2e.ts)
   registerBenchGptq(bench); // `bench gptq`: one decoder layer's GPTQ on the GPU (src/cli/bench-gptq.ts)
   registerBenchServe(bench); // `bench serve`: continuous against static batching, CPU or GPU (src/cli/bench-serve.ts)
+  registerBenchSample(bench); // `bench sample`: host sampling against the full-sort definition (src/cli/bench-sample.ts)
 }
