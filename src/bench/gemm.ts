@@ -122,14 +122,16 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** The commit measured: $INTSCALE_COMMIT, else .device/commit (written before a GPU run), else git. */
+/** The commit measured: $INTSCALE_COMMIT (scripts/gpu-run.sh sets it), else git's HEAD, else
+ *  .device/commit (a packed copy without its repository), else 'unknown'. (.device/commit comes
+ *  after git: in a checkout it is whatever commit the last device run was packed at.) */
 export function currentCommit(): string {
   if (process.env.INTSCALE_COMMIT) return process.env.INTSCALE_COMMIT;
   try {
-    return fs.readFileSync('.device/commit', 'utf8').trim();
-  } catch { /* not a packed run */ }
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch { /* no repository here */ }
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return fs.readFileSync('.device/commit', 'utf8').trim();
   } catch {
     return 'unknown';
   }

@@ -38,3 +38,19 @@ test('bench sample --json writes the results it prints', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('benchmarks label their results with git HEAD in a checkout, and with .device/commit only without a repository', () => {
+  const run = (cwd: string) => execFileSync(process.execPath, [path.resolve('bin/intscale.js'), 'bench', 'sample', '--vocab', '50', '--sigma', '1', '--rows', '1', '--reps', '1'],
+    { cwd, encoding: 'utf8', env: { ...process.env, INTSCALE_COMMIT: '' } }).split('\n')[0]!;
+  const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  assert.match(run(process.cwd()), new RegExp(`commit ${head},`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-commit-'));
+  try {
+    assert.match(run(dir), /commit unknown,/);
+    fs.mkdirSync(path.join(dir, '.device'));
+    fs.writeFileSync(path.join(dir, '.device', 'commit'), 'abc1234\n');
+    assert.match(run(dir), /commit abc1234,/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
