@@ -24,6 +24,14 @@ export function sampleToken(logits: Float32Array, rng: Rng, opts: SamplingOption
   if (!(temperature >= 0) || !Number.isFinite(temperature)) fail('sampling', `temperature must be ≥ 0 (got ${temperature})`);
   if (!(topP > 0 && topP <= 1)) fail('sampling', `top-p must be in (0, 1] (got ${topP})`);
   if (temperature === 0) return argmax(logits);
+  const { probs, sum } = temperatureProbs(logits, temperature);
+  const u = rng.next();
+  if (topP >= 1) return drawInIdOrder(probs, u);
+  return nucleusPick(probs, topP, u, 1 / sum);  // the largest logit's probability is exp(0) / sum
+}
+
+/** softmax(logits / T) in float64, summed in id order (and that sum). */
+function temperatureProbs(logits: Float32Array, temperature: number): { probs: Float64Array; sum: number } {
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
@@ -31,13 +39,14 @@ export function sampleToken(logits: Float32Array, rng: Rng, opts: SamplingOption
   let sum = 0;
   for (let i = 0; i < n; i++) { probs[i] = Math.exp((logits[i]! - max) / temperature); sum += probs[i]!; }
   for (let i = 0; i < n; i++) probs[i]! /= sum;
-  const u = rng.next();
-  if (topP >= 1) {
-    let cdf = 0;
-    for (let i = 0; i < n; i++) { cdf += probs[i]!; if (u < cdf) return i; }
-    return n - 1;
-  }
-  return nucleusPick(probs, topP, u, 1 / sum);  // the largest logit's probability is exp(0) / sum
+  return { probs, sum };
+}
+
+/** The whole distribution (top-p ≥ 1): the first id whose running probability exceeds u. */
+function drawInIdOrder(probs: Float64Array, u: number): number {
+  let cdf = 0;
+  for (let i = 0; i < probs.length; i++) { cdf += probs[i]!; if (u < cdf) return i; }
+  return probs.length - 1;
 }
 
 /**
@@ -45,19 +54,9 @@ export function sampleToken(logits: Float32Array, rng: Rng, opts: SamplingOption
  * path (nucleusPick) must equal token for token (test/unit/sampling.test.ts, `intscale bench sample`).
  */
 export function sampleTokenFullSort(logits: Float32Array, rng: Rng, temperature: number, topP: number): number {
-  const n = logits.length;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
-  const probs = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) { probs[i] = Math.exp((logits[i]! - max) / temperature); sum += probs[i]!; }
-  for (let i = 0; i < n; i++) probs[i]! /= sum;
+  const { probs } = temperatureProbs(logits, temperature), n = probs.length;
   const u = rng.next();
-  if (topP >= 1) {
-    let cdf = 0;
-    for (let i = 0; i < n; i++) { cdf += probs[i]!; if (u < cdf) return i; }
-    return n - 1;
-  }
+  if (topP >= 1) return drawInIdOrder(probs, u);
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]! || a - b);
   let mass = 0, cut = n;
   for (let j = 0; j < n; j++) { mass += probs[order[j]!]!; if (mass >= topP) { cut = j + 1; break; } }
