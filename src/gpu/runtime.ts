@@ -227,12 +227,12 @@ export class Gpu {
 
   // ---- modules ---------------------------------------------------------------------------
 
-  /** Compile a .cu file with NVRTC for this GPU's arch (cached on disk and per process) and load it. */
   /** A TMA descriptor for a kernel parameter ({ bytes }): see tensor-map.ts. */
   tensorMap2d(spec: TensorMap2dSpec): Buffer {
     return encodeTensorMap2d(this.api, spec);
   }
 
+  /** Compile a .cu file with NVRTC for this GPU's arch (cached on disk and per process) and load it. */
   compile(sourceFile: string, opts: CompileOptions = {}): Module {
     const full = { ...opts, arch: opts.arch ?? this.arch };
     const key = JSON.stringify(['file', sourceFile, full]);

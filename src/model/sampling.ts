@@ -144,7 +144,8 @@ function sortDescending(keys: Float64Array, ids: Int32Array): void {
       }
       continue;
     }
-    // pivot: the median of lo, mid, hi (by value; ties by id)
+    // pivot: the median of lo, mid, hi by value (equal values: mid); any pivot sorts correctly,
+    // this one only keeps the partitions balanced
     const mid = (lo + hi) >> 1;
     let p = mid;
     const a = keys[lo]!, b = keys[mid]!, c = keys[hi]!;

@@ -58,8 +58,9 @@ export function cudaStepBackend(engine: CudaEngine): StepBackend {
   return {
     slots: engine.cache.slots, maxRows: engine.maxRows, maxSeq: engine.cache.maxSeq,
     step(chunks) {
-      // a step of decode rows only replays its row count's CUDA graph (same launches, same logits)
-      const n = chunks.every((ch) => ch.tokens.length === 1) ? engine.runDecodeStep(chunks) : engine.runStep(chunks);
+      // a step of decode rows only replays its row count's CUDA graph (same launches, same logits);
+      // runDecodeStep runs any other step eagerly, as runStep
+      const n = engine.runDecodeStep(chunks);
       const logits = engine.readLogits(n);
       return chunks.map((_, i) => logits.subarray(i * V, (i + 1) * V));
     },

@@ -38,7 +38,6 @@ export interface ServerOptions {
   apiKey?: string;
 }
 
-
 interface Pending {
   rng: Rng;
   sampling: SamplingOptions;

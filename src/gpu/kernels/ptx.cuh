@@ -99,24 +99,12 @@ DEVI u32 atom_add_u32(u32* p, u32 v) {
   return old;
 }
 // .cg: the non-coherent L1 must not serve a stale copy of another block's partial
-DEVI void st_cg(int* p, int v) { asm volatile("st.global.cg.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory"); }
-DEVI void st_cg(float* p, float v) { asm volatile("st.global.cg.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory"); }
 DEVI void st_cg_v4(U4* p, U4 v) {
   asm volatile("st.global.cg.v4.u32 [%0], {%1,%2,%3,%4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
 DEVI U4 ld_cg_v4(const U4* p) {
   U4 v;
   asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
-  return v;
-}
-DEVI int ld_cg(const int* p) {
-  int v;
-  asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-DEVI float ld_cg(const float* p) {
-  float v;
-  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
   return v;
 }
 
